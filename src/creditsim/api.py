@@ -1,0 +1,63 @@
+"""The public entry points: :func:`simulate` runs a scenario's Monte Carlo paths."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from .engine import Simulation
+from .errors import ScenarioError
+from .results import Results
+from .scenario import Scenario, load_scenario
+
+__all__ = ["simulate"]
+
+
+def simulate(
+    scenario: Scenario | str | Path | None = None,
+    paths: int | Iterable[int] = 100,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Results:
+    """Run Monte Carlo paths of a scenario.
+
+    Parameters
+    ----------
+    scenario : Scenario, str or Path, optional
+        A validated scenario, or a scenario file to load; the bundled default when omitted.
+    paths : int or iterable of int
+        How many paths (numbered 0..paths-1), or the path numbers themselves. Path k's result depends only
+        on (scenario, seed, k): never on which other paths run with it.
+    seed : int
+        Seed of every random stream (≥ 0).
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each path.
+
+    Returns
+    -------
+    Results
+    """
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ScenarioError("seed", seed, "must be a whole number ≥ 0")
+    if isinstance(paths, bool):
+        raise ScenarioError("paths", paths, "must be a whole number ≥ 1 or a list of path numbers")
+    if isinstance(paths, (int, np.integer)):
+        if paths < 1:
+            raise ScenarioError("paths", paths, "must be ≥ 1")
+        path_ids = list(range(int(paths)))
+    else:
+        path_ids = [int(p) for p in paths]
+        if not path_ids or min(path_ids) < 0 or len(set(path_ids)) != len(path_ids):
+            raise ScenarioError("paths", path_ids, "must be distinct path numbers ≥ 0")
+    bank_runs, population_runs = [], []
+    for done, path in enumerate(path_ids, start=1):
+        sim = Simulation(scenario, int(seed), path).run()
+        bank_runs.append(sim.bank_metrics)
+        population_runs.append(sim.population_metrics)
+        if progress is not None:
+            progress(done, len(path_ids))
+    return Results(scenario, int(seed), path_ids, np.stack(bank_runs), np.stack(population_runs))

@@ -1,0 +1,86 @@
+"""Borrowers: the firms that hold loans, one row each, in numpy arrays with reusable slots.
+
+A firm becomes a row when it takes its first loan in the scenario (or is in the opening book) and gives the
+row back when its last loan ends; between loans it is a count in the pool of firms without a loan
+(:mod:`creditsim.population`). Rows are recycled through a free list, so memory follows the number of
+current borrowers, not of everyone who ever borrowed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["BorrowerTable"]
+
+
+class BorrowerTable:
+    """Current borrowers.
+
+    Attributes (arrays indexed by slot)
+    -----------------------------------
+    segment, grade : int8
+        Segment and credit grade (true PD class) of the firm.
+    bank : int16
+        The firm's bank (all its loans are with that bank).
+    default_month : int32
+        Month the firm defaults (M + 1: not within the horizon).
+    loans : int32
+        Number of performing loans the firm holds.
+    line : float64
+        Total of the firm's loan sizes, CNY: its credit line (单户授信总额).
+    graduating : bool
+        The firm's line passed the inclusive limit; its loans are not renewed in the inclusive book.
+    """
+
+    _FIELDS = {
+        "segment": np.int8,
+        "grade": np.int8,
+        "bank": np.int16,
+        "default_month": np.int32,
+        "loans": np.int32,
+        "line": np.float64,
+        "graduating": np.bool_,
+    }
+
+    def __init__(self, capacity: int = 1024) -> None:
+        capacity = max(int(capacity), 16)
+        for name, dtype in self._FIELDS.items():
+            setattr(self, name, np.zeros(capacity, dtype=dtype))
+        self._free = np.arange(capacity - 1, -1, -1, dtype=np.int64)  # a stack: the top is the end
+        self._n_free = capacity
+
+    @property
+    def capacity(self) -> int:
+        return self.loans.shape[0]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(self, name).nbytes for name in self._FIELDS) + self._free.nbytes
+
+    def add(self, n: int) -> np.ndarray:
+        """Take ``n`` free slots (growing the arrays when needed) and return them, zero-filled."""
+        if n > self._n_free:
+            self._grow(max(2 * self.capacity, self.capacity + n - self._n_free))
+        slots = self._free[self._n_free - n : self._n_free][::-1].copy()
+        self._n_free -= n
+        for name in self._FIELDS:
+            getattr(self, name)[slots] = 0
+        return slots
+
+    def release(self, slots: np.ndarray) -> None:
+        """Give slots back (each at most once)."""
+        n = slots.shape[0]
+        self._free[self._n_free : self._n_free + n] = slots
+        self._n_free += n
+
+    def _grow(self, capacity: int) -> None:
+        old = self.capacity
+        for name, dtype in self._FIELDS.items():
+            grown = np.zeros(capacity, dtype=dtype)
+            grown[:old] = getattr(self, name)
+            setattr(self, name, grown)
+        free = np.empty(capacity, dtype=np.int64)
+        free[: self._n_free] = self._free[: self._n_free]
+        free[self._n_free : self._n_free + capacity - old] = np.arange(capacity - 1, old - 1, -1)
+        self._free = free
+        self._n_free += capacity - old

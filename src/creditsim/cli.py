@@ -1,0 +1,147 @@
+"""The ``creditsim`` command.
+
+``creditsim run [SCENARIO] [--paths N] [--seed S] [--set dotted.key=value ...] [--out DIR]`` runs a scenario
+(the bundled default when none is given) and prints the key metrics at the end date with their 5–95% band;
+``creditsim validate SCENARIO`` checks a file. Exit codes: 0 success, 2 bad input (one line on stderr, no
+traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import __version__
+from .api import simulate
+from .errors import CreditsimError
+from .metrics import metric
+from .results import ALL, Results
+from .scenario import load_scenario
+from .units import format_amount
+
+__all__ = ["main"]
+
+DEFAULT_PATHS = 100
+END_STOCKS = ("balance", "borrowers", "loans", "npl_balance", "npl_ratio", "credit_loan_balance", "all_loans_balance", "firms", "unbanked_firms")
+TOTAL_FLOWS = ("disbursed", "repaid", "defaulted", "defaults", "recovered", "written_off", "interest_income", "credit_loan_disbursed", "approvals", "graduated")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``creditsim`` command; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except CreditsimError as exc:
+        print(f"creditsim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("creditsim: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="creditsim", description="Monte Carlo simulation of SME lending programmes.")
+    parser.add_argument("--version", action="version", version=f"creditsim {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run a scenario and print its key metrics")
+    run.add_argument("scenario", nargs="?", help="scenario TOML file (default: the bundled default scenario)")
+    run.add_argument("--paths", type=_positive_int, default=DEFAULT_PATHS, help=f"Monte Carlo paths (default {DEFAULT_PATHS})")
+    run.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every random stream (default 0)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field, e.g. banks.city_bank.max_pd=0.05")
+    run.add_argument("--out", metavar="DIR", help="write the results (metrics.parquet, manifest.json) to DIR")
+    run.set_defaults(handler=_run)
+
+    validate = commands.add_parser("validate", help="check a scenario file and say what is wrong")
+    validate.add_argument("scenario", help="scenario TOML file")
+    validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field before checking")
+    validate.set_defaults(handler=_validate)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {text!r}")
+    return value
+
+
+def _validate(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario, args.overrides)
+    banks, segments = len(scenario.banks), len(scenario.firms.segments)
+    print(f"{args.scenario}: valid ({scenario.name}: {segments} segments, {banks} banks, {scenario.calendar.months} months from {scenario.calendar.start})")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario, args.overrides)
+    show = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if show:
+            print(f"\r{done}/{total} paths", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    results = simulate(scenario, paths=args.paths, seed=args.seed, progress=progress)
+    print(format_summary(results))
+    if args.out:
+        where = results.save(args.out)
+        print(f"\nresults written to {where}")
+    return 0
+
+
+def format_summary(results: Results) -> str:
+    """The compact text summary ``creditsim run`` prints: end-date stocks and totals over the run, as the
+    median and the 5–95% band across paths."""
+    s = results.scenario
+    first, last = results.dates[1], results.dates[-1]
+    lines = [
+        f"creditsim {__version__} · {s.name} · {results.paths} paths · seed {results.seed} · {first} → {last}",
+        "",
+        f"{'at ' + last:<28}{'median':>14}   {'5%–95% band':<28}",
+    ]
+    for name in END_STOCKS:
+        lines.append(_line(name, results.values(name, ALL)[:, -1]))
+    opening = results.values("balance", ALL)[:, 0]
+    lines.append(_line("balance increase (新增)", results.values("balance", ALL)[:, -1] - opening, unit="CNY"))
+    lines += ["", f"{'total ' + first + ' → ' + last:<28}"]
+    for name in TOTAL_FLOWS:
+        lines.append(_line(name, results.cumulative(name, ALL)))
+    return "\n".join(lines)
+
+
+def _line(name: str, values: np.ndarray, unit: str | None = None) -> str:
+    unit = unit or metric(name).unit
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return f"{name:<28}{'n/a':>14}"
+    p5, p50, p95 = np.percentile(values, [5, 50, 95])
+    return f"{name:<28}{_fmt(p50, unit):>14}   [{_fmt(p5, unit)}, {_fmt(p95, unit)}]"
+
+
+def _fmt(value: float, unit: str) -> str:
+    if not math.isfinite(value):
+        return str(value)
+    if unit == "CNY":
+        return format_amount(value)
+    if unit == "fraction":
+        return f"{100 * value:.2f}%"
+    return f"{value:,.0f}"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""The exception hierarchy of creditsim.
+
+Every error creditsim raises on purpose derives from :class:`CreditsimError`, so a caller can catch the
+library's errors without catching programming errors.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CreditsimError", "ScenarioError", "ResultsError"]
+
+
+class CreditsimError(Exception):
+    """Base class of every error creditsim raises on purpose."""
+
+
+class ScenarioError(CreditsimError, ValueError):
+    """A scenario file or override is invalid.
+
+    The message is one line naming the dotted field, the offending value and the rule, e.g.
+    ``banks.city_bank.max_pd = 1.3: must be in [0, 1]``.
+    """
+
+    def __init__(self, field: str, value: object, rule: str) -> None:
+        self.field = field
+        self.value = value
+        self.rule = rule
+        shown = _show(value)
+        super().__init__(f"{field} = {shown}: {rule}" if shown is not None else f"{field}: {rule}")
+
+
+class ResultsError(CreditsimError):
+    """A results directory is missing, incomplete or does not match its manifest."""
+
+
+def _show(value: object) -> str | None:
+    """Render a value for an error message (``None`` when there is nothing to show)."""
+    if value is _MISSING:
+        return None
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class _Missing:
+    def __repr__(self) -> str:  # pragma: no cover - never shown
+        return "<missing>"
+
+
+_MISSING = _Missing()

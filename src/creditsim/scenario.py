@@ -1,0 +1,526 @@
+"""Scenario files: the typed, validated description of a lending programme.
+
+A scenario is TOML written in the user's language (amounts in 万/亿, rates in %, months ``"YYYY-MM"``). It is
+loaded through one door, :func:`load_scenario`, which parses units, applies ``--set`` overrides, validates every
+field and every cross-field rule, and returns a frozen :class:`Scenario`. Every problem raises
+:class:`~creditsim.errors.ScenarioError` naming the dotted field, the value and the rule. The engine trusts
+what comes out.
+
+The field reference (``docs/scenario-reference.md``) is generated from this module by
+:func:`reference_markdown`, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from .errors import _MISSING, ScenarioError
+from .units import month_index, parse_amount, parse_count, parse_month, parse_rate
+
+__all__ = [
+    "Scenario",
+    "Calendar",
+    "Segment",
+    "Firms",
+    "Bank",
+    "Demand",
+    "StressPoint",
+    "Risk",
+    "PRODUCTS",
+    "FACTOR_MONTHS",
+    "DEFAULT_SCENARIO",
+    "load_scenario",
+    "scenario_from_dict",
+    "parse_overrides",
+    "reference_markdown",
+]
+
+#: Loan products: 信用 (credit, unsecured), 担保 (guaranteed), 抵押/质押 (collateral).
+PRODUCTS: tuple[str, ...] = ("credit", "guaranteed", "collateral")
+#: Months per period of the systematic factor.
+FACTOR_MONTHS: dict[str, int] = {"monthly": 1, "quarterly": 3, "annual": 12}
+#: The bundled default scenario, run by ``creditsim run`` with no file.
+DEFAULT_SCENARIO = "default.toml"
+
+
+# --------------------------------------------------------------------------------------------------- value types
+def _probability(value: object) -> float:
+    rate = parse_rate(value)
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError("must be in [0, 1]")
+    return rate
+
+
+def _growth(value: object) -> float:
+    rate = parse_rate(value)
+    if rate <= -1.0:
+        raise ValueError("must be > -100%")
+    return rate
+
+
+def _non_negative(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be a number")
+    if not math.isfinite(value):
+        raise ValueError("must be finite")
+    if value < 0:
+        raise ValueError("must be ≥ 0")
+    return float(value)
+
+
+def _positive_amount(value: object) -> float:
+    amount = parse_amount(value)
+    if amount <= 0:
+        raise ValueError("must be > 0")
+    return amount
+
+
+def _name(value: object) -> str:
+    if not isinstance(value, str) or not value or any(c in value for c in ". \t\n=,"):
+        raise ValueError("names must be non-empty and contain no dots, spaces, '=' or ','")
+    return value
+
+
+Amount = Annotated[float, BeforeValidator(parse_amount)]
+PositiveAmount = Annotated[float, BeforeValidator(_positive_amount)]
+Count = Annotated[float, BeforeValidator(parse_count)]
+Probability = Annotated[float, BeforeValidator(_probability)]
+Growth = Annotated[float, BeforeValidator(_growth)]
+NonNegative = Annotated[float, BeforeValidator(_non_negative)]
+Month = Annotated[str, BeforeValidator(parse_month)]
+
+
+class _Model(BaseModel):
+    """Frozen, strict, no unknown keys, no NaN or infinity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+# --------------------------------------------------------------------------------------------------- sections
+class Calendar(_Model):
+    """When the simulation runs."""
+
+    start: Month = Field(description="First simulated month, 'YYYY-MM'. The opening balances are those at the end of the month before.")
+    months: int = Field(ge=1, le=600, description="Number of simulated months (1–600).")
+
+
+class Segment(_Model):
+    """One segment of the firm population (micro firms, small firms, 个体工商户 …)."""
+
+    label: str = Field("", description="Display name, e.g. '小型企业'.")
+    firms: Count = Field(description="Firms in the segment at the start (count; '12万' allowed).")
+    unbanked_share: Probability = Field(description="Share of the segment's firms with no loan at the start (无贷户 and former borrowers).")
+    entry_per_year: Count = Field(0.0, description="New firms registered per year (新增小微企业), Poisson, spread evenly over months.")
+    exit_rate: Probability = Field(0.0, description="Annual probability that a firm without a loan closes.")
+    applications_per_month: Count = Field(0.0, description="Loan applications per month from the segment's unbanked firms (Poisson); grows at demand.growth.")
+    pd: list[Probability] = Field(description="Annual probability of default of each credit grade (true PD).")
+    grade_share: list[Probability] = Field(description="Share of the segment's firms in each grade; same length as pd, sums to 1.")
+    rho: Probability = Field(description="Asset correlation ρ with the systematic factor (one-factor Gaussian model), in [0, 1).")
+    line_median: PositiveAmount = Field(description="Median credit line (单户授信) of a borrower at first loan, CNY.")
+    line_p90: PositiveAmount = Field(description="90th percentile of the credit line at first loan, CNY (> line_median); lines are lognormal.")
+    line_growth: Growth = Field(0.0, description="Annual growth of a borrower's loan size when it re-borrows.")
+
+
+class Firms(_Model):
+    """The firm population."""
+
+    inclusive_line_limit: PositiveAmount = Field(1e7, description="Credit line above which a borrower leaves the inclusive (普惠型) book; 1000万 by the regulator's definition.")
+    segments: dict[Annotated[str, BeforeValidator(_name)], Segment] = Field(description="The segments, keyed by name.")
+
+
+class Bank(_Model):
+    """A bank (or a group of banks assessed together)."""
+
+    label: str = Field("", description="Display name.")
+    share: Probability = Field(description="Share of borrowers: of the initial inclusive borrowers and of new applications. Shares sum to 1.")
+    initial_balance: PositiveAmount | None = Field(None, description="Initial inclusive loan balance, CNY; when given, the initial book's loan sizes are scaled to it.")
+    all_loans: PositiveAmount = Field(description="Initial balance of all the bank's loans (各项贷款), inclusive ones included, CNY.")
+    non_inclusive_growth: Growth | dict[str, Growth] = Field(description="Annual growth of the bank's loans outside the inclusive book: one rate, or a table by year ('2021' = '8%') covering every simulated year.")
+    max_pd: Probability = Field(description="Risk appetite: the highest annual PD the bank lends to.")
+    rate: Probability = Field(description="Annual interest rate on its inclusive loans.")
+    term_mix: dict[str, Probability] = Field(description="Share of new loans by term in months, e.g. {12 = 0.6, 24 = 0.3, 36 = 0.1}; sums to 1. Loans repay at maturity (bullet).")
+    product_mix: dict[str, Probability] = Field(description="Share of new loans by product: credit (信用), guaranteed (担保), collateral (抵押/质押); sums to 1.")
+
+
+class Demand(_Model):
+    """How borrowers come and stay."""
+
+    growth: Growth = Field(0.0, description="Annual growth of applications_per_month of every segment.")
+    reborrow_prob: Probability = Field(description="Probability that a maturing loan is followed by a new loan to the same firm.")
+    loans_per_borrower: NonNegative = Field(1.0, description="Mean number of loans a borrower takes at once (≥ 1): 1 + Poisson(loans_per_borrower − 1); the line is split evenly.")
+
+
+class StressPoint(_Model):
+    """One step of the macro stress path."""
+
+    date: Month = Field(description="Month from which the multiplier applies (until the next point).")
+    pd_multiplier: NonNegative = Field(description="Factor applied to every annual PD from this month on.")
+
+
+class Risk(_Model):
+    """Defaults, losses and recoveries."""
+
+    factor_frequency: Literal["monthly", "quarterly", "annual"] = Field("annual", description="How often the systematic factor Z is redrawn: monthly, quarterly or annual.")
+    stress: list[StressPoint] = Field(default_factory=list, description="Macro stress path: PD multipliers by date, in date order; before the first point the multiplier is 1.")
+    lgd: dict[str, Probability] = Field(description="Mean loss given default by product (credit, guaranteed, collateral).")
+    lgd_sd: NonNegative = Field(0.0, description="Standard deviation of a loan's LGD (Beta distributed around the mean); 0 for a fixed LGD.")
+    recovery_lag_months: int = Field(12, ge=0, le=120, description="Months from default to the recovery of (1 − LGD) of the defaulted balance.")
+    write_off_months: int = Field(24, ge=0, le=240, description="Months from default to the write-off of what was not recovered (≥ recovery_lag_months).")
+
+
+class Scenario(_Model):
+    """A complete, validated scenario. Build one with :func:`load_scenario` or :func:`scenario_from_dict`."""
+
+    name: str = Field(description="Short name of the scenario.")
+    description: str = Field("", description="What the scenario represents and where its numbers come from.")
+    calendar: Calendar
+    firms: Firms
+    banks: dict[Annotated[str, BeforeValidator(_name)], Bank] = Field(description="The banks, keyed by name.")
+    demand: Demand
+    risk: Risk
+
+    # ------------------------------------------------------------------ derived views used by the engine
+    @property
+    def segment_names(self) -> list[str]:
+        return list(self.firms.segments)
+
+    @property
+    def bank_names(self) -> list[str]:
+        return list(self.banks)
+
+    @property
+    def start_index(self) -> int:
+        """Month index (see :func:`creditsim.units.month_index`) of the first simulated month."""
+        return month_index(self.calendar.start)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The scenario as plain JSON-able data that :func:`scenario_from_dict` accepts again."""
+        return self.model_dump(mode="json")
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON form: equal digests mean equal scenarios."""
+        text = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------- loading
+def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | list[str] | None = None) -> Scenario:
+    """Load, override and validate a scenario file.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A TOML scenario file; the bundled default scenario when omitted.
+    overrides : dict or list of str, optional
+        Values to set before validation, as ``{"banks.city.max_pd": 0.05}`` or as the CLI's
+        ``["banks.city.max_pd=0.05"]`` strings (values parsed as TOML, else taken as text).
+
+    Returns
+    -------
+    Scenario
+
+    Raises
+    ------
+    ScenarioError
+        When the file cannot be read or parsed, or any field or rule is violated.
+    """
+    if path is None:
+        text = resources.files("creditsim").joinpath("scenarios", DEFAULT_SCENARIO).read_text(encoding="utf-8")
+        source = DEFAULT_SCENARIO
+    else:
+        source = str(path)
+        try:
+            raw_bytes = Path(path).read_bytes()
+        except OSError as exc:
+            raise ScenarioError(source, _MISSING, f"cannot read the file: {exc.strerror or exc}") from None
+        try:
+            text = raw_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ScenarioError(source, _MISSING, "is not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(source, _MISSING, f"is not valid TOML: {exc}") from None
+    if isinstance(overrides, list):
+        overrides = parse_overrides(overrides)
+    return scenario_from_dict(data, overrides)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Turn ``["a.b=1", "c=50万"]`` into ``{"a.b": 1, "c": "50万"}``; values are read as TOML when they can be."""
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ScenarioError("--set", item, "must be written dotted.key=value")
+        try:
+            parsed[key] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed[key] = value.strip()
+    return parsed
+
+
+def scenario_from_dict(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> Scenario:
+    """Validate scenario data (as read from TOML) after applying dotted-key overrides."""
+    data = json.loads(json.dumps(data, default=str))  # a deep copy that the overrides may change
+    for key, value in (overrides or {}).items():
+        _set_dotted(data, key, value)
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise _scenario_error(exc, data) from None
+    _check_rules(scenario)
+    return scenario
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node: Any = data
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part) if isinstance(node, dict) else None
+        if child is None:
+            child = {}
+            node[part] = child
+        elif not isinstance(child, dict):
+            raise ScenarioError(".".join(parts[: depth + 1]), child, f"is not a table, so '{key}' cannot be set")
+        node = child
+    node[parts[-1]] = value
+
+
+_TYPE_RULES = {
+    "int_type": "must be a whole number",
+    "float_type": "must be a number",
+    "string_type": "must be a string",
+    "dict_type": "must be a table",
+    "list_type": "must be a list",
+    "bool_type": "must be true or false",
+    "finite_number": "must be finite",
+    "literal_error": None,
+}
+
+
+def _scenario_error(exc: ValidationError, data: dict[str, Any]) -> ScenarioError:
+    """The first validation error, as a one-line ScenarioError naming the dotted field."""
+    error = exc.errors(include_url=False)[0]
+    loc = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
+    # a union (one rate, or a table by year) reports each branch; name the field, not the branch
+    loc = [part for part in loc if part not in {"float", "dict[str,function-before[_growth(), float]]"}]
+    field = ".".join(loc) or "scenario"
+    kind = error["type"]
+    value = error.get("input", _MISSING)
+    if kind == "missing":
+        return ScenarioError(field, _MISSING, "is required")
+    if kind == "extra_forbidden":
+        parent = _lookup(data, loc[:-1])
+        known = _known_fields(loc[:-1])
+        hint = difflib.get_close_matches(loc[-1], known, n=1)
+        rule = "unknown field" + (f" (did you mean '{hint[0]}'?)" if hint else f"; allowed: {', '.join(known)}" if known else "")
+        del parent
+        return ScenarioError(field, value, rule)
+    if kind == "value_error":
+        return ScenarioError(field, value, str(error["msg"]).removeprefix("Value error, "))
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        ctx = error.get("ctx", {})
+        bound = next(iter(ctx.values()), "?")
+        op = {"greater_than_equal": "≥", "less_than_equal": "≤", "greater_than": ">", "less_than": "<"}[kind]
+        return ScenarioError(field, value, f"must be {op} {bound}")
+    rule = _TYPE_RULES.get(kind) or str(error["msg"]).lower()
+    return ScenarioError(field, value, rule)
+
+
+def _lookup(data: Any, loc: list[str]) -> Any:
+    for part in loc:
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return None
+    return data
+
+
+def _known_fields(loc: list[str]) -> list[str]:
+    """Field names allowed at a location of the schema (for 'did you mean')."""
+    model: Any = Scenario
+    for part in loc:
+        if model is None:
+            return []
+        if part in getattr(model, "model_fields", {}):
+            annotation = model.model_fields[part].annotation
+            model = _model_of(annotation)
+        elif part.isdigit() or model is None:
+            continue
+        else:
+            model = _dict_value_model(model, loc)
+    return list(getattr(model, "model_fields", {})) if model is not None else []
+
+
+def _model_of(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _dict_value_model(model: Any, loc: list[str]) -> Any:
+    return model  # keys of a dict of models (bank or segment names) keep the value model
+
+
+# --------------------------------------------------------------------------------------------------- rules
+def _check_rules(s: Scenario) -> None:
+    """Cross-field rules that single fields cannot express."""
+    if not s.firms.segments:
+        raise ScenarioError("firms.segments", _MISSING, "must hold at least one segment")
+    if not s.banks:
+        raise ScenarioError("banks", _MISSING, "must hold at least one bank")
+    limit = s.firms.inclusive_line_limit
+    max_multiplier = max([1.0] + [p.pd_multiplier for p in s.risk.stress])
+    for name, seg in s.firms.segments.items():
+        f = f"firms.segments.{name}"
+        if not seg.pd:
+            raise ScenarioError(f"{f}.pd", seg.pd, "must list at least one grade")
+        if len(seg.grade_share) != len(seg.pd):
+            raise ScenarioError(f"{f}.grade_share", seg.grade_share, f"must have one share per grade ({len(seg.pd)} grades in pd)")
+        _check_sum(f"{f}.grade_share", seg.grade_share)
+        if seg.rho >= 1.0:
+            raise ScenarioError(f"{f}.rho", seg.rho, "must be < 1")
+        if seg.line_p90 <= seg.line_median:
+            raise ScenarioError(f"{f}.line_p90", seg.line_p90, f"must be > line_median ({seg.line_median:g})")
+        if seg.line_median >= limit:
+            raise ScenarioError(f"{f}.line_median", seg.line_median, f"must be < firms.inclusive_line_limit ({limit:g})")
+        if seg.firms != math.floor(seg.firms):
+            raise ScenarioError(f"{f}.firms", seg.firms, "must be a whole number of firms")
+        worst = max(seg.pd) * max_multiplier
+        if worst > 1.0:
+            raise ScenarioError("risk.stress", max_multiplier, f"makes an annual PD above 1 in segment {name} ({max(seg.pd):g} × {max_multiplier:g})")
+    _check_sum("banks.*.share", [b.share for b in s.banks.values()])
+    years = range(int(s.calendar.start[:4]), int(s.calendar.start[:4]) + (int(s.calendar.start[5:]) - 1 + s.calendar.months - 1) // 12 + 1)
+    for name, bank in s.banks.items():
+        f = f"banks.{name}"
+        if not bank.term_mix:
+            raise ScenarioError(f"{f}.term_mix", bank.term_mix, "must list at least one term")
+        for key in bank.term_mix:
+            if not key.isdigit() or not 1 <= int(key) <= 360:
+                raise ScenarioError(f"{f}.term_mix.{key}", bank.term_mix[key], "terms must be whole months from 1 to 360")
+        _check_sum(f"{f}.term_mix", list(bank.term_mix.values()))
+        _check_products(f"{f}.product_mix", bank.product_mix)
+        _check_sum(f"{f}.product_mix", list(bank.product_mix.values()))
+        if bank.initial_balance is not None and bank.initial_balance > bank.all_loans:
+            raise ScenarioError(f"{f}.initial_balance", bank.initial_balance, f"must be ≤ all_loans ({bank.all_loans:g})")
+        if isinstance(bank.non_inclusive_growth, dict):
+            for key in bank.non_inclusive_growth:
+                if not (key.isdigit() and len(key) == 4):
+                    raise ScenarioError(f"{f}.non_inclusive_growth.{key}", bank.non_inclusive_growth[key], "keys must be years such as '2021'")
+            missing = [str(y) for y in years if str(y) not in bank.non_inclusive_growth]
+            if missing:
+                raise ScenarioError(f"{f}.non_inclusive_growth", _MISSING, f"has no rate for year {missing[0]}")
+    if s.demand.loans_per_borrower < 1.0:
+        raise ScenarioError("demand.loans_per_borrower", s.demand.loans_per_borrower, "must be ≥ 1")
+    _check_products("risk.lgd", s.risk.lgd, complete=True)
+    for product, mean in s.risk.lgd.items():
+        if s.risk.lgd_sd > 0 and s.risk.lgd_sd**2 >= mean * (1 - mean):
+            raise ScenarioError("risk.lgd_sd", s.risk.lgd_sd, f"must be < sqrt(m(1−m)) = {math.sqrt(mean * (1 - mean)):.4g} for the mean LGD of {product} ({mean:g})")
+    dates = [month_index(p.date) for p in s.risk.stress]
+    for i in range(1, len(dates)):
+        if dates[i] <= dates[i - 1]:
+            raise ScenarioError(f"risk.stress.{i}.date", s.risk.stress[i].date, "stress dates must be in increasing order")
+    if s.risk.write_off_months < s.risk.recovery_lag_months:
+        raise ScenarioError("risk.write_off_months", s.risk.write_off_months, f"must be ≥ risk.recovery_lag_months ({s.risk.recovery_lag_months})")
+    from .population import initial_population  # checks that the banked firms fit the banks' risk appetite
+
+    initial_population(s)
+
+
+def _check_sum(field: str, values: list[float]) -> None:
+    total = math.fsum(values)
+    if abs(total - 1.0) > 1e-6:
+        raise ScenarioError(field, round(total, 9), "shares must sum to 1")
+
+
+def _check_products(field: str, table: dict[str, float], complete: bool = False) -> None:
+    for key in table:
+        if key not in PRODUCTS:
+            hint = difflib.get_close_matches(key, PRODUCTS, n=1)
+            raise ScenarioError(f"{field}.{key}", table[key], "unknown product" + (f" (did you mean '{hint[0]}'?)" if hint else f"; products are {', '.join(PRODUCTS)}"))
+    if complete:
+        for product in PRODUCTS:
+            if product not in table:
+                raise ScenarioError(f"{field}.{product}", _MISSING, "is required (one value per product)")
+
+
+# --------------------------------------------------------------------------------------------------- reference
+def reference_markdown() -> str:
+    """The scenario field reference as Markdown, generated from the schema (``docs/scenario-reference.md``)."""
+    lines = [
+        "# Scenario file reference",
+        "",
+        "Generated from `creditsim/scenario.py` by `creditsim.scenario.reference_markdown()`; a test keeps this file",
+        "equal to it. Amounts accept plain CNY or strings with 万/亿/万亿 (`\"300亿\"`, `\"800万元\"`); rates and shares",
+        "accept `0.008` or `\"0.8%\"`; counts accept `15000` or `\"1.5万\"`; months are `\"YYYY-MM\"`. Unknown keys, wrong",
+        "types, NaN/inf and values out of range are errors naming the dotted field.",
+        "",
+    ]
+    sections: list[tuple[str, type[BaseModel]]] = [
+        ("(top level)", Scenario),
+        ("[calendar]", Calendar),
+        ("[firms]", Firms),
+        ("[firms.segments.NAME]", Segment),
+        ("[banks.NAME]", Bank),
+        ("[demand]", Demand),
+        ("[risk]", Risk),
+        ("[[risk.stress]]", StressPoint),
+    ]
+    for title, model in sections:
+        lines += [f"## {title}", "", (model.__doc__ or "").strip().splitlines()[0], "", "| field | type | default | meaning |", "|---|---|---|---|"]
+        for name, info in model.model_fields.items():
+            if _model_of(info.annotation) is not None and name not in ("segments", "banks", "stress"):
+                continue
+            default = "required" if info.is_required() else ("[]" if info.default_factory is list else f"`{info.default!r}`" if info.default not in (None, "") else "none" if info.default is None else "`\"\"`")
+            lines.append(f"| `{name}` | {_type_name(info.annotation)} | {default} | {info.description or ''} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _type_name(annotation: Any) -> str:
+    text = repr(annotation)
+    for marker, name in (
+        ("_probability", "share/rate in [0, 1]"),
+        ("_growth", "rate > −100%"),
+        ("_positive_amount", "amount (CNY) > 0"),
+        ("parse_amount", "amount (CNY) ≥ 0"),
+        ("parse_count", "count ≥ 0"),
+        ("parse_month", "month 'YYYY-MM'"),
+        ("_non_negative", "number ≥ 0"),
+    ):
+        if marker in text:
+            if text.startswith("dict"):
+                return f"table of {name}"
+            if text.startswith("list"):
+                return f"list of {name}"
+            return name
+    if annotation is int:
+        return "integer"
+    if annotation is str:
+        return "string"
+    if "Literal" in text:
+        return " \\| ".join(f"`{a}`" for a in annotation.__args__)
+    if "Segment" in text:
+        return "table of segments"
+    if "Bank" in text:
+        return "table of banks"
+    if "StressPoint" in text:
+        return "array of tables"
+    return text

@@ -1,0 +1,152 @@
+"""Parsing of the values people write in scenario files: amounts in 万/亿, rates in %, months.
+
+Every parser takes what a TOML file can hold (int, float or str) and returns a plain number, or raises
+``ValueError`` whose message is the rule that was broken; the scenario loader adds the field name.
+
+Examples
+--------
+>>> parse_amount("1.1万亿")
+1100000000000.0
+>>> parse_amount("800万元")
+8000000.0
+>>> parse_rate("0.8%")
+0.008
+>>> month_index("2021-03") - month_index("2020-12")
+3
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+__all__ = [
+    "UNIT_MULTIPLIERS",
+    "parse_amount",
+    "parse_count",
+    "parse_rate",
+    "parse_month",
+    "month_index",
+    "month_label",
+    "format_amount",
+]
+
+#: Chinese magnitude units accepted in amounts and counts (longest first, so 万亿 wins over 亿).
+UNIT_MULTIPLIERS: dict[str, float] = {"万亿": 1e12, "亿": 1e8, "万": 1e4}
+
+_NUMBER = r"[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+_AMOUNT_RE = re.compile(rf"^\s*({_NUMBER})\s*(万亿|亿|万)?\s*(元)?\s*$")
+_COUNT_RE = re.compile(rf"^\s*({_NUMBER})\s*(万亿|亿|万)?\s*(户|家|个)?\s*$")
+_RATE_RE = re.compile(rf"^\s*(-?{_NUMBER})\s*(%)?\s*$")
+_MONTH_RE = re.compile(r"^\s*([0-9]{4})-([0-9]{2})\s*$")
+
+
+def _plain_number(value: object) -> float:
+    """A finite real number from an int or float (bools are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be a number or a string such as '300亿'")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("must be finite")
+    return number
+
+
+def parse_amount(value: object) -> float:
+    """An amount of money in CNY.
+
+    Parameters
+    ----------
+    value : int, float or str
+        A plain number of CNY, or a string with a Chinese unit: ``"300亿"``, ``"1.1万亿"``, ``"50万"``,
+        ``"800万元"``, ``"1200元"``.
+
+    Returns
+    -------
+    float
+        The amount in CNY (≥ 0).
+    """
+    if isinstance(value, str):
+        match = _AMOUNT_RE.match(value)
+        if match is None:
+            raise ValueError("must be an amount such as 5000000, '50万', '300亿' or '1.1万亿' (units 万, 亿, 万亿, 元)")
+        amount = float(match.group(1)) * UNIT_MULTIPLIERS.get(match.group(2) or "", 1.0)
+    else:
+        amount = _plain_number(value)
+    if not math.isfinite(amount):
+        raise ValueError("must be finite")
+    if amount < 0:
+        raise ValueError("must be ≥ 0")
+    return amount
+
+
+def parse_count(value: object) -> float:
+    """A non-negative count of firms, borrowers or events (may be a rate, so not forced to an integer).
+
+    Accepts plain numbers and strings such as ``"53万"``, ``"1.5万户"``, ``"14458家"``.
+    """
+    if isinstance(value, str):
+        match = _COUNT_RE.match(value)
+        if match is None:
+            raise ValueError("must be a count such as 15000, '1.5万' or '53万户' (units 万, 亿)")
+        count = float(match.group(1)) * UNIT_MULTIPLIERS.get(match.group(2) or "", 1.0)
+    else:
+        count = _plain_number(value)
+    if not math.isfinite(count):
+        raise ValueError("must be finite")
+    if count < 0:
+        raise ValueError("must be ≥ 0")
+    return count
+
+
+def parse_rate(value: object) -> float:
+    """A rate or share as a fraction: ``0.008`` or ``"0.8%"`` both give 0.008."""
+    if isinstance(value, str):
+        match = _RATE_RE.match(value)
+        if match is None:
+            raise ValueError("must be a fraction such as 0.008 or a percentage such as '0.8%'")
+        rate = float(match.group(1)) / (100.0 if match.group(2) else 1.0)
+    else:
+        rate = _plain_number(value)
+    if not math.isfinite(rate):
+        raise ValueError("must be finite")
+    return rate
+
+
+def parse_month(value: object) -> str:
+    """A calendar month written ``"YYYY-MM"``; returned in that normal form."""
+    if not isinstance(value, str):
+        raise ValueError("must be a month written as a string 'YYYY-MM', e.g. '2021-01'")
+    match = _MONTH_RE.match(value)
+    if match is None:
+        raise ValueError("must be a month written 'YYYY-MM', e.g. '2021-01'")
+    year, month = int(match.group(1)), int(match.group(2))
+    if not 1 <= month <= 12:
+        raise ValueError("month must be between 01 and 12")
+    if not 1900 <= year <= 2200:
+        raise ValueError("year must be between 1900 and 2200")
+    return f"{year:04d}-{month:02d}"
+
+
+def month_index(month: str) -> int:
+    """Months since January of year 0 for a ``"YYYY-MM"`` string (so differences count months)."""
+    year, mon = month.split("-")
+    return int(year) * 12 + int(mon) - 1
+
+
+def month_label(index: int) -> str:
+    """Inverse of :func:`month_index`."""
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def format_amount(cny: float) -> str:
+    """A human-readable amount: ``1.23万亿``, ``456.7亿``, ``89.0万`` or plain CNY."""
+    if not math.isfinite(cny):
+        return str(cny)
+    size = abs(cny)
+    if size >= 1e12:
+        return f"{cny / 1e12:.3g}万亿"
+    if size >= 1e8:
+        return f"{cny / 1e8:,.1f}亿"
+    if size >= 1e4:
+        return f"{cny / 1e4:,.1f}万"
+    return f"{cny:,.0f}"
