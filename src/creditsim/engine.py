@@ -15,7 +15,9 @@ type handled for all affected firms or loans at once with numpy:
 
 Every loan is touched when it is made and when it ends (see :mod:`creditsim.loanbook`); a firm's default
 month is drawn once, when it becomes a borrower (see :mod:`creditsim.risk`). Stocks are running totals
-updated by the same flows that are reported, so the balance identities hold by construction.
+updated by the same flows that are reported, so the balance identities hold by construction. Money is kept
+in whole fen (0.01 CNY) held in float64, so every sum is exact below 2^53 fen (about 90万亿 CNY): no stock
+drifts, and a book that runs off ends at exactly 0.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from scipy.special import ndtr, ndtri
 from .borrowers import BorrowerTable
 from .errors import ScenarioError
 from .loanbook import LoanBook, Loans
-from .metrics import BANK_METRICS, POPULATION_METRICS
+from .metrics import BANK_METRICS, POPULATION_METRICS, metric
 from .population import grade_table, initial_population
 from .risk import beta_parameters, cumulative_hazard, default_months, monthly_hazards
 from .scenario import FACTOR_MONTHS, PRODUCTS, Scenario
@@ -42,6 +44,9 @@ _B = {name: i for i, name in enumerate(BANK_METRICS)}
 _P = {name: i for i, name in enumerate(POPULATION_METRICS)}
 _Z90 = float(ndtri(0.9))
 _CREDIT = PRODUCTS.index("credit")
+#: Fen per CNY: the engine's unit of money.
+FEN = 100.0
+_MONEY = [i for i, name in enumerate(BANK_METRICS) if metric(name).unit == "CNY"]
 
 
 class Simulation:
@@ -110,7 +115,7 @@ class Simulation:
         self.book = LoanBook(m)
         self.pool = np.zeros((n_seg, self.n_grades, 2), dtype=np.int64)
         z = np.zeros
-        self.perf_balance, self.perf_credit, self.perf_loans, self.rate_balance = z(nb), z(nb), z(nb), z(nb)
+        self.perf_balance, self.perf_credit, self.perf_loans = z(nb), z(nb), z(nb)
         self.npl_balance, self.npl_credit, self.npl_loans, self.npl_firms = z(nb), z(nb), z(nb), z(nb)
         self.perf_firms = z(nb)
         horizon = m + s.risk.write_off_months + 2
@@ -164,16 +169,16 @@ class Simulation:
         seg, grade, bank = (np.repeat(ix.ravel(), counts.ravel()) for ix in np.indices(counts.shape))
         self._new_borrowers(0, seg, grade, bank, seasoned=True)
         for j, (name, b) in enumerate(self.scenario.banks.items()):
-            self.other_loans[j] = b.all_loans - self.perf_balance[j]
+            self.other_loans[j] = b.all_loans * FEN - self.perf_balance[j]
             if self.other_loans[j] < 0:
-                raise ScenarioError(f"banks.{name}.all_loans", b.all_loans, f"is below the bank's opening inclusive balance ({self.perf_balance[j]:.6g})")
+                raise ScenarioError(f"banks.{name}.all_loans", b.all_loans, f"is below the bank's opening inclusive balance ({self.perf_balance[j] / FEN:.6g})")
         self._record(0)
 
     # ------------------------------------------------------------------------------------------ one month
     def _month(self, t: int) -> None:
         self.flows[:] = 0.0
         self.pop_flows[:] = 0.0
-        self.flows[:, _B["interest_income"]] = self.rate_balance / 12.0
+        self.flows[:, _B["interest_income"]] = self.perf_balance * self.rate / 12.0
         self._population(t)
         ending = self.book.pop(t)
         self._defaults(t, ending.take(ending.defaults))
@@ -209,7 +214,7 @@ class Simulation:
         defaulted_credit = np.bincount(bank, amount * credit, nb)
         count = np.bincount(bank, minlength=nb).astype(float)
         lgd = self._lgd(loans.product)
-        recovery = amount * (1.0 - lgd)
+        recovery = np.round(amount * (1.0 - lgd))
         loss = amount - recovery
         r = self.scenario.risk
         due_r, due_w = t + r.recovery_lag_months, t + r.write_off_months
@@ -227,7 +232,6 @@ class Simulation:
         self.perf_balance -= defaulted
         self.perf_credit -= defaulted_credit
         self.perf_loans -= count
-        self.rate_balance -= np.bincount(bank, amount * loans.rate, nb)
         self.perf_firms -= firm_count
         self.npl_balance += defaulted
         self.npl_credit += defaulted_credit
@@ -258,17 +262,16 @@ class Simulation:
         self.perf_balance -= repaid
         self.perf_credit -= np.bincount(bank, amount * (loans.product == _CREDIT), nb)
         self.perf_loans -= np.bincount(bank, minlength=nb)
-        self.rate_balance -= np.bincount(bank, amount * loans.rate, nb)
         self.flows[:, _B["repaid"]] = repaid
 
         again = (self.rng["demand"].random(len(loans)) < self.scenario.demand.reborrow_prob) & ~table.graduating[firm]
         seg = table.segment[firm]
-        new_amount = amount * (1.0 + self.line_growth[seg]) ** (loans.term / 12.0)
+        new_amount = np.round(amount * (1.0 + self.line_growth[seg]) ** (loans.term / 12.0))
         # a firm whose line would pass the inclusive limit graduates: none of its loans is renewed in the book
         if again.any():
             firms, inverse = np.unique(firm[again], return_inverse=True)
             new_line = table.line[firms] + np.bincount(inverse, new_amount[again] - amount[again])
-            passing = new_line > self.scenario.firms.inclusive_line_limit
+            passing = new_line > self.scenario.firms.inclusive_line_limit * FEN
             table.graduating[firms[passing]] = True
             table.line[firms[~passing]] = new_line[~passing]
             again &= ~table.graduating[firm]
@@ -334,15 +337,16 @@ class Simulation:
         rng = self.rng["loans"]
         # credit line: lognormal (median, p90) truncated at the inclusive limit, by inverse CDF
         u = rng.random(n) * self.line_cap[seg]
-        line = np.exp(self.line_mu[seg] + self.line_sigma[seg] * ndtri(u))
+        line = np.exp(self.line_mu[seg] + self.line_sigma[seg] * ndtri(u)) * FEN
         if seasoned:  # the opening book of a bank with an initial_balance is scaled to it
             line *= self._opening_scale(bank, line)[bank]
         extra = self.scenario.demand.loans_per_borrower - 1.0
         per_firm = 1 + (rng.poisson(extra, n) if extra > 0 else np.zeros(n, dtype=np.int64))
-        table.line[slots] = line
+        per_loan = np.maximum(np.floor(line / per_firm), 1.0)  # whole fen
+        table.line[slots] = per_loan * per_firm
         table.loans[slots] = per_firm
         firm = np.repeat(slots, per_firm)
-        amount = np.repeat(line / per_firm, per_firm)
+        amount = np.repeat(per_loan, per_firm)
         self.perf_firms += np.bincount(bank, minlength=self.n_banks)
         self._make_loans(t, firm, np.repeat(bank, per_firm).astype(np.int16), amount, seasoned=seasoned)
 
@@ -352,7 +356,7 @@ class Simulation:
         scale = np.ones(self.n_banks)
         for j, b in enumerate(self.scenario.banks.values()):
             if b.initial_balance is not None and drawn[j] > 0:
-                scale[j] = b.initial_balance / drawn[j]
+                scale[j] = b.initial_balance * FEN / drawn[j]
         return scale
 
     def _make_loans(self, t: int, firm: np.ndarray, bank: np.ndarray, amount: np.ndarray, seasoned: bool = False) -> None:
@@ -375,7 +379,6 @@ class Simulation:
         self.perf_balance += disbursed
         self.perf_credit += credit
         self.perf_loans += np.bincount(bank, minlength=nb)
-        self.rate_balance += np.bincount(bank, amount * loans.rate, nb)
         if not seasoned:
             self.flows[:, _B["disbursed"]] += disbursed
             self.flows[:, _B["credit_loan_disbursed"]] += credit
@@ -401,7 +404,8 @@ class Simulation:
         with np.errstate(invalid="ignore", divide="ignore"):
             row[:, _B["npl_ratio"]] = np.where(balance > 0, self.npl_balance / balance, np.nan)
         row[:, _B["credit_loan_balance"]] = self.perf_credit + self.npl_credit
-        row[:, _B["all_loans_balance"]] = self.other_loans * self.other_growth[t] + balance
+        row[:, _B["all_loans_balance"]] = np.round(self.other_loans * self.other_growth[t]) + balance
+        row[:, _MONEY] /= FEN
         pop = self.population_metrics[t]
         pop[:] = self.pop_flows
         unbanked = float(self.pool.sum())

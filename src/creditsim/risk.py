@@ -54,7 +54,8 @@ def monthly_hazards(
     """
     months = multiplier.shape[0]
     pd_month = annual_pd[:, None] * multiplier[None, :]  # (C, M) annual PD in force each month
-    period_pd = -np.expm1(np.log1p(-pd_month) * (period_months / 12.0))  # 1 - (1 - pd)^(P/12)
+    with np.errstate(divide="ignore"):
+        period_pd = -np.expm1(np.log1p(-pd_month) * (period_months / 12.0))  # 1 - (1 - pd)^(P/12)
     z = factor[np.arange(months) // period_months]  # (M,)
     sr = np.sqrt(rho)[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -66,10 +67,17 @@ def monthly_hazards(
     return out
 
 
+#: Cumulative hazard (nats) a month of certain default adds: e^-10000 is 0 in double precision and far above
+#: any exponential draw, so the month is certain death, while later months keep finite differences.
+CERTAIN_DEFAULT_NATS = 1e4
+
+
 def cumulative_hazard(hazard: np.ndarray) -> np.ndarray:
-    """``Lambda[c, t] = -sum_{k<=t} log(1 - h[c, k])``; +inf from a month with certain default on."""
-    with np.errstate(divide="ignore"):
-        return np.cumsum(-np.log1p(-hazard), axis=1)
+    """``Lambda[c, t] = -sum_{k<=t} log(1 - h[c, k])``, a month with h = 1 adding :data:`CERTAIN_DEFAULT_NATS`."""
+    nats = np.full(hazard.shape, CERTAIN_DEFAULT_NATS)
+    possible = hazard < 1.0
+    nats[possible] = -np.log1p(-hazard[possible])
+    return np.cumsum(nats, axis=1)
 
 
 def default_months(cum_hazard: np.ndarray, cohort: np.ndarray, start: np.ndarray | int, exp_draw: np.ndarray) -> np.ndarray:

@@ -48,6 +48,8 @@ __all__ = [
 PRODUCTS: tuple[str, ...] = ("credit", "guaranteed", "collateral")
 #: Months per period of the systematic factor.
 FACTOR_MONTHS: dict[str, int] = {"monthly": 1, "quarterly": 3, "annual": 12}
+#: Firms a segment may reach (numpy's hypergeometric sampler needs fewer than 10^9).
+MAX_SEGMENT_FIRMS = 1e9
 #: The bundled default scenario, run by ``creditsim run`` with no file.
 DEFAULT_SCENARIO = "default.toml"
 
@@ -70,11 +72,15 @@ def _growth(value: object) -> float:
 def _non_negative(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("must be a number")
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError("must be finite") from None
+    if not math.isfinite(number):
         raise ValueError("must be finite")
-    if value < 0:
+    if number < 0:
         raise ValueError("must be ≥ 0")
-    return float(value)
+    return number
 
 
 def _positive_amount(value: object) -> float:
@@ -88,6 +94,11 @@ def _name(value: object) -> str:
     if not isinstance(value, str) or not value or any(c in value for c in ". \t\n=,"):
         raise ValueError("names must be non-empty and contain no dots, spaces, '=' or ','")
     return value
+
+
+def _as_tuple(value: object) -> object:
+    """TOML arrays arrive as lists; a scenario keeps them as tuples so it cannot be changed in place."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 Amount = Annotated[float, BeforeValidator(parse_amount)]
@@ -122,8 +133,8 @@ class Segment(_Model):
     entry_per_year: Count = Field(0.0, description="New firms registered per year (新增小微企业), Poisson, spread evenly over months.")
     exit_rate: Probability = Field(0.0, description="Annual probability that a firm without a loan closes.")
     applications_per_month: Count = Field(0.0, description="Loan applications per month from the segment's unbanked firms (Poisson); grows at demand.growth.")
-    pd: list[Probability] = Field(description="Annual probability of default of each credit grade (true PD).")
-    grade_share: list[Probability] = Field(description="Share of the segment's firms in each grade; same length as pd, sums to 1.")
+    pd: Annotated[tuple[Probability, ...], BeforeValidator(_as_tuple)] = Field(description="Annual probability of default of each credit grade (true PD).")
+    grade_share: Annotated[tuple[Probability, ...], BeforeValidator(_as_tuple)] = Field(description="Share of the segment's firms in each grade; same length as pd, sums to 1.")
     rho: Probability = Field(description="Asset correlation ρ with the systematic factor (one-factor Gaussian model), in [0, 1).")
     line_median: PositiveAmount = Field(description="Median credit line (单户授信) of a borrower at first loan, CNY.")
     line_p90: PositiveAmount = Field(description="90th percentile of the credit line at first loan, CNY (> line_median); lines are lognormal.")
@@ -170,11 +181,11 @@ class Risk(_Model):
     """Defaults, losses and recoveries."""
 
     factor_frequency: Literal["monthly", "quarterly", "annual"] = Field("annual", description="How often the systematic factor Z is redrawn: monthly, quarterly or annual.")
-    stress: list[StressPoint] = Field(default_factory=list, description="Macro stress path: PD multipliers by date, in date order; before the first point the multiplier is 1.")
+    stress: Annotated[tuple[StressPoint, ...], BeforeValidator(_as_tuple)] = Field((), description="Macro stress path: PD multipliers by date, in date order; before the first point the multiplier is 1.")
     lgd: dict[str, Probability] = Field(description="Mean loss given default by product (credit, guaranteed, collateral).")
     lgd_sd: NonNegative = Field(0.0, description="Standard deviation of a loan's LGD (Beta distributed around the mean); 0 for a fixed LGD.")
-    recovery_lag_months: int = Field(12, ge=0, le=120, description="Months from default to the recovery of (1 − LGD) of the defaulted balance.")
-    write_off_months: int = Field(24, ge=0, le=240, description="Months from default to the write-off of what was not recovered (≥ recovery_lag_months).")
+    recovery_lag_months: int = Field(12, ge=0, le=120, description="Months from default to the recovery of (1 − LGD) of the defaulted balance (0–120).")
+    write_off_months: int = Field(24, ge=0, le=240, description="Months from default to the write-off of what was not recovered (≥ recovery_lag_months, ≤ 240).")
 
 
 class Scenario(_Model):
@@ -278,7 +289,7 @@ def scenario_from_dict(data: dict[str, Any], overrides: dict[str, Any] | None = 
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise _scenario_error(exc, data) from None
+        raise _scenario_error(exc) from None
     _check_rules(scenario)
     return scenario
 
@@ -302,67 +313,70 @@ _TYPE_RULES = {
     "float_type": "must be a number",
     "string_type": "must be a string",
     "dict_type": "must be a table",
+    "model_type": "must be a table",
     "list_type": "must be a list",
+    "tuple_type": "must be a list",
     "bool_type": "must be true or false",
     "finite_number": "must be finite",
-    "literal_error": None,
 }
 
 
-def _scenario_error(exc: ValidationError, data: dict[str, Any]) -> ScenarioError:
-    """The first validation error, as a one-line ScenarioError naming the dotted field."""
-    error = exc.errors(include_url=False)[0]
-    loc = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
-    # a union (one rate, or a table by year) reports each branch; name the field, not the branch
-    loc = [part for part in loc if part not in {"float", "dict[str,function-before[_growth(), float]]"}]
-    field = ".".join(loc) or "scenario"
+def _field_of(error: Any) -> list[str]:
+    """The dotted location of a pydantic error, without pydantic's own markers (validators, union branches)."""
+    return [str(p) for p in error["loc"] if not (isinstance(p, str) and ("function-" in p or p in _UNION_BRANCHES))]
+
+
+_UNION_BRANCHES = {"float", "dict[str,function-before[_growth(), float]]"}
+
+
+def _scenario_error(exc: ValidationError) -> ScenarioError:
+    """The first validation error, as a one-line ScenarioError naming the dotted field.
+
+    Where a field accepts alternatives (one rate or a table by year) pydantic reports each branch; the
+    deepest location under the first error's field names the real culprit.
+    """
+    errors = exc.errors(include_url=False)
+    first = _field_of(errors[0])
+    error = max((e for e in errors if _field_of(e)[: len(first)] == first), key=lambda e: len(_field_of(e)))
+    loc = _field_of(error)
     kind = error["type"]
     value = error.get("input", _MISSING)
+    if loc and loc[-1] == "[key]":  # a bad bank or segment name
+        return ScenarioError(".".join(loc[:-2]), loc[-2], str(error["msg"]).removeprefix("Value error, "))
+    field = ".".join(loc) or "scenario"
     if kind == "missing":
         return ScenarioError(field, _MISSING, "is required")
     if kind == "extra_forbidden":
-        parent = _lookup(data, loc[:-1])
         known = _known_fields(loc[:-1])
         hint = difflib.get_close_matches(loc[-1], known, n=1)
         rule = "unknown field" + (f" (did you mean '{hint[0]}'?)" if hint else f"; allowed: {', '.join(known)}" if known else "")
-        del parent
         return ScenarioError(field, value, rule)
     if kind == "value_error":
         return ScenarioError(field, value, str(error["msg"]).removeprefix("Value error, "))
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-        ctx = error.get("ctx", {})
-        bound = next(iter(ctx.values()), "?")
+        bound = next(iter(error.get("ctx", {}).values()), "?")
         op = {"greater_than_equal": "≥", "less_than_equal": "≤", "greater_than": ">", "less_than": "<"}[kind]
         return ScenarioError(field, value, f"must be {op} {bound}")
-    rule = _TYPE_RULES.get(kind) or str(error["msg"]).lower()
-    return ScenarioError(field, value, rule)
-
-
-def _lookup(data: Any, loc: list[str]) -> Any:
-    for part in loc:
-        if isinstance(data, dict):
-            data = data.get(part)
-        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
-            data = data[int(part)]
-        else:
-            return None
-    return data
+    return ScenarioError(field, value, _TYPE_RULES.get(kind) or str(error["msg"]).lower())
 
 
 def _known_fields(loc: list[str]) -> list[str]:
-    """Field names allowed at a location of the schema (for 'did you mean')."""
+    """Field names allowed at a location of the schema (for 'did you mean'), walking the schema itself:
+    a table of banks or segments consumes the next part of the location as a name, whatever it is."""
     model: Any = Scenario
-    for part in loc:
-        if model is None:
+    parts = iter(loc)
+    for part in parts:
+        info = model.model_fields.get(part)
+        if info is None:
             return []
-        if part in getattr(model, "model_fields", {}):
-            annotation = model.model_fields[part].annotation
-            model = _model_of(annotation)
-        elif part.isdigit() or model is None:
-            continue
-        else:
-            model = _dict_value_model(model, loc)
-    return list(getattr(model, "model_fields", {})) if model is not None else []
+        inner = _model_of(info.annotation)
+        if inner is None:
+            return []
+        origin = getattr(info.annotation, "__origin__", None)
+        if origin in (dict, tuple):
+            next(parts, None)  # the bank or segment name, or the index in a list of tables
+        model = inner
+    return list(model.model_fields)
 
 
 def _model_of(annotation: Any) -> Any:
@@ -373,10 +387,6 @@ def _model_of(annotation: Any) -> Any:
         if found is not None:
             return found
     return None
-
-
-def _dict_value_model(model: Any, loc: list[str]) -> Any:
-    return model  # keys of a dict of models (bank or segment names) keep the value model
 
 
 # --------------------------------------------------------------------------------------------------- rules
@@ -403,6 +413,8 @@ def _check_rules(s: Scenario) -> None:
             raise ScenarioError(f"{f}.line_median", seg.line_median, f"must be < firms.inclusive_line_limit ({limit:g})")
         if seg.firms != math.floor(seg.firms):
             raise ScenarioError(f"{f}.firms", seg.firms, "must be a whole number of firms")
+        if seg.firms + seg.entry_per_year * s.calendar.months / 12 >= MAX_SEGMENT_FIRMS:
+            raise ScenarioError(f"{f}.firms", seg.firms, f"with its entries over the horizon must stay below {MAX_SEGMENT_FIRMS:.0e} firms (the sampler's limit)")
         worst = max(seg.pd) * max_multiplier
         if worst > 1.0:
             raise ScenarioError("risk.stress", max_multiplier, f"makes an annual PD above 1 in segment {name} ({max(seg.pd):g} × {max_multiplier:g})")
@@ -489,13 +501,13 @@ def reference_markdown() -> str:
             if _model_of(info.annotation) is not None and name not in ("segments", "banks", "stress"):
                 continue
             default = "required" if info.is_required() else ("[]" if info.default_factory is list else f"`{info.default!r}`" if info.default not in (None, "") else "none" if info.default is None else "`\"\"`")
-            lines.append(f"| `{name}` | {_type_name(info.annotation)} | {default} | {info.description or ''} |")
+            lines.append(f"| `{name}` | {_type_name(info.annotation, info.metadata)} | {default} | {info.description or ''} |")
         lines.append("")
     return "\n".join(lines)
 
 
-def _type_name(annotation: Any) -> str:
-    text = repr(annotation)
+def _type_name(annotation: Any, metadata: list[Any]) -> str:
+    text = repr(annotation) + repr(metadata)
     for marker, name in (
         ("_probability", "share/rate in [0, 1]"),
         ("_growth", "rate > −100%"),
@@ -508,7 +520,7 @@ def _type_name(annotation: Any) -> str:
         if marker in text:
             if text.startswith("dict"):
                 return f"table of {name}"
-            if text.startswith("list"):
+            if text.startswith("tuple"):
                 return f"list of {name}"
             return name
     if annotation is int:

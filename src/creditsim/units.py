@@ -41,11 +41,14 @@ _RATE_RE = re.compile(rf"^\s*(-?{_NUMBER})\s*(%)?\s*$")
 _MONTH_RE = re.compile(r"^\s*([0-9]{4})-([0-9]{2})\s*$")
 
 
-def _plain_number(value: object) -> float:
+def _plain_number(value: object, example: str) -> float:
     """A finite real number from an int or float (bools are not numbers here)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError("must be a number or a string such as '300亿'")
-    number = float(value)
+        raise ValueError(f"must be a number or a string such as {example}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError("must be finite") from None
     if not math.isfinite(number):
         raise ValueError("must be finite")
     return number
@@ -71,7 +74,7 @@ def parse_amount(value: object) -> float:
             raise ValueError("must be an amount such as 5000000, '50万', '300亿' or '1.1万亿' (units 万, 亿, 万亿, 元)")
         amount = float(match.group(1)) * UNIT_MULTIPLIERS.get(match.group(2) or "", 1.0)
     else:
-        amount = _plain_number(value)
+        amount = _plain_number(value, "'300亿'")
     if not math.isfinite(amount):
         raise ValueError("must be finite")
     if amount < 0:
@@ -90,7 +93,7 @@ def parse_count(value: object) -> float:
             raise ValueError("must be a count such as 15000, '1.5万' or '53万户' (units 万, 亿)")
         count = float(match.group(1)) * UNIT_MULTIPLIERS.get(match.group(2) or "", 1.0)
     else:
-        count = _plain_number(value)
+        count = _plain_number(value, "'1.5万'")
     if not math.isfinite(count):
         raise ValueError("must be finite")
     if count < 0:
@@ -106,7 +109,7 @@ def parse_rate(value: object) -> float:
             raise ValueError("must be a fraction such as 0.008 or a percentage such as '0.8%'")
         rate = float(match.group(1)) / (100.0 if match.group(2) else 1.0)
     else:
-        rate = _plain_number(value)
+        rate = _plain_number(value, "'0.8%'")
     if not math.isfinite(rate):
         raise ValueError("must be finite")
     return rate

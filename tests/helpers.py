@@ -1,0 +1,85 @@
+"""Test helpers: small scenarios built in code, so each test states the parameters its closed form needs."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from typing import Any
+
+from creditsim.scenario import Scenario, scenario_from_dict
+
+
+def default_data() -> dict[str, Any]:
+    """The bundled default scenario as a plain dict (a fresh copy)."""
+    text = resources.files("creditsim").joinpath("scenarios", "default.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def pool_scenario(
+    *,
+    firms: float,
+    unbanked_share: float,
+    pd: float,
+    rho: float,
+    months: int,
+    term_mix: dict[str, float],
+    reborrow_prob: float,
+    applications_per_month: float = 0.0,
+    factor_frequency: str = "annual",
+    lgd: float = 0.45,
+) -> Scenario:
+    """One segment, one grade, one bank: the homogeneous pool the closed forms describe.
+
+    No entry, no exit, no line growth, one loan per borrower, an inclusive limit far above every line.
+    """
+    data: dict[str, Any] = {
+        "name": "pool",
+        "calendar": {"start": "2021-01", "months": months},
+        "firms": {
+            "inclusive_line_limit": "1万亿",
+            "segments": {
+                "only": {
+                    "firms": firms,
+                    "unbanked_share": unbanked_share,
+                    "applications_per_month": applications_per_month,
+                    "pd": [pd],
+                    "grade_share": [1.0],
+                    "rho": rho,
+                    "line_median": "100万",
+                    "line_p90": "300万",
+                }
+            },
+        },
+        "banks": {
+            "bank": {
+                "share": 1.0,
+                "all_loans": "1万亿",
+                "non_inclusive_growth": 0.0,
+                "max_pd": 1.0,
+                "rate": 0.05,
+                "term_mix": term_mix,
+                "product_mix": {"credit": 1.0},
+            }
+        },
+        "demand": {"reborrow_prob": reborrow_prob},
+        "risk": {
+            "factor_frequency": factor_frequency,
+            "lgd": {"credit": lgd, "guaranteed": lgd, "collateral": lgd},
+            "recovery_lag_months": 6,
+            "write_off_months": 12,
+        },
+    }
+    return scenario_from_dict(data)
+
+
+def small_default(**overrides: Any) -> Scenario:
+    """The default scenario shrunk ~20× (and shortened) so that many paths run in seconds."""
+    data = default_data()
+    for seg in data["firms"]["segments"].values():
+        seg["firms"] = 2000
+        seg["entry_per_year"] = 200
+        seg["applications_per_month"] = 12
+    data["calendar"]["months"] = 30
+    for bank in data["banks"].values():
+        bank["all_loans"] = "100亿"
+    return scenario_from_dict(data, overrides)

@@ -1,0 +1,250 @@
+"""Tests of the ``creditsim`` command: ``run`` and ``validate``, exit codes and error reporting.
+
+The command is called in-process through :func:`creditsim.cli.main` (output captured with ``capsys``); one test
+runs the installed console script in a subprocess. Runs are kept short with ``--set calendar.months=6`` and
+two or three paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas.testing as pdt
+import pytest
+
+import creditsim
+from creditsim import scenario as scenario_module
+from creditsim.cli import main
+
+DEFAULT_TOML = Path(scenario_module.__file__).parent / "scenarios" / "default.toml"
+SHORT = ["--set", "calendar.months=6"]
+
+
+def run_cli(capsys, argv: list[str]) -> tuple[int, str, str]:
+    """Call ``main(argv)`` in-process; return (exit code, stdout, stderr)."""
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, out: str, err: str, *names: str) -> None:
+    """Exit code 2, exactly one stderr line 'creditsim: error: …' naming every given name, no traceback."""
+    assert code == 2
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("creditsim: error: ")
+    for name in names:
+        assert name in lines[0]
+    assert "Traceback" not in err and "Traceback" not in out
+
+
+@pytest.fixture(scope="module")
+def seed1_output() -> str:
+    """stdout of ``run --paths 3 --seed 1`` on the six-month default (computed once per module)."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert main(["run", "--paths", "3", "--seed", "1", *SHORT]) == 0
+    return buffer.getvalue()
+
+
+# ================================================================================================ run
+def test_run_prints_summary(capsys):
+    """`run` on the default prints the summary (balance, npl_ratio …) and exits 0."""
+    code, out, err = run_cli(capsys, ["run", "--paths", "3", "--seed", "1", *SHORT])
+    assert code == 0
+    assert "balance" in out
+    assert "npl_ratio" in out
+    assert "3 paths" in out and "seed 1" in out
+    assert "2021-01 → 2021-06" in out
+    assert "Traceback" not in err
+
+
+def test_run_same_seed_same_output(capsys, seed1_output):
+    """The same seed gives identical printed output."""
+    code, out, _ = run_cli(capsys, ["run", "--paths", "3", "--seed", "1", *SHORT])
+    assert code == 0
+    assert out == seed1_output
+
+
+def test_run_different_seed_different_output(capsys, seed1_output):
+    """A different seed gives different output."""
+    code, out, _ = run_cli(capsys, ["run", "--paths", "3", "--seed", "2", *SHORT])
+    assert code == 0
+    assert out != seed1_output
+    assert "seed 2" in out
+
+
+def test_run_scenario_file_and_set(capsys, tmp_path):
+    """`run FILE --set …` runs the given file with the overrides applied."""
+    path = tmp_path / "s.toml"
+    path.write_text(DEFAULT_TOML.read_text(encoding="utf-8").replace('name = "illustrative-city"', 'name = "from-file"'), encoding="utf-8")
+    code, out, _ = run_cli(capsys, ["run", str(path), "--paths", "2", *SHORT, "--set", "calendar.months=3"])
+    assert code == 0
+    assert "from-file" in out
+    assert "2021-01 → 2021-03" in out  # the later --set wins
+
+
+def test_run_out_writes_results(capsys, tmp_path):
+    """`run --out DIR` writes manifest.json and metrics.parquet equal to the in-process simulate() result."""
+    out_dir = tmp_path / "results"
+    overrides = ["calendar.months=6", "banks.big_bank.rate=5%"]
+    argv = ["run", "--paths", "2", "--seed", "7", "--out", str(out_dir)]
+    for item in overrides:
+        argv += ["--set", item]
+    code, out, _ = run_cli(capsys, argv)
+    assert code == 0
+    assert (out_dir / "manifest.json").is_file()
+    assert (out_dir / "metrics.parquet").is_file()
+    assert str(out_dir) in out
+
+    manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
+    expected = creditsim.simulate(creditsim.load_scenario(None, overrides), paths=2, seed=7)
+    assert manifest["seed"] == 7
+    assert manifest["paths"] == 2
+    assert manifest["scenario_sha256"] == expected.scenario.digest()
+
+    loaded = creditsim.Results.load(out_dir)
+    pdt.assert_frame_equal(loaded.metrics, expected.metrics)
+
+
+# ================================================================================================ bad input
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        (["--set", "banks.big_bank.max_pd=1.3"], "banks.big_bank.max_pd"),
+        (["--set", "calendar.months=abc"], "calendar.months"),
+        (["--set", "banks.big_bank.rate=nan"], "banks.big_bank.rate"),
+        (["--set", "firms.segments.micro.line_median=5 billion"], "firms.segments.micro.line_median"),
+        (["--set", "demand.reborow_prob=0.5"], "demand.reborow_prob"),
+        (["--set", "noequals"], "--set"),
+        (["--set", "calendar.months.x=1"], "calendar.months"),
+    ],
+)
+def test_run_bad_set(capsys, extra, field):
+    """A bad --set value or unknown field exits 2 with one 'creditsim: error:' line naming the field."""
+    code, out, err = run_cli(capsys, ["run", "--paths", "2", *SHORT, *extra])
+    assert_one_line_error(code, out, err, field)
+    assert out == ""  # nothing was run
+
+
+def test_run_unknown_field_hints(capsys):
+    """An unknown field's error line carries the 'did you mean' hint."""
+    code, out, err = run_cli(capsys, ["run", "--paths", "2", "--set", "banks.city_bank.max_pdd=0.1"])
+    assert_one_line_error(code, out, err, "banks.city_bank.max_pdd", "did you mean 'max_pd'")
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_missing_file(capsys, tmp_path, command):
+    """A missing scenario file exits 2 with one error line naming the file."""
+    path = tmp_path / "missing.toml"
+    code, out, err = run_cli(capsys, [command, str(path)])
+    assert_one_line_error(code, out, err, str(path))
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_invalid_toml_file(capsys, tmp_path, command):
+    """A file that is not valid TOML exits 2 with one error line naming the file."""
+    path = tmp_path / "broken.toml"
+    path.write_text('name = "x"\n[calendar\n', encoding="utf-8")
+    code, out, err = run_cli(capsys, [command, str(path)])
+    assert_one_line_error(code, out, err, str(path), "TOML")
+
+
+def test_not_utf8_file(capsys, tmp_path):
+    """A file that is not UTF-8 exits 2 with one error line naming the file."""
+    path = tmp_path / "binary.toml"
+    path.write_bytes(b"\xff\xfe\x00bad")
+    code, out, err = run_cli(capsys, ["validate", str(path)])
+    assert_one_line_error(code, out, err, str(path), "UTF-8")
+
+
+@pytest.mark.parametrize("value", ["0", "abc", "-1", "1.5"])
+def test_bad_paths_is_usage_error(capsys, value):
+    """--paths must be a whole number ≥ 1: argparse exits 2 naming --paths, without a traceback."""
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--paths", value])
+    assert exc.value.code == 2
+    out, err = capsys.readouterr()
+    assert "error:" in err
+    assert "--paths" in err
+    assert "Traceback" not in err and "Traceback" not in out
+
+
+@pytest.mark.parametrize("argv", [["run", "--seed", "-1"], ["run", "--seed", "x"], [], ["frobnicate"], ["run", "--bogus"]])
+def test_other_usage_errors(capsys, argv):
+    """Other command-line mistakes (bad --seed, no or unknown command, unknown option) exit 2 without a traceback."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    out, err = capsys.readouterr()
+    assert "error:" in err
+    assert "Traceback" not in err and "Traceback" not in out
+
+
+def test_huge_integer_set_is_one_line_error(capsys):
+    """A --set integer too large for a float exits 2 with one line naming the field."""
+    code, out, err = run_cli(capsys, ["validate", str(DEFAULT_TOML), "--set", "firms.segments.micro.firms=1" + "0" * 400])
+    assert_one_line_error(code, out, err, "firms.segments.micro.firms")
+
+
+# ================================================================================================ validate
+def test_validate_default_file(capsys):
+    """`validate` on the bundled default file exits 0 and prints 'valid' with the scenario's shape."""
+    code, out, err = run_cli(capsys, ["validate", str(DEFAULT_TOML)])
+    assert code == 0
+    assert "valid" in out
+    assert "3 segments, 3 banks, 36 months from 2021-01" in out
+    assert err == ""
+
+
+def test_validate_with_set(capsys):
+    """`validate --set` checks the overridden scenario."""
+    code, out, _ = run_cli(capsys, ["validate", str(DEFAULT_TOML), "--set", "calendar.months=12"])
+    assert code == 0
+    assert "12 months" in out
+
+
+def test_validate_bad_file(capsys, tmp_path):
+    """`validate` on a file with a bad value exits 2 with one line naming the field."""
+    path = tmp_path / "bad.toml"
+    path.write_text(DEFAULT_TOML.read_text(encoding="utf-8").replace("rho = 0.12", "rho = 1.0"), encoding="utf-8")
+    code, out, err = run_cli(capsys, ["validate", str(path)])
+    assert_one_line_error(code, out, err, "firms.segments.micro.rho")
+    assert out == ""
+
+
+def test_validate_empty_file(capsys, tmp_path):
+    """`validate` on an empty file exits 2 naming the first missing field."""
+    path = tmp_path / "empty.toml"
+    path.write_text("", encoding="utf-8")
+    code, out, err = run_cli(capsys, ["validate", str(path)])
+    assert_one_line_error(code, out, err, "name: is required")
+
+
+# ================================================================================================ console script
+def _console_command() -> list[str]:
+    """The installed ``creditsim`` script next to this interpreter, else ``python -m creditsim.cli``."""
+    script = Path(sys.executable).with_name("creditsim")
+    return [str(script)] if script.is_file() and os.access(script, os.X_OK) else [sys.executable, "-m", "creditsim.cli"]
+
+
+def test_console_script(tmp_path):
+    """The real console script runs (exit 0, summary on stdout) and reports bad input as one line, exit 2."""
+    command = _console_command()
+    ok = subprocess.run([*command, "run", "--paths", "2", "--seed", "1", *SHORT], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "balance" in ok.stdout and "npl_ratio" in ok.stdout
+    assert "Traceback" not in ok.stderr
+
+    bad = subprocess.run([*command, "run", "--paths", "2", "--set", "banks.big_bank.max_pd=1.3"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines() == [bad.stderr.strip()]
+    assert bad.stderr.startswith("creditsim: error: banks.big_bank.max_pd")
+    assert "Traceback" not in bad.stderr
+    assert bad.stdout == ""

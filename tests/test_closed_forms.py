@@ -1,0 +1,114 @@
+"""The engine against closed forms: M/G/∞ occupancy, the Vasicek default-rate distribution, binomial counts.
+
+Every test is seeded; tolerances are multiples of the Monte Carlo standard error, and the KS tests use a
+fixed significance level (p > 0.001). Each distribution test also shows it has power: the same sample
+against a wrong parameter is rejected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import ndtr, ndtri
+
+from creditsim import simulate
+from creditsim.risk import vasicek_cdf
+
+from helpers import pool_scenario
+
+pytestmark = pytest.mark.slow
+
+
+def _poisson_moments_ok(sample: np.ndarray, mu: float, z: float = 4.0) -> None:
+    """Sample mean and variance of iid Poisson(mu) within z standard errors of mu."""
+    n = sample.size
+    mean_se = np.sqrt(mu / n)
+    # Var(s^2) = mu4/n - sigma^4 (n-3)/(n(n-1)), with mu4 = mu + 3 mu^2 for the Poisson
+    var_se = np.sqrt((mu + 3 * mu**2) / n - mu**2 * (n - 3) / (n * (n - 1)))
+    assert abs(sample.mean() - mu) < z * mean_se, (sample.mean(), mu, mean_se)
+    assert abs(sample.var(ddof=1) - mu) < z * var_se, (sample.var(ddof=1), mu, var_se)
+
+
+@pytest.mark.parametrize(
+    ("term_mix", "mean_term", "months"),
+    [({"12": 1.0}, 12.0, 15), ({"6": 0.5, "18": 0.5}, 12.0, 20), ({"3": 0.2, "9": 0.8}, 7.8, 10)],
+)
+def test_mg_infinity_occupancy_is_poisson(term_mix, mean_term, months):
+    """Poisson arrivals (rate λ), terms drawn from a distribution G, no defaults and no re-borrowing: after
+    the longest term the number of loans outstanding is Poisson(λ E[T]) (M/G/∞)."""
+    lam = 40.0
+    scenario = pool_scenario(
+        firms=1e8, unbanked_share=1.0, pd=0.0, rho=0.0, months=months, term_mix=term_mix,
+        reborrow_prob=0.0, applications_per_month=lam,
+    )
+    results = simulate(scenario, paths=2000, seed=11)
+    loans = results.values("loans")[:, -1]
+    _poisson_moments_ok(loans, lam * mean_term)
+    np.testing.assert_array_equal(results.values("borrowers")[:, -1], loans)  # one loan per borrower
+    with pytest.raises(AssertionError):  # power: a 10% larger mean is rejected
+        _poisson_moments_ok(loans, 1.1 * lam * mean_term)
+
+
+def _finite_pool_cdf(x: np.ndarray, n: int, pd: float, rho: float) -> np.ndarray:
+    """CDF of (D + U) / n, D the default count of n firms and U ~ Uniform(0, 1) independent of D.
+
+    D is a Binomial(n, p(Z)) mixture over Z ~ N(0, 1) with p(Z) = Phi((Phi^-1(pd) - sqrt(rho) Z) / sqrt(1 - rho));
+    adding U makes the distribution continuous, so the KS test applies exactly (no large-pool approximation).
+    """
+    k = np.floor(n * x)
+    frac = n * x - k
+    if rho == 0.0:
+        return stats.binom.cdf(k - 1, n, pd) + frac * stats.binom.pmf(k, n, pd)
+    z = np.linspace(-9.0, 9.0, 6001)
+    w = stats.norm.pdf(z) * (z[1] - z[0])
+    p = ndtr((ndtri(pd) - np.sqrt(rho) * z) / np.sqrt(1.0 - rho))
+    cdf = stats.binom.cdf(k[:, None] - 1, n, p[None, :]) + frac[:, None] * stats.binom.pmf(k[:, None], n, p[None, :])
+    return cdf @ w
+
+
+def _one_year_default_rates(pd: float, rho: float, n: int, paths: int, seed: int, frequency: str = "annual") -> np.ndarray:
+    """Default counts in the first year of a static pool of n borrowers (one loan each, always re-borrowing)."""
+    scenario = pool_scenario(
+        firms=n, unbanked_share=0.0, pd=pd, rho=rho, months=12, term_mix={"12": 1.0}, reborrow_prob=1.0,
+        factor_frequency=frequency,
+    )
+    results = simulate(scenario, paths=paths, seed=seed)
+    assert (results.values("borrowers")[:, 0] == n).all()
+    return results.cumulative("defaults")
+
+
+@pytest.mark.parametrize(("pd", "rho"), [(0.02, 0.12), (0.05, 0.24)])
+def test_vasicek_default_rate_distribution(pd, rho):
+    """A homogeneous pool with an annual factor: the one-year default rate follows the Vasicek distribution
+    (KS over 600 paths), both as the large-pool formula and as the exact finite-pool mixture."""
+    n, paths = 20_000, 600
+    defaults = _one_year_default_rates(pd, rho, n, paths, seed=21)
+    rate = defaults / n
+    assert stats.kstest(rate, lambda x: vasicek_cdf(x, pd, rho)).pvalue > 1e-3
+    jitter = np.random.default_rng(5).random(paths)
+    exact = stats.kstest((defaults + jitter) / n, lambda x: _finite_pool_cdf(np.atleast_1d(x), n, pd, rho))
+    assert exact.pvalue > 1e-3
+    # power: the same sample is rejected against half the correlation or a 25% higher PD
+    assert stats.kstest(rate, lambda x: vasicek_cdf(x, pd, rho / 2)).pvalue < 1e-3
+    assert stats.kstest(rate, lambda x: vasicek_cdf(x, 1.25 * pd, rho)).pvalue < 1e-3
+
+
+def test_independent_defaults_are_binomial():
+    """With rho = 0 the one-year default count of n firms is Binomial(n, pd) (KS on the jittered count)."""
+    n, pd, paths = 5_000, 0.03, 800
+    defaults = _one_year_default_rates(pd, 0.0, n, paths, seed=31)
+    jitter = np.random.default_rng(6).random(paths)
+    assert stats.kstest((defaults + jitter) / n, lambda x: _finite_pool_cdf(np.atleast_1d(x), n, pd, 0.0)).pvalue > 1e-3
+    assert stats.kstest((defaults + jitter) / n, lambda x: _finite_pool_cdf(np.atleast_1d(x), n, 1.1 * pd, 0.0)).pvalue < 1e-3
+    mean_se = np.sqrt(n * pd * (1 - pd) / paths)
+    assert abs(defaults.mean() - n * pd) < 4 * mean_se
+
+
+@pytest.mark.parametrize("frequency", ["monthly", "quarterly", "annual"])
+def test_mean_annual_default_rate_is_pd_at_every_factor_frequency(frequency):
+    """Whatever the factor frequency, the expected one-year default rate is the annual PD."""
+    n, pd, rho, paths = 5_000, 0.04, 0.2, 400
+    defaults = _one_year_default_rates(pd, rho, n, paths, seed=41, frequency=frequency)
+    se = defaults.std(ddof=1) / np.sqrt(paths)
+    assert abs(defaults.mean() - n * pd) < 4 * se, (defaults.mean(), n * pd, se)

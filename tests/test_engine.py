@@ -1,0 +1,213 @@
+"""Conservation of money, reproducibility, stream independence and the pure kernels of the engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.special import ndtr, ndtri
+
+from creditsim import Results, ResultsError, simulate
+from creditsim.metrics import BANK_METRICS
+from creditsim.risk import cumulative_hazard, default_months, monthly_hazards
+from creditsim.streams import stream
+from helpers import pool_scenario, small_default
+
+IDENTITY_RTOL = 1e-9
+
+
+def assert_identities(results: Results) -> None:
+    """For every path, bank (and the aggregate) and month:
+    balance[t] = balance[t-1] + disbursed - repaid - recovered - written_off and
+    npl_balance[t] = npl_balance[t-1] + defaulted - recovered - written_off (relative error ≤ 1e-9)."""
+    for bank in results.banks:
+        v = {m: results.values(m, bank) for m in ("balance", "disbursed", "repaid", "recovered", "written_off", "npl_balance", "defaulted")}
+        scale = np.maximum(np.abs(v["balance"]).max(), 1.0)
+        rolled = v["balance"][:, :-1] + (v["disbursed"] - v["repaid"] - v["recovered"] - v["written_off"])[:, 1:]
+        np.testing.assert_allclose(v["balance"][:, 1:], rolled, rtol=0, atol=IDENTITY_RTOL * scale, err_msg=f"balance, bank {bank}")
+        npl = v["npl_balance"][:, :-1] + (v["defaulted"] - v["recovered"] - v["written_off"])[:, 1:]
+        np.testing.assert_allclose(v["npl_balance"][:, 1:], npl, rtol=0, atol=IDENTITY_RTOL * scale, err_msg=f"npl, bank {bank}")
+        assert (v["npl_balance"] >= -IDENTITY_RTOL * scale).all()
+        assert (v["balance"] >= v["npl_balance"] - IDENTITY_RTOL * scale).all()
+        assert (results.values("borrowers", bank) <= results.values("loans", bank)).all()
+    firms = results.values("firms")
+    assert (firms >= results.values("unbanked_firms")).all()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"risk.factor_frequency": "monthly", "risk.lgd_sd": 0.0},
+        {"risk.stress": [{"date": "2021-07", "pd_multiplier": 3.0}, {"date": "2022-07", "pd_multiplier": 0.5}]},
+        {"risk.recovery_lag_months": 0, "risk.write_off_months": 0},
+        {"risk.recovery_lag_months": 3, "risk.write_off_months": 3, "demand.loans_per_borrower": 2.5},
+        {"firms.inclusive_line_limit": "300万", "firms.segments.small.line_median": "150万", "firms.segments.small.line_p90": "290万"},
+        {"banks.big_bank.initial_balance": "5亿", "banks.city_bank.initial_balance": "30亿"},
+    ],
+)
+def test_balance_identities_hold_on_every_path(overrides):
+    """The foundation's two identities on every path, bank and month of several scenarios."""
+    results = simulate(small_default(**overrides), paths=8, seed=3)
+    assert_identities(results)
+    assert results.cumulative("defaults").sum() > 0  # the scenarios exercise defaults
+
+
+def test_stocks_roll_forward_from_flows_and_npl_is_resolved():
+    """Defaulted balance leaves the book as recovery plus write-off: with every default early enough, the
+    cumulative recovered + written off equals the cumulative defaulted of those months."""
+    s = small_default(**{"risk.recovery_lag_months": 2, "risk.write_off_months": 4, "risk.lgd_sd": 0.1})
+    r = simulate(s, paths=4, seed=8)
+    defaulted = r.values("defaulted")[:, 1:-4].sum(axis=1)  # defaults of months 1..M-4 are resolved by month M
+    resolved = (r.values("recovered") + r.values("written_off"))[:, 1:].sum(axis=1)
+    late = r.values("defaulted")[:, -4:].sum(axis=1)
+    assert (resolved >= defaulted * (1 - 1e-12)).all()
+    assert (resolved <= (defaulted + late) * (1 + 1e-12)).all()
+
+
+def test_initial_balance_scales_the_opening_book():
+    """A bank's opening balance equals its initial_balance when one is given (to a fen per loan: loans are
+    whole fen)."""
+    r = simulate(small_default(**{"banks.city_bank.initial_balance": "12.5亿"}), paths=2, seed=1)
+    opening = r.values("balance", "city_bank")[:, 0]
+    assert (np.abs(opening - 12.5e8) <= 0.01 * r.values("loans", "city_bank")[:, 0]).all()
+
+
+def test_same_seed_same_numbers_and_paths_are_independent_of_batch():
+    """A seed fixes every number; path k is the same alone, among 4 or among 60 paths."""
+    s = small_default(**{"calendar.months": 8})
+    a = simulate(s, paths=4, seed=99)
+    b = simulate(s, paths=4, seed=99)
+    np.testing.assert_array_equal(a.bank_metrics, b.bank_metrics)
+    np.testing.assert_array_equal(a.population_metrics, b.population_metrics)
+    alone = simulate(s, paths=[3], seed=99)
+    many = simulate(s, paths=60, seed=99)
+    np.testing.assert_array_equal(alone.bank_metrics[0], a.bank_metrics[3])
+    np.testing.assert_array_equal(many.bank_metrics[3], a.bank_metrics[3])
+    other_seed = simulate(s, paths=[3], seed=100)
+    assert not np.array_equal(other_seed.bank_metrics[0], alone.bank_metrics[0])
+
+
+def test_a_component_draws_only_from_its_own_stream():
+    """The LGD spread uses only the recoveries stream: changing it leaves originations, defaults and borrowers
+    untouched and changes only what depends on recoveries."""
+    s0 = small_default(**{"risk.lgd_sd": 0.0})
+    s1 = small_default(**{"risk.lgd_sd": 0.25})
+    r0, r1 = simulate(s0, paths=3, seed=5), simulate(s1, paths=3, seed=5)
+    for name in ("disbursed", "repaid", "defaulted", "defaults", "borrowers", "loans", "interest_income", "firms"):
+        np.testing.assert_array_equal(r0.values(name), r1.values(name), err_msg=name)
+    assert not np.array_equal(r0.values("recovered"), r1.values("recovered"))
+
+
+def test_streams_are_keyed_by_name_not_by_creation_order():
+    """stream(seed, path, name) draws the same numbers whatever other streams exist."""
+    a = stream(7, 2, "defaults").random(5)
+    stream(7, 2, "a-new-component").random(100)
+    np.testing.assert_array_equal(a, stream(7, 2, "defaults").random(5))
+    assert not np.array_equal(a, stream(7, 2, "macro").random(5))
+    assert not np.array_equal(a, stream(7, 3, "defaults").random(5))
+
+
+def test_save_and_load_round_trip_exactly(tmp_path):
+    """Results.save / Results.load give back the same metrics, scenario, seed and paths."""
+    r = simulate(small_default(**{"calendar.months": 6}), paths=3, seed=4)
+    r.save(tmp_path / "out")
+    back = Results.load(tmp_path / "out")
+    pd.testing.assert_frame_equal(back.metrics, r.metrics)
+    assert back.scenario == r.scenario and back.seed == 4 and back.path_ids == [0, 1, 2]
+    manifest = r.manifest()
+    assert manifest["scenario_sha256"] == r.scenario.digest() and manifest["paths"] == 3
+    r.save(tmp_path / "out")  # replacing an earlier results directory is allowed
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(ResultsError):
+        r.save(tmp_path / "other")
+    data = tmp_path / "out" / "metrics.parquet"
+    data.write_bytes(data.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(ResultsError, match="hash"):
+        Results.load(tmp_path / "out")
+
+
+def test_summary_matches_numpy():
+    """summary(): mean, standard error and percentiles per metric, date and bank, as numpy computes them."""
+    r = simulate(small_default(**{"calendar.months": 5}), paths=6, seed=2)
+    summary = r.summary().set_index(["metric", "date", "bank"])
+    v = r.values("balance", "big_bank")[:, -1]
+    row = summary.loc[("balance", r.dates[-1], "big_bank")]
+    assert row["mean"] == pytest.approx(v.mean(), rel=1e-12)
+    assert row["mcse"] == pytest.approx(v.std(ddof=1) / np.sqrt(6), rel=1e-12)
+    for pct in (5, 25, 50, 75, 95):
+        assert row[f"p{pct}"] == pytest.approx(np.percentile(v, pct), rel=1e-12)
+    assert set(summary.index.get_level_values("metric")) == set(r.metrics["metric"].cat.categories)
+
+
+def test_aggregate_is_the_sum_of_banks():
+    """Bank 'all' holds the sum over banks; its npl_ratio is recomputed from the sums."""
+    r = simulate(small_default(**{"calendar.months": 12}), paths=2, seed=6)
+    banks = r.banks[:-1]
+    for name in BANK_METRICS:
+        if name == "npl_ratio":
+            continue
+        np.testing.assert_allclose(r.values(name), sum(r.values(name, b) for b in banks), rtol=1e-12)
+    np.testing.assert_allclose(r.values("npl_ratio"), r.values("npl_balance") / r.values("balance"), rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------ kernels
+def test_monthly_hazards_reproduce_the_conditional_period_pd():
+    """Given Z, the probability of defaulting within a factor period is Phi((Phi^-1(p_P) - sqrt(rho) Z)/sqrt(1-rho))."""
+    pd_, rho = np.array([0.01, 0.1, 0.0, 1.0]), np.array([0.2, 0.05, 0.3, 0.1])
+    z = np.array([-1.5, 0.3, 2.0])
+    for period in (1, 3, 12):
+        months = 12
+        factor = np.resize(z, -(-months // period))
+        h = monthly_hazards(pd_, rho, np.ones(months), factor, period)
+        assert h.shape == (4, months + 1) and (h[:, 0] == 0).all()
+        survive = np.prod(1 - h[:, 1:].reshape(4, -1, period), axis=2)  # per period
+        p_period = 1 - (1 - pd_) ** (period / 12)
+        with np.errstate(divide="ignore"):
+            expected = ndtr((ndtri(p_period)[:, None] - np.sqrt(rho)[:, None] * factor[None, :]) / np.sqrt(1 - rho)[:, None])
+        np.testing.assert_allclose(1 - survive, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_default_months_match_a_month_by_month_reference():
+    """The vectorised inverse of the cumulative hazard agrees with walking month by month."""
+    rng = np.random.default_rng(0)
+    months = 40
+    hazard = np.zeros((5, months + 1))
+    hazard[:, 1:] = rng.uniform(0, 0.15, (5, months))
+    hazard[3, 1:] = 0.0          # never defaults
+    hazard[4, 20] = 1.0          # certain default in month 20
+    cum = cumulative_hazard(hazard)
+    n = 3000
+    cohort = rng.integers(0, 5, n)
+    start = rng.integers(0, months + 1, n)
+    e = rng.standard_exponential(n)
+    got = default_months(cum, cohort, start, e)
+    for i in range(n):  # reference: accumulate -log(1-h) month by month after the start
+        acc, t = 0.0, start[i] + 1
+        while t <= months:
+            if hazard[cohort[i], t] >= 1:
+                break
+            acc += -np.log1p(-hazard[cohort[i], t])
+            if acc >= e[i]:
+                break
+            t += 1
+        assert got[i] == t, (i, got[i], t)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pd=st.floats(0.0, 0.3), rho=st.floats(0.0, 0.9), reborrow=st.floats(0.0, 1.0),
+    term=st.sampled_from(["1", "6", "12", "30"]), lgd=st.floats(0.0, 1.0), apps=st.floats(0.0, 50.0),
+    frequency=st.sampled_from(["monthly", "quarterly", "annual"]),
+)
+def test_identities_hold_for_random_valid_pools(pd, rho, reborrow, term, lgd, apps, frequency):
+    """Property: for random valid parameters the identities hold and no stock goes negative."""
+    s = pool_scenario(firms=3000, unbanked_share=0.5, pd=pd, rho=rho, months=18, term_mix={term: 1.0},
+                      reborrow_prob=reborrow, applications_per_month=apps, factor_frequency=frequency, lgd=lgd)
+    r = simulate(s, paths=2, seed=1)
+    assert_identities(r)
+    for name in ("balance", "borrowers", "loans", "firms", "unbanked_firms"):
+        assert (r.values(name) >= 0).all()
