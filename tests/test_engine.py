@@ -211,3 +211,13 @@ def test_identities_hold_for_random_valid_pools(pd, rho, reborrow, term, lgd, ap
     assert_identities(r)
     for name in ("balance", "borrowers", "loans", "firms", "unbanked_firms"):
         assert (r.values(name) >= 0).all()
+
+
+def test_readme_metric_table_matches_the_code():
+    """The README's metric table is the one generated from creditsim.metrics."""
+    from pathlib import Path
+
+    from creditsim.metrics import metric_table_markdown
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert metric_table_markdown() in readme
