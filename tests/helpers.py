@@ -27,16 +27,21 @@ def pool_scenario(
     applications_per_month: float = 0.0,
     factor_frequency: str = "annual",
     lgd: float = 0.45,
+    line_median: str = "100万",
+    line_p90: str = "300万",
+    line_growth: float = 0.0,
+    inclusive_line_limit: str = "1万亿",
 ) -> Scenario:
     """One segment, one grade, one bank: the homogeneous pool the closed forms describe.
 
-    No entry, no exit, no line growth, one loan per borrower, an inclusive limit far above every line.
+    No entry, no exit and one loan per borrower; by default no line growth and an inclusive limit far above
+    every line.
     """
     data: dict[str, Any] = {
         "name": "pool",
         "calendar": {"start": "2021-01", "months": months},
         "firms": {
-            "inclusive_line_limit": "1万亿",
+            "inclusive_line_limit": inclusive_line_limit,
             "segments": {
                 "only": {
                     "firms": firms,
@@ -45,8 +50,9 @@ def pool_scenario(
                     "pd": [pd],
                     "grade_share": [1.0],
                     "rho": rho,
-                    "line_median": "100万",
-                    "line_p90": "300万",
+                    "line_median": line_median,
+                    "line_p90": line_p90,
+                    "line_growth": line_growth,
                 }
             },
         },

@@ -248,3 +248,13 @@ def test_console_script(tmp_path):
     assert bad.stderr.startswith("creditsim: error: banks.big_bank.max_pd")
     assert "Traceback" not in bad.stderr
     assert bad.stdout == ""
+
+
+def test_unwritable_out_is_refused_before_the_run(tmp_path, capsys):
+    """--out under a regular file is a one-line error (exit 2) found before any path is simulated."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    code = main(["run", "--paths", "1", "--out", str(blocker / "sub")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("creditsim: error: ")
+    assert "Traceback" not in err

@@ -14,7 +14,6 @@ from scipy.special import ndtr, ndtri
 
 from creditsim import simulate
 from creditsim.risk import vasicek_cdf
-
 from helpers import pool_scenario
 
 pytestmark = pytest.mark.slow

@@ -20,9 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import creditsim
-from creditsim import ScenarioError, load_scenario
+from creditsim import ScenarioError, load_scenario, units
 from creditsim import scenario as scenario_module
-from creditsim import units
 from creditsim.scenario import scenario_from_dict
 
 DEFAULT_TOML = Path(scenario_module.__file__).parent / "scenarios" / "default.toml"
@@ -127,11 +126,11 @@ def test_month_index_counts_months():
 @pytest.mark.parametrize(
     ("override", "attribute", "expected"),
     [
-        ({"banks.big_bank.all_loans": "300亿"}, lambda s: s.banks["big_bank"].all_loans, 3e10),
+        ({"banks.big_bank.all_loans": "3000亿"}, lambda s: s.banks["big_bank"].all_loans, 3e11),
         ({"banks.big_bank.all_loans": "1.1万亿"}, lambda s: s.banks["big_bank"].all_loans, 1.1e12),
         ({"firms.segments.micro.line_median": "50万"}, lambda s: s.firms.segments["micro"].line_median, 5e5),
         ({"firms.inclusive_line_limit": "800万元"}, lambda s: s.firms.inclusive_line_limit, 8e6),
-        ({"banks.big_bank.all_loans": 3e10}, lambda s: s.banks["big_bank"].all_loans, 3e10),
+        ({"banks.big_bank.all_loans": 3e11}, lambda s: s.banks["big_bank"].all_loans, 3e11),
         ({"banks.big_bank.rate": "0.8%"}, lambda s: s.banks["big_bank"].rate, 0.008),
         ({"banks.big_bank.rate": 0.008}, lambda s: s.banks["big_bank"].rate, 0.008),
         ({"firms.segments.micro.firms": "1.5万"}, lambda s: s.firms.segments["micro"].firms, 15000.0),
@@ -703,6 +702,14 @@ NUMERIC_FIELDS = [
     "risk.write_off_months",
 ]
 
+# fields whose value can break a rule that is reported on another field
+CROSS_RULE_PARTNERS = {
+    "banks.big_bank.share": ("banks.*.share",),
+    "firms.segments.small.line_median": ("firms.segments.small.line_p90",),
+    "firms.segments.micro.pd": ("firms.segments.micro.grade_share",),
+    "risk.recovery_lag_months": ("risk.write_off_months",),
+}
+
 _scalars = st.one_of(
     st.just(math.nan),
     st.sampled_from([math.inf, -math.inf]),
@@ -721,11 +728,13 @@ MALFORMED = st.recursive(
 @settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(field=st.sampled_from(NUMERIC_FIELDS), value=MALFORMED)
 def test_malformed_values_only_raise_scenario_error(field, value):
-    """Any malformed value on a numeric field either validates or raises a ScenarioError on that field's section."""
+    """Any malformed value on a numeric field either validates or raises a one-line ScenarioError naming that
+    field (or an element of it), or the partner field of a documented cross-field rule."""
     try:
         scenario_from_dict(BASE_DATA, {field: value})
     except ScenarioError as exc:
-        assert exc.field.startswith(field.split(".")[0]), (exc.field, str(exc))
+        named = exc.field == field or exc.field.startswith(field + ".") or exc.field in CROSS_RULE_PARTNERS.get(field, ())
+        assert named, (field, exc.field, str(exc))
         assert str(exc).startswith(exc.field)
         assert "\n" not in str(exc)
 
@@ -740,3 +749,19 @@ def test_committed_reference_matches_the_schema():
 
     committed = Path(__file__).resolve().parents[1] / "docs" / "scenario-reference.md"
     assert committed.read_text(encoding="utf-8") == reference_markdown() + "\n"
+
+
+@pytest.mark.parametrize("key", ["012", "0", "361", "12.5", "x"])
+def test_term_keys_must_be_canonical_whole_months(key):
+    """term_mix keys are whole months 1..360 written without leading zeros (so '012' cannot alias '12')."""
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict(BASE_DATA, {"banks.big_bank.term_mix": {key: 0.5, "24": 0.5}})
+    assert info.value.field == f"banks.big_bank.term_mix.{key}"
+
+
+def test_all_loans_must_clear_the_expected_opening_book():
+    """A bank's all_loans below its expected opening inclusive balance (plus 6 sd) is refused at validation,
+    not by chance during a run."""
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict(BASE_DATA, {"banks.big_bank.all_loans": "300亿"})
+    assert info.value.field == "banks.big_bank.all_loans"

@@ -14,48 +14,48 @@ __all__ = ["BorrowerTable"]
 
 
 class BorrowerTable:
-    """Current borrowers.
+    """Current borrowers, as arrays indexed by slot.
 
-    Attributes (arrays indexed by slot)
-    -----------------------------------
-    segment, grade : int8
+    Attributes
+    ----------
+    segment, grade : ndarray of int8
         Segment and credit grade (true PD class) of the firm.
-    bank : int16
+    bank : ndarray of int16
         The firm's bank (all its loans are with that bank).
-    default_month : int32
+    default_month : ndarray of int32
         Month the firm defaults (M + 1: not within the horizon).
-    loans : int32
+    loans : ndarray of int32
         Number of performing loans the firm holds.
-    line : float64
-        Total of the firm's loan sizes, CNY: its credit line (单户授信总额).
-    graduating : bool
+    line : ndarray of float64
+        Total of the firm's loan sizes in fen: its credit line (单户授信总额).
+    graduating : ndarray of bool
         The firm's line passed the inclusive limit; its loans are not renewed in the inclusive book.
     """
 
-    _FIELDS = {
-        "segment": np.int8,
-        "grade": np.int8,
-        "bank": np.int16,
-        "default_month": np.int32,
-        "loans": np.int32,
-        "line": np.float64,
-        "graduating": np.bool_,
-    }
-
     def __init__(self, capacity: int = 1024) -> None:
         capacity = max(int(capacity), 16)
-        for name, dtype in self._FIELDS.items():
-            setattr(self, name, np.zeros(capacity, dtype=dtype))
+        self.segment = np.zeros(capacity, np.int8)
+        self.grade = np.zeros(capacity, np.int8)
+        self.bank = np.zeros(capacity, np.int16)
+        self.default_month = np.zeros(capacity, np.int32)
+        self.loans = np.zeros(capacity, np.int32)
+        self.line = np.zeros(capacity, np.float64)
+        self.graduating = np.zeros(capacity, np.bool_)
         self._free = np.arange(capacity - 1, -1, -1, dtype=np.int64)  # a stack: the top is the end
         self._n_free = capacity
 
-    @property
-    def capacity(self) -> int:
-        return self.loans.shape[0]
+    _FIELDS = ("segment", "grade", "bank", "default_month", "loans", "line", "graduating")
 
     @property
-    def nbytes(self) -> int:
-        return sum(getattr(self, name).nbytes for name in self._FIELDS) + self._free.nbytes
+    def capacity(self) -> int:
+        return int(self.loans.shape[0])
+
+    @property
+    def live(self) -> np.ndarray:
+        """Slots in use (for audits; O(capacity))."""
+        used = np.ones(self.capacity, bool)
+        used[self._free[: self._n_free]] = False
+        return np.flatnonzero(used)
 
     def add(self, n: int) -> np.ndarray:
         """Take ``n`` free slots (growing the arrays when needed) and return them, zero-filled."""
@@ -75,9 +75,10 @@ class BorrowerTable:
 
     def _grow(self, capacity: int) -> None:
         old = self.capacity
-        for name, dtype in self._FIELDS.items():
-            grown = np.zeros(capacity, dtype=dtype)
-            grown[:old] = getattr(self, name)
+        for name in self._FIELDS:
+            current = getattr(self, name)
+            grown = np.zeros(capacity, current.dtype)
+            grown[:old] = current
             setattr(self, name, grown)
         free = np.empty(capacity, dtype=np.int64)
         free[: self._n_free] = self._free[: self._n_free]

@@ -90,6 +90,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
+    if args.out:
+        Results.check_target(args.out)
     show = sys.stderr.isatty()
 
     def progress(done: int, total: int) -> None:

@@ -5,11 +5,12 @@ type handled for all affected firms or loans at once with numpy:
 
 1. interest accrues on the performing balance;
 2. the population moves: firms register, firms without a loan fail or close (counts, binomial);
-3. loans end: those whose firm defaults this month turn non-performing (recovery and write-off are filed
-   for later months), the others mature and are repaid, and each matured loan is followed by a new one to the
-   same firm with the re-borrowing probability (unless the firm's line passes the inclusive limit);
-4. firms without a loan apply (Poisson); each goes to a bank by share, which approves it when its PD is
+3. firms without a loan apply (Poisson); each goes to a bank by share, which approves it when its PD is
    within the bank's appetite; approved firms become borrowers with their first loans;
+4. loans end: those whose firm defaults this month turn non-performing (recovery and write-off are filed
+   for later months), the others mature and are repaid, and each matured loan is followed by a new one to the
+   same firm with the re-borrowing probability (unless the firm's line passes the inclusive limit); a firm
+   left without a loan joins the firms without a loan, able to apply again from next month;
 5. recoveries and write-offs filed for this month are booked;
 6. the month closes and every metric is recorded.
 
@@ -32,17 +33,16 @@ from .borrowers import BorrowerTable
 from .errors import ScenarioError
 from .loanbook import LoanBook, Loans
 from .metrics import BANK_METRICS, POPULATION_METRICS, metric
-from .population import grade_table, initial_population
+from .population import grade_table, initial_population, line_parameters
 from .risk import beta_parameters, cumulative_hazard, default_months, monthly_hazards
 from .scenario import FACTOR_MONTHS, PRODUCTS, Scenario
-from .streams import stream
+from .streams import COMPONENTS, stream
 from .units import month_index
 
 __all__ = ["Simulation"]
 
 _B = {name: i for i, name in enumerate(BANK_METRICS)}
 _P = {name: i for i, name in enumerate(POPULATION_METRICS)}
-_Z90 = float(ndtri(0.9))
 _CREDIT = PRODUCTS.index("credit")
 #: Fen per CNY: the engine's unit of money.
 FEN = 100.0
@@ -60,6 +60,9 @@ class Simulation:
         The run's seed.
     path : int
         The path number; with ``seed`` it fixes every random stream (see :mod:`creditsim.streams`).
+    audit : bool
+        Recount every stock from the loan book and the borrower table after each month and raise
+        :class:`AssertionError` on any difference (slow; for tests).
 
     Attributes
     ----------
@@ -70,11 +73,12 @@ class Simulation:
     population_metrics : ndarray, shape (M + 1, len(POPULATION_METRICS))
     """
 
-    def __init__(self, scenario: Scenario, seed: int, path: int) -> None:
+    def __init__(self, scenario: Scenario, seed: int, path: int, audit: bool = False) -> None:
+        self.audit_each_month = audit
         self.scenario = s = scenario
         self.months = m = s.calendar.months
         self.env = simpy.Environment()
-        self.rng = {name: stream(seed, path, name) for name in ("population", "macro", "defaults", "demand", "loans", "recoveries")}
+        self.rng = {name: stream(seed, path, name) for name in COMPONENTS}
         segments = list(s.firms.segments.values())
         banks = list(s.banks.values())
         self.n_banks = nb = len(banks)
@@ -91,9 +95,8 @@ class Simulation:
         self.exit_prob = np.array([-math.expm1(math.log1p(-seg.exit_rate) / 12.0) for seg in segments])
         self.applications = np.array([seg.applications_per_month for seg in segments])
         self.demand_growth = (1.0 + s.demand.growth) ** (1.0 / 12.0)
-        self.line_mu = np.log([seg.line_median for seg in segments])
-        self.line_sigma = (np.log([seg.line_p90 for seg in segments]) - self.line_mu) / _Z90
-        self.line_cap = ndtr((math.log(s.firms.inclusive_line_limit) - self.line_mu) / self.line_sigma)
+        self.line_mu, self.line_sigma = line_parameters(s)
+        self.log_limit = math.log(s.firms.inclusive_line_limit)
         self.line_growth = np.array([seg.line_growth for seg in segments])
 
         # --- banks
@@ -118,7 +121,7 @@ class Simulation:
         self.perf_balance, self.perf_credit, self.perf_loans = z(nb), z(nb), z(nb)
         self.npl_balance, self.npl_credit, self.npl_loans, self.npl_firms = z(nb), z(nb), z(nb), z(nb)
         self.perf_firms = z(nb)
-        horizon = m + s.risk.write_off_months + 2
+        horizon = m + s.risk.write_off_months + 1  # filed resolutions fall in months 1..M + write_off_months
         self.due_recovered, self.due_recovered_credit = z((horizon, nb)), z((horizon, nb))
         self.due_written_off, self.due_written_off_credit = z((horizon, nb)), z((horizon, nb))
         self.due_loans, self.due_firms = z((horizon, nb)), z((horizon, nb))
@@ -149,9 +152,11 @@ class Simulation:
         return np.cumprod(monthly, axis=0)
 
     # ------------------------------------------------------------------------------------------ running
-    def run(self) -> "Simulation":
+    def run(self) -> Simulation:
         """Build the opening book and simulate every month; returns ``self``."""
         self._open()
+        if self.audit_each_month:
+            self.audit()
         self.env.process(self._clock())
         self.env.run()
         return self
@@ -160,6 +165,8 @@ class Simulation:
         for t in range(1, self.months + 1):
             yield self.env.timeout(1)
             self._month(t)
+            if self.audit_each_month:
+                self.audit()
 
     def _open(self) -> None:
         """The opening book (month 0): population, borrowers and their seasoned loans."""
@@ -167,12 +174,24 @@ class Simulation:
         self.pool[:] = start.pool
         counts = start.borrowers  # (segments, grades, banks)
         seg, grade, bank = (np.repeat(ix.ravel(), counts.ravel()) for ix in np.indices(counts.shape))
-        self._new_borrowers(0, seg, grade, bank, seasoned=True)
+        self._new_borrowers(0, seg, grade, bank, line_shift=start.line_shift[bank])
         for j, (name, b) in enumerate(self.scenario.banks.items()):
             self.other_loans[j] = b.all_loans * FEN - self.perf_balance[j]
             if self.other_loans[j] < 0:
                 raise ScenarioError(f"banks.{name}.all_loans", b.all_loans, f"is below the bank's opening inclusive balance ({self.perf_balance[j] / FEN:.6g})")
         self._record(0)
+
+    def audit(self) -> None:
+        """Recount every running total from the loan book, the borrower table and the filed resolutions.
+
+        Raises
+        ------
+        AssertionError
+            Naming each stock whose running total differs from its recount.
+        """
+        wrong = {name: diff for name, diff in _audit_differences(self).items() if diff != 0.0}
+        if wrong:
+            raise AssertionError(f"month {self.env.now}: running totals differ from the book: {wrong}")
 
     # ------------------------------------------------------------------------------------------ one month
     def _month(self, t: int) -> None:
@@ -180,10 +199,10 @@ class Simulation:
         self.pop_flows[:] = 0.0
         self.flows[:, _B["interest_income"]] = self.perf_balance * self.rate / 12.0
         self._population(t)
+        self._applications(t)
         ending = self.book.pop(t)
         self._defaults(t, ending.take(ending.defaults))
         self._maturities(t, ending.take(~ending.defaults))
-        self._applications(t)
         self._resolutions(t)
         self._record(t)
 
@@ -242,15 +261,14 @@ class Simulation:
         self.pop_flows[_P["firm_failures"]] += firms.shape[0]
 
     def _lgd(self, product: np.ndarray) -> np.ndarray:
+        """LGD of each defaulted loan: the product's mean, or a Beta draw around it (the scenario ensures
+        0 < mean < 1 whenever lgd_sd > 0)."""
         mean = self.lgd_mean[product]
         sd = self.scenario.risk.lgd_sd
         if sd == 0.0:
             return mean
-        lgd = mean.copy()
-        inner = (mean > 0.0) & (mean < 1.0)
-        a, b = beta_parameters(mean[inner], sd)
-        lgd[inner] = self.rng["recoveries"].beta(a, b)
-        return lgd
+        a, b = beta_parameters(mean, sd)
+        return self.rng["recoveries"].beta(a, b)
 
     def _maturities(self, t: int, loans: Loans) -> None:
         """Matured loans are repaid; each is followed by a new loan with the re-borrowing probability."""
@@ -264,22 +282,19 @@ class Simulation:
         self.perf_loans -= np.bincount(bank, minlength=nb)
         self.flows[:, _B["repaid"]] = repaid
 
-        again = (self.rng["demand"].random(len(loans)) < self.scenario.demand.reborrow_prob) & ~table.graduating[firm]
-        seg = table.segment[firm]
-        new_amount = np.round(amount * (1.0 + self.line_growth[seg]) ** (loans.term / 12.0))
-        # a firm whose line would pass the inclusive limit graduates: none of its loans is renewed in the book
-        if again.any():
-            firms, inverse = np.unique(firm[again], return_inverse=True)
-            new_line = table.line[firms] + np.bincount(inverse, new_amount[again] - amount[again])
-            passing = new_line > self.scenario.firms.inclusive_line_limit * FEN
-            table.graduating[firms[passing]] = True
-            table.line[firms[~passing]] = new_line[~passing]
-            again &= ~table.graduating[firm]
+        want = (self.rng["demand"].random(len(loans)) < self.scenario.demand.reborrow_prob) & ~table.graduating[firm]
+        new_amount = np.round(amount * (1.0 + self.line_growth[table.segment[firm]]) ** (loans.term / 12.0))
+        # each firm's line after this month: renewed loans grown, the others gone; a firm whose line would pass
+        # the inclusive limit graduates, and none of its loans is renewed in the inclusive book
+        firms, inverse = np.unique(firm, return_inverse=True)
+        change = np.bincount(inverse, np.where(want, new_amount - amount, -amount))
+        passing = (table.line[firms] + change > self.scenario.firms.inclusive_line_limit * FEN) & (np.bincount(inverse, want) > 0)
+        table.graduating[firms[passing]] = True
+        again = want & ~table.graduating[firm]
+        table.line[firms] += np.bincount(inverse, np.where(again, new_amount - amount, -amount))
         gone = ~again
         np.subtract.at(table.loans, firm[gone], 1)
-        np.subtract.at(table.line, firm[gone], amount[gone])
-        leaving = np.unique(firm[gone])
-        leaving = leaving[table.loans[leaving] == 0]
+        leaving = firms[table.loans[firms] == 0]
         if leaving.size:
             graduates = table.graduating[leaving]
             left_bank = table.bank[leaving]
@@ -289,15 +304,12 @@ class Simulation:
             np.add.at(self.pool, (table.segment[back], table.grade[back], 1), 1)
             table.release(leaving)
         if again.any():
-            renewed = loans.take(again)
-            renewed.amount = new_amount[again]
-            self._make_loans(t, renewed.firm, renewed.bank, renewed.amount)
+            self._make_loans(t, firm[again], bank[again], new_amount[again])
 
     def _applications(self, t: int) -> None:
         """Firms without a loan apply; the bank they go to approves those within its risk appetite."""
         rng = self.rng["demand"]
         wanted = rng.poisson(self.applications * self.demand_growth ** (t - 1))
-        n_grades = self.n_grades
         segs, grades, evers = [], [], []
         for i, n in enumerate(wanted.tolist()):
             available = int(self.pool[i].sum())
@@ -306,26 +318,29 @@ class Simulation:
                 n = available
             if n == 0:
                 continue
-            drawn = rng.multivariate_hypergeometric(self.pool[i].ravel(), n).reshape(n_grades, 2)
-            cells = np.flatnonzero(drawn.ravel())
-            reps = drawn.ravel()[cells]
+            drawn: np.ndarray = rng.multivariate_hypergeometric(self.pool[i].ravel(), n)
+            cells = np.flatnonzero(drawn)
+            reps = drawn[cells]
             segs.append(np.full(n, i, dtype=np.int64))
             grades.append(np.repeat(cells // 2, reps))
             evers.append(np.repeat(cells % 2, reps))
         if not segs:
             return
         seg, grade, ever = np.concatenate(segs), np.concatenate(grades), np.concatenate(evers)
-        bank = np.searchsorted(self.bank_share_cum, rng.random(seg.shape[0]), side="right")
+        bank = np.asarray(np.searchsorted(self.bank_share_cum, rng.random(seg.shape[0]), side="right"))
         approved = self.pd[seg, grade] <= self.max_pd[bank]
         nb = self.n_banks
         self.flows[:, _B["applications"]] = np.bincount(bank, minlength=nb)
         self.flows[:, _B["approvals"]] = np.bincount(bank[approved], minlength=nb)
         seg, grade, ever, bank = seg[approved], grade[approved], ever[approved], bank[approved]
         np.subtract.at(self.pool, (seg, grade, ever), 1)
-        self._new_borrowers(t, seg, grade, bank, seasoned=False)
+        self._new_borrowers(t, seg, grade, bank)
 
-    def _new_borrowers(self, t: int, seg: np.ndarray, grade: np.ndarray, bank: np.ndarray, seasoned: bool) -> None:
-        """Make borrowers of firms (default month, credit line) and give them their loans."""
+    def _new_borrowers(self, t: int, seg: np.ndarray, grade: np.ndarray, bank: np.ndarray, line_shift: np.ndarray | None = None) -> None:
+        """Make borrowers of firms (default month, credit line) and give them their loans.
+
+        ``line_shift`` (log units, per firm) is given for the opening book only, which it marks as seasoned.
+        """
         n = seg.shape[0]
         table = self.borrowers
         slots = table.add(n)
@@ -333,46 +348,36 @@ class Simulation:
         table.grade[slots] = grade
         table.bank[slots] = bank
         cohort = seg * self.n_grades + grade
-        table.default_month[slots] = default_months(self.cum_hazard, cohort, t, self.rng["defaults"].standard_exponential(n))
+        table.default_month[slots] = default_months(self.cum_hazard, cohort, t, np.asarray(self.rng["defaults"].standard_exponential(n)))
         rng = self.rng["loans"]
-        # credit line: lognormal (median, p90) truncated at the inclusive limit, by inverse CDF
-        u = rng.random(n) * self.line_cap[seg]
-        line = np.exp(self.line_mu[seg] + self.line_sigma[seg] * ndtri(u)) * FEN
-        if seasoned:  # the opening book of a bank with an initial_balance is scaled to it
-            line *= self._opening_scale(bank, line)[bank]
+        # credit line: lognormal (median, p90) truncated at the inclusive limit, drawn by inverse CDF
+        mu = self.line_mu[seg] + (0.0 if line_shift is None else line_shift)
+        sigma = self.line_sigma[seg]
+        u = rng.random(n) * ndtr((self.log_limit - mu) / sigma)
+        line = np.exp(mu + sigma * ndtri(u)) * FEN
         extra = self.scenario.demand.loans_per_borrower - 1.0
         per_firm = 1 + (rng.poisson(extra, n) if extra > 0 else np.zeros(n, dtype=np.int64))
         per_loan = np.maximum(np.floor(line / per_firm), 1.0)  # whole fen
         table.line[slots] = per_loan * per_firm
         table.loans[slots] = per_firm
-        firm = np.repeat(slots, per_firm)
-        amount = np.repeat(per_loan, per_firm)
         self.perf_firms += np.bincount(bank, minlength=self.n_banks)
-        self._make_loans(t, firm, np.repeat(bank, per_firm).astype(np.int16), amount, seasoned=seasoned)
-
-    def _opening_scale(self, bank: np.ndarray, line: np.ndarray) -> np.ndarray:
-        """Per bank, initial_balance / the opening lines drawn (1 where no initial_balance is given)."""
-        drawn = np.bincount(bank, line, self.n_banks)
-        scale = np.ones(self.n_banks)
-        for j, b in enumerate(self.scenario.banks.values()):
-            if b.initial_balance is not None and drawn[j] > 0:
-                scale[j] = b.initial_balance * FEN / drawn[j]
-        return scale
+        firm = np.repeat(slots, per_firm)
+        self._make_loans(t, firm, np.repeat(bank, per_firm).astype(np.int16), np.repeat(per_loan, per_firm), seasoned=line_shift is not None)
 
     def _make_loans(self, t: int, firm: np.ndarray, bank: np.ndarray, amount: np.ndarray, seasoned: bool = False) -> None:
-        """Draw term and product, decide how each loan ends, file it and add it to the running totals."""
+        """Draw term and product, decide how each loan ends, file it and add it to the running totals.
+
+        A seasoned (opening-book) loan has a term drawn length-biased and an age uniform over its term.
+        """
         rng = self.rng["loans"]
         n = firm.shape[0]
-        term_cum = self.seasoned_term_cum if seasoned else self.term_cum
-        term = self.terms[_pick(term_cum[bank], rng.random(n))]
-        product = _pick(self.product_cum[bank], rng.random(n)).astype(np.int8)
-        start = -rng.integers(0, term) if seasoned else np.full(n, t, dtype=np.int64)
-        maturity = start + term
+        u_term, u_product = rng.random((2, n))
+        term = self.terms[_pick((self.seasoned_term_cum if seasoned else self.term_cum)[bank], u_term)]
+        product = _pick(self.product_cum[bank], u_product).astype(np.int8)
+        maturity = t + term - (rng.integers(0, term) if seasoned else 0)
         default_month = self.borrowers.default_month[firm]
         defaults = default_month <= maturity
-        end = np.where(defaults, default_month, maturity)
-        loans = Loans(firm, bank, amount, self.rate[bank], product, start.astype(np.int32), term.astype(np.int32), defaults)
-        self.book.file(loans, end)
+        self.book.file(Loans(firm, bank, amount, product, term.astype(np.int32), defaults), np.where(defaults, default_month, maturity))
         nb = self.n_banks
         disbursed = np.bincount(bank, amount, nb)
         credit = np.bincount(bank, amount * (product == _CREDIT), nb)
@@ -410,7 +415,33 @@ class Simulation:
         pop[:] = self.pop_flows
         unbanked = float(self.pool.sum())
         pop[_P["unbanked_firms"]] = unbanked
+        pop[_P["never_borrowed_firms"]] = float(self.pool[:, :, 0].sum())
         pop[_P["firms"]] = unbanked + float(self.perf_firms.sum())
+
+
+def _audit_differences(sim: Simulation) -> dict[str, float]:
+    """Largest absolute difference between each running total and its recount from the book (fen or counts)."""
+    t = int(sim.env.now)
+    nb, table = sim.n_banks, sim.borrowers
+    loans = sim.book.outstanding()
+    live = table.live
+    per_firm = np.bincount(loans.firm, minlength=table.capacity)
+    line = np.bincount(loans.firm, loans.amount, table.capacity)
+    pending = slice(t + 1, None)
+    recounts = {
+        "performing balance": (np.bincount(loans.bank, loans.amount, nb), sim.perf_balance),
+        "performing credit balance": (np.bincount(loans.bank, loans.amount * (loans.product == _CREDIT), nb), sim.perf_credit),
+        "performing loans": (np.bincount(loans.bank, minlength=nb), sim.perf_loans),
+        "performing borrowers": (np.bincount(table.bank[live], minlength=nb), sim.perf_firms),
+        "loans per borrower": (per_firm[live], table.loans[live]),
+        "no loans on free slots": (per_firm.sum(), per_firm[live].sum()),
+        "credit line per borrower": (line[live], table.line[live]),
+        "npl balance": ((sim.due_recovered[pending] + sim.due_written_off[pending]).sum(axis=0), sim.npl_balance),
+        "npl credit balance": ((sim.due_recovered_credit[pending] + sim.due_written_off_credit[pending]).sum(axis=0), sim.npl_credit),
+        "npl loans": (sim.due_loans[pending].sum(axis=0), sim.npl_loans),
+        "npl borrowers": (sim.due_firms[pending].sum(axis=0), sim.npl_firms),
+    }
+    return {name: float(np.max(np.abs(np.asarray(a, float) - np.asarray(b, float)), initial=0.0)) for name, (a, b) in recounts.items()}
 
 
 def _cumulative(weights: np.ndarray) -> np.ndarray:

@@ -7,13 +7,19 @@ apportioned with the largest-remainder rule, so the opening book does not depend
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import brentq
+from scipy.special import log_ndtr, ndtri
 
 from .errors import ScenarioError
 
-__all__ = ["InitialPopulation", "initial_population", "apportion", "grade_table"]
+__all__ = ["InitialPopulation", "apportion", "grade_table", "initial_population", "line_parameters", "truncated_lognormal_moments"]
+
+#: Standard deviations of the opening balance that a bank's all_loans must clear.
+ALL_LOANS_MARGIN_SD = 6.0
 
 
 @dataclass(frozen=True)
@@ -26,10 +32,18 @@ class InitialPopulation:
         Firms without a loan by segment, grade and whether they ever borrowed (index 1) or not (index 0).
     borrowers : ndarray of int64, shape (segments, grades, banks)
         Initial borrowers by segment, grade and bank.
+    line_shift : ndarray of float, shape (banks,)
+        Added to the log-median of every segment's credit line in the bank's opening book, so that its expected
+        balance equals the bank's initial_balance (0 where none is given).
+    opening_mean, opening_sd : ndarray of float, shape (banks,)
+        Expected opening inclusive balance of each bank (CNY) and its standard deviation across paths.
     """
 
     pool: np.ndarray
     borrowers: np.ndarray
+    line_shift: np.ndarray
+    opening_mean: np.ndarray
+    opening_sd: np.ndarray
 
 
 def apportion(total: int, weights: np.ndarray) -> np.ndarray:
@@ -113,4 +127,61 @@ def initial_population(scenario) -> InitialPopulation:
                 "of that grade exist: raise unbanked_share or the banks' max_pd",
             )
         pool[i, :, 0] = left
-    return InitialPopulation(pool=pool, borrowers=borrowers)
+    shift, mean, sd = _opening_lines(scenario, borrowers.sum(axis=1).astype(float))
+    return InitialPopulation(pool=pool, borrowers=borrowers, line_shift=shift, opening_mean=mean, opening_sd=sd)
+
+
+def line_parameters(scenario) -> tuple[np.ndarray, np.ndarray]:
+    """Log-mean and log-sd of each segment's (untruncated) lognormal credit line, from its median and p90."""
+    segments = list(scenario.firms.segments.values())
+    mu = np.log([seg.line_median for seg in segments])
+    sigma = (np.log([seg.line_p90 for seg in segments]) - mu) / float(ndtri(0.9))
+    return mu, sigma
+
+
+def truncated_lognormal_moments(mu: np.ndarray, sigma: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of exp(mu + sigma Z) given that it is at most ``limit``.
+
+    ``E[X | X <= L] = exp(mu + sigma^2 / 2) Phi(a - sigma) / Phi(a)`` and
+    ``E[X^2 | X <= L] = exp(2 mu + 2 sigma^2) Phi(a - 2 sigma) / Phi(a)``, with ``a = (ln L - mu) / sigma``.
+    """
+    a = (math.log(limit) - mu) / sigma
+    mean = np.exp(mu + sigma**2 / 2 + log_ndtr(a - sigma) - log_ndtr(a))
+    second = np.exp(2 * mu + 2 * sigma**2 + log_ndtr(a - 2 * sigma) - log_ndtr(a))
+    return mean, np.maximum(second - mean**2, 0.0)
+
+
+def _opening_lines(scenario, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per bank: the log-shift of the opening lines, and the opening balance's mean and sd (CNY).
+
+    ``counts`` holds the opening borrowers by (segment, bank).
+    """
+    mu, sigma = line_parameters(scenario)
+    limit = scenario.firms.inclusive_line_limit
+    n_banks = counts.shape[1]
+    shift, mean, sd = np.zeros(n_banks), np.zeros(n_banks), np.zeros(n_banks)
+
+    def expected(j: int, delta: float) -> float:
+        return float(counts[:, j] @ truncated_lognormal_moments(mu + delta, sigma, limit)[0])
+
+    for j, (name, bank) in enumerate(scenario.banks.items()):
+        target = bank.initial_balance
+        if target is not None:
+            if counts[:, j].sum() == 0:
+                raise ScenarioError(f"banks.{name}.initial_balance", target, "is given but the bank has no opening borrowers")
+            ceiling = counts[:, j].sum() * limit
+            if target >= ceiling * (1 - 1e-9):
+                raise ScenarioError(
+                    f"banks.{name}.initial_balance", target,
+                    f"needs an average line of {target / counts[:, j].sum():.4g}, not below the inclusive limit {limit:g}",
+                )
+            shift[j] = brentq(lambda d, j=j, target=target: expected(j, d) / target - 1.0, -60.0, 60.0, xtol=1e-12)
+        m, v = truncated_lognormal_moments(mu + shift[j], sigma, limit)
+        mean[j] = float(counts[:, j] @ m)
+        sd[j] = math.sqrt(float(counts[:, j] @ v))
+        if bank.all_loans < mean[j] + ALL_LOANS_MARGIN_SD * sd[j]:
+            raise ScenarioError(
+                f"banks.{name}.all_loans", bank.all_loans,
+                f"must exceed the bank's opening inclusive balance (expected {mean[j]:.6g} ± {sd[j]:.3g}) by {ALL_LOANS_MARGIN_SD:g} sd",
+            )
+    return shift, mean, sd

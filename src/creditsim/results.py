@@ -144,16 +144,43 @@ class Results:
             "dates": self.dates,
         }
 
+    @staticmethod
+    def check_target(directory: str | Path) -> Path:
+        """Check that results can be written to ``directory`` (before spending time on a run).
+
+        It may be missing, empty, or an earlier results directory (which :meth:`save` replaces); anything
+        else is refused. Its parent must be a directory that can be created and written to.
+
+        Raises
+        ------
+        ResultsError
+        """
+        target = Path(directory)
+        if target.exists() and not (target.is_dir() and ((target / _MANIFEST).exists() or not any(target.iterdir()))):
+            raise ResultsError(f"{target}: exists and is not a creditsim results directory; refusing to overwrite it")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ResultsError(f"{target}: cannot create its parent directory ({exc.strerror or exc})") from None
+        if not os.access(target.parent, os.W_OK):
+            raise ResultsError(f"{target}: its parent directory is not writable")
+        return target
+
     def save(self, directory: str | Path) -> Path:
         """Write the results to ``directory`` atomically (a temporary directory renamed into place).
 
-        An existing results directory at that place is replaced; any other existing directory is refused.
+        An existing results directory at that place is replaced; any other existing path is refused.
+
+        Raises
+        ------
+        ResultsError
+            When the target is refused by :meth:`check_target` or writing fails.
         """
-        target = Path(directory)
-        if target.exists() and not (target / _MANIFEST).exists() and (not target.is_dir() or any(target.iterdir())):
-            raise ResultsError(f"{target}: exists and is not a creditsim results directory; refusing to overwrite it")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        target = self.check_target(directory)
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        except OSError as exc:
+            raise ResultsError(f"{target}: cannot write there ({exc.strerror or exc})") from None
         try:
             self.metrics.to_parquet(staging / _DATA, index=False)
             manifest = self.manifest()
@@ -166,13 +193,16 @@ class Results:
                 shutil.rmtree(retired)
             else:
                 os.replace(staging, target)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ResultsError(f"{target}: writing the results failed ({exc.strerror or exc})") from None
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return target
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Results":
+    def load(cls, directory: str | Path) -> Results:
         """Read results written by :meth:`save`, checking the data against the manifest."""
         source = Path(directory)
         try:
@@ -222,7 +252,7 @@ def _describe(v: np.ndarray, metric: str, bank: str, dates: list[str]) -> pd.Dat
         sd = np.nanstd(v, axis=0, ddof=1) if v.shape[0] > 1 else np.full(v.shape[1], np.nan)
         q = np.nanpercentile(v, PERCENTILES, axis=0)
     frame = pd.DataFrame({"metric": metric, "date": dates, "bank": bank, "mean": mean, "mcse": sd / np.sqrt(n)})
-    for pct, row in zip(PERCENTILES, q):
+    for pct, row in zip(PERCENTILES, q, strict=True):
         frame[f"p{pct}"] = row
     return frame
 

@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import tomllib
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,7 +25,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .errors import _MISSING, ScenarioError
-from .units import month_index, parse_amount, parse_count, parse_month, parse_rate
+from .units import month_index, parse_amount, parse_count, parse_month, parse_number, parse_rate
 
 __all__ = [
     "Scenario",
@@ -70,14 +71,7 @@ def _growth(value: object) -> float:
 
 
 def _non_negative(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError("must be a number")
-    try:
-        number = float(value)
-    except OverflowError:
-        raise ValueError("must be finite") from None
-    if not math.isfinite(number):
-        raise ValueError("must be finite")
+    number = parse_number(value, "2.5")
     if number < 0:
         raise ValueError("must be ≥ 0")
     return number
@@ -425,8 +419,8 @@ def _check_rules(s: Scenario) -> None:
         if not bank.term_mix:
             raise ScenarioError(f"{f}.term_mix", bank.term_mix, "must list at least one term")
         for key in bank.term_mix:
-            if not key.isdigit() or not 1 <= int(key) <= 360:
-                raise ScenarioError(f"{f}.term_mix.{key}", bank.term_mix[key], "terms must be whole months from 1 to 360")
+            if not key.isdigit() or str(int(key)) != key or not 1 <= int(key) <= 360:
+                raise ScenarioError(f"{f}.term_mix.{key}", bank.term_mix[key], "terms must be whole months from 1 to 360, written without leading zeros")
         _check_sum(f"{f}.term_mix", list(bank.term_mix.values()))
         _check_products(f"{f}.product_mix", bank.product_mix)
         _check_sum(f"{f}.product_mix", list(bank.product_mix.values()))
@@ -456,7 +450,7 @@ def _check_rules(s: Scenario) -> None:
     initial_population(s)
 
 
-def _check_sum(field: str, values: list[float]) -> None:
+def _check_sum(field: str, values: Sequence[float]) -> None:
     total = math.fsum(values)
     if abs(total - 1.0) > 1e-6:
         raise ScenarioError(field, round(total, 9), "shares must sum to 1")

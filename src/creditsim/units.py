@@ -23,6 +23,7 @@ import re
 __all__ = [
     "UNIT_MULTIPLIERS",
     "parse_amount",
+    "parse_number",
     "parse_count",
     "parse_rate",
     "parse_month",
@@ -41,8 +42,11 @@ _RATE_RE = re.compile(rf"^\s*(-?{_NUMBER})\s*(%)?\s*$")
 _MONTH_RE = re.compile(r"^\s*([0-9]{4})-([0-9]{2})\s*$")
 
 
-def _plain_number(value: object, example: str) -> float:
-    """A finite real number from an int or float (bools are not numbers here)."""
+def parse_number(value: object, example: str = "1.5") -> float:
+    """A finite real number from an int or float (bools are not numbers here).
+
+    ``example`` shows, in the error message, what the field accepts besides a plain number.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"must be a number or a string such as {example}")
     try:
@@ -51,6 +55,22 @@ def _plain_number(value: object, example: str) -> float:
         raise ValueError("must be finite") from None
     if not math.isfinite(number):
         raise ValueError("must be finite")
+    return number
+
+
+def _with_units(value: object, pattern: re.Pattern[str], rule: str, example: str) -> float:
+    """A non-negative number, plain or a string matching ``pattern`` (number, optional 万/亿/万亿, optional suffix)."""
+    if isinstance(value, str):
+        match = pattern.match(value)
+        if match is None:
+            raise ValueError(rule)
+        number = float(match.group(1)) * UNIT_MULTIPLIERS.get(match.group(2) or "", 1.0)
+    else:
+        number = parse_number(value, example)
+    if not math.isfinite(number):
+        raise ValueError("must be finite")
+    if number < 0:
+        raise ValueError("must be ≥ 0")
     return number
 
 
@@ -68,18 +88,8 @@ def parse_amount(value: object) -> float:
     float
         The amount in CNY (≥ 0).
     """
-    if isinstance(value, str):
-        match = _AMOUNT_RE.match(value)
-        if match is None:
-            raise ValueError("must be an amount such as 5000000, '50万', '300亿' or '1.1万亿' (units 万, 亿, 万亿, 元)")
-        amount = float(match.group(1)) * UNIT_MULTIPLIERS.get(match.group(2) or "", 1.0)
-    else:
-        amount = _plain_number(value, "'300亿'")
-    if not math.isfinite(amount):
-        raise ValueError("must be finite")
-    if amount < 0:
-        raise ValueError("must be ≥ 0")
-    return amount
+    rule = "must be an amount such as 5000000, '50万', '300亿' or '1.1万亿' (units 万, 亿, 万亿, 元)"
+    return _with_units(value, _AMOUNT_RE, rule, "'300亿'")
 
 
 def parse_count(value: object) -> float:
@@ -87,18 +97,7 @@ def parse_count(value: object) -> float:
 
     Accepts plain numbers and strings such as ``"53万"``, ``"1.5万户"``, ``"14458家"``.
     """
-    if isinstance(value, str):
-        match = _COUNT_RE.match(value)
-        if match is None:
-            raise ValueError("must be a count such as 15000, '1.5万' or '53万户' (units 万, 亿)")
-        count = float(match.group(1)) * UNIT_MULTIPLIERS.get(match.group(2) or "", 1.0)
-    else:
-        count = _plain_number(value, "'1.5万'")
-    if not math.isfinite(count):
-        raise ValueError("must be finite")
-    if count < 0:
-        raise ValueError("must be ≥ 0")
-    return count
+    return _with_units(value, _COUNT_RE, "must be a count such as 15000, '1.5万' or '53万户' (units 万, 亿)", "'1.5万'")
 
 
 def parse_rate(value: object) -> float:
@@ -109,7 +108,7 @@ def parse_rate(value: object) -> float:
             raise ValueError("must be a fraction such as 0.008 or a percentage such as '0.8%'")
         rate = float(match.group(1)) / (100.0 if match.group(2) else 1.0)
     else:
-        rate = _plain_number(value, "'0.8%'")
+        rate = parse_number(value, "'0.8%'")
     if not math.isfinite(rate):
         raise ValueError("must be finite")
     return rate
