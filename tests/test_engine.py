@@ -12,7 +12,7 @@ from scipy.special import ndtr, ndtri
 
 from creditsim import Results, ResultsError, simulate
 from creditsim.engine import Simulation
-from creditsim.metrics import BANK_METRICS
+from creditsim.metrics import METRICS
 from creditsim.population import initial_population
 from creditsim.risk import cumulative_hazard, default_months, monthly_hazards
 from creditsim.streams import stream
@@ -47,6 +47,18 @@ SCENARIO_VARIANTS = [
     {"firms.inclusive_line_limit": "300万", "firms.segments.small.line_median": "150万", "firms.segments.small.line_p90": "290万",
      "demand.loans_per_borrower": 3.0, "firms.segments.small.line_growth": 0.3},
     {"banks.big_bank.initial_balance": "5亿", "banks.city_bank.initial_balance": "30亿"},
+    {  # every first-loan and renewal instrument at once, with a stress path to make firms distressed
+        "risk.signal_sd": 0.9, "banks.big_bank.rate_per_pd": 0.4,
+        "liquidity": {"stress_prob": 0.08, "bridge_share": 0.5},
+        "renewal": {"enabled": True, "min_months_on_book": 6, "max_consecutive": 2, "max_pd": 0.06, "until": "2022-12",
+                    "distressed_classification": "restructured"},
+        "banks.city_bank.renewal_uptake": 0.7, "banks.rural_bank.renewal_uptake": 1.0,
+        "risk.stress": [{"date": "2021-09", "pd_multiplier": 2.5}],
+        "firms.segments.micro.former_borrower_share": 0.4,
+        "campaign": {"segments": ["micro", "individual"], "start": "2021-03", "end": "2022-06",
+                     "channels": {"visits": {"reach_per_month": 200, "need": 0.4},
+                                  "loan_code": {"reach_per_month": 400, "need": 0.2, "line_scale": 0.3, "bank": "rural_bank"}}},
+    },
 ]
 
 
@@ -200,14 +212,15 @@ def test_summary_matches_numpy():
 
 
 def test_aggregate_is_the_sum_of_banks():
-    """Bank 'all' holds the sum over banks; its npl_ratio is recomputed from the sums."""
-    r = simulate(small_default(**{"calendar.months": 12}), paths=2, seed=6)
+    """Bank 'all' holds the sum over banks of every additive metric; its ratios are recomputed from the sums."""
+    r = simulate(small_default(**{"calendar.months": 12, "campaign": {"channels": {"v": {"reach_per_month": 50, "need": 0.5}}}}), paths=2, seed=6)
     banks = r.banks[:-1]
-    for name in BANK_METRICS:
-        if name == "npl_ratio":
-            continue
-        np.testing.assert_allclose(r.values(name), sum(r.values(name, b) for b in banks), rtol=1e-12)
-    np.testing.assert_allclose(r.values("npl_ratio"), r.values("npl_balance") / r.values("balance"), rtol=1e-12)
+    for m in METRICS:
+        if m.scope == "bank" and m.kind != "ratio":
+            np.testing.assert_allclose(r.values(m.name), sum(r.values(m.name, b) for b in banks), rtol=1e-12, err_msg=m.name)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_allclose(r.values("npl_ratio"), r.values("npl_balance") / r.values("balance"), rtol=1e-12)
+        np.testing.assert_allclose(r.values("first_time_share"), r.values("first_time_borrowers") / r.values("approvals"), rtol=1e-12)
 
 
 # ------------------------------------------------------------------------------------------------ kernels

@@ -14,6 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pydantic
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -765,3 +766,13 @@ def test_all_loans_must_clear_the_expected_opening_book():
     with pytest.raises(ScenarioError) as info:
         scenario_from_dict(BASE_DATA, {"banks.big_bank.all_loans": "300亿"})
     assert info.value.field == "banks.big_bank.all_loans"
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "scenarios").glob("*.toml")), ids=lambda p: p.name)
+def test_every_bundled_scenario_validates_and_runs(path):
+    """Each file in scenarios/ loads, and two paths of its first six months run with exact identities."""
+    from creditsim import simulate
+
+    s = load_scenario(path, {"calendar.months": 6})
+    r = simulate(s, paths=2, seed=0)
+    assert np.isfinite(r.values("balance")).all()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .api import simulate
+from .compare import Comparison, compare
 from .errors import CreditsimError, ResultsError, ScenarioError
 from .metrics import METRICS
 from .results import Results
@@ -25,6 +26,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 __all__ = [
     "__version__",
     "simulate",
+    "compare",
+    "Comparison",
     "load_scenario",
     "Scenario",
     "Results",

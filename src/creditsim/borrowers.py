@@ -30,6 +30,15 @@ class BorrowerTable:
         Total of the firm's loan sizes in fen: its credit line (单户授信总额).
     graduating : ndarray of bool
         The firm's line passed the inclusive limit; its loans are not renewed in the inclusive book.
+    first_time : ndarray of bool
+        The firm became a borrower in the scenario without ever having borrowed (首贷户).
+    signal : ndarray of float64
+        Standard normal draw behind the bank's error about the firm's PD (see ``risk.signal_sd``).
+    history, repaid : ndarray of int16
+        Repaid loans the bank had seen when the firm became a borrower, and repaid since: its belief sharpens
+        with their sum.
+    since : ndarray of int32
+        Month of the firm's first loan at its bank (negative for the opening book's long relationships).
     """
 
     def __init__(self, capacity: int = 1024) -> None:
@@ -41,10 +50,15 @@ class BorrowerTable:
         self.loans = np.zeros(capacity, np.int32)
         self.line = np.zeros(capacity, np.float64)
         self.graduating = np.zeros(capacity, np.bool_)
+        self.first_time = np.zeros(capacity, np.bool_)
+        self.signal = np.zeros(capacity, np.float64)
+        self.history = np.zeros(capacity, np.int16)
+        self.repaid = np.zeros(capacity, np.int16)
+        self.since = np.zeros(capacity, np.int32)
         self._free = np.arange(capacity - 1, -1, -1, dtype=np.int64)  # a stack: the top is the end
         self._n_free = capacity
 
-    _FIELDS = ("segment", "grade", "bank", "default_month", "loans", "line", "graduating")
+    _FIELDS = ("segment", "grade", "bank", "default_month", "loans", "line", "graduating", "first_time", "signal", "history", "repaid", "since")
 
     @property
     def capacity(self) -> int:

@@ -5,20 +5,26 @@ type handled for all affected firms or loans at once with numpy:
 
 1. interest accrues on the performing balance;
 2. the population moves: firms register, firms without a loan fail or close (counts, binomial);
-3. firms without a loan apply (Poisson); each goes to a bank by share, which approves it when its PD is
-   within the bank's appetite; approved firms become borrowers with their first loans;
-4. loans end: those whose firm defaults this month turn non-performing (recovery and write-off are filed
-   for later months), the others mature and are repaid, and each matured loan is followed by a new one to the
-   same firm with the re-borrowing probability (unless the firm's line passes the inclusive limit); a firm
-   left without a loan joins the firms without a loan, able to apply again from next month;
+3. firms without a loan apply (Poisson), and the first-loan campaign reaches firms that never borrowed; each
+   applicant goes to a bank, which approves it when the PD it believes the firm has (a noisy signal for thin
+   files) is within its appetite; approved firms become borrowers with their first loans;
+4. loans end. Those whose firm defaults this month turn non-performing (recovery and write-off are filed for
+   later months). Maturing loans are renewed without principal repayment when eligible and the bank takes it
+   up; otherwise they must be repaid, and a liquidity-stressed firm borrows bridge money or defaults. Repaid
+   loans are followed by new ones with the re-borrowing probability (unless the firm's line passes the
+   inclusive limit); a firm left without a loan joins the firms without a loan;
 5. recoveries and write-offs filed for this month are booked;
 6. the month closes and every metric is recorded.
 
 Every loan is touched when it is made and when it ends (see :mod:`creditsim.loanbook`); a firm's default
-month is drawn once, when it becomes a borrower (see :mod:`creditsim.risk`). Stocks are running totals
-updated by the same flows that are reported, so the balance identities hold by construction. Money is kept
-in whole fen (0.01 CNY) held in float64, so every sum is exact below 2^53 fen (about 90万亿 CNY): no stock
-drifts, and a book that runs off ends at exactly 0.
+month is drawn once, when it becomes a borrower (see :mod:`creditsim.risk`). A firm's loans are made
+together and share a term, so they mature together. Stocks are running totals updated by the same flows
+that are reported, so the balance identities hold by construction; money is kept in whole fen (0.01 CNY) held
+in float64, so every sum is exact below 2^53 fen (about 90万亿 CNY).
+
+Evergreening: a renewal to a firm that will default before the renewed loan matures is *masked*: its loans
+are filed at maturity instead of at the default month, so the default is recognised only when the renewed
+loan falls due and cannot be renewed again. The same firms default, later.
 """
 
 from __future__ import annotations
@@ -27,19 +33,20 @@ import math
 
 import numpy as np
 import simpy
-from scipy.special import ndtr, ndtri
+from scipy.special import expit, logit, ndtr, ndtri
 
 from .borrowers import BorrowerTable
 from .errors import ScenarioError
 from .loanbook import LoanBook, Loans
-from .metrics import BANK_METRICS, POPULATION_METRICS, metric
+from .metrics import BANK_METRICS, POPULATION_METRICS, metric, ratio_values
 from .population import grade_table, initial_population, line_parameters
+from .renewal import eligible
 from .risk import beta_parameters, cumulative_hazard, default_months, monthly_hazards
 from .scenario import FACTOR_MONTHS, PRODUCTS, Scenario
 from .streams import COMPONENTS, stream
 from .units import month_index
 
-__all__ = ["Simulation"]
+__all__ = ["FEN", "Simulation"]
 
 _B = {name: i for i, name in enumerate(BANK_METRICS)}
 _P = {name: i for i, name in enumerate(POPULATION_METRICS)}
@@ -98,12 +105,15 @@ class Simulation:
         self.line_mu, self.line_sigma = line_parameters(s)
         self.log_limit = math.log(s.firms.inclusive_line_limit)
         self.line_growth = np.array([seg.line_growth for seg in segments])
+        with np.errstate(divide="ignore"):
+            self.pd_logit = logit(self.pd)
 
         # --- banks
-        self.bank_share_cum = np.cumsum([b.share for b in banks])
-        self.bank_share_cum[-1] = np.inf
+        self.bank_share = np.array([b.share for b in banks])
         self.max_pd = np.array([b.max_pd for b in banks])
         self.rate = np.array([b.rate for b in banks])
+        self.rate_per_pd = np.array([b.rate_per_pd for b in banks])
+        self.uptake = np.array([b.renewal_uptake for b in banks])
         terms = sorted({int(k) for b in banks for k in b.term_mix})
         self.terms = np.array(terms, dtype=np.int32)
         term_p = np.array([[b.term_mix.get(str(k), 0.0) for k in terms] for b in banks])
@@ -116,11 +126,11 @@ class Simulation:
         # --- state
         self.borrowers = BorrowerTable()
         self.book = LoanBook(m)
-        self.pool = np.zeros((n_seg, self.n_grades, 2), dtype=np.int64)
+        self.pool = np.zeros((n_seg, self.n_grades, 2), dtype=np.int64)  # firms without a loan: (segment, grade, ever borrowed)
         z = np.zeros
-        self.perf_balance, self.perf_credit, self.perf_loans = z(nb), z(nb), z(nb)
+        self.perf_balance, self.perf_credit, self.perf_loans, self.perf_firms = z(nb), z(nb), z(nb), z(nb)
+        self.rate_balance, self.renewal_balance, self.restructured_balance = z(nb), z(nb), z(nb)
         self.npl_balance, self.npl_credit, self.npl_loans, self.npl_firms = z(nb), z(nb), z(nb), z(nb)
-        self.perf_firms = z(nb)
         horizon = m + s.risk.write_off_months + 1  # filed resolutions fall in months 1..M + write_off_months
         self.due_recovered, self.due_recovered_credit = z((horizon, nb)), z((horizon, nb))
         self.due_written_off, self.due_written_off_credit = z((horizon, nb)), z((horizon, nb))
@@ -170,12 +180,14 @@ class Simulation:
 
     def _open(self) -> None:
         """The opening book (month 0): population, borrowers and their seasoned loans."""
-        start = initial_population(self.scenario)
+        s = self.scenario
+        start = initial_population(s)
         self.pool[:] = start.pool
         counts = start.borrowers  # (segments, grades, banks)
         seg, grade, bank = (np.repeat(ix.ravel(), counts.ravel()) for ix in np.indices(counts.shape))
-        self._new_borrowers(0, seg, grade, bank, line_shift=start.line_shift[bank])
-        for j, (name, b) in enumerate(self.scenario.banks.items()):
+        z = np.asarray(self.rng["signals"].standard_normal(seg.shape[0]))
+        self._new_borrowers(0, seg, grade, bank, z, first_time=False, line_shift=start.line_shift[bank], seasoned=True)
+        for j, (name, b) in enumerate(s.banks.items()):
             self.other_loans[j] = b.all_loans * FEN - self.perf_balance[j]
             if self.other_loans[j] < 0:
                 raise ScenarioError(f"banks.{name}.all_loans", b.all_loans, f"is below the bank's opening inclusive balance ({self.perf_balance[j] / FEN:.6g})")
@@ -189,7 +201,7 @@ class Simulation:
         AssertionError
             Naming each stock whose running total differs from its recount.
         """
-        wrong = {name: diff for name, diff in _audit_differences(self).items() if diff != 0.0}
+        wrong = {name: diff for name, diff in _audit_differences(self).items() if diff > _AUDIT_TOLERANCE.get(name, 0.0)}
         if wrong:
             raise AssertionError(f"month {self.env.now}: running totals differ from the book: {wrong}")
 
@@ -197,9 +209,10 @@ class Simulation:
     def _month(self, t: int) -> None:
         self.flows[:] = 0.0
         self.pop_flows[:] = 0.0
-        self.flows[:, _B["interest_income"]] = self.perf_balance * self.rate / 12.0
+        self.flows[:, _B["interest_income"]] = self.rate_balance / 12.0
         self._population(t)
         self._applications(t)
+        self._campaign(t)
         ending = self.book.pop(t)
         self._defaults(t, ending.take(ending.defaults))
         self._maturities(t, ending.take(~ending.defaults))
@@ -222,18 +235,194 @@ class Simulation:
         self.pop_flows[_P["firm_failures"]] += failures.sum()
         self.pop_flows[_P["firm_exits"]] = exits.sum()
 
-    def _defaults(self, t: int, loans: Loans) -> None:
-        """Loans whose firm defaults this month turn non-performing; recovery and write-off are filed."""
+    # ------------------------------------------------------------------------------------------ new borrowers
+    def _applications(self, t: int) -> None:
+        """Firms without a loan apply; each goes to a bank by share."""
+        rng = self.rng["demand"]
+        wanted = rng.poisson(self.applications * self.demand_growth ** (t - 1))
+        cells = np.zeros(self.pool.shape, dtype=np.int64)
+        for i, n in enumerate(wanted.tolist()):
+            available = int(self.pool[i].sum())
+            if n > available:
+                self.pop_flows[_P["unmet_applications"]] += n - available
+                n = available
+            if n:
+                cells[i] = rng.multivariate_hypergeometric(self.pool[i].ravel(), n).reshape(self.pool.shape[1:])
+        seg, grade, ever = _expand(cells)
+        if seg.size:
+            bank = self._route(rng, seg.shape[0], None)
+            self._decide(t, seg, grade, ever, bank, self.max_pd[bank], line_shift=np.zeros(seg.shape[0]), campaign=False)
+
+    def _campaign(self, t: int) -> None:
+        """The first-loan campaign: each channel reaches firms that never borrowed; some apply."""
+        campaign = self.scenario.campaign
+        month = self.scenario.start_index + t - 1
+        if not campaign.channels or (campaign.start and month < month_index(campaign.start)) or (campaign.end and month > month_index(campaign.end)):
+            return
+        rng = self.rng["campaign"]
+        targets = campaign.segments or self.scenario.segment_names
+        listed = np.zeros(self.pool.shape[0], dtype=bool)
+        listed[[self.scenario.segment_names.index(name) for name in targets]] = True
+        for channel in campaign.channels.values():
+            on_list = np.where(listed[:, None], self.pool[:, :, 0], 0)  # (segments, grades) never borrowed
+            planned = int(rng.poisson(channel.reach_per_month))
+            reach = min(planned, int(on_list.sum()))
+            self.pop_flows[_P["campaign_shortfall"]] += planned - reach
+            self.pop_flows[_P["campaign_reached"]] += reach
+            if reach == 0:
+                continue
+            reached = rng.multivariate_hypergeometric(on_list.ravel(), reach).reshape(on_list.shape)
+            applying = np.zeros(self.pool.shape, dtype=np.int64)
+            applying[:, :, 0] = rng.binomial(reached, channel.need)
+            seg, grade, ever = _expand(applying)
+            if seg.size == 0:
+                continue
+            bank = self._route(rng, seg.shape[0], channel.bank)
+            appetite = self.max_pd[bank] if channel.max_pd is None else np.full(seg.shape[0], channel.max_pd)
+            self._decide(t, seg, grade, ever, bank, appetite, line_shift=np.full(seg.shape[0], math.log(channel.line_scale)), campaign=True)
+
+    def _route(self, rng: np.random.Generator, n: int, bank_name: str | None) -> np.ndarray:
+        """The bank of each of n applicants: the named one, or drawn by bank share."""
+        if bank_name is not None:
+            return np.full(n, self.scenario.bank_names.index(bank_name), dtype=np.int64)
+        return np.asarray(rng.choice(self.n_banks, size=n, p=self.bank_share))
+
+    def _decide(self, t: int, seg: np.ndarray, grade: np.ndarray, ever: np.ndarray, bank: np.ndarray, appetite: np.ndarray,
+                line_shift: np.ndarray, campaign: bool) -> None:
+        """Banks approve applicants whose believed PD is within the appetite (per applicant); approved firms borrow."""
+        nb = self.n_banks
+        z = np.asarray(self.rng["signals"].standard_normal(seg.shape[0]))
+        history = np.where(ever == 1, self.scenario.risk.known_history_loans, 0)
+        believed = self._believed_pd(seg, grade, z, history)
+        approved = believed <= appetite
+        self.flows[:, _B["applications"]] += np.bincount(bank, minlength=nb)
+        self.flows[:, _B["approvals"]] += np.bincount(bank[approved], minlength=nb)
+        if campaign:
+            self.flows[:, _B["campaign_applications"]] += np.bincount(bank, minlength=nb)
+            self.flows[:, _B["campaign_approvals"]] += np.bincount(bank[approved], minlength=nb)
+        first = approved & (ever == 0)
+        self.flows[:, _B["first_time_borrowers"]] += np.bincount(bank[first], minlength=nb)
+        self.flows[:, _B["first_time_expected_defaults_believed"]] += np.bincount(bank[first], believed[first], nb)
+        self.flows[:, _B["first_time_expected_defaults_true"]] += np.bincount(bank[first], self.pd[seg[first], grade[first]], nb)
+        np.subtract.at(self.pool, (seg[approved], grade[approved], ever[approved]), 1)
+        self._new_borrowers(t, seg[approved], grade[approved], bank[approved], z[approved], first_time=first[approved], line_shift=line_shift[approved], seasoned=False, history=history[approved])
+
+    def _believed_pd(self, seg: np.ndarray, grade: np.ndarray, z: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """The annual PD a bank believes a firm has: ``expit(logit(pd) + signal_sd z / sqrt(1 + k))``, k the
+        repaid loans it has seen (thin files, k = 0, are the noisiest)."""
+        sd = self.scenario.risk.signal_sd
+        if sd == 0.0:
+            return self.pd[seg, grade]
+        return expit(self.pd_logit[seg, grade] + sd * z / np.sqrt(1.0 + history))
+
+    def _firm_belief(self, firms: np.ndarray) -> np.ndarray:
+        table = self.borrowers
+        return self._believed_pd(table.segment[firms], table.grade[firms], table.signal[firms], table.history[firms].astype(float) + table.repaid[firms])
+
+    def _new_borrowers(self, t: int, seg: np.ndarray, grade: np.ndarray, bank: np.ndarray, z: np.ndarray, first_time: np.ndarray | bool,
+                       line_shift: np.ndarray, seasoned: bool, history: np.ndarray | None = None) -> None:
+        """Make borrowers of firms (default month, credit line, belief) and give them their loans.
+
+        ``line_shift`` is added to the log-median of the line; ``seasoned`` marks the opening book.
+        """
+        n = seg.shape[0]
+        if n == 0:
+            return
+        s = self.scenario
+        table = self.borrowers
+        slots = table.add(n)
+        table.segment[slots] = seg
+        table.grade[slots] = grade
+        table.bank[slots] = bank
+        table.signal[slots] = z
+        table.first_time[slots] = first_time
+        table.history[slots] = s.risk.known_history_loans if history is None else history
+        cohort = seg * self.n_grades + grade
+        table.default_month[slots] = default_months(self.cum_hazard, cohort, t, np.asarray(self.rng["defaults"].standard_exponential(n)))
+        rng = self.rng["loans"]
+        # credit line: lognormal (median, p90) truncated at the inclusive limit, drawn by inverse CDF
+        mu = self.line_mu[seg] + line_shift
+        sigma = self.line_sigma[seg]
+        u = np.asarray(rng.random(n)) * ndtr((self.log_limit - mu) / sigma)
+        line = np.exp(mu + sigma * ndtri(u)) * FEN
+        extra = s.demand.loans_per_borrower - 1.0
+        per_firm = 1 + (rng.poisson(extra, n) if extra > 0 else np.zeros(n, dtype=np.int64))
+        per_loan = np.maximum(np.floor(line / per_firm), 1.0)  # whole fen
+        table.line[slots] = per_loan * per_firm
+        table.loans[slots] = per_firm
+        term = self._draw_terms(bank, seasoned)
+        age = rng.integers(0, term) if seasoned else np.zeros(n, dtype=np.int64)
+        table.since[slots] = t - age - (12 * s.risk.known_history_loans if seasoned else 0)
+        self.perf_firms += np.bincount(bank, minlength=self.n_banks)
+        firm = np.repeat(slots, per_firm)
+        if not seasoned:
+            self.flows[:, _B["first_loan_amount"]] += np.bincount(bank, np.where(first_time, per_loan * per_firm, 0.0), self.n_banks)
+        self._make_loans(
+            t, firm, np.repeat(bank, per_firm).astype(np.int16), np.repeat(per_loan, per_firm), np.repeat(term, per_firm),
+            maturity=np.repeat(t + term - age, per_firm), product=None, renewals=np.zeros(firm.shape[0], np.int16),
+            masked=np.zeros(firm.shape[0], bool), seasoned=seasoned,
+        )
+
+    def _draw_terms(self, bank: np.ndarray, seasoned: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
+        """One term per firm from its bank's mix (length-biased for the seasoned opening book); new borrowers
+        draw from the loans stream, re-borrowing firms from the reborrow stream."""
+        cum = self.seasoned_term_cum if seasoned else self.term_cum
+        return self.terms[_pick(cum[bank], np.asarray((rng or self.rng["loans"]).random(bank.shape[0])))].astype(np.int64)
+
+    def _make_loans(self, t: int, firm: np.ndarray, bank: np.ndarray, amount: np.ndarray, term: np.ndarray, maturity: np.ndarray,
+                    product: np.ndarray | None, renewals: np.ndarray, masked: np.ndarray, seasoned: bool = False) -> None:
+        """Price the loans, decide how each ends, file them and add them to the running totals.
+
+        ``product`` None draws it from the bank's mix. A loan ends at its firm's default month when that comes
+        first, unless ``masked`` (an evergreened renewal), which is filed at maturity.
+        """
+        nb = self.n_banks
+        if product is None:
+            product = _pick(self.product_cum[bank], np.asarray(self.rng["loans"].random(firm.shape[0]))).astype(np.int8)
+        rate = self.rate[bank] + self.rate_per_pd[bank] * self._firm_belief(firm)
+        default_month = self.borrowers.default_month[firm]
+        distressed = (default_month <= self.months) & (default_month <= maturity)  # M + 1 means no default in the horizon
+        defaults = distressed & ~masked
+        evergreen = distressed & masked
+        loans = Loans(firm, bank, amount, rate, product, term.astype(np.int32), renewals.astype(np.int16), evergreen, defaults)
+        self.book.file(loans, np.where(defaults, default_month, maturity))
+        disbursed = np.bincount(bank, amount, nb)
+        credit = np.bincount(bank, amount * (product == _CREDIT), nb)
+        self.perf_balance += disbursed
+        self.perf_credit += credit
+        self.perf_loans += np.bincount(bank, minlength=nb)
+        self.rate_balance += np.bincount(bank, amount * rate, nb)
+        self.renewal_balance += np.bincount(bank, amount * (renewals > 0), nb)
+        self.restructured_balance += np.bincount(bank, amount * evergreen, nb)
+        if not seasoned:
+            self.flows[:, _B["disbursed"]] += disbursed
+            self.flows[:, _B["credit_loan_disbursed"]] += credit
+            self.flows[:, _B["first_time_borrower_lending"]] += np.bincount(bank, amount * self.borrowers.first_time[firm], nb)
+
+    # ------------------------------------------------------------------------------------------ loans that end
+    def _close(self, loans: Loans) -> None:
+        """Take ending loans out of the performing running totals."""
+        nb = self.n_banks
+        amount, bank = loans.amount, loans.bank
+        self.perf_balance -= np.bincount(bank, amount, nb)
+        self.perf_credit -= np.bincount(bank, amount * (loans.product == _CREDIT), nb)
+        self.perf_loans -= np.bincount(bank, minlength=nb)
+        self.rate_balance -= np.bincount(bank, amount * loans.rate, nb)
+        self.renewal_balance -= np.bincount(bank, amount * (loans.renewals > 0), nb)
+        self.restructured_balance -= np.bincount(bank, amount * loans.evergreen, nb)
+
+    def _defaults(self, t: int, loans: Loans, liquidity: np.ndarray | None = None) -> None:
+        """Loans of firms that default this month turn non-performing; recovery and write-off are filed."""
         if len(loans) == 0:
             return
         nb = self.n_banks
         amount, bank = loans.amount, loans.bank
+        self._close(loans)
         credit = loans.product == _CREDIT
         defaulted = np.bincount(bank, amount, nb)
         defaulted_credit = np.bincount(bank, amount * credit, nb)
         count = np.bincount(bank, minlength=nb).astype(float)
-        lgd = self._lgd(loans.product)
-        recovery = np.round(amount * (1.0 - lgd))
+        recovery = np.round(amount * (1.0 - self._lgd(loans.product)))
         loss = amount - recovery
         r = self.scenario.risk
         due_r, due_w = t + r.recovery_lag_months, t + r.write_off_months
@@ -243,21 +432,22 @@ class Simulation:
         self.due_written_off_credit[due_w] += np.bincount(bank, loss * credit, nb)
         self.due_loans[due_w] += count
         firms = np.unique(loans.firm)
-        firm_bank = self.borrowers.bank[firms]
-        firm_count = np.bincount(firm_bank, minlength=nb).astype(float)
+        firm_count = np.bincount(self.borrowers.bank[firms], minlength=nb).astype(float)
         self.due_firms[due_w] += firm_count
+        first = self.borrowers.first_time[loans.firm]
         self.borrowers.release(firms)
 
-        self.perf_balance -= defaulted
-        self.perf_credit -= defaulted_credit
-        self.perf_loans -= count
         self.perf_firms -= firm_count
         self.npl_balance += defaulted
         self.npl_credit += defaulted_credit
         self.npl_loans += count
         self.npl_firms += firm_count
-        self.flows[:, _B["defaulted"]] = defaulted
-        self.flows[:, _B["defaults"]] = count
+        self.flows[:, _B["defaulted"]] += defaulted
+        self.flows[:, _B["defaults"]] += count
+        self.flows[:, _B["first_time_defaults"]] += np.bincount(bank[first], minlength=nb)
+        self.flows[:, _B["first_time_defaulted"]] += np.bincount(bank, amount * first, nb)
+        if liquidity is not None:
+            self.flows[:, _B["liquidity_defaults"]] += np.bincount(bank[liquidity], minlength=nb)
         self.pop_flows[_P["firm_failures"]] += firms.shape[0]
 
     def _lgd(self, product: np.ndarray) -> np.ndarray:
@@ -271,122 +461,99 @@ class Simulation:
         return self.rng["recoveries"].beta(a, b)
 
     def _maturities(self, t: int, loans: Loans) -> None:
-        """Matured loans are repaid; each is followed by a new loan with the re-borrowing probability."""
+        """Maturing loans: renewed, or repaid (with liquidity stress), and then possibly re-borrowed."""
         if len(loans) == 0:
             return
-        nb, table = self.n_banks, self.borrowers
+        s, nb, table = self.scenario, self.n_banks, self.borrowers
         amount, bank, firm = loans.amount, loans.bank, loans.firm
-        repaid = np.bincount(bank, amount, nb)
-        self.perf_balance -= repaid
-        self.perf_credit -= np.bincount(bank, amount * (loans.product == _CREDIT), nb)
-        self.perf_loans -= np.bincount(bank, minlength=nb)
-        self.flows[:, _B["repaid"]] = repaid
-
-        want = (self.rng["demand"].random(len(loans)) < self.scenario.demand.reborrow_prob) & ~table.graduating[firm]
-        new_amount = np.round(amount * (1.0 + self.line_growth[table.segment[firm]]) ** (loans.term / 12.0))
-        # each firm's line after this month: renewed loans grown, the others gone; a firm whose line would pass
-        # the inclusive limit graduates, and none of its loans is renewed in the inclusive book
         firms, inverse = np.unique(firm, return_inverse=True)
-        change = np.bincount(inverse, np.where(want, new_amount - amount, -amount))
-        passing = (table.line[firms] + change > self.scenario.firms.inclusive_line_limit * FEN) & (np.bincount(inverse, want) > 0)
+        n_firms = firms.shape[0]
+        # a masked (evergreened) firm whose default month has come is insolvent: it can only be renewed again
+        insolvent = table.default_month[firms] <= t
+        want = ((self.rng["reborrow"].random(len(loans)) < s.demand.reborrow_prob) & ~table.graduating[firm]) | insolvent[inverse]
+        renew = want & self._renewable(t, loans, firms, inverse)
+        to_repay = np.bincount(inverse, ~renew, n_firms) > 0
+        stressed = np.zeros(n_firms, dtype=bool)
+        bridged = np.zeros(n_firms, dtype=bool)
+        if s.liquidity.stress_prob > 0:
+            u = self.rng["liquidity"].random((2, n_firms))
+            stressed = (u[0] < s.liquidity.stress_prob) & to_repay & ~insolvent
+            bridged = stressed & (u[1] < s.liquidity.bridge_share)
+        liquidity_default = stressed & ~bridged
+        default = (liquidity_default | (insolvent & to_repay))[inverse]
+        bridged_loan = bridged[inverse]
+        if default.any():
+            self._defaults(t, loans.take(default), liquidity=liquidity_default[inverse][default])
+            keep = ~default
+            loans, renew, want, bridged_loan = loans.take(keep), renew[keep], want[keep], bridged_loan[keep]
+            if len(loans) == 0:
+                return
+            amount, bank, firm = loans.amount, loans.bank, loans.firm
+            firms, inverse = np.unique(firm, return_inverse=True)
+            n_firms = firms.shape[0]
+        self._close(loans)
+        repaid = np.bincount(bank, amount, nb)
+        self.flows[:, _B["repaid"]] += repaid
+        self.flows[:, _B["bridge_cost"]] += np.bincount(bank, amount * (bridged_loan & ~renew), nb) * s.liquidity.bridge_cost
+        self.flows[:, _B["renewals"]] += np.bincount(bank[renew], minlength=nb)
+        self.flows[:, _B["renewed"]] += np.bincount(bank, amount * renew, nb)
+        # re-borrowing: grown loans; a firm whose line would pass the inclusive limit graduates instead
+        new_amount = np.where(renew, amount, np.round(amount * (1.0 + self.line_growth[table.segment[firm]]) ** (loans.term / 12.0)))
+        again = want & ~renew
+        change = np.bincount(inverse, np.where(again, new_amount - amount, np.where(renew, 0.0, -amount)), n_firms)
+        passing = (table.line[firms] + change > s.firms.inclusive_line_limit * FEN) & (np.bincount(inverse, again, n_firms) > 0)
         table.graduating[firms[passing]] = True
-        again = want & ~table.graduating[firm]
-        table.line[firms] += np.bincount(inverse, np.where(again, new_amount - amount, -amount))
-        gone = ~again
+        again &= ~table.graduating[firm]
+        table.line[firms] += np.bincount(inverse, np.where(again, new_amount - amount, np.where(renew, 0.0, -amount)), n_firms)
+        gone = ~(again | renew)
         np.subtract.at(table.loans, firm[gone], 1)
-        leaving = firms[table.loans[firms] == 0]
+        alive = table.loans[firms] > 0
+        leaving = firms[~alive]
         if leaving.size:
             graduates = table.graduating[leaving]
             left_bank = table.bank[leaving]
             self.perf_firms -= np.bincount(left_bank, minlength=nb)
-            self.flows[:, _B["graduated"]] = np.bincount(left_bank[graduates], minlength=nb)
+            self.flows[:, _B["graduated"]] += np.bincount(left_bank[graduates], minlength=nb)
             back = leaving[~graduates]
             np.add.at(self.pool, (table.segment[back], table.grade[back], 1), 1)
             table.release(leaving)
-        if again.any():
-            self._make_loans(t, firm[again], bank[again], new_amount[again])
 
-    def _applications(self, t: int) -> None:
-        """Firms without a loan apply; the bank they go to approves those within its risk appetite."""
-        rng = self.rng["demand"]
-        wanted = rng.poisson(self.applications * self.demand_growth ** (t - 1))
-        segs, grades, evers = [], [], []
-        for i, n in enumerate(wanted.tolist()):
-            available = int(self.pool[i].sum())
-            if n > available:
-                self.pop_flows[_P["unmet_applications"]] += n - available
-                n = available
-            if n == 0:
-                continue
-            drawn: np.ndarray = rng.multivariate_hypergeometric(self.pool[i].ravel(), n)
-            cells = np.flatnonzero(drawn)
-            reps = drawn[cells]
-            segs.append(np.full(n, i, dtype=np.int64))
-            grades.append(np.repeat(cells // 2, reps))
-            evers.append(np.repeat(cells % 2, reps))
-        if not segs:
-            return
-        seg, grade, ever = np.concatenate(segs), np.concatenate(grades), np.concatenate(evers)
-        bank = np.asarray(np.searchsorted(self.bank_share_cum, rng.random(seg.shape[0]), side="right"))
-        approved = self.pd[seg, grade] <= self.max_pd[bank]
-        nb = self.n_banks
-        self.flows[:, _B["applications"]] = np.bincount(bank, minlength=nb)
-        self.flows[:, _B["approvals"]] = np.bincount(bank[approved], minlength=nb)
-        seg, grade, ever, bank = seg[approved], grade[approved], ever[approved], bank[approved]
-        np.subtract.at(self.pool, (seg, grade, ever), 1)
-        self._new_borrowers(t, seg, grade, bank)
+        # the continuing loans of a firm share a term: the old one if the firm renews, else a fresh draw
+        cont = again | renew
+        if cont.any():
+            self._continue(t, loans, firms, inverse, renew, cont, new_amount)
+        # a firm that repaid a loan (not renewed) has shown the bank one more repayment, from the next decision on
+        np.add.at(table.repaid, firms[(np.bincount(inverse, ~renew, n_firms) > 0) & alive], 1)
 
-    def _new_borrowers(self, t: int, seg: np.ndarray, grade: np.ndarray, bank: np.ndarray, line_shift: np.ndarray | None = None) -> None:
-        """Make borrowers of firms (default month, credit line) and give them their loans.
+    def _continue(self, t: int, loans: Loans, firms: np.ndarray, inverse: np.ndarray, renew: np.ndarray, cont: np.ndarray, new_amount: np.ndarray) -> None:
+        """New loans for the continuing ones: renewals (same amount, term and product) and re-borrowing."""
+        table, n_firms = self.borrowers, firms.shape[0]
+        firm, bank = loans.firm, loans.bank
+        renewing_firm = np.bincount(inverse, renew, n_firms) > 0
+        fresh = self._draw_terms(table.bank[firms], rng=self.rng["reborrow"])
+        term = np.where(renewing_firm[inverse], loans.term, fresh[inverse])[cont]
+        masked = renewing_firm[inverse][cont]  # a renewing firm's distress stays hidden until its loans fall due
+        # a renewal keeps its product; a re-borrowed loan draws a new one (drawn for every continuing loan, so
+        # the stream's use does not depend on the renewal policy)
+        drawn = _pick(self.product_cum[bank[cont]], np.asarray(self.rng["reborrow"].random(int(cont.sum())))).astype(np.int8)
+        product = np.where(renew[cont], loans.product[cont], drawn)
+        self._make_loans(
+            t, firm[cont], bank[cont], new_amount[cont], term, maturity=t + term, product=product,
+            renewals=np.where(renew, loans.renewals + 1, 0)[cont], masked=masked,
+        )
 
-        ``line_shift`` (log units, per firm) is given for the opening book only, which it marks as seasoned.
-        """
-        n = seg.shape[0]
+    def _renewable(self, t: int, loans: Loans, firms: np.ndarray, inverse: np.ndarray) -> np.ndarray:
+        """Maturing loans the rules allow to renew at firms whose bank takes renewal up (uptake per firm)."""
+        s = self.scenario
+        if not s.renewal.enabled or not self.uptake.any():
+            return np.zeros(len(loans), dtype=bool)
         table = self.borrowers
-        slots = table.add(n)
-        table.segment[slots] = seg
-        table.grade[slots] = grade
-        table.bank[slots] = bank
-        cohort = seg * self.n_grades + grade
-        table.default_month[slots] = default_months(self.cum_hazard, cohort, t, np.asarray(self.rng["defaults"].standard_exponential(n)))
-        rng = self.rng["loans"]
-        # credit line: lognormal (median, p90) truncated at the inclusive limit, drawn by inverse CDF
-        mu = self.line_mu[seg] + (0.0 if line_shift is None else line_shift)
-        sigma = self.line_sigma[seg]
-        u = rng.random(n) * ndtr((self.log_limit - mu) / sigma)
-        line = np.exp(mu + sigma * ndtri(u)) * FEN
-        extra = self.scenario.demand.loans_per_borrower - 1.0
-        per_firm = 1 + (rng.poisson(extra, n) if extra > 0 else np.zeros(n, dtype=np.int64))
-        per_loan = np.maximum(np.floor(line / per_firm), 1.0)  # whole fen
-        table.line[slots] = per_loan * per_firm
-        table.loans[slots] = per_firm
-        self.perf_firms += np.bincount(bank, minlength=self.n_banks)
-        firm = np.repeat(slots, per_firm)
-        self._make_loans(t, firm, np.repeat(bank, per_firm).astype(np.int16), np.repeat(per_loan, per_firm), seasoned=line_shift is not None)
-
-    def _make_loans(self, t: int, firm: np.ndarray, bank: np.ndarray, amount: np.ndarray, seasoned: bool = False) -> None:
-        """Draw term and product, decide how each loan ends, file it and add it to the running totals.
-
-        A seasoned (opening-book) loan has a term drawn length-biased and an age uniform over its term.
-        """
-        rng = self.rng["loans"]
-        n = firm.shape[0]
-        u_term, u_product = rng.random((2, n))
-        term = self.terms[_pick((self.seasoned_term_cum if seasoned else self.term_cum)[bank], u_term)]
-        product = _pick(self.product_cum[bank], u_product).astype(np.int8)
-        maturity = t + term - (rng.integers(0, term) if seasoned else 0)
-        default_month = self.borrowers.default_month[firm]
-        defaults = default_month <= maturity
-        self.book.file(Loans(firm, bank, amount, product, term.astype(np.int32), defaults), np.where(defaults, default_month, maturity))
-        nb = self.n_banks
-        disbursed = np.bincount(bank, amount, nb)
-        credit = np.bincount(bank, amount * (product == _CREDIT), nb)
-        self.perf_balance += disbursed
-        self.perf_credit += credit
-        self.perf_loans += np.bincount(bank, minlength=nb)
-        if not seasoned:
-            self.flows[:, _B["disbursed"]] += disbursed
-            self.flows[:, _B["credit_loan_disbursed"]] += credit
+        allowed = eligible(
+            s, s.start_index + t - 1, table.segment[loans.firm], loans.product, loans.term, loans.renewals,
+            t - table.since[loans.firm], self._firm_belief(loans.firm),
+        )
+        taken = self.rng["renewal"].random(firms.shape[0]) < self.uptake[table.bank[firms]]
+        return allowed & taken[inverse]
 
     def _resolutions(self, t: int) -> None:
         """Recoveries and write-offs filed for this month."""
@@ -406,17 +573,24 @@ class Simulation:
         row[:, _B["borrowers"]] = self.perf_firms + self.npl_firms
         row[:, _B["loans"]] = self.perf_loans + self.npl_loans
         row[:, _B["npl_balance"]] = self.npl_balance
-        with np.errstate(invalid="ignore", divide="ignore"):
-            row[:, _B["npl_ratio"]] = np.where(balance > 0, self.npl_balance / balance, np.nan)
         row[:, _B["credit_loan_balance"]] = self.perf_credit + self.npl_credit
+        row[:, _B["renewal_balance"]] = self.renewal_balance
+        row[:, _B["restructured_balance"]] = self.restructured_balance
         row[:, _B["all_loans_balance"]] = np.round(self.other_loans * self.other_growth[t]) + balance
         row[:, _MONEY] /= FEN
+        restructured_reported = self.scenario.renewal.distressed_classification == "restructured"
+        for name, values in ratio_values(lambda m: row[:, _B[m]], restructured_reported).items():
+            row[:, _B[name]] = values
         pop = self.population_metrics[t]
         pop[:] = self.pop_flows
         unbanked = float(self.pool.sum())
         pop[_P["unbanked_firms"]] = unbanked
         pop[_P["never_borrowed_firms"]] = float(self.pool[:, :, 0].sum())
         pop[_P["firms"]] = unbanked + float(self.perf_firms.sum())
+
+
+#: Running totals that are sums of non-integer products (interest rate × fen) agree with a recount to rounding.
+_AUDIT_TOLERANCE = {"rate × balance": 1e-6}
 
 
 def _audit_differences(sim: Simulation) -> dict[str, float]:
@@ -432,6 +606,9 @@ def _audit_differences(sim: Simulation) -> dict[str, float]:
         "performing balance": (np.bincount(loans.bank, loans.amount, nb), sim.perf_balance),
         "performing credit balance": (np.bincount(loans.bank, loans.amount * (loans.product == _CREDIT), nb), sim.perf_credit),
         "performing loans": (np.bincount(loans.bank, minlength=nb), sim.perf_loans),
+        "renewal balance": (np.bincount(loans.bank, loans.amount * (loans.renewals > 0), nb), sim.renewal_balance),
+        "restructured balance": (np.bincount(loans.bank, loans.amount * loans.evergreen, nb), sim.restructured_balance),
+        "rate × balance": (np.bincount(loans.bank, loans.amount * loans.rate, nb) / np.maximum(sim.perf_balance, 1.0), sim.rate_balance / np.maximum(sim.perf_balance, 1.0)),
         "performing borrowers": (np.bincount(table.bank[live], minlength=nb), sim.perf_firms),
         "loans per borrower": (per_firm[live], table.loans[live]),
         "no loans on free slots": (per_firm.sum(), per_firm[live].sum()),
@@ -441,7 +618,29 @@ def _audit_differences(sim: Simulation) -> dict[str, float]:
         "npl loans": (sim.due_loans[pending].sum(axis=0), sim.npl_loans),
         "npl borrowers": (sim.due_firms[pending].sum(axis=0), sim.npl_firms),
     }
+    # a firm's loans share one end month: every loan of a live firm sits in the same bucket
+    recounts["one maturity per firm"] = (sum(_firms_split_across_buckets(sim)), 0)
     return {name: float(np.max(np.abs(np.asarray(a, float) - np.asarray(b, float)), initial=0.0)) for name, (a, b) in recounts.items()}
+
+
+def _firms_split_across_buckets(sim: Simulation) -> list[int]:
+    seen: dict[int, int] = {}
+    split = 0
+    for month, bucket in enumerate(sim.book._buckets):
+        for batch in bucket:
+            for f in np.unique(batch.firm).tolist():
+                if seen.setdefault(f, month) != month:
+                    split += 1
+    return [split]
+
+
+def _expand(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Firms as (segment, grade, ever borrowed) index arrays from counts of shape (segments, grades, 2)."""
+    flat = cells.ravel()
+    index = np.repeat(np.arange(flat.shape[0]), flat)
+    seg, rest = np.divmod(index, cells.shape[1] * 2)
+    grade, ever = np.divmod(rest, 2)
+    return seg, grade, ever
 
 
 def _cumulative(weights: np.ndarray) -> np.ndarray:

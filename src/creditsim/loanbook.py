@@ -28,10 +28,16 @@ class Loans:
         Lending bank.
     amount : float64
         Principal in whole fen (bullet: repaid in full at maturity).
+    rate : float64
+        Annual interest rate.
     product : int8
         Index into :data:`creditsim.scenario.PRODUCTS`.
     term : int32
         Contractual term, months.
+    renewals : int16
+        Consecutive renewals without principal repayment that led to this loan (0: not a renewal).
+    evergreen : bool
+        A renewal to a firm that defaults before it matures, filed at maturity (evergreening).
     defaults : bool
         The loan ends in default (at its firm's default month) rather than at maturity.
     """
@@ -39,8 +45,11 @@ class Loans:
     firm: np.ndarray
     bank: np.ndarray
     amount: np.ndarray
+    rate: np.ndarray
     product: np.ndarray
     term: np.ndarray
+    renewals: np.ndarray
+    evergreen: np.ndarray
     defaults: np.ndarray
 
     def __len__(self) -> int:
@@ -58,7 +67,8 @@ class Loans:
 
     @staticmethod
     def empty() -> Loans:
-        return Loans(np.zeros(0, np.int64), np.zeros(0, np.int16), np.zeros(0), np.zeros(0, np.int8), np.zeros(0, np.int32), np.zeros(0, bool))
+        z = np.zeros
+        return Loans(z(0, np.int64), z(0, np.int16), z(0), z(0), z(0, np.int8), z(0, np.int32), z(0, np.int16), z(0, bool), z(0, bool))
 
 
 class LoanBook:
@@ -92,4 +102,4 @@ class LoanBook:
         return Loans.concat(batches) if batches else Loans.empty()
 
 
-_FIELDS = ("firm", "bank", "amount", "product", "term", "defaults")
+_FIELDS = ("firm", "bank", "amount", "rate", "product", "term", "renewals", "evergreen", "defaults")

@@ -126,7 +126,9 @@ def initial_population(scenario) -> InitialPopulation:
                 f"leaves {int(borrowers[i, g].sum())} borrowers of grade {g} (PD {pd[i, g]:g}) but only {int(firms_by_grade[g])} firms "
                 "of that grade exist: raise unbanked_share or the banks' max_pd",
             )
-        pool[i, :, 0] = left
+        former = apportion(int(round(left.sum() * seg.former_borrower_share)), left.astype(float))
+        pool[i, :, 0] = left - former
+        pool[i, :, 1] = former
     shift, mean, sd = _opening_lines(scenario, borrowers.sum(axis=1).astype(float))
     return InitialPopulation(pool=pool, borrowers=borrowers, line_shift=shift, opening_mean=mean, opening_sd=sd)
 

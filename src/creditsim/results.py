@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ResultsError
-from .metrics import BANK_METRICS, POPULATION_METRICS
+from .metrics import BANK_METRICS, POPULATION_METRICS, ratio_values
 from .scenario import Scenario, scenario_from_dict
 from .units import month_label
 
@@ -54,7 +54,7 @@ class Results:
         self.scenario = scenario
         self.seed = int(seed)
         self.path_ids = [int(p) for p in path_ids]
-        self.bank_metrics = _with_aggregate(bank_metrics)
+        self.bank_metrics = _with_aggregate(bank_metrics, scenario.renewal.distressed_classification == "restructured")
         self.population_metrics = population_metrics
         start = scenario.start_index - 1
         self.dates = [month_label(start + t) for t in range(bank_metrics.shape[1])]
@@ -234,13 +234,11 @@ class Results:
         return cls(scenario, manifest["seed"], path_ids, np.ascontiguousarray(bank_metrics), np.ascontiguousarray(population))
 
 
-def _with_aggregate(bank_metrics: np.ndarray) -> np.ndarray:
-    """Append the aggregate over banks as the last bank: sums, with npl_ratio recomputed."""
+def _with_aggregate(bank_metrics: np.ndarray, restructured_reported: bool) -> np.ndarray:
+    """Append the aggregate over banks as the last bank: sums, with the ratios recomputed from the sums."""
     total = bank_metrics.sum(axis=2, keepdims=True)
-    balance = total[..., BANK_METRICS.index("balance")]
-    npl = total[..., BANK_METRICS.index("npl_balance")]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        total[..., BANK_METRICS.index("npl_ratio")] = np.where(balance > 0, npl / balance, np.nan)
+    for name, values in ratio_values(lambda m: total[..., BANK_METRICS.index(m)], restructured_reported).items():
+        total[..., BANK_METRICS.index(name)] = values
     return np.concatenate([bank_metrics, total], axis=2)
 
 

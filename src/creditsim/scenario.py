@@ -36,6 +36,10 @@ __all__ = [
     "Demand",
     "StressPoint",
     "Risk",
+    "Liquidity",
+    "Renewal",
+    "Campaign",
+    "Channel",
     "PRODUCTS",
     "FACTOR_MONTHS",
     "DEFAULT_SCENARIO",
@@ -124,6 +128,7 @@ class Segment(_Model):
     label: str = Field("", description="Display name, e.g. '小型企业'.")
     firms: Count = Field(description="Firms in the segment at the start (count; '12万' allowed).")
     unbanked_share: Probability = Field(description="Share of the segment's firms with no loan at the start (无贷户 and former borrowers).")
+    former_borrower_share: Probability = Field(0.0, description="Share of the firms without a loan at the start that borrowed before (the rest are 无贷户, never borrowed).")
     entry_per_year: Count = Field(0.0, description="New firms registered per year (新增小微企业), Poisson, spread evenly over months.")
     exit_rate: Probability = Field(0.0, description="Annual probability that a firm without a loan closes.")
     applications_per_month: Count = Field(0.0, description="Loan applications per month from the segment's unbanked firms (Poisson); grows at demand.growth.")
@@ -151,7 +156,9 @@ class Bank(_Model):
     all_loans: PositiveAmount = Field(description="Initial balance of all the bank's loans (各项贷款), inclusive ones included, CNY.")
     non_inclusive_growth: Growth | dict[str, Growth] = Field(description="Annual growth of the bank's loans outside the inclusive book: one rate, or a table by year ('2021' = '8%') covering every simulated year.")
     max_pd: Probability = Field(description="Risk appetite: the highest annual PD the bank lends to.")
-    rate: Probability = Field(description="Annual interest rate on its inclusive loans.")
+    rate: Probability = Field(description="Annual interest rate on its inclusive loans (before the risk premium).")
+    rate_per_pd: NonNegative = Field(0.0, description="Risk-based pricing: the rate rises by rate_per_pd × the PD the bank believes the firm has.")
+    renewal_uptake: Probability = Field(0.0, description="Share of the firms with eligible maturing loans whose loans the bank renews without principal repayment (无还本续贷).")
     term_mix: dict[str, Probability] = Field(description="Share of new loans by term in months, e.g. {12 = 0.6, 24 = 0.3, 36 = 0.1}; sums to 1. Loans repay at maturity (bullet).")
     product_mix: dict[str, Probability] = Field(description="Share of new loans by product: credit (信用), guaranteed (担保), collateral (抵押/质押); sums to 1.")
 
@@ -180,6 +187,57 @@ class Risk(_Model):
     lgd_sd: NonNegative = Field(0.0, description="Standard deviation of a loan's LGD (Beta distributed around the mean); 0 for a fixed LGD.")
     recovery_lag_months: int = Field(12, ge=0, le=120, description="Months from default to the recovery of (1 − LGD) of the defaulted balance (0–120).")
     write_off_months: int = Field(24, ge=0, le=240, description="Months from default to the write-off of what was not recovered (≥ recovery_lag_months, ≤ 240).")
+    signal_sd: NonNegative = Field(0.0, description="Thin files: standard deviation, in log-odds, of the bank's error about a firm's PD when the firm has no credit history; with k repaid loans it is signal_sd / sqrt(1 + k).")
+    known_history_loans: int = Field(4, ge=0, le=100, description="Repaid loans the bank is taken to have seen from firms that borrowed before the scenario (opening borrowers and former borrowers).")
+
+
+class Liquidity(_Model):
+    """Liquidity stress at maturity, separate from solvency."""
+
+    stress_prob: Probability = Field(0.0, description="Probability that a solvent firm cannot repay principal on time at a maturity.")
+    bridge_share: Probability = Field(0.0, description="Share of stressed firms that borrow bridge money (倒贷) to repay; the others default (liquidity defaults).")
+    bridge_cost: Probability = Field(0.02, description="Cost of bridge money as a share of the principal bridged.")
+
+
+class Renewal(_Model):
+    """Renewal without principal repayment (无还本续贷): which maturing loans may be renewed.
+
+    A renewal is a new loan that repays the old one (counted in both disbursed and repaid); the firm repays no
+    principal, so liquidity stress cannot push it into default. Each bank renews the eligible loans of a share
+    ``banks.NAME.renewal_uptake`` of its firms.
+    """
+
+    enabled: bool = Field(True, description="Renewal is allowed at all (a missing [renewal] section means false).")
+    products: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] = Field(PRODUCTS, description="Eligible products.")
+    max_term_months: int = Field(12, ge=1, le=360, description="Longest eligible term (working-capital loans), months.")
+    min_months_on_book: int = Field(0, ge=0, le=600, description="Months since the firm's first loan at the bank (in the scenario, or its seasoned opening loan) required.")
+    max_consecutive: int = Field(3, ge=1, le=100, description="Most consecutive renewals of a loan.")
+    max_pd: Probability = Field(1.0, description="Highest PD, as the bank believes it, of an eligible firm.")
+    segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Eligible segments (default all); leave medium firms out by not listing their segment.")
+    until: Month | None = Field(None, description="Last month in which loans can be renewed (e.g. '2027-09').")
+    distressed_classification: Literal["performing", "restructured"] = Field("performing", description="How a renewal to a firm that will default before the renewed loan matures is reported: as performing (evergreening masks it) or as restructured (counted in the reported NPL ratio, per the 2023 rules).")
+
+
+class Channel(_Model):
+    """One outreach channel of a first-loan campaign (visits, a 贷款码 QR-code channel …)."""
+
+    reach_per_month: Count = Field(description="Firms without any past loan reached per month.")
+    need: Probability = Field(description="Share of reached firms that express a need for credit and apply.")
+    bank: str | None = Field(None, description="The bank that handles the channel's applications (default: by bank share).")
+    line_scale: NonNegative = Field(1.0, description="First-loan size relative to the segment's line distribution (e.g. 0.2 for small 贷款码 loans).")
+    max_pd: Probability | None = Field(None, description="Highest believed PD approved through this channel (default: the bank's max_pd).")
+
+
+class Campaign(_Model):
+    """A first-loan (首贷) campaign that reaches firms which never borrowed, of which some apply.
+
+    Banks approve campaign applicants on a noisy signal of their PD (thin files, ``risk.signal_sd``).
+    """
+
+    segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Segments on the 无贷户 list (default all).")
+    start: Month | None = Field(None, description="First month of the campaign (default: the scenario's start).")
+    end: Month | None = Field(None, description="Last month of the campaign (default: the scenario's end).")
+    channels: dict[Annotated[str, BeforeValidator(_name)], Channel] = Field(default_factory=dict, description="The outreach channels, keyed by name.")
 
 
 class Scenario(_Model):
@@ -192,6 +250,9 @@ class Scenario(_Model):
     banks: dict[Annotated[str, BeforeValidator(_name)], Bank] = Field(description="The banks, keyed by name.")
     demand: Demand
     risk: Risk
+    liquidity: Liquidity = Field(default_factory=Liquidity, description="Liquidity stress at maturity (default: none).")
+    renewal: Renewal = Field(default_factory=lambda: Renewal(enabled=False), description="Renewal without principal repayment (default: disabled).")
+    campaign: Campaign = Field(default_factory=Campaign, description="First-loan campaign (default: none).")
 
     # ------------------------------------------------------------------ derived views used by the engine
     @property
@@ -443,6 +504,20 @@ def _check_rules(s: Scenario) -> None:
     for i in range(1, len(dates)):
         if dates[i] <= dates[i - 1]:
             raise ScenarioError(f"risk.stress.{i}.date", s.risk.stress[i].date, "stress dates must be in increasing order")
+    for field, names in (("renewal.segments", s.renewal.segments), ("campaign.segments", s.campaign.segments)):
+        for i, name in enumerate(names or ()):
+            if name not in s.firms.segments:
+                raise ScenarioError(f"{field}.{i}", name, f"unknown segment; segments are {', '.join(s.firms.segments)}")
+    for i, product in enumerate(s.renewal.products):
+        if product not in PRODUCTS:
+            raise ScenarioError(f"renewal.products.{i}", product, f"unknown product; products are {', '.join(PRODUCTS)}")
+    for name, channel in s.campaign.channels.items():
+        if channel.bank is not None and channel.bank not in s.banks:
+            raise ScenarioError(f"campaign.channels.{name}.bank", channel.bank, f"unknown bank; banks are {', '.join(s.banks)}")
+        if channel.line_scale <= 0:
+            raise ScenarioError(f"campaign.channels.{name}.line_scale", channel.line_scale, "must be > 0")
+    if s.campaign.start and s.campaign.end and month_index(s.campaign.end) < month_index(s.campaign.start):
+        raise ScenarioError("campaign.end", s.campaign.end, f"must not be before campaign.start ({s.campaign.start})")
     if s.risk.write_off_months < s.risk.recovery_lag_months:
         raise ScenarioError("risk.write_off_months", s.risk.write_off_months, f"must be ≥ risk.recovery_lag_months ({s.risk.recovery_lag_months})")
     from .population import initial_population  # checks that the banked firms fit the banks' risk appetite
@@ -488,16 +563,36 @@ def reference_markdown() -> str:
         ("[demand]", Demand),
         ("[risk]", Risk),
         ("[[risk.stress]]", StressPoint),
+        ("[liquidity]", Liquidity),
+        ("[renewal]", Renewal),
+        ("[campaign]", Campaign),
+        ("[campaign.channels.NAME]", Channel),
     ]
     for title, model in sections:
         lines += [f"## {title}", "", (model.__doc__ or "").strip().splitlines()[0], "", "| field | type | default | meaning |", "|---|---|---|---|"]
         for name, info in model.model_fields.items():
-            if _model_of(info.annotation) is not None and name not in ("segments", "banks", "stress"):
+            if _model_of(info.annotation) is not None and name not in ("segments", "banks", "stress", "channels"):
                 continue
-            default = "required" if info.is_required() else ("[]" if info.default_factory is list else f"`{info.default!r}`" if info.default not in (None, "") else "none" if info.default is None else "`\"\"`")
+            default = "required" if info.is_required() else _toml_default(info)
             lines.append(f"| `{name}` | {_type_name(info.annotation, info.metadata)} | {default} | {info.description or ''} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _toml_default(info: Any) -> str:
+    """A field's default as it would be written in TOML (``none`` when it has no value)."""
+    value = info.default_factory() if info.default_factory is not None else info.default
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, str):
+        return f'`"{value}"`'
+    if isinstance(value, (tuple, list)):
+        return "`[" + ", ".join(f'"{v}"' if isinstance(v, str) else f"{v:g}" for v in value) + "]`"
+    if isinstance(value, dict):
+        return "`{}`" if not value else f"`{value}`"
+    return f"`{value:g}`" if isinstance(value, float) else f"`{value}`"
 
 
 def _type_name(annotation: Any, metadata: list[Any]) -> str:
@@ -519,8 +614,14 @@ def _type_name(annotation: Any, metadata: list[Any]) -> str:
             return name
     if annotation is int:
         return "integer"
-    if annotation is str:
+    if annotation is bool:
+        return "true or false"
+    if annotation is str or text.startswith("typing.Optional[str]") or text.startswith("str | None"):
         return "string"
+    if "tuple[str, ...]" in text:
+        return "list of names"
+    if "Channel" in text:
+        return "table of channels"
     if "Literal" in text:
         return " \\| ".join(f"`{a}`" for a in annotation.__args__)
     if "Segment" in text:

@@ -15,7 +15,19 @@ import numpy as np
 __all__ = ["COMPONENTS", "stream", "name_key"]
 
 #: The components that draw random numbers, each with its own stream.
-COMPONENTS: tuple[str, ...] = ("population", "macro", "defaults", "demand", "loans", "recoveries")
+COMPONENTS: tuple[str, ...] = (
+    "population",  # firm entries and closures
+    "macro",       # the systematic factor
+    "defaults",    # firms' default months, failures of firms without a loan
+    "demand",      # applications: how many, which firms, which bank
+    "loans",       # new borrowers' lines, number of loans, terms and products
+    "reborrow",    # at maturity: who borrows again, and the new loans' terms and products
+    "recoveries",  # loss given default
+    "signals",     # banks' errors about firms' PDs
+    "renewal",     # banks' uptake of renewal
+    "liquidity",   # liquidity stress and bridge money at maturity
+    "campaign",    # first-loan campaign: reach, need, routing
+)
 
 
 def name_key(name: str) -> int:
