@@ -5,15 +5,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import creditsim
 from creditsim.risk import cumulative_hazard, default_months, monthly_hazards
 
-STANDARD = Path(__file__).resolve().parent / "scenarios" / "standard.toml"
 
 
 @pytest.fixture(scope="module")
@@ -37,5 +34,7 @@ def test_default_scenario_one_path(benchmark):
 
 
 def test_standard_scenario_one_path(benchmark):
-    scenario = creditsim.load_scenario(STANDARD)
+    from run import standard_scenario
+
+    scenario = standard_scenario()
     benchmark.pedantic(creditsim.simulate, args=(scenario,), kwargs={"paths": 1, "seed": 0}, rounds=3, iterations=1)
