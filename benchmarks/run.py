@@ -19,6 +19,7 @@ import platform
 import resource
 import sys
 import time
+
 import numpy as np
 
 import creditsim

@@ -12,7 +12,6 @@ import creditsim
 from creditsim.risk import cumulative_hazard, default_months, monthly_hazards
 
 
-
 @pytest.fixture(scope="module")
 def hazards():
     rng = np.random.default_rng(0)

@@ -9,7 +9,7 @@ measures the policy, not the noise, and its standard error is that of the paired
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +69,7 @@ class Comparison:
 def compare(
     base: Scenario | str | Path | None,
     variant: Scenario | str | Path | None,
-    paths: int = 100,
+    paths: int | Iterable[int] = 100,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> Comparison:
@@ -90,7 +90,9 @@ def compare(
     b = variant if isinstance(variant, Scenario) else load_scenario(variant)
     if a.calendar != b.calendar or a.bank_names != b.bank_names:
         raise ScenarioError("calendar", b.calendar.start, "the two scenarios must share the calendar and the bank names to be compared")
-    n = paths if isinstance(paths, int) else len(list(paths))
+    if not isinstance(paths, int):
+        paths = list(paths)  # an iterator is read once, then given to both runs
+    n = paths if isinstance(paths, int) else len(paths)
 
     def first(done: int, total: int) -> None:
         if progress:

@@ -39,7 +39,7 @@ from .borrowers import BorrowerTable
 from .errors import ScenarioError
 from .loanbook import LoanBook, Loans
 from .metrics import BANK_METRICS, POPULATION_METRICS, metric, ratio_values
-from .population import grade_table, initial_population, line_parameters
+from .population import DECLINED, FORMER, FORMER_FIRST_TIME, NEVER, POOL_STATES, grade_table, initial_population, line_parameters
 from .renewal import eligible
 from .risk import beta_parameters, cumulative_hazard, default_months, monthly_hazards
 from .scenario import FACTOR_MONTHS, PRODUCTS, Scenario
@@ -126,7 +126,8 @@ class Simulation:
         # --- state
         self.borrowers = BorrowerTable()
         self.book = LoanBook(m)
-        self.pool = np.zeros((n_seg, self.n_grades, 2), dtype=np.int64)  # firms without a loan: (segment, grade, ever borrowed)
+        self.pool = np.zeros((n_seg, self.n_grades, POOL_STATES), dtype=np.int64)  # firms without a loan: (segment, grade, state)
+        self.campaign_list_left = s.campaign.list_size if s.campaign.list_size is not None else math.inf
         z = np.zeros
         self.perf_balance, self.perf_credit, self.perf_loans, self.perf_firms = z(nb), z(nb), z(nb), z(nb)
         self.rate_balance, self.renewal_balance, self.restructured_balance = z(nb), z(nb), z(nb)
@@ -225,7 +226,7 @@ class Simulation:
         entries = rng.poisson(self.entry_rate)
         for i, n in enumerate(entries.tolist()):
             if n:
-                self.pool[i, :, 0] += rng.multinomial(n, self.grade_share[i])
+                self.pool[i, :, NEVER] += rng.multinomial(n, self.grade_share[i])
         hazard = self.hazard[:, t].reshape(self.pool.shape[:2])[:, :, None]
         failures = self.rng["defaults"].binomial(self.pool, np.broadcast_to(hazard, self.pool.shape))
         self.pool -= failures
@@ -248,38 +249,40 @@ class Simulation:
                 n = available
             if n:
                 cells[i] = rng.multivariate_hypergeometric(self.pool[i].ravel(), n).reshape(self.pool.shape[1:])
-        seg, grade, ever = _expand(cells)
+        seg, grade, state = _expand(cells)
         if seg.size:
             bank = self._route(rng, seg.shape[0], None)
-            self._decide(t, seg, grade, ever, bank, self.max_pd[bank], line_shift=np.zeros(seg.shape[0]), campaign=False)
+            self._decide(t, seg, grade, state, bank, self.max_pd[bank], line_shift=np.zeros(seg.shape[0]), campaign=False)
 
     def _campaign(self, t: int) -> None:
-        """The first-loan campaign: each channel reaches firms that never borrowed; some apply."""
+        """The first-loan campaign: each channel reaches firms on the 无贷户 list; those in need apply."""
         campaign = self.scenario.campaign
         month = self.scenario.start_index + t - 1
         if not campaign.channels or (campaign.start and month < month_index(campaign.start)) or (campaign.end and month > month_index(campaign.end)):
             return
         rng = self.rng["campaign"]
-        targets = campaign.segments or self.scenario.segment_names
+        targets = campaign.segments if campaign.segments is not None else self.scenario.segment_names
         listed = np.zeros(self.pool.shape[0], dtype=bool)
         listed[[self.scenario.segment_names.index(name) for name in targets]] = True
+        never = [NEVER, DECLINED]  # the list holds firms that never borrowed, declined ones too
         for channel in campaign.channels.values():
-            on_list = np.where(listed[:, None], self.pool[:, :, 0], 0)  # (segments, grades) never borrowed
+            on_list = np.where(listed[:, None, None], self.pool[:, :, never], 0)
             planned = int(rng.poisson(channel.reach_per_month))
-            reach = min(planned, int(on_list.sum()))
+            reach = int(min(planned, on_list.sum(), self.campaign_list_left))
+            self.campaign_list_left -= reach
             self.pop_flows[_P["campaign_shortfall"]] += planned - reach
             self.pop_flows[_P["campaign_reached"]] += reach
             if reach == 0:
                 continue
             reached = rng.multivariate_hypergeometric(on_list.ravel(), reach).reshape(on_list.shape)
             applying = np.zeros(self.pool.shape, dtype=np.int64)
-            applying[:, :, 0] = rng.binomial(reached, channel.need)
-            seg, grade, ever = _expand(applying)
+            applying[:, :, never] = rng.binomial(reached, channel.need)
+            seg, grade, state = _expand(applying)
             if seg.size == 0:
                 continue
             bank = self._route(rng, seg.shape[0], channel.bank)
             appetite = self.max_pd[bank] if channel.max_pd is None else np.full(seg.shape[0], channel.max_pd)
-            self._decide(t, seg, grade, ever, bank, appetite, line_shift=np.full(seg.shape[0], math.log(channel.line_scale)), campaign=True)
+            self._decide(t, seg, grade, state, bank, appetite, line_shift=np.full(seg.shape[0], math.log(channel.line_scale)), campaign=True)
 
     def _route(self, rng: np.random.Generator, n: int, bank_name: str | None) -> np.ndarray:
         """The bank of each of n applicants: the named one, or drawn by bank share."""
@@ -287,25 +290,34 @@ class Simulation:
             return np.full(n, self.scenario.bank_names.index(bank_name), dtype=np.int64)
         return np.asarray(rng.choice(self.n_banks, size=n, p=self.bank_share))
 
-    def _decide(self, t: int, seg: np.ndarray, grade: np.ndarray, ever: np.ndarray, bank: np.ndarray, appetite: np.ndarray,
+    def _decide(self, t: int, seg: np.ndarray, grade: np.ndarray, state: np.ndarray, bank: np.ndarray, appetite: np.ndarray,
                 line_shift: np.ndarray, campaign: bool) -> None:
-        """Banks approve applicants whose believed PD is within the appetite (per applicant); approved firms borrow."""
+        """Banks approve applicants whose believed PD is within the appetite (per applicant); approved firms borrow.
+
+        A 无贷户 declined on its thin file moves to the DECLINED state and is declined whenever it asks again (its
+        signal has not changed), so repeated applications do not give it new draws.
+        """
         nb = self.n_banks
         z = np.asarray(self.rng["signals"].standard_normal(seg.shape[0]))
-        history = np.where(ever == 1, self.scenario.risk.known_history_loans, 0)
+        history = np.select([state == FORMER, state == FORMER_FIRST_TIME], [self.scenario.risk.known_history_loans, 1], 0)
         believed = self._believed_pd(seg, grade, z, history)
-        approved = believed <= appetite
+        approved = (believed <= appetite) & (state != DECLINED)
         self.flows[:, _B["applications"]] += np.bincount(bank, minlength=nb)
         self.flows[:, _B["approvals"]] += np.bincount(bank[approved], minlength=nb)
         if campaign:
             self.flows[:, _B["campaign_applications"]] += np.bincount(bank, minlength=nb)
             self.flows[:, _B["campaign_approvals"]] += np.bincount(bank[approved], minlength=nb)
-        first = approved & (ever == 0)
+        first = approved & (state == NEVER)
         self.flows[:, _B["first_time_borrowers"]] += np.bincount(bank[first], minlength=nb)
         self.flows[:, _B["first_time_expected_defaults_believed"]] += np.bincount(bank[first], believed[first], nb)
         self.flows[:, _B["first_time_expected_defaults_true"]] += np.bincount(bank[first], self.pd[seg[first], grade[first]], nb)
-        np.subtract.at(self.pool, (seg[approved], grade[approved], ever[approved]), 1)
-        self._new_borrowers(t, seg[approved], grade[approved], bank[approved], z[approved], first_time=first[approved], line_shift=line_shift[approved], seasoned=False, history=history[approved])
+        declined = ~approved & (state == NEVER)
+        np.subtract.at(self.pool, (seg[declined], grade[declined], NEVER), 1)
+        np.add.at(self.pool, (seg[declined], grade[declined], DECLINED), 1)
+        np.subtract.at(self.pool, (seg[approved], grade[approved], state[approved]), 1)
+        first_time = (state == NEVER) | (state == FORMER_FIRST_TIME)
+        self._new_borrowers(t, seg[approved], grade[approved], bank[approved], z[approved], first_time=first_time[approved],
+                            line_shift=line_shift[approved], seasoned=False, history=history[approved], first_loan=first[approved])
 
     def _believed_pd(self, seg: np.ndarray, grade: np.ndarray, z: np.ndarray, history: np.ndarray) -> np.ndarray:
         """The annual PD a bank believes a firm has: ``expit(logit(pd) + signal_sd z / sqrt(1 + k))``, k the
@@ -320,9 +332,10 @@ class Simulation:
         return self._believed_pd(table.segment[firms], table.grade[firms], table.signal[firms], table.history[firms].astype(float) + table.repaid[firms])
 
     def _new_borrowers(self, t: int, seg: np.ndarray, grade: np.ndarray, bank: np.ndarray, z: np.ndarray, first_time: np.ndarray | bool,
-                       line_shift: np.ndarray, seasoned: bool, history: np.ndarray | None = None) -> None:
+                       line_shift: np.ndarray, seasoned: bool, history: np.ndarray | None = None, first_loan: np.ndarray | None = None) -> None:
         """Make borrowers of firms (default month, credit line, belief) and give them their loans.
 
+        ``first_time`` flags 首贷户 (new or returning), ``first_loan`` the firms taking their very first loan;
         ``line_shift`` is added to the log-median of the line; ``seasoned`` marks the opening book.
         """
         n = seg.shape[0]
@@ -355,8 +368,8 @@ class Simulation:
         table.since[slots] = t - age - (12 * s.risk.known_history_loans if seasoned else 0)
         self.perf_firms += np.bincount(bank, minlength=self.n_banks)
         firm = np.repeat(slots, per_firm)
-        if not seasoned:
-            self.flows[:, _B["first_loan_amount"]] += np.bincount(bank, np.where(first_time, per_loan * per_firm, 0.0), self.n_banks)
+        if first_loan is not None:
+            self.flows[:, _B["first_loan_amount"]] += np.bincount(bank, np.where(first_loan, per_loan * per_firm, 0.0), self.n_banks)
         self._make_loans(
             t, firm, np.repeat(bank, per_firm).astype(np.int16), np.repeat(per_loan, per_firm), np.repeat(term, per_firm),
             maturity=np.repeat(t + term - age, per_firm), product=None, renewals=np.zeros(firm.shape[0], np.int16),
@@ -461,69 +474,76 @@ class Simulation:
         return self.rng["recoveries"].beta(a, b)
 
     def _maturities(self, t: int, loans: Loans) -> None:
-        """Maturing loans: renewed, or repaid (with liquidity stress), and then possibly re-borrowed."""
+        """Maturing loans, firm by firm: graduation, liquidity stress, renewal, repayment, re-borrowing."""
         if len(loans) == 0:
             return
         s, nb, table = self.scenario, self.n_banks, self.borrowers
         amount, bank, firm = loans.amount, loans.bank, loans.firm
         firms, inverse = np.unique(firm, return_inverse=True)
         n_firms = firms.shape[0]
-        # a masked (evergreened) firm whose default month has come is insolvent: it can only be renewed again
+        # a masked (evergreened) firm whose default month has come is insolvent: renewed again, or it defaults
         insolvent = table.default_month[firms] <= t
-        want = ((self.rng["reborrow"].random(len(loans)) < s.demand.reborrow_prob) & ~table.graduating[firm]) | insolvent[inverse]
-        renew = want & self._renewable(t, loans, firms, inverse)
-        to_repay = np.bincount(inverse, ~renew, n_firms) > 0
+        # who wants to borrow again; a firm whose line would then pass the inclusive limit graduates instead
+        want = (self.rng["reborrow"].random(len(loans)) < s.demand.reborrow_prob) & ~table.graduating[firm]
+        grown = np.round(amount * (1.0 + self.line_growth[table.segment[firm]]) ** (loans.term / 12.0))
+        line_if_reborrowed = table.line[firms] + np.bincount(inverse, np.where(want, grown - amount, -amount), n_firms)
+        passing = (line_if_reborrowed > s.firms.inclusive_line_limit * FEN) & (np.bincount(inverse, want, n_firms) > 0) & ~insolvent
+        table.graduating[firms[passing]] = True
+        want &= ~table.graduating[firm]
+        # liquidity stress of solvent firms (drawn for every maturing firm, whatever the policy)
         stressed = np.zeros(n_firms, dtype=bool)
-        bridged = np.zeros(n_firms, dtype=bool)
+        bridges = np.zeros(n_firms, dtype=bool)
         if s.liquidity.stress_prob > 0:
             u = self.rng["liquidity"].random((2, n_firms))
-            stressed = (u[0] < s.liquidity.stress_prob) & to_repay & ~insolvent
-            bridged = stressed & (u[1] < s.liquidity.bridge_share)
-        liquidity_default = stressed & ~bridged
+            stressed = (u[0] < s.liquidity.stress_prob) & ~insolvent
+            bridges = u[1] < s.liquidity.bridge_share
+        # renewal is asked for by firms that go on, by stressed firms and by insolvent ones
+        asks = (want | (stressed | insolvent)[inverse]) & ~table.graduating[firm]
+        renew = asks & self._renewable(t, loans, firms, inverse)
+        to_repay = np.bincount(inverse, ~renew, n_firms) > 0
+        liquidity_default = stressed & to_repay & ~bridges
+        bridged = stressed & to_repay & bridges
         default = (liquidity_default | (insolvent & to_repay))[inverse]
-        bridged_loan = bridged[inverse]
         if default.any():
             self._defaults(t, loans.take(default), liquidity=liquidity_default[inverse][default])
             keep = ~default
-            loans, renew, want, bridged_loan = loans.take(keep), renew[keep], want[keep], bridged_loan[keep]
+            loans, renew, want, grown = loans.take(keep), renew[keep], want[keep], grown[keep]
+            bridged_loan = bridged[inverse][keep]
             if len(loans) == 0:
                 return
             amount, bank, firm = loans.amount, loans.bank, loans.firm
             firms, inverse = np.unique(firm, return_inverse=True)
             n_firms = firms.shape[0]
+        else:
+            bridged_loan = bridged[inverse]
         self._close(loans)
-        repaid = np.bincount(bank, amount, nb)
-        self.flows[:, _B["repaid"]] += repaid
+        self.flows[:, _B["repaid"]] += np.bincount(bank, amount, nb)
         self.flows[:, _B["bridge_cost"]] += np.bincount(bank, amount * (bridged_loan & ~renew), nb) * s.liquidity.bridge_cost
         self.flows[:, _B["renewals"]] += np.bincount(bank[renew], minlength=nb)
         self.flows[:, _B["renewed"]] += np.bincount(bank, amount * renew, nb)
-        # re-borrowing: grown loans; a firm whose line would pass the inclusive limit graduates instead
-        new_amount = np.where(renew, amount, np.round(amount * (1.0 + self.line_growth[table.segment[firm]]) ** (loans.term / 12.0)))
+        # a firm that repaid a loan has shown the bank one more repayment; the bank re-lends on that sharper view
+        np.add.at(table.repaid, firms[np.bincount(inverse, ~renew, n_firms) > 0], 1)
         again = want & ~renew
-        change = np.bincount(inverse, np.where(again, new_amount - amount, np.where(renew, 0.0, -amount)), n_firms)
-        passing = (table.line[firms] + change > s.firms.inclusive_line_limit * FEN) & (np.bincount(inverse, again, n_firms) > 0)
-        table.graduating[firms[passing]] = True
-        again &= ~table.graduating[firm]
-        table.line[firms] += np.bincount(inverse, np.where(again, new_amount - amount, np.where(renew, 0.0, -amount)), n_firms)
+        credible = self._firm_belief(firm) <= self.max_pd[bank]
+        self.flows[:, _B["reborrow_declined"]] += np.bincount(bank[again & ~credible], minlength=nb)
+        again &= credible
+        new_amount = np.where(renew, amount, grown)
+        table.line[firms] += np.bincount(inverse, np.where(again, grown - amount, np.where(renew, 0.0, -amount)), n_firms)
         gone = ~(again | renew)
         np.subtract.at(table.loans, firm[gone], 1)
-        alive = table.loans[firms] > 0
-        leaving = firms[~alive]
+        leaving = firms[table.loans[firms] == 0]
         if leaving.size:
             graduates = table.graduating[leaving]
             left_bank = table.bank[leaving]
             self.perf_firms -= np.bincount(left_bank, minlength=nb)
             self.flows[:, _B["graduated"]] += np.bincount(left_bank[graduates], minlength=nb)
             back = leaving[~graduates]
-            np.add.at(self.pool, (table.segment[back], table.grade[back], 1), 1)
+            state = np.where(table.first_time[back], FORMER_FIRST_TIME, FORMER)
+            np.add.at(self.pool, (table.segment[back], table.grade[back], state), 1)
             table.release(leaving)
-
-        # the continuing loans of a firm share a term: the old one if the firm renews, else a fresh draw
         cont = again | renew
         if cont.any():
             self._continue(t, loans, firms, inverse, renew, cont, new_amount)
-        # a firm that repaid a loan (not renewed) has shown the bank one more repayment, from the next decision on
-        np.add.at(table.repaid, firms[(np.bincount(inverse, ~renew, n_firms) > 0) & alive], 1)
 
     def _continue(self, t: int, loans: Loans, firms: np.ndarray, inverse: np.ndarray, renew: np.ndarray, cont: np.ndarray, new_amount: np.ndarray) -> None:
         """New loans for the continuing ones: renewals (same amount, term and product) and re-borrowing."""
@@ -545,7 +565,7 @@ class Simulation:
     def _renewable(self, t: int, loans: Loans, firms: np.ndarray, inverse: np.ndarray) -> np.ndarray:
         """Maturing loans the rules allow to renew at firms whose bank takes renewal up (uptake per firm)."""
         s = self.scenario
-        if not s.renewal.enabled or not self.uptake.any():
+        if s.renewal is None or not s.renewal.enabled:
             return np.zeros(len(loans), dtype=bool)
         table = self.borrowers
         allowed = eligible(
@@ -578,14 +598,13 @@ class Simulation:
         row[:, _B["restructured_balance"]] = self.restructured_balance
         row[:, _B["all_loans_balance"]] = np.round(self.other_loans * self.other_growth[t]) + balance
         row[:, _MONEY] /= FEN
-        restructured_reported = self.scenario.renewal.distressed_classification == "restructured"
-        for name, values in ratio_values(lambda m: row[:, _B[m]], restructured_reported).items():
+        for name, values in ratio_values(lambda m: row[:, _B[m]], self.scenario.restructured_reported).items():
             row[:, _B[name]] = values
         pop = self.population_metrics[t]
         pop[:] = self.pop_flows
         unbanked = float(self.pool.sum())
         pop[_P["unbanked_firms"]] = unbanked
-        pop[_P["never_borrowed_firms"]] = float(self.pool[:, :, 0].sum())
+        pop[_P["never_borrowed_firms"]] = float(self.pool[:, :, [NEVER, DECLINED]].sum())
         pop[_P["firms"]] = unbanked + float(self.perf_firms.sum())
 
 
@@ -619,11 +638,12 @@ def _audit_differences(sim: Simulation) -> dict[str, float]:
         "npl borrowers": (sim.due_firms[pending].sum(axis=0), sim.npl_firms),
     }
     # a firm's loans share one end month: every loan of a live firm sits in the same bucket
-    recounts["one maturity per firm"] = (sum(_firms_split_across_buckets(sim)), 0)
+    recounts["one maturity per firm"] = (_firms_split_across_buckets(sim), 0)
     return {name: float(np.max(np.abs(np.asarray(a, float) - np.asarray(b, float)), initial=0.0)) for name, (a, b) in recounts.items()}
 
 
-def _firms_split_across_buckets(sim: Simulation) -> list[int]:
+def _firms_split_across_buckets(sim: Simulation) -> int:
+    """How many firms have loans filed under more than one end month."""
     seen: dict[int, int] = {}
     split = 0
     for month, bucket in enumerate(sim.book._buckets):
@@ -631,16 +651,16 @@ def _firms_split_across_buckets(sim: Simulation) -> list[int]:
             for f in np.unique(batch.firm).tolist():
                 if seen.setdefault(f, month) != month:
                     split += 1
-    return [split]
+    return split
 
 
 def _expand(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Firms as (segment, grade, ever borrowed) index arrays from counts of shape (segments, grades, 2)."""
+    """Firms as (segment, grade, state) index arrays from counts of shape (segments, grades, states)."""
     flat = cells.ravel()
     index = np.repeat(np.arange(flat.shape[0]), flat)
-    seg, rest = np.divmod(index, cells.shape[1] * 2)
-    grade, ever = np.divmod(rest, 2)
-    return seg, grade, ever
+    seg, rest = np.divmod(index, cells.shape[1] * cells.shape[2])
+    grade, state = np.divmod(rest, cells.shape[2])
+    return seg, grade, state
 
 
 def _cumulative(weights: np.ndarray) -> np.ndarray:

@@ -16,7 +16,13 @@ from scipy.special import log_ndtr, ndtri
 
 from .errors import ScenarioError
 
-__all__ = ["InitialPopulation", "apportion", "grade_table", "initial_population", "line_parameters", "truncated_lognormal_moments"]
+__all__ = ["NEVER", "FORMER", "FORMER_FIRST_TIME", "DECLINED", "POOL_STATES", "InitialPopulation", "apportion", "grade_table", "initial_population", "line_parameters", "truncated_lognormal_moments"]
+
+#: States of a firm without a loan (the last axis of the pool): never borrowed (无贷户); borrowed before the
+#: scenario or within it; became a 首贷户 within the scenario and repaid; never borrowed and declined on its
+#: thin-file signal (a bank that asks again sees the same signal, so it is declined again).
+NEVER, FORMER, FORMER_FIRST_TIME, DECLINED = 0, 1, 2, 3
+POOL_STATES = 4
 
 #: Standard deviations of the opening balance that a bank's all_loans must clear.
 ALL_LOANS_MARGIN_SD = 6.0
@@ -28,8 +34,8 @@ class InitialPopulation:
 
     Attributes
     ----------
-    pool : ndarray of int64, shape (segments, grades, 2)
-        Firms without a loan by segment, grade and whether they ever borrowed (index 1) or not (index 0).
+    pool : ndarray of int64, shape (segments, grades, POOL_STATES)
+        Firms without a loan by segment, grade and state (NEVER, FORMER, FORMER_FIRST_TIME, DECLINED).
     borrowers : ndarray of int64, shape (segments, grades, banks)
         Initial borrowers by segment, grade and bank.
     line_shift : ndarray of float, shape (banks,)
@@ -104,7 +110,7 @@ def initial_population(scenario) -> InitialPopulation:
     banks = list(scenario.banks.items())
     bank_share = np.array([b.share for _, b in banks])
     n_seg, n_grade = pd.shape
-    pool = np.zeros((n_seg, n_grade, 2), dtype=np.int64)
+    pool = np.zeros((n_seg, n_grade, POOL_STATES), dtype=np.int64)
     borrowers = np.zeros((n_seg, n_grade, len(banks)), dtype=np.int64)
     for i, (seg_name, seg) in enumerate(scenario.firms.segments.items()):
         firms_by_grade = apportion(int(seg.firms), share[i])
@@ -127,8 +133,8 @@ def initial_population(scenario) -> InitialPopulation:
                 "of that grade exist: raise unbanked_share or the banks' max_pd",
             )
         former = apportion(int(round(left.sum() * seg.former_borrower_share)), left.astype(float))
-        pool[i, :, 0] = left - former
-        pool[i, :, 1] = former
+        pool[i, :, NEVER] = left - former
+        pool[i, :, FORMER] = former
     shift, mean, sd = _opening_lines(scenario, borrowers.sum(axis=1).astype(float))
     return InitialPopulation(pool=pool, borrowers=borrowers, line_shift=shift, opening_mean=mean, opening_sd=sd)
 

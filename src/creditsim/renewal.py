@@ -50,10 +50,12 @@ def eligible(
     """
     rules = scenario.renewal
     n = segment.shape[0]
-    if not rules.enabled or (rules.until is not None and calendar_month > month_index(rules.until)):
+    if rules is None or not rules.enabled:
         return np.zeros(n, dtype=bool)
-    segments = rules.segments if rules.segments is not None else scenario.segment_names
-    segment_ok = np.isin(segment, [scenario.segment_names.index(name) for name in segments])
+    names = scenario.segment_names
+    listed = rules.segments if rules.segments is not None else names
+    last = np.array([month_index(rules.until_by_segment.get(name) or rules.until or "2200-12") for name in names])
+    segment_ok = np.isin(segment, [names.index(name) for name in listed]) & (calendar_month <= last[segment])
     product_ok = np.isin(product, [PRODUCTS.index(p) for p in rules.products])
     return (
         segment_ok

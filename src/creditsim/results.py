@@ -54,7 +54,7 @@ class Results:
         self.scenario = scenario
         self.seed = int(seed)
         self.path_ids = [int(p) for p in path_ids]
-        self.bank_metrics = _with_aggregate(bank_metrics, scenario.renewal.distressed_classification == "restructured")
+        self.bank_metrics = _with_aggregate(bank_metrics, scenario.restructured_reported)
         self.population_metrics = population_metrics
         start = scenario.start_index - 1
         self.dates = [month_label(start + t) for t in range(bank_metrics.shape[1])]

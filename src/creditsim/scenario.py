@@ -207,7 +207,7 @@ class Renewal(_Model):
     ``banks.NAME.renewal_uptake`` of its firms.
     """
 
-    enabled: bool = Field(True, description="Renewal is allowed at all (a missing [renewal] section means false).")
+    enabled: bool = Field(True, description="Renewal is allowed (set false to switch a scenario's renewal off; without a [renewal] section there is none).")
     products: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] = Field(PRODUCTS, description="Eligible products.")
     max_term_months: int = Field(12, ge=1, le=360, description="Longest eligible term (working-capital loans), months.")
     min_months_on_book: int = Field(0, ge=0, le=600, description="Months since the firm's first loan at the bank (in the scenario, or its seasoned opening loan) required.")
@@ -215,6 +215,7 @@ class Renewal(_Model):
     max_pd: Probability = Field(1.0, description="Highest PD, as the bank believes it, of an eligible firm.")
     segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Eligible segments (default all); leave medium firms out by not listing their segment.")
     until: Month | None = Field(None, description="Last month in which loans can be renewed (e.g. '2027-09').")
+    until_by_segment: dict[str, Month] = Field(default_factory=dict, description="Last month of renewal for particular segments, overriding until (e.g. {medium = '2027-09'} per 金规〔2024〕13号).")
     distressed_classification: Literal["performing", "restructured"] = Field("performing", description="How a renewal to a firm that will default before the renewed loan matures is reported: as performing (evergreening masks it) or as restructured (counted in the reported NPL ratio, per the 2023 rules).")
 
 
@@ -235,6 +236,7 @@ class Campaign(_Model):
     """
 
     segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Segments on the 无贷户 list (default all).")
+    list_size: Count | None = Field(None, description="Firms on the 无贷户 list (e.g. '53万'); each is reached at most once. Default: every firm that never borrowed in the listed segments.")
     start: Month | None = Field(None, description="First month of the campaign (default: the scenario's start).")
     end: Month | None = Field(None, description="Last month of the campaign (default: the scenario's end).")
     channels: dict[Annotated[str, BeforeValidator(_name)], Channel] = Field(default_factory=dict, description="The outreach channels, keyed by name.")
@@ -251,7 +253,7 @@ class Scenario(_Model):
     demand: Demand
     risk: Risk
     liquidity: Liquidity = Field(default_factory=Liquidity, description="Liquidity stress at maturity (default: none).")
-    renewal: Renewal = Field(default_factory=lambda: Renewal(enabled=False), description="Renewal without principal repayment (default: disabled).")
+    renewal: Renewal | None = Field(None, description="Renewal without principal repayment (default: none).")
     campaign: Campaign = Field(default_factory=Campaign, description="First-loan campaign (default: none).")
 
     # ------------------------------------------------------------------ derived views used by the engine
@@ -267,6 +269,11 @@ class Scenario(_Model):
     def start_index(self) -> int:
         """Month index (see :func:`creditsim.units.month_index`) of the first simulated month."""
         return month_index(self.calendar.start)
+
+    @property
+    def restructured_reported(self) -> bool:
+        """Renewals to distressed firms are reported as restructured, so the reported NPL ratio counts them."""
+        return self.renewal is not None and self.renewal.distressed_classification == "restructured"
 
     def to_dict(self) -> dict[str, Any]:
         """The scenario as plain JSON-able data that :func:`scenario_from_dict` accepts again."""
@@ -504,13 +511,22 @@ def _check_rules(s: Scenario) -> None:
     for i in range(1, len(dates)):
         if dates[i] <= dates[i - 1]:
             raise ScenarioError(f"risk.stress.{i}.date", s.risk.stress[i].date, "stress dates must be in increasing order")
-    for field, names in (("renewal.segments", s.renewal.segments), ("campaign.segments", s.campaign.segments)):
+    renewal_segments = s.renewal.segments if s.renewal else None
+    for field, names in (("renewal.segments", renewal_segments), ("campaign.segments", s.campaign.segments)):
+        if names is not None and not names:
+            raise ScenarioError(field, [], "must list at least one segment (leave it out for all)")
         for i, name in enumerate(names or ()):
             if name not in s.firms.segments:
                 raise ScenarioError(f"{field}.{i}", name, f"unknown segment; segments are {', '.join(s.firms.segments)}")
-    for i, product in enumerate(s.renewal.products):
-        if product not in PRODUCTS:
-            raise ScenarioError(f"renewal.products.{i}", product, f"unknown product; products are {', '.join(PRODUCTS)}")
+    if s.renewal:
+        if not s.renewal.products:
+            raise ScenarioError("renewal.products", [], "must list at least one product")
+        for i, product in enumerate(s.renewal.products):
+            if product not in PRODUCTS:
+                raise ScenarioError(f"renewal.products.{i}", product, f"unknown product; products are {', '.join(PRODUCTS)}")
+        for name in s.renewal.until_by_segment:
+            if name not in s.firms.segments:
+                raise ScenarioError(f"renewal.until_by_segment.{name}", s.renewal.until_by_segment[name], f"unknown segment; segments are {', '.join(s.firms.segments)}")
     for name, channel in s.campaign.channels.items():
         if channel.bank is not None and channel.bank not in s.banks:
             raise ScenarioError(f"campaign.channels.{name}.bank", channel.bank, f"unknown bank; banks are {', '.join(s.banks)}")
@@ -571,7 +587,7 @@ def reference_markdown() -> str:
     for title, model in sections:
         lines += [f"## {title}", "", (model.__doc__ or "").strip().splitlines()[0], "", "| field | type | default | meaning |", "|---|---|---|---|"]
         for name, info in model.model_fields.items():
-            if _model_of(info.annotation) is not None and name not in ("segments", "banks", "stress", "channels"):
+            if _model_of(info.annotation) is not None and name not in ("segments", "banks", "stress", "channels", "renewal"):
                 continue
             default = "required" if info.is_required() else _toml_default(info)
             lines.append(f"| `{name}` | {_type_name(info.annotation, info.metadata)} | {default} | {info.description or ''} |")
