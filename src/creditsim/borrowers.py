@@ -39,6 +39,8 @@ class BorrowerTable:
         with their sum.
     since : ndarray of int32
         Month of the firm's first loan at its bank (negative for the opening book's long relationships).
+    belief : ndarray of float64
+        The annual PD the bank believes the firm has (kept in step with signal, history and repaid).
     """
 
     def __init__(self, capacity: int = 1024) -> None:
@@ -55,10 +57,11 @@ class BorrowerTable:
         self.history = np.zeros(capacity, np.int16)
         self.repaid = np.zeros(capacity, np.int16)
         self.since = np.zeros(capacity, np.int32)
+        self.belief = np.zeros(capacity, np.float64)
         self._free = np.arange(capacity - 1, -1, -1, dtype=np.int64)  # a stack: the top is the end
         self._n_free = capacity
 
-    _FIELDS = ("segment", "grade", "bank", "default_month", "loans", "line", "graduating", "first_time", "signal", "history", "repaid", "since")
+    _FIELDS = ("segment", "grade", "bank", "default_month", "loans", "line", "graduating", "first_time", "signal", "history", "repaid", "since", "belief")
 
     @property
     def capacity(self) -> int:

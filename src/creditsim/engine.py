@@ -327,9 +327,10 @@ class Simulation:
             return self.pd[seg, grade]
         return expit(self.pd_logit[seg, grade] + sd * z / np.sqrt(1.0 + history))
 
-    def _firm_belief(self, firms: np.ndarray) -> np.ndarray:
+    def _update_belief(self, firms: np.ndarray) -> None:
+        """Recompute the believed PD of firms whose signal or repayment history changed."""
         table = self.borrowers
-        return self._believed_pd(table.segment[firms], table.grade[firms], table.signal[firms], table.history[firms].astype(float) + table.repaid[firms])
+        table.belief[firms] = self._believed_pd(table.segment[firms], table.grade[firms], table.signal[firms], table.history[firms].astype(float) + table.repaid[firms])
 
     def _new_borrowers(self, t: int, seg: np.ndarray, grade: np.ndarray, bank: np.ndarray, z: np.ndarray, first_time: np.ndarray | bool,
                        line_shift: np.ndarray, seasoned: bool, history: np.ndarray | None = None, first_loan: np.ndarray | None = None) -> None:
@@ -350,6 +351,7 @@ class Simulation:
         table.signal[slots] = z
         table.first_time[slots] = first_time
         table.history[slots] = s.risk.known_history_loans if history is None else history
+        self._update_belief(slots)
         cohort = seg * self.n_grades + grade
         table.default_month[slots] = default_months(self.cum_hazard, cohort, t, np.asarray(self.rng["defaults"].standard_exponential(n)))
         rng = self.rng["loans"]
@@ -392,7 +394,7 @@ class Simulation:
         nb = self.n_banks
         if product is None:
             product = _pick(self.product_cum[bank], np.asarray(self.rng["loans"].random(firm.shape[0]))).astype(np.int8)
-        rate = self.rate[bank] + self.rate_per_pd[bank] * self._firm_belief(firm)
+        rate = self.rate[bank] + self.rate_per_pd[bank] * self.borrowers.belief[firm]
         default_month = self.borrowers.default_month[firm]
         distressed = (default_month <= self.months) & (default_month <= maturity)  # M + 1 means no default in the horizon
         defaults = distressed & ~masked
@@ -522,9 +524,11 @@ class Simulation:
         self.flows[:, _B["renewals"]] += np.bincount(bank[renew], minlength=nb)
         self.flows[:, _B["renewed"]] += np.bincount(bank, amount * renew, nb)
         # a firm that repaid a loan has shown the bank one more repayment; the bank re-lends on that sharper view
-        np.add.at(table.repaid, firms[np.bincount(inverse, ~renew, n_firms) > 0], 1)
+        repaid_one = firms[np.bincount(inverse, ~renew, n_firms) > 0]
+        table.repaid[repaid_one] += 1
+        self._update_belief(repaid_one)
         again = want & ~renew
-        credible = self._firm_belief(firm) <= self.max_pd[bank]
+        credible = table.belief[firm] <= self.max_pd[bank]
         self.flows[:, _B["reborrow_declined"]] += np.bincount(bank[again & ~credible], minlength=nb)
         again &= credible
         new_amount = np.where(renew, amount, grown)
@@ -570,7 +574,7 @@ class Simulation:
         table = self.borrowers
         allowed = eligible(
             s, s.start_index + t - 1, table.segment[loans.firm], loans.product, loans.term, loans.renewals,
-            t - table.since[loans.firm], self._firm_belief(loans.firm),
+            t - table.since[loans.firm], table.belief[loans.firm],
         )
         taken = self.rng["renewal"].random(firms.shape[0]) < self.uptake[table.bank[firms]]
         return allowed & taken[inverse]
@@ -632,6 +636,7 @@ def _audit_differences(sim: Simulation) -> dict[str, float]:
         "loans per borrower": (per_firm[live], table.loans[live]),
         "no loans on free slots": (per_firm.sum(), per_firm[live].sum()),
         "credit line per borrower": (line[live], table.line[live]),
+        "believed PD per borrower": (sim._believed_pd(table.segment[live], table.grade[live], table.signal[live], table.history[live].astype(float) + table.repaid[live]), table.belief[live]),
         "npl balance": ((sim.due_recovered[pending] + sim.due_written_off[pending]).sum(axis=0), sim.npl_balance),
         "npl credit balance": ((sim.due_recovered_credit[pending] + sim.due_written_off_credit[pending]).sum(axis=0), sim.npl_credit),
         "npl loans": (sim.due_loans[pending].sum(axis=0), sim.npl_loans),
