@@ -89,3 +89,14 @@ def small_default(**overrides: Any) -> Scenario:
     for bank in data["banks"].values():
         bank["all_loans"] = "100亿"
     return scenario_from_dict(data, overrides)
+
+
+def with_changes(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with dotted keys set (creating tables on the way), e.g. {"banks.bank.max_pd": 0.1}."""
+    for key, value in changes.items():
+        node = data
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return data

@@ -19,7 +19,7 @@ from creditsim.metrics import BANK_METRICS
 from creditsim.renewal import eligible
 from creditsim.scenario import PRODUCTS, scenario_from_dict
 from creditsim.units import month_index
-from helpers import default_data, small_default
+from helpers import default_data, small_default, with_changes
 from test_engine import assert_identities
 
 
@@ -46,13 +46,7 @@ def pool_data(**changes: Any) -> dict[str, Any]:
         "demand": {"reborrow_prob": 1.0},
         "risk": {"lgd": {"credit": 0.5, "guaranteed": 0.4, "collateral": 0.3}, "recovery_lag_months": 6, "write_off_months": 12},
     }
-    for key, value in changes.items():
-        node = data
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    return data
+    return with_changes(data, changes)
 
 
 # ------------------------------------------------------------------------------------------------ renewal rules

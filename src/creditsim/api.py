@@ -9,6 +9,7 @@ import numpy as np
 
 from .engine import Simulation
 from .errors import ScenarioError
+from .metrics import SCOPES
 from .results import Results
 from .scenario import Scenario, load_scenario
 
@@ -53,11 +54,13 @@ def simulate(
         path_ids = [int(p) for p in paths]
         if not path_ids or min(path_ids) < 0 or len(set(path_ids)) != len(path_ids):
             raise ScenarioError("paths", path_ids, "must be distinct path numbers ≥ 0")
-    bank_runs, population_runs = [], []
+    runs: dict[str, list[np.ndarray]] = {scope: [] for scope in SCOPES}
     for done, path in enumerate(path_ids, start=1):
         sim = Simulation(scenario, int(seed), path).run()
-        bank_runs.append(sim.bank_metrics)
-        population_runs.append(sim.population_metrics)
+        runs["bank"].append(sim.bank_metrics)
+        runs["guarantor"].append(sim.guarantor_metrics)
+        runs["reguarantor"].append(sim.reguarantor_metrics)
+        runs["population"].append(sim.population_metrics[:, None, :])
         if progress is not None:
             progress(done, len(path_ids))
-    return Results(scenario, int(seed), path_ids, np.stack(bank_runs), np.stack(population_runs))
+    return Results(scenario, int(seed), path_ids, {scope: np.stack(arrays) for scope, arrays in runs.items()})

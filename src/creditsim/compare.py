@@ -18,7 +18,7 @@ import pandas as pd
 
 from .api import simulate
 from .errors import ScenarioError
-from .metrics import BANK_METRICS, POPULATION_METRICS, metric
+from .metrics import SCOPE_METRICS, SCOPES, metric
 from .results import ALL, Results
 from .scenario import Scenario, load_scenario
 
@@ -55,8 +55,8 @@ class Comparison:
         """:meth:`difference` of every metric, bank and date (columns metric, date, bank, mean_a, mean_b,
         diff, diff_mcse, ci_low, ci_high)."""
         frames = []
-        for name in (*BANK_METRICS, *POPULATION_METRICS):
-            for bank in self.base.banks if name in BANK_METRICS else [ALL]:
+        for scope in SCOPES:
+            for name, bank in ((name, bank) for name in SCOPE_METRICS[scope] for bank in self.base.entities[scope]):
                 stats = _paired(self.base.values(name, bank), self.variant.values(name, bank))
                 frame = pd.DataFrame(stats)
                 frame.insert(0, "bank", bank)

@@ -37,8 +37,9 @@ from scipy.special import expit, logit, ndtr, ndtri
 
 from .borrowers import BorrowerTable
 from .errors import ScenarioError
+from .guarantees import GuaranteeBook
 from .loanbook import LoanBook, Loans
-from .metrics import BANK_METRICS, POPULATION_METRICS, metric, ratio_values
+from .metrics import BANK_METRICS, POPULATION_METRICS, SCOPE_METRICS, metric, ratio_values
 from .population import DECLINED, FORMER, FORMER_FIRST_TIME, NEVER, POOL_STATES, grade_table, initial_population, line_parameters
 from .renewal import eligible
 from .risk import beta_parameters, cumulative_hazard, default_months, monthly_hazards
@@ -51,9 +52,10 @@ __all__ = ["FEN", "Simulation"]
 _B = {name: i for i, name in enumerate(BANK_METRICS)}
 _P = {name: i for i, name in enumerate(POPULATION_METRICS)}
 _CREDIT = PRODUCTS.index("credit")
+_GUARANTEED = PRODUCTS.index("guaranteed")
 #: Fen per CNY: the engine's unit of money.
 FEN = 100.0
-_MONEY = [i for i, name in enumerate(BANK_METRICS) if metric(name).unit == "CNY"]
+_MONEY = {scope: [i for i, name in enumerate(SCOPE_METRICS[scope]) if metric(name).unit == "CNY"] for scope in SCOPE_METRICS}
 
 
 class Simulation:
@@ -78,6 +80,7 @@ class Simulation:
     bank_metrics : ndarray, shape (M + 1, banks, len(BANK_METRICS))
         Row 0 holds the opening stocks (flows 0); row t the end of month t.
     population_metrics : ndarray, shape (M + 1, len(POPULATION_METRICS))
+    guarantor_metrics, reguarantor_metrics : ndarray, shape (M + 1, guarantors or re-guarantors, metrics)
     """
 
     def __init__(self, scenario: Scenario, seed: int, path: int, audit: bool = False) -> None:
@@ -135,9 +138,12 @@ class Simulation:
         horizon = m + s.risk.write_off_months + 1  # filed resolutions fall in months 1..M + write_off_months
         self.due_recovered, self.due_recovered_credit = z((horizon, nb)), z((horizon, nb))
         self.due_written_off, self.due_written_off_credit = z((horizon, nb)), z((horizon, nb))
-        self.due_loans, self.due_firms = z((horizon, nb)), z((horizon, nb))
+        self.due_loans, self.due_firms, self.due_net_loss = z((horizon, nb)), z((horizon, nb)), z((horizon, nb))
+        self.guarantees = GuaranteeBook(s, horizon, FEN)
         self.bank_metrics = z((m + 1, nb, len(BANK_METRICS)))
         self.population_metrics = z((m + 1, len(POPULATION_METRICS)))
+        self.guarantor_metrics = z((m + 1, self.guarantees.n, len(SCOPE_METRICS["guarantor"])))
+        self.reguarantor_metrics = z((m + 1, self.guarantees.n_reg, len(SCOPE_METRICS["reguarantor"])))
         self.flows = z((nb, len(BANK_METRICS)))
         self.pop_flows = z(len(POPULATION_METRICS))
         self.other_loans = z(nb)
@@ -210,6 +216,7 @@ class Simulation:
     def _month(self, t: int) -> None:
         self.flows[:] = 0.0
         self.pop_flows[:] = 0.0
+        self.guarantees.start_month()
         self.flows[:, _B["interest_income"]] = self.rate_balance / 12.0
         self._population(t)
         self._applications(t)
@@ -217,7 +224,9 @@ class Simulation:
         ending = self.book.pop(t)
         self._defaults(t, ending.take(ending.defaults))
         self._maturities(t, ending.take(~ending.defaults))
+        self._claims(t)
         self._resolutions(t)
+        self.guarantees.close_month(t)
         self._record(t)
 
     def _population(self, t: int) -> None:
@@ -394,12 +403,22 @@ class Simulation:
         nb = self.n_banks
         if product is None:
             product = _pick(self.product_cum[bank], np.asarray(self.rng["loans"].random(firm.shape[0]))).astype(np.int8)
+        guarantor = np.full(firm.shape[0], -1, dtype=np.int8)
+        if self.guarantees.n:
+            wanted = product == _GUARANTEED
+            table = self.borrowers
+            guarantor = self.guarantees.assign(table.segment[firm], table.line[firm], bank, amount, wanted)
+            unavailable = wanted & (guarantor < 0)  # no guarantor with room: the bank lends on its own (credit)
+            product = np.where(unavailable, _CREDIT, product).astype(np.int8)
+            if not seasoned:
+                self.flows[:, _B["guarantee_unavailable"]] += np.bincount(bank[unavailable], minlength=nb)
+                self.flows[:, _B["guaranteed_disbursed"]] += np.bincount(bank, amount * (guarantor >= 0), nb)
         rate = self.rate[bank] + self.rate_per_pd[bank] * self.borrowers.belief[firm]
         default_month = self.borrowers.default_month[firm]
         distressed = (default_month <= self.months) & (default_month <= maturity)  # M + 1 means no default in the horizon
         defaults = distressed & ~masked
         evergreen = distressed & masked
-        loans = Loans(firm, bank, amount, rate, product, term.astype(np.int32), renewals.astype(np.int16), evergreen, defaults)
+        loans = Loans(firm, bank, amount, rate, product, term.astype(np.int32), renewals.astype(np.int16), evergreen, guarantor, defaults)
         self.book.file(loans, np.where(defaults, default_month, maturity))
         disbursed = np.bincount(bank, amount, nb)
         credit = np.bincount(bank, amount * (product == _CREDIT), nb)
@@ -425,6 +444,7 @@ class Simulation:
         self.rate_balance -= np.bincount(bank, amount * loans.rate, nb)
         self.renewal_balance -= np.bincount(bank, amount * (loans.renewals > 0), nb)
         self.restructured_balance -= np.bincount(bank, amount * loans.evergreen, nb)
+        self.guarantees.release(loans.guarantor, amount)
 
     def _defaults(self, t: int, loans: Loans, liquidity: np.ndarray | None = None) -> None:
         """Loans of firms that default this month turn non-performing; recovery and write-off are filed."""
@@ -438,13 +458,16 @@ class Simulation:
         defaulted_credit = np.bincount(bank, amount * credit, nb)
         count = np.bincount(bank, minlength=nb).astype(float)
         recovery = np.round(amount * (1.0 - self._lgd(loans.product)))
-        loss = amount - recovery
         r = self.scenario.risk
         due_r, due_w = t + r.recovery_lag_months, t + r.write_off_months
-        self.due_recovered[due_r] += np.bincount(bank, recovery, nb)
-        self.due_recovered_credit[due_r] += np.bincount(bank, recovery * credit, nb)
+        # a guarantor pays a claim later and takes its share of the recovery; the bank writes off the rest
+        bank_recovery, claim = self.guarantees.file_default(t, loans.guarantor, bank, amount, recovery, r.recovery_lag_months, r.write_off_months)
+        loss = amount - claim - bank_recovery
+        self.due_recovered[due_r] += np.bincount(bank, bank_recovery, nb)
+        self.due_recovered_credit[due_r] += np.bincount(bank, bank_recovery * credit, nb)
         self.due_written_off[due_w] += np.bincount(bank, loss, nb)
         self.due_written_off_credit[due_w] += np.bincount(bank, loss * credit, nb)
+        self.due_net_loss[due_w] += np.bincount(bank, amount - recovery, nb)
         self.due_loans[due_w] += count
         firms = np.unique(loans.firm)
         firm_count = np.bincount(self.borrowers.bank[firms], minlength=nb).astype(float)
@@ -579,6 +602,17 @@ class Simulation:
         taken = self.rng["renewal"].random(firms.shape[0]) < self.uptake[table.bank[firms]]
         return allowed & taken[inverse]
 
+    def _claims(self, t: int) -> None:
+        """Guarantee claims due this month: paid claims reduce the banks' NPL as recoveries; unpaid ones are
+        written off by the banks when the loans are."""
+        paid, unpaid = self.guarantees.settle(t)
+        received = paid.sum(axis=0)
+        self.npl_balance -= received
+        self.flows[:, _B["recovered"]] += received
+        if unpaid.any():
+            write_off = t - self.guarantees.claim_lag + self.scenario.risk.write_off_months
+            np.add.at(self.due_written_off, write_off, unpaid)
+
     def _resolutions(self, t: int) -> None:
         """Recoveries and write-offs filed for this month."""
         recovered, written_off = self.due_recovered[t], self.due_written_off[t]
@@ -586,8 +620,10 @@ class Simulation:
         self.npl_credit -= self.due_recovered_credit[t] + self.due_written_off_credit[t]
         self.npl_loans -= self.due_loans[t]
         self.npl_firms -= self.due_firms[t]
-        self.flows[:, _B["recovered"]] = recovered
+        self.flows[:, _B["recovered"]] += recovered
         self.flows[:, _B["written_off"]] = written_off
+        self.flows[:, _B["loss_bank"]] = written_off
+        self.flows[:, _B["net_loss"]] = self.due_net_loss[t]
 
     def _record(self, t: int) -> None:
         row = self.bank_metrics[t]
@@ -601,15 +637,16 @@ class Simulation:
         row[:, _B["renewal_balance"]] = self.renewal_balance
         row[:, _B["restructured_balance"]] = self.restructured_balance
         row[:, _B["all_loans_balance"]] = np.round(self.other_loans * self.other_growth[t]) + balance
-        row[:, _MONEY] /= FEN
-        for name, values in ratio_values(lambda m: row[:, _B[m]], self.scenario.restructured_reported).items():
-            row[:, _B[name]] = values
+        self.guarantees.record(self.guarantor_metrics[t], self.reguarantor_metrics[t])
+        for scope, rows in (("bank", row), ("guarantor", self.guarantor_metrics[t]), ("reguarantor", self.reguarantor_metrics[t])):
+            _finish(scope, rows, self.scenario)
         pop = self.population_metrics[t]
         pop[:] = self.pop_flows
         unbanked = float(self.pool.sum())
         pop[_P["unbanked_firms"]] = unbanked
         pop[_P["never_borrowed_firms"]] = float(self.pool[:, :, [NEVER, DECLINED]].sum())
         pop[_P["firms"]] = unbanked + float(self.perf_firms.sum())
+        pop[_P["fiscal_cost"]] = self.guarantees.fiscal / FEN
 
 
 #: Running totals that are sums of non-integer products (interest rate × fen) agree with a recount to rounding.
@@ -636,8 +673,12 @@ def _audit_differences(sim: Simulation) -> dict[str, float]:
         "loans per borrower": (per_firm[live], table.loans[live]),
         "no loans on free slots": (per_firm.sum(), per_firm[live].sum()),
         "credit line per borrower": (line[live], table.line[live]),
+        "guarantee liability": (
+            np.bincount(loans.guarantor[loans.guarantor >= 0].astype(np.int64), np.round(sim.guarantees.coverage[loans.guarantor[loans.guarantor >= 0].astype(np.int64)] * loans.amount[loans.guarantor >= 0]), sim.guarantees.n),
+            sim.guarantees.outstanding,
+        ),
         "believed PD per borrower": (sim._believed_pd(table.segment[live], table.grade[live], table.signal[live], table.history[live].astype(float) + table.repaid[live]), table.belief[live]),
-        "npl balance": ((sim.due_recovered[pending] + sim.due_written_off[pending]).sum(axis=0), sim.npl_balance),
+        "npl balance": ((sim.due_recovered[pending] + sim.due_written_off[pending]).sum(axis=0) + sim.guarantees.due_claims[pending].sum(axis=(0, 1)), sim.npl_balance),
         "npl credit balance": ((sim.due_recovered_credit[pending] + sim.due_written_off_credit[pending]).sum(axis=0), sim.npl_credit),
         "npl loans": (sim.due_loans[pending].sum(axis=0), sim.npl_loans),
         "npl borrowers": (sim.due_firms[pending].sum(axis=0), sim.npl_firms),
@@ -666,6 +707,14 @@ def _expand(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     seg, rest = np.divmod(index, cells.shape[1] * cells.shape[2])
     grade, state = np.divmod(rest, cells.shape[2])
     return seg, grade, state
+
+
+def _finish(scope: str, rows: np.ndarray, scenario: Scenario) -> None:
+    """Convert a scope's money metrics from fen to CNY and fill in its ratios, in place."""
+    names = SCOPE_METRICS[scope]
+    rows[:, _MONEY[scope]] /= FEN
+    for name, values in ratio_values(scope, lambda m: rows[:, names.index(m)], scenario).items():
+        rows[:, names.index(name)] = values
 
 
 def _cumulative(weights: np.ndarray) -> np.ndarray:

@@ -1,8 +1,9 @@
 """The monthly metrics creditsim reports: one table, used by the engine, the results and the README.
 
-Stocks are measured at the end of a month, flows over the month. Bank metrics are reported per bank and
-summed into the aggregate ``"all"`` (ratios are recomputed from the sums); population metrics describe the
-firm population and are reported for ``"all"`` only.
+Stocks are measured at the end of a month, flows over the month. Each metric has a scope: bank metrics are
+reported per bank, guarantor metrics per guarantee institution, re-guarantor metrics per re-guarantor, each
+also summed into the aggregate ``"all"`` (ratios are recomputed from the sums); population metrics describe
+the firm population and are reported for ``"all"`` only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["BANK_METRICS", "METRICS", "POPULATION_METRICS", "Metric", "metric", "metric_table_markdown", "ratio_values"]
+__all__ = ["BANK_METRICS", "METRICS", "POPULATION_METRICS", "SCOPES", "SCOPE_METRICS", "Metric", "entities", "metric", "metric_table_markdown", "ratio_values"]
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class Metric:
     name: str
     unit: str
     kind: Literal["stock", "flow", "ratio"]
-    scope: Literal["bank", "population"]
+    scope: Literal["bank", "guarantor", "reguarantor", "population"]
     meaning: str
 
 
@@ -64,6 +65,31 @@ METRICS: tuple[Metric, ...] = (
     Metric("restructured_balance", "CNY", "stock", "bank", "Performing balance of renewals to distressed firms, which will default before they mature (evergreening)."),
     Metric("bridge_cost", "CNY", "flow", "bank", "Cost of bridge money (倒贷) borrowed by liquidity-stressed firms to repay at maturity."),
     Metric("liquidity_defaults", "loans", "flow", "bank", "Loans that defaulted at maturity because a solvent firm could not repay on time."),
+    Metric("guaranteed_disbursed", "CNY", "flow", "bank", "Guaranteed loans paid out in the month (with a guarantor's cover)."),
+    Metric("guarantee_unavailable", "loans", "flow", "bank", "Loans meant to be guaranteed that found no guarantor with capacity (leverage cap, capital floor, single-borrower cap): made as credit loans."),
+    Metric("net_loss", "CNY", "flow", "bank", "Net credit loss of the bank's loans resolved in the month: defaulted balance less all recoveries, recognised at write-off."),
+    Metric("loss_bank", "CNY", "flow", "bank", "The bank's share of net_loss (its write-offs: the uncovered share of the loss and any claim a guarantor could not pay)."),
+    Metric("guarantee_outstanding", "CNY", "stock", "guarantor", "Outstanding guarantee liability: coverage × the balance of the performing loans it guarantees."),
+    Metric("guarantee_issued", "CNY", "flow", "guarantor", "Guarantee liability taken on in the month."),
+    Metric("guarantee_fees", "CNY", "flow", "guarantor", "Guarantee fees earned in the month (fee_rate / 12 × outstanding liability at month end), borrowers' and government's parts together."),
+    Metric("guarantee_fee_subsidy", "CNY", "flow", "guarantor", "The part of guarantee_fees paid by government."),
+    Metric("guarantee_fee_rate", "fraction", "ratio", "guarantor", "Annualised average fee: 12 × guarantee_fees / guarantee_outstanding."),
+    Metric("guarantee_claims", "CNY", "flow", "guarantor", "Claims (代偿) paid to banks in the month."),
+    Metric("guarantee_unpaid_claims", "CNY", "flow", "guarantor", "Claims due in the month that the guarantor could not pay (insolvency); the banks bear them."),
+    Metric("guarantee_recoveries", "CNY", "flow", "guarantor", "The guarantor's own share of recoveries (追偿) received in the month."),
+    Metric("reguarantee_fees", "CNY", "flow", "guarantor", "Re-guarantee fees paid to re-guarantors in the month."),
+    Metric("reguarantee_claims", "CNY", "flow", "guarantor", "Claims reimbursed to the guarantor by its re-guarantors in the month."),
+    Metric("guarantor_costs", "CNY", "flow", "guarantor", "Operating costs in the month (cost_rate / 12 × outstanding liability)."),
+    Metric("capital_injections", "CNY", "flow", "guarantor", "Capital injected by government in the month (scheduled and top-ups)."),
+    Metric("guarantor_capital", "CNY", "stock", "guarantor", "Net assets at month end."),
+    Metric("guarantee_leverage", "ratio", "ratio", "guarantor", "guarantee_outstanding / guarantor_capital (NaN when capital is 0)."),
+    Metric("loss_guarantor", "CNY", "flow", "guarantor", "The guarantor's share of net_loss of loans resolved in the month."),
+    Metric("reguarantor_capital", "CNY", "stock", "reguarantor", "Net assets of the re-guarantor at month end."),
+    Metric("reguarantee_fees_received", "CNY", "flow", "reguarantor", "Re-guarantee fees received in the month."),
+    Metric("reguarantee_claims_paid", "CNY", "flow", "reguarantor", "Claims reimbursed to guarantors in the month."),
+    Metric("reguarantee_unpaid", "CNY", "flow", "reguarantor", "Reimbursements due that the re-guarantor could not pay; its guarantors bear them."),
+    Metric("reguarantor_recoveries", "CNY", "flow", "reguarantor", "The re-guarantor's share of recoveries received in the month."),
+    Metric("loss_reguarantor", "CNY", "flow", "reguarantor", "The re-guarantor's share of net_loss of loans resolved in the month."),
     Metric("firms", "firms", "stock", "population", "Operating firms in the inclusive population: firms without a loan plus performing borrowers (graduated firms have left it)."),
     Metric("unbanked_firms", "firms", "stock", "population", "Operating firms without a loan: 无贷户 and former borrowers."),
     Metric("never_borrowed_firms", "firms", "stock", "population", "Firms without a loan that never borrowed (无贷户), including those declined on their thin file."),
@@ -73,10 +99,15 @@ METRICS: tuple[Metric, ...] = (
     Metric("unmet_applications", "firms", "flow", "population", "Applications the demand rate asked for beyond the firms without a loan (the pool ran dry)."),
     Metric("campaign_reached", "firms", "flow", "population", "Firms that never borrowed reached by the campaign in the month."),
     Metric("campaign_shortfall", "firms", "flow", "population", "Reach the campaign planned beyond the firms left on the 无贷户 list."),
+    Metric("fiscal_cost", "CNY", "flow", "population", "Government spending in the month: guarantee fee subsidies and capital injections."),
 )
 
-BANK_METRICS: tuple[str, ...] = tuple(m.name for m in METRICS if m.scope == "bank")
-POPULATION_METRICS: tuple[str, ...] = tuple(m.name for m in METRICS if m.scope == "population")
+#: The scopes, in the order results store them; all but "population" have named entities.
+SCOPES: tuple[str, ...] = ("bank", "guarantor", "reguarantor", "population")
+#: Metric names of each scope, in table order.
+SCOPE_METRICS: dict[str, tuple[str, ...]] = {scope: tuple(m.name for m in METRICS if m.scope == scope) for scope in SCOPES}
+BANK_METRICS: tuple[str, ...] = SCOPE_METRICS["bank"]
+POPULATION_METRICS: tuple[str, ...] = SCOPE_METRICS["population"]
 _BY_NAME = {m.name: m for m in METRICS}
 
 
@@ -85,16 +116,32 @@ def metric(name: str) -> Metric:
     return _BY_NAME[name]
 
 
-def ratio_values(get: Callable[[str], np.ndarray], restructured_reported: bool) -> dict[str, np.ndarray]:
-    """The ratio metrics from the additive ones (the same formulas per bank and for the aggregate).
+def entities(scope: str, scenario) -> list[str]:
+    """The named entities of a scope in a scenario (empty for the population, which has only "all")."""
+    if scope == "bank":
+        return scenario.bank_names
+    if scope == "guarantor":
+        return list(scenario.guarantors)
+    if scope == "reguarantor":
+        return list(scenario.reguarantors)
+    return []
+
+
+def ratio_values(scope: str, get: Callable[[str], np.ndarray], scenario) -> dict[str, np.ndarray]:
+    """The ratio metrics of a scope from its additive ones (the same formulas per entity and for "all").
 
     Parameters
     ----------
+    scope : str
+        One of :data:`SCOPES`.
     get : callable
-        ``get(name)`` returns the values of an additive bank metric.
-    restructured_reported : bool
-        Renewals to distressed firms are reported as restructured, so the reported NPL ratio counts them.
+        ``get(name)`` returns the values of an additive metric of the scope.
+    scenario : Scenario
+        For the reporting rules (whether restructured renewals count in the reported NPL ratio).
     """
+    if scope != "bank":
+        return _guarantee_ratios(get) if scope == "guarantor" else {}
+    restructured_reported = scenario.restructured_reported
     with np.errstate(invalid="ignore", divide="ignore"):
         balance, npl, restructured = get("balance"), get("npl_balance"), get("restructured_balance")
         approvals = get("approvals")
@@ -102,6 +149,15 @@ def ratio_values(get: Callable[[str], np.ndarray], restructured_reported: bool) 
             "npl_ratio": np.where(balance > 0, (npl + restructured if restructured_reported else npl) / balance, np.nan),
             "npl_ratio_recognised": np.where(balance > 0, (npl + restructured) / balance, np.nan),
             "first_time_share": np.where(approvals > 0, get("first_time_borrowers") / approvals, np.nan),
+        }
+
+
+def _guarantee_ratios(get: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        outstanding, capital = get("guarantee_outstanding"), get("guarantor_capital")
+        return {
+            "guarantee_fee_rate": np.where(outstanding > 0, 12 * get("guarantee_fees") / outstanding, np.nan),
+            "guarantee_leverage": np.where(capital > 0, outstanding / capital, np.nan),
         }
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ResultsError
-from .metrics import BANK_METRICS, POPULATION_METRICS, ratio_values
+from .metrics import METRICS, SCOPE_METRICS, SCOPES, entities, ratio_values
 from .scenario import Scenario, scenario_from_dict
 from .units import month_label
 
@@ -35,6 +35,7 @@ PERCENTILES: tuple[int, ...] = (5, 25, 50, 75, 95)
 _MANIFEST = "manifest.json"
 _DATA = "metrics.parquet"
 _FORMAT = 1
+METRIC_SCOPE = {m.name: m.scope for m in METRICS}
 
 
 class Results:
@@ -46,69 +47,80 @@ class Results:
     seed : int
     path_ids : sequence of int
         The path numbers, in the order of the first axis of the arrays.
-    bank_metrics : ndarray, shape (paths, M + 1, banks, len(BANK_METRICS))
-    population_metrics : ndarray, shape (paths, M + 1, len(POPULATION_METRICS))
+    groups : dict of str to ndarray
+        Per scope (see :data:`creditsim.metrics.SCOPES`), an array of shape (paths, M + 1, entities, metrics of
+        the scope): the scope's named entities without the aggregate, or one column for the population.
     """
 
-    def __init__(self, scenario: Scenario, seed: int, path_ids: list[int], bank_metrics: np.ndarray, population_metrics: np.ndarray) -> None:
+    def __init__(self, scenario: Scenario, seed: int, path_ids: list[int], groups: dict[str, np.ndarray]) -> None:
         self.scenario = scenario
         self.seed = int(seed)
         self.path_ids = [int(p) for p in path_ids]
-        self.bank_metrics = _with_aggregate(bank_metrics, scenario.restructured_reported)
-        self.population_metrics = population_metrics
+        self.entities = {scope: [*entities(scope, scenario), ALL] for scope in SCOPES}
+        self.groups = {
+            scope: groups[scope] if scope == "population" else _with_aggregate(scope, groups[scope], scenario) for scope in SCOPES
+        }
         start = scenario.start_index - 1
-        self.dates = [month_label(start + t) for t in range(bank_metrics.shape[1])]
-        self.banks = [*scenario.bank_names, ALL]
+        self.dates = [month_label(start + t) for t in range(groups["bank"].shape[1])]
+        self.banks = self.entities["bank"]
 
     # ------------------------------------------------------------------------------------------ access
     @property
     def paths(self) -> int:
         return len(self.path_ids)
 
+    @property
+    def bank_metrics(self) -> np.ndarray:
+        """Bank metrics, shape (paths, dates, banks + 1, len(BANK_METRICS)); the last bank is "all"."""
+        return self.groups["bank"]
+
+    @property
+    def population_metrics(self) -> np.ndarray:
+        """Population metrics, shape (paths, dates, len(POPULATION_METRICS))."""
+        return self.groups["population"][:, :, 0, :]
+
     def values(self, metric: str, bank: str = ALL) -> np.ndarray:
-        """One metric as an array of shape (paths, dates); population metrics exist for ``"all"`` only."""
-        if metric in BANK_METRICS:
-            if bank not in self.banks:
-                raise KeyError(f"unknown bank {bank!r}; banks are {', '.join(self.banks)}")
-            return self.bank_metrics[:, :, self.banks.index(bank), BANK_METRICS.index(metric)]
-        if metric in POPULATION_METRICS:
-            if bank != ALL:
-                raise KeyError(f"{metric} is a population metric, reported for bank 'all' only")
-            return self.population_metrics[:, :, POPULATION_METRICS.index(metric)]
-        raise KeyError(f"unknown metric {metric!r}")
+        """One metric of one entity (a bank, guarantor or re-guarantor, or "all") as an array (paths, dates)."""
+        try:
+            scope = METRIC_SCOPE[metric]
+        except KeyError:
+            raise KeyError(f"unknown metric {metric!r}") from None
+        names = self.entities[scope]
+        if bank not in names:
+            raise KeyError(f"{metric} is reported for {', '.join(names)}; not for {bank!r}")
+        return self.groups[scope][:, :, names.index(bank), SCOPE_METRICS[scope].index(metric)]
+
+    def cumulative(self, metric: str, bank: str = ALL) -> np.ndarray:
+        """A flow summed over the simulated months, shape (paths,)."""
+        return self.values(metric, bank)[:, 1:].sum(axis=1)
 
     @property
     def metrics(self) -> pd.DataFrame:
-        """Tidy DataFrame: one row per path, date, bank and metric."""
-        p, d, b, k = self.bank_metrics.shape
-        bank_part = pd.DataFrame(
-            {
-                "path": np.repeat(self.path_ids, d * b * k),
-                "date": np.tile(np.repeat(np.arange(d), b * k), p),
-                "bank": np.tile(np.repeat(np.arange(b), k), p * d),
-                "metric": np.tile(np.arange(k), p * d * b),
-                "value": self.bank_metrics.ravel(),
-            }
-        )
-        kp = self.population_metrics.shape[2]
-        pop_part = pd.DataFrame(
-            {
-                "path": np.repeat(self.path_ids, d * kp),
-                "date": np.tile(np.repeat(np.arange(d), kp), p),
-                "bank": b - 1,
-                "metric": np.tile(np.arange(k, k + kp), p * d),
-                "value": self.population_metrics.ravel(),
-            }
-        )
-        frame = pd.concat([bank_part, pop_part], ignore_index=True)
-        frame["path"] = frame["path"].astype(np.int64)
+        """Tidy DataFrame: one row per path, date, entity and metric. The ``bank`` column names the entity the
+        row describes: a bank, a guarantor, a re-guarantor, or "all"."""
+        all_entities = _entity_categories(self.entities)
+        all_metrics = [m for scope in SCOPES for m in SCOPE_METRICS[scope]]
+        frames = []
+        for scope in SCOPES:
+            values = self.groups[scope]
+            p, d, e, k = values.shape
+            codes = np.array([all_entities.index(name) for name in self.entities[scope]])
+            first_metric = all_metrics.index(SCOPE_METRICS[scope][0])
+            frames.append(pd.DataFrame({
+                "path": np.repeat(np.asarray(self.path_ids, dtype=np.int64), d * e * k),
+                "date": np.tile(np.repeat(np.arange(d), e * k), p),
+                "bank": np.tile(np.repeat(codes, k), p * d),
+                "metric": np.tile(np.arange(first_metric, first_metric + k), p * d * e),
+                "value": values.ravel(),
+            }))
+        frame = pd.concat(frames, ignore_index=True)
         frame["date"] = pd.Categorical.from_codes(frame["date"], categories=self.dates)
-        frame["bank"] = pd.Categorical.from_codes(frame["bank"], categories=self.banks)
-        frame["metric"] = pd.Categorical.from_codes(frame["metric"], categories=[*BANK_METRICS, *POPULATION_METRICS])
+        frame["bank"] = pd.Categorical.from_codes(frame["bank"], categories=all_entities)
+        frame["metric"] = pd.Categorical.from_codes(frame["metric"], categories=all_metrics)
         return frame
 
     def summary(self) -> pd.DataFrame:
-        """Per metric, date and bank: mean, Monte Carlo standard error of the mean and percentiles.
+        """Per metric, date and entity: mean, Monte Carlo standard error of the mean and percentiles.
 
         Returns
         -------
@@ -117,16 +129,13 @@ class Results:
             deviation over paths divided by sqrt(paths) (NaN with one path). NaN values (a ratio with a zero
             denominator) are left out of that cell's statistics.
         """
-        rows = []
-        for metric in (*BANK_METRICS, *POPULATION_METRICS):
-            for bank in self.banks if metric in BANK_METRICS else [ALL]:
-                v = self.values(metric, bank)
-                rows.append(_describe(v, metric, bank, self.dates))
+        rows = [
+            _describe(self.values(metric, entity), metric, entity, self.dates)
+            for scope in SCOPES
+            for metric in SCOPE_METRICS[scope]
+            for entity in self.entities[scope]
+        ]
         return pd.concat(rows, ignore_index=True)
-
-    def cumulative(self, metric: str, bank: str = ALL) -> np.ndarray:
-        """A flow summed over the simulated months, shape (paths,)."""
-        return self.values(metric, bank)[:, 1:].sum(axis=1)
 
     # ------------------------------------------------------------------------------------------ storage
     def manifest(self) -> dict[str, Any]:
@@ -140,7 +149,7 @@ class Results:
             "path_ids": self.path_ids,
             "scenario_sha256": self.scenario.digest(),
             "scenario": self.scenario.to_dict(),
-            "banks": self.banks,
+            "entities": self.entities,
             "dates": self.dates,
         }
 
@@ -217,29 +226,39 @@ class Results:
         scenario = scenario_from_dict(manifest["scenario"])
         if scenario.digest() != manifest["scenario_sha256"]:
             raise ResultsError(f"{source}: the scenario does not match its recorded digest")
+        entity_lists = manifest["entities"]
+        if entity_lists != {scope: [*entities(scope, scenario), ALL] for scope in SCOPES}:
+            raise ResultsError(f"{source}: the entities in the manifest do not match its scenario")
         frame = pd.read_parquet(data)
-        path_ids = manifest["path_ids"]
-        banks, dates = manifest["banks"], manifest["dates"]
-        p, d = len(path_ids), len(dates)
-        names = [*BANK_METRICS, *POPULATION_METRICS]
-        if list(frame["metric"].cat.categories) != names or list(frame["bank"].cat.categories) != banks:
-            raise ResultsError(f"{source}: metrics or banks differ from this version of creditsim")
-        k, kp = len(BANK_METRICS), len(POPULATION_METRICS)
-        n_bank_rows = p * d * len(banks) * k
+        all_metrics = [m for scope in SCOPES for m in SCOPE_METRICS[scope]]
+        if list(frame["metric"].cat.categories) != all_metrics:
+            raise ResultsError(f"{source}: the metrics differ from this version of creditsim")
+        p, d = len(manifest["path_ids"]), len(manifest["dates"])
         values = frame["value"].to_numpy()
-        if values.shape[0] != n_bank_rows + p * d * kp:
-            raise ResultsError(f"{source}: {_DATA} has {values.shape[0]} rows, the manifest implies {n_bank_rows + p * d * kp}")
-        bank_metrics = values[:n_bank_rows].reshape(p, d, len(banks), k)[:, :, :-1, :]
-        population = values[n_bank_rows:].reshape(p, d, kp)
-        return cls(scenario, manifest["seed"], path_ids, np.ascontiguousarray(bank_metrics), np.ascontiguousarray(population))
+        groups, offset = {}, 0
+        for scope in SCOPES:
+            e, k = len(entity_lists[scope]), len(SCOPE_METRICS[scope])
+            block = values[offset : offset + p * d * e * k].reshape(p, d, e, k)
+            offset += p * d * e * k
+            groups[scope] = np.ascontiguousarray(block if scope == "population" else block[:, :, :-1, :])
+        if offset != values.shape[0]:
+            raise ResultsError(f"{source}: {_DATA} has {values.shape[0]} rows, the manifest implies {offset}")
+        return cls(scenario, manifest["seed"], manifest["path_ids"], groups)
 
 
-def _with_aggregate(bank_metrics: np.ndarray, restructured_reported: bool) -> np.ndarray:
-    """Append the aggregate over banks as the last bank: sums, with the ratios recomputed from the sums."""
-    total = bank_metrics.sum(axis=2, keepdims=True)
-    for name, values in ratio_values(lambda m: total[..., BANK_METRICS.index(m)], restructured_reported).items():
-        total[..., BANK_METRICS.index(name)] = values
-    return np.concatenate([bank_metrics, total], axis=2)
+def _entity_categories(entity_lists: dict[str, list[str]]) -> list[str]:
+    """Every entity name once, scope by scope, with "all" last."""
+    names = [name for scope in SCOPES for name in entity_lists[scope] if name != ALL]
+    return [*names, ALL]
+
+
+def _with_aggregate(scope: str, values: np.ndarray, scenario: Scenario) -> np.ndarray:
+    """Append the aggregate over a scope's entities: sums, with the ratios recomputed from the sums."""
+    names = SCOPE_METRICS[scope]
+    total = values.sum(axis=2, keepdims=True)
+    for name, ratio in ratio_values(scope, lambda m: total[..., names.index(m)], scenario).items():
+        total[..., names.index(name)] = ratio
+    return np.concatenate([values, total], axis=2)
 
 
 def _describe(v: np.ndarray, metric: str, bank: str, dates: list[str]) -> pd.DataFrame:

@@ -40,6 +40,10 @@ __all__ = [
     "Renewal",
     "Campaign",
     "Channel",
+    "Guarantor",
+    "Reguarantor",
+    "Injection",
+    "TopUp",
     "PRODUCTS",
     "FACTOR_MONTHS",
     "DEFAULT_SCENARIO",
@@ -242,6 +246,51 @@ class Campaign(_Model):
     channels: dict[Annotated[str, BeforeValidator(_name)], Channel] = Field(default_factory=dict, description="The outreach channels, keyed by name.")
 
 
+class Injection(_Model):
+    """A scheduled capital injection (资本补充) by government."""
+
+    date: Month = Field(description="Month of the injection.")
+    amount: PositiveAmount = Field(description="Amount injected, CNY.")
+
+
+class TopUp(_Model):
+    """A rule-based top-up (资本持续补充机制): when capital ends a month below ``below``, government restores it to ``to``."""
+
+    below: PositiveAmount = Field(description="Capital below which the top-up is made, CNY.")
+    to: PositiveAmount = Field(description="Capital the top-up restores, CNY (> below).")
+
+
+class Guarantor(_Model):
+    """A government financing guarantee institution (政府性融资担保机构)."""
+
+    label: str = Field("", description="Display name.")
+    capital: PositiveAmount = Field(description="Net assets at the start, CNY.")
+    leverage_cap: NonNegative = Field(10.0, description="Outstanding guarantee liability may not exceed leverage_cap × capital (10, or 15 for guarantors mainly serving small-micro firms: 国务院令第683号 Art. 15).")
+    capital_floor: Amount = Field(0.0, description="No new guarantees while capital is below this, CNY.")
+    single_borrower_share: Probability = Field(0.1, description="A borrower's guarantee liability may not exceed this share of capital (Art. 16: 10%).")
+    coverage: Probability = Field(description="Share of a guaranteed loan's loss the guarantor takes; the bank keeps the rest (at least 20%).")
+    fee_rate: Probability = Field(description="Annual guarantee fee on the outstanding guarantee liability.")
+    fee_cap: Probability = Field(0.01, description="Highest fee rate allowed (国办发〔2019〕6号: average ≤ 1%).")
+    fee_subsidy: Probability = Field(0.0, description="Part of the annual fee rate paid by government (降费奖补); the borrower pays the rest.")
+    cost_rate: Probability = Field(0.0, description="Annual operating cost as a share of the outstanding guarantee liability.")
+    reguarantee: dict[str, Probability] = Field(default_factory=dict, description="Share of each claim passed to each re-guarantor, by re-guarantor name (e.g. a 2:4:2:2 split with coverage 0.8 is {provincial = 0.25, national_fund = 0.25}).")
+    banks: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Banks whose loans it guarantees (default all).")
+    segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Eligible segments (default all).")
+    max_line: PositiveAmount = Field(1e7, description="Largest credit line of an eligible borrower, CNY (1000万 for 普惠 guarantees).")
+    claim_lag_months: int = Field(3, ge=0, le=60, description="Months from a default to the claim payment (代偿); recoveries (追偿) are shared in the coverage ratio when they come.")
+    injections: Annotated[tuple[Injection, ...], BeforeValidator(_as_tuple)] = Field((), description="Scheduled capital injections.")
+    top_up: TopUp | None = Field(None, description="Rule-based capital top-up (default none).")
+
+
+class Reguarantor(_Model):
+    """A re-guarantor: a provincial re-guarantee company or the 国家融资担保基金."""
+
+    label: str = Field("", description="Display name.")
+    capital: PositiveAmount = Field(description="Net assets at the start, CNY.")
+    fee_rate: Probability = Field(description="Annual re-guarantee fee on its share of the outstanding liability (国家融资担保基金: 0.5%).")
+    fee_rate_small: Probability | None = Field(None, description="Fee rate on loans of at most 500万 (国家融资担保基金: 0.3%; default fee_rate).")
+
+
 class Scenario(_Model):
     """A complete, validated scenario. Build one with :func:`load_scenario` or :func:`scenario_from_dict`."""
 
@@ -255,6 +304,8 @@ class Scenario(_Model):
     liquidity: Liquidity = Field(default_factory=Liquidity, description="Liquidity stress at maturity (default: none).")
     renewal: Renewal | None = Field(None, description="Renewal without principal repayment (default: none).")
     campaign: Campaign = Field(default_factory=Campaign, description="First-loan campaign (default: none).")
+    guarantors: dict[Annotated[str, BeforeValidator(_name)], Guarantor] = Field(default_factory=dict, description="Guarantee institutions, keyed by name (default none).")
+    reguarantors: dict[Annotated[str, BeforeValidator(_name)], Reguarantor] = Field(default_factory=dict, description="Re-guarantors, keyed by name (default none).")
 
     # ------------------------------------------------------------------ derived views used by the engine
     @property
@@ -534,11 +585,50 @@ def _check_rules(s: Scenario) -> None:
             raise ScenarioError(f"campaign.channels.{name}.line_scale", channel.line_scale, "must be > 0")
     if s.campaign.start and s.campaign.end and month_index(s.campaign.end) < month_index(s.campaign.start):
         raise ScenarioError("campaign.end", s.campaign.end, f"must not be before campaign.start ({s.campaign.start})")
+    _check_guarantees(s)
     if s.risk.write_off_months < s.risk.recovery_lag_months:
         raise ScenarioError("risk.write_off_months", s.risk.write_off_months, f"must be ≥ risk.recovery_lag_months ({s.risk.recovery_lag_months})")
     from .population import initial_population  # checks that the banked firms fit the banks' risk appetite
 
     initial_population(s)
+
+
+def _check_guarantees(s: Scenario) -> None:
+    """Guarantee rules: fee cap, the bank's 20%, re-guarantee shares, names, lags and top-ups."""
+    names = [*s.banks, *s.guarantors, *s.reguarantors]
+    for name in s.guarantors:
+        if names.count(name) > 1:
+            raise ScenarioError(f"guarantors.{name}", name, "a guarantor may not share its name with a bank or re-guarantor")
+    for name in s.reguarantors:
+        if names.count(name) > 1:
+            raise ScenarioError(f"reguarantors.{name}", name, "a re-guarantor may not share its name with a bank or guarantor")
+    for name, g in s.guarantors.items():
+        f = f"guarantors.{name}"
+        if g.fee_rate > g.fee_cap:
+            raise ScenarioError(f"{f}.fee_rate", g.fee_rate, f"must not exceed fee_cap ({g.fee_cap:g})")
+        if g.fee_subsidy > g.fee_rate:
+            raise ScenarioError(f"{f}.fee_subsidy", g.fee_subsidy, f"must not exceed fee_rate ({g.fee_rate:g})")
+        if g.coverage > 0.8:
+            raise ScenarioError(f"{f}.coverage", g.coverage, "must leave the bank at least 20% (≤ 0.8)")
+        if g.leverage_cap < 1 or g.leverage_cap > 15:
+            raise ScenarioError(f"{f}.leverage_cap", g.leverage_cap, "must be between 1 and 15 (国务院令第683号 Art. 15)")
+        if g.claim_lag_months > s.risk.write_off_months:
+            raise ScenarioError(f"{f}.claim_lag_months", g.claim_lag_months, f"must not exceed risk.write_off_months ({s.risk.write_off_months})")
+        for key in g.reguarantee:
+            if key not in s.reguarantors:
+                raise ScenarioError(f"{f}.reguarantee.{key}", g.reguarantee[key], f"unknown re-guarantor; re-guarantors are {', '.join(s.reguarantors) or 'none'}")
+        if math.fsum(g.reguarantee.values()) > 1 + 1e-9:
+            raise ScenarioError(f"{f}.reguarantee", round(math.fsum(g.reguarantee.values()), 9), "shares passed on must not exceed 1")
+        for field, listed, known in (("banks", g.banks, s.banks), ("segments", g.segments, s.firms.segments)):
+            if listed is not None and not listed:
+                raise ScenarioError(f"{f}.{field}", [], "must list at least one (leave it out for all)")
+            for i, item in enumerate(listed or ()):
+                if item not in known:
+                    raise ScenarioError(f"{f}.{field}.{i}", item, f"unknown; known are {', '.join(known)}")
+        if g.top_up is not None and g.top_up.to <= g.top_up.below:
+            raise ScenarioError(f"{f}.top_up.to", g.top_up.to, f"must be above top_up.below ({g.top_up.below:g})")
+    if s.guarantors and all(b.product_mix.get("guaranteed", 0.0) == 0 for b in s.banks.values()):
+        raise ScenarioError("guarantors", list(s.guarantors), "no bank makes guaranteed loans (product_mix.guaranteed is 0 everywhere)")
 
 
 def _check_sum(field: str, values: Sequence[float]) -> None:
@@ -583,11 +673,15 @@ def reference_markdown() -> str:
         ("[renewal]", Renewal),
         ("[campaign]", Campaign),
         ("[campaign.channels.NAME]", Channel),
+        ("[guarantors.NAME]", Guarantor),
+        ("[[guarantors.NAME.injections]]", Injection),
+        ("[guarantors.NAME.top_up]", TopUp),
+        ("[reguarantors.NAME]", Reguarantor),
     ]
     for title, model in sections:
         lines += [f"## {title}", "", (model.__doc__ or "").strip().splitlines()[0], "", "| field | type | default | meaning |", "|---|---|---|---|"]
         for name, info in model.model_fields.items():
-            if _model_of(info.annotation) is not None and name not in ("segments", "banks", "stress", "channels", "renewal"):
+            if _model_of(info.annotation) is not None and name not in ("segments", "banks", "stress", "channels", "renewal", "guarantors", "reguarantors", "injections", "top_up"):
                 continue
             default = "required" if info.is_required() else _toml_default(info)
             lines.append(f"| `{name}` | {_type_name(info.annotation, info.metadata)} | {default} | {info.description or ''} |")
@@ -638,6 +732,14 @@ def _type_name(annotation: Any, metadata: list[Any]) -> str:
         return "list of names"
     if "Channel" in text:
         return "table of channels"
+    if "Reguarantor" in text:
+        return "table of re-guarantors"
+    if "Guarantor" in text:
+        return "table of guarantors"
+    if "Injection" in text:
+        return "array of tables"
+    if "TopUp" in text:
+        return "table"
     if "Literal" in text:
         return " \\| ".join(f"`{a}`" for a in annotation.__args__)
     if "Segment" in text:
