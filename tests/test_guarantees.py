@@ -1,4 +1,4 @@
-"""Guarantees and re-guarantees against the contracts, closed forms and the parties' ledgers."""
+"""Guarantees, re-guarantees and risk pools against the contracts, closed forms and the parties' ledgers."""
 
 from __future__ import annotations
 
@@ -40,8 +40,13 @@ def guarantee_data(*, firms: int = 1, pd: float = 1.0, capital: float = 1e9, reg
 def assert_ledgers(r) -> None:
     """Every path and month: net credit loss = the parties' losses; each guarantor's and re-guarantor's capital
     rolls forward exactly from its flows and never goes negative."""
-    parties = r.values("loss_bank") + r.values("loss_guarantor") + r.values("loss_reguarantor")
+    parties = r.values("loss_bank") + r.values("loss_guarantor") + r.values("loss_reguarantor") + r.values("loss_pool")
     np.testing.assert_allclose(r.values("net_loss"), parties, rtol=1e-9, atol=0.005)
+    for p in r.entities["pool"]:
+        balance = r.values("pool_balance", p)
+        flows = r.values("pool_contributions", p) - r.values("pool_payouts", p)
+        np.testing.assert_allclose(balance[:, 1:], balance[:, :-1] + flows[:, 1:], rtol=1e-9, atol=0.005, err_msg=p)
+        assert (balance >= 0).all()
     for g in r.entities["guarantor"]:
         cap = r.values("guarantor_capital", g)
         flows = (r.values("guarantee_fees", g) - r.values("reguarantee_fees", g) - r.values("guarantor_costs", g) - r.values("guarantee_claims", g)
@@ -197,3 +202,103 @@ def test_taizhou_fund_scenario_matches_its_may_2018_figures():
     np.testing.assert_allclose(r.values("guarantee_fee_rate", g)[:, 1:], 0.0075, rtol=1e-6)
     assert abs(r.values("guarantor_capital", g)[:, -1].mean() / 5e8 - 1) < 0.1
     assert_ledgers(r)
+
+
+# ------------------------------------------------------------------------------------------------ risk pools
+def pool_world(**pool: Any) -> dict[str, Any]:
+    """Credit loans of about 100万 covered by one pool funded 4:4:2."""
+    data = guarantee_data(**{"banks.bank.product_mix": {"credit": 1.0}})
+    del data["guarantors"]
+    data["pools"] = {"pool": {"size": "1000万", "contributions": {"government": 0.4, "guarantor": 0.4, "bank": 0.2},
+                              "payout_share": 0.6, "max_loan": "200万", **pool}}
+    return data
+
+
+def test_pool_pays_its_share_of_the_net_loss_at_write_off():
+    """One covered loan of amount A defaults in month 1 with LGD 0.45: at write-off (month 7) the pool pays
+    0.6 × 0.45 A and the bank bears 0.4 × 0.45 A; the government's part of the payout is its 40% contribution."""
+    r = simulate(scenario_from_dict(pool_world()), paths=1, seed=1)
+    a = r.values("balance")[0, 0]
+    payout = r.values("pool_payouts", "pool")[0]
+    assert payout[7] == pytest.approx(0.6 * 0.45 * a, abs=0.02) and payout.sum() == payout[7]
+    assert r.cumulative("loss_bank")[0] == pytest.approx(0.4 * 0.45 * a, abs=0.02)
+    assert r.cumulative("loss_government", "pool")[0] == pytest.approx(0.4 * payout[7], abs=0.02)
+    assert_ledgers(r)
+    assert_identities(r)
+
+
+def test_pool_caps_leave_the_rest_to_the_banks():
+    """Five covered defaults against an annual cap of 50万: the pool pays 50万 in the year and reports the rest
+    unpaid, which the banks write off; a per-loan cap of 10万 limits each request."""
+    capped = simulate(scenario_from_dict(with_changes(pool_world(max_payout_per_year="50万"), {"firms.segments.only.firms": 5})), paths=1, seed=1)
+    a = capped.values("balance")[0, 0]
+    assert capped.cumulative("pool_payouts", "pool")[0] == pytest.approx(5e5, abs=0.01)
+    assert capped.cumulative("pool_unpaid", "pool")[0] == pytest.approx(0.6 * 0.45 * a - 5e5, abs=0.1)
+    per_loan = simulate(scenario_from_dict(with_changes(pool_world(max_payout_per_loan="10万"), {"firms.segments.only.firms": 5})), paths=1, seed=1)
+    assert per_loan.cumulative("pool_payouts", "pool")[0] == pytest.approx(5 * 1e5, abs=0.01)
+    for r in (capped, per_loan):
+        assert_ledgers(r)
+        assert_identities(r)
+
+
+def test_expected_pool_payouts_match_pd_lgd_share_exposure():
+    """Independent defaults, every loan covered: payouts for defaults of the first year (written off 2 months
+    later) have mean PD × LGD × payout_share × exposure."""
+    n, pd, lgd, share, paths = 5000, 0.04, 0.45, 0.6, 60
+    data = with_changes(pool_world(size="5亿"), {"firms.segments.only.firms": n, "firms.segments.only.pd": [pd] * 3, "calendar.months": 16,
+                                                 "risk.recovery_lag_months": 1, "risk.write_off_months": 2, "banks.bank.term_mix": {"12": 1.0}})
+    r = simulate(scenario_from_dict(data), paths=paths, seed=32)
+    exposure = r.values("balance")[:, 0]
+    payouts = r.values("pool_payouts", "pool")[:, 1:15].sum(axis=1)
+    se = np.sqrt(pd * (1 - pd) * n * (lgd * share * exposure.mean() / n) ** 2 / paths)
+    assert abs(payouts.mean() - pd * lgd * share * exposure.mean()) < 4 * se
+    assert_ledgers(r)
+
+
+class CheckedPools(Simulation):
+    """No cover from a suspended pool, none beyond leverage × balance, none for an ineligible loan."""
+
+    def run(self):
+        self.covered_loans = 0
+        book = self.pools
+        original = book.assign
+
+        def assign(segment, bank, product, amount, first_time, guarantor):
+            suspended, balance = book.suspended.copy(), book.balance.copy()
+            out = original(segment, bank, product, amount, first_time, guarantor)
+            for p in range(book.n):
+                mine = out == p
+                if mine.any():
+                    assert not suspended[p]
+                    assert book.covered[p] <= book.leverage[p] * balance[p] + 1e-6
+                    assert (guarantor[mine] < 0).all() and book.product_ok[p, product[mine]].all() and (amount[mine] <= book.max_loan[p]).all()
+                    assert book.bank_ok[p, bank[mine]].all() and book.segment_ok[p, segment[mine]].all()
+                    assert (first_time[mine] | ~book.first_only[p]).all()
+                    self.covered_loans += int(mine.sum())
+            return out
+
+        book.assign = assign
+        return super().run()
+
+
+@settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    size=st.sampled_from(["200万", "2000万"]), leverage=st.sampled_from([5.0, 10.0]), share=st.floats(0.4, 0.8),
+    per_year=st.sampled_from([None, "100万"]), floor=st.sampled_from([0.0, 1.5e6]), npl=st.sampled_from([1.0, 0.05]),
+    first_only=st.booleans(), budget=st.sampled_from([0.0, 5e5]), pd_scale=st.floats(0.5, 4.0),
+)
+def test_pools_never_go_negative_or_cover_what_they_should_not(size, leverage, share, per_year, floor, npl, first_only, budget, pd_scale):
+    """Property over random pools on the default city: no cover while suspended, beyond leverage or for an
+    ineligible loan; balance never negative; ledgers and balance identities exact."""
+    from helpers import small_default
+
+    pool: dict[str, Any] = {"size": size, "leverage": leverage, "payout_share": share, "suspend_below": floor, "suspend_npl_ratio": npl,
+                            "first_time_only": first_only, "annual_budget": budget, "products": ["credit", "collateral"]}
+    if per_year:
+        pool["max_payout_per_year"] = per_year
+    s = small_default(**{"pools": {"pool": pool}, "risk.stress": [{"date": "2021-04", "pd_multiplier": pd_scale}], "calendar.months": 24,
+                         "risk.recovery_lag_months": 3, "risk.write_off_months": 6})
+    CheckedPools(s, seed=6, path=0, audit=True).run()
+    r = simulate(s, paths=2, seed=6)
+    assert_ledgers(r)
+    assert_identities(r)

@@ -60,6 +60,7 @@ def simulate(
         runs["bank"].append(sim.bank_metrics)
         runs["guarantor"].append(sim.guarantor_metrics)
         runs["reguarantor"].append(sim.reguarantor_metrics)
+        runs["pool"].append(sim.pool_metrics)
         runs["population"].append(sim.population_metrics[:, None, :])
         if progress is not None:
             progress(done, len(path_ids))

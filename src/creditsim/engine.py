@@ -40,6 +40,7 @@ from .errors import ScenarioError
 from .guarantees import GuaranteeBook
 from .loanbook import LoanBook, Loans
 from .metrics import BANK_METRICS, POPULATION_METRICS, SCOPE_METRICS, metric, ratio_values
+from .pools import PoolBook
 from .population import DECLINED, FORMER, FORMER_FIRST_TIME, NEVER, POOL_STATES, grade_table, initial_population, line_parameters
 from .renewal import eligible
 from .risk import beta_parameters, cumulative_hazard, default_months, monthly_hazards
@@ -80,7 +81,7 @@ class Simulation:
     bank_metrics : ndarray, shape (M + 1, banks, len(BANK_METRICS))
         Row 0 holds the opening stocks (flows 0); row t the end of month t.
     population_metrics : ndarray, shape (M + 1, len(POPULATION_METRICS))
-    guarantor_metrics, reguarantor_metrics : ndarray, shape (M + 1, guarantors or re-guarantors, metrics)
+    guarantor_metrics, reguarantor_metrics, pool_metrics : ndarray, shape (M + 1, entities of the scope, metrics)
     """
 
     def __init__(self, scenario: Scenario, seed: int, path: int, audit: bool = False) -> None:
@@ -140,10 +141,12 @@ class Simulation:
         self.due_written_off, self.due_written_off_credit = z((horizon, nb)), z((horizon, nb))
         self.due_loans, self.due_firms, self.due_net_loss = z((horizon, nb)), z((horizon, nb)), z((horizon, nb))
         self.guarantees = GuaranteeBook(s, horizon, FEN)
+        self.pools = PoolBook(s, horizon, FEN)
         self.bank_metrics = z((m + 1, nb, len(BANK_METRICS)))
         self.population_metrics = z((m + 1, len(POPULATION_METRICS)))
         self.guarantor_metrics = z((m + 1, self.guarantees.n, len(SCOPE_METRICS["guarantor"])))
         self.reguarantor_metrics = z((m + 1, self.guarantees.n_reg, len(SCOPE_METRICS["reguarantor"])))
+        self.pool_metrics = z((m + 1, self.pools.n, len(SCOPE_METRICS["pool"])))
         self.flows = z((nb, len(BANK_METRICS)))
         self.pop_flows = z(len(POPULATION_METRICS))
         self.other_loans = z(nb)
@@ -217,6 +220,7 @@ class Simulation:
         self.flows[:] = 0.0
         self.pop_flows[:] = 0.0
         self.guarantees.start_month()
+        self.pools.start_month(t)
         self.flows[:, _B["interest_income"]] = self.rate_balance / 12.0
         self._population(t)
         self._applications(t)
@@ -227,6 +231,7 @@ class Simulation:
         self._claims(t)
         self._resolutions(t)
         self.guarantees.close_month(t)
+        self.pools.close_month()
         self._record(t)
 
     def _population(self, t: int) -> None:
@@ -413,12 +418,16 @@ class Simulation:
             if not seasoned:
                 self.flows[:, _B["guarantee_unavailable"]] += np.bincount(bank[unavailable], minlength=nb)
                 self.flows[:, _B["guaranteed_disbursed"]] += np.bincount(bank, amount * (guarantor >= 0), nb)
+        pool = np.full(firm.shape[0], -1, dtype=np.int8)
+        if self.pools.n:
+            table = self.borrowers
+            pool = self.pools.assign(table.segment[firm], bank, product, amount, table.first_time[firm], guarantor)
         rate = self.rate[bank] + self.rate_per_pd[bank] * self.borrowers.belief[firm]
         default_month = self.borrowers.default_month[firm]
         distressed = (default_month <= self.months) & (default_month <= maturity)  # M + 1 means no default in the horizon
         defaults = distressed & ~masked
         evergreen = distressed & masked
-        loans = Loans(firm, bank, amount, rate, product, term.astype(np.int32), renewals.astype(np.int16), evergreen, guarantor, defaults)
+        loans = Loans(firm, bank, amount, rate, product, term.astype(np.int32), renewals.astype(np.int16), evergreen, guarantor, pool, defaults)
         self.book.file(loans, np.where(defaults, default_month, maturity))
         disbursed = np.bincount(bank, amount, nb)
         credit = np.bincount(bank, amount * (product == _CREDIT), nb)
@@ -445,6 +454,7 @@ class Simulation:
         self.renewal_balance -= np.bincount(bank, amount * (loans.renewals > 0), nb)
         self.restructured_balance -= np.bincount(bank, amount * loans.evergreen, nb)
         self.guarantees.release(loans.guarantor, amount)
+        self.pools.release(loans.pool, amount)
 
     def _defaults(self, t: int, loans: Loans, liquidity: np.ndarray | None = None) -> None:
         """Loans of firms that default this month turn non-performing; recovery and write-off are filed."""
@@ -463,6 +473,7 @@ class Simulation:
         # a guarantor pays a claim later and takes its share of the recovery; the bank writes off the rest
         bank_recovery, claim = self.guarantees.file_default(t, loans.guarantor, bank, amount, recovery, r.recovery_lag_months, r.write_off_months)
         loss = amount - claim - bank_recovery
+        self.pools.file_default(t, loans.pool, bank, amount, recovery, credit, r.write_off_months)
         self.due_recovered[due_r] += np.bincount(bank, bank_recovery, nb)
         self.due_recovered_credit[due_r] += np.bincount(bank, bank_recovery * credit, nb)
         self.due_written_off[due_w] += np.bincount(bank, loss, nb)
@@ -614,7 +625,13 @@ class Simulation:
             np.add.at(self.due_written_off, write_off, unpaid)
 
     def _resolutions(self, t: int) -> None:
-        """Recoveries and write-offs filed for this month."""
+        """Recoveries and write-offs filed for this month; a risk pool's compensation is a recovery that reduces
+        the write-off."""
+        paid, paid_credit = self.pools.settle(t)
+        self.due_written_off[t] -= paid.sum(axis=0)
+        self.due_recovered[t] += paid.sum(axis=0)
+        self.due_written_off_credit[t] -= paid_credit.sum(axis=0)
+        self.due_recovered_credit[t] += paid_credit.sum(axis=0)
         recovered, written_off = self.due_recovered[t], self.due_written_off[t]
         self.npl_balance -= recovered + written_off
         self.npl_credit -= self.due_recovered_credit[t] + self.due_written_off_credit[t]
@@ -638,7 +655,8 @@ class Simulation:
         row[:, _B["restructured_balance"]] = self.restructured_balance
         row[:, _B["all_loans_balance"]] = np.round(self.other_loans * self.other_growth[t]) + balance
         self.guarantees.record(self.guarantor_metrics[t], self.reguarantor_metrics[t])
-        for scope, rows in (("bank", row), ("guarantor", self.guarantor_metrics[t]), ("reguarantor", self.reguarantor_metrics[t])):
+        self.pools.record(self.pool_metrics[t])
+        for scope, rows in (("bank", row), ("guarantor", self.guarantor_metrics[t]), ("reguarantor", self.reguarantor_metrics[t]), ("pool", self.pool_metrics[t])):
             _finish(scope, rows, self.scenario)
         pop = self.population_metrics[t]
         pop[:] = self.pop_flows
@@ -646,7 +664,7 @@ class Simulation:
         pop[_P["unbanked_firms"]] = unbanked
         pop[_P["never_borrowed_firms"]] = float(self.pool[:, :, [NEVER, DECLINED]].sum())
         pop[_P["firms"]] = unbanked + float(self.perf_firms.sum())
-        pop[_P["fiscal_cost"]] = self.guarantees.fiscal / FEN
+        pop[_P["fiscal_cost"]] = (self.guarantees.fiscal + self.pools.fiscal) / FEN
 
 
 #: Running totals that are sums of non-integer products (interest rate × fen) agree with a recount to rounding.
@@ -677,6 +695,7 @@ def _audit_differences(sim: Simulation) -> dict[str, float]:
             np.bincount(loans.guarantor[loans.guarantor >= 0].astype(np.int64), np.round(sim.guarantees.coverage[loans.guarantor[loans.guarantor >= 0].astype(np.int64)] * loans.amount[loans.guarantor >= 0]), sim.guarantees.n),
             sim.guarantees.outstanding,
         ),
+        "pool covered balance": (np.bincount(loans.pool[loans.pool >= 0].astype(np.int64), loans.amount[loans.pool >= 0], sim.pools.n), sim.pools.covered),
         "believed PD per borrower": (sim._believed_pd(table.segment[live], table.grade[live], table.signal[live], table.history[live].astype(float) + table.repaid[live]), table.belief[live]),
         "npl balance": ((sim.due_recovered[pending] + sim.due_written_off[pending]).sum(axis=0) + sim.guarantees.due_claims[pending].sum(axis=(0, 1)), sim.npl_balance),
         "npl credit balance": ((sim.due_recovered_credit[pending] + sim.due_written_off_credit[pending]).sum(axis=0), sim.npl_credit),

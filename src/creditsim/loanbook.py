@@ -40,6 +40,8 @@ class Loans:
         A renewal to a firm that defaults before it matures, filed at maturity (evergreening).
     guarantor : int8
         Index of the guarantor covering the loan, -1 for none.
+    pool : int8
+        Index of the risk pool covering the loan, -1 for none.
     defaults : bool
         The loan ends in default (at its firm's default month) rather than at maturity.
     """
@@ -53,6 +55,7 @@ class Loans:
     renewals: np.ndarray
     evergreen: np.ndarray
     guarantor: np.ndarray
+    pool: np.ndarray
     defaults: np.ndarray
 
     def __len__(self) -> int:
@@ -71,7 +74,7 @@ class Loans:
     @staticmethod
     def empty() -> Loans:
         z = np.zeros
-        return Loans(z(0, np.int64), z(0, np.int16), z(0), z(0), z(0, np.int8), z(0, np.int32), z(0, np.int16), z(0, bool), z(0, np.int8), z(0, bool))
+        return Loans(z(0, np.int64), z(0, np.int16), z(0), z(0), z(0, np.int8), z(0, np.int32), z(0, np.int16), z(0, bool), z(0, np.int8), z(0, np.int8), z(0, bool))
 
 
 class LoanBook:
@@ -105,4 +108,4 @@ class LoanBook:
         return Loans.concat(batches) if batches else Loans.empty()
 
 
-_FIELDS = ("firm", "bank", "amount", "rate", "product", "term", "renewals", "evergreen", "guarantor", "defaults")
+_FIELDS = ("firm", "bank", "amount", "rate", "product", "term", "renewals", "evergreen", "guarantor", "pool", "defaults")

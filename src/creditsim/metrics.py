@@ -24,7 +24,7 @@ class Metric:
     name: str
     unit: str
     kind: Literal["stock", "flow", "ratio"]
-    scope: Literal["bank", "guarantor", "reguarantor", "population"]
+    scope: Literal["bank", "guarantor", "reguarantor", "pool", "population"]
     meaning: str
 
 
@@ -90,6 +90,15 @@ METRICS: tuple[Metric, ...] = (
     Metric("reguarantee_unpaid", "CNY", "flow", "reguarantor", "Reimbursements due that the re-guarantor could not pay; its guarantors bear them."),
     Metric("reguarantor_recoveries", "CNY", "flow", "reguarantor", "The re-guarantor's share of recoveries received in the month."),
     Metric("loss_reguarantor", "CNY", "flow", "reguarantor", "The re-guarantor's share of net_loss of loans resolved in the month."),
+    Metric("pool_balance", "CNY", "stock", "pool", "The pool's balance at month end."),
+    Metric("pool_covered", "CNY", "stock", "pool", "Performing balance of the loans the pool covers."),
+    Metric("pool_contributions", "CNY", "flow", "pool", "Money paid into the pool in the month (January budgets and top-ups; the start balance is the opening)."),
+    Metric("pool_contributions_government", "CNY", "flow", "pool", "The government's part of pool_contributions."),
+    Metric("pool_payouts", "CNY", "flow", "pool", "Compensation paid to banks in the month."),
+    Metric("pool_unpaid", "CNY", "flow", "pool", "Compensation due that the pool could not pay (balance or annual cap); the banks bear it."),
+    Metric("pool_suspended", "flag", "stock", "pool", "1 while the pool gives no new cover (balance below its floor, or covered NPL ratio above its threshold)."),
+    Metric("loss_pool", "CNY", "flow", "pool", "The pool's share of net_loss (its payouts)."),
+    Metric("loss_government", "CNY", "flow", "pool", "The government's part of loss_pool, by its contribution share (a breakdown, not a further party)."),
     Metric("firms", "firms", "stock", "population", "Operating firms in the inclusive population: firms without a loan plus performing borrowers (graduated firms have left it)."),
     Metric("unbanked_firms", "firms", "stock", "population", "Operating firms without a loan: 无贷户 and former borrowers."),
     Metric("never_borrowed_firms", "firms", "stock", "population", "Firms without a loan that never borrowed (无贷户), including those declined on their thin file."),
@@ -99,11 +108,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("unmet_applications", "firms", "flow", "population", "Applications the demand rate asked for beyond the firms without a loan (the pool ran dry)."),
     Metric("campaign_reached", "firms", "flow", "population", "Firms that never borrowed reached by the campaign in the month."),
     Metric("campaign_shortfall", "firms", "flow", "population", "Reach the campaign planned beyond the firms left on the 无贷户 list."),
-    Metric("fiscal_cost", "CNY", "flow", "population", "Government spending in the month: guarantee fee subsidies and capital injections."),
+    Metric("fiscal_cost", "CNY", "flow", "population", "Government spending in the month: guarantee fee subsidies, capital injections and its pool contributions."),
 )
 
 #: The scopes, in the order results store them; all but "population" have named entities.
-SCOPES: tuple[str, ...] = ("bank", "guarantor", "reguarantor", "population")
+SCOPES: tuple[str, ...] = ("bank", "guarantor", "reguarantor", "pool", "population")
 #: Metric names of each scope, in table order.
 SCOPE_METRICS: dict[str, tuple[str, ...]] = {scope: tuple(m.name for m in METRICS if m.scope == scope) for scope in SCOPES}
 BANK_METRICS: tuple[str, ...] = SCOPE_METRICS["bank"]
@@ -124,6 +133,8 @@ def entities(scope: str, scenario) -> list[str]:
         return list(scenario.guarantors)
     if scope == "reguarantor":
         return list(scenario.reguarantors)
+    if scope == "pool":
+        return list(scenario.pools)
     return []
 
 

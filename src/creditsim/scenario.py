@@ -44,6 +44,7 @@ __all__ = [
     "Reguarantor",
     "Injection",
     "TopUp",
+    "Pool",
     "PRODUCTS",
     "FACTOR_MONTHS",
     "DEFAULT_SCENARIO",
@@ -291,6 +292,27 @@ class Reguarantor(_Model):
     fee_rate_small: Probability | None = Field(None, description="Fee rate on loans of at most 500万 (国家融资担保基金: 0.3%; default fee_rate).")
 
 
+class Pool(_Model):
+    """A risk compensation pool (风险补偿资金池) that pays a share of the net loss of the loans it covers."""
+
+    label: str = Field("", description="Display name.")
+    size: PositiveAmount = Field(description="Balance at the start, CNY.")
+    contributions: dict[str, Probability] = Field(default_factory=lambda: {"government": 1.0}, description="Who funds the pool and its top-ups, by share: government, guarantor, bank (e.g. 4:4:2 as {government = 0.4, guarantor = 0.4, bank = 0.2}).")
+    leverage: NonNegative = Field(10.0, description="Covered loans outstanding may not exceed leverage × the pool's balance (5–10×).")
+    payout_share: Probability = Field(description="Share of a covered loan's net loss (balance less recoveries) the pool pays at write-off (40–80%).")
+    max_loan: PositiveAmount = Field(2e6, description="Largest eligible loan, CNY (often 200万).")
+    max_payout_per_loan: PositiveAmount | None = Field(None, description="Largest payout on one loan, CNY (default: no cap).")
+    max_payout_per_year: PositiveAmount | None = Field(None, description="Largest payout in a calendar year, CNY (default: no cap).")
+    banks: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Partner banks (default all).")
+    segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Eligible segments (default all).")
+    products: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] = Field(("credit",), description="Eligible products (a guaranteed loan is never also covered by a pool).")
+    first_time_only: bool = Field(False, description="Cover only loans to 首贷户.")
+    annual_budget: Amount = Field(0.0, description="Added every January, CNY (funded by the contribution shares).")
+    top_up_to: Amount | None = Field(None, description="Every January the pool is topped up to this balance, CNY (default: no top-up).")
+    suspend_below: Amount = Field(0.0, description="No new cover while the balance is below this, CNY.")
+    suspend_npl_ratio: Probability = Field(1.0, description="No new cover while the non-performing share of covered loans is above this.")
+
+
 class Scenario(_Model):
     """A complete, validated scenario. Build one with :func:`load_scenario` or :func:`scenario_from_dict`."""
 
@@ -306,6 +328,7 @@ class Scenario(_Model):
     campaign: Campaign = Field(default_factory=Campaign, description="First-loan campaign (default: none).")
     guarantors: dict[Annotated[str, BeforeValidator(_name)], Guarantor] = Field(default_factory=dict, description="Guarantee institutions, keyed by name (default none).")
     reguarantors: dict[Annotated[str, BeforeValidator(_name)], Reguarantor] = Field(default_factory=dict, description="Re-guarantors, keyed by name (default none).")
+    pools: dict[Annotated[str, BeforeValidator(_name)], Pool] = Field(default_factory=dict, description="Risk compensation pools, keyed by name (default none).")
 
     # ------------------------------------------------------------------ derived views used by the engine
     @property
@@ -595,7 +618,7 @@ def _check_rules(s: Scenario) -> None:
 
 def _check_guarantees(s: Scenario) -> None:
     """Guarantee rules: fee cap, the bank's 20%, re-guarantee shares, names, lags and top-ups."""
-    names = [*s.banks, *s.guarantors, *s.reguarantors]
+    names = [*s.banks, *s.guarantors, *s.reguarantors, *s.pools]
     for name in s.guarantors:
         if names.count(name) > 1:
             raise ScenarioError(f"guarantors.{name}", name, "a guarantor may not share its name with a bank or re-guarantor")
@@ -627,6 +650,25 @@ def _check_guarantees(s: Scenario) -> None:
                     raise ScenarioError(f"{f}.{field}.{i}", item, f"unknown; known are {', '.join(known)}")
         if g.top_up is not None and g.top_up.to <= g.top_up.below:
             raise ScenarioError(f"{f}.top_up.to", g.top_up.to, f"must be above top_up.below ({g.top_up.below:g})")
+    for name, pool in s.pools.items():
+        f = f"pools.{name}"
+        if names.count(name) > 1:
+            raise ScenarioError(f, name, "a pool may not share its name with a bank, guarantor or re-guarantor")
+        for key in pool.contributions:
+            if key not in ("government", "guarantor", "bank"):
+                raise ScenarioError(f"{f}.contributions.{key}", pool.contributions[key], "contributors are government, guarantor and bank")
+        _check_sum(f"{f}.contributions", list(pool.contributions.values()))
+        checks: tuple[tuple[str, tuple[str, ...] | None, list[str]], ...] = (
+            ("banks", pool.banks, list(s.banks)), ("segments", pool.segments, list(s.firms.segments)), ("products", pool.products, list(PRODUCTS)),
+        )
+        for what, names_given, allowed in checks:
+            if names_given is not None and not names_given:
+                raise ScenarioError(f"{f}.{what}", [], "must list at least one (leave it out for all)")
+            for i, item in enumerate(names_given or ()):
+                if item not in allowed:
+                    raise ScenarioError(f"{f}.{what}.{i}", item, f"unknown; known are {', '.join(allowed)}")
+        if "guaranteed" in pool.products:
+            raise ScenarioError(f"{f}.products", list(pool.products), "a pool covers loans without a guarantee: leave out 'guaranteed'")
     if s.guarantors and all(b.product_mix.get("guaranteed", 0.0) == 0 for b in s.banks.values()):
         raise ScenarioError("guarantors", list(s.guarantors), "no bank makes guaranteed loans (product_mix.guaranteed is 0 everywhere)")
 
@@ -677,11 +719,12 @@ def reference_markdown() -> str:
         ("[[guarantors.NAME.injections]]", Injection),
         ("[guarantors.NAME.top_up]", TopUp),
         ("[reguarantors.NAME]", Reguarantor),
+        ("[pools.NAME]", Pool),
     ]
     for title, model in sections:
         lines += [f"## {title}", "", (model.__doc__ or "").strip().splitlines()[0], "", "| field | type | default | meaning |", "|---|---|---|---|"]
         for name, info in model.model_fields.items():
-            if _model_of(info.annotation) is not None and name not in ("segments", "banks", "stress", "channels", "renewal", "guarantors", "reguarantors", "injections", "top_up"):
+            if _model_of(info.annotation) is not None and name not in ("segments", "banks", "stress", "channels", "renewal", "guarantors", "reguarantors", "injections", "top_up", "pools"):
                 continue
             default = "required" if info.is_required() else _toml_default(info)
             lines.append(f"| `{name}` | {_type_name(info.annotation, info.metadata)} | {default} | {info.description or ''} |")
@@ -734,6 +777,8 @@ def _type_name(annotation: Any, metadata: list[Any]) -> str:
         return "table of channels"
     if "Reguarantor" in text:
         return "table of re-guarantors"
+    if "Pool" in text:
+        return "table of pools"
     if "Guarantor" in text:
         return "table of guarantors"
     if "Injection" in text:
