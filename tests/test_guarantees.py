@@ -302,3 +302,45 @@ def test_pools_never_go_negative_or_cover_what_they_should_not(size, leverage, s
     r = simulate(s, paths=2, seed=6)
     assert_ledgers(r)
     assert_identities(r)
+
+
+# ------------------------------------------------------------------------------------------------ subsidies and summaries
+def test_interest_subsidy_is_rate_times_eligible_balance_within_the_budget():
+    """Every loan subsidised at 1 pp: each month government pays 1%/12 of the performing balance at the start of
+    the month until the annual budget is spent, and borrowers pay the rest; fiscal_cost is what government paid."""
+    data = with_changes(pool_data(**{"firms.segments.only.pd": [0.0, 0.0, 0.0], "calendar.months": 24}), {"interest_subsidy": {"rate": 0.01, "annual_budget": "50万"}})
+    r = simulate(scenario_from_dict(data), paths=2, seed=3)
+    balance_at_start = r.values("balance")[:, :-1]
+    due = r.values("interest_subsidy")[:, 1:] + r.values("interest_subsidy_unfunded")[:, 1:]
+    np.testing.assert_allclose(due, np.round(balance_at_start * 100 * 0.01 / 12) / 100, atol=0.011)
+    for year in (slice(1, 13), slice(13, 25)):
+        paid = r.values("interest_subsidy")[:, year].sum(axis=1)
+        assert (paid <= 5e5 + 1e-6).all() and (paid > 5e5 - 1.0).all()  # the budget binds in both years
+    np.testing.assert_allclose(r.cumulative("fiscal_cost"), r.cumulative("interest_subsidy"), rtol=1e-12)
+
+
+def test_instrument_summaries():
+    """instrument_events: an always-insolvent guarantor has probability 1 with the Wilson interval of 1 in n, first
+    in the month its claims fall due; fiscal_costs' NPV is the discounted sum; per_fiscal_cost is the ratio of
+    paired mean differences."""
+    from creditsim import compare, fiscal_costs, instrument_events, per_fiscal_cost
+    from creditsim.summaries import wilson_interval
+
+    s = scenario_from_dict(guarantee_data(firms=5, capital=1e6, reguarantee=FOUR_LAYERS))
+    r = simulate(s, paths=6, seed=1)
+    events = instrument_events(r).set_index(["entity", "event"])
+    insolvent = events.loc[("fund", "insolvent (claims left unpaid)")]
+    assert insolvent["probability"] == 1.0 and insolvent["date_median"] == r.dates[3]
+    assert (insolvent["ci_low"], insolvent["ci_high"]) == pytest.approx(wilson_interval(6, 6))
+    low, high = wilson_interval(6, 6)
+    assert 0.55 < low < 0.62 and high == 1.0  # 95% Wilson for 6 of 6
+    costs = fiscal_costs(r, discount_rate=0.05)
+    flows = r.values("fiscal_cost")[:, 1:]
+    np.testing.assert_allclose(costs["npv"], flows @ (1.05 ** (-np.arange(1, flows.shape[1] + 1) / 12)), rtol=1e-12)
+    np.testing.assert_allclose(costs["total"], flows.sum(axis=1), rtol=1e-12)
+    base = scenario_from_dict(pool_data(**{"firms.segments.only.firms": 200, "calendar.months": 12}))
+    subsidised = scenario_from_dict(with_changes(pool_data(**{"firms.segments.only.firms": 200, "calendar.months": 12}), {"interest_subsidy": {"rate": 0.01}}))
+    c = compare(base, subsidised, paths=5, seed=2)
+    row = per_fiscal_cost(c, "interest_subsidy")
+    assert row["per_cny"] == pytest.approx(1.0, rel=1e-9)  # every extra yuan of fiscal cost is a yuan of interest subsidy
+    assert per_fiscal_cost(c, "interest_income")["per_cny"] == 0.0  # the bank earns its full rate either way

@@ -17,6 +17,7 @@ from .errors import CreditsimError, ResultsError, ScenarioError
 from .metrics import METRICS
 from .results import Results
 from .scenario import Scenario, load_scenario
+from .summaries import fiscal_costs, instrument_events, per_fiscal_cost
 
 try:
     __version__ = version("creditsim")
@@ -28,6 +29,9 @@ __all__ = [
     "simulate",
     "compare",
     "Comparison",
+    "fiscal_costs",
+    "instrument_events",
+    "per_fiscal_cost",
     "load_scenario",
     "Scenario",
     "Results",

@@ -135,6 +135,11 @@ class Simulation:
         z = np.zeros
         self.perf_balance, self.perf_credit, self.perf_loans, self.perf_firms = z(nb), z(nb), z(nb), z(nb)
         self.rate_balance, self.renewal_balance, self.restructured_balance = z(nb), z(nb), z(nb)
+        self.subsidised_balance = z(nb)
+        self.subsidy_spent = 0.0  # this calendar year, fen
+        sub = s.interest_subsidy
+        self.subsidy_bank_ok = np.array([sub is not None and (sub.banks is None or b in sub.banks) for b in s.banks])
+        self.subsidy_segment_ok = np.array([sub is not None and (sub.segments is None or x in sub.segments) for x in s.firms.segments])
         self.npl_balance, self.npl_credit, self.npl_loans, self.npl_firms = z(nb), z(nb), z(nb), z(nb)
         horizon = m + s.risk.write_off_months + 1  # filed resolutions fall in months 1..M + write_off_months
         self.due_recovered, self.due_recovered_credit = z((horizon, nb)), z((horizon, nb))
@@ -222,6 +227,7 @@ class Simulation:
         self.guarantees.start_month()
         self.pools.start_month(t)
         self.flows[:, _B["interest_income"]] = self.rate_balance / 12.0
+        self._interest_subsidy(t)
         self._population(t)
         self._applications(t)
         self._campaign(t)
@@ -233,6 +239,21 @@ class Simulation:
         self.guarantees.close_month(t)
         self.pools.close_month()
         self._record(t)
+
+    def _interest_subsidy(self, t: int) -> None:
+        """Government pays its part of the interest on subsidised loans (on the balance at the start of the month),
+        within what is left of the annual budget; borrowers pay what the budget does not."""
+        sub = self.scenario.interest_subsidy
+        if sub is None:
+            return
+        if (self.scenario.start_index + t - 1) % 12 == 0:
+            self.subsidy_spent = 0.0
+        due = np.round(self.subsidised_balance * sub.rate / 12.0)
+        left = math.inf if sub.annual_budget is None else max(sub.annual_budget * FEN - self.subsidy_spent, 0.0)
+        paid = due if due.sum() <= left else np.floor(due * left / due.sum())
+        self.subsidy_spent += float(paid.sum())
+        self.flows[:, _B["interest_subsidy"]] = paid
+        self.flows[:, _B["interest_subsidy_unfunded"]] = due - paid
 
     def _population(self, t: int) -> None:
         """Entries, failures and closures of firms without a loan."""
@@ -422,12 +443,15 @@ class Simulation:
         if self.pools.n:
             table = self.borrowers
             pool = self.pools.assign(table.segment[firm], bank, product, amount, table.first_time[firm], guarantor)
+        subsidised = self.subsidy_bank_ok[bank] & self.subsidy_segment_ok[self.borrowers.segment[firm]]
+        if self.scenario.interest_subsidy is not None and self.scenario.interest_subsidy.first_time_only:
+            subsidised &= self.borrowers.first_time[firm]
         rate = self.rate[bank] + self.rate_per_pd[bank] * self.borrowers.belief[firm]
         default_month = self.borrowers.default_month[firm]
         distressed = (default_month <= self.months) & (default_month <= maturity)  # M + 1 means no default in the horizon
         defaults = distressed & ~masked
         evergreen = distressed & masked
-        loans = Loans(firm, bank, amount, rate, product, term.astype(np.int32), renewals.astype(np.int16), evergreen, guarantor, pool, defaults)
+        loans = Loans(firm, bank, amount, rate, product, term.astype(np.int32), renewals.astype(np.int16), evergreen, guarantor, pool, subsidised, defaults)
         self.book.file(loans, np.where(defaults, default_month, maturity))
         disbursed = np.bincount(bank, amount, nb)
         credit = np.bincount(bank, amount * (product == _CREDIT), nb)
@@ -437,6 +461,7 @@ class Simulation:
         self.rate_balance += np.bincount(bank, amount * rate, nb)
         self.renewal_balance += np.bincount(bank, amount * (renewals > 0), nb)
         self.restructured_balance += np.bincount(bank, amount * evergreen, nb)
+        self.subsidised_balance += np.bincount(bank, amount * subsidised, nb)
         if not seasoned:
             self.flows[:, _B["disbursed"]] += disbursed
             self.flows[:, _B["credit_loan_disbursed"]] += credit
@@ -453,6 +478,7 @@ class Simulation:
         self.rate_balance -= np.bincount(bank, amount * loans.rate, nb)
         self.renewal_balance -= np.bincount(bank, amount * (loans.renewals > 0), nb)
         self.restructured_balance -= np.bincount(bank, amount * loans.evergreen, nb)
+        self.subsidised_balance -= np.bincount(bank, amount * loans.subsidised, nb)
         self.guarantees.release(loans.guarantor, amount)
         self.pools.release(loans.pool, amount)
 
@@ -664,7 +690,7 @@ class Simulation:
         pop[_P["unbanked_firms"]] = unbanked
         pop[_P["never_borrowed_firms"]] = float(self.pool[:, :, [NEVER, DECLINED]].sum())
         pop[_P["firms"]] = unbanked + float(self.perf_firms.sum())
-        pop[_P["fiscal_cost"]] = (self.guarantees.fiscal + self.pools.fiscal) / FEN
+        pop[_P["fiscal_cost"]] = (self.guarantees.fiscal + self.pools.fiscal + self.flows[:, _B["interest_subsidy"]].sum()) / FEN
 
 
 #: Running totals that are sums of non-integer products (interest rate × fen) agree with a recount to rounding.
@@ -695,6 +721,7 @@ def _audit_differences(sim: Simulation) -> dict[str, float]:
             np.bincount(loans.guarantor[loans.guarantor >= 0].astype(np.int64), np.round(sim.guarantees.coverage[loans.guarantor[loans.guarantor >= 0].astype(np.int64)] * loans.amount[loans.guarantor >= 0]), sim.guarantees.n),
             sim.guarantees.outstanding,
         ),
+        "subsidised balance": (np.bincount(loans.bank, loans.amount * loans.subsidised, nb), sim.subsidised_balance),
         "pool covered balance": (np.bincount(loans.pool[loans.pool >= 0].astype(np.int64), loans.amount[loans.pool >= 0], sim.pools.n), sim.pools.covered),
         "believed PD per borrower": (sim._believed_pd(table.segment[live], table.grade[live], table.signal[live], table.history[live].astype(float) + table.repaid[live]), table.belief[live]),
         "npl balance": ((sim.due_recovered[pending] + sim.due_written_off[pending]).sum(axis=0) + sim.guarantees.due_claims[pending].sum(axis=(0, 1)), sim.npl_balance),

@@ -42,6 +42,8 @@ class Loans:
         Index of the guarantor covering the loan, -1 for none.
     pool : int8
         Index of the risk pool covering the loan, -1 for none.
+    subsidised : bool
+        Government pays part of the loan's interest (贷款贴息).
     defaults : bool
         The loan ends in default (at its firm's default month) rather than at maturity.
     """
@@ -56,6 +58,7 @@ class Loans:
     evergreen: np.ndarray
     guarantor: np.ndarray
     pool: np.ndarray
+    subsidised: np.ndarray
     defaults: np.ndarray
 
     def __len__(self) -> int:
@@ -74,7 +77,7 @@ class Loans:
     @staticmethod
     def empty() -> Loans:
         z = np.zeros
-        return Loans(z(0, np.int64), z(0, np.int16), z(0), z(0), z(0, np.int8), z(0, np.int32), z(0, np.int16), z(0, bool), z(0, np.int8), z(0, np.int8), z(0, bool))
+        return Loans(z(0, np.int64), z(0, np.int16), z(0), z(0), z(0, np.int8), z(0, np.int32), z(0, np.int16), z(0, bool), z(0, np.int8), z(0, np.int8), z(0, bool), z(0, bool))
 
 
 class LoanBook:
@@ -108,4 +111,4 @@ class LoanBook:
         return Loans.concat(batches) if batches else Loans.empty()
 
 
-_FIELDS = ("firm", "bank", "amount", "rate", "product", "term", "renewals", "evergreen", "guarantor", "pool", "defaults")
+_FIELDS = ("firm", "bank", "amount", "rate", "product", "term", "renewals", "evergreen", "guarantor", "pool", "subsidised", "defaults")

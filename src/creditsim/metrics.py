@@ -67,6 +67,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("liquidity_defaults", "loans", "flow", "bank", "Loans that defaulted at maturity because a solvent firm could not repay on time."),
     Metric("guaranteed_disbursed", "CNY", "flow", "bank", "Guaranteed loans paid out in the month (with a guarantor's cover)."),
     Metric("guarantee_unavailable", "loans", "flow", "bank", "Loans meant to be guaranteed that found no guarantor with capacity (leverage cap, capital floor, single-borrower cap): made as credit loans."),
+    Metric("interest_subsidy", "CNY", "flow", "bank", "Interest on the bank's eligible loans paid by government in the month (贷款贴息); included in interest_income."),
+    Metric("interest_subsidy_unfunded", "CNY", "flow", "bank", "Subsidy due in the month beyond the annual budget, paid instead by the borrowers."),
     Metric("net_loss", "CNY", "flow", "bank", "Net credit loss of the bank's loans resolved in the month: defaulted balance less all recoveries, recognised at write-off."),
     Metric("loss_bank", "CNY", "flow", "bank", "The bank's share of net_loss (its write-offs: the uncovered share of the loss and any claim a guarantor could not pay)."),
     Metric("guarantee_outstanding", "CNY", "stock", "guarantor", "Outstanding guarantee liability: coverage × the balance of the performing loans it guarantees."),
@@ -108,7 +110,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("unmet_applications", "firms", "flow", "population", "Applications the demand rate asked for beyond the firms without a loan (the pool ran dry)."),
     Metric("campaign_reached", "firms", "flow", "population", "Firms that never borrowed reached by the campaign in the month."),
     Metric("campaign_shortfall", "firms", "flow", "population", "Reach the campaign planned beyond the firms left on the 无贷户 list."),
-    Metric("fiscal_cost", "CNY", "flow", "population", "Government spending in the month: guarantee fee subsidies, capital injections and its pool contributions."),
+    Metric("fiscal_cost", "CNY", "flow", "population", "Government spending in the month: guarantee fee subsidies, capital injections, its pool contributions and interest subsidies."),
 )
 
 #: The scopes, in the order results store them; all but "population" have named entities.

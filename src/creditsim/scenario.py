@@ -45,6 +45,7 @@ __all__ = [
     "Injection",
     "TopUp",
     "Pool",
+    "InterestSubsidy",
     "PRODUCTS",
     "FACTOR_MONTHS",
     "DEFAULT_SCENARIO",
@@ -313,6 +314,16 @@ class Pool(_Model):
     suspend_npl_ratio: Probability = Field(1.0, description="No new cover while the non-performing share of covered loans is above this.")
 
 
+class InterestSubsidy(_Model):
+    """An interest subsidy (贷款贴息): government pays part of the interest on eligible loans, within a budget."""
+
+    rate: Probability = Field(description="Annual interest paid by government on an eligible loan's balance (e.g. 0.01: one percentage point); the borrower pays the bank's rate less this.")
+    first_time_only: bool = Field(False, description="Only loans to 首贷户.")
+    segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Eligible segments (default all).")
+    banks: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Eligible banks (default all).")
+    annual_budget: PositiveAmount | None = Field(None, description="Most government pays in a calendar year, CNY (default: no cap); once spent, borrowers pay the full rate until January.")
+
+
 class Scenario(_Model):
     """A complete, validated scenario. Build one with :func:`load_scenario` or :func:`scenario_from_dict`."""
 
@@ -329,6 +340,8 @@ class Scenario(_Model):
     guarantors: dict[Annotated[str, BeforeValidator(_name)], Guarantor] = Field(default_factory=dict, description="Guarantee institutions, keyed by name (default none).")
     reguarantors: dict[Annotated[str, BeforeValidator(_name)], Reguarantor] = Field(default_factory=dict, description="Re-guarantors, keyed by name (default none).")
     pools: dict[Annotated[str, BeforeValidator(_name)], Pool] = Field(default_factory=dict, description="Risk compensation pools, keyed by name (default none).")
+    interest_subsidy: InterestSubsidy | None = Field(None, description="Interest subsidy on eligible loans (default none).")
+    discount_rate: Probability = Field(0.03, description="Annual rate at which fiscal costs are discounted to the start for their net present value.")
 
     # ------------------------------------------------------------------ derived views used by the engine
     @property
@@ -669,6 +682,17 @@ def _check_guarantees(s: Scenario) -> None:
                     raise ScenarioError(f"{f}.{what}.{i}", item, f"unknown; known are {', '.join(allowed)}")
         if "guaranteed" in pool.products:
             raise ScenarioError(f"{f}.products", list(pool.products), "a pool covers loans without a guarantee: leave out 'guaranteed'")
+    if s.interest_subsidy is not None:
+        sub = s.interest_subsidy
+        for what, names_given, allowed in (("segments", sub.segments, list(s.firms.segments)), ("banks", sub.banks, list(s.banks))):
+            if names_given is not None and not names_given:
+                raise ScenarioError(f"interest_subsidy.{what}", [], "must list at least one (leave it out for all)")
+            for i, item in enumerate(names_given or ()):
+                if item not in allowed:
+                    raise ScenarioError(f"interest_subsidy.{what}.{i}", item, f"unknown; known are {', '.join(allowed)}")
+        for name, bank in s.banks.items():
+            if (sub.banks is None or name in sub.banks) and sub.rate > bank.rate:
+                raise ScenarioError("interest_subsidy.rate", sub.rate, f"must not exceed the rate of bank {name} ({bank.rate:g})")
     if s.guarantors and all(b.product_mix.get("guaranteed", 0.0) == 0 for b in s.banks.values()):
         raise ScenarioError("guarantors", list(s.guarantors), "no bank makes guaranteed loans (product_mix.guaranteed is 0 everywhere)")
 
@@ -720,11 +744,12 @@ def reference_markdown() -> str:
         ("[guarantors.NAME.top_up]", TopUp),
         ("[reguarantors.NAME]", Reguarantor),
         ("[pools.NAME]", Pool),
+        ("[interest_subsidy]", InterestSubsidy),
     ]
     for title, model in sections:
         lines += [f"## {title}", "", (model.__doc__ or "").strip().splitlines()[0], "", "| field | type | default | meaning |", "|---|---|---|---|"]
         for name, info in model.model_fields.items():
-            if _model_of(info.annotation) is not None and name not in ("segments", "banks", "stress", "channels", "renewal", "guarantors", "reguarantors", "injections", "top_up", "pools"):
+            if _model_of(info.annotation) is not None and name not in ("segments", "banks", "stress", "channels", "renewal", "guarantors", "reguarantors", "injections", "top_up", "pools", "interest_subsidy"):
                 continue
             default = "required" if info.is_required() else _toml_default(info)
             lines.append(f"| `{name}` | {_type_name(info.annotation, info.metadata)} | {default} | {info.description or ''} |")
@@ -779,6 +804,8 @@ def _type_name(annotation: Any, metadata: list[Any]) -> str:
         return "table of re-guarantors"
     if "Pool" in text:
         return "table of pools"
+    if "InterestSubsidy" in text:
+        return "table"
     if "Guarantor" in text:
         return "table of guarantors"
     if "Injection" in text:

@@ -1,0 +1,127 @@
+"""Summaries of what the instruments cost and how they fail, across paths.
+
+- :func:`instrument_events`: for each guarantor and pool, the probability (with a Wilson 95% interval) that it
+  becomes insolvent, reaches its leverage cap, cannot pay a pool compensation in full or is suspended, and the
+  distribution of the month it first happens;
+- :func:`fiscal_costs`: the fiscal cost of each path, in total and as a net present value;
+- :func:`per_fiscal_cost`: the extra lending (or any other metric) a policy brings per extra CNY of fiscal cost,
+  from a :class:`~creditsim.compare.Comparison`, with a delta-method confidence interval.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .compare import Z95, Comparison
+from .results import Results
+
+__all__ = ["fiscal_costs", "instrument_events", "per_fiscal_cost", "wilson_interval"]
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (defaults to 95%)."""
+    if trials == 0:
+        return (math.nan, math.nan)
+    p = successes / trials
+    centre = (p + z**2 / (2 * trials)) / (1 + z**2 / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z**2 / (4 * trials**2)) / (1 + z**2 / trials)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _events(results: Results) -> list[tuple[str, str, np.ndarray]]:
+    """(entity, event, boolean array paths × dates) for every instrument event of the scenario."""
+    s = results.scenario
+    out = []
+    for name, g in s.guarantors.items():
+        out.append((name, "insolvent (claims left unpaid)", results.values("guarantee_unpaid_claims", name) > 0))
+        out.append((name, "leverage cap reached", results.values("guarantee_leverage", name) >= g.leverage_cap * (1 - 1e-6)))
+        if g.capital_floor > 0:
+            out.append((name, "capital below its floor", results.values("guarantor_capital", name) < g.capital_floor))
+    for name in s.reguarantors:
+        out.append((name, "insolvent (reimbursements left unpaid)", results.values("reguarantee_unpaid", name) > 0))
+    for name in s.pools:
+        out.append((name, "depleted (compensation left unpaid)", results.values("pool_unpaid", name) > 0))
+        out.append((name, "suspended", results.values("pool_suspended", name) > 0))
+    return out
+
+
+def instrument_events(results: Results) -> pd.DataFrame:
+    """How likely each guarantor, re-guarantor and pool is to hit each limit within the horizon, and when.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``entity, event, probability, ci_low, ci_high`` (Wilson 95%), and among the paths where it
+        happens the first month's ``date_p5, date_median, date_p95``.
+    """
+    rows = []
+    for entity, event, happened in _events(results):
+        hit = happened[:, 1:].any(axis=1)
+        first = np.argmax(happened[:, 1:], axis=1) + 1  # index into results.dates
+        low, high = wilson_interval(int(hit.sum()), results.paths)
+        months = np.sort(first[hit])
+        rows.append({
+            "entity": entity, "event": event, "probability": hit.mean(), "ci_low": low, "ci_high": high,
+            **{column: _date_quantile(months, q, results.dates) for column, q in (("date_p5", 0.05), ("date_median", 0.5), ("date_p95", 0.95))},
+        })
+    return pd.DataFrame(rows, columns=["entity", "event", "probability", "ci_low", "ci_high", "date_p5", "date_median", "date_p95"])
+
+
+def _date_quantile(months: np.ndarray, q: float, dates: list[str]) -> str | None:
+    """The date at quantile q of sorted month indexes (nearest rank), None when there are none."""
+    if months.size == 0:
+        return None
+    return dates[int(months[min(months.size - 1, int(q * (months.size - 1) + 0.5))])]
+
+
+def fiscal_costs(results: Results, discount_rate: float | None = None) -> pd.DataFrame:
+    """Each path's fiscal cost over the simulated months: the total, and its present value at the start.
+
+    Parameters
+    ----------
+    results : Results
+    discount_rate : float, optional
+        Annual rate; the scenario's ``discount_rate`` when omitted. Month t is discounted by (1 + r)^(-t/12).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``path, total, npv`` (CNY). Describe it (quantiles, mean) for the distribution.
+    """
+    rate = results.scenario.discount_rate if discount_rate is None else discount_rate
+    flows = results.values("fiscal_cost")[:, 1:]
+    discount = (1.0 + rate) ** (-np.arange(1, flows.shape[1] + 1) / 12.0)
+    return pd.DataFrame({"path": results.path_ids, "total": flows.sum(axis=1), "npv": flows @ discount})
+
+
+def per_fiscal_cost(comparison: Comparison, metric: str = "disbursed", total: bool = True) -> pd.Series:
+    """Extra ``metric`` of the variant over the base per extra CNY of fiscal cost, with a 95% interval.
+
+    The ratio of the mean paired differences, ``mean(Δ metric) / mean(Δ fiscal cost)``, with a delta-method
+    standard error over paths (common random numbers make both differences share their noise).
+
+    Parameters
+    ----------
+    comparison : Comparison
+        Base A (e.g. without the instrument) and variant B (with it).
+    metric : str
+        A flow (``total=True``: summed over the months, e.g. disbursed) or a stock (``total=False``: at the end
+        date, e.g. borrowers).
+    """
+    a, b = comparison.base, comparison.variant
+    dm = (b.cumulative(metric) - a.cumulative(metric)) if total else (b.values(metric)[:, -1] - a.values(metric)[:, -1])
+    dc = b.cumulative("fiscal_cost") - a.cumulative("fiscal_cost")
+    n = dm.shape[0]
+    mean_m, mean_c = dm.mean(), dc.mean()
+    ratio = mean_m / mean_c if mean_c != 0 else math.nan
+    if n > 1 and mean_c != 0:
+        cov = np.cov(dm, dc, ddof=1)
+        var = (cov[0, 0] - 2 * ratio * cov[0, 1] + ratio**2 * cov[1, 1]) / (mean_c**2 * n)
+        se = math.sqrt(max(var, 0.0))
+    else:
+        se = math.nan
+    return pd.Series({"extra": mean_m, "extra_fiscal_cost": mean_c, "per_cny": ratio, "se": se,
+                      "ci_low": ratio - Z95 * se, "ci_high": ratio + Z95 * se})
