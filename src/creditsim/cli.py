@@ -146,25 +146,43 @@ def format_summary(results: Results) -> str:
     lines = [
         f"creditsim {__version__} · {s.name} · {results.paths} paths · seed {results.seed} · {first} → {last}",
         "",
-        f"{'at ' + last:<28}{'median':>14}   {'5%–95% band':<28}",
+        f"{'at ' + last:<38}{'median':>14}   {'5%–95% band':<28}",
     ]
     for name in END_STOCKS:
         lines.append(_line(name, results.values(name, ALL)[:, -1]))
     opening = results.values("balance", ALL)[:, 0]
     lines.append(_line("balance increase (新增)", results.values("balance", ALL)[:, -1] - opening, unit="CNY"))
-    lines += ["", f"{'total ' + first + ' → ' + last:<28}"]
+    lines += ["", f"{'total ' + first + ' → ' + last:<38}"]
     for name in TOTAL_FLOWS:
         lines.append(_line(name, results.cumulative(name, ALL)))
+    lines += _instrument_lines(results, last)
     return "\n".join(lines)
+
+
+def _instrument_lines(results: Results, last: str) -> list[str]:
+    """Per guarantor and pool: its position at the end date and its totals; the fiscal cost."""
+    s = results.scenario
+    if not (s.guarantors or s.pools or s.interest_subsidy):
+        return []
+    lines = ["", f"{'instruments at ' + last:<38}"]
+    for name in s.guarantors:
+        for metric_name in ("guarantee_outstanding", "guarantor_capital", "guarantee_leverage"):
+            lines.append(_line(f"{name}.{metric_name}", results.values(metric_name, name)[:, -1], unit=metric(metric_name).unit))
+        lines.append(_line(f"{name}.claims (total)", results.cumulative("guarantee_claims", name), unit="CNY"))
+    for name in s.pools:
+        lines.append(_line(f"{name}.pool_balance", results.values("pool_balance", name)[:, -1], unit="CNY"))
+        lines.append(_line(f"{name}.payouts (total)", results.cumulative("pool_payouts", name), unit="CNY"))
+    lines.append(_line("fiscal_cost (total)", results.cumulative("fiscal_cost"), unit="CNY"))
+    return lines
 
 
 def _line(name: str, values: np.ndarray, unit: str | None = None) -> str:
     unit = unit or metric(name).unit
     values = values[~np.isnan(values)]
     if values.size == 0:
-        return f"{name:<28}{'n/a':>14}"
+        return f"{name:<38}{'n/a':>14}"
     p5, p50, p95 = np.percentile(values, [5, 50, 95])
-    return f"{name:<28}{_fmt(p50, unit):>14}   [{_fmt(p5, unit)}, {_fmt(p95, unit)}]"
+    return f"{name:<38}{_fmt(p50, unit):>14}   [{_fmt(p5, unit)}, {_fmt(p95, unit)}]"
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -174,6 +192,8 @@ def _fmt(value: float, unit: str) -> str:
         return format_amount(value)
     if unit == "fraction":
         return f"{100 * value:.2f}%"
+    if unit == "ratio":
+        return f"{value:.2f}×"
     return f"{value:,.0f}"
 
 
