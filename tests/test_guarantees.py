@@ -344,3 +344,28 @@ def test_instrument_summaries():
     row = per_fiscal_cost(c, "interest_subsidy")
     assert row["per_cny"] == pytest.approx(1.0, rel=1e-9)  # every extra yuan of fiscal cost is a yuan of interest subsidy
     assert per_fiscal_cost(c, "interest_income")["per_cny"] == 0.0  # the bank earns its full rate either way
+
+
+def test_costs_and_fees_never_push_capital_below_zero():
+    """An insolvent guarantor whose costs exceed its fees, and one paying a 100% re-guarantee fee: capital stays at
+    or above 0 (fees and costs are paid out of what it has) and still rolls forward exactly."""
+    for changes in ({"guarantors.fund.cost_rate": "1%"}, {"reguarantors.provincial.fee_rate": 1.0}):
+        data = with_changes(guarantee_data(firms=10, capital=1e6, reguarantee={"provincial": 1.0} if "reguarantors.provincial.fee_rate" in changes else {}), changes)
+        data["firms"]["segments"]["only"]["pd"] = [1.0, 0.0, 0.0]
+        r = simulate(scenario_from_dict(data), paths=2, seed=1)
+        assert (r.values("guarantor_capital", "fund") >= 0).all()
+        assert_ledgers(r)
+        assert_identities(r)
+
+
+def test_opening_cover_is_a_stock_and_compare_pairs_only_shared_entities():
+    """Row 0 holds the opening guarantee liability with zero flows; comparing a scenario with a guarantor against
+    one with a pool pairs only what both have."""
+    from creditsim import compare
+
+    with_guarantor = scenario_from_dict(guarantee_data(firms=20, pd=0.1))
+    r = simulate(with_guarantor, paths=1, seed=1)
+    assert r.values("guarantee_outstanding", "fund")[0, 0] > 0 and r.values("guarantee_issued", "fund")[0, 0] == 0
+    with_pool = scenario_from_dict(with_changes(pool_world(), {"firms.segments.only.firms": 20, "firms.segments.only.pd": [0.1] * 3}))
+    table = compare(with_guarantor, with_pool, paths=2, seed=1).differences()
+    assert "fund" not in set(table["bank"]) and "pool" not in set(table["bank"]) and "all" in set(table["bank"])

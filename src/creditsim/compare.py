@@ -56,7 +56,8 @@ class Comparison:
         diff, diff_mcse, ci_low, ci_high)."""
         frames = []
         for scope in SCOPES:
-            for name, bank in ((name, bank) for name in SCOPE_METRICS[scope] for bank in self.base.entities[scope]):
+            shared = [e for e in self.base.entities[scope] if e in self.variant.entities[scope]]  # a guarantor or pool in one only has no pair
+            for name, bank in ((name, bank) for name in SCOPE_METRICS[scope] for bank in shared):
                 stats = _paired(self.base.values(name, bank), self.variant.values(name, bank))
                 frame = pd.DataFrame(stats)
                 frame.insert(0, "bank", bank)

@@ -202,6 +202,7 @@ class Simulation:
         seg, grade, bank = (np.repeat(ix.ravel(), counts.ravel()) for ix in np.indices(counts.shape))
         z = np.asarray(self.rng["signals"].standard_normal(seg.shape[0]))
         self._new_borrowers(0, seg, grade, bank, z, first_time=False, line_shift=start.line_shift[bank], seasoned=True)
+        self.guarantees.start_month()  # the opening book's cover is a stock, not a flow of month 0
         for j, (name, b) in enumerate(s.banks.items()):
             self.other_loans[j] = b.all_loans * FEN - self.perf_balance[j]
             if self.other_loans[j] < 0:

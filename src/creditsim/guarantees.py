@@ -222,8 +222,12 @@ class GuaranteeBook:
         subsidy = np.round(self.subsidy / 12.0 * self.outstanding)
         large = self.outstanding - self.outstanding_small
         reg_fees = np.round(self.shares * (large[:, None] * self.reg_fee + self.outstanding_small[:, None] * self.reg_fee_small) / 12.0)
-        costs = np.round(self.cost / 12.0 * self.outstanding)
-        self.capital += fees - reg_fees.sum(axis=1) - costs
+        # re-guarantee fees, then operating costs, are paid out of what the guarantor has: capital never goes negative
+        self.capital += fees
+        reg_fees = _pay_pro_rata(reg_fees.T, self.capital).T
+        self.capital -= reg_fees.sum(axis=1)
+        costs = np.minimum(np.round(self.cost / 12.0 * self.outstanding), np.maximum(self.capital, 0.0))
+        self.capital -= costs
         self.reg_capital += reg_fees.sum(axis=0)
         injected = self.injections[t].copy()
         for g, rule in enumerate(self.top_up):

@@ -308,7 +308,7 @@ class Pool(_Model):
     segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Eligible segments (default all).")
     products: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] = Field(("credit",), description="Eligible products (a guaranteed loan is never also covered by a pool).")
     first_time_only: bool = Field(False, description="Cover only loans to 首贷户.")
-    annual_budget: Amount = Field(0.0, description="Added every January, CNY (funded by the contribution shares).")
+    annual_budget: Amount = Field(0.0, description="Added every January of the simulation, a first month in January included, CNY (funded by the contribution shares).")
     top_up_to: Amount | None = Field(None, description="Every January the pool is topped up to this balance, CNY (default: no top-up).")
     suspend_below: Amount = Field(0.0, description="No new cover while the balance is below this, CNY.")
     suspend_npl_ratio: Probability = Field(1.0, description="No new cover while the non-performing share of covered loans is above this.")
