@@ -336,8 +336,10 @@ def test_instrument_summaries():
     assert 0.55 < low < 0.62 and high == 1.0  # 95% Wilson for 6 of 6
     costs = fiscal_costs(r, discount_rate=0.05)
     flows = r.values("fiscal_cost")[:, 1:]
-    np.testing.assert_allclose(costs["npv"], flows @ (1.05 ** (-np.arange(1, flows.shape[1] + 1) / 12)), rtol=1e-12)
-    np.testing.assert_allclose(costs["total"], flows.sum(axis=1), rtol=1e-12)
+    initial = 1e6 + 10e8 + 100e8  # the guarantor's and both re-guarantors' starting capital, all government money
+    np.testing.assert_allclose(costs["initial"], initial)
+    np.testing.assert_allclose(costs["npv"], initial + flows @ (1.05 ** (-np.arange(1, flows.shape[1] + 1) / 12)), rtol=1e-12)
+    np.testing.assert_allclose(costs["total"], initial + flows.sum(axis=1), rtol=1e-12)
     base = scenario_from_dict(pool_data(**{"firms.segments.only.firms": 200, "calendar.months": 12}))
     subsidised = scenario_from_dict(with_changes(pool_data(**{"firms.segments.only.firms": 200, "calendar.months": 12}), {"interest_subsidy": {"rate": 0.01}}))
     c = compare(base, subsidised, paths=5, seed=2)

@@ -267,6 +267,7 @@ class Guarantor(_Model):
 
     label: str = Field("", description="Display name.")
     capital: PositiveAmount = Field(description="Net assets at the start, CNY.")
+    government_share: Probability = Field(1.0, description="Share of the starting capital put up by government (台州: 4亿 of 5亿); counted in the initial fiscal cost.")
     leverage_cap: NonNegative = Field(10.0, description="Outstanding guarantee liability may not exceed leverage_cap × capital (10, or 15 for guarantors mainly serving small-micro firms: 国务院令第683号 Art. 15).")
     capital_floor: Amount = Field(0.0, description="No new guarantees while capital is below this, CNY.")
     single_borrower_share: Probability = Field(0.1, description="A borrower's guarantee liability may not exceed this share of capital (Art. 16: 10%).")
@@ -289,6 +290,7 @@ class Reguarantor(_Model):
 
     label: str = Field("", description="Display name.")
     capital: PositiveAmount = Field(description="Net assets at the start, CNY.")
+    government_share: Probability = Field(1.0, description="Share of the starting capital put up by government; counted in the initial fiscal cost.")
     fee_rate: Probability = Field(description="Annual re-guarantee fee on its share of the outstanding liability (国家融资担保基金: 0.5%).")
     fee_rate_small: Probability | None = Field(None, description="Fee rate on loans of at most 500万 (国家融资担保基金: 0.3%; default fee_rate).")
 
@@ -361,6 +363,16 @@ class Scenario(_Model):
     def restructured_reported(self) -> bool:
         """Renewals to distressed firms are reported as restructured, so the reported NPL ratio counts them."""
         return self.renewal is not None and self.renewal.distressed_classification == "restructured"
+
+    @property
+    def initial_fiscal_cost(self) -> float:
+        """Government money put into the instruments at the start, CNY: its share of guarantors' and
+        re-guarantors' starting capital and of pools' starting size."""
+        return math.fsum(
+            [g.government_share * g.capital for g in self.guarantors.values()]
+            + [r.government_share * r.capital for r in self.reguarantors.values()]
+            + [p.contributions.get("government", 0.0) * p.size for p in self.pools.values()]
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The scenario as plain JSON-able data that :func:`scenario_from_dict` accepts again."""

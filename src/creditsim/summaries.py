@@ -89,19 +89,23 @@ def fiscal_costs(results: Results, discount_rate: float | None = None) -> pd.Dat
     Returns
     -------
     DataFrame
-        Columns ``path, total, npv`` (CNY). Describe it (quantiles, mean) for the distribution.
+        Columns ``path, initial, total, npv`` (CNY): the government's start-up money (its share of starting
+        capital and pool sizes, the same on every path), and the total and present value including it. Describe
+        it (quantiles, mean) for the distribution.
     """
     rate = results.scenario.discount_rate if discount_rate is None else discount_rate
+    initial = results.scenario.initial_fiscal_cost
     flows = results.values("fiscal_cost")[:, 1:]
     discount = (1.0 + rate) ** (-np.arange(1, flows.shape[1] + 1) / 12.0)
-    return pd.DataFrame({"path": results.path_ids, "total": flows.sum(axis=1), "npv": flows @ discount})
+    return pd.DataFrame({"path": results.path_ids, "initial": initial, "total": initial + flows.sum(axis=1), "npv": initial + flows @ discount})
 
 
 def per_fiscal_cost(comparison: Comparison, metric: str = "disbursed", total: bool = True) -> pd.Series:
     """Extra ``metric`` of the variant over the base per extra CNY of fiscal cost, with a 95% interval.
 
-    The ratio of the mean paired differences, ``mean(Δ metric) / mean(Δ fiscal cost)``, with a delta-method
-    standard error over paths (common random numbers make both differences share their noise).
+    The ratio of the mean paired differences, ``mean(Δ metric) / mean(Δ fiscal cost)`` — the fiscal cost in
+    total, start-up money included (:func:`fiscal_costs`) — with a delta-method standard error over paths
+    (common random numbers make both differences share their noise).
 
     Parameters
     ----------
@@ -113,7 +117,7 @@ def per_fiscal_cost(comparison: Comparison, metric: str = "disbursed", total: bo
     """
     a, b = comparison.base, comparison.variant
     dm = (b.cumulative(metric) - a.cumulative(metric)) if total else (b.values(metric)[:, -1] - a.values(metric)[:, -1])
-    dc = b.cumulative("fiscal_cost") - a.cumulative("fiscal_cost")
+    dc = fiscal_costs(b)["total"].to_numpy() - fiscal_costs(a)["total"].to_numpy()  # start-up money included
     n = dm.shape[0]
     mean_m, mean_c = dm.mean(), dc.mean()
     ratio = mean_m / mean_c if mean_c != 0 else math.nan
