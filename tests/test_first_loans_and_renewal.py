@@ -60,11 +60,12 @@ class RecordingSimulation(Simulation):
         self.first_month: dict[int, int] = {}
         return super().run()
 
-    def _new_borrowers(self, t, seg, grade, bank, z, first_time, line_shift, seasoned, history=None, first_loan=None):
+    def _new_borrowers(self, t, seg, grade, bank, z, first_time, line_shift, seasoned, history=None, first_loan=None, cover=None):
         slots_before = set(self.borrowers.live.tolist())
-        super()._new_borrowers(t, seg, grade, bank, z, first_time, line_shift, seasoned, history, first_loan)
+        accepted = super()._new_borrowers(t, seg, grade, bank, z, first_time, line_shift, seasoned, history, first_loan, cover)
         for f in set(self.borrowers.live.tolist()) - slots_before:
             self.first_month[f] = t if not seasoned else int(self.borrowers.since[f])
+        return accepted
 
     def _renewable(self, t, loans, firms, inverse):
         allowed = super()._renewable(t, loans, firms, inverse)
@@ -87,9 +88,9 @@ class RecordingSimulation(Simulation):
             self.renewals_checked += 1
         return allowed
 
-    def _make_loans(self, t, firm, bank, amount, term, maturity, product, renewals, masked, seasoned=False):
+    def _make_loans(self, t, firm, bank, amount, term, maturity, product, renewals, masked, guarantor, pool, seasoned=False):
         assert not self.borrowers.graduating[firm[renewals > 0]].any()  # a graduating firm leaves the book instead
-        super()._make_loans(t, firm, bank, amount, term, maturity, product, renewals, masked, seasoned)
+        super()._make_loans(t, firm, bank, amount, term, maturity, product, renewals, masked, guarantor, pool, seasoned)
 
 
 @settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

@@ -136,9 +136,11 @@ class CheckedAssignments(Simulation):
         book = self.guarantees
         original = book.assign
 
-        def assign(segment, line, bank, amount, wanted):
+        def assign(segment, line, bank, amount, wanted, only=None):
             before_capital = book.capital.copy()
-            out = original(segment, line, bank, amount, wanted)
+            out = original(segment, line, bank, amount, wanted, only)
+            if only is not None:  # a loan that needs a particular guarantor gets that one or none
+                assert ((out < 0) | (only < 0) | (out == only)).all()
             for g in range(book.n):
                 mine = out == g
                 if mine.any():
@@ -263,9 +265,11 @@ class CheckedPools(Simulation):
         book = self.pools
         original = book.assign
 
-        def assign(segment, bank, product, amount, first_time, guarantor):
+        def assign(segment, bank, product, amount, first_time, guarantor, only=None):
             suspended, balance = book.suspended.copy(), book.balance.copy()
-            out = original(segment, bank, product, amount, first_time, guarantor)
+            out = original(segment, bank, product, amount, first_time, guarantor, only)
+            if only is not None:  # a loan that needs a particular pool (or a guarantor: 127) gets that one or none
+                assert ((out < 0) | (only < 0) | (out == only)).all()
             for p in range(book.n):
                 mine = out == p
                 if mine.any():
@@ -371,3 +375,75 @@ def test_opening_cover_is_a_stock_and_compare_pairs_only_shared_entities():
     with_pool = scenario_from_dict(with_changes(pool_world(), {"firms.segments.only.firms": 20, "firms.segments.only.pd": [0.1] * 3}))
     table = compare(with_guarantor, with_pool, paths=2, seed=1).differences()
     assert "fund" not in set(table["bank"]) and "pool" not in set(table["bank"]) and "all" in set(table["bank"])
+
+
+# ------------------------------------------------------------------------------------------------ banks lend against cover
+def test_cover_widens_approval_to_pd_times_uncovered_share():
+    """With a guarantee covering c of the loss (room never binds), a bank approves a firm whose believed PD b has
+    b (1 - c) <= its appetite A: the campaign's approvals follow reach × need × sum_g w_g Phi((logit(A / (1 - c))
+    - logit(p_g)) / sd), and those with A < b are the cover-dependent ones."""
+    from scipy.special import logit, ndtr
+
+    reach, need, sd, appetite, c, months, paths = 2000.0, 0.3, 0.8, 0.02, 0.5, 6, 150
+    pd_ = np.array([0.01, 0.02, 0.05])
+    share = np.array([0.3, 0.4, 0.3])
+    data = pool_data(**{
+        "calendar.months": months, "firms.segments.only.firms": 10_000_000, "firms.segments.only.unbanked_share": 1.0,
+        "banks.bank.max_pd": appetite, "risk.signal_sd": sd, "banks.bank.product_mix": {"credit": 1.0},
+        "campaign": {"channels": {"visits": {"reach_per_month": reach, "need": need}}},
+        "guarantors": {"fund": {"capital": "100亿", "coverage": c, "fee_rate": "0.5%", "single_borrower_share": 1.0, "max_line": "1万亿"}},
+    })
+    r = simulate(scenario_from_dict(data), paths=paths, seed=41)
+    hazard = 1 - (1 - pd_) ** (1 / 12)
+    with_cover = ndtr((logit(appetite / (1 - c)) - logit(pd_)) / sd)
+    alone = ndtr((logit(appetite) - logit(pd_)) / sd)
+    expected_all = expected_dependent = 0.0
+    for t in range(1, months + 1):
+        w = share * (1 - hazard) ** t
+        w /= w.sum()
+        expected_all += reach * need * float(w @ with_cover)
+        expected_dependent += reach * need * float(w @ (with_cover - alone))
+    approvals, dependent = r.cumulative("approvals"), r.cumulative("cover_dependent_approvals")
+    assert abs(approvals.mean() - expected_all) < 4 * approvals.std(ddof=1) / np.sqrt(paths)
+    assert abs(dependent.mean() - expected_dependent) < 4 * dependent.std(ddof=1) / np.sqrt(paths)
+    assert r.cumulative("cover_denied").sum() == 0
+    # a cover-dependent firm's loans are guaranteed although the bank makes only credit loans on its own
+    np.testing.assert_array_less(0, r.cumulative("guaranteed_disbursed"))
+
+
+def test_cover_adds_exactly_the_cover_dependent_borrowers_in_the_first_month():
+    """Common random numbers: in month 1 both runs see the same applicants and signals, so the guarantee adds
+    exactly its cover-dependent approvals."""
+    from creditsim import compare
+
+    base = pool_data(**{"calendar.months": 2, "firms.segments.only.firms": 200_000, "firms.segments.only.unbanked_share": 0.9,
+                        "firms.segments.only.applications_per_month": 800, "banks.bank.max_pd": 0.015, "risk.signal_sd": 1.0,
+                        "banks.bank.product_mix": {"credit": 1.0}})
+    covered = with_changes(pool_data(**{"calendar.months": 2, "firms.segments.only.firms": 200_000, "firms.segments.only.unbanked_share": 0.9,
+                                        "firms.segments.only.applications_per_month": 800, "banks.bank.max_pd": 0.015, "risk.signal_sd": 1.0,
+                                        "banks.bank.product_mix": {"credit": 1.0}}),
+                           {"guarantors": {"fund": {"capital": "100亿", "coverage": 0.8, "fee_rate": "0.5%", "single_borrower_share": 1.0}}})
+    c = compare(scenario_from_dict(base), scenario_from_dict(covered), paths=3, seed=42)
+    extra = c.variant.values("approvals")[:, 1] - c.base.values("approvals")[:, 1]
+    np.testing.assert_array_equal(extra, c.variant.values("cover_dependent_approvals")[:, 1])
+    assert (extra > 0).all()
+
+
+def test_no_cover_dependent_lending_while_the_pool_is_suspended():
+    """The only cover is a pool that suspends above a covered NPL ratio of 2%: in a month that starts with the pool
+    suspended, no applicant is approved on its cover (and those who would be are denied)."""
+    data = pool_data(**{
+        "calendar.months": 30, "firms.segments.only.firms": 100_000, "firms.segments.only.unbanked_share": 0.8,
+        "firms.segments.only.applications_per_month": 600, "firms.segments.only.pd": [0.02, 0.05, 0.1],
+        "firms.segments.only.rho": 0.2, "banks.bank.max_pd": 0.04, "risk.signal_sd": 0.8, "banks.bank.product_mix": {"credit": 1.0},
+        "risk.recovery_lag_months": 3, "risk.write_off_months": 6,
+        "pools": {"p": {"size": "5亿", "payout_share": 0.6, "max_loan": "1000万", "suspend_npl_ratio": 0.02}},
+    })
+    r = simulate(scenario_from_dict(data), paths=4, seed=43)
+    suspended_at_start = r.values("pool_suspended", "p")[:, :-1] > 0
+    dependent = r.values("cover_dependent_approvals")[:, 1:]
+    assert suspended_at_start.any() and (~suspended_at_start).any()
+    assert (dependent[suspended_at_start] == 0).all()
+    assert dependent[~suspended_at_start].sum() > 0
+    assert_ledgers(r)
+    assert_identities(r)

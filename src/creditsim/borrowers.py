@@ -41,6 +41,9 @@ class BorrowerTable:
         Month of the firm's first loan at its bank (negative for the opening book's long relationships).
     belief : ndarray of float64
         The annual PD the bank believes the firm has (kept in step with signal, history and repaid).
+    cover : ndarray of int8
+        For a firm the bank lends to only because of cover, the instrument: a guarantor index, or the number of
+        guarantors plus a pool index; -1 for a firm the bank lends to on its own.
     """
 
     def __init__(self, capacity: int = 1024) -> None:
@@ -58,10 +61,11 @@ class BorrowerTable:
         self.repaid = np.zeros(capacity, np.int16)
         self.since = np.zeros(capacity, np.int32)
         self.belief = np.zeros(capacity, np.float64)
+        self.cover = np.zeros(capacity, np.int8)
         self._free = np.arange(capacity - 1, -1, -1, dtype=np.int64)  # a stack: the top is the end
         self._n_free = capacity
 
-    _FIELDS = ("segment", "grade", "bank", "default_month", "loans", "line", "graduating", "first_time", "signal", "history", "repaid", "since", "belief")
+    _FIELDS = ("segment", "grade", "bank", "default_month", "loans", "line", "graduating", "first_time", "signal", "history", "repaid", "since", "belief", "cover")
 
     @property
     def capacity(self) -> int:

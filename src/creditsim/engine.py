@@ -328,18 +328,36 @@ class Simulation:
 
     def _decide(self, t: int, seg: np.ndarray, grade: np.ndarray, state: np.ndarray, bank: np.ndarray, appetite: np.ndarray,
                 line_shift: np.ndarray, campaign: bool) -> None:
-        """Banks approve applicants whose believed PD is within the appetite (per applicant); approved firms borrow.
+        """Banks approve applicants whose believed PD is within the appetite (per applicant), or whose believed PD
+        net of the best cover open to them, PD × (1 − cover share), is; approved firms borrow.
 
-        A 无贷户 declined on its thin file moves to the DECLINED state and is declined whenever it asks again (its
-        signal has not changed), so repeated applications do not give it new draws.
+        A firm approved only because of cover needs every loan covered by that guarantor or pool; when one has no
+        room the firm is denied for now (``cover_denied``). A 无贷户 declined on its thin file moves to the DECLINED
+        state and is declined whenever it asks again (its signal has not changed).
         """
-        nb = self.n_banks
-        z = np.asarray(self.rng["signals"].standard_normal(seg.shape[0]))
+        nb, n = self.n_banks, seg.shape[0]
+        z = np.asarray(self.rng["signals"].standard_normal(n))
         history = np.select([state == FORMER, state == FORMER_FIRST_TIME], [self.scenario.risk.known_history_loans, 1], 0)
         believed = self._believed_pd(seg, grade, z, history)
-        approved = (believed <= appetite) & (state != DECLINED)
+        first_time = (state == NEVER) | (state == FORMER_FIRST_TIME)
+        alone = (believed <= appetite) & (state != DECLINED)
+        cover = np.full(n, -1, dtype=np.int64)
+        options = np.concatenate([self.guarantees.open_cover(seg, bank), self.pools.open_cover(seg, bank, first_time)], axis=1)
+        if options.shape[1]:
+            best = options.argmax(axis=1)
+            share = options[np.arange(n), best]
+            needs = ~alone & (state != DECLINED) & (share > 0) & (believed * (1.0 - share) <= appetite)
+            cover = np.where(needs, best, -1)
+        candidate = np.flatnonzero(alone | (cover >= 0))
+        accepted = self._new_borrowers(t, seg[candidate], grade[candidate], bank[candidate], z[candidate], first_time=first_time[candidate],
+                                       line_shift=line_shift[candidate], seasoned=False, history=history[candidate],
+                                       first_loan=(state == NEVER)[candidate], cover=cover[candidate])
+        approved = np.zeros(n, dtype=bool)
+        approved[candidate[accepted]] = True
         self.flows[:, _B["applications"]] += np.bincount(bank, minlength=nb)
         self.flows[:, _B["approvals"]] += np.bincount(bank[approved], minlength=nb)
+        self.flows[:, _B["cover_dependent_approvals"]] += np.bincount(bank[approved & (cover >= 0)], minlength=nb)
+        self.flows[:, _B["cover_denied"]] += np.bincount(bank[(cover >= 0) & ~approved], minlength=nb)
         if campaign:
             self.flows[:, _B["campaign_applications"]] += np.bincount(bank, minlength=nb)
             self.flows[:, _B["campaign_approvals"]] += np.bincount(bank[approved], minlength=nb)
@@ -347,13 +365,10 @@ class Simulation:
         self.flows[:, _B["first_time_borrowers"]] += np.bincount(bank[first], minlength=nb)
         self.flows[:, _B["first_time_expected_defaults_believed"]] += np.bincount(bank[first], believed[first], nb)
         self.flows[:, _B["first_time_expected_defaults_true"]] += np.bincount(bank[first], self.pd[seg[first], grade[first]], nb)
-        declined = ~approved & (state == NEVER)
+        declined = ~alone & (cover < 0) & (state == NEVER)  # declined on the signal itself, not for want of cover
         np.subtract.at(self.pool, (seg[declined], grade[declined], NEVER), 1)
         np.add.at(self.pool, (seg[declined], grade[declined], DECLINED), 1)
         np.subtract.at(self.pool, (seg[approved], grade[approved], state[approved]), 1)
-        first_time = (state == NEVER) | (state == FORMER_FIRST_TIME)
-        self._new_borrowers(t, seg[approved], grade[approved], bank[approved], z[approved], first_time=first_time[approved],
-                            line_shift=line_shift[approved], seasoned=False, history=history[approved], first_loan=first[approved])
 
     def _believed_pd(self, seg: np.ndarray, grade: np.ndarray, z: np.ndarray, history: np.ndarray) -> np.ndarray:
         """The annual PD a bank believes a firm has: ``expit(logit(pd) + signal_sd z / sqrt(1 + k))``, k the
@@ -369,27 +384,25 @@ class Simulation:
         table.belief[firms] = self._believed_pd(table.segment[firms], table.grade[firms], table.signal[firms], table.history[firms].astype(float) + table.repaid[firms])
 
     def _new_borrowers(self, t: int, seg: np.ndarray, grade: np.ndarray, bank: np.ndarray, z: np.ndarray, first_time: np.ndarray | bool,
-                       line_shift: np.ndarray, seasoned: bool, history: np.ndarray | None = None, first_loan: np.ndarray | None = None) -> None:
-        """Make borrowers of firms (default month, credit line, belief) and give them their loans.
+                       line_shift: np.ndarray, seasoned: bool, history: np.ndarray | None = None, first_loan: np.ndarray | None = None,
+                       cover: np.ndarray | None = None) -> np.ndarray:
+        """Make borrowers of firms (credit line, loans, cover, default month, belief) and give them their loans.
 
         ``first_time`` flags 首贷户 (new or returning), ``first_loan`` the firms taking their very first loan;
-        ``line_shift`` is added to the log-median of the line; ``seasoned`` marks the opening book.
+        ``line_shift`` is added to the log-median of the line; ``seasoned`` marks the opening book; ``cover`` gives,
+        per firm, the instrument it needs (-1: none), and a firm whose loans it cannot all cover is not made.
+
+        Returns
+        -------
+        ndarray of bool
+            Which of the firms became borrowers.
         """
         n = seg.shape[0]
         if n == 0:
-            return
-        s = self.scenario
-        table = self.borrowers
-        slots = table.add(n)
-        table.segment[slots] = seg
-        table.grade[slots] = grade
-        table.bank[slots] = bank
-        table.signal[slots] = z
-        table.first_time[slots] = first_time
-        table.history[slots] = s.risk.known_history_loans if history is None else history
-        self._update_belief(slots)
-        cohort = seg * self.n_grades + grade
-        table.default_month[slots] = default_months(self.cum_hazard, cohort, t, np.asarray(self.rng["defaults"].standard_exponential(n)))
+            return np.zeros(0, dtype=bool)
+        s, nb = self.scenario, self.n_banks
+        first_time = np.broadcast_to(np.asarray(first_time, dtype=bool), (n,))
+        cover = np.full(n, -1, dtype=np.int64) if cover is None else cover
         rng = self.rng["loans"]
         # credit line: lognormal (median, p90) truncated at the inclusive limit, drawn by inverse CDF
         mu = self.line_mu[seg] + line_shift
@@ -397,22 +410,90 @@ class Simulation:
         u = np.asarray(rng.random(n)) * ndtr((self.log_limit - mu) / sigma)
         line = np.exp(mu + sigma * ndtri(u)) * FEN
         extra = s.demand.loans_per_borrower - 1.0
-        per_firm = 1 + (rng.poisson(extra, n) if extra > 0 else np.zeros(n, dtype=np.int64))
+        per_firm = 1 + (np.asarray(rng.poisson(extra, n)) if extra > 0 else np.zeros(n, dtype=np.int64))
         per_loan = np.maximum(np.floor(line / per_firm), 1.0)  # whole fen
-        table.line[slots] = per_loan * per_firm
-        table.loans[slots] = per_firm
         term = self._draw_terms(bank, seasoned)
-        age = rng.integers(0, term) if seasoned else np.zeros(n, dtype=np.int64)
-        table.since[slots] = t - age - (12 * s.risk.known_history_loans if seasoned else 0)
-        self.perf_firms += np.bincount(bank, minlength=self.n_banks)
-        firm = np.repeat(slots, per_firm)
+        age = np.asarray(rng.integers(0, term)) if seasoned else np.zeros(n, dtype=np.int64)
+        owner = np.repeat(np.arange(n), per_firm)
+        loan_bank = bank[owner]
+        product = _pick(self.product_cum[loan_bank], np.asarray(rng.random(owner.shape[0]))).astype(np.int8)
+        amount = per_loan[owner]
+        product, guarantor, pool, covered = self._cover_loans(seg[owner], per_loan[owner] * per_firm[owner], first_time[owner], loan_bank, amount,
+                                                              product, cover[owner], count=not seasoned)
+        accepted = np.bincount(owner, ~covered, n) == 0
+        if not accepted.all():  # firms that needed cover and did not get it for every loan are not made
+            dropped = ~accepted[owner]
+            self.guarantees.unassign(np.where(dropped, guarantor, -1), amount)
+            self.pools.release(np.where(dropped, pool, -1), amount)
+            keep = ~dropped
+            owner, product, guarantor, pool, amount = owner[keep], product[keep], guarantor[keep], pool[keep], amount[keep]
+            index = np.flatnonzero(accepted)
+            renumber = np.full(n, -1, dtype=np.int64)
+            renumber[index] = np.arange(index.shape[0])
+            owner = renumber[owner]
+        else:
+            index = np.arange(n)
+        m = index.shape[0]
+        if m == 0:
+            return accepted
+        table = self.borrowers
+        slots = table.add(m)
+        table.segment[slots] = seg[index]
+        table.grade[slots] = grade[index]
+        table.bank[slots] = bank[index]
+        table.signal[slots] = z[index]
+        table.first_time[slots] = first_time[index]
+        table.history[slots] = s.risk.known_history_loans if history is None else history[index]
+        table.cover[slots] = cover[index]
+        self._update_belief(slots)
+        cohort = seg[index] * self.n_grades + grade[index]
+        table.default_month[slots] = default_months(self.cum_hazard, cohort, t, np.asarray(self.rng["defaults"].standard_exponential(m)))
+        table.line[slots] = (per_loan * per_firm)[index]
+        table.loans[slots] = per_firm[index]
+        table.since[slots] = t - age[index] - (12 * s.risk.known_history_loans if seasoned else 0)
+        self.perf_firms += np.bincount(bank[index], minlength=nb)
         if first_loan is not None:
-            self.flows[:, _B["first_loan_amount"]] += np.bincount(bank, np.where(first_loan, per_loan * per_firm, 0.0), self.n_banks)
+            self.flows[:, _B["first_loan_amount"]] += np.bincount(bank[index], np.where(first_loan[index], (per_loan * per_firm)[index], 0.0), nb)
+        firm = slots[owner]
         self._make_loans(
-            t, firm, np.repeat(bank, per_firm).astype(np.int16), np.repeat(per_loan, per_firm), np.repeat(term, per_firm),
-            maturity=np.repeat(t + term - age, per_firm), product=None, renewals=np.zeros(firm.shape[0], np.int16),
-            masked=np.zeros(firm.shape[0], bool), seasoned=seasoned,
+            t, firm, bank[index][owner].astype(np.int16), amount, term[index][owner], maturity=(t + term - age)[index][owner],
+            product=product, renewals=np.zeros(firm.shape[0], np.int16), masked=np.zeros(firm.shape[0], bool),
+            guarantor=guarantor, pool=pool, seasoned=seasoned,
         )
+        return accepted
+
+    def _cover_loans(self, segment: np.ndarray, line: np.ndarray, first_time: np.ndarray, bank: np.ndarray, amount: np.ndarray,
+                     product: np.ndarray, required: np.ndarray, count: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Guarantees and pool cover for new loans.
+
+        A loan of the guaranteed product gets the first eligible guarantor with room; an eligible loan without a
+        guarantee gets the first pool with room. ``required`` (per loan; -1 none) names the instrument a
+        cover-dependent firm needs — a guarantor index, or the number of guarantors plus a pool index — and
+        forces the product that instrument covers. A guaranteed loan left without a guarantor becomes a credit
+        loan (counted in guarantee_unavailable when ``count``).
+
+        Returns
+        -------
+        product, guarantor, pool : ndarray of int8
+        covered : ndarray of bool
+            False where a required instrument could not cover the loan.
+        """
+        n_g = self.guarantees.n
+        product = np.where(required >= n_g, _CREDIT, np.where(required >= 0, _GUARANTEED, product)).astype(np.int8)
+        guarantor = np.full(amount.shape[0], -1, dtype=np.int8)
+        if n_g:
+            wanted = product == _GUARANTEED
+            guarantor = self.guarantees.assign(segment, line, bank, amount, wanted, only=np.where(required < n_g, required, -1))
+            unavailable = wanted & (guarantor < 0)
+            product = np.where(unavailable, _CREDIT, product).astype(np.int8)
+            if count:
+                self.flows[:, _B["guarantee_unavailable"]] += np.bincount(bank[unavailable & (required < 0)], minlength=self.n_banks)
+        pool = np.full(amount.shape[0], -1, dtype=np.int8)
+        if self.pools.n:
+            only = np.where(required >= n_g, required - n_g, np.where(required >= 0, np.iinfo(np.int8).max, -1))
+            pool = self.pools.assign(segment, bank, product, amount, first_time, guarantor, only=only)
+        covered = np.where(required >= n_g, pool >= 0, np.where(required >= 0, guarantor >= 0, True))
+        return product, guarantor, pool, covered
 
     def _draw_terms(self, bank: np.ndarray, seasoned: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
         """One term per firm from its bank's mix (length-biased for the seasoned opening book); new borrowers
@@ -421,29 +502,16 @@ class Simulation:
         return self.terms[_pick(cum[bank], np.asarray((rng or self.rng["loans"]).random(bank.shape[0])))].astype(np.int64)
 
     def _make_loans(self, t: int, firm: np.ndarray, bank: np.ndarray, amount: np.ndarray, term: np.ndarray, maturity: np.ndarray,
-                    product: np.ndarray | None, renewals: np.ndarray, masked: np.ndarray, seasoned: bool = False) -> None:
+                    product: np.ndarray, renewals: np.ndarray, masked: np.ndarray, guarantor: np.ndarray, pool: np.ndarray,
+                    seasoned: bool = False) -> None:
         """Price the loans, decide how each ends, file them and add them to the running totals.
 
-        ``product`` None draws it from the bank's mix. A loan ends at its firm's default month when that comes
+        Product and cover come from :meth:`_cover_loans`. A loan ends at its firm's default month when that comes
         first, unless ``masked`` (an evergreened renewal), which is filed at maturity.
         """
         nb = self.n_banks
-        if product is None:
-            product = _pick(self.product_cum[bank], np.asarray(self.rng["loans"].random(firm.shape[0]))).astype(np.int8)
-        guarantor = np.full(firm.shape[0], -1, dtype=np.int8)
-        if self.guarantees.n:
-            wanted = product == _GUARANTEED
-            table = self.borrowers
-            guarantor = self.guarantees.assign(table.segment[firm], table.line[firm], bank, amount, wanted)
-            unavailable = wanted & (guarantor < 0)  # no guarantor with room: the bank lends on its own (credit)
-            product = np.where(unavailable, _CREDIT, product).astype(np.int8)
-            if not seasoned:
-                self.flows[:, _B["guarantee_unavailable"]] += np.bincount(bank[unavailable], minlength=nb)
-                self.flows[:, _B["guaranteed_disbursed"]] += np.bincount(bank, amount * (guarantor >= 0), nb)
-        pool = np.full(firm.shape[0], -1, dtype=np.int8)
-        if self.pools.n:
-            table = self.borrowers
-            pool = self.pools.assign(table.segment[firm], bank, product, amount, table.first_time[firm], guarantor)
+        if not seasoned:
+            self.flows[:, _B["guaranteed_disbursed"]] += np.bincount(bank, amount * (guarantor >= 0), nb)
         subsidised = self.subsidy_bank_ok[bank] & self.subsidy_segment_ok[self.borrowers.segment[firm]]
         if self.scenario.interest_subsidy is not None and self.scenario.interest_subsidy.first_time_only:
             subsidised &= self.borrowers.first_time[firm]
@@ -590,6 +658,11 @@ class Simulation:
         self._update_belief(repaid_one)
         again = want & ~renew
         credible = table.belief[firm] <= self.max_pd[bank]
+        dependent = table.cover[firm] >= 0
+        if dependent.any():  # lent to only because of cover: re-lent while that cover is open
+            share, open_now = self._instrument_cover()
+            via = table.cover[firm[dependent]].astype(np.int64)
+            credible[dependent] = open_now[via] & (table.belief[firm[dependent]] * (1.0 - share[via]) <= self.max_pd[bank[dependent]])
         self.flows[:, _B["reborrow_declined"]] += np.bincount(bank[again & ~credible], minlength=nb)
         again &= credible
         new_amount = np.where(renew, amount, grown)
@@ -619,13 +692,24 @@ class Simulation:
         term = np.where(renewing_firm[inverse], loans.term, fresh[inverse])[cont]
         masked = renewing_firm[inverse][cont]  # a renewing firm's distress stays hidden until its loans fall due
         # a renewal keeps its product; a re-borrowed loan draws a new one (drawn for every continuing loan, so
-        # the stream's use does not depend on the renewal policy)
+        # the stream's use does not depend on the renewal policy); a cover-dependent firm's loans need its cover
         drawn = _pick(self.product_cum[bank[cont]], np.asarray(self.rng["reborrow"].random(int(cont.sum())))).astype(np.int8)
         product = np.where(renew[cont], loans.product[cont], drawn)
+        f = firm[cont]
+        product, guarantor, pool, _ = self._cover_loans(table.segment[f], table.line[f], table.first_time[f], bank[cont], new_amount[cont],
+                                                        product, table.cover[f].astype(np.int64))
         self._make_loans(
-            t, firm[cont], bank[cont], new_amount[cont], term, maturity=t + term, product=product,
-            renewals=np.where(renew, loans.renewals + 1, 0)[cont], masked=masked,
+            t, f, bank[cont], new_amount[cont], term, maturity=t + term, product=product,
+            renewals=np.where(renew, loans.renewals + 1, 0)[cont], masked=masked, guarantor=guarantor, pool=pool,
         )
+
+    def _instrument_cover(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per instrument (guarantors, then pools): the share of loss it covers and whether it takes new business."""
+        g, p = self.guarantees, self.pools
+        share = np.concatenate([g.coverage, p.share])
+        open_now = np.concatenate([(g.capital >= g.floor) & (g.outstanding < g.leverage_cap * g.capital),
+                                   ~p.suspended & (p.covered < p.leverage * p.balance)])
+        return share, open_now
 
     def _renewable(self, t: int, loans: Loans, firms: np.ndarray, inverse: np.ndarray) -> np.ndarray:
         """Maturing loans the rules allow to renew at firms whose bank takes renewal up (uptake per firm)."""

@@ -90,8 +90,17 @@ class GuaranteeBook:
         self.fiscal = 0.0
 
     # ------------------------------------------------------------------------------------------ lending
-    def assign(self, segment: np.ndarray, line: np.ndarray, bank: np.ndarray, amount: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-        """Cover for the loans that want a guarantee: the first eligible guarantor (in scenario order) with room.
+    def open_cover(self, segment: np.ndarray, bank: np.ndarray) -> np.ndarray:
+        """Coverage each guarantor could give each applicant now, shape (n, guarantors): its coverage where the
+        applicant is eligible (bank, segment) and the guarantor takes new business (capital at or above the floor,
+        room under the leverage cap), else 0."""
+        taking = (self.capital >= self.floor) & (self.outstanding < self.leverage_cap * self.capital)
+        return np.where(self.bank_ok[:, bank].T & self.segment_ok[:, segment].T & taking, self.coverage, 0.0)
+
+    def assign(self, segment: np.ndarray, line: np.ndarray, bank: np.ndarray, amount: np.ndarray, wanted: np.ndarray,
+               only: np.ndarray | None = None) -> np.ndarray:
+        """Cover for the loans that want a guarantee: the first eligible guarantor (in scenario order) with room,
+        or, where ``only`` is not -1, that guarantor alone.
 
         Room: capital at or above the floor, the borrower's liability c·line within the single-borrower cap,
         and outstanding liability within leverage_cap × capital (loans are taken in order until it binds).
@@ -109,6 +118,7 @@ class GuaranteeBook:
             candidates = np.flatnonzero(
                 wanted & (out < 0) & self.bank_ok[g, bank] & self.segment_ok[g, segment]
                 & (line <= self.max_line[g]) & (c * line <= self.single[g] * self.capital[g])
+                & ((only < 0) | (only == g) if only is not None else True)
             )
             if candidates.size == 0:
                 continue
@@ -123,6 +133,14 @@ class GuaranteeBook:
             self.outstanding_small[g] += added[amount[taken] <= SMALL_LOAN * self.fen].sum()
             self.flows[g, _G["guarantee_issued"]] += added.sum()
         return out
+
+    def unassign(self, guarantor: np.ndarray, amount: np.ndarray) -> None:
+        """Undo :meth:`assign` for loans that will not be made after all."""
+        covered = guarantor >= 0
+        if covered.any():
+            g = guarantor[covered].astype(np.int64)
+            self.flows[:, _G["guarantee_issued"]] -= np.bincount(g, np.round(self.coverage[g] * amount[covered]), self.n)
+        self.release(guarantor, amount)
 
     def release(self, guarantor: np.ndarray, amount: np.ndarray) -> None:
         """Loans that end (repaid, renewed or defaulted) release their guarantee liability."""

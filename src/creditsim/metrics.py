@@ -65,6 +65,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("restructured_balance", "CNY", "stock", "bank", "Performing balance of renewals to distressed firms, which will default before they mature (evergreening)."),
     Metric("bridge_cost", "CNY", "flow", "bank", "Cost of bridge money (倒贷) borrowed by liquidity-stressed firms to repay at maturity."),
     Metric("liquidity_defaults", "loans", "flow", "bank", "Loans that defaulted at maturity because a solvent firm could not repay on time."),
+    Metric("cover_dependent_approvals", "firms", "flow", "bank", "New borrowers approved only because a guarantee or pool covers part of the loss: believed PD × (1 − cover share) within the bank's appetite."),
+    Metric("cover_denied", "firms", "flow", "bank", "Applicants the bank would approve with cover but whose loans found no guarantor or pool with room."),
     Metric("guaranteed_disbursed", "CNY", "flow", "bank", "Guaranteed loans paid out in the month (with a guarantor's cover)."),
     Metric("guarantee_unavailable", "loans", "flow", "bank", "Loans meant to be guaranteed that found no guarantor with capacity (leverage cap, capital floor, single-borrower cap): made as credit loans."),
     Metric("interest_subsidy", "CNY", "flow", "bank", "Interest on the bank's eligible loans paid by government in the month (贷款贴息); included in interest_income."),

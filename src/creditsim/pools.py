@@ -62,10 +62,18 @@ class PoolBook:
         self.flows = np.zeros((self.n, len(_P)))
         self.fiscal = 0.0
 
+    def open_cover(self, segment: np.ndarray, bank: np.ndarray, first_time: np.ndarray) -> np.ndarray:
+        """Payout share each pool could give each applicant's credit loans now, shape (n, pools): its share where
+        eligible (bank, segment, credit loans, 首贷户 if required) and the pool is neither suspended nor full, else 0."""
+        taking = ~self.suspended & (self.covered < self.leverage * self.balance) & self.product_ok[:, PRODUCTS.index("credit")]
+        eligible = self.bank_ok[:, bank].T & self.segment_ok[:, segment].T & (first_time[:, None] | ~self.first_only)
+        return np.where(eligible & taking, self.share, 0.0)
+
     def assign(self, segment: np.ndarray, bank: np.ndarray, product: np.ndarray, amount: np.ndarray, first_time: np.ndarray,
-               guarantor: np.ndarray) -> np.ndarray:
+               guarantor: np.ndarray, only: np.ndarray | None = None) -> np.ndarray:
         """Cover for eligible loans without a guarantee: the first pool (in scenario order) that is not suspended
-        and has room within leverage × balance (loans are taken in order until it binds).
+        and has room within leverage × balance (loans are taken in order until it binds), or, where ``only`` is
+        not -1, that pool alone.
 
         Returns
         -------
@@ -79,6 +87,7 @@ class PoolBook:
             candidates = np.flatnonzero(
                 (out < 0) & (guarantor < 0) & self.bank_ok[p, bank] & self.segment_ok[p, segment] & self.product_ok[p, product]
                 & (amount <= self.max_loan[p]) & (first_time | ~self.first_only[p])
+                & ((only < 0) | (only == p) if only is not None else True)
             )
             if candidates.size == 0:
                 continue

@@ -705,8 +705,6 @@ def _check_guarantees(s: Scenario) -> None:
         for name, bank in s.banks.items():
             if (sub.banks is None or name in sub.banks) and sub.rate > bank.rate:
                 raise ScenarioError("interest_subsidy.rate", sub.rate, f"must not exceed the rate of bank {name} ({bank.rate:g})")
-    if s.guarantors and all(b.product_mix.get("guaranteed", 0.0) == 0 for b in s.banks.values()):
-        raise ScenarioError("guarantors", list(s.guarantors), "no bank makes guaranteed loans (product_mix.guaranteed is 0 everywhere)")
 
 
 def _check_sum(field: str, values: Sequence[float]) -> None:
