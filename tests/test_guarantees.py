@@ -447,3 +447,24 @@ def test_no_cover_dependent_lending_while_the_pool_is_suspended():
     assert dependent[~suspended_at_start].sum() > 0
     assert_ledgers(r)
     assert_identities(r)
+
+
+@pytest.mark.parametrize("subsidy", [0.0, 0.005])
+def test_guarantee_take_up_follows_the_all_in_price(subsidy):
+    """Every new loan priced alike (rate 5%, fee 1%, less a subsidy): borrowers take the guarantee with probability
+    exp(−k (price − reference)); the declined share of offered guarantees is binomial around 1 − that."""
+    k, reference, paths = 50.0, 0.04, 30
+    data = guarantee_data(firms=200_000, pd=0.0, months=6, **{
+        "firms.segments.only.unbanked_share": 1.0, "firms.segments.only.applications_per_month": 500,
+        "guarantors.fund.fee_rate": "1%", "guarantors.fund.fee_subsidy": subsidy, "guarantors.fund.capital": "100亿",
+        "guarantors.fund.take_up_elasticity": k, "guarantors.fund.reference_price": reference,
+    })
+    r = simulate(scenario_from_dict(data), paths=paths, seed=44)
+    declined = r.cumulative("guarantee_declined")
+    amounts = r.cumulative("guaranteed_disbursed")
+    taken = amounts / (r.values("balance")[:, -1] / np.maximum(r.values("loans")[:, -1], 1))  # loans of ≈ 100万 each
+    offered = declined + taken
+    p_decline = 1 - np.exp(-k * (0.05 + 0.01 - subsidy - reference))
+    share = declined.sum() / offered.sum()
+    assert abs(share - p_decline) < 4 * np.sqrt(p_decline * (1 - p_decline) / offered.sum()) + 0.002, (share, p_decline)
+    assert_ledgers(r)

@@ -418,8 +418,10 @@ class Simulation:
         loan_bank = bank[owner]
         product = _pick(self.product_cum[loan_bank], np.asarray(rng.random(owner.shape[0]))).astype(np.int8)
         amount = per_loan[owner]
+        known = np.full(n, s.risk.known_history_loans) if history is None else history
+        belief = self._believed_pd(seg, grade, z, known.astype(float))
         product, guarantor, pool, covered = self._cover_loans(seg[owner], per_loan[owner] * per_firm[owner], first_time[owner], loan_bank, amount,
-                                                              product, cover[owner], count=not seasoned)
+                                                              product, cover[owner], belief[owner], count=not seasoned)
         accepted = np.bincount(owner, ~covered, n) == 0
         if not accepted.all():  # firms that needed cover and did not get it for every loan are not made
             dropped = ~accepted[owner]
@@ -463,14 +465,16 @@ class Simulation:
         return accepted
 
     def _cover_loans(self, segment: np.ndarray, line: np.ndarray, first_time: np.ndarray, bank: np.ndarray, amount: np.ndarray,
-                     product: np.ndarray, required: np.ndarray, count: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                     product: np.ndarray, required: np.ndarray, belief: np.ndarray, count: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Guarantees and pool cover for new loans.
 
-        A loan of the guaranteed product gets the first eligible guarantor with room; an eligible loan without a
-        guarantee gets the first pool with room. ``required`` (per loan; -1 none) names the instrument a
-        cover-dependent firm needs — a guarantor index, or the number of guarantors plus a pool index — and
-        forces the product that instrument covers. A guaranteed loan left without a guarantor becomes a credit
-        loan (counted in guarantee_unavailable when ``count``).
+        A loan of the guaranteed product gets the first eligible guarantor with room, and the borrower takes it
+        with the guarantor's take-up probability at its all-in price (the loan rate from ``belief`` + fee −
+        subsidy); an eligible loan without a guarantee gets the first pool with room. ``required`` (per loan; -1
+        none) names the instrument a cover-dependent firm needs — a guarantor index, or the number of guarantors
+        plus a pool index — and forces the product that instrument covers. A guaranteed loan left without a
+        guarantor becomes a credit loan (counted in guarantee_unavailable or guarantee_declined when ``count``;
+        the opening book's guarantees are existing contracts, taken as they are).
 
         Returns
         -------
@@ -485,7 +489,13 @@ class Simulation:
             wanted = product == _GUARANTEED
             guarantor = self.guarantees.assign(segment, line, bank, amount, wanted, only=np.where(required < n_g, required, -1))
             unavailable = wanted & (guarantor < 0)
-            product = np.where(unavailable, _CREDIT, product).astype(np.int8)
+            if count and self.guarantees.elasticity.any():
+                price_ok = self.rng["guarantee"].random(amount.shape[0]) < self.guarantees.take_up(guarantor, self.rate[bank] + self.rate_per_pd[bank] * belief)
+                declined = (guarantor >= 0) & ~price_ok
+                self.guarantees.unassign(np.where(declined, guarantor, -1), amount)
+                guarantor = np.where(declined, -1, guarantor).astype(np.int8)
+                self.flows[:, _B["guarantee_declined"]] += np.bincount(bank[declined], minlength=self.n_banks)
+            product = np.where(wanted & (guarantor < 0), _CREDIT, product).astype(np.int8)
             if count:
                 self.flows[:, _B["guarantee_unavailable"]] += np.bincount(bank[unavailable & (required < 0)], minlength=self.n_banks)
         pool = np.full(amount.shape[0], -1, dtype=np.int8)
@@ -697,7 +707,7 @@ class Simulation:
         product = np.where(renew[cont], loans.product[cont], drawn)
         f = firm[cont]
         product, guarantor, pool, _ = self._cover_loans(table.segment[f], table.line[f], table.first_time[f], bank[cont], new_amount[cont],
-                                                        product, table.cover[f].astype(np.int64))
+                                                        product, table.cover[f].astype(np.int64), table.belief[f])
         self._make_loans(
             t, f, bank[cont], new_amount[cont], term, maturity=t + term, product=product,
             renewals=np.where(renew, loans.renewals + 1, 0)[cont], masked=masked, guarantor=guarantor, pool=pool,

@@ -55,6 +55,8 @@ class GuaranteeBook:
         self.fee = np.array([g.fee_rate for g in guarantors])
         self.subsidy = np.array([g.fee_subsidy for g in guarantors])
         self.cost = np.array([g.cost_rate for g in guarantors])
+        self.elasticity = np.array([g.take_up_elasticity for g in guarantors])
+        self.reference_price = np.array([g.reference_price for g in guarantors])
         self.leverage_cap = np.array([g.leverage_cap for g in guarantors])
         self.floor = np.array([g.capital_floor for g in guarantors]) * fen
         self.single = np.array([g.single_borrower_share for g in guarantors])
@@ -133,6 +135,14 @@ class GuaranteeBook:
             self.outstanding_small[g] += added[amount[taken] <= SMALL_LOAN * self.fen].sum()
             self.flows[g, _G["guarantee_issued"]] += added.sum()
         return out
+
+    def take_up(self, guarantor: np.ndarray, loan_rate: np.ndarray) -> np.ndarray:
+        """Probability that each borrower takes the guarantee offered at its all-in price (loan rate + fee − fee
+        subsidy): ``exp(−elasticity × max(0, price − reference_price))``; 1 where no guarantee is offered."""
+        g = np.maximum(guarantor, 0).astype(np.int64)
+        price = loan_rate + self.fee[g] - self.subsidy[g]
+        probability = np.exp(-self.elasticity[g] * np.maximum(price - self.reference_price[g], 0.0))
+        return np.where(guarantor >= 0, probability, 1.0)
 
     def unassign(self, guarantor: np.ndarray, amount: np.ndarray) -> None:
         """Undo :meth:`assign` for loans that will not be made after all."""

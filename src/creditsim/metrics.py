@@ -68,6 +68,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("cover_dependent_approvals", "firms", "flow", "bank", "New borrowers approved only because a guarantee or pool covers part of the loss: believed PD × (1 − cover share) within the bank's appetite."),
     Metric("cover_denied", "firms", "flow", "bank", "Applicants the bank would approve with cover but whose loans found no guarantor or pool with room."),
     Metric("guaranteed_disbursed", "CNY", "flow", "bank", "Guaranteed loans paid out in the month (with a guarantor's cover)."),
+    Metric("guarantee_declined", "loans", "flow", "bank", "Guaranteed loans offered whose borrowers declined the guarantee at its all-in price: made as credit loans, or not at all for a firm that needed the cover."),
     Metric("guarantee_unavailable", "loans", "flow", "bank", "Loans meant to be guaranteed that found no guarantor with capacity (leverage cap, capital floor, single-borrower cap): made as credit loans."),
     Metric("interest_subsidy", "CNY", "flow", "bank", "Interest on the bank's eligible loans paid by government in the month (贷款贴息); included in interest_income."),
     Metric("interest_subsidy_unfunded", "CNY", "flow", "bank", "Subsidy due in the month beyond the annual budget, paid instead by the borrowers."),

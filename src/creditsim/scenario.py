@@ -276,6 +276,8 @@ class Guarantor(_Model):
     fee_cap: Probability = Field(0.01, description="Highest fee rate allowed (国办发〔2019〕6号: average ≤ 1%).")
     fee_subsidy: Probability = Field(0.0, description="Part of the annual fee rate paid by government (降费奖补); the borrower pays the rest.")
     cost_rate: Probability = Field(0.0, description="Annual operating cost as a share of the outstanding guarantee liability.")
+    take_up_elasticity: NonNegative = Field(0.0, description="Price response of demand for the guarantee: a borrower takes it with probability exp(−take_up_elasticity × (all-in price − reference_price)) when its all-in price (loan rate + fee − fee subsidy, a year) is above reference_price, always otherwise (0: always).")
+    reference_price: Probability = Field(0.06, description="All-in annual price at or below which every borrower offered the guarantee takes it.")
     reguarantee: dict[str, Probability] = Field(default_factory=dict, description="Share of each claim passed to each re-guarantor, by re-guarantor name (e.g. a 2:4:2:2 split with coverage 0.8 is {provincial = 0.25, national_fund = 0.25}).")
     banks: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Banks whose loans it guarantees (default all).")
     segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Eligible segments (default all).")

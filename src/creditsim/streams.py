@@ -27,6 +27,7 @@ COMPONENTS: tuple[str, ...] = (
     "renewal",     # banks' uptake of renewal
     "liquidity",   # liquidity stress and bridge money at maturity
     "campaign",    # first-loan campaign: reach, need, routing
+    "guarantee",   # borrowers' take-up of guarantees at their price
 )
 
 
