@@ -23,6 +23,7 @@ from .errors import CreditsimError
 from .metrics import metric
 from .results import ALL, Results
 from .scenario import load_scenario
+from .summaries import fiscal_costs, instrument_events
 from .units import format_amount
 
 __all__ = ["main"]
@@ -172,7 +173,16 @@ def _instrument_lines(results: Results, last: str) -> list[str]:
     for name in s.pools:
         lines.append(_line(f"{name}.pool_balance", results.values("pool_balance", name)[:, -1], unit="CNY"))
         lines.append(_line(f"{name}.payouts (total)", results.cumulative("pool_payouts", name), unit="CNY"))
-    lines.append(_line("fiscal_cost (total)", results.cumulative("fiscal_cost"), unit="CNY"))
+    costs = fiscal_costs(results)
+    lines.append(_line("fiscal cost incl. start-up (total)", costs["total"].to_numpy(), unit="CNY"))
+    lines.append(_line(f"  … present value at {100 * s.discount_rate:g}%", costs["npv"].to_numpy(), unit="CNY"))
+    events = instrument_events(results)
+    if len(events):
+        lines += ["", f"{'limits reached by ' + last:<50}{'probability':>12}   {'95% CI':<14}first month (median)"]
+        for row in events.itertuples():
+            ci = f"[{100 * row.ci_low:.0f}%, {100 * row.ci_high:.0f}%]"
+            first = row.date_median if isinstance(row.date_median, str) else "–"
+            lines.append(f"{row.entity + ': ' + row.event:<50}{100 * row.probability:>11.0f}%   {ci:<14}{first}")
     return lines
 
 
