@@ -468,3 +468,65 @@ def test_guarantee_take_up_follows_the_all_in_price(subsidy):
     share = declined.sum() / offered.sum()
     assert abs(share - p_decline) < 4 * np.sqrt(p_decline * (1 - p_decline) / offered.sum()) + 0.002, (share, p_decline)
     assert_ledgers(r)
+
+
+# ------------------------------------------------------------------------------------------------ further rules
+def test_unequal_reguarantee_shares_reach_the_right_reguarantors():
+    """Shares 0.3 (provincial) and 0.1 (national fund) of the claim, coverage 0.8: losses 0.2 / 0.48 / 0.24 /
+    0.08 of the net loss for bank / guarantor / provincial / national fund, each re-guarantor on its own."""
+    r = simulate(scenario_from_dict(guarantee_data(reguarantee={"provincial": 0.3, "national_fund": 0.1})), paths=1, seed=1)
+    a = r.values("balance")[0, 0]
+    loss = 0.45 * a
+    for party, entity, share in (("loss_bank", "all", 0.2), ("loss_guarantor", "fund", 0.48),
+                                 ("loss_reguarantor", "provincial", 0.24), ("loss_reguarantor", "national_fund", 0.08)):
+        assert r.cumulative(party, entity)[0] == pytest.approx(share * loss, abs=0.03), (party, entity)
+    assert r.cumulative("reguarantee_claims_paid", "provincial")[0] == pytest.approx(0.3 * 0.8 * a, abs=0.03)
+    assert_ledgers(r)
+
+
+def test_insolvent_reguarantor_leaves_its_share_to_the_guarantor():
+    """A re-guarantor with 10万 of capital owes 0.25 of a claim of about 80万: it pays what it has, the guarantor
+    pays the bank in full and bears the unpaid reimbursement."""
+    data = with_changes(guarantee_data(reguarantee={"provincial": 0.25}), {"reguarantors.provincial.capital": "10万"})
+    r = simulate(scenario_from_dict(data), paths=1, seed=1)
+    a = r.values("balance")[0, 0]
+    paid = r.cumulative("reguarantee_claims_paid", "provincial")[0]
+    unpaid = r.cumulative("reguarantee_unpaid", "provincial")[0]
+    assert paid + unpaid == pytest.approx(0.25 * 0.8 * a, abs=0.03) and 0 < paid <= 1e5 + 1e4
+    assert r.cumulative("guarantee_unpaid_claims", "fund")[0] == 0
+    assert r.cumulative("loss_guarantor", "fund")[0] == pytest.approx(0.75 * 0.8 * 0.45 * a + unpaid, abs=0.05)
+    assert_ledgers(r)
+
+
+def test_injections_and_top_ups_restore_capital():
+    """A scheduled injection adds its amount in its month; a top-up brings capital that ended below its floor
+    back to its level; both are fiscal costs."""
+    data = with_changes(guarantee_data(firms=5, capital=1e6, reguarantee=FOUR_LAYERS, months=12), {
+        "guarantors.fund.injections": [{"date": "2021-09", "amount": "50万"}],
+        "guarantors.fund.top_up": {"below": "20万", "to": "80万"},
+    })
+    r = simulate(scenario_from_dict(data), paths=1, seed=1)
+    injected = r.values("capital_injections", "fund")[0]
+    capital = r.values("guarantor_capital", "fund")[0]
+    september = r.dates.index("2021-09")
+    topped = np.flatnonzero(injected[1:] > 0) + 1
+    assert injected[september] >= 5e5
+    first = topped[0]  # the claims (month 3) exhaust the capital: the top-up restores it at once
+    assert first == 3 and capital[first] == pytest.approx(8e5, abs=0.01)
+    np.testing.assert_allclose(r.cumulative("fiscal_cost"), r.cumulative("capital_injections", "fund") + r.cumulative("guarantee_fee_subsidy", "fund"))
+    assert_ledgers(r)
+
+
+def test_a_full_guarantor_denies_cover_dependent_applicants():
+    """A guarantor whose small capital allows a few guarantees: once its room is used, applicants who need its
+    cover are denied, and its liability never passes leverage × capital."""
+    data = pool_data(**{
+        "calendar.months": 6, "firms.segments.only.firms": 200_000, "firms.segments.only.unbanked_share": 1.0,
+        "firms.segments.only.applications_per_month": 800, "banks.bank.max_pd": 0.015, "risk.signal_sd": 1.0,
+        "banks.bank.product_mix": {"credit": 1.0},
+        "guarantors": {"fund": {"capital": "200万", "coverage": 0.8, "fee_rate": "0.5%", "single_borrower_share": 1.0, "max_line": "1万亿"}},
+    })
+    r = simulate(scenario_from_dict(data), paths=3, seed=45)
+    assert (r.cumulative("cover_dependent_approvals") > 0).all() and (r.cumulative("cover_denied") > 0).all()
+    assert (r.values("guarantee_outstanding", "fund") <= 10 * r.values("guarantor_capital", "fund") + 1e-6).all()
+    assert_ledgers(r)

@@ -23,7 +23,7 @@ from .errors import CreditsimError
 from .metrics import metric
 from .results import ALL, Results
 from .scenario import load_scenario
-from .summaries import fiscal_costs, instrument_events
+from .summaries import fiscal_costs, instrument_events, per_fiscal_cost
 from .units import format_amount
 
 __all__ = ["main"]
@@ -136,6 +136,12 @@ def _compare(args: argparse.Namespace) -> int:
 
     comparison = compare(base, variant, paths=args.paths, seed=args.seed, progress=progress)
     print(format_comparison(comparison, END_STOCKS, TOTAL_FLOWS, _fmt))
+    costs = per_fiscal_cost(comparison, "disbursed")
+    if costs["extra_fiscal_cost"] != 0:
+        borrowers = per_fiscal_cost(comparison, "borrowers", total=False)
+        print(f"\nper extra CNY of fiscal cost (B − A: {_fmt(costs['extra_fiscal_cost'], 'CNY')}, start-up money included)")
+        print(f"{'extra lending (disbursed)':<38}{costs['per_cny']:>14.2f}   [{costs['ci_low']:.2f}, {costs['ci_high']:.2f}] CNY")
+        print(f"{'extra borrowers at the end, per 1万':<38}{1e4 * borrowers['per_cny']:>14.3f}   [{1e4 * borrowers['ci_low']:.3f}, {1e4 * borrowers['ci_high']:.3f}]")
     return 0
 
 

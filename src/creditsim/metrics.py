@@ -99,6 +99,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("pool_covered", "CNY", "stock", "pool", "Performing balance of the loans the pool covers."),
     Metric("pool_contributions", "CNY", "flow", "pool", "Money paid into the pool in the month (January budgets and top-ups; the start balance is the opening)."),
     Metric("pool_contributions_government", "CNY", "flow", "pool", "The government's part of pool_contributions."),
+    Metric("pool_contributions_guarantor", "CNY", "flow", "pool", "The guarantors' part of pool_contributions."),
+    Metric("pool_contributions_bank", "CNY", "flow", "pool", "The partner banks' part of pool_contributions."),
     Metric("pool_payouts", "CNY", "flow", "pool", "Compensation paid to banks in the month."),
     Metric("pool_unpaid", "CNY", "flow", "pool", "Compensation due that the pool could not pay (balance or annual cap); the banks bear it."),
     Metric("pool_suspended", "flag", "stock", "pool", "1 while the pool gives no new cover (balance below its floor, or covered NPL ratio above its threshold)."),

@@ -50,6 +50,8 @@ class PoolBook:
         self.floor = np.array([p.suspend_below for p in pools]) * fen
         self.npl_threshold = np.array([p.suspend_npl_ratio for p in pools])
         self.government = np.array([p.contributions.get("government", 0.0) for p in pools])
+        self.guarantor_share = np.array([p.contributions.get("guarantor", 0.0) for p in pools])
+        self.bank_share = np.array([p.contributions.get("bank", 0.0) for p in pools])
 
         self.balance = np.array([p.size for p in pools]) * fen
         self.covered = np.zeros(self.n)
@@ -158,6 +160,8 @@ class PoolBook:
         self.balance += added
         self.flows[:, _P["pool_contributions"]] = added
         self.flows[:, _P["pool_contributions_government"]] = added * self.government
+        self.flows[:, _P["pool_contributions_guarantor"]] = added * self.guarantor_share
+        self.flows[:, _P["pool_contributions_bank"]] = added * self.bank_share
         self.fiscal = float((added * self.government).sum())
 
     def close_month(self) -> None:
