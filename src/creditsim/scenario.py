@@ -612,19 +612,10 @@ def _check_rules(s: Scenario) -> None:
     for i in range(1, len(dates)):
         if dates[i] <= dates[i - 1]:
             raise ScenarioError(f"risk.stress.{i}.date", s.risk.stress[i].date, "stress dates must be in increasing order")
-    renewal_segments = s.renewal.segments if s.renewal else None
-    for field, names in (("renewal.segments", renewal_segments), ("campaign.segments", s.campaign.segments)):
-        if names is not None and not names:
-            raise ScenarioError(field, [], "must list at least one segment (leave it out for all)")
-        for i, name in enumerate(names or ()):
-            if name not in s.firms.segments:
-                raise ScenarioError(f"{field}.{i}", name, f"unknown segment; segments are {', '.join(s.firms.segments)}")
+    _check_names("campaign.segments", s.campaign.segments, list(s.firms.segments), "segment")
     if s.renewal:
-        if not s.renewal.products:
-            raise ScenarioError("renewal.products", [], "must list at least one product")
-        for i, product in enumerate(s.renewal.products):
-            if product not in PRODUCTS:
-                raise ScenarioError(f"renewal.products.{i}", product, f"unknown product; products are {', '.join(PRODUCTS)}")
+        _check_names("renewal.segments", s.renewal.segments, list(s.firms.segments), "segment")
+        _check_names("renewal.products", s.renewal.products, list(PRODUCTS), "product")
         for name in s.renewal.until_by_segment:
             if name not in s.firms.segments:
                 raise ScenarioError(f"renewal.until_by_segment.{name}", s.renewal.until_by_segment[name], f"unknown segment; segments are {', '.join(s.firms.segments)}")
@@ -669,12 +660,8 @@ def _check_guarantees(s: Scenario) -> None:
                 raise ScenarioError(f"{f}.reguarantee.{key}", g.reguarantee[key], f"unknown re-guarantor; re-guarantors are {', '.join(s.reguarantors) or 'none'}")
         if math.fsum(g.reguarantee.values()) > 1 + 1e-9:
             raise ScenarioError(f"{f}.reguarantee", round(math.fsum(g.reguarantee.values()), 9), "shares passed on must not exceed 1")
-        for field, listed, known in (("banks", g.banks, s.banks), ("segments", g.segments, s.firms.segments)):
-            if listed is not None and not listed:
-                raise ScenarioError(f"{f}.{field}", [], "must list at least one (leave it out for all)")
-            for i, item in enumerate(listed or ()):
-                if item not in known:
-                    raise ScenarioError(f"{f}.{field}.{i}", item, f"unknown; known are {', '.join(known)}")
+        _check_names(f"{f}.banks", g.banks, list(s.banks), "bank")
+        _check_names(f"{f}.segments", g.segments, list(s.firms.segments), "segment")
         if g.top_up is not None and g.top_up.to <= g.top_up.below:
             raise ScenarioError(f"{f}.top_up.to", g.top_up.to, f"must be above top_up.below ({g.top_up.below:g})")
     for name, pool in s.pools.items():
@@ -685,28 +672,29 @@ def _check_guarantees(s: Scenario) -> None:
             if key not in ("government", "guarantor", "bank"):
                 raise ScenarioError(f"{f}.contributions.{key}", pool.contributions[key], "contributors are government, guarantor and bank")
         _check_sum(f"{f}.contributions", list(pool.contributions.values()))
-        checks: tuple[tuple[str, tuple[str, ...] | None, list[str]], ...] = (
-            ("banks", pool.banks, list(s.banks)), ("segments", pool.segments, list(s.firms.segments)), ("products", pool.products, list(PRODUCTS)),
-        )
-        for what, names_given, allowed in checks:
-            if names_given is not None and not names_given:
-                raise ScenarioError(f"{f}.{what}", [], "must list at least one (leave it out for all)")
-            for i, item in enumerate(names_given or ()):
-                if item not in allowed:
-                    raise ScenarioError(f"{f}.{what}.{i}", item, f"unknown; known are {', '.join(allowed)}")
+        _check_names(f"{f}.banks", pool.banks, list(s.banks), "bank")
+        _check_names(f"{f}.segments", pool.segments, list(s.firms.segments), "segment")
+        _check_names(f"{f}.products", pool.products, list(PRODUCTS), "product")
         if "guaranteed" in pool.products:
             raise ScenarioError(f"{f}.products", list(pool.products), "a pool covers loans without a guarantee: leave out 'guaranteed'")
     if s.interest_subsidy is not None:
         sub = s.interest_subsidy
-        for what, names_given, allowed in (("segments", sub.segments, list(s.firms.segments)), ("banks", sub.banks, list(s.banks))):
-            if names_given is not None and not names_given:
-                raise ScenarioError(f"interest_subsidy.{what}", [], "must list at least one (leave it out for all)")
-            for i, item in enumerate(names_given or ()):
-                if item not in allowed:
-                    raise ScenarioError(f"interest_subsidy.{what}.{i}", item, f"unknown; known are {', '.join(allowed)}")
+        _check_names("interest_subsidy.segments", sub.segments, list(s.firms.segments), "segment")
+        _check_names("interest_subsidy.banks", sub.banks, list(s.banks), "bank")
         for name, bank in s.banks.items():
             if (sub.banks is None or name in sub.banks) and sub.rate > bank.rate:
                 raise ScenarioError("interest_subsidy.rate", sub.rate, f"must not exceed the rate of bank {name} ({bank.rate:g})")
+
+
+def _check_names(field: str, given: Sequence[str] | None, known: list[str], what: str) -> None:
+    """A list of names, when given, must name at least one item and only known ones."""
+    if given is None:
+        return
+    if not given:
+        raise ScenarioError(field, [], f"must list at least one {what} (leave it out for all)")
+    for i, item in enumerate(given):
+        if item not in known:
+            raise ScenarioError(f"{field}.{i}", item, f"unknown {what}; {what}s are {', '.join(known)}")
 
 
 def _check_sum(field: str, values: Sequence[float]) -> None:
