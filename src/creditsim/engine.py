@@ -351,7 +351,7 @@ class Simulation:
         candidate = np.flatnonzero(alone | (cover >= 0))
         accepted = self._new_borrowers(t, seg[candidate], grade[candidate], bank[candidate], z[candidate], first_time=first_time[candidate],
                                        line_shift=line_shift[candidate], seasoned=False, history=history[candidate],
-                                       first_loan=(state == NEVER)[candidate], cover=cover[candidate])
+                                       first_loan=(state == NEVER)[candidate], cover=cover[candidate], belief=believed[candidate])
         approved = np.zeros(n, dtype=bool)
         approved[candidate[accepted]] = True
         self.flows[:, _B["applications"]] += np.bincount(bank, minlength=nb)
@@ -385,12 +385,13 @@ class Simulation:
 
     def _new_borrowers(self, t: int, seg: np.ndarray, grade: np.ndarray, bank: np.ndarray, z: np.ndarray, first_time: np.ndarray | bool,
                        line_shift: np.ndarray, seasoned: bool, history: np.ndarray | None = None, first_loan: np.ndarray | None = None,
-                       cover: np.ndarray | None = None) -> np.ndarray:
+                       cover: np.ndarray | None = None, belief: np.ndarray | None = None) -> np.ndarray:
         """Make borrowers of firms (credit line, loans, cover, default month, belief) and give them their loans.
 
         ``first_time`` flags 首贷户 (new or returning), ``first_loan`` the firms taking their very first loan;
         ``line_shift`` is added to the log-median of the line; ``seasoned`` marks the opening book; ``cover`` gives,
-        per firm, the instrument it needs (-1: none), and a firm whose loans it cannot all cover is not made.
+        per firm, the instrument it needs (-1: none), and a firm whose loans it cannot all cover is not made;
+        ``belief`` is the PD the bank believes each firm has (computed here when not given).
 
         Returns
         -------
@@ -419,7 +420,8 @@ class Simulation:
         product = _pick(self.product_cum[loan_bank], np.asarray(rng.random(owner.shape[0]))).astype(np.int8)
         amount = per_loan[owner]
         known = np.full(n, s.risk.known_history_loans) if history is None else history
-        belief = self._believed_pd(seg, grade, z, known.astype(float))
+        if belief is None:
+            belief = self._believed_pd(seg, grade, z, known.astype(float))
         product, guarantor, pool, covered = self._cover_loans(seg[owner], per_loan[owner] * per_firm[owner], first_time[owner], loan_bank, amount,
                                                               product, cover[owner], belief[owner], count=not seasoned)
         accepted = np.bincount(owner, ~covered, n) == 0
@@ -447,7 +449,7 @@ class Simulation:
         table.first_time[slots] = first_time[index]
         table.history[slots] = s.risk.known_history_loans if history is None else history[index]
         table.cover[slots] = cover[index]
-        self._update_belief(slots)
+        table.belief[slots] = belief[index]  # repaid is 0, so this is _believed_pd of the firm's history
         cohort = seg[index] * self.n_grades + grade[index]
         table.default_month[slots] = default_months(self.cum_hazard, cohort, t, np.asarray(self.rng["defaults"].standard_exponential(m)))
         table.line[slots] = (per_loan * per_firm)[index]
