@@ -60,9 +60,9 @@ class RecordingSimulation(Simulation):
         self.first_month: dict[int, int] = {}
         return super().run()
 
-    def _new_borrowers(self, t, seg, grade, bank, z, first_time, line_shift, seasoned, history=None, first_loan=None, cover=None):
+    def _new_borrowers(self, t, seg, grade, bank, z, first_time, line_shift, seasoned, **options):
         slots_before = set(self.borrowers.live.tolist())
-        accepted = super()._new_borrowers(t, seg, grade, bank, z, first_time, line_shift, seasoned, history, first_loan, cover)
+        accepted = super()._new_borrowers(t, seg, grade, bank, z, first_time, line_shift, seasoned, **options)
         for f in set(self.borrowers.live.tolist()) - slots_before:
             self.first_month[f] = t if not seasoned else int(self.borrowers.since[f])
         return accepted
