@@ -88,17 +88,20 @@ class LoanBook:
         self._buckets: list[list[Loans]] = [[] for _ in range(months + 2)]
 
     def file(self, loans: Loans, end: np.ndarray) -> None:
-        """File each loan under its end month (months after the horizon go to bucket M + 1)."""
+        """File each loan under its end month (months after the horizon go to bucket M + 1).
+
+        The loans are ordered by end month with a stable radix sort on 16-bit months, so a firm's loans (made
+        together, ending together) stay next to each other in their bucket.
+        """
         if len(loans) == 0:
             return
-        end = np.minimum(end, self.months + 1)
+        end = np.minimum(end, self.months + 1).astype(np.int16)
         order = np.argsort(end, kind="stable")
-        end_sorted = end[order]
         loans = loans.take(order)
-        months, first = np.unique(end_sorted, return_index=True)
-        bounds = np.append(first, len(end_sorted))
-        for month, lo, hi in zip(months.tolist(), bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-            self._buckets[month].append(loans.take(slice(lo, hi)))
+        counts = np.bincount(end, minlength=self.months + 2)
+        stops = np.cumsum(counts)
+        for month in np.flatnonzero(counts).tolist():
+            self._buckets[month].append(loans.take(slice(int(stops[month] - counts[month]), int(stops[month]))))
 
     def pop(self, month: int) -> Loans:
         """All loans that end in ``month`` (removed from the book)."""

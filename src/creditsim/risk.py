@@ -100,22 +100,16 @@ def default_months(cum_hazard: np.ndarray, cohort: np.ndarray, start: np.ndarray
         The first month t > start with ``Lambda[c, t] - Lambda[c, start] >= E``, or M + 1 when the firm
         survives the horizon.
     """
-    months = cum_hazard.shape[1] - 1
-    flat = cum_hazard.ravel()
-    row = cohort.astype(np.int64) * (months + 1)
+    n_cohorts, width = cum_hazard.shape
+    months = width - 1
+    # one searchsorted over all cohorts: lift row c by c × (the largest cumulative hazard + 1) so the rows,
+    # laid end to end, form a single non-decreasing sequence
+    lift = (np.arange(n_cohorts) * (float(cum_hazard.max(initial=0.0)) + 1.0))[:, None]
+    flat = (cum_hazard + lift).ravel()
+    row = cohort.astype(np.int64) * width
     start = np.broadcast_to(np.asarray(start, dtype=np.int64), cohort.shape)
-    target = flat[row + start] + exp_draw
-    lo = start + 1  # answer lies in [lo, hi]; hi = M + 1 means "never within the horizon"
-    hi = np.full(cohort.shape, months + 1, dtype=np.int64)
-    while True:
-        active = lo < hi
-        if not active.any():
-            break
-        mid = (lo + hi) // 2
-        reached = flat[row + np.minimum(mid, months)] >= target
-        hi = np.where(active & reached, mid, hi)
-        lo = np.where(active & ~reached, mid + 1, lo)
-    return lo.astype(np.int32)
+    found = np.searchsorted(flat, flat[row + start] + exp_draw, side="left") - row  # first t with Lambda[t] >= target
+    return np.clip(found, start + 1, months + 1).astype(np.int32)
 
 
 def vasicek_cdf(x: np.ndarray | float, pd: float, rho: float) -> np.ndarray:
