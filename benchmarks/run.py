@@ -1,50 +1,131 @@
-"""Throughput of the engine against the machine's own limit.
+"""creditsim's published performance figures: the engine against the machine's limit and against the naive peer.
 
-Prints, for the standard benchmark scenario (the bundled default scaled to about 1,000,000 borrowers, 36
-months, every instrument on; one path), the engine's throughput in borrower-months per second and, measured in
-the same process, how many uniform random numbers numpy's default generator draws per second, and the ratio
-of the two.
+    python benchmarks/run.py [--quick] [--json] [--plot FILE]
 
-    python benchmarks/run.py [--paths N] [--json]
+Runs the benchmark scenarios — the bundled default scaled to ``small`` (20,000 opening borrowers), ``city``
+(500,000) and ``province`` (5,000,000), every instrument on (campaign, renewal, liquidity stress, a government
+guarantee fund with a re-guarantor, a risk pool and an interest subsidy), 36 months, one path — plus the points
+of the scaling curve (10,000 to 1,000,000 borrowers), a small book run for many paths (2,000 borrowers ×
+1,000 paths), and the per-loan reference engine (:mod:`creditsim.reference`) against the fast engine on
+``small-core`` (``small`` with only the instruments the reference models). Each measurement runs in a fresh
+process, so its peak memory is its own; numpy's uniform random-number rate is measured in the same process.
 
-A borrower-month is one borrower with a balance during one month: the sum over simulated months of the
-``borrowers`` metric (bank "all").
+Prints, per scenario, the throughput in borrower-months per second, the uniform rate, the ratio of the two, the
+reference speedup (``small-core`` only), wall time, peak RSS and bytes per loan, then the issue's four goals
+side by side. With ``--json``: one JSON object per line with keys ``scenario, borrower_months_per_s,
+uniform_per_s, ratio_to_uniform, reference_speedup, wall_s, peak_rss_bytes, bytes_per_loan`` (and a few
+descriptive ones). ``--quick`` (under two minutes) skips ``province``, the 1,000,000-borrower point and
+shortens the reference run and the many-paths run.
+
+Definitions
+-----------
+borrower-month
+    One borrower with a balance during one month: the sum over simulated months of the ``borrowers`` metric
+    (bank "all"), over every path.
+bytes per loan
+    (peak RSS − RSS just before the run) ÷ the most loans outstanding in any month of any path.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
+import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 import creditsim
+from creditsim.population import initial_population
+from creditsim.scenario import scenario_from_dict
+from creditsim.units import parse_amount, parse_count
 
-#: Scale of the standard scenario relative to the bundled default (≈ 72,700 opening borrowers → ≈ 1,000,000).
-STANDARD_SCALE = 13.75
-
-
-def standard_scenario(scale: float = STANDARD_SCALE) -> creditsim.Scenario:
-    """The bundled default with every count, amount and rate of arrival multiplied by ``scale``."""
-    base = creditsim.load_scenario()
-    overrides: dict[str, object] = {}
-    for name, seg in base.firms.segments.items():
-        overrides[f"firms.segments.{name}.firms"] = round(seg.firms * scale)
-        overrides[f"firms.segments.{name}.entry_per_year"] = seg.entry_per_year * scale
-        overrides[f"firms.segments.{name}.applications_per_month"] = seg.applications_per_month * scale
-    for name, bank in base.banks.items():
-        overrides[f"banks.{name}.all_loans"] = bank.all_loans * scale
-        if bank.initial_balance is not None:
-            overrides[f"banks.{name}.initial_balance"] = bank.initial_balance * scale
-    for name, channel in base.campaign.channels.items():
-        overrides[f"campaign.channels.{name}.reach_per_month"] = channel.reach_per_month * scale
-    return creditsim.load_scenario(None, overrides)
+HERE = Path(__file__).resolve().parent
 
 
+@dataclass(frozen=True)
+class Case:
+    """One measurement: a benchmark scenario of ``borrowers`` opening borrowers run for ``paths`` paths."""
+
+    name: str
+    borrowers: int
+    paths: int = 1
+    months: int = 36
+    core: bool = False  # only the instruments the reference engine models
+    reference: bool = False  # also run the reference engine on the same scenario
+    curve: bool = False  # a point of the scaling curve
+
+
+def cases(quick: bool) -> list[Case]:
+    """The measurements of a full (or ``--quick``) run, smallest first."""
+    out = [
+        Case("curve-10k", 10_000, curve=True),
+        Case("small", 20_000, curve=True),
+        Case("curve-100k", 100_000, curve=True),
+        Case("city", 500_000, curve=True),
+        Case("book-2k-x1000" if not quick else "book-2k-x100", 2_000, paths=1000 if not quick else 100),
+        Case("small-core", 20_000, months=36 if not quick else 12, core=True, reference=True),
+    ]
+    if not quick:
+        out += [Case("curve-1m", 1_000_000, curve=True), Case("province", 5_000_000, curve=True)]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ scenarios
+def _default_data() -> dict[str, Any]:
+    import tomllib
+    from importlib import resources
+
+    return tomllib.loads(resources.files("creditsim").joinpath("scenarios", "default.toml").read_text(encoding="utf-8"))
+
+
+def benchmark_scenario(borrowers: int, months: int = 36, core: bool = False) -> creditsim.Scenario:
+    """The bundled default scaled to about ``borrowers`` opening borrowers, with every instrument on.
+
+    Every count, amount and arrival rate is multiplied by the same factor. Added on top of the default's
+    campaign, renewal and liquidity stress: a government guarantee fund (capital 1.5% of the opening balance,
+    so its 10× cap binds on part of the guaranteed demand) re-guaranteed 25% by a provincial re-guarantor, a
+    risk pool of 0.5% of the opening balance for credit loans, and a 1-point interest subsidy for 首贷户.
+    ``core`` keeps only what :mod:`creditsim.reference` models: no campaign, liquidity stress, re-guarantor or
+    interest subsidy, and exact beliefs with every bank lending to every grade (so no loan depends on cover).
+    """
+    data = _default_data()
+    base = initial_population(scenario_from_dict(data))
+    scale = borrowers / float(base.borrowers.sum())
+    opening = float(base.opening_mean.sum()) * scale  # CNY
+    for seg in data["firms"]["segments"].values():
+        seg["firms"] = round(parse_count(seg["firms"]) * scale)
+        seg["entry_per_year"] = seg["entry_per_year"] * scale
+        seg["applications_per_month"] = seg["applications_per_month"] * scale
+    for bank in data["banks"].values():
+        bank["all_loans"] = parse_amount(bank["all_loans"]) * scale
+    for channel in data["campaign"]["channels"].values():
+        channel["reach_per_month"] = channel["reach_per_month"] * scale
+    data["calendar"]["months"] = months
+    data["guarantors"] = {"fund": {"capital": 0.015 * opening, "coverage": 0.8, "fee_rate": "0.8%", "fee_subsidy": "0.3%",
+                                   "cost_rate": "0.3%", "claim_lag_months": 3, "reguarantee": {"provincial": 0.25}}}
+    data["reguarantors"] = {"provincial": {"capital": 0.01 * opening, "fee_rate": "0.5%"}}
+    data["pools"] = {"pool": {"size": 0.005 * opening, "contributions": {"government": 0.6, "bank": 0.4}, "payout_share": 0.5,
+                              "annual_budget": 0.002 * opening}}
+    data["interest_subsidy"] = {"rate": "1%", "first_time_only": True}
+    if core:
+        for key in ("campaign", "liquidity", "interest_subsidy", "reguarantors"):
+            data.pop(key, None)
+        data["guarantors"]["fund"]["reguarantee"] = {}
+        data["risk"]["signal_sd"] = 0.0  # with max_pd 1 below: no lending that depends on cover
+        for bank in data["banks"].values():
+            bank["max_pd"] = 1.0
+    return scenario_from_dict(data)
+
+
+# ------------------------------------------------------------------------------------------------ measuring
 def uniform_rate(size: int = 10_000_000, repeats: int = 5) -> float:
     """Uniform doubles per second drawn by numpy's default generator (best of several draws)."""
     rng = np.random.default_rng(0)
@@ -57,45 +138,147 @@ def uniform_rate(size: int = 10_000_000, repeats: int = 5) -> float:
     return size / best
 
 
-def engine_rate(scenario: creditsim.Scenario, paths: int, seed: int = 0) -> tuple[float, float, float]:
-    """(borrower-months per second, wall seconds, borrower-months) of a run of ``paths`` paths."""
-    creditsim.simulate(scenario, paths=[10_000], seed=seed)  # warm up imports and caches on a discarded path
+def _rss_now() -> int:
+    """Resident set size of this process now, bytes."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _timed(run, scenario: creditsim.Scenario, paths: int) -> tuple[float, float, float]:
+    """(wall seconds, borrower-months, most loans outstanding) of ``run(scenario, paths=paths, seed=0)``."""
     start = time.perf_counter()
-    results = creditsim.simulate(scenario, paths=paths, seed=seed)
+    results = run(scenario, paths=paths, seed=0)
     wall = time.perf_counter() - start
-    borrower_months = float(results.values("borrowers")[:, 1:].sum())
-    return borrower_months / wall, wall, borrower_months
+    return wall, float(results.values("borrowers")[:, 1:].sum()), float(results.values("loans").max())
+
+
+def measure(case: Case) -> dict[str, Any]:
+    """Run one case in this process and return its record."""
+    scenario = benchmark_scenario(case.borrowers, case.months, case.core)
+    creditsim.simulate(benchmark_scenario(2_000, months=3, core=case.core), paths=[10_000], seed=0)  # warm imports and caches
+    uniforms = uniform_rate()
+    before = _rss_now()
+    wall, borrower_months, loans = _timed(creditsim.simulate, scenario, case.paths)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    throughput = borrower_months / wall
+    record: dict[str, Any] = {
+        "scenario": case.name,
+        "borrower_months_per_s": round(throughput),
+        "uniform_per_s": round(uniforms),
+        "ratio_to_uniform": round(throughput / uniforms, 4),
+        "reference_speedup": None,
+        "wall_s": round(wall, 3),
+        "peak_rss_bytes": peak,
+        "bytes_per_loan": round((peak - before) / loans, 1),
+        "borrowers": case.borrowers,
+        "paths": case.paths,
+        "months": case.months,
+        "borrower_months": borrower_months,
+        "curve": case.curve,
+    }
+    if case.reference:
+        from creditsim import reference
+
+        ref_wall, ref_borrower_months, _ = _timed(reference.simulate, scenario, 1)
+        record["reference_borrower_months_per_s"] = round(ref_borrower_months / ref_wall)
+        record["reference_wall_s"] = round(ref_wall, 3)
+        record["reference_speedup"] = round(throughput / (ref_borrower_months / ref_wall), 1)
+    record.update(python=platform.python_version(), numpy=np.__version__, creditsim=creditsim.__version__)
+    return record
+
+
+def measure_in_child(case: Case) -> dict[str, Any]:
+    """Run one case in a fresh Python process (so peak memory is the case's own)."""
+    args = [sys.executable, str(Path(__file__).resolve()), "--case", json.dumps(case.__dict__)]
+    out = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(HERE)})
+    if out.returncode != 0:
+        raise SystemExit(f"benchmark case {case.name} failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------------------ reporting
+def goals(records: list[dict[str, Any]]) -> list[str]:
+    """The issue's four goals, each with the measured figure."""
+    by = {r["scenario"]: r for r in records}
+    lines = []
+    main = [by[n] for n in ("small", "city", "province") if n in by]
+    worst = min(main, key=lambda r: r["ratio_to_uniform"])
+    lines.append(f"1. throughput / uniform rate ≥ 0.5: lowest {worst['ratio_to_uniform']:.3f} ({worst['scenario']})")
+    if "small-core" in by:
+        lines.append(f"2. speedup over the reference ≥ 1000: {by['small-core']['reference_speedup']:.0f}× (small-core)")
+    if "province" in by:
+        p = by["province"]
+        lines.append(f"3. province ≤ 10 s and ≤ 2 GiB: {p['wall_s']:.1f} s, {p['peak_rss_bytes'] / 2**30:.2f} GiB, {p['bytes_per_loan']:.0f} bytes/loan")
+    curve = [r for r in records if r["curve"]]
+    cost = np.array([1.0 / r["borrower_months_per_s"] for r in curve])
+    spread = (cost.max() / np.median(cost) - 1.0, cost.min() / np.median(cost) - 1.0)
+    lines.append(f"4. s per borrower-month within ±30% of the median from {curve[0]['borrowers']:,} to {curve[-1]['borrowers']:,} borrowers: "
+                 f"{spread[1]:+.0%} to {spread[0]:+.0%}")
+    book = next(r for r in records if r["scenario"].startswith("book-"))
+    large = max(curve, key=lambda r: r["borrowers"])
+    lines.append(f"   many small paths ({book['scenario']}) cost {large['borrower_months_per_s'] / book['borrower_months_per_s']:.2f}× "
+                 f"per borrower-month of one {large['scenario']} path (goal ≤ 2)")
+    return lines
+
+
+def plot(records: list[dict[str, Any]], path: Path) -> None:
+    """Seconds per borrower-month against borrowers (the scaling curve), written atomically to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = sorted((r for r in records if r["curve"]), key=lambda r: r["borrowers"])
+    x = [r["borrowers"] for r in curve]
+    y = [1e9 / r["borrower_months_per_s"] for r in curve]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(x, y, "o-", label="fast engine, one path")
+    median = float(np.median(y))
+    ax.axhspan(0.7 * median, 1.3 * median, color="0.9", label="±30% of the median")
+    two_draws = 2e9 / curve[0]["uniform_per_s"]
+    ax.axhline(two_draws, color="C2", ls="--", label="two uniform draws (goal)")
+    for r in records:
+        if r["scenario"].startswith("book-"):
+            ax.plot([r["borrowers"]], [1e9 / r["borrower_months_per_s"]], "s", color="C3", label=f"{r['paths']} paths of {r['borrowers']:,}")
+    ax.set_xscale("log")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("opening borrowers")
+    ax.set_ylabel("ns per borrower-month")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp" + path.suffix)
+    fig.savefig(tmp, dpi=120)
+    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--paths", type=int, default=1, help="paths of the standard scenario (default 1)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--quick", action="store_true", help="skip province and the 1M point; shorter reference and many-paths runs")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per scenario")
+    parser.add_argument("--plot", type=Path, help="write the scaling curve to this PNG file")
+    parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: measure one case in this process
     args = parser.parse_args(argv)
-    scenario = standard_scenario()
-    uniforms = uniform_rate()
-    throughput, wall, borrower_months = engine_rate(scenario, args.paths)
-    record = {
-        "scenario": "standard",
-        "paths": args.paths,
-        "borrower_months": borrower_months,
-        "wall_s": round(wall, 3),
-        "borrower_months_per_s": round(throughput),
-        "uniform_per_s": round(uniforms),
-        "ratio_to_uniform": round(throughput / uniforms, 4),
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "creditsim": creditsim.__version__,
-    }
-    if args.json:
-        print(json.dumps(record))
-    else:
-        print(f"standard scenario: {borrower_months / 1e6:.1f}M borrower-months in {wall:.2f} s ({args.paths} path(s))")
-        print(f"engine throughput     {throughput / 1e6:10.2f} M borrower-months/s")
-        print(f"numpy uniform draws   {uniforms / 1e6:10.1f} M/s")
-        print(f"ratio                 {throughput / uniforms:10.4f}   (borrower-months per uniform draw time)")
-        print(f"peak memory           {record['peak_rss_bytes'] / 2**20:10.0f} MiB")
+    if args.case:
+        print(json.dumps(measure(Case(**json.loads(args.case)))))
+        return 0
+    records = []
+    if not args.json:
+        print(f"{'scenario':<14} {'borrowers':>10} {'paths':>5} {'wall s':>8} {'bm/s':>9} {'uniform/s':>10} {'ratio':>7} {'vs ref':>7} {'peak RSS':>9} {'B/loan':>7}")
+    for case in cases(args.quick):
+        r = measure_in_child(case)
+        records.append(r)
+        if args.json:
+            print(json.dumps(r), flush=True)
+        else:
+            ref = f"{r['reference_speedup']:.0f}×" if r["reference_speedup"] else ""
+            print(f"{r['scenario']:<14} {r['borrowers']:>10,} {r['paths']:>5} {r['wall_s']:>8.2f} {r['borrower_months_per_s'] / 1e6:>8.1f}M "
+                  f"{r['uniform_per_s'] / 1e6:>9.0f}M {r['ratio_to_uniform']:>7.4f} {ref:>7} {r['peak_rss_bytes'] / 2**20:>7.0f}Mi {r['bytes_per_loan']:>7.0f}",
+                  flush=True)
+    if not args.json:
+        print()
+        print("\n".join(goals(records)))
+    if args.plot:
+        plot(records, args.plot)
     return 0
 
 

@@ -1,12 +1,15 @@
 """Opt-in pytest-benchmark suite (not part of the default test run):
 
     pytest benchmarks/ --benchmark-enable
+
+Kernels of the engine and whole runs of the benchmark scenarios (see ``run.py``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from run import benchmark_scenario
 
 import creditsim
 from creditsim.risk import cumulative_hazard, default_months, monthly_hazards
@@ -32,8 +35,12 @@ def test_default_scenario_one_path(benchmark):
     benchmark.pedantic(creditsim.simulate, args=(scenario,), kwargs={"paths": 1, "seed": 0}, rounds=5, iterations=1)
 
 
-def test_standard_scenario_one_path(benchmark):
-    from run import standard_scenario
-
-    scenario = standard_scenario()
+@pytest.mark.parametrize("borrowers", [20_000, 500_000])
+def test_benchmark_scenario_one_path(benchmark, borrowers):
+    scenario = benchmark_scenario(borrowers)
     benchmark.pedantic(creditsim.simulate, args=(scenario,), kwargs={"paths": 1, "seed": 0}, rounds=3, iterations=1)
+
+
+def test_small_book_many_paths(benchmark):
+    scenario = benchmark_scenario(2_000)
+    benchmark.pedantic(creditsim.simulate, args=(scenario,), kwargs={"paths": 100, "seed": 0}, rounds=1, iterations=1)

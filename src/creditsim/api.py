@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,16 @@ def simulate(
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
+    return run_paths(Simulation, scenario, paths, seed, progress)
+
+
+def run_paths(engine: Callable[[Scenario, int, int], Any], scenario: Scenario, paths: int | Iterable[int], seed: int,
+              progress: Callable[[int, int], None] | None = None) -> Results:
+    """Run ``engine(scenario, seed, path).run()`` for each path and collect the metrics (see :func:`simulate`).
+
+    ``engine`` is :class:`creditsim.engine.Simulation` or the reference engine's
+    :class:`creditsim.reference.ReferenceSimulation`; both expose the same metric arrays.
+    """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ScenarioError("seed", seed, "must be a whole number ≥ 0")
     if isinstance(paths, bool):
@@ -56,7 +67,7 @@ def simulate(
             raise ScenarioError("paths", path_ids, "must be distinct path numbers ≥ 0")
     runs: dict[str, list[np.ndarray]] = {scope: [] for scope in SCOPES}
     for done, path in enumerate(path_ids, start=1):
-        sim = Simulation(scenario, int(seed), path).run()
+        sim = engine(scenario, int(seed), path).run()
         runs["bank"].append(sim.bank_metrics)
         runs["guarantor"].append(sim.guarantor_metrics)
         runs["reguarantor"].append(sim.reguarantor_metrics)
