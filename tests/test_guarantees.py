@@ -530,3 +530,43 @@ def test_a_full_guarantor_denies_cover_dependent_applicants():
     assert (r.cumulative("cover_dependent_approvals") > 0).all() and (r.cumulative("cover_denied") > 0).all()
     assert (r.values("guarantee_outstanding", "fund") <= 10 * r.values("guarantor_capital", "fund") + 1e-6).all()
     assert_ledgers(r)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 1000), max_size=40), st.integers(-10, 20_000))
+def test_first_fit_takes_each_loan_that_fits_in_the_room_left(sizes, room):
+    """Capacity is allocated application by application: first_fit against the plain loop over the loans."""
+    from creditsim.capacity import first_fit
+
+    left, expected = room, []
+    for size in sizes:
+        expected.append(size <= left)
+        left -= size if size <= left else 0
+    assert first_fit(np.array(sizes, dtype=float), float(room)).tolist() == expected
+
+
+def test_a_loan_that_does_not_fit_leaves_room_for_smaller_ones():
+    """Room for 1000万 of liability: 12 lines of 120万 (liability 96万 each) reach the guarantor before 30 lines of
+    10万 (8万 each). Ten large ones fit, the next two do not, and the small ones fill what is left (4 of them),
+    leaving less room than one more small loan needs."""
+    def segment(firms: int, line: float) -> dict[str, Any]:
+        return {"firms": firms, "unbanked_share": 0.0, "pd": [0.01], "grade_share": [1.0], "rho": 0.1, "line_median": line, "line_p90": line * 1.001}
+
+    data = {
+        "name": "first-fit", "calendar": {"start": "2021-01", "months": 1},
+        "firms": {"segments": {"big": segment(12, 1.2e6), "tiny": segment(30, 1e5)}},
+        "banks": {"bank": {"share": 1.0, "all_loans": "1亿", "non_inclusive_growth": 0.0, "max_pd": 1.0, "rate": 0.05,
+                           "term_mix": {"12": 1.0}, "product_mix": {"guaranteed": 1.0}}},
+        "demand": {"reborrow_prob": 1.0},
+        "risk": {"lgd": {"credit": 0.5, "guaranteed": 0.5, "collateral": 0.5}},
+        "guarantors": {"fund": {"capital": "100万", "coverage": 0.8, "fee_rate": 0.0, "leverage_cap": 10, "single_borrower_share": 1.0}},
+    }
+    sim = Simulation(scenario_from_dict(data), seed=0, path=0)
+    sim._open()
+    loans = sim.book.outstanding()
+    covered = loans.guarantor >= 0
+    big = sim.borrowers.segment[loans.firm] == 0
+    room = 10 * 1e6 * 100 - sim.guarantees.outstanding[0]  # fen
+    assert covered[big].sum() == 10
+    small_liability = np.round(0.8 * loans.amount[~big])
+    assert covered[~big].sum() == 4 and 0 <= room < small_liability[~covered[~big]].min()

@@ -31,10 +31,11 @@ runs in about 65–75 s on the project's 2-core machine: the fast engine about 2
 for the three scenarios (the reference does about 400,000 borrower-months a second on them), 6 s per power check.
 
 Where capacity binds, the allocation of cover depends on the order in which loans reach a guarantor or pool.
-The reference follows the fast engine's documented rules (every loan maturing in a month ends before any is
-re-lent; within a batch, cover is taken in order until a loan does not fit, then none of the batch). Filling
-loan by loan instead makes ``guarantee_unavailable`` about 8% lower in scenario (3) over the 24 months, which
-this comparison rejects (means 5.8 se apart).
+Both engines follow the same rules: every loan maturing in a month ends before any is re-lent, and each loan,
+in order, is covered when it fits in the room left (first fit: a loan that does not fit is refused and later,
+smaller ones may still be taken). The earlier rule of the fast engine, which took a batch's loans only until the
+first that did not fit, made ``guarantee_unavailable`` about 8% higher in scenario (3) over the 24 months, and
+this comparison told the two rules apart (means 5.8 se apart).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .capacity import first_fit
 from .metrics import SCOPE_METRICS
 from .scenario import Scenario
 from .units import month_index
@@ -105,7 +106,8 @@ class GuaranteeBook:
         or, where ``only`` is not -1, that guarantor alone.
 
         Room: capital at or above the floor, the borrower's liability c·line within the single-borrower cap,
-        and outstanding liability within leverage_cap × capital (loans are taken in order until it binds).
+        and outstanding liability within leverage_cap × capital (each loan in order takes what room is left: see
+        :func:`creditsim.capacity.first_fit`).
 
         Returns
         -------
@@ -126,7 +128,7 @@ class GuaranteeBook:
                 continue
             liability = np.round(c * amount[candidates])
             room = self.leverage_cap[g] * self.capital[g] - self.outstanding[g]
-            taken = candidates[np.cumsum(liability) <= room]
+            taken = candidates[first_fit(liability, room)]
             if taken.size == 0:
                 continue
             out[taken] = g

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .capacity import first_fit
 from .metrics import SCOPE_METRICS
 from .scenario import PRODUCTS, Scenario
 
@@ -74,7 +75,8 @@ class PoolBook:
     def assign(self, segment: np.ndarray, bank: np.ndarray, product: np.ndarray, amount: np.ndarray, first_time: np.ndarray,
                guarantor: np.ndarray, only: np.ndarray | None = None) -> np.ndarray:
         """Cover for eligible loans without a guarantee: the first pool (in scenario order) that is not suspended
-        and has room within leverage × balance (loans are taken in order until it binds), or, where ``only`` is
+        and has room within leverage × balance (each loan in order takes what room is left: see
+        :func:`creditsim.capacity.first_fit`), or, where ``only`` is
         not -1, that pool alone.
 
         Returns
@@ -94,7 +96,7 @@ class PoolBook:
             if candidates.size == 0:
                 continue
             room = self.leverage[p] * self.balance[p] - self.covered[p]
-            taken = candidates[np.cumsum(amount[candidates]) <= room]
+            taken = candidates[first_fit(amount[candidates], room)]
             out[taken] = p
             self.covered[p] += amount[taken].sum()
         return out

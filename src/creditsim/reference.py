@@ -48,11 +48,10 @@ and cannot all be renewed. ``restructured_balance`` is the balance of such maske
 default comes before the loan matures; it needs hindsight, so it is filled in when the path is complete.
 
 *Cover.* A loan of the guaranteed product gets the first guarantor (in scenario order) that takes it, else it is
-made as a credit loan; a loan without a guarantee gets the first pool that takes it. New loans come in batches:
-the opening book, the month's new borrowers (in order of segment, grade and state), the month's renewals and
-re-borrowing. Within a batch a guarantor or pool takes loans in order until one does not fit under its leverage
-limit, and then no more loans of that batch (the rule of :meth:`creditsim.guarantees.GuaranteeBook.assign`
-and :meth:`creditsim.pools.PoolBook.assign`: "loans are taken in order until it binds").
+made as a credit loan; a loan without a guarantee gets the first pool that takes it. A guarantor or pool takes
+a loan when it fits in the room left under its leverage limit; one that does not fit is refused, and a later,
+smaller loan may still be taken. Loans reach them in this order each month: the month's new borrowers (in
+order of segment, grade and state), then, once every maturing loan has ended, the renewals and re-borrowing.
 
 *Defaults and losses.* A defaulted loan of amount A turns non-performing. Its recovery R = round(A (1 − LGD))
 (LGD the product's mean, or a Beta draw with that mean and ``risk.lgd_sd``) comes ``recovery_lag_months``
@@ -351,29 +350,20 @@ class GuaranteeFund:
         self.fiscal = 0.0
         self._claims: list[tuple[float, simpy.Event]] = []
         self._recoveries = 0.0
-        self._full = False
 
     def start_month(self) -> None:
         self.flows = dict.fromkeys(self.FLOWS, 0.0)
         self.fiscal = 0.0
 
-    def start_batch(self) -> None:
-        """A new batch of loans: the guarantor may take loans again."""
-        self._full = False
-
     def takes(self, bank: int, segment: int, line: float, liability: float) -> bool:
         """Whether it guarantees a loan with this liability now: eligible bank and segment, line within max_line,
         capital at or above the floor, the borrower's liability coverage × line within the single-borrower cap, and
-        the liability fitting under leverage_cap × capital; once an eligible loan does not fit, it takes no more
-        loans of the batch."""
+        the liability fitting in the room left under leverage_cap × capital."""
         eligible = (
             bank in self.banks and segment in self.segments and line <= self.max_line and self.capital >= self.floor
             and self.coverage * line <= self.single_share * self.capital
         )
-        if not eligible or self._full:
-            return False
-        self._full = self.outstanding + liability > self.leverage_cap * self.capital
-        return not self._full
+        return eligible and self.outstanding + liability <= self.leverage_cap * self.capital
 
     def issue(self, liability: float) -> None:
         self.outstanding += liability
@@ -454,11 +444,6 @@ class RiskPool:
         self.flows = dict.fromkeys(self.FLOWS, 0.0)
         self.fiscal = 0.0
         self._requests: list[tuple[float, simpy.Event]] = []
-        self._full = False
-
-    def start_batch(self) -> None:
-        """A new batch of loans: the pool may take loans again."""
-        self._full = False
 
     def start_month(self, t: int) -> None:
         """Reset the flows; in January reset the annual cap and add the budget and the top-up, in the contributors' shares."""
@@ -478,16 +463,13 @@ class RiskPool:
 
     def takes(self, bank: int, segment: int, product: int, amount: float, first_time: bool) -> bool:
         """Whether it covers a loan without a guarantee now: not suspended, eligible bank, segment and product, the
-        loan within max_loan, a 首贷户 if it covers only those, and the loan fitting under leverage × balance; once an
-        eligible loan does not fit, it takes no more loans of the batch."""
+        loan within max_loan, a 首贷户 if it covers only those, and the loan fitting in the room left under
+        leverage × balance."""
         eligible = (
             not self.suspended and bank in self.banks and segment in self.segments and product in self.products
             and amount <= self.max_loan and (first_time or not self.spec.first_time_only)
         )
-        if not eligible or self._full:
-            return False
-        self._full = self.covered + amount > self.leverage * self.balance
-        return not self._full
+        return eligible and self.covered + amount <= self.leverage * self.balance
 
     def request(self, amount: float) -> simpy.Event:
         """Ask for compensation due this month; the event succeeds with the amount paid."""
@@ -713,7 +695,6 @@ class ReferenceSimulation:
         s = self.scenario
         start = initial_population(s)
         self.unbanked[:] = start.pool
-        self._start_batch()
         for seg, grade, bank in np.ndindex(start.borrowers.shape):
             for _ in range(int(start.borrowers[seg, grade, bank])):
                 z = self.draw["signals"].normal()
@@ -730,12 +711,6 @@ class ReferenceSimulation:
         self._record(0)
 
     # ------------------------------------------------------------------------------------------ the month's events
-    def _start_batch(self) -> None:
-        for fund in self.funds:
-            fund.start_batch()
-        for pool in self.pools:
-            pool.start_batch()
-
     def _start_month(self, t: int) -> None:
         """OPEN: reset the flows; pools' January money; interest on the performing balance at the start of the month."""
         self.t = t
@@ -802,7 +777,6 @@ class ReferenceSimulation:
                 grade, state = divmod(cell, POOL_STATES)
                 self.unbanked[i, grade, state] -= 1
                 applicants.append((i, grade, state))
-        self._start_batch()
         for i, grade, state in sorted(applicants):
             bank = draw.choice(self.bank_cum)
             if not self._decide(t, i, grade, state, bank):
@@ -1016,8 +990,7 @@ class ReferenceSimulation:
             self.unbanked[firm.segment, firm.grade, FORMER_FIRST_TIME if firm.first_time else FORMER] += 1
 
     def _relend(self, t: int) -> None:
-        """RELENDING: the month's renewals and re-borrowed loans, one batch, firm by firm in the order they matured."""
-        self._start_batch()
+        """RELENDING: the month's renewals and re-borrowed loans, firm by firm in the order they matured."""
         for firm, new_loans in self._relending:
             firm.loans = [self._make_loan(firm, t, amount, term, t + term, product, renewals, masked=firm.masked)
                           for amount, term, product, renewals in new_loans]
