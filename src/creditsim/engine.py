@@ -417,7 +417,7 @@ class Simulation:
         age = np.asarray(rng.integers(0, term)) if seasoned else np.zeros(n, dtype=np.int64)
         owner = np.repeat(np.arange(n), per_firm)
         loan_bank = bank[owner]
-        product = _pick(self.product_cum[loan_bank], np.asarray(rng.random(owner.shape[0]))).astype(np.int8)
+        product = _pick(self.product_cum, loan_bank, np.asarray(rng.random(owner.shape[0]))).astype(np.int8)
         amount = per_loan[owner]
         known = np.full(n, s.risk.known_history_loans) if history is None else history
         if belief is None:
@@ -511,7 +511,7 @@ class Simulation:
         """One term per firm from its bank's mix (length-biased for the seasoned opening book); new borrowers
         draw from the loans stream, re-borrowing firms from the reborrow stream."""
         cum = self.seasoned_term_cum if seasoned else self.term_cum
-        return self.terms[_pick(cum[bank], np.asarray((rng or self.rng["loans"]).random(bank.shape[0])))].astype(np.int64)
+        return self.terms[_pick(cum, bank, np.asarray((rng or self.rng["loans"]).random(bank.shape[0])))].astype(np.int64)
 
     def _make_loans(self, t: int, firm: np.ndarray, bank: np.ndarray, amount: np.ndarray, term: np.ndarray, maturity: np.ndarray,
                     product: np.ndarray, renewals: np.ndarray, masked: np.ndarray, guarantor: np.ndarray, pool: np.ndarray,
@@ -705,7 +705,7 @@ class Simulation:
         masked = renewing_firm[inverse][cont]  # a renewing firm's distress stays hidden until its loans fall due
         # a renewal keeps its product; a re-borrowed loan draws a new one (drawn for every continuing loan, so
         # the stream's use does not depend on the renewal policy); a cover-dependent firm's loans need its cover
-        drawn = _pick(self.product_cum[bank[cont]], np.asarray(self.rng["reborrow"].random(int(cont.sum())))).astype(np.int8)
+        drawn = _pick(self.product_cum, bank[cont], np.asarray(self.rng["reborrow"].random(int(cont.sum())))).astype(np.int8)
         product = np.where(renew[cont], loans.product[cont], drawn)
         f = firm[cont]
         product, guarantor, pool, _ = self._cover_loans(table.segment[f], table.line[f], table.first_time[f], bank[cont], new_amount[cont],
@@ -885,6 +885,14 @@ def _cumulative(weights: np.ndarray) -> np.ndarray:
     return cum
 
 
-def _pick(cum: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Inverse-CDF choice per row: the first column whose cumulative probability exceeds u."""
-    return (u[:, None] >= cum).sum(axis=1)
+def _pick(cum: np.ndarray, row: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inverse-CDF choice: for each u in [0, 1), the first column of ``cum[row]`` whose cumulative probability
+    exceeds u (rows from :func:`_cumulative`).
+
+    One ``searchsorted`` for all rows: row r is lifted by 2r (its +inf capped at 1.5), so the rows laid end to end
+    form one increasing sequence, and u + 2r falls inside row r.
+    """
+    n_rows, width = cum.shape
+    lifted = (np.minimum(cum, 1.5) + 2.0 * np.arange(n_rows)[:, None]).ravel()
+    row = row.astype(np.int64)
+    return np.searchsorted(lifted, u + 2.0 * row, side="right") - width * row
