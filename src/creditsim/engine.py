@@ -415,6 +415,10 @@ class Simulation:
         per_loan = np.maximum(np.floor(line / per_firm), 1.0)  # whole fen
         term = self._draw_terms(bank, seasoned)
         age = np.asarray(rng.integers(0, term)) if seasoned else np.zeros(n, dtype=np.int64)
+        cohort = seg * self.n_grades + grade
+        default_month = default_months(self.cum_hazard, cohort, t, np.asarray(self.rng["defaults"].standard_exponential(n)))
+        maturity = t + term - age
+        end = np.where((default_month <= self.months) & (default_month <= maturity), default_month, np.minimum(maturity, self.months + 1))
         owner = np.repeat(np.arange(n), per_firm)
         loan_bank = bank[owner]
         product = _pick(self.product_cum, loan_bank, np.asarray(rng.random(owner.shape[0]))).astype(np.int8)
@@ -440,6 +444,14 @@ class Simulation:
         m = index.shape[0]
         if m == 0:
             return accepted
+        # cover went to the firms in the order they came; from here on take them, and their loans, in the order the
+        # loans end, so that filing millions of loans scans memory in order instead of permuting it
+        firm_order = np.argsort(end[index].astype(np.int16), kind="stable")
+        loan_order = np.argsort(end[index][owner].astype(np.int16), kind="stable")
+        rank = np.empty(m, dtype=np.int64)
+        rank[firm_order] = np.arange(m)
+        index = index[firm_order]
+        owner, product, guarantor, pool, amount = rank[owner][loan_order], product[loan_order], guarantor[loan_order], pool[loan_order], amount[loan_order]
         table = self.borrowers
         slots = table.add(m)
         table.segment[slots] = seg[index]
@@ -450,8 +462,7 @@ class Simulation:
         table.history[slots] = s.risk.known_history_loans if history is None else history[index]
         table.cover[slots] = cover[index]
         table.belief[slots] = belief[index]  # repaid is 0, so this is _believed_pd of the firm's history
-        cohort = seg[index] * self.n_grades + grade[index]
-        table.default_month[slots] = default_months(self.cum_hazard, cohort, t, np.asarray(self.rng["defaults"].standard_exponential(m)))
+        table.default_month[slots] = default_month[index]
         table.line[slots] = (per_loan * per_firm)[index]
         table.loans[slots] = per_firm[index]
         table.since[slots] = t - age[index] - (12 * s.risk.known_history_loans if seasoned else 0)
@@ -460,7 +471,7 @@ class Simulation:
             self.flows[:, _B["first_loan_amount"]] += np.bincount(bank[index], np.where(first_loan[index], (per_loan * per_firm)[index], 0.0), nb)
         firm = slots[owner]
         self._make_loans(
-            t, firm, bank[index][owner].astype(np.int16), amount, term[index][owner], maturity=(t + term - age)[index][owner],
+            t, firm, bank[index][owner].astype(np.int16), amount, term[index][owner], maturity=maturity[index][owner],
             product=product, renewals=np.zeros(firm.shape[0], np.int16), masked=np.zeros(firm.shape[0], bool),
             guarantor=guarantor, pool=pool, seasoned=seasoned,
         )

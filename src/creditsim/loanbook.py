@@ -90,14 +90,14 @@ class LoanBook:
     def file(self, loans: Loans, end: np.ndarray) -> None:
         """File each loan under its end month (months after the horizon go to bucket M + 1).
 
-        The loans are ordered by end month with a stable radix sort on 16-bit months, so a firm's loans (made
-        together, ending together) stay next to each other in their bucket.
+        The loans are ordered by end month with a stable radix sort on 16-bit months (unless they come ordered),
+        so a firm's loans (made together, ending together) stay next to each other in their bucket.
         """
         if len(loans) == 0:
             return
         end = np.minimum(end, self.months + 1).astype(np.int16)
-        order = np.argsort(end, kind="stable")
-        loans = loans.take(order)
+        if not (end[1:] >= end[:-1]).all():  # new borrowers come sorted (see Simulation._new_borrowers): no copy
+            loans = loans.take(np.argsort(end, kind="stable"))
         counts = np.bincount(end, minlength=self.months + 2)
         stops = np.cumsum(counts)
         for month in np.flatnonzero(counts).tolist():
