@@ -107,17 +107,17 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(done: int, total: int) -> None:
+    """Paths done so far, on one line of the terminal (nothing when stderr is not a terminal)."""
+    if sys.stderr.isatty():
+        print(f"\r{done}/{total} paths", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+
 def _run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     if args.out:
         Results.check_target(args.out)
-    show = sys.stderr.isatty()
-
-    def progress(done: int, total: int) -> None:
-        if show:
-            print(f"\r{done}/{total} paths", end="" if done < total else "\n", file=sys.stderr, flush=True)
-
-    results = simulate(scenario, paths=args.paths, seed=args.seed, progress=progress)
+    results = simulate(scenario, paths=args.paths, seed=args.seed, progress=_progress)
     print(format_summary(results))
     if args.out:
         where = results.save(args.out)
@@ -128,13 +128,7 @@ def _run(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     base = load_scenario(args.base, args.base_overrides)
     variant = load_scenario(args.variant if args.variant is not None else args.base, args.overrides)
-    show = sys.stderr.isatty()
-
-    def progress(done: int, total: int) -> None:
-        if show:
-            print(f"\r{done}/{total} paths", end="" if done < total else "\n", file=sys.stderr, flush=True)
-
-    comparison = compare(base, variant, paths=args.paths, seed=args.seed, progress=progress)
+    comparison = compare(base, variant, paths=args.paths, seed=args.seed, progress=_progress)
     print(format_comparison(comparison, END_STOCKS, TOTAL_FLOWS, _fmt))
     costs = per_fiscal_cost(comparison, "disbursed")
     if costs["extra_fiscal_cost"] != 0:

@@ -8,7 +8,6 @@ measures the policy, not the noise, and its standard error is that of the paired
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import pandas as pd
 from .api import simulate
 from .errors import ScenarioError
 from .metrics import SCOPE_METRICS, SCOPES, metric
-from .results import ALL, Results
+from .results import ALL, Results, mean_and_mcse
 from .scenario import Scenario, load_scenario
 
 __all__ = ["Z95", "Comparison", "compare", "format_comparison"]
@@ -95,33 +94,23 @@ def compare(
         paths = list(paths)  # an iterator is read once, then given to both runs
     n = paths if isinstance(paths, int) else len(paths)
 
-    def first(done: int, total: int) -> None:
-        if progress:
-            progress(done, 2 * n)
+    def counting_from(offset: int) -> Callable[[int, int], None]:
+        return lambda done, total: progress(offset + done, 2 * n) if progress else None
 
-    def second(done: int, total: int) -> None:
-        if progress:
-            progress(n + done, 2 * n)
-
-    return Comparison(simulate(a, paths=paths, seed=seed, progress=first), simulate(b, paths=paths, seed=seed, progress=second))
+    return Comparison(simulate(a, paths=paths, seed=seed, progress=counting_from(0)), simulate(b, paths=paths, seed=seed, progress=counting_from(n)))
 
 
 def _paired(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
     """Paired statistics over paths (axis 0), NaN-aware."""
-    d = b - a
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        n = np.sum(~np.isnan(d), axis=0)
-        mean = np.nanmean(d, axis=0)
-        se = np.nanstd(d, axis=0, ddof=1) / np.sqrt(n) if d.shape[0] > 1 else np.full(np.shape(mean), np.nan)
-        return {
-            "mean_a": np.nanmean(a, axis=0),
-            "mean_b": np.nanmean(b, axis=0),
-            "diff": mean,
-            "diff_mcse": se,
-            "ci_low": mean - Z95 * se,
-            "ci_high": mean + Z95 * se,
-        }
+    mean, se = mean_and_mcse(b - a)
+    return {
+        "mean_a": mean_and_mcse(a)[0],
+        "mean_b": mean_and_mcse(b)[0],
+        "diff": mean,
+        "diff_mcse": se,
+        "ci_low": mean - Z95 * se,
+        "ci_high": mean + Z95 * se,
+    }
 
 
 def format_comparison(comparison: Comparison, stocks: tuple[str, ...], flows: tuple[str, ...], fmt: Callable[[float, str], str]) -> str:

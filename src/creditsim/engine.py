@@ -36,6 +36,7 @@ import simpy
 from scipy.special import expit, logit, ndtr, ndtri
 
 from .borrowers import BorrowerTable
+from .capacity import pay_pro_rata
 from .errors import ScenarioError
 from .guarantees import GuaranteeBook
 from .loanbook import LoanBook, Loans
@@ -44,7 +45,7 @@ from .pools import PoolBook
 from .population import DECLINED, FORMER, FORMER_FIRST_TIME, NEVER, POOL_STATES, grade_table, initial_population, line_parameters
 from .renewal import eligible
 from .risk import beta_parameters, cumulative_hazard, default_months, monthly_hazards
-from .scenario import FACTOR_MONTHS, PRODUCTS, Scenario
+from .scenario import FACTOR_MONTHS, PRODUCTS, Scenario, admitted
 from .streams import COMPONENTS, stream
 from .units import month_index
 
@@ -138,8 +139,8 @@ class Simulation:
         self.subsidised_balance = z(nb)
         self.subsidy_spent = 0.0  # this calendar year, fen
         sub = s.interest_subsidy
-        self.subsidy_bank_ok = np.array([sub is not None and (sub.banks is None or b in sub.banks) for b in s.banks])
-        self.subsidy_segment_ok = np.array([sub is not None and (sub.segments is None or x in sub.segments) for x in s.firms.segments])
+        self.subsidy_bank_ok = np.array(admitted(sub.banks if sub else [], s.bank_names))
+        self.subsidy_segment_ok = np.array(admitted(sub.segments if sub else [], s.segment_names))
         self.npl_balance, self.npl_credit, self.npl_loans, self.npl_firms = z(nb), z(nb), z(nb), z(nb)
         horizon = m + s.risk.write_off_months + 1  # filed resolutions fall in months 1..M + write_off_months
         self.due_recovered, self.due_recovered_credit = z((horizon, nb)), z((horizon, nb))
@@ -250,8 +251,8 @@ class Simulation:
         if (self.scenario.start_index + t - 1) % 12 == 0:
             self.subsidy_spent = 0.0
         due = np.round(self.subsidised_balance * sub.rate / 12.0)
-        left = math.inf if sub.annual_budget is None else max(sub.annual_budget * FEN - self.subsidy_spent, 0.0)
-        paid = due if due.sum() <= left else np.floor(due * left / due.sum())
+        left = math.inf if sub.annual_budget is None else sub.annual_budget * FEN - self.subsidy_spent
+        paid = pay_pro_rata(due[:, None], np.array([left]))[:, 0]
         self.subsidy_spent += float(paid.sum())
         self.flows[:, _B["interest_subsidy"]] = paid
         self.flows[:, _B["interest_subsidy_unfunded"]] = due - paid
@@ -418,7 +419,7 @@ class Simulation:
         cohort = seg * self.n_grades + grade
         default_month = default_months(self.cum_hazard, cohort, t, np.asarray(self.rng["defaults"].standard_exponential(n)))
         maturity = t + term - age
-        end = np.where((default_month <= self.months) & (default_month <= maturity), default_month, np.minimum(maturity, self.months + 1))
+        end = np.minimum(default_month, maturity)  # the month the loans end (a default month of M + 1 means none: at most M + 1)
         owner = np.repeat(np.arange(n), per_firm)
         loan_bank = bank[owner]
         product = _pick(self.product_cum, loan_bank, np.asarray(rng.random(owner.shape[0]))).astype(np.int8)
@@ -730,8 +731,7 @@ class Simulation:
         """Per instrument (guarantors, then pools): the share of loss it covers and whether it takes new business."""
         g, p = self.guarantees, self.pools
         share = np.concatenate([g.coverage, p.share])
-        open_now = np.concatenate([(g.capital >= g.floor) & (g.outstanding < g.leverage_cap * g.capital),
-                                   ~p.suspended & (p.covered < p.leverage * p.balance)])
+        open_now = np.concatenate([g.taking(), p.taking()])
         return share, open_now
 
     def _renewable(self, t: int, loans: Loans, firms: np.ndarray, inverse: np.ndarray) -> np.ndarray:
@@ -755,7 +755,7 @@ class Simulation:
         self.npl_balance -= received
         self.flows[:, _B["recovered"]] += received
         if unpaid.any():
-            write_off = t - self.guarantees.claim_lag + self.scenario.risk.write_off_months
+            write_off = t + self.guarantees.write_off_after_claim
             np.add.at(self.due_written_off, write_off, unpaid)
 
     def _resolutions(self, t: int) -> None:

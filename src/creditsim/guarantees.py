@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .capacity import first_fit
+from .capacity import first_fit, pay_pro_rata
 from .metrics import SCOPE_METRICS
-from .scenario import Scenario
+from .scenario import Scenario, admitted
 from .units import month_index
 
 __all__ = ["GuaranteeBook"]
@@ -49,7 +49,7 @@ class GuaranteeBook:
 
     def __init__(self, scenario: Scenario, horizon: int, fen: float) -> None:
         s = scenario
-        self.scenario, self.fen = s, fen
+        self.fen = fen
         guarantors, reguarantors = list(s.guarantors.values()), list(s.reguarantors.values())
         self.n, self.n_reg, n_banks = len(guarantors), len(reguarantors), len(s.banks)
         self.coverage = np.array([g.coverage for g in guarantors])
@@ -63,8 +63,9 @@ class GuaranteeBook:
         self.single = np.array([g.single_borrower_share for g in guarantors])
         self.max_line = np.array([g.max_line for g in guarantors]) * fen
         self.claim_lag = np.array([g.claim_lag_months for g in guarantors], dtype=np.int64)
-        self.bank_ok = np.array([[g.banks is None or b in g.banks for b in s.banks] for g in guarantors], dtype=bool).reshape(self.n, n_banks)
-        self.segment_ok = np.array([[g.segments is None or x in g.segments for x in s.firms.segments] for g in guarantors], dtype=bool).reshape(self.n, len(s.firms.segments))
+        self.write_off_after_claim = s.risk.write_off_months - self.claim_lag  # months from a claim's due date to the loan's write-off
+        self.bank_ok = np.array([admitted(g.banks, s.bank_names) for g in guarantors], dtype=bool).reshape(self.n, n_banks)
+        self.segment_ok = np.array([admitted(g.segments, s.segment_names) for g in guarantors], dtype=bool).reshape(self.n, len(s.firms.segments))
         self.shares = np.array([[g.reguarantee.get(r, 0.0) for r in s.reguarantors] for g in guarantors]).reshape(self.n, self.n_reg)
         self.reg_fee = np.array([r.fee_rate for r in reguarantors])
         self.reg_fee_small = np.array([r.fee_rate if r.fee_rate_small is None else r.fee_rate_small for r in reguarantors])
@@ -97,8 +98,11 @@ class GuaranteeBook:
         """Coverage each guarantor could give each applicant now, shape (n, guarantors): its coverage where the
         applicant is eligible (bank, segment) and the guarantor takes new business (capital at or above the floor,
         room under the leverage cap), else 0."""
-        taking = (self.capital >= self.floor) & (self.outstanding < self.leverage_cap * self.capital)
-        return np.where(self.bank_ok[:, bank].T & self.segment_ok[:, segment].T & taking, self.coverage, 0.0)
+        return np.where(self.bank_ok[:, bank].T & self.segment_ok[:, segment].T & self.taking(), self.coverage, 0.0)
+
+    def taking(self) -> np.ndarray:
+        """Which guarantors take new business now: capital at or above the floor and liability under the cap."""
+        return (self.capital >= self.floor) & (self.outstanding < self.leverage_cap * self.capital)
 
     def assign(self, segment: np.ndarray, line: np.ndarray, bank: np.ndarray, amount: np.ndarray, wanted: np.ndarray,
                only: np.ndarray | None = None) -> np.ndarray:
@@ -128,11 +132,12 @@ class GuaranteeBook:
                 continue
             liability = np.round(c * amount[candidates])
             room = self.leverage_cap[g] * self.capital[g] - self.outstanding[g]
-            taken = candidates[first_fit(liability, room)]
+            fits = first_fit(liability, room)
+            taken = candidates[fits]
             if taken.size == 0:
                 continue
             out[taken] = g
-            added = np.round(c * amount[taken])
+            added = liability[fits]
             self.outstanding[g] += added.sum()
             self.outstanding_small[g] += added[amount[taken] <= SMALL_LOAN * self.fen].sum()
             self.flows[g, _G["guarantee_issued"]] += added.sum()
@@ -210,19 +215,18 @@ class GuaranteeBook:
         if self.n == 0 or not due.any():
             return np.zeros_like(due), np.zeros_like(due)
         reg_due = self.due_reg_claims[t]  # (G, R)
-        reg_paid = _pay_pro_rata(reg_due, self.reg_capital)
+        reg_paid = pay_pro_rata(reg_due, self.reg_capital)
         self.reg_capital -= reg_paid.sum(axis=0)
         reg_unpaid = reg_due - reg_paid
         received = reg_paid.sum(axis=1)
         self.capital += received
-        paid = _pay_pro_rata(due.T, self.capital).T  # (G, B): a guarantor's capital covers its claims on all banks
+        paid = pay_pro_rata(due.T, self.capital).T  # (G, B): a guarantor's capital covers its claims on all banks
         self.capital -= paid.sum(axis=1)
         unpaid = due - paid
         # the loss shifts: a guarantor's unpaid claims to the banks, a re-guarantor's unpaid reimbursements to the guarantor
-        shift = t - self.claim_lag + self.scenario.risk.write_off_months
-        for g in range(self.n):
-            self.due_loss[shift[g], g] += reg_unpaid[g].sum() - unpaid[g].sum()
-            self.due_reg_loss[shift[g]] -= reg_unpaid[g]
+        shift = t + self.write_off_after_claim
+        np.add.at(self.due_loss, (shift, np.arange(self.n)), reg_unpaid.sum(axis=1) - unpaid.sum(axis=1))
+        np.subtract.at(self.due_reg_loss, shift, reg_unpaid)
         f, rf = self.flows, self.reg_flows
         f[:, _G["guarantee_claims"]] += paid.sum(axis=1)
         f[:, _G["guarantee_unpaid_claims"]] += unpaid.sum(axis=1)
@@ -254,7 +258,7 @@ class GuaranteeBook:
         reg_fees = np.round(self.shares * (large[:, None] * self.reg_fee + self.outstanding_small[:, None] * self.reg_fee_small) / 12.0)
         # re-guarantee fees, then operating costs, are paid out of what the guarantor has: capital never goes negative
         self.capital += fees
-        reg_fees = _pay_pro_rata(reg_fees.T, self.capital).T
+        reg_fees = pay_pro_rata(reg_fees.T, self.capital).T
         self.capital -= reg_fees.sum(axis=1)
         costs = np.minimum(np.round(self.cost / 12.0 * self.outstanding), np.maximum(self.capital, 0.0))
         self.capital -= costs
@@ -281,12 +285,3 @@ class GuaranteeBook:
         guarantor_row[:, _G["guarantor_capital"]] = self.capital
         reguarantor_row[:] = self.reg_flows
         reguarantor_row[:, _R["reguarantor_capital"]] = self.reg_capital
-
-
-def _pay_pro_rata(due: np.ndarray, capital: np.ndarray) -> np.ndarray:
-    """What each payer (column) pays of the amounts it owes (rows): all of it if its capital allows, else its
-    capital shared in proportion, in whole fen (never more than the capital)."""
-    owed = due.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fraction = np.where(owed > capital, np.maximum(capital, 0.0) / owed, 1.0)
-    return np.where(fraction < 1.0, np.floor(due * fraction), due)

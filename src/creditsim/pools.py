@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .capacity import first_fit
+from .capacity import first_fit, pay_pro_rata
 from .metrics import SCOPE_METRICS
-from .scenario import PRODUCTS, Scenario
+from .scenario import PRODUCTS, Scenario, admitted
 
 __all__ = ["PoolBook"]
 
@@ -42,8 +42,8 @@ class PoolBook:
         self.max_loan = np.array([p.max_loan for p in pools]) * fen
         self.max_per_loan = np.array([np.inf if p.max_payout_per_loan is None else p.max_payout_per_loan * fen for p in pools])
         self.max_per_year = np.array([np.inf if p.max_payout_per_year is None else p.max_payout_per_year * fen for p in pools])
-        self.bank_ok = np.array([[p.banks is None or b in p.banks for b in s.banks] for p in pools], dtype=bool).reshape(self.n, n_banks)
-        self.segment_ok = np.array([[p.segments is None or x in p.segments for x in s.firms.segments] for p in pools], dtype=bool).reshape(self.n, len(s.firms.segments))
+        self.bank_ok = np.array([admitted(p.banks, s.bank_names) for p in pools], dtype=bool).reshape(self.n, n_banks)
+        self.segment_ok = np.array([admitted(p.segments, s.segment_names) for p in pools], dtype=bool).reshape(self.n, len(s.firms.segments))
         self.product_ok = np.array([[x in p.products for x in PRODUCTS] for p in pools], dtype=bool).reshape(self.n, len(PRODUCTS))
         self.first_only = np.array([p.first_time_only for p in pools], dtype=bool)
         self.budget = np.array([p.annual_budget for p in pools]) * fen
@@ -68,9 +68,13 @@ class PoolBook:
     def open_cover(self, segment: np.ndarray, bank: np.ndarray, first_time: np.ndarray) -> np.ndarray:
         """Payout share each pool could give each applicant's credit loans now, shape (n, pools): its share where
         eligible (bank, segment, credit loans, 首贷户 if required) and the pool is neither suspended nor full, else 0."""
-        taking = ~self.suspended & (self.covered < self.leverage * self.balance) & self.product_ok[:, PRODUCTS.index("credit")]
+        taking = self.taking() & self.product_ok[:, PRODUCTS.index("credit")]
         eligible = self.bank_ok[:, bank].T & self.segment_ok[:, segment].T & (first_time[:, None] | ~self.first_only)
         return np.where(eligible & taking, self.share, 0.0)
+
+    def taking(self) -> np.ndarray:
+        """Which pools take new business now: not suspended and covered loans under leverage × balance."""
+        return ~self.suspended & (self.covered < self.leverage * self.balance)
 
     def assign(self, segment: np.ndarray, bank: np.ndarray, product: np.ndarray, amount: np.ndarray, first_time: np.ndarray,
                guarantor: np.ndarray, only: np.ndarray | None = None) -> np.ndarray:
@@ -134,12 +138,9 @@ class PoolBook:
         if self.n == 0 or not due.any():
             return np.zeros_like(due), np.zeros_like(due)
         owed = due.sum(axis=1)
-        available = np.maximum(np.minimum(self.balance, self.max_per_year - self.paid_this_year), 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            fraction = np.where(owed > available, available / owed, 1.0)
-        paid = np.where(fraction[:, None] < 1.0, np.floor(due * fraction[:, None]), due)
-        due_credit = self.due_payouts_credit[t]
-        paid_credit = np.where(fraction[:, None] < 1.0, np.floor(due_credit * fraction[:, None]), due_credit)
+        available = np.minimum(self.balance, self.max_per_year - self.paid_this_year)
+        paid = pay_pro_rata(due.T, available).T
+        paid_credit = pay_pro_rata(self.due_payouts_credit[t].T, available, owed=owed).T  # the same share of each bank's credit part
         total = paid.sum(axis=1)
         self.balance -= total
         self.paid_this_year += total

@@ -381,10 +381,7 @@ class GuaranteeFund:
 
     def settle(self) -> None:
         """Pay the claims filed this month in full, or pro rata (in whole fen) when they exceed the capital."""
-        owed = sum(amount for amount, _ in self._claims)
-        fraction = 1.0 if owed <= self.capital else max(self.capital, 0.0) / owed
-        for amount, event in self._claims:
-            paid = amount if fraction >= 1.0 else math.floor(amount * fraction)
+        for (amount, event), paid in zip(self._claims, _pro_rata([amount for amount, _ in self._claims], self.capital), strict=True):
             self.capital -= paid
             self.flows["guarantee_claims"] += paid
             self.flows["guarantee_unpaid_claims"] += amount - paid
@@ -479,11 +476,8 @@ class RiskPool:
 
     def settle(self) -> None:
         """Pay the month's requests within the balance and what is left of the annual cap, pro rata (whole fen)."""
-        owed = sum(amount for amount, _ in self._requests)
-        available = max(min(self.balance, self.max_per_year - self.paid_this_year), 0.0)
-        fraction = 1.0 if owed <= available else available / owed
-        for amount, event in self._requests:
-            paid = amount if fraction >= 1.0 else math.floor(amount * fraction)
+        available = min(self.balance, self.max_per_year - self.paid_this_year)
+        for (amount, event), paid in zip(self._requests, _pro_rata([amount for amount, _ in self._requests], available), strict=True):
             self.balance -= paid
             self.paid_this_year += paid
             self.flows["pool_payouts"] += paid
@@ -498,6 +492,16 @@ class RiskPool:
         total = self.covered + self.covered_npl
         npl_ratio = self.covered_npl / total if total > 0 else 0.0
         self.suspended = self.balance < self.spec.suspend_below * FEN or npl_ratio > self.spec.suspend_npl_ratio
+
+
+def _pro_rata(amounts: list[float], available: float) -> list[float]:
+    """What a payer with ``available`` fen pays of each amount it owes: all of them when it can, else each amount
+    times available / owed, rounded down to whole fen."""
+    owed = sum(amounts)
+    if owed <= available:
+        return amounts
+    fraction = max(available, 0.0) / owed
+    return [math.floor(amount * fraction) for amount in amounts]
 
 
 class _Draws:

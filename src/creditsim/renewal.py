@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .scenario import PRODUCTS, Scenario
+from .scenario import PRODUCTS, Scenario, admitted
 from .units import month_index
 
 __all__ = ["eligible"]
@@ -53,10 +53,9 @@ def eligible(
     if rules is None or not rules.enabled:
         return np.zeros(n, dtype=bool)
     names = scenario.segment_names
-    listed = rules.segments if rules.segments is not None else names
     last = np.array([month_index(rules.until_by_segment.get(name) or rules.until or "2200-12") for name in names])
-    segment_ok = np.isin(segment, [names.index(name) for name in listed]) & (calendar_month <= last[segment])
-    product_ok = np.isin(product, [PRODUCTS.index(p) for p in rules.products])
+    segment_ok = np.array(admitted(rules.segments, names))[segment] & (calendar_month <= last[segment])
+    product_ok = np.array(admitted(rules.products, PRODUCTS))[product]
     return (
         segment_ok
         & product_ok

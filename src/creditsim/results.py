@@ -26,7 +26,7 @@ from .metrics import METRICS, SCOPE_METRICS, SCOPES, entities, ratio_values
 from .scenario import Scenario, scenario_from_dict
 from .units import month_label
 
-__all__ = ["Results", "ALL", "PERCENTILES"]
+__all__ = ["Results", "ALL", "PERCENTILES", "mean_and_mcse"]
 
 #: Name of the aggregate over banks in the ``bank`` column.
 ALL = "all"
@@ -261,14 +261,23 @@ def _with_aggregate(scope: str, values: np.ndarray, scenario: Scenario) -> np.nd
     return np.concatenate([values, total], axis=2)
 
 
-def _describe(v: np.ndarray, metric: str, bank: str, dates: list[str]) -> pd.DataFrame:
+def mean_and_mcse(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over paths (axis 0) and its Monte Carlo standard error sd / sqrt(n), ignoring NaN (NaN for an all-NaN
+    cell; the error is NaN with one path)."""
     n = np.sum(~np.isnan(v), axis=0)
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN cell is reported as NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(v, axis=0)
-        sd = np.nanstd(v, axis=0, ddof=1) if v.shape[0] > 1 else np.full(v.shape[1], np.nan)
+        sd = np.nanstd(v, axis=0, ddof=1) if v.shape[0] > 1 else np.full(np.shape(mean), np.nan)
+    return mean, sd / np.sqrt(n)
+
+
+def _describe(v: np.ndarray, metric: str, bank: str, dates: list[str]) -> pd.DataFrame:
+    mean, mcse = mean_and_mcse(v)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN cell is reported as NaN
         q = np.nanpercentile(v, PERCENTILES, axis=0)
-    frame = pd.DataFrame({"metric": metric, "date": dates, "bank": bank, "mean": mean, "mcse": sd / np.sqrt(n)})
+    frame = pd.DataFrame({"metric": metric, "date": dates, "bank": bank, "mean": mean, "mcse": mcse})
     for pct, row in zip(PERCENTILES, q, strict=True):
         frame[f"p{pct}"] = row
     return frame

@@ -28,6 +28,7 @@ from .errors import _MISSING, ScenarioError
 from .units import month_index, parse_amount, parse_count, parse_month, parse_number, parse_rate
 
 __all__ = [
+    "admitted",
     "Scenario",
     "Calendar",
     "Segment",
@@ -384,6 +385,12 @@ class Scenario(_Model):
         """SHA-256 of the canonical JSON form: equal digests mean equal scenarios."""
         text = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def admitted(names: Sequence[str] | None, everyone: Sequence[str]) -> list[bool]:
+    """For each of ``everyone`` (bank or segment names, in scenario order), whether a list of eligible names
+    admits it; None (the field left out) admits all."""
+    return [names is None or name in names for name in everyone]
 
 
 # --------------------------------------------------------------------------------------------------- loading
