@@ -538,15 +538,21 @@ def test_a_full_guarantor_denies_cover_dependent_applicants():
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.integers(0, 1000), max_size=40), st.integers(-10, 20_000))
-def test_first_fit_takes_each_loan_that_fits_in_the_room_left(sizes, room):
-    """Capacity is allocated application by application: first_fit against the plain loop over the loans."""
-    from creditsim.capacity import first_fit
+def test_pool_capacity_takes_each_loan_that_fits_in_the_room_left(sizes, room):
+    """Capacity is allocated application by application: the pool kernel against the plain loop over the loans."""
+    from creditsim.kernels import assign_pools
 
     left, expected = room, []
     for size in sizes:
         expected.append(size <= left)
         left -= size if size <= left else 0
-    assert first_fit(np.array(sizes, dtype=float), float(room)).tolist() == expected
+    n, yes = len(sizes), np.ones((1, 3), dtype=bool)
+    covered = np.zeros(1)
+    out = assign_pools(np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int8), np.array(sizes, dtype=float), np.ones(n, bool),
+                       np.full(n, -1, np.int8), np.full(n, -1, np.int64), np.zeros(1, bool), np.array([float(room)]), yes, yes, yes,
+                       np.array([np.inf]), np.zeros(1, bool), covered)
+    assert (out == 0).tolist() == expected
+    assert covered[0] == sum(s for s, taken in zip(sizes, expected) if taken)
 
 
 def test_a_loan_that_does_not_fit_leaves_room_for_smaller_ones():

@@ -79,13 +79,12 @@ class BorrowerTable:
         return np.flatnonzero(used)
 
     def add(self, n: int) -> np.ndarray:
-        """Take ``n`` free slots (growing the arrays when needed) and return them, zero-filled."""
+        """Take ``n`` free slots (growing the arrays when needed) and return them; the caller writes every column
+        of the new rows (see :func:`creditsim.kernels.add_borrowers`)."""
         if n > self._n_free:
             self._grow(max(2 * self.capacity, self.capacity + n - self._n_free))
         slots = self._free[self._n_free - n : self._n_free][::-1].copy()
         self._n_free -= n
-        for name in self._FIELDS:
-            getattr(self, name)[slots] = 0
         return slots
 
     def release(self, slots: np.ndarray) -> None:

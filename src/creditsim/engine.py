@@ -38,7 +38,8 @@ from scipy.special import expit, logit, ndtr, ndtri
 from .borrowers import BorrowerTable
 from .capacity import pay_pro_rata
 from .errors import ScenarioError
-from .guarantees import GuaranteeBook
+from .guarantees import SMALL_LOAN, GuaranteeBook
+from .kernels import CLOSE_TOTALS, MATURITY_FLOWS, OPEN_TOTALS, add_borrowers, close_loans, maturity_choices, price_loans, repay_and_relend
 from .loanbook import LoanBook, Loans
 from .metrics import BANK_METRICS, POPULATION_METRICS, SCOPE_METRICS, metric, ratio_values
 from .pools import PoolBook
@@ -403,7 +404,7 @@ class Simulation:
         if n == 0:
             return np.zeros(0, dtype=bool)
         s, nb = self.scenario, self.n_banks
-        first_time = np.broadcast_to(np.asarray(first_time, dtype=bool), (n,))
+        first_time = np.full(n, first_time) if np.ndim(first_time) == 0 else np.asarray(first_time, dtype=bool)
         cover = np.full(n, -1, dtype=np.int64) if cover is None else cover
         rng = self.rng["loans"]
         # credit line: lognormal (median, p90) truncated at the inclusive limit, drawn by inverse CDF
@@ -424,7 +425,7 @@ class Simulation:
         loan_bank = bank[owner]
         product = _pick(self.product_cum, loan_bank, np.asarray(rng.random(owner.shape[0]))).astype(np.int8)
         amount = per_loan[owner]
-        known = np.full(n, s.risk.known_history_loans) if history is None else history
+        known = np.full(n, s.risk.known_history_loans, dtype=np.int64) if history is None else history
         if belief is None:
             belief = self._believed_pd(seg, grade, z, known.astype(float))
         product, guarantor, pool, covered = self._cover_loans(seg[owner], per_loan[owner] * per_firm[owner], first_time[owner], loan_bank, amount,
@@ -435,46 +436,28 @@ class Simulation:
             self.guarantees.unassign(np.where(dropped, guarantor, -1), amount)
             self.pools.release(np.where(dropped, pool, -1), amount)
             keep = ~dropped
-            owner, product, guarantor, pool, amount = owner[keep], product[keep], guarantor[keep], pool[keep], amount[keep]
+            product, guarantor, pool, amount = product[keep], guarantor[keep], pool[keep], amount[keep]
             index = np.flatnonzero(accepted)
-            renumber = np.full(n, -1, dtype=np.int64)
-            renumber[index] = np.arange(index.shape[0])
-            owner = renumber[owner]
         else:
             index = np.arange(n)
         m = index.shape[0]
         if m == 0:
             return accepted
-        # cover went to the firms in the order they came; from here on take them, and their loans, in the order the
-        # loans end, so that filing millions of loans scans memory in order instead of permuting it
-        firm_order = np.argsort(end[index].astype(np.int16), kind="stable")
-        loan_order = np.argsort(end[index][owner].astype(np.int16), kind="stable")
-        rank = np.empty(m, dtype=np.int64)
-        rank[firm_order] = np.arange(m)
-        index = index[firm_order]
-        owner, product, guarantor, pool, amount = rank[owner][loan_order], product[loan_order], guarantor[loan_order], pool[loan_order], amount[loan_order]
         table = self.borrowers
         slots = table.add(m)
-        table.segment[slots] = seg[index]
-        table.grade[slots] = grade[index]
-        table.bank[slots] = bank[index]
-        table.signal[slots] = z[index]
-        table.first_time[slots] = first_time[index]
-        table.history[slots] = s.risk.known_history_loans if history is None else history[index]
-        table.cover[slots] = cover[index]
-        table.belief[slots] = belief[index]  # repaid is 0, so this is _believed_pd of the firm's history
-        table.default_month[slots] = default_month[index]
-        table.line[slots] = (per_loan * per_firm)[index]
-        table.loans[slots] = per_firm[index]
-        table.since[slots] = t - age[index] - (12 * s.risk.known_history_loans if seasoned else 0)
+        since = t - age - (12 * s.risk.known_history_loans if seasoned else 0)
+        firm, loan_bank, amount, term, maturity, product, guarantor, pool = add_borrowers(
+            index, end, per_firm, slots, seg, grade, bank, z, first_time, known, cover, belief, default_month, per_loan, since,
+            amount, product, guarantor, pool, term, maturity, table.segment, table.grade, table.bank, table.signal, table.first_time,
+            table.history, table.cover, table.belief, table.default_month, table.line, table.loans, table.since, table.repaid,
+            table.graduating,
+        )
         self.perf_firms += np.bincount(bank[index], minlength=nb)
         if first_loan is not None:
             self.flows[:, _B["first_loan_amount"]] += np.bincount(bank[index], np.where(first_loan[index], (per_loan * per_firm)[index], 0.0), nb)
-        firm = slots[owner]
         self._make_loans(
-            t, firm, bank[index][owner].astype(np.int16), amount, term[index][owner], maturity=maturity[index][owner],
-            product=product, renewals=np.zeros(firm.shape[0], np.int16), masked=np.zeros(firm.shape[0], bool),
-            guarantor=guarantor, pool=pool, seasoned=seasoned,
+            t, firm, loan_bank, amount, term, maturity=maturity, product=product, renewals=np.zeros(firm.shape[0], np.int16),
+            masked=np.zeros(firm.shape[0], bool), guarantor=guarantor, pool=pool, seasoned=seasoned,
         )
         return accepted
 
@@ -533,47 +516,49 @@ class Simulation:
         Product and cover come from :meth:`_cover_loans`. A loan ends at its firm's default month when that comes
         first, unless ``masked`` (an evergreened renewal), which is filed at maturity.
         """
-        nb = self.n_banks
-        if not seasoned:
-            self.flows[:, _B["guaranteed_disbursed"]] += np.bincount(bank, amount * (guarantor >= 0), nb)
-        subsidised = self.subsidy_bank_ok[bank] & self.subsidy_segment_ok[self.borrowers.segment[firm]]
-        if self.scenario.interest_subsidy is not None and self.scenario.interest_subsidy.first_time_only:
-            subsidised &= self.borrowers.first_time[firm]
-        rate = self.rate[bank] + self.rate_per_pd[bank] * self.borrowers.belief[firm]
-        default_month = self.borrowers.default_month[firm]
-        distressed = (default_month <= self.months) & (default_month <= maturity)  # M + 1 means no default in the horizon
-        defaults = distressed & ~masked
-        evergreen = distressed & masked
+        s, table = self.scenario, self.borrowers
+        first_only = s.interest_subsidy is not None and s.interest_subsidy.first_time_only
+        rate, subsidised, defaults, evergreen, end, totals = price_loans(
+            firm, bank, amount, product, renewals, masked, maturity, guarantor, table.segment, table.first_time, table.belief,
+            table.default_month, self.rate, self.rate_per_pd, self.subsidy_bank_ok, self.subsidy_segment_ok, first_only,
+            self.months, _CREDIT, self.n_banks,
+        )
         loans = Loans(firm, bank, amount, rate, product, term.astype(np.int32), renewals.astype(np.int16), evergreen, guarantor, pool, subsidised, defaults)
-        self.book.file(loans, np.where(defaults, default_month, maturity))
-        disbursed = np.bincount(bank, amount, nb)
-        credit = np.bincount(bank, amount * (product == _CREDIT), nb)
-        self.perf_balance += disbursed
-        self.perf_credit += credit
-        self.perf_loans += np.bincount(bank, minlength=nb)
-        self.rate_balance += np.bincount(bank, amount * rate, nb)
-        self.renewal_balance += np.bincount(bank, amount * (renewals > 0), nb)
-        self.restructured_balance += np.bincount(bank, amount * evergreen, nb)
-        self.subsidised_balance += np.bincount(bank, amount * subsidised, nb)
+        self.book.file(loans, end)
+        total = dict(zip(OPEN_TOTALS, totals.T))
+        self.perf_balance += total["balance"]
+        self.perf_credit += total["credit"]
+        self.perf_loans += total["loans"]
+        self.rate_balance += total["rate_balance"]
+        self.renewal_balance += total["renewal"]
+        self.restructured_balance += total["restructured"]
+        self.subsidised_balance += total["subsidised"]
         if not seasoned:
-            self.flows[:, _B["disbursed"]] += disbursed
-            self.flows[:, _B["credit_loan_disbursed"]] += credit
-            self.flows[:, _B["first_time_borrower_lending"]] += np.bincount(bank, amount * self.borrowers.first_time[firm], nb)
+            self.flows[:, _B["guaranteed_disbursed"]] += total["guaranteed"]
+            self.flows[:, _B["disbursed"]] += total["balance"]
+            self.flows[:, _B["credit_loan_disbursed"]] += total["credit"]
+            self.flows[:, _B["first_time_borrower_lending"]] += total["first_time"]
 
     # ------------------------------------------------------------------------------------------ loans that end
-    def _close(self, loans: Loans) -> None:
-        """Take ending loans out of the performing running totals."""
-        nb = self.n_banks
-        amount, bank = loans.amount, loans.bank
-        self.perf_balance -= np.bincount(bank, amount, nb)
-        self.perf_credit -= np.bincount(bank, amount * (loans.product == _CREDIT), nb)
-        self.perf_loans -= np.bincount(bank, minlength=nb)
-        self.rate_balance -= np.bincount(bank, amount * loans.rate, nb)
-        self.renewal_balance -= np.bincount(bank, amount * (loans.renewals > 0), nb)
-        self.restructured_balance -= np.bincount(bank, amount * loans.evergreen, nb)
-        self.subsidised_balance -= np.bincount(bank, amount * loans.subsidised, nb)
-        self.guarantees.release(loans.guarantor, amount)
-        self.pools.release(loans.pool, amount)
+    def _close(self, loans: Loans, keep: np.ndarray | None = None) -> None:
+        """Take ending loans (those where ``keep`` is true, default all) out of the performing running totals."""
+        g, p = self.guarantees, self.pools
+        keep = np.ones(len(loans), dtype=bool) if keep is None else keep
+        totals, liability, covered = close_loans(
+            keep, loans.bank, loans.amount, loans.rate, loans.product, loans.renewals, loans.evergreen, loans.subsidised, loans.guarantor,
+            loans.pool, g.coverage, SMALL_LOAN * FEN, _CREDIT, self.n_banks, p.n,
+        )
+        total = dict(zip(CLOSE_TOTALS, totals.T))
+        self.perf_balance -= total["balance"]
+        self.perf_credit -= total["credit"]
+        self.perf_loans -= total["loans"]
+        self.rate_balance -= total["rate_balance"]
+        self.renewal_balance -= total["renewal"]
+        self.restructured_balance -= total["restructured"]
+        self.subsidised_balance -= total["subsidised"]
+        g.outstanding -= liability[:, 0]
+        g.outstanding_small -= liability[:, 1]
+        p.covered -= covered
 
     def _defaults(self, t: int, loans: Loans, liquidity: np.ndarray | None = None) -> None:
         """Loans of firms that default this month turn non-performing; recovery and write-off are filed."""
@@ -632,87 +617,57 @@ class Simulation:
         """Maturing loans, firm by firm: graduation, liquidity stress, renewal, repayment, re-borrowing."""
         if len(loans) == 0:
             return
-        s, nb, table = self.scenario, self.n_banks, self.borrowers
-        amount, bank, firm = loans.amount, loans.bank, loans.firm
-        firms, inverse = _firm_runs(firm)
+        s, table = self.scenario, self.borrowers
+        firms, inverse = _firm_runs(loans.firm)
         n_firms = firms.shape[0]
-        # a masked (evergreened) firm whose default month has come is insolvent: renewed again, or it defaults
-        insolvent = table.default_month[firms] <= t
-        # who wants to borrow again; a firm whose line would then pass the inclusive limit graduates instead
-        want = (self.rng["reborrow"].random(len(loans)) < s.demand.reborrow_prob) & ~table.graduating[firm]
-        grown = np.round(amount * (1.0 + self.line_growth[table.segment[firm]]) ** (loans.term / 12.0))
-        line_if_reborrowed = table.line[firms] + np.bincount(inverse, np.where(want, grown - amount, -amount), n_firms)
-        passing = (line_if_reborrowed > s.firms.inclusive_line_limit * FEN) & (np.bincount(inverse, want, n_firms) > 0) & ~insolvent
-        table.graduating[firms[passing]] = True
-        want &= ~table.graduating[firm]
+        u_reborrow = np.asarray(self.rng["reborrow"].random(len(loans)))
         # liquidity stress of solvent firms (drawn for every maturing firm, whatever the policy)
-        stressed = np.zeros(n_firms, dtype=bool)
-        bridges = np.zeros(n_firms, dtype=bool)
-        if s.liquidity.stress_prob > 0:
-            u = self.rng["liquidity"].random((2, n_firms))
-            stressed = (u[0] < s.liquidity.stress_prob) & ~insolvent
-            bridges = u[1] < s.liquidity.bridge_share
-        # renewal is asked for by firms that go on, by stressed firms and by insolvent ones
-        asks = (want | (stressed | insolvent)[inverse]) & ~table.graduating[firm]
+        u_stress, u_bridge = self.rng["liquidity"].random((2, n_firms)) if s.liquidity.stress_prob > 0 else (np.zeros(0), np.zeros(0))
+        want, asks, grown, insolvent, stressed, bridges = maturity_choices(
+            t, firms, inverse, loans.amount, loans.term, u_reborrow, s.demand.reborrow_prob, u_stress, s.liquidity.stress_prob,
+            u_bridge, s.liquidity.bridge_share, self.line_growth, s.firms.inclusive_line_limit * FEN, table.default_month,
+            table.graduating, table.segment, table.line,
+        )
         renew = asks & self._renewable(t, loans, firms, inverse)
         to_repay = np.bincount(inverse, ~renew, n_firms) > 0
         liquidity_default = stressed & to_repay & ~bridges
         bridged = stressed & to_repay & bridges
-        default = (liquidity_default | (insolvent & to_repay))[inverse]
+        defaulting = liquidity_default | (insolvent & to_repay)
+        default = defaulting[inverse]
         if default.any():
             self._defaults(t, loans.take(default), liquidity=liquidity_default[inverse][default])
-            keep = ~default
-            loans, renew, want, grown = loans.take(keep), renew[keep], want[keep], grown[keep]
-            bridged_loan = bridged[inverse][keep]
-            if len(loans) == 0:
-                return
-            amount, bank, firm = loans.amount, loans.bank, loans.firm
-            firms, inverse = _firm_runs(firm)
-            n_firms = firms.shape[0]
-        else:
-            bridged_loan = bridged[inverse]
-        self._close(loans)
-        self.flows[:, _B["repaid"]] += np.bincount(bank, amount, nb)
-        self.flows[:, _B["bridge_cost"]] += np.bincount(bank, amount * (bridged_loan & ~renew), nb) * s.liquidity.bridge_cost
-        self.flows[:, _B["renewals"]] += np.bincount(bank[renew], minlength=nb)
-        self.flows[:, _B["renewed"]] += np.bincount(bank, amount * renew, nb)
-        # a firm that repaid a loan has shown the bank one more repayment; the bank re-lends on that sharper view
-        repaid_one = firms[np.bincount(inverse, ~renew, n_firms) > 0]
-        table.repaid[repaid_one] += 1
-        self._update_belief(repaid_one)
-        again = want & ~renew
-        credible = table.belief[firm] <= self.max_pd[bank]
-        dependent = table.cover[firm] >= 0
-        if dependent.any():  # lent to only because of cover: re-lent while that cover is open
-            share, open_now = self._instrument_cover()
-            via = table.cover[firm[dependent]].astype(np.int64)
-            credible[dependent] = open_now[via] & (table.belief[firm[dependent]] * (1.0 - share[via]) <= self.max_pd[bank[dependent]])
-        self.flows[:, _B["reborrow_declined"]] += np.bincount(bank[again & ~credible], minlength=nb)
-        again &= credible
-        new_amount = np.where(renew, amount, grown)
-        table.line[firms] += np.bincount(inverse, np.where(again, grown - amount, np.where(renew, 0.0, -amount)), n_firms)
-        gone = ~(again | renew)
-        np.subtract.at(table.loans, firm[gone], 1)
-        leaving = firms[table.loans[firms] == 0]
-        if leaving.size:
-            graduates = table.graduating[leaving]
-            left_bank = table.bank[leaving]
-            self.perf_firms -= np.bincount(left_bank, minlength=nb)
-            self.flows[:, _B["graduated"]] += np.bincount(left_bank[graduates], minlength=nb)
-            back = leaving[~graduates]
-            state = np.where(table.first_time[back], FORMER_FIRST_TIME, FORMER)
-            np.add.at(self.pool, (table.segment[back], table.grade[back], state), 1)
-            table.release(leaving)
-        cont = again | renew
+        self._close(loans, keep=~default)
+        share, open_now = self._instrument_cover()
+        flows, cont, new_amount, leaving = repay_and_relend(
+            firms, inverse, defaulting, loans.bank, loans.amount, renew, want, grown, bridged, self.max_pd, share, open_now,
+            self.pd_logit, self.pd, s.risk.signal_sd, FORMER, FORMER_FIRST_TIME, self.pool, table.bank, table.segment, table.grade,
+            table.signal, table.history, table.repaid, table.belief, table.cover, table.line, table.loans, table.graduating,
+            table.first_time, self.n_banks,
+        )
+        flow = dict(zip(MATURITY_FLOWS, flows.T))
+        self.flows[:, _B["repaid"]] += flow["repaid"]
+        self.flows[:, _B["bridge_cost"]] += flow["bridged"] * s.liquidity.bridge_cost
+        self.flows[:, _B["renewals"]] += flow["renewals"]
+        self.flows[:, _B["renewed"]] += flow["renewed"]
+        self.flows[:, _B["reborrow_declined"]] += flow["reborrow_declined"]
+        self.flows[:, _B["graduated"]] += flow["graduated"]
+        self.perf_firms -= flow["left"]
+        table.release(leaving)
         if cont.any():
-            self._continue(t, loans, firms, inverse, renew, cont, new_amount)
+            self._continue(t, loans, firms[~defaulting], inverse, ~defaulting, renew, cont, new_amount)
 
-    def _continue(self, t: int, loans: Loans, firms: np.ndarray, inverse: np.ndarray, renew: np.ndarray, cont: np.ndarray, new_amount: np.ndarray) -> None:
-        """New loans for the continuing ones: renewals (same amount, term and product) and re-borrowing."""
-        table, n_firms = self.borrowers, firms.shape[0]
+    def _continue(self, t: int, loans: Loans, survivors: np.ndarray, inverse: np.ndarray, alive: np.ndarray, renew: np.ndarray,
+                  cont: np.ndarray, new_amount: np.ndarray) -> None:
+        """New loans for the continuing ones: renewals (same amount, term and product) and re-borrowing.
+
+        ``inverse`` maps each maturing loan to its firm, ``alive`` marks the firms that did not default and
+        ``survivors`` are their borrower slots.
+        """
+        table = self.borrowers
         firm, bank = loans.firm, loans.bank
-        renewing_firm = np.bincount(inverse, renew, n_firms) > 0
-        fresh = self._draw_terms(table.bank[firms], rng=self.rng["reborrow"])
+        renewing_firm = np.bincount(inverse, renew, alive.shape[0]) > 0
+        fresh = np.zeros(alive.shape[0], dtype=np.int64)
+        fresh[alive] = self._draw_terms(table.bank[survivors], rng=self.rng["reborrow"])
         term = np.where(renewing_firm[inverse], loans.term, fresh[inverse])[cont]
         masked = renewing_firm[inverse][cont]  # a renewing firm's distress stays hidden until its loans fall due
         # a renewal keeps its product; a re-borrowed loan draws a new one (drawn for every continuing loan, so

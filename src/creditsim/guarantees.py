@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .capacity import first_fit, pay_pro_rata
+from .capacity import pay_pro_rata
+from .kernels import assign_guarantors
 from .metrics import SCOPE_METRICS
 from .scenario import Scenario, admitted
 from .units import month_index
@@ -110,37 +111,20 @@ class GuaranteeBook:
         or, where ``only`` is not -1, that guarantor alone.
 
         Room: capital at or above the floor, the borrower's liability c·line within the single-borrower cap,
-        and outstanding liability within leverage_cap × capital (each loan in order takes what room is left: see
-        :func:`creditsim.capacity.first_fit`).
+        and outstanding liability within leverage_cap × capital: the loans are offered in order, each taken when
+        its liability fits in the room left, so a loan that does not fit leaves room for later, smaller ones (as a
+        guarantor decides application by application).
 
         Returns
         -------
         ndarray of int8
             The guarantor of each loan, -1 where none (not wanted, or no room).
         """
-        out = np.full(amount.shape[0], -1, dtype=np.int8)
-        for g in range(self.n):
-            if self.capital[g] < self.floor[g]:
-                continue
-            c = self.coverage[g]
-            candidates = np.flatnonzero(
-                wanted & (out < 0) & self.bank_ok[g, bank] & self.segment_ok[g, segment]
-                & (line <= self.max_line[g]) & (c * line <= self.single[g] * self.capital[g])
-                & ((only < 0) | (only == g) if only is not None else True)
-            )
-            if candidates.size == 0:
-                continue
-            liability = np.round(c * amount[candidates])
-            room = self.leverage_cap[g] * self.capital[g] - self.outstanding[g]
-            fits = first_fit(liability, room)
-            taken = candidates[fits]
-            if taken.size == 0:
-                continue
-            out[taken] = g
-            added = liability[fits]
-            self.outstanding[g] += added.sum()
-            self.outstanding_small[g] += added[amount[taken] <= SMALL_LOAN * self.fen].sum()
-            self.flows[g, _G["guarantee_issued"]] += added.sum()
+        only = np.full(amount.shape[0], -1, dtype=np.int64) if only is None else only
+        issued = np.zeros(self.n)
+        out = assign_guarantors(segment, line, bank, amount, wanted, only, self.capital, self.floor, self.coverage, self.bank_ok, self.segment_ok,
+                                self.max_line, self.single, self.leverage_cap, SMALL_LOAN * self.fen, self.outstanding, self.outstanding_small, issued)
+        self.flows[:, _G["guarantee_issued"]] += issued
         return out
 
     def take_up(self, guarantor: np.ndarray, loan_rate: np.ndarray) -> np.ndarray:

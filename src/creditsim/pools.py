@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .capacity import first_fit, pay_pro_rata
+from .capacity import pay_pro_rata
+from .kernels import assign_pools
 from .metrics import SCOPE_METRICS
 from .scenario import PRODUCTS, Scenario, admitted
 
@@ -79,31 +80,19 @@ class PoolBook:
     def assign(self, segment: np.ndarray, bank: np.ndarray, product: np.ndarray, amount: np.ndarray, first_time: np.ndarray,
                guarantor: np.ndarray, only: np.ndarray | None = None) -> np.ndarray:
         """Cover for eligible loans without a guarantee: the first pool (in scenario order) that is not suspended
-        and has room within leverage × balance (each loan in order takes what room is left: see
-        :func:`creditsim.capacity.first_fit`), or, where ``only`` is
-        not -1, that pool alone.
+        and has room within leverage × balance, or, where ``only`` is not -1, that pool alone. The loans are offered
+        in order, each taken when it fits in the room left (a loan that does not fit leaves room for later, smaller
+        ones).
 
         Returns
         -------
         ndarray of int8
             The pool of each loan, -1 where none.
         """
-        out = np.full(amount.shape[0], -1, dtype=np.int8)
-        for p in range(self.n):
-            if self.suspended[p]:
-                continue
-            candidates = np.flatnonzero(
-                (out < 0) & (guarantor < 0) & self.bank_ok[p, bank] & self.segment_ok[p, segment] & self.product_ok[p, product]
-                & (amount <= self.max_loan[p]) & (first_time | ~self.first_only[p])
-                & ((only < 0) | (only == p) if only is not None else True)
-            )
-            if candidates.size == 0:
-                continue
-            room = self.leverage[p] * self.balance[p] - self.covered[p]
-            taken = candidates[first_fit(amount[candidates], room)]
-            out[taken] = p
-            self.covered[p] += amount[taken].sum()
-        return out
+        only = np.full(amount.shape[0], -1, dtype=np.int64) if only is None else only
+        room = self.leverage * self.balance - self.covered
+        return assign_pools(segment, bank, product, amount, first_time, guarantor, only, self.suspended, room, self.bank_ok, self.segment_ok,
+                            self.product_ok, self.max_loan, self.first_only, self.covered)
 
     def release(self, pool: np.ndarray, amount: np.ndarray) -> None:
         """Covered loans that end leave the pool's covered balance."""

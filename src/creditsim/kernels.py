@@ -1,0 +1,462 @@
+"""The engine's per-loan loops, compiled with numba.
+
+Each event type touches every affected loan once; written as numpy expressions that takes dozens of passes
+over the loans (gathers from the borrower table, masks, ``bincount``s), each a temporary array. These kernels
+do the same work in one pass per event, in the same order, with the same arithmetic: the engine's results
+are identical to the numpy expressions they replace. Random numbers are drawn by the engine, in bulk, from
+its numpy streams, and passed in; the kernels draw nothing.
+
+Money is in whole fen (float64), as in the engine; ``rint`` rounds half to even, as ``numpy.round`` does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["CLOSE_TOTALS", "MATURITY_FLOWS", "OPEN_TOTALS", "add_borrowers", "assign_guarantors", "assign_pools", "close_loans", "maturity_choices", "price_loans", "repay_and_relend"]
+
+#: Columns of the per-bank totals :func:`price_loans` returns (fen, except ``loans``).
+OPEN_TOTALS = ("balance", "credit", "loans", "rate_balance", "renewal", "restructured", "subsidised", "first_time", "guaranteed")
+#: Columns of the per-bank totals :func:`close_loans` returns.
+CLOSE_TOTALS = ("balance", "credit", "loans", "rate_balance", "renewal", "restructured", "subsidised")
+#: Columns of the per-bank flows :func:`repay_and_relend` returns.
+MATURITY_FLOWS = ("repaid", "bridged", "renewals", "renewed", "reborrow_declined", "graduated", "left")
+
+
+@njit(cache=True, nogil=True)
+def price_loans(firm, bank, amount, product, renewals, masked, maturity, guarantor,
+                firm_segment, firm_first_time, firm_belief, firm_default_month,
+                base_rate, rate_per_pd, subsidy_bank_ok, subsidy_segment_ok, first_time_only, months, credit, n_banks):
+    """Price new loans, decide how each ends, and total them per bank.
+
+    Parameters
+    ----------
+    firm : int64 (n,)
+        Borrower slot of each loan; ``firm_*`` are the borrower table's columns.
+    bank, amount, product, renewals, masked, maturity, guarantor : (n,)
+        The loans' bank, principal (fen), product, renewals, evergreened flag, maturity month and guarantor.
+    base_rate, rate_per_pd : float64 (banks,)
+        Each bank's rate: ``base_rate + rate_per_pd × believed PD``, annual.
+    subsidy_bank_ok, subsidy_segment_ok : bool (banks,), (segments,)
+        Where the interest subsidy applies; ``first_time_only`` limits it to 首贷户.
+    months : int
+        The horizon M: a default month of M + 1 means no default.
+    credit : int
+        Product index of credit loans.
+
+    Returns
+    -------
+    rate : float64 (n,)
+    subsidised, defaults, evergreen : bool (n,)
+        Subsidised; ends in default at its firm's default month; an evergreened renewal (distress masked).
+    end : int64 (n,)
+        The month the loan ends: its default month or its maturity, capped at M + 1.
+    totals : float64 (banks, len(OPEN_TOTALS))
+    """
+    n = firm.shape[0]
+    rate = np.empty(n)
+    subsidised = np.empty(n, np.bool_)
+    defaults = np.empty(n, np.bool_)
+    evergreen = np.empty(n, np.bool_)
+    end = np.empty(n, np.int64)
+    totals = np.zeros((n_banks, 9))
+    for i in range(n):
+        f = firm[i]
+        b = bank[i]
+        a = amount[i]
+        first = firm_first_time[f]
+        sub = subsidy_bank_ok[b] and subsidy_segment_ok[firm_segment[f]] and (first or not first_time_only)
+        r = base_rate[b] + rate_per_pd[b] * firm_belief[f]
+        month = firm_default_month[f]
+        distressed = month <= months and month <= maturity[i]
+        d = distressed and not masked[i]
+        e = distressed and masked[i]
+        rate[i] = r
+        subsidised[i] = sub
+        defaults[i] = d
+        evergreen[i] = e
+        end[i] = min(month if d else maturity[i], months + 1)
+        row = totals[b]
+        row[0] += a
+        if product[i] == credit:
+            row[1] += a
+        row[2] += 1.0
+        row[3] += a * r
+        if renewals[i] > 0:
+            row[4] += a
+        if e:
+            row[5] += a
+        if sub:
+            row[6] += a
+        if first:
+            row[7] += a
+        if guarantor[i] >= 0:
+            row[8] += a
+    return rate, subsidised, defaults, evergreen, end, totals
+
+
+@njit(cache=True, nogil=True)
+def close_loans(keep, bank, amount, rate, product, renewals, evergreen, subsidised, guarantor, pool,
+                coverage, small_loan, credit, n_banks, n_pools):
+    """Totals of the loans that end (those where ``keep`` is true), to take out of the running totals.
+
+    Returns
+    -------
+    totals : float64 (banks, len(CLOSE_TOTALS))
+    liability : float64 (guarantors, 2)
+        Guarantee liability released, ``rint(coverage × amount)``: all of it, and on loans ≤ ``small_loan`` fen.
+    covered : float64 (pools,)
+        Pool-covered balance released.
+    """
+    totals = np.zeros((n_banks, 7))
+    liability = np.zeros((coverage.shape[0], 2))
+    covered = np.zeros(n_pools)
+    for i in range(bank.shape[0]):
+        if not keep[i]:
+            continue
+        a = amount[i]
+        row = totals[bank[i]]
+        row[0] += a
+        if product[i] == credit:
+            row[1] += a
+        row[2] += 1.0
+        row[3] += a * rate[i]
+        if renewals[i] > 0:
+            row[4] += a
+        if evergreen[i]:
+            row[5] += a
+        if subsidised[i]:
+            row[6] += a
+        g = guarantor[i]
+        if g >= 0:
+            owed = np.rint(coverage[g] * a)
+            liability[g, 0] += owed
+            if a <= small_loan:
+                liability[g, 1] += owed
+        p = pool[i]
+        if p >= 0:
+            covered[p] += a
+    return totals, liability, covered
+
+
+@njit(cache=True, nogil=True)
+def add_borrowers(accepted, end, per_firm, slots, segment, grade, bank, signal, first_time, history, cover, belief,
+                  default_month, per_loan, since, loan_amount, loan_product, loan_guarantor, loan_pool, term, maturity,
+                  t_segment, t_grade, t_bank, t_signal, t_first_time, t_history, t_cover, t_belief, t_default_month,
+                  t_line, t_loans, t_since, t_repaid, t_graduating):
+    """Write new borrowers into the borrower table, in the order they came, and lay out their loans ordered by
+    the month they end (a stable counting sort: each loan is written once, straight to its place), so that the
+    loan book files them without another copy.
+
+    Parameters
+    ----------
+    accepted : int64 (m,)
+        The firms that became borrowers, as indexes into the per-firm arrays, in the order they came.
+    end, per_firm : int64 (n,)
+        Per firm: the month its loans end, and how many loans it has.
+    slots : int64 (m,)
+        Free rows of the borrower table, one per accepted firm.
+    segment ... since : (n,)
+        Per-firm values to write (``per_loan`` × ``per_firm`` is the credit line).
+    loan_amount, loan_product, loan_guarantor, loan_pool : (loans,)
+        The accepted firms' loans, firm after firm in the order the firms came.
+    term, maturity : int64 (n,)
+        Per firm; its loans share them.
+    t_* : the borrower table's columns, written at ``slots``.
+
+    Returns
+    -------
+    firm, bank, amount, term, maturity, product, guarantor, pool : (loans,)
+        The loans in end order: borrower slot, bank (int16), principal, term, maturity, product, guarantor, pool.
+    """
+    m = accepted.shape[0]
+    n_loans = loan_amount.shape[0]
+    last = 0
+    for k in range(m):
+        last = max(last, end[accepted[k]])
+    position = np.zeros(last + 2, np.int64)  # where each end month's loans start in the output
+    for k in range(m):
+        position[end[accepted[k]] + 1] += per_firm[accepted[k]]
+    for e in range(1, last + 2):
+        position[e] += position[e - 1]
+    out_firm = np.empty(n_loans, np.int64)
+    out_bank = np.empty(n_loans, np.int16)
+    out_amount = np.empty(n_loans)
+    out_term = np.empty(n_loans, np.int64)
+    out_maturity = np.empty(n_loans, np.int64)
+    out_product = np.empty(n_loans, np.int8)
+    out_guarantor = np.empty(n_loans, np.int8)
+    out_pool = np.empty(n_loans, np.int8)
+    src = 0
+    for k in range(m):
+        i = accepted[k]
+        s = slots[k]
+        t_segment[s] = segment[i]
+        t_grade[s] = grade[i]
+        t_bank[s] = bank[i]
+        t_signal[s] = signal[i]
+        t_first_time[s] = first_time[i]
+        t_history[s] = history[i]
+        t_cover[s] = cover[i]
+        t_belief[s] = belief[i]
+        t_default_month[s] = default_month[i]
+        t_line[s] = per_loan[i] * per_firm[i]
+        t_loans[s] = per_firm[i]
+        t_since[s] = since[i]
+        t_repaid[s] = 0
+        t_graduating[s] = False
+        q = position[end[i]]
+        position[end[i]] += per_firm[i]
+        for _ in range(per_firm[i]):
+            out_firm[q] = s
+            out_bank[q] = bank[i]
+            out_amount[q] = loan_amount[src]
+            out_term[q] = term[i]
+            out_maturity[q] = maturity[i]
+            out_product[q] = loan_product[src]
+            out_guarantor[q] = loan_guarantor[src]
+            out_pool[q] = loan_pool[src]
+            q += 1
+            src += 1
+    return out_firm, out_bank, out_amount, out_term, out_maturity, out_product, out_guarantor, out_pool
+
+
+@njit(cache=True, nogil=True)
+def maturity_choices(t, firms, inverse, amount, term, u_reborrow, reborrow_prob, u_stress, stress_prob, u_bridge, bridge_share,
+                     line_growth, line_limit, t_default_month, t_graduating, t_segment, t_line):
+    """What each firm with maturing loans wants: re-borrowing, graduation, liquidity stress, renewal.
+
+    A masked (evergreened) firm whose default month has come is insolvent. A loan is re-borrowed with
+    probability ``reborrow_prob`` (``u_reborrow`` per loan), grown by the segment's line growth over its term; a
+    firm whose line would then pass ``line_limit`` (fen) graduates (``t_graduating`` is set). A solvent firm is
+    liquidity-stressed with ``stress_prob`` and can bridge with ``bridge_share`` (``u_stress``, ``u_bridge`` per
+    firm). Renewal is asked for by loans that go on and by stressed and insolvent firms, never by graduates.
+
+    Parameters
+    ----------
+    firms, inverse : int64 (firms,), (n,)
+        The maturing loans' firms (borrower slots, in order of appearance) and each loan's index into them.
+    amount, term : (n,)
+        Principal (fen) and term (months) of each maturing loan.
+
+    Returns
+    -------
+    want, asks : bool (n,)
+        The loan would be re-borrowed; renewal is asked for it.
+    grown : float64 (n,)
+        The re-borrowed amount, fen.
+    insolvent, stressed, bridges : bool (firms,)
+    """
+    n = amount.shape[0]
+    n_firms = firms.shape[0]
+    want = np.empty(n, np.bool_)
+    asks = np.empty(n, np.bool_)
+    grown = np.empty(n)
+    insolvent = np.empty(n_firms, np.bool_)
+    stressed = np.zeros(n_firms, np.bool_)
+    bridges = np.zeros(n_firms, np.bool_)
+    change = np.zeros(n_firms)
+    wanting = np.zeros(n_firms, np.bool_)
+    for k in range(n_firms):
+        insolvent[k] = t_default_month[firms[k]] <= t
+    for i in range(n):
+        k = inverse[i]
+        f = firms[k]
+        w = u_reborrow[i] < reborrow_prob and not t_graduating[f]
+        g = np.rint(amount[i] * (1.0 + line_growth[t_segment[f]]) ** (term[i] / 12.0))
+        want[i] = w
+        grown[i] = g
+        change[k] += g - amount[i] if w else -amount[i]
+        wanting[k] = wanting[k] or w
+    for k in range(n_firms):
+        f = firms[k]
+        if t_line[f] + change[k] > line_limit and wanting[k] and not insolvent[k]:
+            t_graduating[f] = True
+        if stress_prob > 0:
+            stressed[k] = u_stress[k] < stress_prob and not insolvent[k]
+            bridges[k] = u_bridge[k] < bridge_share
+    for i in range(n):
+        k = inverse[i]
+        graduating = t_graduating[firms[k]]
+        want[i] = want[i] and not graduating
+        asks[i] = (want[i] or stressed[k] or insolvent[k]) and not graduating
+    return want, asks, grown, insolvent, stressed, bridges
+
+
+@njit(cache=True, nogil=True)
+def repay_and_relend(firms, inverse, skip, bank, amount, renew, want, grown, bridged, max_pd, cover_share, cover_open,
+                     pd_logit, pd, signal_sd, former, former_first_time, pool,
+                     t_bank, t_segment, t_grade, t_signal, t_history, t_repaid, t_belief, t_cover, t_line, t_loans,
+                     t_graduating, t_first_time, n_banks):
+    """Maturing loans that do not default, firm by firm: repayment or renewal, the sharper belief after a
+    repayment, re-borrowing where the bank still lends, and firms left without a loan.
+
+    A firm that repaid a loan has shown the bank one more repayment, and the bank re-lends on that sharper
+    view: ``expit(logit(pd) + signal_sd z / sqrt(1 + k))``. A loan is re-borrowed when the firm wants it and the
+    believed PD is within the bank's appetite, or, for a firm lent to only because of cover, when that cover
+    still takes new business and the PD net of its share is. A firm whose last loan is gone leaves the borrower
+    table: a graduate leaves the inclusive book, any other joins the firms without a loan (``pool``, counts by
+    segment, grade and state; ``former_first_time`` for 首贷户, else ``former``).
+
+    Parameters
+    ----------
+    firms, inverse : the loans' firms and each loan's index into them (see :func:`maturity_choices`).
+    skip : bool (firms,)
+        Firms whose loans defaulted instead (already handled).
+    renew, want : bool (n,); grown : float64 (n,)
+        Renewed; wanted again; the re-borrowed amount (fen).
+    bridged : bool (firms,)
+        The firm bridged its repayment with borrowed money.
+    cover_share, cover_open : (instruments,)
+        Per guarantor then pool: the share of loss it covers, and whether it takes new business.
+
+    Returns
+    -------
+    flows : float64 (banks, len(MATURITY_FLOWS))
+        Repaid amount, amount repaid with bridge money, renewals, renewed amount, re-borrowing declined,
+        graduates and firms that left (by the firm's bank).
+    cont : bool (n,)
+        The loan goes on: renewed or re-borrowed.
+    new_amount : float64 (n,)
+        Amount of the loan that goes on.
+    leaving : int64 (firms that left,)
+        Borrower slots to release, in order.
+    """
+    n = amount.shape[0]
+    n_firms = firms.shape[0]
+    flows = np.zeros((n_banks, 7))
+    cont = np.zeros(n, np.bool_)
+    new_amount = np.empty(n)
+    leaving = np.empty(n_firms, np.int64)
+    n_leaving = 0
+    i = 0
+    for k in range(n_firms):
+        f = firms[k]
+        start = i
+        while i < n and inverse[i] == k:
+            i += 1
+        if skip[k]:
+            continue
+        repaid_one = False
+        for j in range(start, i):
+            b = bank[j]
+            a = amount[j]
+            flows[b, 0] += a
+            if renew[j]:
+                flows[b, 2] += 1.0
+                flows[b, 3] += a
+            else:
+                repaid_one = True
+                if bridged[k]:
+                    flows[b, 1] += a
+        if repaid_one:
+            t_repaid[f] += 1
+            if signal_sd == 0.0:
+                t_belief[f] = pd[t_segment[f], t_grade[f]]
+            else:
+                x = pd_logit[t_segment[f], t_grade[f]] + signal_sd * t_signal[f] / np.sqrt(1.0 + (float(t_history[f]) + t_repaid[f]))
+                t_belief[f] = 1.0 / (1.0 + np.exp(-x))
+        change = 0.0
+        for j in range(start, i):
+            b = bank[j]
+            again = want[j] and not renew[j]
+            via = t_cover[f]
+            if via >= 0:
+                credible = cover_open[via] and t_belief[f] * (1.0 - cover_share[via]) <= max_pd[b]
+            else:
+                credible = t_belief[f] <= max_pd[b]
+            if again and not credible:
+                flows[b, 4] += 1.0
+                again = False
+            new_amount[j] = amount[j] if renew[j] else grown[j]
+            if again:
+                change += grown[j] - amount[j]
+            elif not renew[j]:
+                change -= amount[j]
+            cont[j] = again or renew[j]
+            if not cont[j]:
+                t_loans[f] -= 1
+        t_line[f] += change
+        if t_loans[f] == 0:
+            b = t_bank[f]
+            flows[b, 6] += 1.0
+            if t_graduating[f]:
+                flows[b, 5] += 1.0
+            else:
+                pool[t_segment[f], t_grade[f], former_first_time if t_first_time[f] else former] += 1
+            leaving[n_leaving] = f
+            n_leaving += 1
+    return flows, cont, new_amount, leaving[:n_leaving]
+
+
+@njit(cache=True, nogil=True)
+def assign_guarantors(segment, line, bank, amount, wanted, only, capital, floor, coverage, bank_ok, segment_ok, max_line,
+                      single, leverage_cap, small_loan, outstanding, outstanding_small, issued):
+    """Guarantees for the loans that want one: each guarantor in scenario order takes the eligible loans not yet
+    covered, in order, while their liability fits (see :meth:`creditsim.guarantees.GuaranteeBook.assign`).
+
+    ``only`` (per loan, -1 for any) restricts a loan to one guarantor. ``outstanding``, ``outstanding_small``
+    (liability on loans ≤ ``small_loan`` fen) and ``issued`` (per guarantor, fen) are updated in place.
+
+    Returns
+    -------
+    int8 (n,)
+        The guarantor of each loan, -1 where none.
+    """
+    n = amount.shape[0]
+    out = np.full(n, -1, np.int8)
+    for g in range(capital.shape[0]):
+        if capital[g] < floor[g]:
+            continue
+        c = coverage[g]
+        room = leverage_cap[g] * capital[g] - outstanding[g]
+        used = 0.0
+        small = 0.0
+        for i in range(n):
+            if not wanted[i] or out[i] >= 0 or not bank_ok[g, bank[i]] or not segment_ok[g, segment[i]]:
+                continue
+            if line[i] > max_line[g] or c * line[i] > single[g] * capital[g] or (only[i] >= 0 and only[i] != g):
+                continue
+            liability = np.rint(c * amount[i])
+            if used + liability <= room:
+                out[i] = g
+                used += liability
+                if amount[i] <= small_loan:
+                    small += liability
+        outstanding[g] += used
+        outstanding_small[g] += small
+        issued[g] += used
+    return out
+
+
+@njit(cache=True, nogil=True)
+def assign_pools(segment, bank, product, amount, first_time, guarantor, only, suspended, room, bank_ok, segment_ok,
+                 product_ok, max_loan, first_only, covered):
+    """Risk-pool cover for eligible loans without a guarantee: each pool in scenario order that is not suspended
+    takes the eligible loans not yet covered, in order, while they fit in ``room`` (fen; see
+    :meth:`creditsim.pools.PoolBook.assign`). ``covered`` (per pool, fen) is updated in place.
+
+    Returns
+    -------
+    int8 (n,)
+        The pool of each loan, -1 where none.
+    """
+    n = amount.shape[0]
+    out = np.full(n, -1, np.int8)
+    for p in range(room.shape[0]):
+        if suspended[p]:
+            continue
+        used = 0.0
+        for i in range(n):
+            if out[i] >= 0 or guarantor[i] >= 0 or not bank_ok[p, bank[i]] or not segment_ok[p, segment[i]]:
+                continue
+            if not product_ok[p, product[i]] or amount[i] > max_loan[p] or not (first_time[i] or not first_only[p]):
+                continue
+            if only[i] >= 0 and only[i] != p:
+                continue
+            if used + amount[i] <= room[p]:
+                out[i] = p
+                used += amount[i]
+        covered[p] += used
+    return out
