@@ -552,7 +552,7 @@ def test_pool_capacity_takes_each_loan_that_fits_in_the_room_left(sizes, room):
                        np.full(n, -1, np.int8), np.full(n, -1, np.int64), np.zeros(1, bool), np.array([float(room)]), yes, yes, yes,
                        np.array([np.inf]), np.zeros(1, bool), covered)
     assert (out == 0).tolist() == expected
-    assert covered[0] == sum(s for s, taken in zip(sizes, expected) if taken)
+    assert covered[0] == sum(s for s, taken in zip(sizes, expected, strict=True) if taken)
 
 
 def test_a_loan_that_does_not_fit_leaves_room_for_smaller_ones():

@@ -39,7 +39,19 @@ from .borrowers import BorrowerTable
 from .capacity import pay_pro_rata
 from .errors import ScenarioError
 from .guarantees import SMALL_LOAN, GuaranteeBook
-from .kernels import CLOSE_TOTALS, MATURITY_FLOWS, OPEN_TOTALS, add_borrowers, close_loans, maturity_choices, price_loans, repay_and_relend
+from .kernels import (
+    CLOSE_TOTALS,
+    MATURITY_FLOWS,
+    OPEN_TOTALS,
+    add_borrowers,
+    close_loans,
+    continuing_loans,
+    lay_out_loans,
+    maturity_choices,
+    pick_each,
+    price_loans,
+    repay_and_relend,
+)
 from .loanbook import LoanBook, Loans
 from .metrics import BANK_METRICS, POPULATION_METRICS, SCOPE_METRICS, metric, ratio_values
 from .pools import PoolBook
@@ -58,6 +70,8 @@ _CREDIT = PRODUCTS.index("credit")
 _GUARANTEED = PRODUCTS.index("guaranteed")
 #: Fen per CNY: the engine's unit of money.
 FEN = 100.0
+#: The opening book is built this many borrowers at a time, so its temporaries stay small (memory, cache).
+OPENING_CHUNK = 1 << 18
 _MONEY = {scope: [i for i, name in enumerate(SCOPE_METRICS[scope]) if metric(name).unit == "CNY"] for scope in SCOPE_METRICS}
 
 
@@ -200,10 +214,13 @@ class Simulation:
         s = self.scenario
         start = initial_population(s)
         self.pool[:] = start.pool
-        counts = start.borrowers  # (segments, grades, banks)
-        seg, grade, bank = (np.repeat(ix.ravel(), counts.ravel()) for ix in np.indices(counts.shape))
-        z = np.asarray(self.rng["signals"].standard_normal(seg.shape[0]))
-        self._new_borrowers(0, seg, grade, bank, z, first_time=False, line_shift=start.line_shift[bank], seasoned=True)
+        counts = start.borrowers  # (segments, grades, banks), firms in this order
+        firms_before = np.cumsum(counts.ravel())
+        for first in range(0, int(firms_before[-1]) if firms_before.size else 0, OPENING_CHUNK):  # in chunks: small temporaries
+            cell = np.searchsorted(firms_before, np.arange(first, min(first + OPENING_CHUNK, int(firms_before[-1]))), side="right")
+            seg, grade, bank = np.unravel_index(cell, counts.shape)
+            z = np.asarray(self.rng["signals"].standard_normal(cell.shape[0]))
+            self._new_borrowers(0, seg, grade, bank, z, first_time=False, line_shift=start.line_shift[bank], seasoned=True)
         self.guarantees.start_month()  # the opening book's cover is a stock, not a flow of month 0
         for j, (name, b) in enumerate(s.banks.items()):
             self.other_loans[j] = b.all_loans * FEN - self.perf_balance[j]
@@ -417,19 +434,17 @@ class Simulation:
         per_loan = np.maximum(np.floor(line / per_firm), 1.0)  # whole fen
         term = self._draw_terms(bank, seasoned)
         age = np.asarray(rng.integers(0, term)) if seasoned else np.zeros(n, dtype=np.int64)
-        cohort = seg * self.n_grades + grade
-        default_month = default_months(self.cum_hazard, cohort, t, np.asarray(self.rng["defaults"].standard_exponential(n)))
+        default_month = default_months(self.cum_hazard, seg * self.n_grades + grade, t, np.asarray(self.rng["defaults"].standard_exponential(n)))
         maturity = t + term - age
         end = np.minimum(default_month, maturity)  # the month the loans end (a default month of M + 1 means none: at most M + 1)
-        owner = np.repeat(np.arange(n), per_firm)
-        loan_bank = bank[owner]
-        product = _pick(self.product_cum, loan_bank, np.asarray(rng.random(owner.shape[0]))).astype(np.int8)
-        amount = per_loan[owner]
+        u_product = np.asarray(rng.random(int(per_firm.sum())))
         known = np.full(n, s.risk.known_history_loans, dtype=np.int64) if history is None else history
         if belief is None:
             belief = self._believed_pd(seg, grade, z, known.astype(float))
-        product, guarantor, pool, covered = self._cover_loans(seg[owner], per_loan[owner] * per_firm[owner], first_time[owner], loan_bank, amount,
-                                                              product, cover[owner], belief[owner], count=not seasoned)
+        owner, loan_bank, amount, product, loan_segment, loan_line, loan_first_time, loan_cover, loan_belief = lay_out_loans(
+            per_firm, per_loan, bank, u_product, self.product_cum, seg, per_loan * per_firm, first_time, cover, belief)
+        product, guarantor, pool, covered = self._cover_loans(loan_segment, loan_line, loan_first_time, loan_bank, amount, product, loan_cover,
+                                                              loan_belief, count=not seasoned)
         accepted = np.bincount(owner, ~covered, n) == 0
         if not accepted.all():  # firms that needed cover and did not get it for every loan are not made
             dropped = ~accepted[owner]
@@ -506,7 +521,7 @@ class Simulation:
         """One term per firm from its bank's mix (length-biased for the seasoned opening book); new borrowers
         draw from the loans stream, re-borrowing firms from the reborrow stream."""
         cum = self.seasoned_term_cum if seasoned else self.term_cum
-        return self.terms[_pick(cum, bank, np.asarray((rng or self.rng["loans"]).random(bank.shape[0])))].astype(np.int64)
+        return self.terms[pick_each(cum, bank, np.asarray((rng or self.rng["loans"]).random(bank.shape[0])))]
 
     def _make_loans(self, t: int, firm: np.ndarray, bank: np.ndarray, amount: np.ndarray, term: np.ndarray, maturity: np.ndarray,
                     product: np.ndarray, renewals: np.ndarray, masked: np.ndarray, guarantor: np.ndarray, pool: np.ndarray,
@@ -525,7 +540,7 @@ class Simulation:
         )
         loans = Loans(firm, bank, amount, rate, product, term.astype(np.int32), renewals.astype(np.int16), evergreen, guarantor, pool, subsidised, defaults)
         self.book.file(loans, end)
-        total = dict(zip(OPEN_TOTALS, totals.T))
+        total = dict(zip(OPEN_TOTALS, totals.T, strict=True))
         self.perf_balance += total["balance"]
         self.perf_credit += total["credit"]
         self.perf_loans += total["loans"]
@@ -548,7 +563,7 @@ class Simulation:
             keep, loans.bank, loans.amount, loans.rate, loans.product, loans.renewals, loans.evergreen, loans.subsidised, loans.guarantor,
             loans.pool, g.coverage, SMALL_LOAN * FEN, _CREDIT, self.n_banks, p.n,
         )
-        total = dict(zip(CLOSE_TOTALS, totals.T))
+        total = dict(zip(CLOSE_TOTALS, totals.T, strict=True))
         self.perf_balance -= total["balance"]
         self.perf_credit -= total["credit"]
         self.perf_loans -= total["loans"]
@@ -644,7 +659,7 @@ class Simulation:
             table.signal, table.history, table.repaid, table.belief, table.cover, table.line, table.loans, table.graduating,
             table.first_time, self.n_banks,
         )
-        flow = dict(zip(MATURITY_FLOWS, flows.T))
+        flow = dict(zip(MATURITY_FLOWS, flows.T, strict=True))
         self.flows[:, _B["repaid"]] += flow["repaid"]
         self.flows[:, _B["bridge_cost"]] += flow["bridged"] * s.liquidity.bridge_cost
         self.flows[:, _B["renewals"]] += flow["renewals"]
@@ -654,33 +669,27 @@ class Simulation:
         self.perf_firms -= flow["left"]
         table.release(leaving)
         if cont.any():
-            self._continue(t, loans, firms[~defaulting], inverse, ~defaulting, renew, cont, new_amount)
+            self._continue(t, loans, inverse, ~defaulting, renew, cont, new_amount)
 
-    def _continue(self, t: int, loans: Loans, survivors: np.ndarray, inverse: np.ndarray, alive: np.ndarray, renew: np.ndarray,
-                  cont: np.ndarray, new_amount: np.ndarray) -> None:
+    def _continue(self, t: int, loans: Loans, inverse: np.ndarray, alive: np.ndarray, renew: np.ndarray, cont: np.ndarray,
+                  new_amount: np.ndarray) -> None:
         """New loans for the continuing ones: renewals (same amount, term and product) and re-borrowing.
 
-        ``inverse`` maps each maturing loan to its firm, ``alive`` marks the firms that did not default and
-        ``survivors`` are their borrower slots.
+        ``inverse`` maps each maturing loan to its firm, ``alive`` marks the firms that did not default; ``renew``
+        and ``cont`` mark the loans renewed and going on, ``new_amount`` their amounts (see
+        :func:`creditsim.kernels.continuing_loans`).
         """
-        table = self.borrowers
-        firm, bank = loans.firm, loans.bank
-        renewing_firm = np.bincount(inverse, renew, alive.shape[0]) > 0
-        fresh = np.zeros(alive.shape[0], dtype=np.int64)
-        fresh[alive] = self._draw_terms(table.bank[survivors], rng=self.rng["reborrow"])
-        term = np.where(renewing_firm[inverse], loans.term, fresh[inverse])[cont]
-        masked = renewing_firm[inverse][cont]  # a renewing firm's distress stays hidden until its loans fall due
-        # a renewal keeps its product; a re-borrowed loan draws a new one (drawn for every continuing loan, so
-        # the stream's use does not depend on the renewal policy); a cover-dependent firm's loans need its cover
-        drawn = _pick(self.product_cum, bank[cont], np.asarray(self.rng["reborrow"].random(int(cont.sum())))).astype(np.int8)
-        product = np.where(renew[cont], loans.product[cont], drawn)
-        f = firm[cont]
-        product, guarantor, pool, _ = self._cover_loans(table.segment[f], table.line[f], table.first_time[f], bank[cont], new_amount[cont],
-                                                        product, table.cover[f].astype(np.int64), table.belief[f])
-        self._make_loans(
-            t, f, bank[cont], new_amount[cont], term, maturity=t + term, product=product,
-            renewals=np.where(renew, loans.renewals + 1, 0)[cont], masked=masked, guarantor=guarantor, pool=pool,
+        table, rng = self.borrowers, self.rng["reborrow"]
+        u_term = np.asarray(rng.random(int(alive.sum())))
+        u_product = np.asarray(rng.random(int(cont.sum())))
+        firm, bank, amount, term, product, renewals, masked, segment, line, first_time, cover, belief = continuing_loans(
+            inverse, alive, renew, cont, loans.firm, loans.bank, loans.term, loans.product, loans.renewals, new_amount, u_term,
+            self.term_cum, self.terms, u_product, self.product_cum, table.bank, table.segment, table.line, table.first_time,
+            table.cover, table.belief,
         )
+        product, guarantor, pool, _ = self._cover_loans(segment, line, first_time, bank, amount, product, cover, belief)
+        self._make_loans(t, firm, bank, amount, term, maturity=t + term, product=product, renewals=renewals, masked=masked,
+                         guarantor=guarantor, pool=pool)
 
     def _instrument_cover(self) -> tuple[np.ndarray, np.ndarray]:
         """Per instrument (guarantors, then pools): the share of loss it covers and whether it takes new business."""
@@ -849,16 +858,3 @@ def _cumulative(weights: np.ndarray) -> np.ndarray:
     cum = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
     cum[:, -1] = np.inf
     return cum
-
-
-def _pick(cum: np.ndarray, row: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Inverse-CDF choice: for each u in [0, 1), the first column of ``cum[row]`` whose cumulative probability
-    exceeds u (rows from :func:`_cumulative`).
-
-    One ``searchsorted`` for all rows: row r is lifted by 2r (its +inf capped at 1.5), so the rows laid end to end
-    form one increasing sequence, and u + 2r falls inside row r.
-    """
-    n_rows, width = cum.shape
-    lifted = (np.minimum(cum, 1.5) + 2.0 * np.arange(n_rows)[:, None]).ravel()
-    row = row.astype(np.int64)
-    return np.searchsorted(lifted, u + 2.0 * row, side="right") - width * row

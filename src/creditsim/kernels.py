@@ -460,3 +460,157 @@ def assign_pools(segment, bank, product, amount, first_time, guarantor, only, su
                 used += amount[i]
         covered[p] += used
     return out
+
+
+@njit(cache=True, nogil=True)
+def pick(cum, row, u):
+    """Inverse-CDF choice: the first column of ``cum[row]`` whose cumulative probability exceeds ``u`` (rows
+    end in +inf, so every u in [0, 1) finds one)."""
+    col = 0
+    while cum[row, col] <= u:
+        col += 1
+    return col
+
+
+@njit(cache=True, nogil=True)
+def continuing_loans(inverse, alive, renew, cont, firm, bank, term, product, renewals, new_amount, u_term, term_cum, terms,
+                     u_product, product_cum, t_bank, t_segment, t_line, t_first_time, t_cover, t_belief):
+    """The new loans of firms that go on at maturity, in the order of the maturing loans.
+
+    A renewal keeps its amount, term and product and counts one more consecutive renewal; a firm that renews
+    any loan has its distress masked until its loans fall due again. A re-borrowed loan takes the firm's fresh
+    term (one per surviving firm, ``u_term`` in firm order) and a fresh product (``u_product``, one per
+    continuing loan, so the stream's use does not depend on the renewal policy).
+
+    Returns
+    -------
+    firm, bank, amount, term, product, renewals, masked : (loans going on,)
+    segment, line, first_time, cover, belief : (loans going on,)
+        The firm's columns, for cover assignment.
+    """
+    n = inverse.shape[0]
+    n_firms = alive.shape[0]
+    renewing = np.zeros(n_firms, np.bool_)
+    for i in range(n):
+        if renew[i]:
+            renewing[inverse[i]] = True
+    fresh = np.zeros(n_firms, np.int64)
+    q = 0
+    for i in range(n):
+        k = inverse[i]
+        if alive[k] and (i == 0 or inverse[i - 1] != k):
+            fresh[k] = terms[pick(term_cum, t_bank[firm[i]], u_term[q])]
+            q += 1
+    m = 0
+    for i in range(n):
+        if cont[i]:
+            m += 1
+    out_firm = np.empty(m, np.int64)
+    out_bank = np.empty(m, np.int16)
+    out_amount = np.empty(m)
+    out_term = np.empty(m, np.int64)
+    out_product = np.empty(m, np.int8)
+    out_renewals = np.empty(m, np.int16)
+    out_masked = np.empty(m, np.bool_)
+    out_segment = np.empty(m, np.int8)
+    out_line = np.empty(m)
+    out_first_time = np.empty(m, np.bool_)
+    out_cover = np.empty(m, np.int64)
+    out_belief = np.empty(m)
+    j = 0
+    for i in range(n):
+        if not cont[i]:
+            continue
+        k = inverse[i]
+        f = firm[i]
+        b = bank[i]
+        drawn = pick(product_cum, b, u_product[j])
+        out_firm[j] = f
+        out_bank[j] = b
+        out_amount[j] = new_amount[i]
+        out_term[j] = term[i] if renewing[k] else fresh[k]
+        out_masked[j] = renewing[k]
+        out_product[j] = product[i] if renew[i] else drawn
+        out_renewals[j] = renewals[i] + 1 if renew[i] else 0
+        out_segment[j] = t_segment[f]
+        out_line[j] = t_line[f]
+        out_first_time[j] = t_first_time[f]
+        out_cover[j] = t_cover[f]
+        out_belief[j] = t_belief[f]
+        j += 1
+    return (out_firm, out_bank, out_amount, out_term, out_product, out_renewals, out_masked,
+            out_segment, out_line, out_first_time, out_cover, out_belief)
+
+
+@njit(cache=True, nogil=True)
+def pick_each(cum, row, u):
+    """:func:`pick` for arrays: one column per (row, u) pair, int64."""
+    out = np.empty(u.shape[0], np.int64)
+    for i in range(u.shape[0]):
+        out[i] = pick(cum, row[i], u[i])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def first_default(cum_hazard, cohort, start, exp_draw):
+    """Month of default of each firm, by inverting its cohort's cumulative hazard (see
+    :func:`creditsim.risk.default_months`).
+
+    Returns
+    -------
+    int32 (n,)
+        The first month t > start with ``Lambda[c, t] - Lambda[c, start] >= E`` (a binary search along the
+        cohort's row), or M + 1 when the firm survives the horizon.
+    """
+    width = cum_hazard.shape[1]
+    out = np.empty(cohort.shape[0], np.int32)
+    for i in range(cohort.shape[0]):
+        row = cum_hazard[cohort[i]]
+        target = row[start[i]] + exp_draw[i]
+        lo, hi = start[i] + 1, width  # the first t in [start + 1, M + 1) with Lambda[t] >= target, else M + 1
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if row[mid] < target:
+                lo = mid + 1
+            else:
+                hi = mid
+        out[i] = lo
+    return out
+
+
+@njit(cache=True, nogil=True)
+def lay_out_loans(per_firm, per_loan, bank, u_product, product_cum, segment, line, first_time, cover, belief):
+    """The loans of new borrowers, firm after firm: each firm's line split evenly over its loans, a product
+    drawn per loan from its bank's mix (``u_product``, one per loan), and the firm's columns cover assignment
+    needs.
+
+    Returns
+    -------
+    owner : int64 (loans,)
+        Index of each loan's firm.
+    bank, amount, product, segment, line, first_time, cover, belief : (loans,)
+    """
+    n_loans = u_product.shape[0]
+    owner = np.empty(n_loans, np.int64)
+    out_bank = np.empty(n_loans, np.int64)
+    amount = np.empty(n_loans)
+    product = np.empty(n_loans, np.int8)
+    out_segment = np.empty(n_loans, np.int64)
+    out_line = np.empty(n_loans)
+    out_first_time = np.empty(n_loans, np.bool_)
+    out_cover = np.empty(n_loans, np.int64)
+    out_belief = np.empty(n_loans)
+    q = 0
+    for i in range(per_firm.shape[0]):
+        for _ in range(per_firm[i]):
+            owner[q] = i
+            out_bank[q] = bank[i]
+            amount[q] = per_loan[i]
+            product[q] = pick(product_cum, bank[i], u_product[q])
+            out_segment[q] = segment[i]
+            out_line[q] = per_loan[i] * per_firm[i]
+            out_first_time[q] = first_time[i]
+            out_cover[q] = cover[i]
+            out_belief[q] = belief[i]
+            q += 1
+    return owner, out_bank, amount, product, out_segment, out_line, out_first_time, out_cover, out_belief

@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr, ndtri
 
+from .kernels import first_default
+
 __all__ = ["monthly_hazards", "cumulative_hazard", "default_months", "vasicek_cdf", "beta_parameters"]
 
 
@@ -100,16 +102,8 @@ def default_months(cum_hazard: np.ndarray, cohort: np.ndarray, start: np.ndarray
         The first month t > start with ``Lambda[c, t] - Lambda[c, start] >= E``, or M + 1 when the firm
         survives the horizon.
     """
-    n_cohorts, width = cum_hazard.shape
-    months = width - 1
-    # one searchsorted over all cohorts: lift row c by c × (the largest cumulative hazard + 1) so the rows,
-    # laid end to end, form a single non-decreasing sequence
-    lift = (np.arange(n_cohorts) * (float(cum_hazard.max(initial=0.0)) + 1.0))[:, None]
-    flat = (cum_hazard + lift).ravel()
-    row = cohort.astype(np.int64) * width
     start = np.broadcast_to(np.asarray(start, dtype=np.int64), cohort.shape)
-    found = np.searchsorted(flat, flat[row + start] + exp_draw, side="left") - row  # first t with Lambda[t] >= target
-    return np.clip(found, start + 1, months + 1).astype(np.int32)
+    return first_default(np.ascontiguousarray(cum_hazard), cohort.astype(np.int64), np.ascontiguousarray(start), exp_draw)
 
 
 def vasicek_cdf(x: np.ndarray | float, pd: float, rho: float) -> np.ndarray:
