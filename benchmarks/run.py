@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 
 import creditsim
@@ -195,7 +196,7 @@ def measure(case: Case) -> dict[str, Any]:
         record["reference_borrower_months_per_s"] = round(ref_borrower_months / ref_wall)
         record["reference_wall_s"] = round(ref_wall, 3)
         record["reference_speedup"] = round(throughput / (ref_borrower_months / ref_wall), 1)
-    record.update(python=platform.python_version(), numpy=np.__version__, creditsim=creditsim.__version__)
+    record.update(python=platform.python_version(), numpy=np.__version__, numba=numba.__version__, creditsim=creditsim.__version__)
     return record
 
 

@@ -83,7 +83,7 @@ class BorrowerTable:
         of the new rows (see :func:`creditsim.kernels.add_borrowers`)."""
         if n > self._n_free:
             self._grow(max(2 * self.capacity, self.capacity + n - self._n_free))
-        slots = self._free[self._n_free - n : self._n_free][::-1].copy()
+        slots = np.sort(self._free[self._n_free - n : self._n_free])  # ascending: new rows are written in memory order
         self._n_free -= n
         return slots
 

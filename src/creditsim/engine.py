@@ -1,7 +1,8 @@
 """The event-driven Monte Carlo engine: one :class:`Simulation` per path.
 
 A SimPy environment keeps the clock; each month it runs the month's events in a fixed order, each event
-type handled for all affected firms or loans at once with numpy:
+type handled for all affected firms or loans at once: random numbers drawn in bulk from numpy streams, the
+per-loan work done in one compiled pass (:mod:`creditsim.kernels`), never a Python loop over loans:
 
 1. interest accrues on the performing balance;
 2. the population moves: firms register, firms without a loan fail or close (counts, binomial);
@@ -46,17 +47,21 @@ from .kernels import (
     add_borrowers,
     close_loans,
     continuing_loans,
+    cover_outcome,
+    cover_requests,
+    covered_as_required,
     lay_out_loans,
     maturity_choices,
     pick_each,
     price_loans,
+    renewable,
     repay_and_relend,
 )
 from .loanbook import LoanBook, Loans
 from .metrics import BANK_METRICS, POPULATION_METRICS, SCOPE_METRICS, metric, ratio_values
 from .pools import PoolBook
 from .population import DECLINED, FORMER, FORMER_FIRST_TIME, NEVER, POOL_STATES, grade_table, initial_population, line_parameters
-from .renewal import eligible
+from .renewal import RenewalRules
 from .risk import beta_parameters, cumulative_hazard, default_months, monthly_hazards
 from .scenario import FACTOR_MONTHS, PRODUCTS, Scenario, admitted
 from .streams import COMPONENTS, stream
@@ -134,6 +139,7 @@ class Simulation:
         self.rate = np.array([b.rate for b in banks])
         self.rate_per_pd = np.array([b.rate_per_pd for b in banks])
         self.uptake = np.array([b.renewal_uptake for b in banks])
+        self.renewal_rules = RenewalRules.of(s)
         terms = sorted({int(k) for b in banks for k in b.term_mix})
         self.terms = np.array(terms, dtype=np.int32)
         term_p = np.array([[b.term_mix.get(str(k), 0.0) for k in terms] for b in banks])
@@ -494,28 +500,24 @@ class Simulation:
         covered : ndarray of bool
             False where a required instrument could not cover the loan.
         """
-        n_g = self.guarantees.n
-        product = np.where(required >= n_g, _CREDIT, np.where(required >= 0, _GUARANTEED, product)).astype(np.int8)
+        g, n_g = self.guarantees, self.guarantees.n
+        product, wanted, only_guarantor, only_pool = cover_requests(required, product, n_g, _GUARANTEED, _CREDIT)
         guarantor = np.full(amount.shape[0], -1, dtype=np.int8)
         if n_g:
-            wanted = product == _GUARANTEED
-            guarantor = self.guarantees.assign(segment, line, bank, amount, wanted, only=np.where(required < n_g, required, -1))
-            unavailable = wanted & (guarantor < 0)
-            if count and self.guarantees.elasticity.any():
-                price_ok = self.rng["guarantee"].random(amount.shape[0]) < self.guarantees.take_up(guarantor, self.rate[bank] + self.rate_per_pd[bank] * belief)
-                declined = (guarantor >= 0) & ~price_ok
-                self.guarantees.unassign(np.where(declined, guarantor, -1), amount)
-                guarantor = np.where(declined, -1, guarantor).astype(np.int8)
+            guarantor = offered = g.assign(segment, line, bank, amount, wanted, only=only_guarantor)
+            if count and g.elasticity.any():
+                price_ok = self.rng["guarantee"].random(amount.shape[0]) < g.take_up(offered, self.rate[bank] + self.rate_per_pd[bank] * belief)
+                declined = (offered >= 0) & ~price_ok
+                g.unassign(np.where(declined, offered, -1), amount)
+                guarantor = np.where(declined, -1, offered).astype(np.int8)
                 self.flows[:, _B["guarantee_declined"]] += np.bincount(bank[declined], minlength=self.n_banks)
-            product = np.where(wanted & (guarantor < 0), _CREDIT, product).astype(np.int8)
+            unavailable = cover_outcome(required, n_g, wanted, offered, guarantor, product, bank, _CREDIT, self.n_banks)
             if count:
-                self.flows[:, _B["guarantee_unavailable"]] += np.bincount(bank[unavailable & (required < 0)], minlength=self.n_banks)
+                self.flows[:, _B["guarantee_unavailable"]] += unavailable
         pool = np.full(amount.shape[0], -1, dtype=np.int8)
         if self.pools.n:
-            only = np.where(required >= n_g, required - n_g, np.where(required >= 0, np.iinfo(np.int8).max, -1))
-            pool = self.pools.assign(segment, bank, product, amount, first_time, guarantor, only=only)
-        covered = np.where(required >= n_g, pool >= 0, np.where(required >= 0, guarantor >= 0, True))
-        return product, guarantor, pool, covered
+            pool = self.pools.assign(segment, bank, product, amount, first_time, guarantor, only=only_pool)
+        return product, guarantor, pool, covered_as_required(required, n_g, guarantor, pool)
 
     def _draw_terms(self, bank: np.ndarray, seasoned: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
         """One term per firm from its bank's mix (length-biased for the seasoned opening book); new borrowers
@@ -700,16 +702,16 @@ class Simulation:
 
     def _renewable(self, t: int, loans: Loans, firms: np.ndarray, inverse: np.ndarray) -> np.ndarray:
         """Maturing loans the rules allow to renew at firms whose bank takes renewal up (uptake per firm)."""
-        s = self.scenario
-        if s.renewal is None or not s.renewal.enabled:
+        rules = self.renewal_rules
+        if rules is None:
             return np.zeros(len(loans), dtype=bool)
         table = self.borrowers
-        allowed = eligible(
-            s, s.start_index + t - 1, table.segment[loans.firm], loans.product, loans.term, loans.renewals,
-            t - table.since[loans.firm], table.belief[loans.firm],
-        )
         taken = self.rng["renewal"].random(firms.shape[0]) < self.uptake[table.bank[firms]]
-        return allowed & taken[inverse]
+        return renewable(
+            rules.last_month, rules.product_ok, rules.max_term, rules.max_consecutive, rules.min_months_on_book, rules.max_pd,
+            self.scenario.start_index + t - 1, t, loans.firm, loans.product, loans.term, loans.renewals, inverse, taken, table.segment,
+            table.since, table.belief,
+        )
 
     def _claims(self, t: int) -> None:
         """Guarantee claims due this month: paid claims reduce the banks' NPL as recoveries; unpaid ones are
@@ -825,8 +827,9 @@ def _firms_split_across_buckets(sim: Simulation) -> int:
 def _firm_runs(firm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The firms of a batch of loans in order of appearance, and each loan's index into them.
 
-    A firm's loans are made together and end together, and the loan book keeps them next to each other (see
-    :meth:`LoanBook.file`), so each firm is one run of equal values: O(n), no sort. The audit checks it.
+    A firm's loans are made together and end together, and the loan book hands them out next to each other (see
+    :meth:`LoanBook.file` and :meth:`LoanBook.pop`), so each firm is one run of equal values: O(n). The audit
+    checks it.
     """
     if firm.shape[0] == 0:
         return firm, np.zeros(0, dtype=np.int64)

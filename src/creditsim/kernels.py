@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["CLOSE_TOTALS", "MATURITY_FLOWS", "OPEN_TOTALS", "add_borrowers", "assign_guarantors", "assign_pools", "close_loans", "maturity_choices", "price_loans", "repay_and_relend"]
+__all__ = ["CLOSE_TOTALS", "MATURITY_FLOWS", "OPEN_TOTALS", "add_borrowers", "assign_guarantors", "assign_pools", "close_loans", "maturity_choices", "price_loans", "renewable", "renewal_allowed", "renewal_allowed_each", "repay_and_relend"]
 
 #: Columns of the per-bank totals :func:`price_loans` returns (fen, except ``loans``).
 OPEN_TOTALS = ("balance", "credit", "loans", "rate_balance", "renewal", "restructured", "subsidised", "first_time", "guaranteed")
@@ -614,3 +614,112 @@ def lay_out_loans(per_firm, per_loan, bank, u_product, product_cum, segment, lin
             out_belief[q] = belief[i]
             q += 1
     return owner, out_bank, amount, product, out_segment, out_line, out_first_time, out_cover, out_belief
+
+
+@njit(cache=True, nogil=True)
+def renewal_allowed(last_month, product_ok, max_term, max_consecutive, min_months_on_book, max_pd, calendar_month,
+                    segment, product, term, renewals, months_on_book, believed_pd):
+    """Whether the renewal rules (see :class:`creditsim.renewal.RenewalRules`) allow one maturing, performing
+    loan to be renewed in ``calendar_month``."""
+    return (
+        calendar_month <= last_month[segment]
+        and product_ok[product]
+        and term <= max_term
+        and renewals < max_consecutive
+        and months_on_book >= min_months_on_book
+        and believed_pd <= max_pd
+    )
+
+
+@njit(cache=True, nogil=True)
+def renewal_allowed_each(last_month, product_ok, max_term, max_consecutive, min_months_on_book, max_pd, calendar_month,
+                         segment, product, term, renewals, months_on_book, believed_pd):
+    """:func:`renewal_allowed` for arrays of loans."""
+    out = np.empty(segment.shape[0], np.bool_)
+    for i in range(segment.shape[0]):
+        out[i] = renewal_allowed(last_month, product_ok, max_term, max_consecutive, min_months_on_book, max_pd, calendar_month,
+                                 segment[i], product[i], term[i], renewals[i], months_on_book[i], believed_pd[i])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def renewable(last_month, product_ok, max_term, max_consecutive, min_months_on_book, max_pd, calendar_month, t,
+              firm, product, term, renewals, inverse, taken, t_segment, t_since, t_belief):
+    """Maturing loans in month ``t`` that the renewal rules allow and whose firm's bank takes renewal up
+    (``taken``, per firm)."""
+    out = np.empty(firm.shape[0], np.bool_)
+    for i in range(firm.shape[0]):
+        f = firm[i]
+        out[i] = taken[inverse[i]] and renewal_allowed(
+            last_month, product_ok, max_term, max_consecutive, min_months_on_book, max_pd, calendar_month,
+            t_segment[f], product[i], term[i], renewals[i], t - t_since[f], t_belief[f])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def cover_requests(required, product, n_guarantors, guaranteed, credit):
+    """What each new loan asks of the guarantors and pools.
+
+    ``required`` (per loan, -1 none) names the instrument a cover-dependent firm needs: a guarantor index, or
+    ``n_guarantors`` plus a pool index; it forces the product that instrument covers (guaranteed, or credit).
+
+    Returns
+    -------
+    product : int8 (n,)
+    wanted : bool (n,)
+        The loan asks for a guarantee (its product is the guaranteed one).
+    only_guarantor, only_pool : int64 (n,)
+        The one guarantor or pool the loan may take (-1: any; a loan that needs a guarantor takes no pool).
+    """
+    n = required.shape[0]
+    out_product = np.empty(n, np.int8)
+    wanted = np.empty(n, np.bool_)
+    only_guarantor = np.full(n, -1, np.int64)
+    only_pool = np.full(n, -1, np.int64)
+    for i in range(n):
+        r = required[i]
+        if r >= n_guarantors:
+            out_product[i] = credit
+            only_pool[i] = r - n_guarantors
+        elif r >= 0:
+            out_product[i] = guaranteed
+            only_guarantor[i] = r
+            only_pool[i] = 127
+        else:
+            out_product[i] = product[i]
+        wanted[i] = out_product[i] == guaranteed
+    return out_product, wanted, only_guarantor, only_pool
+
+
+@njit(cache=True, nogil=True)
+def cover_outcome(required, n_guarantors, wanted, offered, guarantor, product, bank, credit, n_banks):
+    """After guarantors have decided: a loan that wanted a guarantee and has none becomes a credit loan (in
+    place in ``product``), and the loans left without the guarantee they asked for are counted per bank.
+
+    Parameters
+    ----------
+    offered, guarantor : int8 (n,)
+        The guarantor that offered cover (-1 none), and the one the borrower took.
+
+    Returns
+    -------
+    unavailable : float64 (banks,)
+        Loans that asked for a guarantee on their own (not a required one) and found no guarantor with room.
+    """
+    unavailable = np.zeros(n_banks)
+    for i in range(required.shape[0]):
+        if wanted[i] and guarantor[i] < 0:
+            product[i] = credit
+            if offered[i] < 0 and required[i] < 0:
+                unavailable[bank[i]] += 1.0
+    return unavailable
+
+
+@njit(cache=True, nogil=True)
+def covered_as_required(required, n_guarantors, guarantor, pool):
+    """Whether each loan has the instrument its firm requires (always true where none is required)."""
+    out = np.empty(required.shape[0], np.bool_)
+    for i in range(required.shape[0]):
+        r = required[i]
+        out[i] = pool[i] >= 0 if r >= n_guarantors else (guarantor[i] >= 0 if r >= 0 else True)
+    return out

@@ -104,9 +104,13 @@ class LoanBook:
             self._buckets[month].append(loans.take(slice(int(stops[month] - counts[month]), int(stops[month]))))
 
     def pop(self, month: int) -> Loans:
-        """All loans that end in ``month`` (removed from the book)."""
+        """All loans that end in ``month`` (removed from the book), ordered by borrower slot (stable: a firm's
+        loans stay in the order they were filed), so the engine reads the borrower table in memory order."""
         batches, self._buckets[month] = self._buckets[month], []
-        return Loans.concat(batches) if batches else Loans.empty()
+        if not batches:
+            return Loans.empty()
+        loans = Loans.concat(batches)
+        return loans.take(np.argsort(loans.firm, kind="stable"))
 
     def outstanding(self) -> Loans:
         """Every loan still in the book (for audits)."""

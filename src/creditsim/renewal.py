@@ -8,12 +8,56 @@ each bank's uptake; this module only says which maturing loans may be renewed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from .kernels import renewal_allowed_each
 from .scenario import PRODUCTS, Scenario, admitted
 from .units import month_index
 
-__all__ = ["eligible"]
+__all__ = ["RenewalRules", "eligible"]
+
+#: The month index used for "no last month".
+_NO_END = month_index("2200-12")
+
+
+@dataclass(frozen=True)
+class RenewalRules:
+    """A scenario's renewal rules as arrays, built once per run.
+
+    Attributes
+    ----------
+    last_month : ndarray of int64, shape (segments,)
+        The last month (:func:`creditsim.units.month_index`) a segment's loans may be renewed; -1 for a segment
+        the rules do not admit.
+    product_ok : ndarray of bool, shape (len(PRODUCTS),)
+    max_term, max_consecutive, min_months_on_book : int
+    max_pd : float
+    """
+
+    last_month: np.ndarray
+    product_ok: np.ndarray
+    max_term: int
+    max_consecutive: int
+    min_months_on_book: int
+    max_pd: float
+
+    @classmethod
+    def of(cls, scenario: Scenario) -> RenewalRules | None:
+        """The rules of ``scenario``, or None when renewal is off."""
+        rules = scenario.renewal
+        if rules is None or not rules.enabled:
+            return None
+        names = scenario.segment_names
+        last = [month_index(rules.until_by_segment.get(name) or rules.until) if (rules.until_by_segment.get(name) or rules.until) else _NO_END
+                for name in names]
+        return cls(
+            last_month=np.where(admitted(rules.segments, names), last, -1).astype(np.int64),
+            product_ok=np.array(admitted(rules.products, PRODUCTS)),
+            max_term=rules.max_term_months, max_consecutive=rules.max_consecutive,
+            min_months_on_book=rules.min_months_on_book, max_pd=rules.max_pd,
+        )
 
 
 def eligible(
@@ -27,6 +71,9 @@ def eligible(
     believed_pd: np.ndarray,
 ) -> np.ndarray:
     """Which maturing, performing loans the scenario's renewal rules allow to be renewed.
+
+    The engine applies the same per-loan rule (:func:`creditsim.kernels.renewal_allowed`) with the rules built
+    once per run.
 
     Parameters
     ----------
@@ -48,19 +95,10 @@ def eligible(
     -------
     ndarray of bool, shape (n,)
     """
-    rules = scenario.renewal
-    n = segment.shape[0]
-    if rules is None or not rules.enabled:
-        return np.zeros(n, dtype=bool)
-    names = scenario.segment_names
-    last = np.array([month_index(rules.until_by_segment.get(name) or rules.until or "2200-12") for name in names])
-    segment_ok = np.array(admitted(rules.segments, names))[segment] & (calendar_month <= last[segment])
-    product_ok = np.array(admitted(rules.products, PRODUCTS))[product]
-    return (
-        segment_ok
-        & product_ok
-        & (term <= rules.max_term_months)
-        & (renewals < rules.max_consecutive)
-        & (months_on_book >= rules.min_months_on_book)
-        & (believed_pd <= rules.max_pd)
+    rules = RenewalRules.of(scenario)
+    if rules is None:
+        return np.zeros(segment.shape[0], dtype=bool)
+    return renewal_allowed_each(
+        rules.last_month, rules.product_ok, rules.max_term, rules.max_consecutive, rules.min_months_on_book, rules.max_pd, calendar_month,
+        *(np.asarray(a, dtype=np.int64) for a in (segment, product, term, renewals, months_on_book)), np.asarray(believed_pd, dtype=float),
     )
