@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
@@ -157,7 +158,66 @@ def format_summary(results: Results) -> str:
     for name in TOTAL_FLOWS:
         lines.append(_line(name, results.cumulative(name, ALL)))
     lines += _instrument_lines(results, last)
+    lines += _target_lines(results)
+    lines += _assessment_lines(results)
     return "\n".join(lines)
+
+
+def _pad(text: str, width: int) -> str:
+    """``text`` left-aligned in ``width`` terminal columns (Chinese characters take two)."""
+    columns = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(width - columns, 0)
+
+
+#: A bank is reported at risk in a year when its probability of passing the year-end test is below this.
+AT_RISK = 0.9
+
+
+def _target_lines(results: Results) -> list[str]:
+    """Each target: the probability it is met with its 95% interval, and the measured value's median and band."""
+    table = results.targets()
+    if table.empty:
+        return []
+    lines = ["", f"{'targets':<56}{'P(met)':>8}   {'95% CI':<12}{'median':>12}   5%–95% band"]
+    for row in table.itertuples():
+        unit = metric(row.metric).unit
+        sign = {">=": "≥", "<=": "≤"}.get(row.comparison, row.comparison)
+        name = f"{row.target} {sign} {_fmt(row.threshold, unit)} ({row.when})"
+        if row.note:
+            lines.append(f"{_pad(name, 56)}{row.note}")
+            continue
+        ci = f"[{100 * row.ci_low:.0f}%, {100 * row.ci_high:.0f}%]"
+        band = f"[{_fmt(row.p5, unit)}, {_fmt(row.p95, unit)}]"
+        lines.append(f"{_pad(name, 56)}{100 * row.probability:>7.0f}%   {ci:<12}{_fmt(row.median, unit):>12}   {band}")
+    return lines
+
+
+def _assessment_lines(results: Results) -> list[str]:
+    """两增 and 两控 at each year-end: the probability of passing by bank and year, and the banks at risk."""
+    table = results.two_increases()
+    year_end = table[table["date"].str.endswith("-12") & table["check"].isin(["两增", "两控"])]
+    if year_end.empty:
+        return []
+    years = sorted(year_end["year"].unique())
+    lines = ["", f"{'at year-end: P(pass) [95% CI]':<28}" + "".join(f"{y:>20}" for y in years)]
+    at_risk = []
+    for check in ("两增", "两控"):
+        for bank in results.banks:
+            rows = year_end[(year_end["bank"] == bank) & (year_end["check"] == check)].set_index("year")
+            if rows.empty:
+                continue
+            cells = []
+            for y in years:
+                if y not in rows.index:
+                    cells.append(f"{'–':>20}")
+                    continue
+                r = rows.loc[y]
+                cells.append(f"{f'{100 * r.probability:.0f}% [{100 * r.ci_low:.0f}, {100 * r.ci_high:.0f}]':>20}")
+                if r.probability < AT_RISK and bank != ALL:
+                    at_risk.append(f"{bank} {y} ({check})")
+            lines.append(_pad(f"{check} {bank}", 28) + "".join(cells))
+    lines.append(f"at risk (P < {100 * AT_RISK:.0f}%): " + (", ".join(at_risk) if at_risk else "none"))
+    return lines
 
 
 def _instrument_lines(results: Results, last: str) -> list[str]:

@@ -50,8 +50,8 @@ class RenewalRules:
         if rules is None or not rules.enabled:
             return None
         names = scenario.segment_names
-        last = [month_index(rules.until_by_segment.get(name) or rules.until) if (rules.until_by_segment.get(name) or rules.until) else _NO_END
-                for name in names]
+        until = [rules.until_by_segment.get(name) or rules.until for name in names]
+        last = [_NO_END if month is None else month_index(month) for month in until]
         return cls(
             last_month=np.where(admitted(rules.segments, names), last, -1).astype(np.int64),
             product_ok=np.array(admitted(rules.products, PRODUCTS)),
@@ -98,7 +98,11 @@ def eligible(
     rules = RenewalRules.of(scenario)
     if rules is None:
         return np.zeros(segment.shape[0], dtype=bool)
-    return renewal_allowed_each(
+    def whole(values: np.ndarray) -> np.ndarray:
+        return np.asarray(values, dtype=np.int64)
+
+    allowed: np.ndarray = renewal_allowed_each(
         rules.last_month, rules.product_ok, rules.max_term, rules.max_consecutive, rules.min_months_on_book, rules.max_pd, calendar_month,
-        *(np.asarray(a, dtype=np.int64) for a in (segment, product, term, renewals, months_on_book)), np.asarray(believed_pd, dtype=float),
+        whole(segment), whole(product), whole(term), whole(renewals), whole(months_on_book), np.asarray(believed_pd, dtype=float),
     )
+    return allowed

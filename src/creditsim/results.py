@@ -36,6 +36,7 @@ _MANIFEST = "manifest.json"
 _DATA = "metrics.parquet"
 _FORMAT = 1
 METRIC_SCOPE = {m.name: m.scope for m in METRICS}
+METRIC_KIND = {m.name: m.kind for m in METRICS}
 
 
 class Results:
@@ -89,6 +90,57 @@ class Results:
         if bank not in names:
             raise KeyError(f"{metric} is reported for {', '.join(names)}; not for {bank!r}")
         return self.groups[scope][:, :, names.index(bank), SCOPE_METRICS[scope].index(metric)]
+
+    def series(self, metric: str, scope: str | tuple[str, ...] | list[str] = ALL) -> np.ndarray:
+        """One metric on one entity, "all", or several entities together, shape (paths, dates).
+
+        Over several entities stocks and flows are summed and ratios recomputed from the sums (as for "all").
+        """
+        if isinstance(scope, str):
+            return self.values(metric, scope)
+        if len(scope) == 1:
+            return self.values(metric, scope[0])
+        def total(name: str) -> np.ndarray:
+            return np.sum([self.values(name, entity) for entity in scope], axis=0)
+
+        if METRIC_KIND[metric] == "ratio":
+            return ratio_values(METRIC_SCOPE[metric], total, self.scenario)[metric]
+        return total(metric)
+
+    def targets(self) -> pd.DataFrame:
+        """How likely each of the scenario's targets is met.
+
+        Returns
+        -------
+        DataFrame
+            One row per target: ``target, label, metric, measure, scope, when, comparison, threshold``; the
+            share of paths on which it is met (``probability``) and its Wilson 95% interval (``ci_low``,
+            ``ci_high``); the median and 5–95% band of the measured value (``median, p5, p95``); the median
+            shortfall over the paths that miss it (``median_shortfall``, NaN when none does); ``paths``,
+            ``source``; and ``note``, which says why a target whose date or period lies outside the run is not
+            assessed (its figures are then NaN).
+        """
+        from .targets import targets_table
+
+        return targets_table(self)
+
+    def two_increases(self) -> pd.DataFrame:
+        """两增 and 两控, per bank and for all banks together, at each quarter-end and year-end of the run (see
+        :mod:`creditsim.assessment`).
+
+        Returns
+        -------
+        DataFrame
+            One row per bank, assessment date and check: ``bank, year, date, check`` (``两增``: every check of
+            the year's rule passes; ``loan_growth``: inclusive growth ≥ all-loan growth; ``borrowers``:
+            borrowers ≥ the comparison date; ``两控``: inclusive NPL ratio ≤ overall NPL ratio + the margin),
+            ``rule``, the share of paths passing (``probability``) with its Wilson 95% interval (``ci_low``,
+            ``ci_high``), and the median margin (``median_margin``, in ``margin_unit``: growth points as a
+            fraction, firms, or NPL ratio points as a fraction; NaN for the combined 两增 row).
+        """
+        from .assessment import two_increases_table
+
+        return two_increases_table(self)
 
     def cumulative(self, metric: str, bank: str = ALL) -> np.ndarray:
         """A flow summed over the simulated months, shape (paths,)."""

@@ -47,6 +47,10 @@ __all__ = [
     "TopUp",
     "Pool",
     "InterestSubsidy",
+    "Target",
+    "Assessment",
+    "MEASURES",
+    "TWO_INCREASES_RULES",
     "PRODUCTS",
     "FACTOR_MONTHS",
     "DEFAULT_SCENARIO",
@@ -168,6 +172,7 @@ class Bank(_Model):
     renewal_uptake: Probability = Field(0.0, description="Share of the firms with eligible maturing loans whose loans the bank renews without principal repayment (无还本续贷).")
     term_mix: dict[str, Probability] = Field(description="Share of new loans by term in months, e.g. {12 = 0.6, 24 = 0.3, 36 = 0.1}; sums to 1. Loans repay at maturity (bullet).")
     product_mix: dict[str, Probability] = Field(description="Share of new loans by product: credit (信用), guaranteed (担保), collateral (抵押/质押); sums to 1.")
+    other_npl_ratio: Probability = Field(0.015, description="NPL ratio of the bank's loans outside the inclusive book; with the inclusive NPL it gives the bank's overall NPL ratio, the yardstick of 两控. Default 1.5%, the low end of all commercial banks' 1.5–1.9%.")
 
 
 class Demand(_Model):
@@ -329,6 +334,61 @@ class InterestSubsidy(_Model):
     annual_budget: PositiveAmount | None = Field(None, description="Most government pays in a calendar year, CNY (default: no cap); once spent, borrowers pay the full rate until January.")
 
 
+def _comparison(value: object) -> object:
+    return {"≥": ">=", "≤": "<=", "＞": ">", "＜": "<"}.get(value, value) if isinstance(value, str) else value
+
+
+def _threshold(value: object) -> float:
+    """A target's threshold: a number, a rate (``"1%"``), an amount (``"1000亿"``) or a count (``"1.5万户"``)."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        return parse_rate(value)
+    if isinstance(value, str) and value.strip()[-1:] in ("户", "家", "笔"):
+        return parse_count(value)
+    try:
+        return parse_amount(value)
+    except ValueError:
+        raise ValueError("must be a number, a rate such as '1%', an amount such as '1000亿' or a count such as '1.5万户'") from None
+
+
+#: How a target measures its metric (see :class:`Target`).
+MEASURES: tuple[str, ...] = ("stock", "increase", "cumulative", "average", "ratio")
+
+
+class Target(_Model):
+    """A target of a plan: one metric, measured over a date or a period, compared with a threshold.
+
+    ``stock`` (余额) is the metric at the end of ``date``; ``increase`` (新增) is the stock at the end of ``end``
+    less the stock at the end of the month before ``start``; ``cumulative`` (累计) sums a flow over the months
+    ``start`` to ``end``; ``average`` is the mean of the monthly values over those months; ``ratio`` is a ratio
+    metric at the end of ``date``. Over several banks (``scope`` a list) stocks and flows are summed and ratios
+    recomputed from the sums.
+    """
+
+    label: str = Field("", description="The target as the plan words it, e.g. '新增小微企业贷款1000亿元'.")
+    source: str = Field("", description="Where the plan sets it: document and clause, e.g. '004_a4906bae605cc669.txt 一(三)'.")
+    metric: str = Field(description="The metric measured (see the metric table in the README).")
+    measure: Literal["stock", "increase", "cumulative", "average", "ratio"] = Field(description="How the metric is measured: stock (余额) or ratio at a date, increase (新增), cumulative flow (累计) or average over a period.")
+    comparison: Annotated[Literal[">=", "<=", ">", "<"], BeforeValidator(_comparison)] = Field(">=", description="How the measured value must compare with the threshold: '>=', '<=', '>' or '<' (≥ and ≤ accepted).")
+    threshold: Annotated[float, BeforeValidator(_threshold)] = Field(description="The target value in the metric's unit: '1000亿', 15000, '1.5万户', '1%'.")
+    date: Month | None = Field(None, description="The date of a stock or ratio target, 'YYYY-MM' (month end); the opening month (before calendar.start) is allowed. A target outside the run is reported as not assessed.")
+    start: Month | None = Field(None, description="First month of the period of an increase, cumulative or average target.")
+    end: Month | None = Field(None, description="Last month of the period of an increase, cumulative or average target.")
+    scope: Annotated[str | tuple[str, ...], BeforeValidator(_as_tuple)] = Field("all", description="Whom it is measured on: 'all', one bank (or guarantor, re-guarantor, pool for their metrics), or a list of them summed.")
+
+
+#: 两增 rules: which comparison date and which checks (see :class:`Assessment`).
+TWO_INCREASES_RULES: tuple[str, ...] = ("2018", "2019", "2024", "none")
+
+
+class Assessment(_Model):
+    """How the regulator's annual tests (两增, 两控) are assessed, per bank and in aggregate, at quarter-ends and
+    year-ends (see ``../shared/MODEL-NOTES.md`` §2)."""
+
+    rule: Literal["in_force", "2018", "2019", "2024", "none"] | dict[str, Literal["2018", "2019", "2024", "none"]] = Field(
+        "in_force", description="The 两增 rule: '2018' (同比: inclusive growth ≥ all-loan growth and borrowers ≥ the same date last year), '2019' (较年初: both since the start of the year), '2024' (growth since the start of the year only), 'none'; 'in_force' applies each year's rule (2018 → '2018', 2019–2022 → '2019', 2023 → 'none', 2024 on → '2024'); or a table by year.")
+    npl_margin: Probability = Field(0.03, description="两控: the inclusive NPL ratio may exceed the bank's overall NPL ratio by at most this (3 percentage points).")
+
+
 class Scenario(_Model):
     """A complete, validated scenario. Build one with :func:`load_scenario` or :func:`scenario_from_dict`."""
 
@@ -347,6 +407,8 @@ class Scenario(_Model):
     pools: dict[Annotated[str, BeforeValidator(_name)], Pool] = Field(default_factory=dict, description="Risk compensation pools, keyed by name (default none).")
     interest_subsidy: InterestSubsidy | None = Field(None, description="Interest subsidy on eligible loans (default none).")
     discount_rate: Probability = Field(0.03, description="Annual rate at which fiscal costs are discounted to the start for their net present value.")
+    assessment: Assessment = Field(default_factory=Assessment, description="How 两增 and 两控 are assessed (default: the rule in force each year, NPL margin 3pp).")
+    targets: dict[Annotated[str, BeforeValidator(_name)], Target] = Field(default_factory=dict, description="The plan's targets, keyed by name (default none).")
 
     # ------------------------------------------------------------------ derived views used by the engine
     @property
@@ -634,6 +696,8 @@ def _check_rules(s: Scenario) -> None:
     if s.campaign.start and s.campaign.end and month_index(s.campaign.end) < month_index(s.campaign.start):
         raise ScenarioError("campaign.end", s.campaign.end, f"must not be before campaign.start ({s.campaign.start})")
     _check_guarantees(s)
+    _check_assessment(s)
+    _check_targets(s)
     if s.risk.write_off_months < s.risk.recovery_lag_months:
         raise ScenarioError("risk.write_off_months", s.risk.write_off_months, f"must be ≥ risk.recovery_lag_months ({s.risk.recovery_lag_months})")
     from .population import initial_population  # checks that the banked firms fit the banks' risk appetite
@@ -691,6 +755,57 @@ def _check_guarantees(s: Scenario) -> None:
         for name, bank in s.banks.items():
             if (sub.banks is None or name in sub.banks) and sub.rate > bank.rate:
                 raise ScenarioError("interest_subsidy.rate", sub.rate, f"must not exceed the rate of bank {name} ({bank.rate:g})")
+
+
+def _check_assessment(s: Scenario) -> None:
+    rule = s.assessment.rule
+    if isinstance(rule, dict):
+        for key in rule:
+            if not (key.isdigit() and len(key) == 4):
+                raise ScenarioError(f"assessment.rule.{key}", rule[key], "keys must be years such as '2021'")
+
+
+def _check_targets(s: Scenario) -> None:
+    """Each target names a known metric, measures it in a way its kind allows, over a date or an ordered period,
+    on entities the metric is reported for. (A target outside the run is valid: it is reported as not assessed.)"""
+    from .metrics import METRICS
+
+    kinds = {m.name: m for m in METRICS}
+    for name, target in s.targets.items():
+        f = f"targets.{name}"
+        m = kinds.get(target.metric)
+        if m is None:
+            hint = difflib.get_close_matches(target.metric, list(kinds), n=1)
+            raise ScenarioError(f"{f}.metric", target.metric, "unknown metric" + (f" (did you mean '{hint[0]}'?)" if hint else "; see the metric table in the README"))
+        allowed = {"stock": ("stock",), "increase": ("stock",), "cumulative": ("flow",), "average": ("stock", "flow", "ratio"), "ratio": ("ratio",)}[target.measure]
+        if m.kind not in allowed:
+            raise ScenarioError(f"{f}.measure", target.measure, f"cannot measure {target.metric}, a {m.kind} metric (use {_measures_for(m.kind)})")
+        at_date = target.measure in ("stock", "ratio")
+        for field, needed in (("date", at_date), ("start", not at_date), ("end", not at_date)):
+            value = getattr(target, field)
+            if needed and value is None:
+                raise ScenarioError(f"{f}.{field}", _MISSING, f"is required for a {target.measure} target")
+            if not needed and value is not None:
+                raise ScenarioError(f"{f}.{field}", value, f"does not apply to a {target.measure} target (use {'date' if at_date else 'start and end'})")
+        if not at_date and target.start is not None and target.end is not None and month_index(target.end) < month_index(target.start):
+            raise ScenarioError(f"{f}.end", target.end, f"must not be before start ({target.start})")
+        if m.unit == "fraction" and not 0.0 <= target.threshold <= 1.0:
+            raise ScenarioError(f"{f}.threshold", target.threshold, f"{target.metric} is a fraction: the threshold must be in [0, 1] (e.g. '1%')")
+        known = {"bank": s.bank_names, "guarantor": list(s.guarantors), "reguarantor": list(s.reguarantors), "pool": list(s.pools), "population": []}[m.scope]
+        scope = (target.scope,) if isinstance(target.scope, str) else target.scope
+        if not scope:
+            raise ScenarioError(f"{f}.scope", [], "must name at least one entity, or be 'all'")
+        for entity in scope:
+            if entity != "all" and entity not in known:
+                raise ScenarioError(f"{f}.scope", entity, f"{target.metric} is reported for {', '.join([*known, 'all'])}")
+        if len(scope) > 1 and "all" in scope:
+            raise ScenarioError(f"{f}.scope", list(scope), "'all' cannot be part of a list")
+        if len(set(scope)) < len(scope):
+            raise ScenarioError(f"{f}.scope", list(scope), "names an entity twice")
+
+
+def _measures_for(kind: str) -> str:
+    return {"stock": "stock, increase or average", "flow": "cumulative or average", "ratio": "ratio or average"}.get(kind, "average")
 
 
 def _check_names(field: str, given: Sequence[str] | None, known: list[str], what: str) -> None:
@@ -752,11 +867,13 @@ def reference_markdown() -> str:
         ("[reguarantors.NAME]", Reguarantor),
         ("[pools.NAME]", Pool),
         ("[interest_subsidy]", InterestSubsidy),
+        ("[assessment]", Assessment),
+        ("[targets.NAME]", Target),
     ]
     for title, model in sections:
         lines += [f"## {title}", "", (model.__doc__ or "").strip().splitlines()[0], "", "| field | type | default | meaning |", "|---|---|---|---|"]
         for name, info in model.model_fields.items():
-            if _model_of(info.annotation) is not None and name not in ("segments", "banks", "stress", "channels", "renewal", "guarantors", "reguarantors", "injections", "top_up", "pools", "interest_subsidy"):
+            if _model_of(info.annotation) is not None and name not in ("segments", "banks", "stress", "channels", "renewal", "guarantors", "reguarantors", "injections", "top_up", "pools", "interest_subsidy", "targets"):
                 continue
             default = "required" if info.is_required() else _toml_default(info)
             lines.append(f"| `{name}` | {_type_name(info.annotation, info.metadata)} | {default} | {info.description or ''} |")
@@ -790,6 +907,7 @@ def _type_name(annotation: Any, metadata: list[Any]) -> str:
         ("parse_count", "count ≥ 0"),
         ("parse_month", "month 'YYYY-MM'"),
         ("_non_negative", "number ≥ 0"),
+        ("_threshold", "number, rate ('1%'), amount ('1000亿') or count ('1.5万户')"),
     ):
         if marker in text:
             if text.startswith("dict"):
@@ -803,6 +921,8 @@ def _type_name(annotation: Any, metadata: list[Any]) -> str:
         return "true or false"
     if annotation is str or text.startswith("typing.Optional[str]") or text.startswith("str | None"):
         return "string"
+    if "str | tuple[str, ...]" in text:
+        return "name or list of names"
     if "tuple[str, ...]" in text:
         return "list of names"
     if "Channel" in text:
@@ -819,6 +939,12 @@ def _type_name(annotation: Any, metadata: list[Any]) -> str:
         return "array of tables"
     if "TopUp" in text:
         return "table"
+    if "Target" in text:
+        return "table of targets"
+    if "Assessment" in text:
+        return "table"
+    if text.startswith("typing.Union[typing.Literal") and "dict[" in text:
+        return "one of " + ", ".join(f"`{a}`" for a in annotation.__args__[0].__args__) + ", or a table of them by year"
     if "Literal" in text:
         return " \\| ".join(f"`{a}`" for a in annotation.__args__)
     if "Segment" in text:

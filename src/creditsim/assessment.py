@@ -1,0 +1,102 @@
+"""The regulator's annual tests of each bank's inclusive lending: 两增 and 两控 (``../shared/MODEL-NOTES.md`` §2).
+
+两增 (two increases): the bank's inclusive loan balance grows at least as fast as all its loans (各项贷款), and
+the number of borrowers with a balance (有贷款余额的户数) does not fall. The comparison date depends on the
+rule: ``"2018"`` compares with the same date a year earlier (同比) and checks both; ``"2019"`` (2019–2022)
+compares with the start of the year (较年初) and checks both; ``"2024"`` compares with the start of the year and
+checks growth only; ``"none"`` (2023) has no numeric test. 两控: the inclusive NPL ratio is at most the bank's
+overall NPL ratio plus ``assessment.npl_margin`` (3 percentage points). The overall NPL ratio counts the
+inclusive NPL as reported and the loans outside the inclusive book at the bank's ``other_npl_ratio``.
+
+Each test is evaluated per bank and for all banks together, at every quarter-end and year-end the run covers
+(with its comparison date inside the run), on every path.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .scenario import Assessment
+from .targets import wilson_interval
+from .units import month_index
+
+if TYPE_CHECKING:
+    from .results import Results
+
+__all__ = ["CHECKS", "RULES", "rule_for", "two_increases_table"]
+
+#: Per rule: the comparison date ("start_of_year" or "same_date_last_year") and the 两增 checks it makes.
+RULES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "2018": ("same_date_last_year", ("loan_growth", "borrowers")),
+    "2019": ("start_of_year", ("loan_growth", "borrowers")),
+    "2024": ("start_of_year", ("loan_growth",)),
+}
+#: The rows of each assessment date: 两增 (all the rule's checks), each check, and 两控.
+CHECKS: tuple[str, ...] = ("两增", "loan_growth", "borrowers", "两控")
+
+
+def rule_for(assessment: Assessment, year: int) -> str:
+    """The 两增 rule applied in ``year``: the scenario's choice, or the rule in force that year."""
+    if isinstance(assessment.rule, dict):
+        return assessment.rule.get(str(year), "none")
+    if assessment.rule != "in_force":
+        return assessment.rule
+    return "2018" if year <= 2018 else "2019" if year <= 2022 else "none" if year == 2023 else "2024"
+
+
+def _npl_control_applies(assessment: Assessment, year: int) -> bool:
+    """两控 exists from 2019; a scenario that chooses its rule applies it every year."""
+    return assessment.rule != "in_force" or year >= 2019
+
+
+def two_increases_table(results: Results) -> pd.DataFrame:
+    """Probability of passing each test, per bank (and "all"), assessment date and check (see
+    :meth:`creditsim.Results.two_increases`)."""
+    s = results.scenario
+    first = month_index(results.dates[0])
+    other_npl = {bank: s.banks[bank].other_npl_ratio * (results.values("all_loans_balance", bank) - results.values("balance", bank))
+                 for bank in s.bank_names}
+    rows = []
+    for entity in results.banks:
+        balance, all_loans = results.values("balance", entity), results.values("all_loans_balance", entity)
+        borrowers = results.values("borrowers", entity)
+        inclusive_npl = results.values("npl_ratio", entity)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            outside = sum(other_npl.values()) if entity == "all" else other_npl[entity]
+            overall_npl = (np.nan_to_num(inclusive_npl * balance) + outside) / all_loans
+        for column, label in enumerate(results.dates):
+            month = first + column
+            year, calendar_month = divmod(month, 12)
+            if column == 0 or (calendar_month + 1) % 3:
+                continue  # quarter-ends (and so year-ends) inside the simulated months
+            rule = rule_for(s.assessment, year)
+            if rule in RULES:
+                basis, checks = RULES[rule]
+                reference = column - 12 if basis == "same_date_last_year" else column - (calendar_month + 1)
+                if reference >= 0:
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        margins = {
+                            "loan_growth": (balance[:, column] / balance[:, reference] - 1) - (all_loans[:, column] / all_loans[:, reference] - 1),
+                            "borrowers": borrowers[:, column] - borrowers[:, reference],
+                        }
+                    passed = {check: margins[check] >= 0 for check in checks}
+                    rows.append(_row(entity, year, label, "两增", rule, np.logical_and.reduce(list(passed.values())), None))
+                    rows += [_row(entity, year, label, check, rule, passed[check], margins[check]) for check in checks]
+            if _npl_control_applies(s.assessment, year):
+                margin = overall_npl[:, column] + s.assessment.npl_margin - inclusive_npl[:, column]
+                with np.errstate(invalid="ignore"):
+                    rows.append(_row(entity, year, label, "两控", rule, margin >= 0, margin))
+    columns = ["bank", "year", "date", "check", "rule", "probability", "ci_low", "ci_high", "median_margin", "margin_unit"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _row(bank: str, year: int, date: str, check: str, rule: str, passed: np.ndarray, margin: np.ndarray | None) -> dict[str, object]:
+    k, n = int(passed.sum()), passed.shape[0]
+    low, high = wilson_interval(k, n)
+    median = float(np.nanmedian(margin)) if margin is not None and not np.isnan(margin).all() else np.nan
+    unit = {"loan_growth": "growth points", "borrowers": "firms", "两控": "NPL ratio points"}.get(check, "")
+    return {"bank": bank, "year": year, "date": date, "check": check, "rule": rule, "probability": k / n, "ci_low": float(low),
+            "ci_high": float(high), "median_margin": median, "margin_unit": unit}

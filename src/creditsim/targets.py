@@ -1,0 +1,136 @@
+"""A plan's targets measured on the paths of a run: how likely each one is met.
+
+Each :class:`~creditsim.scenario.Target` turns a metric's monthly path into one number per Monte Carlo path
+(:func:`measure`); the target is met on a path when that number compares with the threshold as the target
+says (an undefined value, such as a ratio with a zero denominator, is not met). The probability of meeting
+it is the share of paths, with a Wilson 95% interval (:func:`wilson_interval`), which keeps its coverage near
+the nominal rate even when the probability is close to 0 or 1 or the paths are few.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .scenario import Target
+from .units import month_index
+
+if TYPE_CHECKING:
+    from .results import Results
+
+__all__ = ["Z95", "measure", "met", "outside", "shortfall", "targets_table", "wilson_interval"]
+
+#: The standard normal quantile of a two-sided 95% interval.
+Z95 = 1.959963984540054
+
+
+def wilson_interval(successes: int | np.ndarray, trials: int | np.ndarray, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval for a binomial probability.
+
+    Parameters
+    ----------
+    successes, trials : int or ndarray of int
+        Paths on which the event happened, and paths (trials > 0).
+    z : float
+        Standard normal quantile (default: 95% two-sided).
+
+    Returns
+    -------
+    low, high : ndarray of float
+        The interval's bounds, in [0, 1].
+    """
+    k, n = np.asarray(successes, dtype=float), np.asarray(trials, dtype=float)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+
+
+def measure(series: np.ndarray, first_date: str, target: Target) -> np.ndarray:
+    """The value a target measures on each path.
+
+    Parameters
+    ----------
+    series : ndarray, shape (paths, dates)
+        The metric on the target's scope, month by month; column 0 is the month ``first_date`` (the opening).
+    first_date : str
+        'YYYY-MM' of column 0.
+    target : Target
+
+    Returns
+    -------
+    ndarray, shape (paths,)
+    """
+    def column(month: str) -> int:
+        return month_index(month) - month_index(first_date)
+
+    if target.measure in ("stock", "ratio"):
+        assert target.date is not None
+        return series[:, column(target.date)]
+    assert target.start is not None and target.end is not None
+    first, last = column(target.start), column(target.end)
+    if target.measure == "increase":
+        return series[:, last] - series[:, first - 1]
+    window = series[:, first : last + 1]
+    if target.measure == "cumulative":
+        return window.sum(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a ratio undefined every month averages to NaN
+        return np.nanmean(window, axis=1)
+
+
+def outside(target: Target, first_date: str, last_date: str) -> str | None:
+    """Why a target cannot be measured on a run from ``first_date`` (the opening) to ``last_date``, or None."""
+    first, last = month_index(first_date), month_index(last_date)
+    if target.date is not None:
+        return None if first <= month_index(target.date) <= last else f"{target.date} is outside the run ({first_date} to {last_date})"
+    assert target.start is not None and target.end is not None
+    if month_index(target.start) <= first:
+        return f"starts at {target.start}, before the first simulated month"
+    return None if month_index(target.end) <= last else f"ends at {target.end}, after the run ends ({last_date})"
+
+
+def met(values: np.ndarray, target: Target) -> np.ndarray:
+    """Whether each measured value meets the target (NaN never does)."""
+    with np.errstate(invalid="ignore"):
+        return {">=": values >= target.threshold, "<=": values <= target.threshold, ">": values > target.threshold,
+                "<": values < target.threshold}[target.comparison]
+
+
+def shortfall(values: np.ndarray, target: Target) -> np.ndarray:
+    """How far each value falls short of the threshold, in the metric's unit (≤ 0 where met)."""
+    return target.threshold - values if target.comparison in (">=", ">") else values - target.threshold
+
+
+def targets_table(results: Results) -> pd.DataFrame:
+    """One row per target of the results' scenario (see :meth:`creditsim.Results.targets`)."""
+    rows = []
+    for name, target in results.scenario.targets.items():
+        described = {
+            "target": name, "label": target.label, "metric": target.metric, "measure": target.measure,
+            "scope": target.scope if isinstance(target.scope, str) else "+".join(target.scope),
+            "when": target.date if target.date else f"{target.start}–{target.end}",
+            "comparison": target.comparison, "threshold": target.threshold, "paths": results.paths, "source": target.source,
+        }
+        why = outside(target, results.dates[0], results.dates[-1])
+        if why is not None:
+            rows.append({**described, "note": f"not assessed: {why}"})
+            continue
+        values = measure(results.series(target.metric, target.scope), results.dates[0], target)
+        ok = met(values, target)
+        k, n = int(ok.sum()), values.shape[0]
+        low, high = wilson_interval(k, n)
+        missed = shortfall(values[~ok], target)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN values give NaN statistics
+            p5, p50, p95 = np.nanpercentile(values, [5, 50, 95]) if not np.isnan(values).all() else (math.nan,) * 3
+            gap = float(np.nanmedian(missed)) if missed.size and not np.isnan(missed).all() else math.nan
+        rows.append({**described, "probability": k / n, "ci_low": float(low), "ci_high": float(high), "median": p50, "p5": p5, "p95": p95,
+                     "median_shortfall": gap, "note": ""})
+    columns = ["target", "label", "metric", "measure", "scope", "when", "comparison", "threshold", "probability", "ci_low", "ci_high",
+               "median", "p5", "p95", "median_shortfall", "paths", "source", "note"]
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,243 @@
+"""Targets and the regulator's tests (两增, 两控) on hand-built metric paths, against hand-computed answers; the
+Wilson interval's coverage against the exact binomial coverage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from creditsim import Results
+from creditsim.assessment import rule_for
+from creditsim.errors import ScenarioError
+from creditsim.metrics import SCOPE_METRICS, SCOPES, entities
+from creditsim.scenario import Assessment, scenario_from_dict
+from creditsim.targets import wilson_interval
+from helpers import default_data
+
+BANK = SCOPE_METRICS["bank"]
+
+
+def two_bank_data(months: int = 24, **changes: Any) -> dict[str, Any]:
+    """The default scenario with two banks, 2021-01 on."""
+    data = default_data()
+    data["calendar"]["months"] = months
+    data["banks"] = {name: {**data["banks"]["big_bank"], "share": 0.5} for name in ("a", "b")}
+    data["campaign"]["channels"] = {k: {**v, "bank": "a"} if "bank" in v else v for k, v in data["campaign"]["channels"].items()}
+    data.update(changes)
+    return data
+
+
+def hand_built(data: dict[str, Any], paths: int, fill: dict[tuple[str, str], np.ndarray]) -> Results:
+    """Results whose bank metrics are zero except ``fill[(metric, bank)]`` (shape (paths, dates)); ratios are
+    recomputed from the filled additive metrics, as the engine does."""
+    scenario = scenario_from_dict(data)
+    dates = scenario.calendar.months + 1
+    groups = {scope: np.zeros((paths, dates, max(len(entities(scope, scenario)), 1), len(SCOPE_METRICS[scope]))) for scope in SCOPES}
+    for (name, bank), values in fill.items():
+        groups["bank"][:, :, scenario.bank_names.index(bank), BANK.index(name)] = values
+    from creditsim.metrics import ratio_values
+
+    bank_values = groups["bank"]
+    for name, values in ratio_values("bank", lambda m: bank_values[..., BANK.index(m)], scenario).items():
+        bank_values[..., BANK.index(name)] = values
+    return Results(scenario, seed=0, path_ids=list(range(paths)), groups=groups)
+
+
+def ramp(paths: int, dates: int, start: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """start + step × month for each path."""
+    return start[:, None] + step[:, None] * np.arange(dates)[None, :]
+
+
+# ------------------------------------------------------------------------------------------------ targets
+def test_each_kind_of_measurement_against_hand_computed_answers():
+    """Five paths, two banks, 24 months: balance = 100 + 10·path + (1 + path)·t (bank a) and 50 + t (bank b);
+    disbursed = path + 1 a month each; npl_balance = 2·path (a) and 1 (b)."""
+    paths, dates = 5, 25
+    p = np.arange(paths, dtype=float)
+    a_balance = ramp(paths, dates, 100 + 10 * p, 1 + p)
+    b_balance = ramp(paths, dates, np.full(paths, 50.0), np.ones(paths))
+    flow = np.repeat((p + 1)[:, None], dates, axis=1)
+    flow[:, 0] = 0.0
+    targets = {
+        "stock": {"metric": "balance", "measure": "stock", "date": "2021-12", "threshold": 125, "scope": "a"},
+        "opening": {"metric": "balance", "measure": "stock", "date": "2020-12", "threshold": 120, "comparison": "<"},
+        "increase": {"metric": "balance", "measure": "increase", "start": "2022-01", "end": "2022-12", "threshold": 36, "scope": "a"},
+        "cumulative": {"metric": "disbursed", "measure": "cumulative", "start": "2021-07", "end": "2022-06", "threshold": "48", "scope": ["a", "b"]},
+        "average": {"metric": "balance", "measure": "average", "start": "2021-01", "end": "2021-03", "threshold": 112, "scope": "a", "comparison": ">"},
+        "ratio": {"metric": "npl_ratio", "measure": "ratio", "date": "2022-12", "threshold": "2%", "comparison": "≤", "scope": ["a", "b"]},
+    }
+    data = two_bank_data(targets=targets)
+    r = hand_built(data, paths, {("balance", "a"): a_balance, ("balance", "b"): b_balance, ("disbursed", "a"): flow, ("disbursed", "b"): flow,
+                                 ("npl_balance", "a"): np.repeat((2 * p)[:, None], dates, axis=1), ("npl_balance", "b"): np.ones((paths, dates))})
+    table = r.targets().set_index("target")
+    expected = {
+        # 2021-12 is month 12: 100 + 10p + 12(1 + p) = 112 + 22p ≥ 125 for p ≥ 1
+        "stock": (112 + 22 * p, 4 / 5),
+        # the opening (all banks): 100 + 10p + 50 < 120 for p < 2 (p = 0, 1)
+        "opening": (150 + 10 * p, 0 / 5),
+        # 12 months of (1 + p): 12 + 12p ≥ 36 for p ≥ 2
+        "increase": (12 + 12 * p, 3 / 5),
+        # 12 months × 2 banks × (p + 1) = 24 + 24p ≥ 48 for p ≥ 1
+        "cumulative": (24 + 24 * p, 4 / 5),
+        # months 1..3: 100 + 10p + 2(1 + p) = 102 + 12p > 112 for p ≥ 1 (p = 0 is 102, not >)
+        "average": (102 + 12 * p, 4 / 5),
+        # month 24: (2p + 1) / (100 + 10p + 24(1 + p) + 74) ≤ 2%
+        "ratio": ((2 * p + 1) / (198 + 34 * p), np.mean((2 * p + 1) / (198 + 34 * p) <= 0.02)),
+    }
+    expected["opening"] = (150 + 10 * p, np.mean(150 + 10 * p < 120))
+    for name, (values, probability) in expected.items():
+        row = table.loc[name]
+        assert row["probability"] == pytest.approx(probability), name
+        assert row["median"] == pytest.approx(np.median(values)), name
+        assert row["p5"] == pytest.approx(np.percentile(values, 5)) and row["p95"] == pytest.approx(np.percentile(values, 95)), name
+        threshold = row["threshold"]
+        missed = values[~{">=": values >= threshold, "<=": values <= threshold, ">": values > threshold, "<": values < threshold}[row["comparison"]]]
+        gap = (threshold - missed) if row["comparison"] in (">=", ">") else (missed - threshold)
+        assert (np.isnan(row["median_shortfall"]) and missed.size == 0) or row["median_shortfall"] == pytest.approx(np.median(gap)), name
+        low, high = wilson_interval(round(probability * paths), paths)
+        assert (row["ci_low"], row["ci_high"]) == (pytest.approx(float(low)), pytest.approx(float(high)))
+    assert table.loc["cumulative", "scope"] == "a+b" and table.loc["increase", "when"] == "2022-01–2022-12"
+
+
+def test_wilson_interval_matches_its_formula_at_the_edges():
+    """k = 0 and k = n: the interval touches 0 (or 1) and its other end is z²/(n + z²) from it."""
+    z = 1.959963984540054
+    low, high = wilson_interval(0, 40)
+    assert low == 0.0 and high == pytest.approx(z * z / (40 + z * z))
+    low, high = wilson_interval(40, 40)
+    assert high == 1.0 and low == pytest.approx(40 / (40 + z * z))
+
+
+@pytest.mark.parametrize(("p", "n"), [(0.5, 60), (0.9, 100), (0.05, 200)])
+def test_target_probability_interval_covers_the_true_probability_at_the_nominal_rate(p, n):
+    """Simulation study: 400 runs of n paths whose measured value is uniform, against a threshold met with
+    probability p. The share of runs whose Wilson interval covers p equals the interval's exact coverage
+    (summed over the binomial distribution) within 4 standard errors, and that exact coverage is near 95%."""
+    exact = sum(stats.binom.pmf(k, n, p) for k in range(n + 1) if wilson_interval(k, n)[0] <= p <= wilson_interval(k, n)[1])
+    assert 0.93 <= exact <= 0.97
+    rng = np.random.default_rng(20261122)
+    data = two_bank_data(months=12, targets={"t": {"metric": "balance", "measure": "stock", "date": "2021-12", "threshold": p, "comparison": "<"}})
+    runs, covered = 400, 0
+    for _ in range(runs):
+        values = np.zeros((n, 13))
+        values[:, 12] = rng.random(n)  # P(value < p) = p
+        row = hand_built(data, n, {("balance", "a"): values}).targets().iloc[0]
+        covered += row["ci_low"] <= p <= row["ci_high"]
+    se = np.sqrt(exact * (1 - exact) / runs)
+    assert abs(covered / runs - exact) <= 4 * se
+
+
+def test_target_fields_are_checked():
+    base = {"metric": "balance", "measure": "increase", "start": "2021-01", "end": "2022-12", "threshold": "100亿"}
+    cases = [
+        ({"metric": "balanse"}, "targets.t.metric = 'balanse': unknown metric (did you mean 'balance'?)"),
+        ({"metric": "disbursed"}, "targets.t.measure = 'increase': cannot measure disbursed, a flow metric (use cumulative or average)"),
+        ({"end": "2020-12"}, "targets.t.end = '2020-12': must not be before start (2021-01)"),
+        ({"date": "2021-06"}, "targets.t.date = '2021-06': does not apply to a increase target (use start and end)"),
+        ({"threshold": "100 apples"}, "targets.t.threshold = '100 apples': must be a number, a rate such as '1%', an amount such as '1000亿' or a count such as '1.5万户'"),
+        ({"comparison": "=="}, "targets.t.comparison = '==': input should be '>=', '<=', '>' or '<'"),
+        ({"scope": ["a", "c"]}, "targets.t.scope = 'c': balance is reported for a, b, all"),
+        ({"scope": ["a", "all"]}, "targets.t.scope = ['a', 'all']: 'all' cannot be part of a list"),
+        ({"metric": "npl_ratio", "measure": "ratio", "start": None, "end": None, "date": "2022-12", "threshold": 3}, "targets.t.threshold = 3.0: npl_ratio is a fraction: the threshold must be in [0, 1] (e.g. '1%')"),
+    ]
+    for change, message in cases:
+        target = {k: v for k, v in {**base, **change}.items() if v is not None}
+        with pytest.raises(ScenarioError) as error:
+            scenario_from_dict(two_bank_data(targets={"t": target}))
+        assert str(error.value) == message
+
+
+def test_a_target_outside_the_run_is_reported_as_not_assessed():
+    """A run shortened below a target's period (e.g. ``--set calendar.months=6``) still runs; the target's row
+    says why it is not assessed and holds no figures."""
+    targets = {"late": {"metric": "balance", "measure": "increase", "start": "2021-01", "end": "2023-12", "threshold": 1},
+               "early": {"metric": "balance", "measure": "stock", "date": "2020-11", "threshold": 1},
+               "in": {"metric": "balance", "measure": "stock", "date": "2021-06", "threshold": 1}}
+    r = hand_built(two_bank_data(months=6, targets=targets), 2, {("balance", "a"): np.full((2, 7), 5.0)})
+    table = r.targets().set_index("target")
+    assert table.loc["late", "note"] == "not assessed: ends at 2023-12, after the run ends (2021-06)"
+    assert table.loc["early", "note"] == "not assessed: 2020-11 is outside the run (2020-12 to 2021-06)"
+    assert np.isnan(table.loc["late", "probability"]) and table.loc["in", "probability"] == 1.0 and table.loc["in", "note"] == ""
+
+
+# ------------------------------------------------------------------------------------------------ 两增 and 两控
+def test_rule_in_force_by_year():
+    in_force = Assessment()
+    assert [rule_for(in_force, y) for y in (2018, 2019, 2022, 2023, 2024, 2026)] == ["2018", "2019", "2019", "none", "2024", "2024"]
+    assert rule_for(Assessment(rule="2018"), 2025) == "2018"
+    assert rule_for(Assessment(rule={"2021": "2024"}), 2021) == "2024" and rule_for(Assessment(rule={"2021": "2024"}), 2022) == "none"
+
+
+def two_increase_paths(rule: str) -> Results:
+    """One path, 2021-01 to 2022-12 (dates 0..24, date 0 = 2020-12), all loans flat at 1000.
+
+    Bank a: balance 100 through 2021-06, then 80, then from 2022-01 rising 2 a month (2022-06: 92); growth
+    since the start of 2022 (80 → 92, +15%) beats all loans (0%), but against 2021-06 (100) it is −8%.
+    Bank b: balance rising 1% a month (passes growth) while borrowers fall by one a month (fails borrowers).
+    """
+    dates = 25
+    a = np.full(dates, 100.0)
+    a[7:13] = 80.0
+    a[13:] = 80.0 + 2.0 * np.arange(1, 13)
+    b = 100.0 * 1.01 ** np.arange(dates)
+    flat = np.full((1, dates), 1000.0)
+    borrowers_b = 500.0 - np.arange(dates)
+    data = two_bank_data(months=24, assessment={"rule": rule})
+    return hand_built(data, 1, {
+        ("balance", "a"): a[None], ("balance", "b"): b[None], ("all_loans_balance", "a"): flat, ("all_loans_balance", "b"): flat,
+        ("borrowers", "a"): np.full((1, dates), 300.0), ("borrowers", "b"): borrowers_b[None],
+    })
+
+
+def test_two_increases_start_of_year_against_same_date_last_year():
+    """At 2022-06 bank a passes the 2019 rule (since the start of the year) and fails the 2018 rule (against
+    2021-06); the 2018 rule is not evaluated in 2021 (its comparison date is before the run)."""
+    since_start = two_increase_paths("2019").two_increases().set_index(["bank", "date", "check"])
+    year_on_year = two_increase_paths("2018").two_increases().set_index(["bank", "date", "check"])
+    growth_2019 = since_start.loc[("a", "2022-06", "loan_growth")]
+    growth_2018 = year_on_year.loc[("a", "2022-06", "loan_growth")]
+    assert growth_2019["probability"] == 1.0 and growth_2019["median_margin"] == pytest.approx(92 / 80 - 1)
+    assert growth_2018["probability"] == 0.0 and growth_2018["median_margin"] == pytest.approx(92 / 100 - 1)
+    assert ("a", "2021-06", "loan_growth") in since_start.index and ("a", "2021-06", "loan_growth") not in year_on_year.index
+    # 2021-09 against the start of 2021: 80 / 100 − 1 < 0
+    assert since_start.loc[("a", "2021-09", "两增"), "probability"] == 0.0
+
+
+def test_a_bank_can_pass_growth_and_fail_borrowers():
+    """Bank b grows 1% a month but loses a borrower a month: loan_growth passes, borrowers and so 两增 fail;
+    under the 2024 rule (growth only) 两增 passes."""
+    table = two_increase_paths("2019").two_increases().set_index(["bank", "date", "check"])
+    assert table.loc[("b", "2022-12", "loan_growth"), "probability"] == 1.0
+    assert table.loc[("b", "2022-12", "loan_growth"), "median_margin"] == pytest.approx(1.01**12 - 1)
+    assert table.loc[("b", "2022-12", "borrowers"), "probability"] == 0.0
+    assert table.loc[("b", "2022-12", "borrowers"), "median_margin"] == pytest.approx(-12)
+    assert table.loc[("b", "2022-12", "两增"), "probability"] == 0.0
+    growth_only = two_increase_paths("2024").two_increases().set_index(["bank", "date", "check"])
+    assert growth_only.loc[("b", "2022-12", "两增"), "probability"] == 1.0
+    assert ("b", "2022-12", "borrowers") not in growth_only.index
+
+
+def test_two_increases_for_all_banks_use_the_sums():
+    """All banks at 2022-12, since the start of 2022: balance (80 + 24 = 104, plus b) against the sum at 2021-12."""
+    table = two_increase_paths("2019").two_increases().set_index(["bank", "date", "check"])
+    b = 100.0 * 1.01 ** np.arange(25)
+    growth = (104 + b[24]) / (80 + b[12]) - 1
+    assert table.loc[("all", "2022-12", "loan_growth"), "median_margin"] == pytest.approx(growth)
+    assert table.loc[("all", "2022-12", "borrowers"), "median_margin"] == pytest.approx(-12)
+
+
+def test_npl_control_against_the_overall_ratio_plus_three_points():
+    """Bank a: inclusive balance 100 with NPL 5 (5%), 900 other loans at other_npl_ratio 1.5%: overall
+    (5 + 13.5) / 1000 = 1.85%, so the limit is 4.85% and a fails by 0.15 points; with NPL 4 (overall 1.75%,
+    limit 4.75%) it passes by 0.75 points."""
+    dates = 13
+    data = two_bank_data(months=12)
+    for npl, passed, margin in ((5.0, 0.0, 0.0485 - 0.05), (4.0, 1.0, 0.0475 - 0.04)):
+        r = hand_built(data, 1, {("balance", "a"): np.full((1, dates), 100.0), ("all_loans_balance", "a"): np.full((1, dates), 1000.0),
+                                 ("npl_balance", "a"): np.full((1, dates), npl), ("balance", "b"): np.full((1, dates), 100.0),
+                                 ("all_loans_balance", "b"): np.full((1, dates), 1000.0)})
+        row = r.two_increases().set_index(["bank", "date", "check"]).loc[("a", "2021-12", "两控")]
+        assert row["probability"] == passed and row["median_margin"] == pytest.approx(margin)
