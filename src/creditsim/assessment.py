@@ -14,6 +14,7 @@ Each test is evaluated per bank and for all banks together, at every quarter-end
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,7 +27,7 @@ from .units import month_index
 if TYPE_CHECKING:
     from .results import Results
 
-__all__ = ["CHECKS", "RULES", "rule_for", "two_increases_table"]
+__all__ = ["CHECKS", "RULES", "evaluations", "rule_for", "two_increases_table"]
 
 #: Per rule: the comparison date ("start_of_year" or "same_date_last_year") and the 两增 checks it makes.
 RULES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -52,14 +53,14 @@ def _npl_control_applies(assessment: Assessment, year: int) -> bool:
     return assessment.rule != "in_force" or year >= 2019
 
 
-def two_increases_table(results: Results) -> pd.DataFrame:
-    """Probability of passing each test, per bank (and "all"), assessment date and check (see
-    :meth:`creditsim.Results.two_increases`)."""
+def evaluations(results: Results) -> Iterator[tuple[str, int, str, str, str, np.ndarray, np.ndarray | None]]:
+    """Every test on every path: ``(bank, year, date, check, rule, passed, margin)`` per bank (and "all"),
+    assessment date and check, ``passed`` and ``margin`` of shape (paths,) (``margin`` None for the combined
+    两增 check; see :meth:`creditsim.Results.two_increases` for the units)."""
     s = results.scenario
     first = month_index(results.dates[0])
     other_npl = {bank: s.banks[bank].other_npl_ratio * (results.values("all_loans_balance", bank) - results.values("balance", bank))
                  for bank in s.bank_names}
-    rows = []
     for entity in results.banks:
         balance, all_loans = results.values("balance", entity), results.values("all_loans_balance", entity)
         borrowers = results.values("borrowers", entity)
@@ -68,8 +69,7 @@ def two_increases_table(results: Results) -> pd.DataFrame:
             outside = sum(other_npl.values()) if entity == "all" else other_npl[entity]
             overall_npl = (np.nan_to_num(inclusive_npl * balance) + outside) / all_loans
         for column, label in enumerate(results.dates):
-            month = first + column
-            year, calendar_month = divmod(month, 12)
+            year, calendar_month = divmod(first + column, 12)
             if column == 0 or (calendar_month + 1) % 3:
                 continue  # quarter-ends (and so year-ends) inside the simulated months
             rule = rule_for(s.assessment, year)
@@ -82,13 +82,20 @@ def two_increases_table(results: Results) -> pd.DataFrame:
                             "loan_growth": (balance[:, column] / balance[:, reference] - 1) - (all_loans[:, column] / all_loans[:, reference] - 1),
                             "borrowers": borrowers[:, column] - borrowers[:, reference],
                         }
-                    passed = {check: margins[check] >= 0 for check in checks}
-                    rows.append(_row(entity, year, label, "两增", rule, np.logical_and.reduce(list(passed.values())), None))
-                    rows += [_row(entity, year, label, check, rule, passed[check], margins[check]) for check in checks]
+                        passed = {check: margins[check] >= 0 for check in checks}
+                    yield entity, year, label, "两增", rule, np.logical_and.reduce(list(passed.values())), None
+                    for check in checks:
+                        yield entity, year, label, check, rule, passed[check], margins[check]
             if _npl_control_applies(s.assessment, year):
                 margin = overall_npl[:, column] + s.assessment.npl_margin - inclusive_npl[:, column]
                 with np.errstate(invalid="ignore"):
-                    rows.append(_row(entity, year, label, "两控", rule, margin >= 0, margin))
+                    yield entity, year, label, "两控", rule, margin >= 0, margin
+
+
+def two_increases_table(results: Results) -> pd.DataFrame:
+    """Probability of passing each test, per bank (and "all"), assessment date and check (see
+    :meth:`creditsim.Results.two_increases`)."""
+    rows = [_row(*evaluation) for evaluation in evaluations(results)]
     columns = ["bank", "year", "date", "check", "rule", "probability", "ci_low", "ci_high", "median_margin", "margin_unit"]
     return pd.DataFrame(rows, columns=columns)
 

@@ -1,7 +1,9 @@
 """The ``creditsim`` command.
 
-``creditsim run [SCENARIO] [--paths N] [--seed S] [--set dotted.key=value ...] [--out DIR]`` runs a scenario
-(the bundled default when none is given) and prints the key metrics at the end date with their 5–95% band;
+``creditsim run [SCENARIO] [--paths N] [--seed S] [--set dotted.key=value ...] [--out DIR] [--report [FILE]]
+[--xlsx FILE] [--csv DIR]`` runs a scenario (the bundled default when none is given) and prints the key metrics at
+the end date with their 5–95% band, the targets and the 两增/两控 table, and writes what was asked for;
+``creditsim report RESULTS_DIR [-o FILE]`` writes the HTML report of saved results;
 ``creditsim compare [A] [B] [--set ...] [--set-base ...]`` runs two policies with common random numbers and
 prints B − A with 95% confidence intervals; ``creditsim validate SCENARIO`` checks a file. Exit codes: 0 success, 2 bad input (one line on stderr, no
 traceback), 130 interrupted.
@@ -11,17 +13,20 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import unicodedata
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from . import __version__
 from .api import simulate
 from .compare import compare, format_comparison
-from .errors import CreditsimError
+from .errors import CreditsimError, ResultsError
 from .metrics import metric
+from .report import write_report
 from .results import ALL, Results
 from .scenario import load_scenario
 from .summaries import fiscal_costs, instrument_events, per_fiscal_cost
@@ -66,7 +71,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every random stream (default 0)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field, e.g. banks.city_bank.max_pd=0.05")
     run.add_argument("--out", metavar="DIR", help="write the results (metrics.parquet, manifest.json) to DIR")
+    run.add_argument("--report", metavar="FILE", nargs="?", const="report.html", help="write a self-contained HTML report (default report.html)")
+    run.add_argument("--xlsx", metavar="FILE", help="write the target, 两增 and summary tables as an Excel workbook")
+    run.add_argument("--csv", metavar="DIR", help="write the metrics and the summary, target and 两增 tables as CSV files to a new DIR")
     run.set_defaults(handler=_run)
+
+    report = commands.add_parser("report", help="write the HTML report of saved results")
+    report.add_argument("results", help="a results directory written by run --out")
+    report.add_argument("-o", "--output", metavar="FILE", help="the HTML file (default RESULTS/report.html)")
+    report.set_defaults(handler=_report)
 
     comp = commands.add_parser("compare", help="compare two policies with common random numbers")
     comp.add_argument("base", nargs="?", help="scenario A (default: the bundled default scenario)")
@@ -118,12 +131,47 @@ def _run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     if args.out:
         Results.check_target(args.out)
+    for path in (args.report, args.xlsx):
+        if path:
+            _check_file(path)
+    if args.csv and Path(args.csv).exists():
+        raise ResultsError(f"{args.csv}: already exists; refusing to overwrite it")
     results = simulate(scenario, paths=args.paths, seed=args.seed, progress=_progress)
     print(format_summary(results))
+    written = []
     if args.out:
-        where = results.save(args.out)
-        print(f"\nresults written to {where}")
+        written.append(f"results: {results.save(args.out)}")
+    if args.report:
+        written.append(f"report: {write_report(results, args.report, command=_command_line())}")
+    if args.xlsx:
+        written.append(f"workbook: {results.to_excel(args.xlsx)}")
+    if args.csv:
+        written.append(f"tables: {results.to_csv(args.csv)}")
+    if written:
+        print("\nwritten: " + "; ".join(written))
     return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    results = Results.load(args.results)
+    output = args.output or str(Path(args.results) / "report.html")
+    _check_file(output)
+    print(f"report written to {write_report(results, output)}")
+    return 0
+
+
+def _check_file(path: str) -> None:
+    """Refuse an output file early (before a run) when it is a directory or its directory cannot be written."""
+    target = Path(path)
+    if target.is_dir():
+        raise ResultsError(f"{target}: is a directory, not a file")
+    parent = target.parent if str(target.parent) else Path(".")
+    if parent.exists() and not os.access(parent, os.W_OK):
+        raise ResultsError(f"{target}: its directory is not writable")
+
+
+def _command_line() -> str:
+    return " ".join(["creditsim", *sys.argv[1:]])
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import pandas as pd
 
 from .errors import ResultsError
 from .metrics import METRICS, SCOPE_METRICS, SCOPES, entities, ratio_values
+from .outputs import new_directory, write_directory, write_file
 from .scenario import Scenario, scenario_from_dict
 from .units import month_label
 
@@ -237,30 +236,48 @@ class Results:
         ResultsError
             When the target is refused by :meth:`check_target` or writing fails.
         """
-        target = self.check_target(directory)
-        try:
-            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        except OSError as exc:
-            raise ResultsError(f"{target}: cannot write there ({exc.strerror or exc})") from None
-        try:
+        def write(staging: Path) -> None:
             self.metrics.to_parquet(staging / _DATA, index=False)
             manifest = self.manifest()
             manifest["files"] = {_DATA: _sha256(staging / _DATA)}
             (staging / _MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
-            if target.exists():
-                retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-                os.replace(target, retired / "old")
-                os.replace(staging, target)
-                shutil.rmtree(retired)
-            else:
-                os.replace(staging, target)
-        except OSError as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise ResultsError(f"{target}: writing the results failed ({exc.strerror or exc})") from None
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return target
+
+        return write_directory(self.check_target(directory), write, replace=True)
+
+    # ------------------------------------------------------------------------------------------ exports
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The tables the exports write: ``summary`` (:meth:`summary`), ``targets`` (:meth:`targets`) and
+        ``two_increases`` (:meth:`two_increases`)."""
+        return {"summary": self.summary(), "targets": self.targets(), "two_increases": self.two_increases()}
+
+    def to_csv(self, directory: str | Path) -> Path:
+        """Write ``metrics.csv`` (the tidy metrics) and ``summary.csv``, ``targets.csv``, ``two_increases.csv``
+        (UTF-8 with a byte-order mark, so spreadsheet programs read the Chinese text) to a new directory,
+        atomically. Raises :class:`ResultsError` when ``directory`` exists."""
+        def write(staging: Path) -> None:
+            for name, table in {"metrics": self.metrics, **self.tables()}.items():
+                table.to_csv(staging / f"{name}.csv", index=False, encoding="utf-8-sig")
+
+        return write_directory(new_directory(directory), write)
+
+    def to_parquet(self, directory: str | Path) -> Path:
+        """Write the same four tables as :meth:`to_csv` as Parquet files to a new directory, atomically."""
+        def write(staging: Path) -> None:
+            for name, table in {"metrics": self.metrics, **self.tables()}.items():
+                table.to_parquet(staging / f"{name}.parquet", index=False)
+
+        return write_directory(new_directory(directory), write)
+
+    def to_excel(self, path: str | Path) -> Path:
+        """Write an Excel workbook with the sheets ``targets``, ``two_increases`` and ``summary`` (the file
+        written atomically; an existing file is replaced)."""
+        def write(temporary: Path) -> None:
+            tables = self.tables()
+            with pd.ExcelWriter(temporary, engine="openpyxl") as book:
+                for name in ("targets", "two_increases", "summary"):
+                    tables[name].to_excel(book, sheet_name=name, index=False)
+
+        return write_file(Path(path), write, "workbook")
 
     @classmethod
     def load(cls, directory: str | Path) -> Results:

@@ -47,7 +47,8 @@ def wilson_interval(successes: int | np.ndarray, trials: int | np.ndarray, z: fl
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    # the interval always holds k/n; keep it so where rounding would put an end a hair inside
+    return np.clip(np.minimum(centre - half, p), 0.0, 1.0), np.clip(np.maximum(centre + half, p), 0.0, 1.0)
 
 
 def measure(series: np.ndarray, first_date: str, target: Target) -> np.ndarray:

@@ -1,0 +1,92 @@
+"""Writing outputs atomically: a file or a directory is either complete at its place or absent.
+
+Each is written beside its target under a temporary name and renamed into place; it gets the permissions a
+plain file or directory would (the umask's), not the private ones of a temporary file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import ResultsError
+
+__all__ = ["new_directory", "write_directory", "write_file"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_file(target: Path, write: Callable[[Path], None], what: str) -> Path:
+    """Write ``target`` by calling ``write`` on a temporary path beside it, then renaming it into place (an
+    existing file is replaced). ``what`` names the output in errors.
+
+    Raises
+    ------
+    ResultsError
+    """
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
+        os.close(handle)
+    except OSError as exc:
+        raise ResultsError(f"{target}: cannot write the {what} ({exc.strerror or exc})") from None
+    temporary = Path(name)
+    try:
+        write(temporary)
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, target)
+    except OSError as exc:
+        raise ResultsError(f"{target}: cannot write the {what} ({exc.strerror or exc})") from None
+    finally:
+        temporary.unlink(missing_ok=True)
+    return target
+
+
+def new_directory(directory: str | Path) -> Path:
+    """``directory`` as a target for :func:`write_directory`: it must not exist; its parent is created."""
+    target = Path(directory)
+    if target.exists():
+        raise ResultsError(f"{target}: already exists; refusing to overwrite it")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ResultsError(f"{target}: cannot create its parent directory ({exc.strerror or exc})") from None
+    return target
+
+
+def write_directory(target: Path, write: Callable[[Path], None], replace: bool = False) -> Path:
+    """Fill a temporary directory beside ``target`` with ``write`` and rename it into place; with ``replace`` an
+    existing directory at the target is replaced (the caller has checked it may be).
+
+    Raises
+    ------
+    ResultsError
+    """
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as exc:
+        raise ResultsError(f"{target}: cannot write there ({exc.strerror or exc})") from None
+    try:
+        write(staging)
+        os.chmod(staging, 0o777 & ~_umask())
+        if replace and target.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, retired / "old")
+            os.replace(staging, target)
+            shutil.rmtree(retired)
+        else:
+            os.replace(staging, target)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ResultsError(f"{target}: writing failed ({exc.strerror or exc})") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target

@@ -1,0 +1,322 @@
+"""Charts of a run: fan charts, target probabilities, 两增 margins, who bears the losses, the instruments' capital.
+
+Every function returns a :class:`matplotlib.figure.Figure` built without pyplot (no global state, any
+backend). Labels are Chinese when a font with Chinese characters is installed and English otherwise, so a
+character is never drawn as a box: :func:`cjk_font` finds such a font and :func:`label` picks the text.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import TYPE_CHECKING
+
+import numpy as np
+from matplotlib import font_manager
+from matplotlib.figure import Figure
+from matplotlib.ft2font import FT2Font
+from matplotlib.text import Text
+
+from .assessment import evaluations
+from .metrics import metric as metric_info
+from .scenario import Target
+from .units import month_index
+
+if TYPE_CHECKING:
+    from .results import Results
+
+__all__ = ["capital_chart", "cjk_font", "fan_chart", "label", "loss_chart", "target_chart", "target_series", "two_increases_chart"]
+
+#: Characters a font must have to be used for Chinese labels.
+_PROBE = "两增首贷户余额新增累计不良率担保资金池银行年月"
+#: Font names tried first (in order); any other installed font that has every probe character also qualifies.
+_PREFERRED = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "SimHei",
+              "Microsoft YaHei", "PingFang SC", "Heiti SC", "Droid Sans Fallback", "AR PL UMing CN")
+_CJK_NAME = re.compile(r"CJK|Hei|Han|WenQuanYi|Ming|Song|Kai|Gothic|YaHei|PingFang|Fallback", re.IGNORECASE)
+_CJK_FILE = re.compile(r"cjk|wqy|hei|han|ming|song|kai|droid|uming|ukai|noto.*(sc|tc|hk)", re.IGNORECASE)
+
+#: Chinese and English text of every label the charts use.
+_TEXT: dict[str, tuple[str, str]] = {
+    "median": ("中位数", "median"),
+    "band50": ("25%–75%", "25–75%"),
+    "band90": ("5%–95%", "5–95%"),
+    "target": ("目标", "target"),
+    "probability": ("达成概率", "probability met"),
+    "targets": ("目标达成概率（95%置信区间）", "Probability each target is met (95% CI)"),
+    "growth_margin": ("普惠型小微贷款增速 − 各项贷款增速（百分点）", "inclusive growth − all-loan growth (points)"),
+    "two_increases": ("两增：年末增速差（中位数，5%–95%）", "Inclusive vs all-loan growth at year-end (median, 5–95%)"),
+    "losses": ("损失分担（各路径均值，累计）", "Who bears the losses (mean over paths, cumulative)"),
+    "loss_bank": ("银行", "banks"),
+    "loss_guarantor": ("担保机构", "guarantors"),
+    "loss_reguarantor": ("再担保机构", "re-guarantors"),
+    "loss_pool": ("风险补偿资金池", "risk pools"),
+    "capital": ("担保机构资本与资金池余额", "Guarantor capital and pool balances"),
+    "guarantor_capital": ("担保机构资本", "guarantor capital"),
+    "pool_balance": ("资金池余额", "pool balance"),
+    "yuan": ("元", "CNY"),
+    "firms": ("户", "firms"),
+    "loans": ("笔", "loans"),
+}
+
+#: Chinese names of the metrics charts show most; others keep their metric name.
+_METRIC_ZH = {
+    "balance": "普惠型小微贷款余额", "borrowers": "有贷款余额的户数", "npl_ratio": "不良贷款率", "npl_balance": "不良贷款余额",
+    "credit_loan_balance": "信用贷款余额", "credit_loan_disbursed": "信用贷款发放额", "renewal_balance": "无还本续贷余额",
+    "first_time_borrowers": "首贷户", "first_time_borrower_lending": "首贷户贷款发放额", "first_loan_amount": "首贷金额",
+    "disbursed": "贷款发放额", "all_loans_balance": "各项贷款余额", "guarantee_fee_rate": "担保费率", "guarantor_capital": "担保机构资本",
+    "pool_balance": "资金池余额", "fiscal_cost": "财政支出",
+}
+_MEASURE = {"stock": ("余额", "at"), "increase": ("新增", "increase"), "cumulative": ("累计", "cumulative"), "average": ("平均", "average"),
+            "ratio": ("", "at")}
+
+
+@functools.cache
+def cjk_font() -> str | None:
+    """The family name of an installed font that has Chinese characters, or None.
+
+    matplotlib's font list is searched first; a font installed after matplotlib cached that list is found by
+    scanning the system's font files (and added to matplotlib's list).
+    """
+    manager = font_manager.fontManager
+    for found in (_cjk_in(manager.ttflist), _cjk_in(_added_system_fonts(manager))):
+        if found:
+            return found
+    return None
+
+
+def _cjk_in(fonts: list[font_manager.FontEntry]) -> str | None:
+    candidates = sorted((f for f in fonts if f.name in _PREFERRED or _CJK_NAME.search(f.name)),
+                        key=lambda f: _PREFERRED.index(f.name) if f.name in _PREFERRED else len(_PREFERRED))
+    for font in candidates:
+        try:
+            charmap = FT2Font(font.fname).get_charmap()
+        except (OSError, RuntimeError):
+            continue
+        if all(ord(c) in charmap for c in _PROBE):
+            return str(font.name)
+    return None
+
+
+def _added_system_fonts(manager: font_manager.FontManager) -> list[font_manager.FontEntry]:
+    """Font files of the system with a CJK-looking name that matplotlib's list lacks, added to it."""
+    known = {f.fname for f in manager.ttflist}
+    added = []
+    for path in font_manager.findSystemFonts():
+        if path not in known and _CJK_FILE.search(path):
+            try:
+                manager.addfont(path)
+            except (OSError, RuntimeError, ValueError):
+                continue
+            added += [f for f in manager.ttflist if f.fname == path]
+    return added
+
+
+def label(key: str) -> str:
+    """The chart text ``key`` in Chinese when a CJK font is installed, else in English."""
+    zh, en = _TEXT[key]
+    return zh if cjk_font() else en
+
+
+def metric_label(name: str) -> str:
+    """A metric's display name: Chinese where known and a CJK font is installed, else its name."""
+    return _METRIC_ZH.get(name, name) if cjk_font() else name
+
+
+def _figure(width: float = 7.0, height: float = 3.6) -> Figure:
+    return Figure(figsize=(width, height), dpi=110, layout="constrained")
+
+
+def _finish(fig: Figure) -> Figure:
+    """Give every text of the figure the CJK font when there is one (matplotlib's settings stay untouched);
+    without one, replace any character the default font lacks (in a user's names) by '?'."""
+    family = cjk_font()
+    for text in fig.findobj(Text):
+        if family:
+            text.set_fontfamily(family)
+        else:
+            text.set_text(_drawable(text.get_text()))
+    return fig
+
+
+@functools.cache
+def _default_charmap() -> frozenset[int]:
+    return frozenset(FT2Font(font_manager.findfont(font_manager.FontProperties())).get_charmap())
+
+
+def _drawable(text: str) -> str:
+    """``text`` with every character the default font cannot draw replaced by '?'."""
+    charmap = _default_charmap()
+    return "".join(c if ord(c) in charmap or c.isspace() else "?" for c in text)
+
+
+def _unit_scale(unit: str) -> tuple[float, str]:
+    """Divide values by this and label the axis with that: 亿 for money, % for fractions."""
+    if unit == "CNY":
+        return 1e8, "亿元" if cjk_font() else "100M CNY"
+    if unit == "fraction":
+        return 0.01, "%"
+    return 1.0, label("firms") if unit == "firms" else label("loans") if unit == "loans" else unit
+
+
+def target_series(results: Results, target: Target) -> tuple[list[str], np.ndarray]:
+    """The quantity a target compares with its threshold, month by month up to its date or the end of its
+    period: the stock or ratio itself, the increase so far, the running total or the running mean.
+
+    Returns
+    -------
+    dates : list of str
+    values : ndarray, shape (paths, len(dates))
+    """
+    series = results.series(target.metric, target.scope)
+    first = month_index(results.dates[0])
+    if target.measure in ("stock", "ratio"):
+        assert target.date is not None
+        stop = month_index(target.date) - first + 1
+        return results.dates[:stop], series[:, :stop]
+    assert target.start is not None and target.end is not None
+    start = month_index(target.start) - first
+    end = min(month_index(target.end) - first, len(results.dates) - 1)
+    dates = results.dates[start - 1 : end + 1]
+    if target.measure == "increase":
+        return dates, series[:, start - 1 : end + 1] - series[:, start - 1 : start]
+    window = np.concatenate([np.zeros((series.shape[0], 1)), series[:, start : end + 1]], axis=1)
+    running = np.cumsum(window, axis=1)
+    if target.measure == "cumulative":
+        return dates, running
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return dates, running / np.arange(window.shape[1])
+
+
+def fan_chart(results: Results, metric: str, scope: str | tuple[str, ...] = "all", target: str | None = None) -> Figure:
+    """Fan chart of a metric over the run: the median and the 25–75% and 5–95% bands across paths.
+
+    Parameters
+    ----------
+    results : Results
+    metric : str
+        Any metric; ignored when ``target`` is given.
+    scope : str or tuple of str
+        An entity, "all", or several entities summed.
+    target : str, optional
+        A target of the scenario: chart the quantity it measures (see :func:`target_series`) with the
+        threshold as a line and the target date marked.
+    """
+    if target is not None:
+        t = results.scenario.targets[target]
+        dates, values = target_series(results, t)
+        metric, title = t.metric, f"{target}: {t.label}" if t.label and cjk_font() else target
+        zh, en = _MEASURE[t.measure]
+        title = f"{title} ({zh if cjk_font() else en})" if (zh if cjk_font() else en) else title
+    else:
+        dates, values, title = results.dates, results.series(metric, scope), metric_label(metric)
+    scale, unit = _unit_scale(metric_info(metric).unit)
+    fig = _figure()
+    ax = fig.add_subplot()
+    x = np.arange(len(dates))
+    with np.errstate(invalid="ignore"):
+        q = np.nanpercentile(values / scale, [5, 25, 50, 75, 95], axis=0) if values.size else np.zeros((5, len(dates)))
+    ax.fill_between(x, q[0], q[4], color="#9ecae1", alpha=0.6, lw=0, label=label("band90"))
+    ax.fill_between(x, q[1], q[3], color="#4292c6", alpha=0.7, lw=0, label=label("band50"))
+    ax.plot(x, q[2], color="#08306b", lw=1.6, label=label("median"))
+    if target is not None:
+        t = results.scenario.targets[target]
+        level = t.threshold / scale
+        shown = f"{level:,.0f}" if abs(level) >= 1000 else f"{level:,.4g}"
+        ax.axhline(level, color="#cb181d", lw=1.2, ls="--", label=f"{label('target')} {t.comparison} {shown} {unit}")
+        ax.axvline(len(dates) - 1, color="#cb181d", lw=0.8, ls=":")
+    step = max(1, len(dates) // 8)
+    ax.set_xticks(x[::step], [dates[i] for i in x[::step]], rotation=0, fontsize=8)
+    ax.set_ylabel(unit)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(alpha=0.3)
+    return _finish(fig)
+
+
+def target_chart(results: Results) -> Figure:
+    """Horizontal bars: each assessed target's probability of being met, with its Wilson 95% interval."""
+    table = results.targets()
+    table = table[table["note"] == ""]
+    fig = _figure(7.0, 0.5 + 0.45 * max(len(table), 1))
+    ax = fig.add_subplot()
+    y = np.arange(len(table))[::-1]
+    p = table["probability"].to_numpy()
+    errors = np.vstack([p - table["ci_low"].to_numpy(), table["ci_high"].to_numpy() - p])
+    colours = ["#238b45" if v >= 0.9 else "#fe9929" if v >= 0.5 else "#cb181d" for v in p]
+    ax.barh(y, 100 * p, color=colours, xerr=100 * errors, capsize=3, ecolor="#333333")
+    ax.set_yticks(y, list(table["target"]), fontsize=8)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel(label("probability") + " (%)")
+    ax.set_title(label("targets"), fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    return _finish(fig)
+
+
+def two_increases_chart(results: Results) -> Figure:
+    """The 两增 loan-growth margin (inclusive growth − all-loan growth) at each year-end, per bank: the median
+    and the 5–95% band across paths; above zero passes."""
+    margins: dict[str, dict[int, np.ndarray]] = {}
+    for bank, year, date, check, _rule, _passed, margin in evaluations(results):
+        if check == "loan_growth" and date.endswith("-12") and margin is not None:
+            margins.setdefault(bank, {})[year] = margin
+    fig = _figure()
+    ax = fig.add_subplot()
+    years = sorted({y for per_bank in margins.values() for y in per_bank})
+    width = 0.8 / max(len(margins), 1)
+    for i, (bank, per_year) in enumerate(margins.items()):
+        x = np.array([years.index(y) for y in per_year]) + (i - (len(margins) - 1) / 2) * width
+        q = np.array([np.nanpercentile(100 * m, [5, 50, 95]) for m in per_year.values()])
+        ax.bar(x, q[:, 1], width=width * 0.9, label=bank, yerr=[q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]], capsize=2)
+    ax.axhline(0, color="#333333", lw=0.8)
+    ax.set_xticks(np.arange(len(years)), [str(y) for y in years])
+    ax.set_ylabel(label("growth_margin"), fontsize=8)
+    ax.set_title(label("two_increases"), fontsize=10)
+    if margins:
+        ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return _finish(fig)
+
+
+def loss_chart(results: Results) -> Figure:
+    """Net credit losses by who bears them, cumulative over the run (mean over paths, so the parts add up)."""
+    parties = [("loss_bank", "all"), ("loss_guarantor", "all"), ("loss_reguarantor", "all"), ("loss_pool", "all")]
+    fig = _figure()
+    ax = fig.add_subplot()
+    x = np.arange(len(results.dates))
+    stacks, names = [], []
+    for name, scope in parties:
+        if name != "loss_bank" and len(results.entities[metric_info(name).scope]) <= 1:
+            continue  # no guarantor, re-guarantor or pool
+        stacks.append(np.cumsum(np.nanmean(results.values(name, scope), axis=0)) / 1e8)
+        names.append(label(name))
+    ax.stackplot(x, *stacks, labels=names, alpha=0.85)
+    step = max(1, len(x) // 8)
+    ax.set_xticks(x[::step], [results.dates[i] for i in x[::step]], fontsize=8)
+    ax.set_ylabel(_unit_scale("CNY")[1])
+    ax.set_title(label("losses"), fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    return _finish(fig)
+
+
+def capital_chart(results: Results) -> Figure | None:
+    """Each guarantor's capital and each pool's balance over the run (median and 5–95% band); None when the
+    scenario has neither."""
+    series = [(f"{label('guarantor_capital')}: {name}", results.values("guarantor_capital", name)) for name in results.scenario.guarantors]
+    series += [(f"{label('pool_balance')}: {name}", results.values("pool_balance", name)) for name in results.scenario.pools]
+    if not series:
+        return None
+    fig = _figure()
+    ax = fig.add_subplot()
+    x = np.arange(len(results.dates))
+    for name, values in series:
+        q = np.nanpercentile(values / 1e8, [5, 50, 95], axis=0)
+        line = ax.plot(x, q[1], lw=1.5, label=name)[0]
+        ax.fill_between(x, q[0], q[2], color=line.get_color(), alpha=0.2, lw=0)
+    step = max(1, len(x) // 8)
+    ax.set_xticks(x[::step], [results.dates[i] for i in x[::step]], fontsize=8)
+    ax.set_ylabel(_unit_scale("CNY")[1])
+    ax.set_title(label("capital"), fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _finish(fig)

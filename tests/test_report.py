@@ -1,0 +1,221 @@
+"""Charts, the HTML report (rendered in headless Chromium) and the exports."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import creditsim
+from creditsim import plots
+from creditsim.cli import main
+from creditsim.report import report_html, write_report
+from helpers import small_default
+
+CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+#: .ci/run sets this: there a missing browser is a failure, elsewhere the browser test is skipped.
+BROWSER_REQUIRED = os.environ.get("CREDITSIM_BROWSER_TESTS") == "required"
+
+
+@pytest.fixture(scope="module")
+def results() -> creditsim.Results:
+    """30 paths of the shrunk default (30 months from 2021-01) with its targets, a guarantor and a pool."""
+    s = small_default(**{
+        "guarantors": {"fund": {"capital": "2亿", "coverage": 0.8, "fee_rate": "0.8%"}},
+        "pools": {"pool": {"size": "5000万", "contributions": {"government": 1.0}, "payout_share": 0.5}},
+        "targets.new_lending.end": "2023-06", "targets.credit_loans.end": "2023-06",
+        "targets.first_time_borrowers.end": "2023-06", "targets.first_time_lending.end": "2023-06",
+        "targets.npl": {"metric": "npl_ratio", "measure": "ratio", "date": "2022-12", "comparison": "<=", "threshold": "3%", "scope": ["big_bank", "city_bank"]},
+    })
+    return creditsim.simulate(s, paths=30, seed=5)
+
+
+def all_charts(results: creditsim.Results) -> dict[str, object]:
+    charts = {
+        "fan": plots.fan_chart(results, "balance"), "fan_target": plots.fan_chart(results, "", target="new_lending"),
+        "fan_ratio_target": plots.fan_chart(results, "", target="npl"), "targets": plots.target_chart(results),
+        "two_increases": plots.two_increases_chart(results), "losses": plots.loss_chart(results), "capital": plots.capital_chart(results),
+    }
+    assert all(fig is not None for fig in charts.values())
+    return charts
+
+
+def render(fig) -> tuple[list[str], list[str]]:
+    """Draw a figure; return the warnings about missing glyphs and every text it drew."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.savefig(io.BytesIO(), format="png")
+    missing = [str(w.message) for w in caught if "missing from" in str(w.message) or "Glyph" in str(w.message)]
+    texts = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text") and callable(a.get_text))]
+    return missing, texts
+
+
+# ------------------------------------------------------------------------------------------------ charts
+def test_without_a_chinese_font_the_charts_are_in_english_and_draw_every_glyph(results, monkeypatch):
+    """No CJK font: no text holds a Chinese character and no glyph is missing (nothing drawn as a box), even for
+    a user's Chinese names."""
+    monkeypatch.setattr(plots, "cjk_font", lambda: None)
+    for name, fig in all_charts(results).items():
+        missing, texts = render(fig)
+        assert missing == [], name
+        assert not any(CJK.search(t) for t in texts), (name, [t for t in texts if CJK.search(t)])
+    assert plots.label("median") == "median"
+
+
+def test_with_a_chinese_font_the_charts_are_in_chinese_and_draw_every_glyph(results):
+    font = plots.cjk_font()
+    if font is None:
+        pytest.skip("no font with Chinese characters is installed (.ci/run installs fonts-wqy-microhei)")
+    for name, fig in all_charts(results).items():
+        missing, texts = render(fig)
+        assert missing == [], name
+        assert any(CJK.search(t) for t in texts), name
+    assert plots.label("median") == "中位数"
+
+
+def test_target_series_ends_at_the_measured_value(results):
+    """The fan chart of a target plots what the target measures: its last column is Results.targets()'s value."""
+    table = results.targets().set_index("target")
+    for name in ("new_lending", "credit_loans", "npl"):
+        dates, values = plots.target_series(results, results.scenario.targets[name])
+        assert np.nanmedian(values[:, -1]) == pytest.approx(table.loc[name, "median"], rel=1e-12)
+        t = results.scenario.targets[name]
+        assert dates[-1] == (t.date or t.end)
+
+
+# ------------------------------------------------------------------------------------------------ report
+def test_report_is_self_contained_and_holds_every_section(results, tmp_path):
+    html = report_html(results, command="creditsim run test")
+    assert not re.search(r"""(src|href)=["']?(https?:|//)""", html), "a resource would be fetched from the network"
+    images = re.findall(r'<img [^>]*src="([^"]+)"', html)
+    assert len(images) >= 10 and all(src.startswith("data:image/png;base64,") for src in images)
+    for text in ("Targets", "两增 and 两控", "new_lending", "004_a4906bae605cc669.txt", "How this was produced", "creditsim run test",
+                 results.scenario.digest(), "The scenario in full", "@media print"):
+        assert text in html, text
+    path = write_report(results, tmp_path / "r" / "report.html")
+    assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    assert [p.name for p in path.parent.iterdir()] == ["report.html"]  # no temporary file left behind
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _browser() -> tuple[str, str] | None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    return (chromium, driver) if chromium and driver else None
+
+
+def test_report_renders_in_headless_chromium(results, tmp_path):
+    """The page loads without console errors; the tables and charts are present and visible; a screenshot at
+    laptop width is not blank."""
+    found = _browser()
+    if found is None:
+        if BROWSER_REQUIRED:
+            pytest.fail("chromium and chromedriver are required here (apt-get install chromium chromium-driver)")
+        pytest.skip("chromium and chromedriver are not installed")
+    selenium = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    page = write_report(results, tmp_path / "report.html")
+    options = selenium.ChromeOptions()
+    options.binary_location = found[0]
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1366,900"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = selenium.Chrome(service=Service(found[1]), options=options)
+    try:
+        driver.get(page.as_uri())
+        assert driver.execute_script("return document.readyState") == "complete"
+        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        assert errors == []
+        tables = driver.find_elements(By.TAG_NAME, "table")
+        assert len(tables) >= 4 and all(t.is_displayed() and t.size["width"] > 0 for t in tables)
+        images = driver.find_elements(By.TAG_NAME, "img")
+        assert len(images) >= 10
+        for image in images:
+            driver.execute_script("arguments[0].scrollIntoView()", image)
+            assert image.is_displayed() and driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image)
+        # at laptop width nothing is wider than the window (tables scroll inside their own box)
+        assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+        driver.execute_script("window.scrollTo(0, 0)")
+        shot = tmp_path / "shot.png"
+        assert driver.save_screenshot(str(shot))
+    finally:
+        driver.quit()
+    from matplotlib.image import imread
+
+    pixels = imread(shot)[:, :, :3]
+    assert pixels.std() > 0.05  # text, tables and charts, not one flat colour
+    assert (pixels.min(axis=2) < 0.5).mean() > 0.01  # some dark (text) pixels
+
+
+# ------------------------------------------------------------------------------------------------ exports
+def test_excel_workbook_holds_the_same_numbers_as_the_tables(results, tmp_path):
+    path = results.to_excel(tmp_path / "book.xlsx")
+    book = pd.read_excel(path, sheet_name=None)
+    assert list(book) == ["targets", "two_increases", "summary"]
+    for name, table in results.tables().items():
+        read = book[name]
+        assert list(read.columns) == list(table.columns)
+        for column in table.columns:
+            if pd.api.types.is_numeric_dtype(table[column]):
+                np.testing.assert_allclose(read[column].to_numpy(float), table[column].to_numpy(float), rtol=1e-12, equal_nan=True, err_msg=f"{name}.{column}")
+            else:
+                assert _text(read[column]) == _text(table[column]), f"{name}.{column}"
+
+
+def _text(column: pd.Series) -> list[str]:
+    """A column as text, empty where missing (an all-empty text column reads back from Excel as NaN)."""
+    return ["" if pd.isna(v) else str(v) for v in column.astype(object)]
+
+
+def test_csv_and_parquet_exports_round_trip(results, tmp_path):
+    csv_dir, parquet_dir = results.to_csv(tmp_path / "csv"), results.to_parquet(tmp_path / "parquet")
+    names = ["metrics", "summary", "targets", "two_increases"]
+    assert sorted(p.name for p in csv_dir.iterdir()) == sorted(f"{n}.csv" for n in names)
+    tables = {"metrics": results.metrics, **results.tables()}
+    for name in names:
+        from_csv = pd.read_csv(csv_dir / f"{name}.csv", encoding="utf-8-sig", keep_default_na=False, na_values=[""])
+        from_parquet = pd.read_parquet(parquet_dir / f"{name}.parquet")
+        for column in tables[name].columns:
+            if pd.api.types.is_numeric_dtype(tables[name][column]):
+                expected = tables[name][column].to_numpy(float)
+                np.testing.assert_allclose(from_csv[column].to_numpy(float), expected, rtol=1e-12, equal_nan=True)
+                np.testing.assert_array_equal(from_parquet[column].to_numpy(float), expected)
+    with pytest.raises(creditsim.ResultsError, match="already exists"):
+        results.to_csv(csv_dir)
+
+
+# ------------------------------------------------------------------------------------------------ command line
+def test_run_writes_report_workbook_and_tables_and_report_reads_saved_results(tmp_path, capsys):
+    args = ["run", "--paths", "3", "--seed", "2", "--set", "calendar.months=14", "--out", str(tmp_path / "res"), "--report", str(tmp_path / "r.html"),
+            "--xlsx", str(tmp_path / "b.xlsx"), "--csv", str(tmp_path / "tables")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "targets" in out and "not assessed" in out and "两增" in out and "at risk" in out
+    assert (tmp_path / "r.html").exists() and (tmp_path / "b.xlsx").exists() and (tmp_path / "tables" / "targets.csv").exists()
+    assert main(["report", str(tmp_path / "res")]) == 0
+    assert (tmp_path / "res" / "report.html").read_text(encoding="utf-8").count("<img") >= 8
+
+
+def test_bad_output_paths_are_refused_before_the_run(tmp_path, capsys):
+    (tmp_path / "taken").mkdir()
+    for args, message in ((["--report", str(tmp_path)], "is a directory"), (["--csv", str(tmp_path / "taken")], "already exists")):
+        assert main(["run", "--paths", "1", *args]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err and "Traceback" not in err
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "manifest.json" in capsys.readouterr().err
