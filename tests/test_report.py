@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import re
@@ -153,6 +154,11 @@ def test_report_renders_in_headless_chromium(results, tmp_path):
         driver.execute_script("window.scrollTo(0, 0)")
         shot = tmp_path / "shot.png"
         assert driver.save_screenshot(str(shot))
+        # printed to PDF (A4): several pages, the charts included
+        from selenium.webdriver.common.print_page_options import PrintOptions
+
+        pdf = base64.b64decode(driver.print_page(PrintOptions()))
+        assert pdf.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page\b", pdf)) >= 3 and len(pdf) > 200_000
     finally:
         driver.quit()
     from matplotlib.image import imread
