@@ -33,6 +33,7 @@ def results() -> creditsim.Results:
         "targets.new_lending.end": "2023-06", "targets.credit_loans.end": "2023-06",
         "targets.first_time_borrowers.end": "2023-06", "targets.first_time_lending.end": "2023-06",
         "targets.npl": {"metric": "npl_ratio", "measure": "ratio", "date": "2022-12", "comparison": "<=", "threshold": "3%", "scope": ["big_bank", "city_bank"]},
+        "targets.不良率": {"metric": "npl_ratio", "measure": "average", "start": "2022-01", "end": "2022-12", "comparison": "<=", "threshold": "3%"},
     })
     return creditsim.simulate(s, paths=30, seed=5)
 
@@ -40,7 +41,8 @@ def results() -> creditsim.Results:
 def all_charts(results: creditsim.Results) -> dict[str, object]:
     charts = {
         "fan": plots.fan_chart(results, "balance"), "fan_target": plots.fan_chart(results, "", target="new_lending"),
-        "fan_ratio_target": plots.fan_chart(results, "", target="npl"), "targets": plots.target_chart(results),
+        "fan_ratio_target": plots.fan_chart(results, "", target="npl"), "fan_chinese_name": plots.fan_chart(results, "", target="不良率"),
+        "targets": plots.target_chart(results),
         "two_increases": plots.two_increases_chart(results), "losses": plots.loss_chart(results), "capital": plots.capital_chart(results),
     }
     assert all(fig is not None for fig in charts.values())
@@ -60,7 +62,7 @@ def render(fig) -> tuple[list[str], list[str]]:
 # ------------------------------------------------------------------------------------------------ charts
 def test_without_a_chinese_font_the_charts_are_in_english_and_draw_every_glyph(results, monkeypatch):
     """No CJK font: no text holds a Chinese character and no glyph is missing (nothing drawn as a box), even for
-    a user's Chinese names."""
+    a user's Chinese names (the target 不良率: its characters are replaced)."""
     monkeypatch.setattr(plots, "cjk_font", lambda: None)
     for name, fig in all_charts(results).items():
         missing, texts = render(fig)
@@ -80,14 +82,21 @@ def test_with_a_chinese_font_the_charts_are_in_chinese_and_draw_every_glyph(resu
     assert plots.label("median") == "中位数"
 
 
-def test_target_series_ends_at_the_measured_value(results):
-    """The fan chart of a target plots what the target measures: its last column is Results.targets()'s value."""
+def test_target_path_runs_from_the_start_of_the_period_to_the_measured_value(results):
+    """What a target's fan chart plots: an increase starts at 0 the month before the period, a cumulative flow
+    too; a ratio target runs from the opening to its date; the last column is Results.targets()'s value."""
+    from creditsim.targets import target_path
+
     table = results.targets().set_index("target")
     for name in ("new_lending", "credit_loans", "npl"):
-        dates, values = plots.target_series(results, results.scenario.targets[name])
-        assert np.nanmedian(values[:, -1]) == pytest.approx(table.loc[name, "median"], rel=1e-12)
         t = results.scenario.targets[name]
+        dates, values = target_path(results, t)
+        assert np.nanmedian(values[:, -1]) == pytest.approx(table.loc[name, "median"], rel=1e-12)
         assert dates[-1] == (t.date or t.end)
+        if t.measure in ("increase", "cumulative"):
+            assert dates[0] == "2020-12" and (values[:, 0] == 0).all()
+        else:
+            assert dates[0] == results.dates[0]
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -213,13 +222,23 @@ def test_run_writes_report_workbook_and_tables_and_report_reads_saved_results(tm
     out = capsys.readouterr().out
     assert "targets" in out and "not assessed" in out and "两增" in out and "at risk" in out
     assert (tmp_path / "r.html").exists() and (tmp_path / "b.xlsx").exists() and (tmp_path / "tables" / "targets.csv").exists()
-    assert main(["report", str(tmp_path / "res")]) == 0
-    assert (tmp_path / "res" / "report.html").read_text(encoding="utf-8").count("<img") >= 8
+    assert main(["report", str(tmp_path / "res"), "-o", str(tmp_path / "from_saved.html")]) == 0
+    assert (tmp_path / "from_saved.html").read_text(encoding="utf-8").count("<img") >= 8
+
+
+def test_report_flag_needs_a_file_so_it_never_takes_the_scenario(tmp_path, capsys):
+    """`run --report my_city.toml` would otherwise run the default and overwrite the scenario with HTML."""
+    scenario = tmp_path / "my_city.toml"
+    scenario.write_text("name = 'x'", encoding="utf-8")
+    assert main(["run", "--report", str(scenario)]) == 2
+    assert "must end in .html or .htm" in capsys.readouterr().err and scenario.read_text(encoding="utf-8") == "name = 'x'"
 
 
 def test_bad_output_paths_are_refused_before_the_run(tmp_path, capsys):
     (tmp_path / "taken").mkdir()
-    for args, message in ((["--report", str(tmp_path)], "is a directory"), (["--csv", str(tmp_path / "taken")], "already exists")):
+    (tmp_path / "taken.html").mkdir()
+    for args, message in ((["--report", str(tmp_path / "taken.html")], "is a directory"), (["--csv", str(tmp_path / "taken")], "already exists"),
+                          (["--xlsx", str(tmp_path / "book.xls")], "must end in .xlsx")):
         assert main(["run", "--paths", "1", *args]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err and "Traceback" not in err

@@ -65,6 +65,8 @@ def test_each_kind_of_measurement_against_hand_computed_answers():
         "stock": {"metric": "balance", "measure": "stock", "date": "2021-12", "threshold": 125, "scope": "a"},
         "opening": {"metric": "balance", "measure": "stock", "date": "2020-12", "threshold": 120, "comparison": "<"},
         "increase": {"metric": "balance", "measure": "increase", "start": "2022-01", "end": "2022-12", "threshold": 36, "scope": "a"},
+        "from_opening": {"metric": "balance", "measure": "increase", "start": "2021-01", "end": "2021-06", "threshold": 18, "scope": "a"},
+        "average_ratio": {"metric": "npl_ratio", "measure": "average", "start": "2021-01", "end": "2021-02", "threshold": "1%", "scope": "a", "comparison": "<"},
         "cumulative": {"metric": "disbursed", "measure": "cumulative", "start": "2021-07", "end": "2022-06", "threshold": "48", "scope": ["a", "b"]},
         "average": {"metric": "balance", "measure": "average", "start": "2021-01", "end": "2021-03", "threshold": 112, "scope": "a", "comparison": ">"},
         "ratio": {"metric": "npl_ratio", "measure": "ratio", "date": "2022-12", "threshold": "2%", "comparison": "≤", "scope": ["a", "b"]},
@@ -76,10 +78,14 @@ def test_each_kind_of_measurement_against_hand_computed_answers():
     expected = {
         # 2021-12 is month 12: 100 + 10p + 12(1 + p) = 112 + 22p ≥ 125 for p ≥ 1
         "stock": (112 + 22 * p, 4 / 5),
-        # the opening (all banks): 100 + 10p + 50 < 120 for p < 2 (p = 0, 1)
+        # the opening (all banks): 100 + 10p + 50 < 120 never holds
         "opening": (150 + 10 * p, 0 / 5),
         # 12 months of (1 + p): 12 + 12p ≥ 36 for p ≥ 2
         "increase": (12 + 12 * p, 3 / 5),
+        # from the opening (month 0) to month 6: 6(1 + p) ≥ 18 for p ≥ 2
+        "from_opening": (6 + 6 * p, 3 / 5),
+        # a ratio averaged over months 1–2 is the ratio of the sums: 2·2p / (2(100 + 10p) + 3(1 + p)) < 1% for p = 0
+        "average_ratio": (4 * p / (203 + 23 * p), 1 / 5),
         # 12 months × 2 banks × (p + 1) = 24 + 24p ≥ 48 for p ≥ 1
         "cumulative": (24 + 24 * p, 4 / 5),
         # months 1..3: 100 + 10p + 2(1 + p) = 102 + 12p > 112 for p ≥ 1 (p = 0 is 102, not >)
@@ -87,7 +93,6 @@ def test_each_kind_of_measurement_against_hand_computed_answers():
         # month 24: (2p + 1) / (100 + 10p + 24(1 + p) + 74) ≤ 2%
         "ratio": ((2 * p + 1) / (198 + 34 * p), np.mean((2 * p + 1) / (198 + 34 * p) <= 0.02)),
     }
-    expected["opening"] = (150 + 10 * p, np.mean(150 + 10 * p < 120))
     for name, (values, probability) in expected.items():
         row = table.loc[name]
         assert row["probability"] == pytest.approx(probability), name
@@ -111,12 +116,26 @@ def test_wilson_interval_matches_its_formula_at_the_edges():
     assert high == 1.0 and low == pytest.approx(40 / (40 + z * z))
 
 
+def test_wilson_interval_matches_scipy_for_every_count():
+    """Against scipy's Wilson score interval (an independent implementation), for every k up to n."""
+    for n in (1, 7, 60, 200):
+        for k in range(n + 1):
+            expected = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+            low, high = wilson_interval(k, n)
+            assert (float(low), float(high)) == (pytest.approx(expected.low, abs=1e-12), pytest.approx(expected.high, abs=1e-12))
+
+
 @pytest.mark.parametrize(("p", "n"), [(0.5, 60), (0.9, 100), (0.05, 200)])
 def test_target_probability_interval_covers_the_true_probability_at_the_nominal_rate(p, n):
     """Simulation study: 400 runs of n paths whose measured value is uniform, against a threshold met with
-    probability p. The share of runs whose Wilson interval covers p equals the interval's exact coverage
-    (summed over the binomial distribution) within 4 standard errors, and that exact coverage is near 95%."""
-    exact = sum(stats.binom.pmf(k, n, p) for k in range(n + 1) if wilson_interval(k, n)[0] <= p <= wilson_interval(k, n)[1])
+    probability p. The share of runs whose interval covers p equals the exact coverage of the Wilson interval
+    (summed over the binomial distribution with scipy's intervals) within 4 standard errors, and that exact
+    coverage is near 95%; the mean coverage over a grid of p is within a point of 95% (a Wald interval's is not)."""
+    def covers(k: int) -> bool:
+        ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        return bool(ci.low <= p <= ci.high)
+
+    exact = sum(stats.binom.pmf(k, n, p) for k in range(n + 1) if covers(k))
     assert 0.93 <= exact <= 0.97
     rng = np.random.default_rng(20261122)
     data = two_bank_data(months=12, targets={"t": {"metric": "balance", "measure": "stock", "date": "2021-12", "threshold": p, "comparison": "<"}})
@@ -130,6 +149,22 @@ def test_target_probability_interval_covers_the_true_probability_at_the_nominal_
     assert abs(covered / runs - exact) <= 4 * se
 
 
+def test_wilson_mean_coverage_is_nominal_where_the_wald_interval_falls_short():
+    """Mean exact coverage over p in [0.02, 0.98] at n = 60: the Wilson interval's is 95% ± 1 point; the Wald
+    interval p̂ ± z·sqrt(p̂(1 − p̂)/n) falls below 93% (so the check can tell them apart)."""
+    n, z = 60, 1.959963984540054
+    k = np.arange(n + 1)
+    low, high = wilson_interval(k, n)
+    wald = (k / n - z * np.sqrt(k / n * (1 - k / n) / n), k / n + z * np.sqrt(k / n * (1 - k / n) / n))
+    grid = np.linspace(0.02, 0.98, 97)
+
+    def mean_coverage(lo: np.ndarray, hi: np.ndarray) -> float:
+        return float(np.mean([stats.binom.pmf(k, n, p)[(lo <= p) & (p <= hi)].sum() for p in grid]))
+
+    assert abs(mean_coverage(low, high) - 0.95) <= 0.01
+    assert mean_coverage(*wald) < 0.93
+
+
 def test_target_fields_are_checked():
     base = {"metric": "balance", "measure": "increase", "start": "2021-01", "end": "2022-12", "threshold": "100亿"}
     cases = [
@@ -137,11 +172,13 @@ def test_target_fields_are_checked():
         ({"metric": "disbursed"}, "targets.t.measure = 'increase': cannot measure disbursed, a flow metric (use cumulative or average)"),
         ({"end": "2020-12"}, "targets.t.end = '2020-12': must not be before start (2021-01)"),
         ({"date": "2021-06"}, "targets.t.date = '2021-06': does not apply to a increase target (use start and end)"),
-        ({"threshold": "100 apples"}, "targets.t.threshold = '100 apples': must be a number, a rate such as '1%', an amount such as '1000亿' or a count such as '1.5万户'"),
+        ({"threshold": "100 apples"}, "targets.t.threshold = '100 apples': must be an amount such as 5000000, '50万', '300亿' or '1.1万亿' (units 万, 亿, 万亿, 元) (balance is in CNY)"),
+        ({"threshold": "5%"}, "targets.t.threshold = '5%': a percentage only suits a fraction (balance is in CNY)"),
+        ({"metric": "borrowers", "threshold": "100亿元"}, "targets.t.threshold = '100亿元': must be a count such as 15000, '1.5万' or '53万户' (units 万, 亿) (borrowers is in firms)"),
         ({"comparison": "=="}, "targets.t.comparison = '==': input should be '>=', '<=', '>' or '<'"),
         ({"scope": ["a", "c"]}, "targets.t.scope = 'c': balance is reported for a, b, all"),
         ({"scope": ["a", "all"]}, "targets.t.scope = ['a', 'all']: 'all' cannot be part of a list"),
-        ({"metric": "npl_ratio", "measure": "ratio", "start": None, "end": None, "date": "2022-12", "threshold": 3}, "targets.t.threshold = 3.0: npl_ratio is a fraction: the threshold must be in [0, 1] (e.g. '1%')"),
+        ({"metric": "npl_ratio", "measure": "ratio", "start": None, "end": None, "date": "2022-12", "threshold": 3}, "targets.t.threshold = 3.0: must be a fraction such as 0.03 or '3%' (npl_ratio is in fraction)"),
     ]
     for change, message in cases:
         target = {k: v for k, v in {**base, **change}.items() if v is not None}
@@ -166,7 +203,9 @@ def test_a_target_outside_the_run_is_reported_as_not_assessed():
 # ------------------------------------------------------------------------------------------------ 两增 and 两控
 def test_rule_in_force_by_year():
     in_force = Assessment()
-    assert [rule_for(in_force, y) for y in (2018, 2019, 2022, 2023, 2024, 2026)] == ["2018", "2019", "2019", "none", "2024", "2024"]
+    assert [rule_for(in_force, y) for y in (2016, 2018, 2019, 2022, 2023, 2024, 2026)] == ["none", "2018", "2019", "2019", "none", "2024", "2024"]
+    data = two_bank_data(assessment={"rule": {"2021": 2019, "2022": "2024"}})
+    assert scenario_from_dict(data).assessment.rule == {"2021": "2019", "2022": "2024"}
     assert rule_for(Assessment(rule="2018"), 2025) == "2018"
     assert rule_for(Assessment(rule={"2021": "2024"}), 2021) == "2024" and rule_for(Assessment(rule={"2021": "2024"}), 2022) == "none"
 
@@ -241,3 +280,22 @@ def test_npl_control_against_the_overall_ratio_plus_three_points():
                                  ("all_loans_balance", "b"): np.full((1, dates), 1000.0)})
         row = r.two_increases().set_index(["bank", "date", "check"]).loc[("a", "2021-12", "两控")]
         assert row["probability"] == passed and row["median_margin"] == pytest.approx(margin)
+        # all banks: NPL (npl + 0) / 200 against (npl + 2 × 13.5) / 2000 + 3 points
+        total = r.two_increases().set_index(["bank", "date", "check"]).loc[("all", "2021-12", "两控")]
+        assert total["median_margin"] == pytest.approx((npl + 27) / 2000 + 0.03 - npl / 200)
+
+
+def test_npl_control_with_other_loans_npl_by_year():
+    """other_npl_ratio as a table by year: 1% in 2021 (overall (5 + 9) / 1000 = 1.4%, limit 4.4% < 5%: fails),
+    3% in 2022 (overall (5 + 27) / 1000 = 3.2%, limit 6.2%: passes)."""
+    dates = 25
+    data = two_bank_data(months=24)
+    data["banks"]["a"]["other_npl_ratio"] = {"2020": "1%", "2021": "1%", "2022": "3%"}
+    flat = {("balance", "a"): np.full((1, dates), 100.0), ("all_loans_balance", "a"): np.full((1, dates), 1000.0),
+            ("npl_balance", "a"): np.full((1, dates), 5.0), ("balance", "b"): np.full((1, dates), 100.0), ("all_loans_balance", "b"): np.full((1, dates), 1000.0)}
+    table = hand_built(data, 1, flat).two_increases().set_index(["bank", "date", "check"])
+    assert table.loc[("a", "2021-12", "两控"), "median_margin"] == pytest.approx(0.014 + 0.03 - 0.05)
+    assert table.loc[("a", "2022-12", "两控"), "median_margin"] == pytest.approx(0.032 + 0.03 - 0.05)
+    data["banks"]["a"]["other_npl_ratio"] = {"2021": "1%", "2022": "3%"}
+    with pytest.raises(ScenarioError, match="banks.a.other_npl_ratio: has no ratio for year 2020"):
+        scenario_from_dict(data)

@@ -4,9 +4,10 @@
 the number of borrowers with a balance (有贷款余额的户数) does not fall. The comparison date depends on the
 rule: ``"2018"`` compares with the same date a year earlier (同比) and checks both; ``"2019"`` (2019–2022)
 compares with the start of the year (较年初) and checks both; ``"2024"`` compares with the start of the year and
-checks growth only; ``"none"`` (2023) has no numeric test. 两控: the inclusive NPL ratio is at most the bank's
-overall NPL ratio plus ``assessment.npl_margin`` (3 percentage points). The overall NPL ratio counts the
-inclusive NPL as reported and the loans outside the inclusive book at the bank's ``other_npl_ratio``.
+checks growth only; ``"none"`` (before 2018, and 2023) has no numeric test. 两控: the inclusive NPL ratio is at
+most the bank's overall NPL ratio plus ``assessment.npl_margin`` (3 percentage points). The overall NPL ratio
+counts the inclusive NPL as reported and the loans outside the inclusive book at the bank's ``other_npl_ratio``
+(one ratio or one per year).
 
 Each test is evaluated per bank and for all banks together, at every quarter-end and year-end the run covers
 (with its comparison date inside the run), on every path.
@@ -45,12 +46,13 @@ def rule_for(assessment: Assessment, year: int) -> str:
         return assessment.rule.get(str(year), "none")
     if assessment.rule != "in_force":
         return assessment.rule
-    return "2018" if year <= 2018 else "2019" if year <= 2022 else "none" if year == 2023 else "2024"
+    return "none" if year < 2018 else "2018" if year == 2018 else "2019" if year <= 2022 else "none" if year == 2023 else "2024"
 
 
 def _npl_control_applies(assessment: Assessment, year: int) -> bool:
-    """两控 exists from 2019; a scenario that chooses its rule applies it every year."""
-    return assessment.rule != "in_force" or year >= 2019
+    """两控 exists from 2019 (in force); a scenario that chooses its rules applies it in every year it assesses
+    两增."""
+    return year >= 2019 if assessment.rule == "in_force" else rule_for(assessment, year) != "none"
 
 
 def evaluations(results: Results) -> Iterator[tuple[str, int, str, str, str, np.ndarray, np.ndarray | None]]:
@@ -59,7 +61,8 @@ def evaluations(results: Results) -> Iterator[tuple[str, int, str, str, str, np.
     两增 check; see :meth:`creditsim.Results.two_increases` for the units)."""
     s = results.scenario
     first = month_index(results.dates[0])
-    other_npl = {bank: s.banks[bank].other_npl_ratio * (results.values("all_loans_balance", bank) - results.values("balance", bank))
+    years = (first + np.arange(len(results.dates))) // 12
+    other_npl = {bank: _by_year(s.banks[bank].other_npl_ratio, years) * (results.values("all_loans_balance", bank) - results.values("balance", bank))
                  for bank in s.bank_names}
     for entity in results.banks:
         balance, all_loans = results.values("balance", entity), results.values("all_loans_balance", entity)
@@ -90,6 +93,11 @@ def evaluations(results: Results) -> Iterator[tuple[str, int, str, str, str, np.
                 margin = overall_npl[:, column] + s.assessment.npl_margin - inclusive_npl[:, column]
                 with np.errstate(invalid="ignore"):
                     yield entity, year, label, "两控", rule, margin >= 0, margin
+
+
+def _by_year(ratio: float | dict[str, float], years: np.ndarray) -> np.ndarray:
+    """A ratio for each date: one value, or the value of the date's year from a table by year."""
+    return np.array([ratio[str(y)] for y in years]) if isinstance(ratio, dict) else np.full(years.shape, ratio)
 
 
 def two_increases_table(results: Results) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """The ``creditsim`` command.
 
-``creditsim run [SCENARIO] [--paths N] [--seed S] [--set dotted.key=value ...] [--out DIR] [--report [FILE]]
+``creditsim run [SCENARIO] [--paths N] [--seed S] [--set dotted.key=value ...] [--out DIR] [--report FILE]
 [--xlsx FILE] [--csv DIR]`` runs a scenario (the bundled default when none is given) and prints the key metrics at
 the end date with their 5–95% band, the targets and the 两增/两控 table, and writes what was asked for;
 ``creditsim report RESULTS_DIR [-o FILE]`` writes the HTML report of saved results;
@@ -71,14 +71,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every random stream (default 0)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field, e.g. banks.city_bank.max_pd=0.05")
     run.add_argument("--out", metavar="DIR", help="write the results (metrics.parquet, manifest.json) to DIR")
-    run.add_argument("--report", metavar="FILE", nargs="?", const="report.html", help="write a self-contained HTML report (default report.html)")
+    run.add_argument("--report", metavar="FILE", help="write a self-contained HTML report to FILE")
     run.add_argument("--xlsx", metavar="FILE", help="write the target, 两增 and summary tables as an Excel workbook")
     run.add_argument("--csv", metavar="DIR", help="write the metrics and the summary, target and 两增 tables as CSV files to a new DIR")
     run.set_defaults(handler=_run)
 
     report = commands.add_parser("report", help="write the HTML report of saved results")
     report.add_argument("results", help="a results directory written by run --out")
-    report.add_argument("-o", "--output", metavar="FILE", help="the HTML file (default RESULTS/report.html)")
+    report.add_argument("-o", "--output", metavar="FILE", default="report.html", help="the HTML file (default report.html)")
     report.set_defaults(handler=_report)
 
     comp = commands.add_parser("compare", help="compare two policies with common random numbers")
@@ -131,9 +131,10 @@ def _run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     if args.out:
         Results.check_target(args.out)
-    for path in (args.report, args.xlsx):
-        if path:
-            _check_file(path)
+    if args.report:
+        _check_file(args.report, (".html", ".htm"))
+    if args.xlsx:
+        _check_file(args.xlsx, (".xlsx",))
     if args.csv and Path(args.csv).exists():
         raise ResultsError(f"{args.csv}: already exists; refusing to overwrite it")
     results = simulate(scenario, paths=args.paths, seed=args.seed, progress=_progress)
@@ -154,15 +155,17 @@ def _run(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     results = Results.load(args.results)
-    output = args.output or str(Path(args.results) / "report.html")
-    _check_file(output)
-    print(f"report written to {write_report(results, output)}")
+    _check_file(args.output, (".html", ".htm"))
+    print(f"report written to {write_report(results, args.output)}")
     return 0
 
 
-def _check_file(path: str) -> None:
-    """Refuse an output file early (before a run) when it is a directory or its directory cannot be written."""
+def _check_file(path: str, suffixes: tuple[str, ...]) -> None:
+    """Refuse an output file early (before a run): one without the expected suffix (so ``--report city.toml``
+    cannot overwrite a scenario), a directory, or one whose directory cannot be written."""
     target = Path(path)
+    if target.suffix.lower() not in suffixes:
+        raise ResultsError(f"{target}: must end in {' or '.join(suffixes)}")
     if target.is_dir():
         raise ResultsError(f"{target}: is a directory, not a file")
     parent = target.parent if str(target.parent) else Path(".")
@@ -248,7 +251,7 @@ def _assessment_lines(results: Results) -> list[str]:
         return []
     years = sorted(year_end["year"].unique())
     lines = ["", f"{'at year-end: P(pass) [95% CI]':<28}" + "".join(f"{y:>20}" for y in years)]
-    at_risk = []
+    at_risk: list[tuple[str, int, str]] = []
     for check in ("两增", "两控"):
         for bank in results.banks:
             rows = year_end[(year_end["bank"] == bank) & (year_end["check"] == check)].set_index("year")
@@ -262,9 +265,13 @@ def _assessment_lines(results: Results) -> list[str]:
                 r = rows.loc[y]
                 cells.append(f"{f'{100 * r.probability:.0f}% [{100 * r.ci_low:.0f}, {100 * r.ci_high:.0f}]':>20}")
                 if r.probability < AT_RISK and bank != ALL:
-                    at_risk.append(f"{bank} {y} ({check})")
+                    at_risk.append((bank, y, check))
             lines.append(_pad(f"{check} {bank}", 28) + "".join(cells))
-    lines.append(f"at risk (P < {100 * AT_RISK:.0f}%): " + (", ".join(at_risk) if at_risk else "none"))
+    grouped: dict[str, list[str]] = {}
+    for bank, year, check in at_risk:
+        grouped.setdefault(bank, []).append(f"{year} {check}")
+    lines.append(f"at risk (P < {100 * AT_RISK:.0f}% at a year-end):" + ("" if grouped else " none"))
+    lines += [f"  {bank}: {', '.join(items)}" for bank, items in grouped.items()]
     return lines
 
 

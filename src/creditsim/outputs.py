@@ -42,8 +42,8 @@ def write_file(target: Path, write: Callable[[Path], None], what: str) -> Path:
         write(temporary)
         os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, target)
-    except OSError as exc:
-        raise ResultsError(f"{target}: cannot write the {what} ({exc.strerror or exc})") from None
+    except (OSError, ValueError) as exc:  # ValueError: a writer refusing its content (e.g. control characters in Excel)
+        raise ResultsError(f"{target}: cannot write the {what} ({getattr(exc, 'strerror', None) or exc})") from None
     finally:
         temporary.unlink(missing_ok=True)
     return target
@@ -83,9 +83,9 @@ def write_directory(target: Path, write: Callable[[Path], None], replace: bool =
             shutil.rmtree(retired)
         else:
             os.replace(staging, target)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        raise ResultsError(f"{target}: writing failed ({exc.strerror or exc})") from None
+        raise ResultsError(f"{target}: writing failed ({getattr(exc, 'strerror', None) or exc})") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

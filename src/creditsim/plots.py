@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,13 +20,12 @@ from matplotlib.text import Text
 
 from .assessment import evaluations
 from .metrics import metric as metric_info
-from .scenario import Target
-from .units import month_index
+from .targets import target_path
 
 if TYPE_CHECKING:
     from .results import Results
 
-__all__ = ["capital_chart", "cjk_font", "fan_chart", "label", "loss_chart", "target_chart", "target_series", "two_increases_chart"]
+__all__ = ["capital_chart", "cjk_font", "fan_chart", "label", "loss_chart", "target_chart", "two_increases_chart"]
 
 #: Characters a font must have to be used for Chinese labels.
 _PROBE = "两增首贷户余额新增累计不良率担保资金池银行年月"
@@ -122,8 +122,9 @@ def metric_label(name: str) -> str:
     return _METRIC_ZH.get(name, name) if cjk_font() else name
 
 
-def _figure(width: float = 7.0, height: float = 3.6) -> Figure:
-    return Figure(figsize=(width, height), dpi=110, layout="constrained")
+def _figure(width: float = 6.0, height: float = 3.4) -> Figure:
+    """A figure sized to be read at half a laptop screen (the report's two-column grid) and printed on A4."""
+    return Figure(figsize=(width, height), dpi=150, layout="constrained")
 
 
 def _finish(fig: Figure) -> Figure:
@@ -149,6 +150,12 @@ def _drawable(text: str) -> str:
     return "".join(c if ord(c) in charmap or c.isspace() else "?" for c in text)
 
 
+def _name(text: str) -> str:
+    """A user's name (bank, target, guarantor …) as it can be drawn: as it is with a CJK font, else with the
+    characters the default font lacks replaced."""
+    return text if cjk_font() else _drawable(text)
+
+
 def _unit_scale(unit: str) -> tuple[float, str]:
     """Divide values by this and label the axis with that: 亿 for money, % for fractions."""
     if unit == "CNY":
@@ -156,35 +163,6 @@ def _unit_scale(unit: str) -> tuple[float, str]:
     if unit == "fraction":
         return 0.01, "%"
     return 1.0, label("firms") if unit == "firms" else label("loans") if unit == "loans" else unit
-
-
-def target_series(results: Results, target: Target) -> tuple[list[str], np.ndarray]:
-    """The quantity a target compares with its threshold, month by month up to its date or the end of its
-    period: the stock or ratio itself, the increase so far, the running total or the running mean.
-
-    Returns
-    -------
-    dates : list of str
-    values : ndarray, shape (paths, len(dates))
-    """
-    series = results.series(target.metric, target.scope)
-    first = month_index(results.dates[0])
-    if target.measure in ("stock", "ratio"):
-        assert target.date is not None
-        stop = month_index(target.date) - first + 1
-        return results.dates[:stop], series[:, :stop]
-    assert target.start is not None and target.end is not None
-    start = month_index(target.start) - first
-    end = min(month_index(target.end) - first, len(results.dates) - 1)
-    dates = results.dates[start - 1 : end + 1]
-    if target.measure == "increase":
-        return dates, series[:, start - 1 : end + 1] - series[:, start - 1 : start]
-    window = np.concatenate([np.zeros((series.shape[0], 1)), series[:, start : end + 1]], axis=1)
-    running = np.cumsum(window, axis=1)
-    if target.measure == "cumulative":
-        return dates, running
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return dates, running / np.arange(window.shape[1])
 
 
 def fan_chart(results: Results, metric: str, scope: str | tuple[str, ...] = "all", target: str | None = None) -> Figure:
@@ -198,13 +176,13 @@ def fan_chart(results: Results, metric: str, scope: str | tuple[str, ...] = "all
     scope : str or tuple of str
         An entity, "all", or several entities summed.
     target : str, optional
-        A target of the scenario: chart the quantity it measures (see :func:`target_series`) with the
+        A target of the scenario: chart the quantity it measures (see :func:`creditsim.targets.target_path`) with the
         threshold as a line and the target date marked.
     """
     if target is not None:
         t = results.scenario.targets[target]
-        dates, values = target_series(results, t)
-        metric, title = t.metric, f"{target}: {t.label}" if t.label and cjk_font() else target
+        dates, values = target_path(results, t)
+        metric, title = t.metric, f"{target}: {t.label}" if t.label and cjk_font() else _name(target)
         zh, en = _MEASURE[t.measure]
         title = f"{title} ({zh if cjk_font() else en})" if (zh if cjk_font() else en) else title
     else:
@@ -213,14 +191,15 @@ def fan_chart(results: Results, metric: str, scope: str | tuple[str, ...] = "all
     fig = _figure()
     ax = fig.add_subplot()
     x = np.arange(len(dates))
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a month where the quantity is undefined on every path
         q = np.nanpercentile(values / scale, [5, 25, 50, 75, 95], axis=0) if values.size else np.zeros((5, len(dates)))
     ax.fill_between(x, q[0], q[4], color="#9ecae1", alpha=0.6, lw=0, label=label("band90"))
     ax.fill_between(x, q[1], q[3], color="#4292c6", alpha=0.7, lw=0, label=label("band50"))
     ax.plot(x, q[2], color="#08306b", lw=1.6, label=label("median"))
     if target is not None:
         t = results.scenario.targets[target]
-        level = t.threshold / scale
+        level = t.value / scale
         shown = f"{level:,.0f}" if abs(level) >= 1000 else f"{level:,.4g}"
         ax.axhline(level, color="#cb181d", lw=1.2, ls="--", label=f"{label('target')} {t.comparison} {shown} {unit}")
         ax.axvline(len(dates) - 1, color="#cb181d", lw=0.8, ls=":")
@@ -244,7 +223,7 @@ def target_chart(results: Results) -> Figure:
     errors = np.vstack([p - table["ci_low"].to_numpy(), table["ci_high"].to_numpy() - p])
     colours = ["#238b45" if v >= 0.9 else "#fe9929" if v >= 0.5 else "#cb181d" for v in p]
     ax.barh(y, 100 * p, color=colours, xerr=100 * errors, capsize=3, ecolor="#333333")
-    ax.set_yticks(y, list(table["target"]), fontsize=8)
+    ax.set_yticks(y, [_name(t) for t in table["target"]], fontsize=8)
     ax.set_xlim(0, 100)
     ax.set_xlabel(label("probability") + " (%)")
     ax.set_title(label("targets"), fontsize=10)
@@ -266,13 +245,13 @@ def two_increases_chart(results: Results) -> Figure:
     for i, (bank, per_year) in enumerate(margins.items()):
         x = np.array([years.index(y) for y in per_year]) + (i - (len(margins) - 1) / 2) * width
         q = np.array([np.nanpercentile(100 * m, [5, 50, 95]) for m in per_year.values()])
-        ax.bar(x, q[:, 1], width=width * 0.9, label=bank, yerr=[q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]], capsize=2)
+        ax.bar(x, q[:, 1], width=width * 0.9, label=_name(bank), yerr=[q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]], capsize=2)
     ax.axhline(0, color="#333333", lw=0.8)
     ax.set_xticks(np.arange(len(years)), [str(y) for y in years])
     ax.set_ylabel(label("growth_margin"), fontsize=8)
     ax.set_title(label("two_increases"), fontsize=10)
     if margins:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     ax.grid(axis="y", alpha=0.3)
     return _finish(fig)
 
@@ -302,8 +281,8 @@ def loss_chart(results: Results) -> Figure:
 def capital_chart(results: Results) -> Figure | None:
     """Each guarantor's capital and each pool's balance over the run (median and 5–95% band); None when the
     scenario has neither."""
-    series = [(f"{label('guarantor_capital')}: {name}", results.values("guarantor_capital", name)) for name in results.scenario.guarantors]
-    series += [(f"{label('pool_balance')}: {name}", results.values("pool_balance", name)) for name in results.scenario.pools]
+    series = [(f"{label('guarantor_capital')}: {_name(name)}", results.values("guarantor_capital", name)) for name in results.scenario.guarantors]
+    series += [(f"{label('pool_balance')}: {_name(name)}", results.values("pool_balance", name)) for name in results.scenario.pools]
     if not series:
         return None
     fig = _figure()

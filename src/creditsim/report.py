@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["KEY_METRICS", "report_html", "write_report"]
 
+_SIGN = {">=": "≥", "<=": "≤"}
 #: Metrics shown as fan charts in every report.
 KEY_METRICS: tuple[str, ...] = ("balance", "borrowers", "npl_ratio", "credit_loan_balance", "renewal_balance", "first_time_borrowers")
 
@@ -47,9 +48,12 @@ figure img { max-width: 100%; height: auto; display: block; }
 figcaption { font-size: 0.85rem; color: #555; }
 .ok { color: #1a7f37; } .risk { color: #b35900; } .fail { color: #c62828; font-weight: 600; }
 pre { background: #f6f8fa; padding: 0.75rem; overflow-x: auto; font-size: 0.8rem; }
-.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(26rem, 1fr)); gap: 0 1.5rem; }
-@media print { body { max-width: none; padding: 0; } h2 { break-after: avoid; } table, .grid > figure { break-inside: avoid; }
-               details { display: block; } details > summary { display: none; } .wrap { overflow: visible; } }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(26rem, 100%), 1fr)); gap: 0 1.5rem; }
+td.src { overflow-wrap: anywhere; min-width: 6rem; }
+.print { display: none; }
+@media print { body { max-width: none; padding: 0; font-size: 10pt; } h2 { break-after: avoid; } table, .grid > figure { break-inside: avoid; }
+               .screen { display: none; } .print { display: block; } .wrap { overflow: visible; }
+               pre { white-space: pre-wrap; overflow-wrap: anywhere; } .grid { grid-template-columns: 1fr; } }
 """
 
 
@@ -117,15 +121,15 @@ def _targets_section(results: Results) -> str:
         unit = metric(r.metric).unit
         label = f"<br><small>{_e(r.label)}</small>" if r.label else ""
         head = (f'<td class="l"><b>{_e(r.target)}</b>{label}</td><td class="l">{_e(r.metric)}<br><small>{_e(r.measure)} · {_e(r.scope)} · '
-                f'{_e(r.when)}</small></td><td>{_e(r.comparison)} {_e(_fmt(r.threshold, unit))}</td>')
+                f'{_e(r.when)}</small></td><td>{_e(_SIGN.get(r.comparison, r.comparison))} {_e(_fmt(r.threshold, unit))}</td>')
         if r.note:
-            rows.append(f'<tr>{head}<td class="l" colspan="5">{_e(r.note)}</td><td class="l">{_e(r.source)}</td></tr>')
+            rows.append(f'<tr>{head}<td class="l" colspan="5">{_e(r.note)}</td><td class="l src">{_e(r.source)}</td></tr>')
             continue
         css = "ok" if r.probability >= 0.9 else "risk" if r.probability >= 0.5 else "fail"
         rows.append(
             f'<tr>{head}<td class="{css}">{100 * r.probability:.0f}%</td><td>{100 * r.ci_low:.0f}–{100 * r.ci_high:.0f}%</td>'
             f"<td>{_e(_fmt(r.median, unit))}</td><td>{_e(_fmt(r.p5, unit))} – {_e(_fmt(r.p95, unit))}</td>"
-            f'<td>{_e(_fmt(r.median_shortfall, unit))}</td><td class="l">{_e(r.source)}</td></tr>'
+            f'<td>{_e(_fmt(r.median_shortfall, unit))}</td><td class="l src">{_e(r.source)}</td></tr>'
         )
     header = ('<tr><th class="l">target</th><th class="l">measured</th>'
               "<th>threshold</th><th>P(met)</th><th>95% CI</th><th>median</th><th>5–95% band</th><th>median shortfall</th>"
@@ -188,8 +192,8 @@ def _scenario_section(results: Results) -> str:
     )
     banks = "".join(
         f'<tr><td class="l">{_e(name)} {_e(bank.label)}</td><td>{100 * bank.share:.0f}%</td><td>{_e(format_amount(bank.all_loans))}</td>'
-        f"<td>{_e(_growth(bank.non_inclusive_growth))}</td><td>{100 * bank.max_pd:.2g}%</td><td>{100 * bank.rate:.2f}%</td>"
-        f"<td>{100 * bank.renewal_uptake:.0f}%</td><td>{100 * bank.other_npl_ratio:.2f}%</td></tr>"
+        f"<td>{_e(_rates(bank.non_inclusive_growth))}</td><td>{100 * bank.max_pd:.2g}%</td><td>{100 * bank.rate:.2f}%</td>"
+        f"<td>{100 * bank.renewal_uptake:.0f}%</td><td>{_e(_rates(bank.other_npl_ratio))}</td></tr>"
         for name, bank in s.banks.items()
     )
     risk = s.risk
@@ -215,7 +219,8 @@ def _scenario_section(results: Results) -> str:
         '<div class="wrap"><table><tr><th class="l">bank</th><th>share</th><th>all loans</th><th>other loans grow</th><th>max PD</th>'
         f"<th>rate</th><th>renewal uptake</th><th>other loans' NPL</th></tr>{banks}</table></div>"
         "<h3>Assumptions</h3><ul>" + "".join(f"<li>{_e(a)}</li>" for a in assumptions) + "</ul>"
-        f"<details><summary>The scenario in full (as validated)</summary><pre>{_e(source)}</pre></details>"
+        f'<details class="screen"><summary>The scenario in full (as validated)</summary><pre>{_e(source)}</pre></details>'
+        f'<div class="print"><h3>The scenario in full (as validated)</h3><pre>{_e(source)}</pre></div>'
     )
 
 
@@ -257,5 +262,6 @@ def _margin(value: float, unit: str) -> str:
     return f"{value:+,.0f} firms" if unit == "firms" else f"{100 * value:+.2f} pts"
 
 
-def _growth(value: float | dict[str, float]) -> str:
-    return f"{100 * value:.1f}%" if isinstance(value, float) else ", ".join(f"{k}: {100 * v:.1f}%" for k, v in value.items())
+def _rates(value: float | dict[str, float]) -> str:
+    """One rate, or a table of rates by year."""
+    return f"{100 * value:.2f}%" if isinstance(value, float) else ", ".join(f"{k}: {100 * v:.2f}%" for k, v in value.items())

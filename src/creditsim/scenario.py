@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .errors import _MISSING, ScenarioError
-from .units import month_index, parse_amount, parse_count, parse_month, parse_number, parse_rate
+from .units import month_index, parse_amount, parse_count, parse_month, parse_number, parse_quantity, parse_rate
 
 __all__ = [
     "admitted",
@@ -172,7 +172,7 @@ class Bank(_Model):
     renewal_uptake: Probability = Field(0.0, description="Share of the firms with eligible maturing loans whose loans the bank renews without principal repayment (无还本续贷).")
     term_mix: dict[str, Probability] = Field(description="Share of new loans by term in months, e.g. {12 = 0.6, 24 = 0.3, 36 = 0.1}; sums to 1. Loans repay at maturity (bullet).")
     product_mix: dict[str, Probability] = Field(description="Share of new loans by product: credit (信用), guaranteed (担保), collateral (抵押/质押); sums to 1.")
-    other_npl_ratio: Probability = Field(0.015, description="NPL ratio of the bank's loans outside the inclusive book; with the inclusive NPL it gives the bank's overall NPL ratio, the yardstick of 两控. Default 1.5%, the low end of all commercial banks' 1.5–1.9%.")
+    other_npl_ratio: Probability | dict[str, Probability] = Field(0.015, description="NPL ratio of the bank's loans outside the inclusive book: one ratio, or a table by year ('2021' = '1.6%') covering every simulated year; with the inclusive NPL it gives the bank's overall NPL ratio, the yardstick of 两控. Default 1.5%, the low end of all commercial banks' 1.5–1.9%.")
 
 
 class Demand(_Model):
@@ -338,18 +338,6 @@ def _comparison(value: object) -> object:
     return {"≥": ">=", "≤": "<=", "＞": ">", "＜": "<"}.get(value, value) if isinstance(value, str) else value
 
 
-def _threshold(value: object) -> float:
-    """A target's threshold: a number, a rate (``"1%"``), an amount (``"1000亿"``) or a count (``"1.5万户"``)."""
-    if isinstance(value, str) and value.strip().endswith("%"):
-        return parse_rate(value)
-    if isinstance(value, str) and value.strip()[-1:] in ("户", "家", "笔"):
-        return parse_count(value)
-    try:
-        return parse_amount(value)
-    except ValueError:
-        raise ValueError("must be a number, a rate such as '1%', an amount such as '1000亿' or a count such as '1.5万户'") from None
-
-
 #: How a target measures its metric (see :class:`Target`).
 MEASURES: tuple[str, ...] = ("stock", "increase", "cumulative", "average", "ratio")
 
@@ -369,11 +357,23 @@ class Target(_Model):
     metric: str = Field(description="The metric measured (see the metric table in the README).")
     measure: Literal["stock", "increase", "cumulative", "average", "ratio"] = Field(description="How the metric is measured: stock (余额) or ratio at a date, increase (新增), cumulative flow (累计) or average over a period.")
     comparison: Annotated[Literal[">=", "<=", ">", "<"], BeforeValidator(_comparison)] = Field(">=", description="How the measured value must compare with the threshold: '>=', '<=', '>' or '<' (≥ and ≤ accepted).")
-    threshold: Annotated[float, BeforeValidator(_threshold)] = Field(description="The target value in the metric's unit: '1000亿', 15000, '1.5万户', '1%'.")
+    threshold: float | str = Field(description="The target value in the metric's unit: an amount for money ('1000亿'), a count for firms or loans (15000, '1.5万户'), a rate for a fraction ('1%'); may be negative.")
     date: Month | None = Field(None, description="The date of a stock or ratio target, 'YYYY-MM' (month end); the opening month (before calendar.start) is allowed. A target outside the run is reported as not assessed.")
     start: Month | None = Field(None, description="First month of the period of an increase, cumulative or average target.")
     end: Month | None = Field(None, description="Last month of the period of an increase, cumulative or average target.")
     scope: Annotated[str | tuple[str, ...], BeforeValidator(_as_tuple)] = Field("all", description="Whom it is measured on: 'all', one bank (or guarantor, re-guarantor, pool for their metrics), or a list of them summed.")
+
+    @property
+    def value(self) -> float:
+        """The threshold as a number in the metric's unit (CNY, firms, loans or a fraction)."""
+        from .metrics import metric
+
+        return parse_quantity(self.threshold, metric(self.metric).unit)
+
+
+def _year_text(value: object) -> object:
+    """A rule named by its year may be written as a number (2019) or text ("2019")."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 #: 两增 rules: which comparison date and which checks (see :class:`Assessment`).
@@ -384,8 +384,8 @@ class Assessment(_Model):
     """How the regulator's annual tests (两增, 两控) are assessed, per bank and in aggregate, at quarter-ends and
     year-ends (see ``../shared/MODEL-NOTES.md`` §2)."""
 
-    rule: Literal["in_force", "2018", "2019", "2024", "none"] | dict[str, Literal["2018", "2019", "2024", "none"]] = Field(
-        "in_force", description="The 两增 rule: '2018' (同比: inclusive growth ≥ all-loan growth and borrowers ≥ the same date last year), '2019' (较年初: both since the start of the year), '2024' (growth since the start of the year only), 'none'; 'in_force' applies each year's rule (2018 → '2018', 2019–2022 → '2019', 2023 → 'none', 2024 on → '2024'); or a table by year.")
+    rule: Literal["in_force", "2018", "2019", "2024", "none"] | dict[str, Annotated[Literal["2018", "2019", "2024", "none"], BeforeValidator(_year_text)]] = Field(
+        "in_force", description="The 两增 rule: '2018' (同比: inclusive growth ≥ all-loan growth and borrowers ≥ the same date last year), '2019' (较年初: both since the start of the year), '2024' (growth since the start of the year only), 'none'; 'in_force' applies each year's rule (before 2018 → 'none', 2018 → '2018', 2019–2022 → '2019', 2023 → 'none', 2024 on → '2024'); or a table by year (years left out: 'none').")
     npl_margin: Probability = Field(0.03, description="两控: the inclusive NPL ratio may exceed the bank's overall NPL ratio by at most this (3 percentage points).")
 
 
@@ -671,6 +671,14 @@ def _check_rules(s: Scenario) -> None:
             missing = [str(y) for y in years if str(y) not in bank.non_inclusive_growth]
             if missing:
                 raise ScenarioError(f"{f}.non_inclusive_growth", _MISSING, f"has no rate for year {missing[0]}")
+        if isinstance(bank.other_npl_ratio, dict):
+            for key in bank.other_npl_ratio:
+                if not (key.isdigit() and len(key) == 4):
+                    raise ScenarioError(f"{f}.other_npl_ratio.{key}", bank.other_npl_ratio[key], "keys must be years such as '2021'")
+            opening_year = (s.start_index - 1) // 12
+            missing = [str(y) for y in (opening_year, *years) if str(y) not in bank.other_npl_ratio]
+            if missing:
+                raise ScenarioError(f"{f}.other_npl_ratio", _MISSING, f"has no ratio for year {missing[0]} (the opening's year and every simulated year)")
     if s.demand.loans_per_borrower < 1.0:
         raise ScenarioError("demand.loans_per_borrower", s.demand.loans_per_borrower, "must be ≥ 1")
     _check_products("risk.lgd", s.risk.lgd, complete=True)
@@ -789,8 +797,10 @@ def _check_targets(s: Scenario) -> None:
                 raise ScenarioError(f"{f}.{field}", value, f"does not apply to a {target.measure} target (use {'date' if at_date else 'start and end'})")
         if not at_date and target.start is not None and target.end is not None and month_index(target.end) < month_index(target.start):
             raise ScenarioError(f"{f}.end", target.end, f"must not be before start ({target.start})")
-        if m.unit == "fraction" and not 0.0 <= target.threshold <= 1.0:
-            raise ScenarioError(f"{f}.threshold", target.threshold, f"{target.metric} is a fraction: the threshold must be in [0, 1] (e.g. '1%')")
+        try:
+            parse_quantity(target.threshold, m.unit)
+        except ValueError as exc:
+            raise ScenarioError(f"{f}.threshold", target.threshold, f"{exc} ({target.metric} is in {m.unit})") from None
         known = {"bank": s.bank_names, "guarantor": list(s.guarantors), "reguarantor": list(s.reguarantors), "pool": list(s.pools), "population": []}[m.scope]
         scope = (target.scope,) if isinstance(target.scope, str) else target.scope
         if not scope:
@@ -899,6 +909,10 @@ def _toml_default(info: Any) -> str:
 
 def _type_name(annotation: Any, metadata: list[Any]) -> str:
     text = repr(annotation) + repr(metadata)
+    if annotation == (float | str):
+        return "number, amount ('1000亿'), count ('1.5万户') or rate ('1%')"
+    if text.startswith("typing.Union[typing.Annotated[float") and "dict[" in text:
+        return _type_name(annotation.__args__[0], []) + ", or a table of them by year"
     for marker, name in (
         ("_probability", "share/rate in [0, 1]"),
         ("_growth", "rate > −100%"),
@@ -907,7 +921,6 @@ def _type_name(annotation: Any, metadata: list[Any]) -> str:
         ("parse_count", "count ≥ 0"),
         ("parse_month", "month 'YYYY-MM'"),
         ("_non_negative", "number ≥ 0"),
-        ("_threshold", "number, rate ('1%'), amount ('1000亿') or count ('1.5万户')"),
     ):
         if marker in text:
             if text.startswith("dict"):

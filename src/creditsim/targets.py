@@ -1,7 +1,7 @@
 """A plan's targets measured on the paths of a run: how likely each one is met.
 
 Each :class:`~creditsim.scenario.Target` turns a metric's monthly path into one number per Monte Carlo path
-(:func:`measure`); the target is met on a path when that number compares with the threshold as the target
+(:func:`measure`, the end of :func:`target_path`); the target is met on a path when that number compares with the threshold as the target
 says (an undefined value, such as a ratio with a zero denominator, is not met). The probability of meeting
 it is the share of paths, with a Wilson 95% interval (:func:`wilson_interval`), which keeps its coverage near
 the nominal rate even when the probability is close to 0 or 1 or the paths are few.
@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .metrics import metric, ratio_values
 from .scenario import Target
 from .units import month_index
 
 if TYPE_CHECKING:
     from .results import Results
 
-__all__ = ["Z95", "measure", "met", "outside", "shortfall", "targets_table", "wilson_interval"]
+__all__ = ["Z95", "measure", "met", "outside", "shortfall", "target_path", "targets_table", "wilson_interval"]
 
 #: The standard normal quantile of a two-sided 95% interval.
 Z95 = 1.959963984540054
@@ -51,37 +52,46 @@ def wilson_interval(successes: int | np.ndarray, trials: int | np.ndarray, z: fl
     return np.clip(np.minimum(centre - half, p), 0.0, 1.0), np.clip(np.maximum(centre + half, p), 0.0, 1.0)
 
 
-def measure(series: np.ndarray, first_date: str, target: Target) -> np.ndarray:
-    """The value a target measures on each path.
-
-    Parameters
-    ----------
-    series : ndarray, shape (paths, dates)
-        The metric on the target's scope, month by month; column 0 is the month ``first_date`` (the opening).
-    first_date : str
-        'YYYY-MM' of column 0.
-    target : Target
+def target_path(results: Results, target: Target) -> tuple[list[str], np.ndarray]:
+    """The quantity a target compares with its threshold, month by month up to its date or the end of its
+    period: the stock or ratio itself; the increase since the month before ``start``; the running total; or
+    the running mean (for a ratio metric, the ratio of the running totals of its parts, so an average rate is
+    weighted by volume, as 平均担保费率 is). The last column is what the target measures.
 
     Returns
     -------
-    ndarray, shape (paths,)
+    dates : list of str
+        From the opening (stock, ratio) or the month before ``start`` to the target's date or ``end``.
+    values : ndarray, shape (paths, len(dates))
     """
-    def column(month: str) -> int:
-        return month_index(month) - month_index(first_date)
-
+    first = month_index(results.dates[0])
     if target.measure in ("stock", "ratio"):
         assert target.date is not None
-        return series[:, column(target.date)]
+        stop = month_index(target.date) - first + 1
+        return results.dates[:stop], results.series(target.metric, target.scope)[:, :stop]
     assert target.start is not None and target.end is not None
-    first, last = column(target.start), column(target.end)
+    start, end = month_index(target.start) - first, month_index(target.end) - first
+    dates = results.dates[start - 1 : end + 1]
+
+    def running(name: str) -> np.ndarray:
+        window = results.series(name, target.scope)[:, start : end + 1]
+        return np.cumsum(np.concatenate([np.zeros((window.shape[0], 1)), window], axis=1), axis=1)
+
     if target.measure == "increase":
-        return series[:, last] - series[:, first - 1]
-    window = series[:, first : last + 1]
+        series = results.series(target.metric, target.scope)[:, start - 1 : end + 1]
+        return dates, series - series[:, :1]
     if target.measure == "cumulative":
-        return window.sum(axis=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a ratio undefined every month averages to NaN
-        return np.nanmean(window, axis=1)
+        return dates, running(target.metric)
+    if metric(target.metric).kind == "ratio":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return dates, ratio_values(metric(target.metric).scope, running, results.scenario)[target.metric]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return dates, running(target.metric) / np.arange(len(dates))
+
+
+def measure(results: Results, target: Target) -> np.ndarray:
+    """The value a target measures on each path, shape (paths,): the last column of :func:`target_path`."""
+    return target_path(results, target)[1][:, -1]
 
 
 def outside(target: Target, first_date: str, last_date: str) -> str | None:
@@ -98,13 +108,13 @@ def outside(target: Target, first_date: str, last_date: str) -> str | None:
 def met(values: np.ndarray, target: Target) -> np.ndarray:
     """Whether each measured value meets the target (NaN never does)."""
     with np.errstate(invalid="ignore"):
-        return {">=": values >= target.threshold, "<=": values <= target.threshold, ">": values > target.threshold,
-                "<": values < target.threshold}[target.comparison]
+        return {">=": values >= target.value, "<=": values <= target.value, ">": values > target.value,
+                "<": values < target.value}[target.comparison]
 
 
 def shortfall(values: np.ndarray, target: Target) -> np.ndarray:
     """How far each value falls short of the threshold, in the metric's unit (≤ 0 where met)."""
-    return target.threshold - values if target.comparison in (">=", ">") else values - target.threshold
+    return target.value - values if target.comparison in (">=", ">") else values - target.value
 
 
 def targets_table(results: Results) -> pd.DataFrame:
@@ -115,13 +125,13 @@ def targets_table(results: Results) -> pd.DataFrame:
             "target": name, "label": target.label, "metric": target.metric, "measure": target.measure,
             "scope": target.scope if isinstance(target.scope, str) else "+".join(target.scope),
             "when": target.date if target.date else f"{target.start}–{target.end}",
-            "comparison": target.comparison, "threshold": target.threshold, "paths": results.paths, "source": target.source,
+            "comparison": target.comparison, "threshold": target.value, "paths": results.paths, "source": target.source,
         }
         why = outside(target, results.dates[0], results.dates[-1])
         if why is not None:
             rows.append({**described, "note": f"not assessed: {why}"})
             continue
-        values = measure(results.series(target.metric, target.scope), results.dates[0], target)
+        values = measure(results, target)
         ok = met(values, target)
         k, n = int(ok.sum()), values.shape[0]
         low, high = wilson_interval(k, n)

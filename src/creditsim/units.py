@@ -28,6 +28,7 @@ __all__ = [
     "parse_rate",
     "parse_month",
     "month_index",
+    "parse_quantity",
     "month_label",
     "format_amount",
 ]
@@ -37,7 +38,7 @@ UNIT_MULTIPLIERS: dict[str, float] = {"万亿": 1e12, "亿": 1e8, "万": 1e4}
 
 _NUMBER = r"[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
 _AMOUNT_RE = re.compile(rf"^\s*({_NUMBER})\s*(万亿|亿|万)?\s*(元)?\s*$")
-_COUNT_RE = re.compile(rf"^\s*({_NUMBER})\s*(万亿|亿|万)?\s*(户|家|个)?\s*$")
+_COUNT_RE = re.compile(rf"^\s*({_NUMBER})\s*(万亿|亿|万)?\s*(户|家|个|笔)?\s*$")
 _RATE_RE = re.compile(rf"^\s*(-?{_NUMBER})\s*(%)?\s*$")
 _MONTH_RE = re.compile(r"^\s*([0-9]{4})-([0-9]{2})\s*$")
 
@@ -98,6 +99,31 @@ def parse_count(value: object) -> float:
     Accepts plain numbers and strings such as ``"53万"``, ``"1.5万户"``, ``"14458家"``.
     """
     return _with_units(value, _COUNT_RE, "must be a count such as 15000, '1.5万' or '53万户' (units 万, 亿)", "'1.5万'")
+
+
+def parse_quantity(value: object, unit: str) -> float:
+    """A value in a metric's unit, which may be negative: a rate for a fraction (``"1%"``, ``0.01``), an amount
+    for CNY (``"1000亿"``), a count for firms or loans (``"1.5万户"``), else a plain number.
+
+    Raises
+    ------
+    ValueError
+        Naming what the unit accepts (a percentage only suits a fraction).
+    """
+    if isinstance(value, str) and value.strip().startswith("-"):
+        return -parse_quantity(value.strip()[1:], unit)
+    if isinstance(value, str) and value.strip().endswith("%") and unit != "fraction":
+        raise ValueError("a percentage only suits a fraction")
+    if unit == "fraction":
+        rate = parse_rate(value)
+        if abs(rate) > 1.0:
+            raise ValueError("must be a fraction such as 0.03 or '3%'")
+        return rate
+    if unit == "CNY":
+        return parse_amount(value)
+    if unit in ("firms", "loans"):
+        return parse_count(value)
+    return parse_number(value, "2.5")
 
 
 def parse_rate(value: object) -> float:
