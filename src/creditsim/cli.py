@@ -4,6 +4,8 @@
 [--xlsx FILE] [--csv DIR]`` runs a scenario (the bundled default when none is given) and prints the key metrics at
 the end date with their 5–95% band, the targets and the 两增/两控 table, and writes what was asked for;
 ``creditsim report RESULTS_DIR [-o FILE]`` writes the HTML report of saved results;
+``creditsim calibrate SCENARIO --data FILE.csv --fit KEY,... [-o FILE.toml]`` fits parameters to observed series and
+``creditsim backtest SCENARIO --data FILE.csv --fit KEY,... --train-until YEAR`` tests the fit on later years;
 ``creditsim compare [A] [B] [--set ...] [--set-base ...]`` runs two policies with common random numbers and
 prints B − A with 95% confidence intervals; ``creditsim validate SCENARIO`` checks a file. Exit codes: 0 success, 2 bad input (one line on stderr, no
 traceback), 130 interrupted.
@@ -23,9 +25,11 @@ import numpy as np
 
 from . import __version__
 from .api import simulate
+from .calibrate import Calibration, backtest, calibrate, read_observations
 from .compare import compare, format_comparison
 from .errors import CreditsimError, ResultsError
 from .metrics import metric
+from .outputs import write_file
 from .report import write_report
 from .results import ALL, Results
 from .scenario import load_scenario
@@ -90,6 +94,24 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--set-base", dest="base_overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field of scenario A")
     comp.set_defaults(handler=_compare)
 
+    for name, helptext in (("calibrate", "fit scenario parameters to observed series"),
+                           ("backtest", "fit on the years up to --train-until and project the rest")):
+        cal = commands.add_parser(name, help=helptext)
+        cal.add_argument("scenario", help="scenario TOML file")
+        cal.add_argument("--data", required=True, metavar="FILE.csv", help="observations: date, quantity, value[, scope, sd]")
+        cal.add_argument("--fit", required=True, metavar="KEY,KEY", help="dotted scenario keys to fit (with * a common multiplier)")
+        cal.add_argument("--paths", type=_positive_int, default=40, help="paths per model run (default 40; the same paths every run)")
+        cal.add_argument("--seed", type=_non_negative_int, default=0, help="seed (default 0)")
+        cal.add_argument("--max-evaluations", type=_positive_int, default=80, help="most model runs (default 80)")
+        cal.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field first")
+        if name == "calibrate":
+            cal.add_argument("-o", "--output", metavar="FILE.toml", help="write the calibrated scenario here")
+            cal.set_defaults(handler=_calibrate)
+        else:
+            cal.add_argument("--train-until", type=_non_negative_int, required=True, metavar="YEAR", help="fit on observations up to the end of YEAR")
+            cal.add_argument("--projection-paths", type=_positive_int, default=200, help="paths of the projection (default 200)")
+            cal.set_defaults(handler=_backtest)
+
     validate = commands.add_parser("validate", help="check a scenario file and say what is wrong")
     validate.add_argument("scenario", help="scenario TOML file")
     validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field before checking")
@@ -151,6 +173,59 @@ def _run(args: argparse.Namespace) -> int:
     if written:
         print("\nwritten: " + "; ".join(written))
     return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario, args.overrides)
+    if args.output:
+        _check_file(args.output, (".toml",))
+    keys = [k.strip() for k in args.fit.split(",") if k.strip()]
+    fit = calibrate(scenario, read_observations(args.data), keys, paths=args.paths, seed=args.seed, max_evaluations=args.max_evaluations,
+                    progress=_fit_progress)
+    print(format_calibration(fit))
+    if args.output:
+        header = [f"Calibrated by creditsim {__version__} from {args.scenario} to {args.data} ({args.paths} paths, seed {args.seed}):"]
+        header += [f"  {r.key} = {r.fitted:.6g} ± {r.se:.2g}" for r in fit.parameters.itertuples()]
+
+        def write(temporary: Path) -> None:
+            temporary.write_text(fit.scenario.to_toml("\n".join(header)), encoding="utf-8")
+
+        print(f"\ncalibrated scenario written to {write_file(Path(args.output), write, 'scenario')}")
+    return 0
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario, args.overrides)
+    keys = [k.strip() for k in args.fit.split(",") if k.strip()]
+    fit, projection = backtest(scenario, read_observations(args.data), keys, args.train_until, paths=args.paths, seed=args.seed,
+                               projection_paths=args.projection_paths, max_evaluations=args.max_evaluations)
+    print(format_calibration(fit))
+    print(f"\nprojection after {args.train_until} ({args.projection_paths} paths)")
+    print(f"{'date':<9}{'quantity':<24}{'observed':>14}{'median':>14}{'5%–95% band':>30}{'error':>9}  in band")
+    for r in projection.itertuples():
+        band = f"[{r.p5:.4g}, {r.p95:.4g}]"
+        print(f"{r.date:<9}{r.quantity:<24}{r.observed:>14.4g}{r.median:>14.4g}{band:>30}{100 * r.relative_error:>8.1f}%  {'yes' if r.inside_90 else 'no'}")
+    inside = int(projection["inside_90"].sum())
+    print(f"{inside} of {len(projection)} held-out observations inside the 90% band")
+    return 0
+
+
+def _fit_progress(evaluations: int, cost: float) -> None:
+    if sys.stderr.isatty():
+        print(f"\rrun {evaluations}: cost {cost:.4g}", end="", file=sys.stderr, flush=True)
+
+
+def format_calibration(fit: Calibration) -> str:
+    """The fitted parameters with their standard errors and the fit per observation."""
+    lines = [f"fit: {fit.evaluations} model runs, cost {fit.cost:.4g} ({fit.message})", "",
+             f"{'parameter':<36}{'start':>12}{'fitted':>12}{'± se':>10}   bounds"]
+    for r in fit.parameters.itertuples():
+        kind = " (multiplier)" if r.scale else ""
+        lines.append(f"{r.key + kind:<36}{r.start:>12.4g}{r.fitted:>12.4g}{r.se:>10.2g}   [{r.lower:g}, {r.upper:g}]")
+    lines += ["", f"{'date':<9}{'quantity':<24}{'scope':<10}{'observed':>14}{'model mean':>14}{'z':>8}"]
+    for r in fit.fit.itertuples():
+        lines.append(f"{r.date:<9}{r.quantity:<24}{r.scope:<10}{r.observed:>14.4g}{r.model_mean:>14.4g}{r.z:>8.2f}")
+    return "\n".join(lines)
 
 
 def _report(args: argparse.Namespace) -> int:

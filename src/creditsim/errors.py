@@ -6,7 +6,7 @@ library's errors without catching programming errors.
 
 from __future__ import annotations
 
-__all__ = ["CreditsimError", "ScenarioError", "ResultsError"]
+__all__ = ["CreditsimError", "DataError", "ScenarioError", "ResultsError"]
 
 
 class CreditsimError(Exception):
@@ -30,6 +30,11 @@ class ScenarioError(CreditsimError, ValueError):
 
 class ResultsError(CreditsimError):
     """A results directory is missing, incomplete or does not match its manifest."""
+
+
+class DataError(CreditsimError):
+    """A file of observations (for calibration or a backtest) is missing or invalid; the message names the
+    file, row and column."""
 
 
 def _show(value: object) -> str | None:

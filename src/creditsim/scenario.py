@@ -443,6 +443,21 @@ class Scenario(_Model):
         """The scenario as plain JSON-able data that :func:`scenario_from_dict` accepts again."""
         return self.model_dump(mode="json")
 
+    def to_toml(self, header: str = "") -> str:
+        """The scenario as TOML that :func:`load_scenario` reads back to an equal scenario (amounts in CNY, rates
+        as fractions); ``header`` lines are written first as comments."""
+        import tomli_w
+
+        def present(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: present(v) for k, v in value.items() if v is not None}
+            if isinstance(value, list):
+                return [present(v) for v in value]
+            return value
+
+        comments = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
+        return comments + tomli_w.dumps(present(self.to_dict()))
+
     def digest(self) -> str:
         """SHA-256 of the canonical JSON form: equal digests mean equal scenarios."""
         text = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
