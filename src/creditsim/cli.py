@@ -218,10 +218,10 @@ def _fit_progress(evaluations: int, cost: float) -> None:
 def format_calibration(fit: Calibration) -> str:
     """The fitted parameters with their standard errors and the fit per observation."""
     lines = [f"fit: {fit.evaluations} model runs, cost {fit.cost:.4g} ({fit.message})", "",
-             f"{'parameter':<36}{'start':>12}{'fitted':>12}{'± se':>10}   bounds"]
+             f"{'parameter':<54}{'start':>10}{'fitted':>10}{'± se':>10}   bounds"]
     for r in fit.parameters.itertuples():
         kind = " (multiplier)" if r.scale else ""
-        lines.append(f"{r.key + kind:<36}{r.start:>12.4g}{r.fitted:>12.4g}{r.se:>10.2g}   [{r.lower:g}, {r.upper:g}]")
+        lines.append(f"{r.key + kind:<54}{r.start:>10.4g}{r.fitted:>10.4g}{r.se:>10.2g}   [{r.lower:g}, {r.upper:g}]")
     lines += ["", f"{'date':<9}{'quantity':<24}{'scope':<10}{'observed':>14}{'model mean':>14}{'z':>8}"]
     for r in fit.fit.itertuples():
         lines.append(f"{r.date:<9}{r.quantity:<24}{r.scope:<10}{r.observed:>14.4g}{r.model_mean:>14.4g}{r.z:>8.2f}")
