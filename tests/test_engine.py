@@ -15,6 +15,7 @@ from creditsim.engine import Simulation
 from creditsim.metrics import METRICS
 from creditsim.population import initial_population
 from creditsim.risk import cumulative_hazard, default_months, monthly_hazards
+from creditsim.scenario import scenario_from_dict
 from creditsim.streams import stream
 from helpers import pool_scenario, small_default
 
@@ -290,3 +291,24 @@ def test_readme_metric_table_matches_the_code():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert metric_table_markdown() in readme
+
+
+def test_applications_grow_at_the_rate_of_each_year():
+    """demand.growth as a table by year: in month t the expected applications are applications_per_month times
+    the product of the monthly rates of the months before it: (1 + g_2021)^((t − 1)/12) in 2021 and
+    (1 + g_2021)(1 + g_2022)^((t − 13)/12) in 2022 (a year's rate grows demand over that year). Summed over 200
+    paths, each month's applications against that Poisson mean (4 standard errors)."""
+    from creditsim.population import application_growth
+
+    data = {"firms": 10**7, "unbanked_share": 1.0, "pd": 0.0, "rho": 0.0, "months": 24, "reborrow_prob": 0.0, "applications_per_month": 500.0,
+            "term_mix": {"36": 1.0}}
+    base = pool_scenario(**data)
+    s = scenario_from_dict({**base.to_dict(), "demand": {**base.to_dict()["demand"], "growth": {"2021": 0.1, "2022": 0.5}}})
+    factor = application_growth(s)
+    t = np.arange(1, 25)
+    expected = np.where(t <= 12, 1.1 ** ((t - 1) / 12), 1.1 * 1.5 ** ((t - 13) / 12))
+    np.testing.assert_allclose(factor[1:], expected, rtol=1e-12)
+    r = simulate(s, paths=200, seed=8)
+    counts = r.values("applications")[:, 1:].sum(axis=0)
+    mean = 200 * 500.0 * expected  # a month of shift (3.4% in 2022) would be 3 to 5 of these bounds off
+    assert (np.abs(counts - mean) <= 4 * np.sqrt(mean)).all()

@@ -60,7 +60,17 @@ from .kernels import (
 from .loanbook import LoanBook, Loans
 from .metrics import BANK_METRICS, POPULATION_METRICS, SCOPE_METRICS, metric, ratio_values
 from .pools import PoolBook
-from .population import DECLINED, FORMER, FORMER_FIRST_TIME, NEVER, POOL_STATES, grade_table, initial_population, line_parameters
+from .population import (
+    DECLINED,
+    FORMER,
+    FORMER_FIRST_TIME,
+    NEVER,
+    POOL_STATES,
+    application_growth,
+    grade_table,
+    initial_population,
+    line_parameters,
+)
 from .renewal import RenewalRules
 from .risk import beta_parameters, cumulative_hazard, default_months, monthly_hazards
 from .scenario import FACTOR_MONTHS, PRODUCTS, Scenario, admitted
@@ -126,7 +136,7 @@ class Simulation:
         self.entry_rate = np.array([seg.entry_per_year / 12.0 for seg in segments])
         self.exit_prob = np.array([-math.expm1(math.log1p(-seg.exit_rate) / 12.0) for seg in segments])
         self.applications = np.array([seg.applications_per_month for seg in segments])
-        self.demand_growth = (1.0 + s.demand.growth) ** (1.0 / 12.0)
+        self.application_growth = application_growth(s)
         self.line_mu, self.line_sigma = line_parameters(s)
         self.log_limit = math.log(s.firms.inclusive_line_limit)
         self.line_growth = np.array([seg.line_growth for seg in segments])
@@ -301,7 +311,7 @@ class Simulation:
     def _applications(self, t: int) -> None:
         """Firms without a loan apply; each goes to a bank by share."""
         rng = self.rng["demand"]
-        wanted = rng.poisson(self.applications * self.demand_growth ** (t - 1))
+        wanted = rng.poisson(self.applications * self.application_growth[t])
         cells = np.zeros(self.pool.shape, dtype=np.int64)
         for i, n in enumerate(wanted.tolist()):
             available = int(self.pool[i].sum())

@@ -16,7 +16,7 @@ from scipy.special import log_ndtr, ndtri
 
 from .errors import ScenarioError
 
-__all__ = ["NEVER", "FORMER", "FORMER_FIRST_TIME", "DECLINED", "POOL_STATES", "InitialPopulation", "apportion", "grade_table", "initial_population", "line_parameters", "truncated_lognormal_moments"]
+__all__ = ["NEVER", "FORMER", "FORMER_FIRST_TIME", "DECLINED", "POOL_STATES", "InitialPopulation", "application_growth", "apportion", "grade_table", "initial_population", "line_parameters", "truncated_lognormal_moments"]
 
 #: States of a firm without a loan (the last axis of the pool): never borrowed (无贷户); borrowed before the
 #: scenario or within it; became a 首贷户 within the scenario and repaid; never borrowed and declined on its
@@ -50,6 +50,19 @@ class InitialPopulation:
     line_shift: np.ndarray
     opening_mean: np.ndarray
     opening_sd: np.ndarray
+
+
+def application_growth(scenario) -> np.ndarray:
+    """Factor applied to every segment's applications_per_month in each month, shape (M + 1,) (index t is month t;
+    index 0 unused): 1 in month 1, then growing each month at the monthly equivalent of ``demand.growth`` of that
+    month's year (one rate, or a table by year)."""
+    months = scenario.calendar.months
+    growth = scenario.demand.growth
+    years = (scenario.start_index + np.arange(months)) // 12
+    annual = np.array([growth[str(y)] if isinstance(growth, dict) else growth for y in years])
+    factor = np.ones(months + 1)
+    factor[2:] = np.cumprod((1.0 + annual[:-1]) ** (1.0 / 12.0))
+    return factor
 
 
 def apportion(total: int, weights: np.ndarray) -> np.ndarray:

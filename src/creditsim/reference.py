@@ -114,7 +114,7 @@ import simpy
 from .api import run_paths
 from .errors import ScenarioError
 from .metrics import SCOPE_METRICS, SCOPES, metric, ratio_values
-from .population import DECLINED, FORMER, FORMER_FIRST_TIME, NEVER, POOL_STATES, initial_population, line_parameters
+from .population import DECLINED, FORMER, FORMER_FIRST_TIME, NEVER, POOL_STATES, application_growth, initial_population, line_parameters
 from .results import Results
 from .risk import monthly_hazards
 from .scenario import FACTOR_MONTHS, PRODUCTS, Guarantor, Pool, Scenario, load_scenario
@@ -582,6 +582,7 @@ class ReferenceSimulation:
         check_supported(scenario)
         self.scenario = s = scenario
         self.months = m = s.calendar.months
+        self.application_growth = application_growth(s)  # applications' growth factor by month
         self.env = simpy.Environment()
         self.draw = {name: _Draws(stream(seed, path, name)) for name in
                      ("population", "macro", "defaults", "demand", "loans", "reborrow", "recoveries", "signals", "renewal")}
@@ -753,7 +754,7 @@ class ReferenceSimulation:
                     self.pop_flows["firm_exits"] += exits
 
     def _applications(self, t: int) -> None:
-        """APPLICATIONS: each segment's firms without a loan make Poisson(applications_per_month × (1 + growth)^((t−1)/12))
+        """APPLICATIONS: each segment's firms without a loan make Poisson(applications_per_month × growth factor of month t)
         applications (at most one per firm; the excess is unmet), applicants drawn one by one without replacement.
 
         Each goes to a bank by share. The bank believes the firm's PD is ``expit(logit(pd) + signal_sd z / sqrt(1 + k))``
@@ -761,8 +762,8 @@ class ReferenceSimulation:
         1 for a 首贷户 that repaid, 0 for a firm that never borrowed), and approves when that is within its max_pd,
         except that a firm once declined on its thin file is declined again. A declined 无贷户 is marked declined.
         """
-        s, draw = self.scenario, self.draw["demand"]
-        growth = (1.0 + s.demand.growth) ** ((t - 1) / 12.0)
+        draw = self.draw["demand"]
+        growth = self.application_growth[t]
         applicants = []
         for i, seg in enumerate(self.segments):
             wanted = draw.poisson(seg.applications_per_month * growth)

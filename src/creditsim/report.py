@@ -201,7 +201,7 @@ def _scenario_section(results: Results) -> str:
         f"Defaults: one-factor Gaussian model, factor redrawn {risk.factor_frequency}; LGD " + ", ".join(f"{p} {100 * v:.0f}%" for p, v in risk.lgd.items())
         + f"; recoveries after {risk.recovery_lag_months} months, write-off after {risk.write_off_months}.",
         f"Stress path: {', '.join(f'{p.date} ×{p.pd_multiplier:g}' for p in risk.stress) or 'none'}.",
-        f"Demand: re-borrowing probability {100 * s.demand.reborrow_prob:.0f}%, applications growing {100 * s.demand.growth:.1f}% a year, "
+        f"Demand: re-borrowing probability {100 * s.demand.reborrow_prob:.0f}%, applications growing {_rates(s.demand.growth)} a year, "
         f"{s.demand.loans_per_borrower:g} loans per borrower on average; thin-file signal error {risk.signal_sd:g} (log-odds).",
         f"Liquidity stress at maturity {100 * s.liquidity.stress_prob:.1f}%, of which {100 * s.liquidity.bridge_share:.0f}% bridge at "
         f"{100 * s.liquidity.bridge_cost:.1f}%.",

@@ -178,7 +178,7 @@ class Bank(_Model):
 class Demand(_Model):
     """How borrowers come and stay."""
 
-    growth: Growth = Field(0.0, description="Annual growth of applications_per_month of every segment.")
+    growth: Growth | dict[str, Growth] = Field(0.0, description="Annual growth of applications_per_month of every segment: one rate, or a table by year ('2020' = '30%') covering every simulated year.")
     reborrow_prob: Probability = Field(description="Probability that a maturing loan is followed by a new loan to the same firm.")
     loans_per_borrower: NonNegative = Field(1.0, description="Mean number of loans a borrower takes at once (≥ 1): 1 + Poisson(loans_per_borrower − 1); the line is split evenly.")
 
@@ -679,21 +679,9 @@ def _check_rules(s: Scenario) -> None:
         _check_sum(f"{f}.product_mix", list(bank.product_mix.values()))
         if bank.initial_balance is not None and bank.initial_balance > bank.all_loans:
             raise ScenarioError(f"{f}.initial_balance", bank.initial_balance, f"must be ≤ all_loans ({bank.all_loans:g})")
-        if isinstance(bank.non_inclusive_growth, dict):
-            for key in bank.non_inclusive_growth:
-                if not (key.isdigit() and len(key) == 4):
-                    raise ScenarioError(f"{f}.non_inclusive_growth.{key}", bank.non_inclusive_growth[key], "keys must be years such as '2021'")
-            missing = [str(y) for y in years if str(y) not in bank.non_inclusive_growth]
-            if missing:
-                raise ScenarioError(f"{f}.non_inclusive_growth", _MISSING, f"has no rate for year {missing[0]}")
-        if isinstance(bank.other_npl_ratio, dict):
-            for key in bank.other_npl_ratio:
-                if not (key.isdigit() and len(key) == 4):
-                    raise ScenarioError(f"{f}.other_npl_ratio.{key}", bank.other_npl_ratio[key], "keys must be years such as '2021'")
-            opening_year = (s.start_index - 1) // 12
-            missing = [str(y) for y in (opening_year, *years) if str(y) not in bank.other_npl_ratio]
-            if missing:
-                raise ScenarioError(f"{f}.other_npl_ratio", _MISSING, f"has no ratio for year {missing[0]} (the opening's year and every simulated year)")
+        _check_by_year(f"{f}.non_inclusive_growth", bank.non_inclusive_growth, years, "rate")
+        _check_by_year(f"{f}.other_npl_ratio", bank.other_npl_ratio, [(s.start_index - 1) // 12, *years], "ratio", " (the opening's year and every simulated year)")
+    _check_by_year("demand.growth", s.demand.growth, years, "rate")
     if s.demand.loans_per_borrower < 1.0:
         raise ScenarioError("demand.loans_per_borrower", s.demand.loans_per_borrower, "must be ≥ 1")
     _check_products("risk.lgd", s.risk.lgd, complete=True)
@@ -778,6 +766,18 @@ def _check_guarantees(s: Scenario) -> None:
         for name, bank in s.banks.items():
             if (sub.banks is None or name in sub.banks) and sub.rate > bank.rate:
                 raise ScenarioError("interest_subsidy.rate", sub.rate, f"must not exceed the rate of bank {name} ({bank.rate:g})")
+
+
+def _check_by_year(field: str, value: float | dict[str, float], years: Sequence[int], what: str, which: str = "") -> None:
+    """A rate given as a table by year must be keyed by years ('2021') and cover ``years``."""
+    if not isinstance(value, dict):
+        return
+    for key in value:
+        if not (key.isdigit() and len(key) == 4):
+            raise ScenarioError(f"{field}.{key}", value[key], "keys must be years such as '2021'")
+    missing = [str(y) for y in dict.fromkeys(years) if str(y) not in value]
+    if missing:
+        raise ScenarioError(field, _MISSING, f"has no {what} for year {missing[0]}{which}")
 
 
 def _check_assessment(s: Scenario) -> None:
