@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .scenario import Assessment
+from .scenario import Assessment, rates_by_year
 from .targets import wilson_interval
 from .units import month_index
 
@@ -62,7 +62,7 @@ def evaluations(results: Results) -> Iterator[tuple[str, int, str, str, str, np.
     s = results.scenario
     first = month_index(results.dates[0])
     years = (first + np.arange(len(results.dates))) // 12
-    other_npl = {bank: _by_year(s.banks[bank].other_npl_ratio, years) * (results.values("all_loans_balance", bank) - results.values("balance", bank))
+    other_npl = {bank: rates_by_year(s.banks[bank].other_npl_ratio, years) * (results.values("all_loans_balance", bank) - results.values("balance", bank))
                  for bank in s.bank_names}
     for entity in results.banks:
         balance, all_loans = results.values("balance", entity), results.values("all_loans_balance", entity)
@@ -93,11 +93,6 @@ def evaluations(results: Results) -> Iterator[tuple[str, int, str, str, str, np.
                 margin = overall_npl[:, column] + s.assessment.npl_margin - inclusive_npl[:, column]
                 with np.errstate(invalid="ignore"):
                     yield entity, year, label, "两控", rule, margin >= 0, margin
-
-
-def _by_year(ratio: float | dict[str, float], years: np.ndarray) -> np.ndarray:
-    """A ratio for each date: one value, or the value of the date's year from a table by year."""
-    return np.array([ratio[str(y)] for y in years]) if isinstance(ratio, dict) else np.full(years.shape, ratio)
 
 
 def two_increases_table(results: Results) -> pd.DataFrame:

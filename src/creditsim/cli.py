@@ -14,7 +14,6 @@ traceback), 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import unicodedata
@@ -34,7 +33,8 @@ from .report import write_report
 from .results import ALL, Results
 from .scenario import load_scenario
 from .summaries import fiscal_costs, instrument_events, per_fiscal_cost
-from .units import format_amount
+from .targets import SIGNS
+from .units import format_value
 
 __all__ = ["main"]
 
@@ -179,7 +179,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     if args.output:
         _check_file(args.output, (".toml",))
-    keys = [k.strip() for k in args.fit.split(",") if k.strip()]
+    keys = _fit_keys(args.fit)
     fit = calibrate(scenario, read_observations(args.data), keys, paths=args.paths, seed=args.seed, max_evaluations=args.max_evaluations,
                     progress=_fit_progress)
     print(format_calibration(fit))
@@ -196,7 +196,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 def _backtest(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
-    keys = [k.strip() for k in args.fit.split(",") if k.strip()]
+    keys = _fit_keys(args.fit)
     fit, projection = backtest(scenario, read_observations(args.data), keys, args.train_until, paths=args.paths, seed=args.seed,
                                projection_paths=args.projection_paths, max_evaluations=args.max_evaluations)
     print(format_calibration(fit))
@@ -208,6 +208,11 @@ def _backtest(args: argparse.Namespace) -> int:
     inside = int(projection["inside_90"].sum())
     print(f"{inside} of {len(projection)} held-out observations inside the 90% band")
     return 0
+
+
+def _fit_keys(text: str) -> list[str]:
+    """The keys of ``--fit KEY,KEY``."""
+    return [key.strip() for key in text.split(",") if key.strip()]
 
 
 def _fit_progress(evaluations: int, cost: float) -> None:
@@ -256,11 +261,11 @@ def _compare(args: argparse.Namespace) -> int:
     base = load_scenario(args.base, args.base_overrides)
     variant = load_scenario(args.variant if args.variant is not None else args.base, args.overrides)
     comparison = compare(base, variant, paths=args.paths, seed=args.seed, progress=_progress)
-    print(format_comparison(comparison, END_STOCKS, TOTAL_FLOWS, _fmt))
+    print(format_comparison(comparison, END_STOCKS, TOTAL_FLOWS, format_value))
     costs = per_fiscal_cost(comparison, "disbursed")
     if costs["extra_fiscal_cost"] != 0:
         borrowers = per_fiscal_cost(comparison, "borrowers", total=False)
-        print(f"\nper extra CNY of fiscal cost (B − A: {_fmt(costs['extra_fiscal_cost'], 'CNY')}, start-up money included)")
+        print(f"\nper extra CNY of fiscal cost (B − A: {format_value(costs['extra_fiscal_cost'], 'CNY')}, start-up money included)")
         print(f"{'extra lending (disbursed)':<38}{costs['per_cny']:>14.2f}   [{costs['ci_low']:.2f}, {costs['ci_high']:.2f}] CNY")
         print(f"{'extra borrowers at the end, per 1万':<38}{1e4 * borrowers['per_cny']:>14.3f}   [{1e4 * borrowers['ci_low']:.3f}, {1e4 * borrowers['ci_high']:.3f}]")
     return 0
@@ -307,14 +312,14 @@ def _target_lines(results: Results) -> list[str]:
     lines = ["", f"{'targets':<56}{'P(met)':>8}   {'95% CI':<12}{'median':>12}   5%–95% band"]
     for row in table.itertuples():
         unit = metric(row.metric).unit
-        sign = {">=": "≥", "<=": "≤"}.get(row.comparison, row.comparison)
-        name = f"{row.target} {sign} {_fmt(row.threshold, unit)} ({row.when})"
+        sign = SIGNS[row.comparison]
+        name = f"{row.target} {sign} {format_value(row.threshold, unit)} ({row.when})"
         if row.note:
             lines.append(f"{_pad(name, 56)}{row.note}")
             continue
         ci = f"[{100 * row.ci_low:.0f}%, {100 * row.ci_high:.0f}%]"
-        band = f"[{_fmt(row.p5, unit)}, {_fmt(row.p95, unit)}]"
-        lines.append(f"{_pad(name, 56)}{100 * row.probability:>7.0f}%   {ci:<12}{_fmt(row.median, unit):>12}   {band}")
+        band = f"[{format_value(row.p5, unit)}, {format_value(row.p95, unit)}]"
+        lines.append(f"{_pad(name, 56)}{100 * row.probability:>7.0f}%   {ci:<12}{format_value(row.median, unit):>12}   {band}")
     return lines
 
 
@@ -382,19 +387,7 @@ def _line(name: str, values: np.ndarray, unit: str | None = None) -> str:
     if values.size == 0:
         return f"{name:<38}{'n/a':>14}"
     p5, p50, p95 = np.percentile(values, [5, 50, 95])
-    return f"{name:<38}{_fmt(p50, unit):>14}   [{_fmt(p5, unit)}, {_fmt(p95, unit)}]"
-
-
-def _fmt(value: float, unit: str) -> str:
-    if not math.isfinite(value):
-        return str(value)
-    if unit == "CNY":
-        return format_amount(value)
-    if unit == "fraction":
-        return f"{100 * value:.2f}%"
-    if unit == "ratio":
-        return f"{value:.2f}×"
-    return f"{value:,.0f}"
+    return f"{name:<38}{format_value(p50, unit):>14}   [{format_value(p5, unit)}, {format_value(p95, unit)}]"
 
 
 if __name__ == "__main__":  # pragma: no cover

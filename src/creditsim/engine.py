@@ -73,7 +73,7 @@ from .population import (
 )
 from .renewal import RenewalRules
 from .risk import beta_parameters, cumulative_hazard, default_months, monthly_hazards
-from .scenario import FACTOR_MONTHS, PRODUCTS, Scenario, admitted
+from .scenario import FACTOR_MONTHS, PRODUCTS, Scenario, admitted, rates_by_year
 from .streams import COMPONENTS, stream
 from .units import month_index
 
@@ -203,9 +203,7 @@ class Simulation:
         years = (s.start_index + np.arange(self.months)) // 12
         monthly = np.ones((self.months + 1, self.n_banks))
         for j, bank in enumerate(s.banks.values()):
-            g = bank.non_inclusive_growth
-            annual = np.array([g[str(y)] if isinstance(g, dict) else g for y in years])
-            monthly[1:, j] = (1.0 + annual) ** (1.0 / 12.0)
+            monthly[1:, j] = (1.0 + rates_by_year(bank.non_inclusive_growth, years)) ** (1.0 / 12.0)
         return np.cumprod(monthly, axis=0)
 
     # ------------------------------------------------------------------------------------------ running

@@ -20,7 +20,7 @@ from matplotlib.text import Text
 
 from .assessment import evaluations
 from .metrics import metric as metric_info
-from .targets import target_path
+from .targets import SIGNS, target_path
 
 if TYPE_CHECKING:
     from .results import Results
@@ -58,7 +58,6 @@ _TEXT: dict[str, tuple[str, str]] = {
     "loans": ("笔", "loans"),
 }
 
-_SIGN = {">=": "≥", "<=": "≤"}
 #: Chinese names of the metrics charts show most; others keep their metric name.
 _METRIC_ZH = {
     "balance": "普惠型小微贷款余额", "borrowers": "有贷款余额的户数", "npl_ratio": "不良贷款率", "npl_balance": "不良贷款余额",
@@ -202,7 +201,7 @@ def fan_chart(results: Results, metric: str, scope: str | tuple[str, ...] = "all
         t = results.scenario.targets[target]
         level = t.value / scale
         shown = f"{level:,.0f}" if abs(level) >= 1000 else f"{level:,.4g}"
-        ax.axhline(level, color="#cb181d", lw=1.2, ls="--", label=f"{label('target')} {_SIGN.get(t.comparison, t.comparison)} {shown} {unit}")
+        ax.axhline(level, color="#cb181d", lw=1.2, ls="--", label=f"{label('target')} {SIGNS[t.comparison]} {shown} {unit}")
         ax.axvline(len(dates) - 1, color="#cb181d", lw=0.8, ls=":")
     step = max(1, len(dates) // 8)
     ax.set_xticks(x[::step], [dates[i] for i in x[::step]], rotation=0, fontsize=8)

@@ -15,6 +15,7 @@ from scipy.optimize import brentq
 from scipy.special import log_ndtr, ndtri
 
 from .errors import ScenarioError
+from .scenario import rates_by_year
 
 __all__ = ["NEVER", "FORMER", "FORMER_FIRST_TIME", "DECLINED", "POOL_STATES", "InitialPopulation", "application_growth", "apportion", "grade_table", "initial_population", "line_parameters", "truncated_lognormal_moments"]
 
@@ -57,9 +58,7 @@ def application_growth(scenario) -> np.ndarray:
     index 0 unused): 1 in month 1, then growing each month at the monthly equivalent of ``demand.growth`` of that
     month's year (one rate, or a table by year)."""
     months = scenario.calendar.months
-    growth = scenario.demand.growth
-    years = (scenario.start_index + np.arange(months)) // 12
-    annual = np.array([growth[str(y)] if isinstance(growth, dict) else growth for y in years])
+    annual = rates_by_year(scenario.demand.growth, (scenario.start_index + np.arange(months)) // 12)
     factor = np.ones(months + 1)
     factor[2:] = np.cumprod((1.0 + annual[:-1]) ** (1.0 / 12.0))
     return factor

@@ -21,7 +21,8 @@ import numpy as np
 from . import plots
 from .metrics import metric
 from .outputs import write_file
-from .units import format_amount
+from .targets import SIGNS
+from .units import format_amount, format_value
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["KEY_METRICS", "report_html", "write_report"]
 
-_SIGN = {">=": "≥", "<=": "≤"}
 #: Metrics shown as fan charts in every report.
 KEY_METRICS: tuple[str, ...] = ("balance", "borrowers", "npl_ratio", "credit_loan_balance", "renewal_balance", "first_time_borrowers")
 
@@ -121,15 +121,15 @@ def _targets_section(results: Results) -> str:
         unit = metric(r.metric).unit
         label = f"<br><small>{_e(r.label)}</small>" if r.label else ""
         head = (f'<td class="l"><b>{_e(r.target)}</b>{label}</td><td class="l">{_e(r.metric)}<br><small>{_e(r.measure)} · {_e(r.scope)} · '
-                f'{_e(r.when)}</small></td><td>{_e(_SIGN.get(r.comparison, r.comparison))} {_e(_fmt(r.threshold, unit))}</td>')
+                f'{_e(r.when)}</small></td><td>{_e(SIGNS[r.comparison])} {_e(format_value(r.threshold, unit))}</td>')
         if r.note:
             rows.append(f'<tr>{head}<td class="l" colspan="5">{_e(r.note)}</td><td class="l src">{_e(r.source)}</td></tr>')
             continue
         css = "ok" if r.probability >= 0.9 else "risk" if r.probability >= 0.5 else "fail"
         rows.append(
             f'<tr>{head}<td class="{css}">{100 * r.probability:.0f}%</td><td>{100 * r.ci_low:.0f}–{100 * r.ci_high:.0f}%</td>'
-            f"<td>{_e(_fmt(r.median, unit))}</td><td>{_e(_fmt(r.p5, unit))} – {_e(_fmt(r.p95, unit))}</td>"
-            f'<td>{_e(_fmt(r.median_shortfall, unit))}</td><td class="l src">{_e(r.source)}</td></tr>'
+            f"<td>{_e(format_value(r.median, unit))}</td><td>{_e(format_value(r.p5, unit))} – {_e(format_value(r.p95, unit))}</td>"
+            f'<td>{_e(format_value(r.median_shortfall, unit))}</td><td class="l src">{_e(r.source)}</td></tr>'
         )
     header = ('<tr><th class="l">target</th><th class="l">measured</th>'
               "<th>threshold</th><th>P(met)</th><th>95% CI</th><th>median</th><th>5–95% band</th><th>median shortfall</th>"
@@ -246,16 +246,6 @@ def _figure(fig: Figure, caption: str) -> str:
 
 def _e(value: object) -> str:
     return html.escape(str(value))
-
-
-def _fmt(value: float, unit: str) -> str:
-    if value is None or not np.isfinite(value):
-        return "–"
-    if unit == "CNY":
-        return format_amount(value)
-    if unit == "fraction":
-        return f"{100 * value:.2f}%"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.3g}"
 
 
 def _margin(value: float, unit: str) -> str:

@@ -63,6 +63,7 @@ class Results:
         start = scenario.start_index - 1
         self.dates = [month_label(start + t) for t in range(groups["bank"].shape[1])]
         self.banks = self.entities["bank"]
+        self._tables: dict[str, pd.DataFrame] | None = None
 
     # ------------------------------------------------------------------------------------------ access
     @property
@@ -247,8 +248,10 @@ class Results:
     # ------------------------------------------------------------------------------------------ exports
     def tables(self) -> dict[str, pd.DataFrame]:
         """The tables the exports write: ``summary`` (:meth:`summary`), ``targets`` (:meth:`targets`) and
-        ``two_increases`` (:meth:`two_increases`)."""
-        return {"summary": self.summary(), "targets": self.targets(), "two_increases": self.two_increases()}
+        ``two_increases`` (:meth:`two_increases`), computed once (results do not change) and returned as copies."""
+        if self._tables is None:
+            self._tables = {"summary": self.summary(), "targets": self.targets(), "two_increases": self.two_increases()}
+        return {name: table.copy() for name, table in self._tables.items()}
 
     def to_csv(self, directory: str | Path) -> Path:
         """Write ``metrics.csv`` (the tidy metrics) and ``summary.csv``, ``targets.csv``, ``two_increases.csv``

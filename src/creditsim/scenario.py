@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .errors import _MISSING, ScenarioError
@@ -29,6 +30,7 @@ from .units import month_index, parse_amount, parse_count, parse_month, parse_nu
 
 __all__ = [
     "admitted",
+    "rates_by_year",
     "Scenario",
     "Calendar",
     "Segment",
@@ -766,6 +768,12 @@ def _check_guarantees(s: Scenario) -> None:
         for name, bank in s.banks.items():
             if (sub.banks is None or name in sub.banks) and sub.rate > bank.rate:
                 raise ScenarioError("interest_subsidy.rate", sub.rate, f"must not exceed the rate of bank {name} ({bank.rate:g})")
+
+
+def rates_by_year(value: float | dict[str, float], years: Sequence[int] | np.ndarray) -> np.ndarray:
+    """A field given as one rate or as a table by year ('2021' = rate), as the rate of each of ``years``."""
+    years = np.asarray(years)
+    return np.array([value[str(y)] for y in years.tolist()]) if isinstance(value, dict) else np.full(years.shape, float(value))
 
 
 def _check_by_year(field: str, value: float | dict[str, float], years: Sequence[int], what: str, which: str = "") -> None:

@@ -23,7 +23,7 @@ from .units import month_index
 if TYPE_CHECKING:
     from .results import Results
 
-__all__ = ["Z95", "measure", "met", "outside", "shortfall", "target_path", "targets_table", "wilson_interval"]
+__all__ = ["SIGNS", "Z95", "measure", "met", "outside", "shortfall", "target_path", "targets_table", "wilson_interval"]
 
 #: The standard normal quantile of a two-sided 95% interval.
 Z95 = 1.959963984540054
@@ -92,6 +92,10 @@ def target_path(results: Results, target: Target) -> tuple[list[str], np.ndarray
 def measure(results: Results, target: Target) -> np.ndarray:
     """The value a target measures on each path, shape (paths,): the last column of :func:`target_path`."""
     return target_path(results, target)[1][:, -1]
+
+
+#: How comparisons are written for people.
+SIGNS = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}
 
 
 def outside(target: Target, first_date: str, last_date: str) -> str | None:

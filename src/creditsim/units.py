@@ -31,6 +31,7 @@ __all__ = [
     "parse_quantity",
     "month_label",
     "format_amount",
+    "format_value",
 ]
 
 #: Chinese magnitude units accepted in amounts and counts (longest first, so 万亿 wins over 亿).
@@ -164,6 +165,20 @@ def month_index(month: str) -> int:
 def month_label(index: int) -> str:
     """Inverse of :func:`month_index`."""
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def format_value(value: float, unit: str) -> str:
+    """A metric's value for people: amounts as :func:`format_amount`, fractions as percentages, ratios with ×,
+    counts whole (three significant figures below 100); "–" when undefined."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    if unit == "CNY":
+        return format_amount(value)
+    if unit == "fraction":
+        return f"{100 * value:.2f}%"
+    if unit == "ratio":
+        return f"{value:.2f}×"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.3g}"
 
 
 def format_amount(cny: float) -> str:
