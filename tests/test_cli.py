@@ -83,7 +83,7 @@ def test_run_different_seed_different_output(capsys, seed1_output):
 def test_run_scenario_file_and_set(capsys, tmp_path):
     """`run FILE --set …` runs the given file with the overrides applied."""
     path = tmp_path / "s.toml"
-    path.write_text(DEFAULT_TOML.read_text(encoding="utf-8").replace('name = "illustrative-city"', 'name = "from-file"'), encoding="utf-8")
+    path.write_text(DEFAULT_TOML.read_text(encoding="utf-8").replace('name = "jiaxing-2021"', 'name = "from-file"'), encoding="utf-8")
     code, out, _ = run_cli(capsys, ["run", str(path), "--paths", "2", *SHORT, "--set", "calendar.months=3"])
     assert code == 0
     assert "from-file" in out

@@ -391,7 +391,7 @@ def test_reference_results_are_shaped_like_the_fast_engines(runs):
                 continue
             nan = np.isnan(values)
             if name in reference.MODELLED[scope]:
-                ratio = name in ("npl_ratio", "npl_ratio_recognised", "first_time_share", "guarantee_fee_rate", "guarantee_leverage")
+                ratio = name in ("npl_ratio", "npl_ratio_recognised", "first_time_share", "approval_rate", "inclusive_share", "guarantee_fee_rate", "guarantee_leverage")
                 assert ratio or not nan.any(), f"{scope}.{name} is modelled but has NaN"
             else:
                 assert nan.all(), f"{scope}.{name} is not modelled but has values"

@@ -24,15 +24,16 @@ import creditsim
 from creditsim import ScenarioError, load_scenario, units
 from creditsim import scenario as scenario_module
 from creditsim.scenario import scenario_from_dict
+from helpers import BASE_TOML
 
 DEFAULT_TOML = Path(scenario_module.__file__).parent / "scenarios" / "default.toml"
-with open(DEFAULT_TOML, "rb") as _handle:
+with open(BASE_TOML, "rb") as _handle:
     BASE_DATA: dict[str, Any] = tomllib.load(_handle)
 
 
 @pytest.fixture
 def base_dict() -> dict[str, Any]:
-    """The bundled default scenario as raw TOML data (not yet validated), a fresh copy per test."""
+    """The tests' base scenario as raw TOML data (not yet validated), a fresh copy per test."""
     return copy.deepcopy(BASE_DATA)
 
 
@@ -592,7 +593,7 @@ def test_overrides_do_not_change_input(base_dict):
 def test_bundled_default_validates():
     """The bundled default scenario is valid."""
     s = load_scenario()
-    assert s.name == "illustrative-city"
+    assert s.name == "jiaxing-2021"
     assert s.segment_names == ["micro", "small", "individual"]
     assert s.bank_names == ["big_bank", "city_bank", "rural_bank"]
     assert s.calendar.months == 36

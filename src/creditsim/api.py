@@ -10,7 +10,7 @@ import numpy as np
 
 from .engine import Simulation
 from .errors import ScenarioError
-from .metrics import SCOPES
+from .metrics import SCOPE_METRICS, SCOPES, metric
 from .results import Results
 from .scenario import Scenario, load_scenario
 
@@ -66,13 +66,21 @@ def run_paths(engine: Callable[[Scenario, int, int], Any], scenario: Scenario, p
         if not path_ids or min(path_ids) < 0 or len(set(path_ids)) != len(path_ids):
             raise ScenarioError("paths", path_ids, "must be distinct path numbers ≥ 0")
     runs: dict[str, list[np.ndarray]] = {scope: [] for scope in SCOPES}
+    sample, scale_back = scenario.sampled(), sample_scaling(scenario.sample)
     for done, path in enumerate(path_ids, start=1):
-        sim = engine(scenario, int(seed), path).run()
-        runs["bank"].append(sim.bank_metrics)
-        runs["guarantor"].append(sim.guarantor_metrics)
-        runs["reguarantor"].append(sim.reguarantor_metrics)
-        runs["pool"].append(sim.pool_metrics)
-        runs["population"].append(sim.population_metrics[:, None, :])
+        sim = engine(sample, int(seed), path).run()
+        runs["bank"].append(sim.bank_metrics * scale_back["bank"])
+        runs["guarantor"].append(sim.guarantor_metrics * scale_back["guarantor"])
+        runs["reguarantor"].append(sim.reguarantor_metrics * scale_back["reguarantor"])
+        runs["pool"].append(sim.pool_metrics * scale_back["pool"])
+        runs["population"].append(sim.population_metrics[:, None, :] * scale_back["population"])
         if progress is not None:
             progress(done, len(path_ids))
     return Results(scenario, int(seed), path_ids, {scope: np.stack(arrays) for scope, arrays in runs.items()})
+
+
+def sample_scaling(sample: float) -> dict[str, np.ndarray]:
+    """Per scope, the factor by which each metric of a run on a ``sample`` of the firms is scaled back to the
+    whole population: 1 / sample for counts and amounts (stocks and flows), 1 for ratios and flags."""
+    return {scope: np.array([1.0 / sample if m.kind != "ratio" and m.unit in ("CNY", "firms", "loans") else 1.0
+                             for m in map(metric, SCOPE_METRICS[scope])]) for scope in SCOPES}

@@ -157,7 +157,9 @@ class Simulation:
         self.seasoned_term_cum = _cumulative(term_p * self.terms)  # the opening book is length-biased
         self.product_cum = _cumulative(np.array([[b.product_mix.get(p, 0.0) for p in PRODUCTS] for b in banks]))
         self.lgd_mean = np.array([s.risk.lgd[p] for p in PRODUCTS])
-        self.other_growth = self._other_loans_growth()
+        self.other_growth = self._growth_path("non_inclusive_growth")
+        self.small_micro_outside = np.array([b.small_micro_outside for b in s.banks.values()]) * FEN
+        self.small_micro_growth = self._growth_path("small_micro_outside_growth")
 
         # --- state
         self.borrowers = BorrowerTable()
@@ -197,13 +199,14 @@ class Simulation:
             out[months >= month_index(point.date)] = point.pd_multiplier
         return out
 
-    def _other_loans_growth(self) -> np.ndarray:
-        """Cumulative growth factor of each bank's loans outside the inclusive book, shape (M + 1, banks)."""
+    def _growth_path(self, field: str) -> np.ndarray:
+        """Cumulative growth factor of a book that follows the annual rates of a bank field (the loans outside
+        the inclusive book, or the small-micro ones among them), shape (M + 1, banks)."""
         s = self.scenario
         years = (s.start_index + np.arange(self.months)) // 12
         monthly = np.ones((self.months + 1, self.n_banks))
         for j, bank in enumerate(s.banks.values()):
-            monthly[1:, j] = (1.0 + rates_by_year(bank.non_inclusive_growth, years)) ** (1.0 / 12.0)
+            monthly[1:, j] = (1.0 + rates_by_year(getattr(bank, field), years)) ** (1.0 / 12.0)
         return np.cumprod(monthly, axis=0)
 
     # ------------------------------------------------------------------------------------------ running
@@ -762,6 +765,7 @@ class Simulation:
         row[:, _B["renewal_balance"]] = self.renewal_balance
         row[:, _B["restructured_balance"]] = self.restructured_balance
         row[:, _B["all_loans_balance"]] = np.round(self.other_loans * self.other_growth[t]) + balance
+        row[:, _B["small_micro_balance"]] = np.round(self.small_micro_outside * self.small_micro_growth[t]) + balance
         self.guarantees.record(self.guarantor_metrics[t], self.reguarantor_metrics[t])
         self.pools.record(self.pool_metrics[t])
         for scope, rows in (("bank", row), ("guarantor", self.guarantor_metrics[t]), ("reguarantor", self.reguarantor_metrics[t]), ("pool", self.pool_metrics[t])):

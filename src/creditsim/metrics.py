@@ -45,8 +45,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("credit_loan_disbursed", "CNY", "flow", "bank", "Credit (信用, unsecured) loans paid out in the month."),
     Metric("credit_loan_balance", "CNY", "stock", "bank", "Outstanding credit (信用) loans, performing and non-performing."),
     Metric("all_loans_balance", "CNY", "stock", "bank", "All the bank's loans (各项贷款): the loans outside the inclusive book on their growth path plus balance."),
+    Metric("small_micro_balance", "CNY", "stock", "bank", "All small-micro loans (小微企业贷款): balance plus the small-micro loans outside the inclusive book on their growth path (banks.NAME.small_micro_outside)."),
+    Metric("inclusive_share", "fraction", "ratio", "bank", "balance / all_loans_balance: the inclusive book's share of all loans; it rises over a year exactly when inclusive loans grow faster than all loans (两增's growth clause)."),
     Metric("applications", "firms", "flow", "bank", "Loan applications from firms without a loan in the month (organic and campaign)."),
     Metric("approvals", "firms", "flow", "bank", "Applications approved (new borrowers) in the month."),
+    Metric("approval_rate", "fraction", "ratio", "bank", "approvals / applications: the share of applications from firms without a loan that are approved (申贷获得率 of new borrowers; NaN without applications)."),
     Metric("reborrow_declined", "loans", "flow", "bank", "Maturing loans not re-lent because the PD the bank now believes the firm has is above its appetite."),
     Metric("graduated", "firms", "flow", "bank", "Borrowers that left the inclusive book in the month because their line passed the inclusive limit."),
     Metric("first_time_borrowers", "firms", "flow", "bank", "New borrowers that never borrowed before (首贷户) in the month."),
@@ -167,6 +170,8 @@ def ratio_values(scope: str, get: Callable[[str], np.ndarray], scenario) -> dict
             "npl_ratio": np.where(balance > 0, (npl + restructured if restructured_reported else npl) / balance, np.nan),
             "npl_ratio_recognised": np.where(balance > 0, (npl + restructured) / balance, np.nan),
             "first_time_share": np.where(approvals > 0, get("first_time_borrowers") / approvals, np.nan),
+            "approval_rate": np.where(get("applications") > 0, approvals / get("applications"), np.nan),
+            "inclusive_share": np.where(get("all_loans_balance") > 0, balance / get("all_loans_balance"), np.nan),
         }
 
 

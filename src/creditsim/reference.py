@@ -132,8 +132,8 @@ _NOT_MODELLED_RULE = "is not modelled by the reference engine"
 MODELLED: dict[str, tuple[str, ...]] = {
     "bank": (
         "balance", "borrowers", "loans", "disbursed", "repaid", "defaulted", "defaults", "recovered", "written_off", "npl_balance",
-        "npl_ratio", "npl_ratio_recognised", "interest_income", "credit_loan_disbursed", "credit_loan_balance", "all_loans_balance",
-        "applications", "approvals", "reborrow_declined", "graduated", "first_time_borrowers", "first_loan_amount",
+        "npl_ratio", "npl_ratio_recognised", "interest_income", "credit_loan_disbursed", "credit_loan_balance", "all_loans_balance", "inclusive_share",
+        "applications", "approvals", "approval_rate", "reborrow_declined", "graduated", "first_time_borrowers", "first_loan_amount",
         "first_time_borrower_lending", "first_time_share", "first_time_defaults", "first_time_defaulted",
         "first_time_expected_defaults_believed", "first_time_expected_defaults_true", "renewals", "renewed", "renewal_balance",
         "restructured_balance", "guaranteed_disbursed", "guarantee_unavailable", "net_loss", "loss_bank",
@@ -573,7 +573,7 @@ class ReferenceSimulation:
     """
 
     BANK_FLOWS = ("disbursed", "repaid", "defaulted", "defaults", "recovered", "written_off", "interest_income", "credit_loan_disbursed",
-                  "applications", "approvals", "reborrow_declined", "graduated", "first_time_borrowers", "first_loan_amount",
+                  "applications", "approvals", "approval_rate", "reborrow_declined", "graduated", "first_time_borrowers", "first_loan_amount",
                   "first_time_borrower_lending", "first_time_defaults", "first_time_defaulted", "first_time_expected_defaults_believed",
                   "first_time_expected_defaults_true", "renewals", "renewed", "guaranteed_disbursed", "guarantee_unavailable", "net_loss", "loss_bank")
     POPULATION_FLOWS = ("firm_entries", "firm_exits", "firm_failures", "unmet_applications")

@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .errors import _MISSING, ScenarioError
-from .units import month_index, parse_amount, parse_count, parse_month, parse_number, parse_quantity, parse_rate
+from .units import month_index, month_label, parse_amount, parse_count, parse_month, parse_number, parse_quantity, parse_rate
 
 __all__ = [
     "admitted",
@@ -121,6 +121,23 @@ NonNegative = Annotated[float, BeforeValidator(_non_negative)]
 Month = Annotated[str, BeforeValidator(parse_month)]
 
 
+def _sample(value: object) -> float:
+    """A sampling fraction: a number in (0, 1] or a string '1:100'."""
+    if isinstance(value, str):
+        one, sep, n = value.partition(":")
+        try:
+            fraction = float(one) / float(n) if sep else math.nan
+        except (ValueError, ZeroDivisionError):
+            fraction = math.nan
+        if not math.isfinite(fraction):
+            raise ValueError("must be a fraction such as 0.01 or a ratio such as '1:100'")
+    else:
+        fraction = parse_number(value, "'1:100'")
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError("must be in (0, 1]")
+    return fraction
+
+
 class _Model(BaseModel):
     """Frozen, strict, no unknown keys, no NaN or infinity."""
 
@@ -174,6 +191,8 @@ class Bank(_Model):
     renewal_uptake: Probability = Field(0.0, description="Share of the firms with eligible maturing loans whose loans the bank renews without principal repayment (无还本续贷).")
     term_mix: dict[str, Probability] = Field(description="Share of new loans by term in months, e.g. {12 = 0.6, 24 = 0.3, 36 = 0.1}; sums to 1. Loans repay at maturity (bullet).")
     product_mix: dict[str, Probability] = Field(description="Share of new loans by product: credit (信用), guaranteed (担保), collateral (抵押/质押); sums to 1.")
+    small_micro_outside: Amount = Field(0.0, description="Small-micro loans of the bank outside the inclusive book at the start (小微企业贷款 less 普惠型: borrowers whose lines pass the inclusive limit), CNY; part of all_loans. Not simulated loan by loan: they follow small_micro_outside_growth, and with the inclusive balance they give small_micro_balance, the measure of plans' 小微企业贷款 targets.")
+    small_micro_outside_growth: Growth | dict[str, Growth] = Field(0.0, description="Annual growth of small_micro_outside: one rate, or a table by year covering every simulated year.")
     other_npl_ratio: Probability | dict[str, Probability] = Field(0.015, description="NPL ratio of the bank's loans outside the inclusive book: one ratio, or a table by year ('2021' = '1.6%') covering every simulated year; with the inclusive NPL it gives the bank's overall NPL ratio, the yardstick of 两控. Default 1.5%, the low end of all commercial banks' 1.5–1.9%.")
 
 
@@ -364,6 +383,14 @@ class Target(_Model):
     start: Month | None = Field(None, description="First month of the period of an increase, cumulative or average target.")
     end: Month | None = Field(None, description="Last month of the period of an increase, cumulative or average target.")
     scope: Annotated[str | tuple[str, ...], BeforeValidator(_as_tuple)] = Field("all", description="Whom it is measured on: 'all', one bank (or guarantor, re-guarantor, pool for their metrics), or a list of them summed.")
+    baseline: Literal["none", "year_before"] = Field("none", description="'year_before': the target compares the change from the same measure twelve months earlier with the threshold (e.g. 申贷获得率不低于上年: the approval rate averaged over 2020 less its 2019 average, ≥ 0); 'none': the measure itself.")
+
+    def year_before(self) -> Target:
+        """The same target twelve months earlier (its dates shifted back a year, no baseline)."""
+        def back(month: str | None) -> str | None:
+            return None if month is None else month_label(month_index(month) - 12)
+
+        return self.model_copy(update={"date": back(self.date), "start": back(self.start), "end": back(self.end), "baseline": "none"})
 
     @property
     def value(self) -> float:
@@ -396,6 +423,7 @@ class Scenario(_Model):
 
     name: str = Field(description="Short name of the scenario.")
     description: str = Field("", description="What the scenario represents and where its numbers come from.")
+    sample: Annotated[float, BeforeValidator(_sample)] = Field(1.0, description="Share of the firm population the engine simulates: 1 (every firm), or e.g. '1:100'. Counts and amounts in the file are the real ones; the engine runs a sample of firms with every aggregate (firms, entries, applications, campaign reach, balances, capital, pools, budgets) scaled by the share, loan sizes and per-loan limits unchanged, and every count and amount it reports is scaled back. Ratios are unaffected; idiosyncratic noise is that of the sample (wider bands than the whole population would have), the systematic factor's is not.")
     calendar: Calendar
     firms: Firms
     banks: dict[Annotated[str, BeforeValidator(_name)], Bank] = Field(description="The banks, keyed by name.")
@@ -440,6 +468,39 @@ class Scenario(_Model):
             + [r.government_share * r.capital for r in self.reguarantors.values()]
             + [p.contributions.get("government", 0.0) * p.size for p in self.pools.values()]
         )
+
+    def sampled(self) -> Scenario:
+        """The scenario the engine runs for a ``sample`` below 1: firm counts (rounded to whole firms) and every
+        aggregate count and amount multiplied by ``sample``; loan sizes, lines and per-loan limits unchanged
+        (the single-borrower share of a guarantor's capital is divided by ``sample`` so that the limit in CNY
+        stays the same). Returns the scenario itself when ``sample`` is 1.
+        """
+        k = self.sample
+        if k == 1.0:
+            return self
+
+        def scaled(model: Any, fields: Sequence[str], **update: Any) -> Any:
+            return model.model_copy(update={f: None if getattr(model, f) is None else getattr(model, f) * k for f in fields} | update)
+
+        segments = {name: scaled(seg, ("entry_per_year", "applications_per_month"), firms=float(round(seg.firms * k)))
+                    for name, seg in self.firms.segments.items()}
+        campaign = self.campaign.model_copy(update={
+            "list_size": None if self.campaign.list_size is None else float(round(self.campaign.list_size * k)),
+            "channels": {name: scaled(c, ("reach_per_month",)) for name, c in self.campaign.channels.items()}})
+        guarantors = {name: scaled(g, ("capital", "capital_floor"), single_borrower_share=g.single_borrower_share / k,
+                                   injections=tuple(scaled(i, ("amount",)) for i in g.injections),
+                                   top_up=None if g.top_up is None else scaled(g.top_up, ("below", "to")))
+                      for name, g in self.guarantors.items()}
+        return self.model_copy(update={
+            "sample": 1.0,
+            "firms": self.firms.model_copy(update={"segments": segments}),
+            "banks": {name: scaled(b, ("initial_balance", "all_loans", "small_micro_outside")) for name, b in self.banks.items()},
+            "campaign": campaign,
+            "guarantors": guarantors,
+            "reguarantors": {name: scaled(r, ("capital",)) for name, r in self.reguarantors.items()},
+            "pools": {name: scaled(p, ("size", "annual_budget", "top_up_to", "suspend_below", "max_payout_per_year")) for name, p in self.pools.items()},
+            "interest_subsidy": None if self.interest_subsidy is None else scaled(self.interest_subsidy, ("annual_budget",)),
+        })
 
     def to_dict(self) -> dict[str, Any]:
         """The scenario as plain JSON-able data that :func:`scenario_from_dict` accepts again."""
@@ -662,6 +723,8 @@ def _check_rules(s: Scenario) -> None:
             raise ScenarioError(f"{f}.line_median", seg.line_median, f"must be < firms.inclusive_line_limit ({limit:g})")
         if seg.firms != math.floor(seg.firms):
             raise ScenarioError(f"{f}.firms", seg.firms, "must be a whole number of firms")
+        if seg.firms > 0 and round(seg.firms * s.sample) < 1:
+            raise ScenarioError("sample", s.sample, f"leaves no firm of segment {name} ({seg.firms:g} firms) in the sample")
         if seg.firms + seg.entry_per_year * s.calendar.months / 12 >= MAX_SEGMENT_FIRMS:
             raise ScenarioError(f"{f}.firms", seg.firms, f"with its entries over the horizon must stay below {MAX_SEGMENT_FIRMS:.0e} firms (the sampler's limit)")
         worst = max(seg.pd) * max_multiplier
@@ -682,6 +745,9 @@ def _check_rules(s: Scenario) -> None:
         if bank.initial_balance is not None and bank.initial_balance > bank.all_loans:
             raise ScenarioError(f"{f}.initial_balance", bank.initial_balance, f"must be ≤ all_loans ({bank.all_loans:g})")
         _check_by_year(f"{f}.non_inclusive_growth", bank.non_inclusive_growth, years, "rate")
+        _check_by_year(f"{f}.small_micro_outside_growth", bank.small_micro_outside_growth, years, "rate")
+        if bank.small_micro_outside + (bank.initial_balance or 0.0) > bank.all_loans:
+            raise ScenarioError(f"{f}.small_micro_outside", bank.small_micro_outside, f"with initial_balance must be ≤ all_loans ({bank.all_loans:g})")
         _check_by_year(f"{f}.other_npl_ratio", bank.other_npl_ratio, [(s.start_index - 1) // 12, *years], "ratio", " (the opening's year and every simulated year)")
     _check_by_year("demand.growth", s.demand.growth, years, "rate")
     if s.demand.loans_per_borrower < 1.0:
@@ -944,6 +1010,7 @@ def _type_name(annotation: Any, metadata: list[Any]) -> str:
         ("parse_count", "count ≥ 0"),
         ("parse_month", "month 'YYYY-MM'"),
         ("_non_negative", "number ≥ 0"),
+        ("_sample", "fraction in (0, 1] or ratio '1:N'"),
     ):
         if marker in text:
             if text.startswith("dict"):

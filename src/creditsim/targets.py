@@ -64,6 +64,9 @@ def target_path(results: Results, target: Target) -> tuple[list[str], np.ndarray
         From the opening (stock, ratio) or the month before ``start`` to the target's date or ``end``.
     values : ndarray, shape (paths, len(dates))
     """
+    if target.baseline == "year_before":
+        dates, values = target_path(results, target.model_copy(update={"baseline": "none"}))
+        return dates, values - measure(results, target.year_before())[:, None]
     first = month_index(results.dates[0])
     if target.measure in ("stock", "ratio"):
         assert target.date is not None
@@ -100,6 +103,10 @@ SIGNS = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}
 
 def outside(target: Target, first_date: str, last_date: str) -> str | None:
     """Why a target cannot be measured on a run from ``first_date`` (the opening) to ``last_date``, or None."""
+    if target.baseline == "year_before":
+        why = outside(target.year_before(), first_date, last_date)
+        if why is not None:
+            return f"the year before: {why}"
     first, last = month_index(first_date), month_index(last_date)
     if target.date is not None:
         return None if first <= month_index(target.date) <= last else f"{target.date} is outside the run ({first_date} to {last_date})"
