@@ -7,6 +7,8 @@ Kernels of the engine and whole runs of the benchmark scenarios (see ``run.py``)
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from run import benchmark_scenario
@@ -30,8 +32,9 @@ def test_default_months_one_million_firms(benchmark, hazards):
     benchmark(default_months, hazards, cohort, 0, e)
 
 
-def test_default_scenario_one_path(benchmark):
-    scenario = creditsim.load_scenario()
+def test_illustrative_city_one_path(benchmark):
+    """The illustrative city (tests/data/illustrative-city.toml, the bundled default before the 嘉兴 plan)."""
+    scenario = creditsim.load_scenario(Path(__file__).resolve().parent.parent / "tests" / "data" / "illustrative-city.toml")
     benchmark.pedantic(creditsim.simulate, args=(scenario,), kwargs={"paths": 1, "seed": 0}, rounds=5, iterations=1)
 
 

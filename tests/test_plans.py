@@ -12,9 +12,8 @@ import pytest
 
 from creditsim import load_scenario, simulate
 from creditsim.results import mean_and_mcse
-from creditsim.scenario import scenario_from_dict
 from creditsim.targets import measure
-from helpers import default_data
+from helpers import small_default
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 PLANS = ["zhejiang-2018", "hangzhou-2018", "zhejiang-chuying-2019", "jiaxing-2021", "wenzhou-2025"]
@@ -51,37 +50,29 @@ def test_each_listed_target_is_in_its_scenario_and_each_target_is_listed(plan):
 
 
 def test_the_bundled_default_is_the_jiaxing_plan():
-    assert load_scenario() == load_scenario(SCENARIOS / "jiaxing-2021.toml")
+    """The package's default.toml is a verbatim copy of scenarios/jiaxing-2021.toml, comments included."""
+    from importlib import resources
 
-
-def small(**overrides) -> dict:
-    data = default_data()
-    data["calendar"]["months"] = 12
-    for seg, firms in (("micro", 20000), ("small", 4000), ("individual", 40000)):
-        data["firms"]["segments"][seg]["firms"] = firms
-        data["firms"]["segments"][seg]["applications_per_month"] = firms / 200
-    for key, value in overrides.items():
-        data[key] = value
-    return data
+    bundled = resources.files("creditsim").joinpath("scenarios", "default.toml").read_text(encoding="utf-8")
+    assert bundled == (SCENARIOS / "jiaxing-2021.toml").read_text(encoding="utf-8")
 
 
 def test_a_sample_estimates_the_whole_population():
     """Expected stocks and flows of a 1-in-4 sample, scaled back, equal the whole population's (within 4
     combined Monte Carlo standard errors), and ratios agree."""
-    whole = simulate(scenario_from_dict(small()), paths=12, seed=5)
-    sample = simulate(scenario_from_dict(small(sample="1:4")), paths=48, seed=5)
+    whole = simulate(small_default(), paths=12, seed=5)
+    sample = simulate(small_default(sample="1:4"), paths=48, seed=5)
     for name in ("balance", "borrowers", "disbursed", "first_time_borrowers", "defaulted", "npl_ratio", "approval_rate"):
         (m1, e1), (m2, e2) = (mean_and_mcse(r.series(name)[:, -1]) for r in (whole, sample))
         assert abs(m1 - m2) <= 4 * np.hypot(e1, e2), name
 
 
 def test_sampled_scenario_scales_aggregates_and_keeps_per_loan_limits():
-    data = small(sample=0.1)
-    data["guarantors"] = {"fund": {"capital": "10亿", "coverage": 0.8, "fee_rate": "1%", "capital_floor": "1亿"}}
-    s = scenario_from_dict(data)
+    s = small_default(**{"sample": 0.1, "guarantors.fund.capital": "10亿", "guarantors.fund.coverage": 0.8,
+                         "guarantors.fund.fee_rate": "1%", "guarantors.fund.capital_floor": "1亿"})
     k = s.sampled()
     assert k.sample == 1.0 and s.sampled().sampled() == k
-    assert k.firms.segments["micro"].firms == 2000 and k.firms.segments["micro"].applications_per_month == pytest.approx(10)
+    assert k.firms.segments["micro"].firms == 200 and k.firms.segments["micro"].applications_per_month == pytest.approx(1.2)
     assert k.banks["big_bank"].all_loans == pytest.approx(s.banks["big_bank"].all_loans / 10)
     g, h = s.guarantors["fund"], k.guarantors["fund"]
     assert h.capital == pytest.approx(1e8) and h.capital_floor == pytest.approx(1e7)
@@ -93,18 +84,16 @@ def test_sample_too_small_for_a_segment_is_refused():
     from creditsim import ScenarioError
 
     with pytest.raises(ScenarioError, match="sample"):
-        scenario_from_dict(small(sample="1:100000"))
+        small_default(sample="1:100000")
 
 
 def test_year_before_targets_measure_the_change_over_twelve_months():
-    data = small()
-    data["calendar"]["months"] = 24
-    data["targets"] = {
+    targets = {
         "more_borrowers": {"metric": "borrowers", "measure": "stock", "date": "2022-12", "baseline": "year_before", "comparison": ">", "threshold": 0},
         "rate_up": {"metric": "approval_rate", "measure": "average", "start": "2022-01", "end": "2022-12", "baseline": "year_before", "threshold": 0},
         "too_early": {"metric": "borrowers", "measure": "stock", "date": "2021-06", "baseline": "year_before", "threshold": 0},
     }
-    r = simulate(scenario_from_dict(data), paths=6, seed=2)
+    r = simulate(small_default(**{"calendar.months": 24, "targets": targets}), paths=6, seed=2)
     borrowers = r.series("borrowers")
     end = r.dates.index("2022-12")
     np.testing.assert_array_equal(measure(r, r.scenario.targets["more_borrowers"]), borrowers[:, end] - borrowers[:, end - 12])
@@ -118,12 +107,9 @@ def test_year_before_targets_measure_the_change_over_twelve_months():
 def test_small_micro_balance_and_derived_ratios():
     """small_micro_balance is the inclusive balance plus the outside book on its growth path; approval_rate and
     inclusive_share are their ratios."""
-    data = small()
-    data["banks"]["big_bank"]["small_micro_outside"] = "100亿"
-    data["banks"]["big_bank"]["small_micro_outside_growth"] = "6%"
-    r = simulate(scenario_from_dict(data), paths=2, seed=1)
+    r = simulate(small_default(**{"banks.big_bank.small_micro_outside": "50亿", "banks.big_bank.small_micro_outside_growth": "6%"}), paths=2, seed=1)
     months = np.arange(len(r.dates))
-    outside = 1e10 * 1.06 ** (months / 12)
+    outside = 5e9 * 1.06 ** (months / 12)
     np.testing.assert_allclose(r.series("small_micro_balance", "big_bank") - r.series("balance", "big_bank"), np.broadcast_to(outside, (2, months.size)), rtol=1e-9)
     np.testing.assert_array_equal(r.series("small_micro_balance", "city_bank"), r.series("balance", "city_bank"))
     np.testing.assert_allclose(r.series("inclusive_share"), r.series("balance") / r.series("all_loans_balance"))

@@ -69,11 +69,10 @@ def run_paths(engine: Callable[[Scenario, int, int], Any], scenario: Scenario, p
     sample, scale_back = scenario.sampled(), sample_scaling(scenario.sample)
     for done, path in enumerate(path_ids, start=1):
         sim = engine(sample, int(seed), path).run()
-        runs["bank"].append(sim.bank_metrics * scale_back["bank"])
-        runs["guarantor"].append(sim.guarantor_metrics * scale_back["guarantor"])
-        runs["reguarantor"].append(sim.reguarantor_metrics * scale_back["reguarantor"])
-        runs["pool"].append(sim.pool_metrics * scale_back["pool"])
-        runs["population"].append(sim.population_metrics[:, None, :] * scale_back["population"])
+        metrics = {"bank": sim.bank_metrics, "guarantor": sim.guarantor_metrics, "reguarantor": sim.reguarantor_metrics,
+                   "pool": sim.pool_metrics, "population": sim.population_metrics[:, None, :]}
+        for scope in SCOPES:
+            runs[scope].append(metrics[scope] * scale_back[scope])
         if progress is not None:
             progress(done, len(path_ids))
     return Results(scenario, int(seed), path_ids, {scope: np.stack(arrays) for scope, arrays in runs.items()})

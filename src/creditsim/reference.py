@@ -573,7 +573,7 @@ class ReferenceSimulation:
     """
 
     BANK_FLOWS = ("disbursed", "repaid", "defaulted", "defaults", "recovered", "written_off", "interest_income", "credit_loan_disbursed",
-                  "applications", "approvals", "approval_rate", "reborrow_declined", "graduated", "first_time_borrowers", "first_loan_amount",
+                  "applications", "approvals", "reborrow_declined", "graduated", "first_time_borrowers", "first_loan_amount",
                   "first_time_borrower_lending", "first_time_defaults", "first_time_defaulted", "first_time_expected_defaults_believed",
                   "first_time_expected_defaults_true", "renewals", "renewed", "guaranteed_disbursed", "guarantee_unavailable", "net_loss", "loss_bank")
     POPULATION_FLOWS = ("firm_entries", "firm_exits", "firm_failures", "unmet_applications")
@@ -1119,40 +1119,28 @@ class ReferenceSimulation:
 
     def _record(self, t: int) -> None:
         """CLOSE: write row t of every scope (money converted to CNY; ratios and hindsight metrics come in :meth:`_finish`)."""
-        names = SCOPE_METRICS["bank"]
         stock = self._recount()
         for j in range(self.n_banks):
-            row = self.bank_metrics[t, j]
-            for name, value in self.flows[j].items():
-                row[names.index(name)] = value
             balance = stock["balance"][j] + stock["npl"][j]
-            row[names.index("balance")] = balance
-            row[names.index("borrowers")] = stock["borrowers"][j] + stock["npl_firms"][j]
-            row[names.index("loans")] = stock["loans"][j] + stock["npl_loans"][j]
-            row[names.index("npl_balance")] = stock["npl"][j]
-            row[names.index("credit_loan_balance")] = stock["credit"][j] + stock["npl_credit"][j]
-            row[names.index("renewal_balance")] = stock["renewal"][j]
-            row[names.index("restructured_balance")] = 0.0  # filled in with hindsight
-            row[names.index("all_loans_balance")] = round(self.other_loans[j] * self.other_growth[t][j]) + balance
+            _put(self.bank_metrics[t, j], "bank", {
+                **self.flows[j],
+                "balance": balance,
+                "borrowers": stock["borrowers"][j] + stock["npl_firms"][j],
+                "loans": stock["loans"][j] + stock["npl_loans"][j],
+                "npl_balance": stock["npl"][j],
+                "credit_loan_balance": stock["credit"][j] + stock["npl_credit"][j],
+                "renewal_balance": stock["renewal"][j],
+                "restructured_balance": 0.0,  # filled in with hindsight
+                "all_loans_balance": round(self.other_loans[j] * self.other_growth[t][j]) + balance,
+            })
             self.interest_next[j] = stock["rate_x_balance"][j] / 12.0
-        g_names = SCOPE_METRICS["guarantor"]
         for g, fund in enumerate(self.funds):
-            row = self.guarantor_metrics[t, g]
-            for name, value in fund.flows.items():
-                row[g_names.index(name)] = value
-            row[g_names.index("guarantee_outstanding")] = fund.outstanding
-            row[g_names.index("guarantor_capital")] = fund.capital
-        p_names = SCOPE_METRICS["pool"]
+            _put(self.guarantor_metrics[t, g], "guarantor", {**fund.flows, "guarantee_outstanding": fund.outstanding, "guarantor_capital": fund.capital})
         for p, pool in enumerate(self.pools):
-            row = self.pool_metrics[t, p]
-            for name, value in pool.flows.items():
-                row[p_names.index(name)] = value
-            row[p_names.index("pool_balance")] = pool.balance
-            row[p_names.index("pool_covered")] = pool.covered
-            row[p_names.index("pool_suspended")] = float(pool.suspended)
+            _put(self.pool_metrics[t, p], "pool", {**pool.flows, "pool_balance": pool.balance, "pool_covered": pool.covered,
+                                                   "pool_suspended": float(pool.suspended)})
         pop, pop_names = self.population_metrics[t], SCOPE_METRICS["population"]
-        for name, value in self.pop_flows.items():
-            pop[pop_names.index(name)] = value
+        _put(pop, "population", self.pop_flows)
         unbanked = float(self.unbanked.sum())
         pop[pop_names.index("unbanked_firms")] = unbanked
         pop[pop_names.index("never_borrowed_firms")] = float(self.unbanked[:, :, [NEVER, DECLINED]].sum())
@@ -1180,6 +1168,13 @@ class ReferenceSimulation:
 
 
 # ================================================================================================ runs
+def _put(row: np.ndarray, scope: str, values: dict[str, float]) -> None:
+    """Write metric values into a row of a scope's metric array, by metric name."""
+    names = SCOPE_METRICS[scope]
+    for name, value in values.items():
+        row[names.index(name)] = value
+
+
 def simulate(scenario: Scenario | str | Path | None, paths: int | Iterable[int] = 100, seed: int = 0) -> Results:
     """Run Monte Carlo paths of a scenario with the reference engine.
 

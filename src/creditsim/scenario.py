@@ -138,6 +138,13 @@ def _sample(value: object) -> float:
     return fraction
 
 
+#: Field markers for ``sample``: an aggregate count or amount the engine scales by the sample share (a rate of
+#: arrivals, a balance, a capital, a budget), or a count of whole firms, scaled and rounded. Per-loan sizes and
+#: limits carry no marker and are never scaled.
+SCALED: dict[str, Any] = {"sampled": "scaled"}
+WHOLE: dict[str, Any] = {"sampled": "whole"}
+
+
 class _Model(BaseModel):
     """Frozen, strict, no unknown keys, no NaN or infinity."""
 
@@ -156,12 +163,12 @@ class Segment(_Model):
     """One segment of the firm population (micro firms, small firms, 个体工商户 …)."""
 
     label: str = Field("", description="Display name, e.g. '小型企业'.")
-    firms: Count = Field(description="Firms in the segment at the start (count; '12万' allowed).")
+    firms: Count = Field(description="Firms in the segment at the start (count; '12万' allowed).", json_schema_extra=WHOLE)
     unbanked_share: Probability = Field(description="Share of the segment's firms with no loan at the start (无贷户 and former borrowers).")
     former_borrower_share: Probability = Field(0.0, description="Share of the firms without a loan at the start that borrowed before (the rest are 无贷户, never borrowed).")
-    entry_per_year: Count = Field(0.0, description="New firms registered per year (新增小微企业), Poisson, spread evenly over months.")
+    entry_per_year: Count = Field(0.0, description="New firms registered per year (新增小微企业), Poisson, spread evenly over months.", json_schema_extra=SCALED)
     exit_rate: Probability = Field(0.0, description="Annual probability that a firm without a loan closes.")
-    applications_per_month: Count = Field(0.0, description="Loan applications per month from the segment's unbanked firms (Poisson); grows at demand.growth.")
+    applications_per_month: Count = Field(0.0, description="Loan applications per month from the segment's unbanked firms (Poisson); grows at demand.growth.", json_schema_extra=SCALED)
     pd: Annotated[tuple[Probability, ...], BeforeValidator(_as_tuple)] = Field(description="Annual probability of default of each credit grade (true PD).")
     grade_share: Annotated[tuple[Probability, ...], BeforeValidator(_as_tuple)] = Field(description="Share of the segment's firms in each grade; same length as pd, sums to 1.")
     rho: Probability = Field(description="Asset correlation ρ with the systematic factor (one-factor Gaussian model), in [0, 1).")
@@ -182,8 +189,8 @@ class Bank(_Model):
 
     label: str = Field("", description="Display name.")
     share: Probability = Field(description="Share of borrowers: of the initial inclusive borrowers and of new applications. Shares sum to 1.")
-    initial_balance: PositiveAmount | None = Field(None, description="Initial inclusive loan balance, CNY; when given, the initial book's loan sizes are scaled to it.")
-    all_loans: PositiveAmount = Field(description="Initial balance of all the bank's loans (各项贷款), inclusive ones included, CNY.")
+    initial_balance: PositiveAmount | None = Field(None, description="Initial inclusive loan balance, CNY; when given, the initial book's loan sizes are scaled to it.", json_schema_extra=SCALED)
+    all_loans: PositiveAmount = Field(description="Initial balance of all the bank's loans (各项贷款), inclusive ones included, CNY.", json_schema_extra=SCALED)
     non_inclusive_growth: Growth | dict[str, Growth] = Field(description="Annual growth of the bank's loans outside the inclusive book: one rate, or a table by year ('2021' = '8%') covering every simulated year.")
     max_pd: Probability = Field(description="Risk appetite: the highest annual PD the bank lends to.")
     rate: Probability = Field(description="Annual interest rate on its inclusive loans (before the risk premium).")
@@ -191,7 +198,7 @@ class Bank(_Model):
     renewal_uptake: Probability = Field(0.0, description="Share of the firms with eligible maturing loans whose loans the bank renews without principal repayment (无还本续贷).")
     term_mix: dict[str, Probability] = Field(description="Share of new loans by term in months, e.g. {12 = 0.6, 24 = 0.3, 36 = 0.1}; sums to 1. Loans repay at maturity (bullet).")
     product_mix: dict[str, Probability] = Field(description="Share of new loans by product: credit (信用), guaranteed (担保), collateral (抵押/质押); sums to 1.")
-    small_micro_outside: Amount = Field(0.0, description="Small-micro loans of the bank outside the inclusive book at the start (小微企业贷款 less 普惠型: borrowers whose lines pass the inclusive limit), CNY; part of all_loans. Not simulated loan by loan: they follow small_micro_outside_growth, and with the inclusive balance they give small_micro_balance, the measure of plans' 小微企业贷款 targets.")
+    small_micro_outside: Amount = Field(0.0, description="Small-micro loans of the bank outside the inclusive book at the start (小微企业贷款 less 普惠型: borrowers whose lines pass the inclusive limit), CNY; part of all_loans. Not simulated loan by loan: they follow small_micro_outside_growth, and with the inclusive balance they give small_micro_balance, the measure of plans' 小微企业贷款 targets.", json_schema_extra=SCALED)
     small_micro_outside_growth: Growth | dict[str, Growth] = Field(0.0, description="Annual growth of small_micro_outside: one rate, or a table by year covering every simulated year.")
     other_npl_ratio: Probability | dict[str, Probability] = Field(0.015, description="NPL ratio of the bank's loans outside the inclusive book: one ratio, or a table by year ('2021' = '1.6%') covering every simulated year; with the inclusive NPL it gives the bank's overall NPL ratio, the yardstick of 两控. Default 1.5%, the low end of all commercial banks' 1.5–1.9%.")
 
@@ -255,7 +262,7 @@ class Renewal(_Model):
 class Channel(_Model):
     """One outreach channel of a first-loan campaign (visits, a 贷款码 QR-code channel …)."""
 
-    reach_per_month: Count = Field(description="Firms without any past loan reached per month.")
+    reach_per_month: Count = Field(description="Firms without any past loan reached per month.", json_schema_extra=SCALED)
     need: Probability = Field(description="Share of reached firms that express a need for credit and apply.")
     bank: str | None = Field(None, description="The bank that handles the channel's applications (default: by bank share).")
     line_scale: NonNegative = Field(1.0, description="First-loan size relative to the segment's line distribution (e.g. 0.2 for small 贷款码 loans).")
@@ -269,7 +276,7 @@ class Campaign(_Model):
     """
 
     segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Segments on the 无贷户 list (default all).")
-    list_size: Count | None = Field(None, description="Firms on the 无贷户 list (e.g. '53万'); each is reached at most once. Default: every firm that never borrowed in the listed segments.")
+    list_size: Count | None = Field(None, description="Firms on the 无贷户 list (e.g. '53万'); each is reached at most once. Default: every firm that never borrowed in the listed segments.", json_schema_extra=WHOLE)
     start: Month | None = Field(None, description="First month of the campaign (default: the scenario's start).")
     end: Month | None = Field(None, description="Last month of the campaign (default: the scenario's end).")
     channels: dict[Annotated[str, BeforeValidator(_name)], Channel] = Field(default_factory=dict, description="The outreach channels, keyed by name.")
@@ -279,24 +286,24 @@ class Injection(_Model):
     """A scheduled capital injection (资本补充) by government."""
 
     date: Month = Field(description="Month of the injection.")
-    amount: PositiveAmount = Field(description="Amount injected, CNY.")
+    amount: PositiveAmount = Field(description="Amount injected, CNY.", json_schema_extra=SCALED)
 
 
 class TopUp(_Model):
     """A rule-based top-up (资本持续补充机制): when capital ends a month below ``below``, government restores it to ``to``."""
 
-    below: PositiveAmount = Field(description="Capital below which the top-up is made, CNY.")
-    to: PositiveAmount = Field(description="Capital the top-up restores, CNY (> below).")
+    below: PositiveAmount = Field(description="Capital below which the top-up is made, CNY.", json_schema_extra=SCALED)
+    to: PositiveAmount = Field(description="Capital the top-up restores, CNY (> below).", json_schema_extra=SCALED)
 
 
 class Guarantor(_Model):
     """A government financing guarantee institution (政府性融资担保机构)."""
 
     label: str = Field("", description="Display name.")
-    capital: PositiveAmount = Field(description="Net assets at the start, CNY.")
+    capital: PositiveAmount = Field(description="Net assets at the start, CNY.", json_schema_extra=SCALED)
     government_share: Probability = Field(1.0, description="Share of the starting capital put up by government (台州: 4亿 of 5亿); counted in the initial fiscal cost.")
     leverage_cap: NonNegative = Field(10.0, description="Outstanding guarantee liability may not exceed leverage_cap × capital (10, or 15 for guarantors mainly serving small-micro firms: 国务院令第683号 Art. 15).")
-    capital_floor: Amount = Field(0.0, description="No new guarantees while capital is below this, CNY.")
+    capital_floor: Amount = Field(0.0, description="No new guarantees while capital is below this, CNY.", json_schema_extra=SCALED)
     single_borrower_share: Probability = Field(0.1, description="A borrower's guarantee liability may not exceed this share of capital (Art. 16: 10%).")
     coverage: Probability = Field(description="Share of a guaranteed loan's loss the guarantor takes; the bank keeps the rest (at least 20%).")
     fee_rate: Probability = Field(description="Annual guarantee fee on the outstanding guarantee liability.")
@@ -318,7 +325,7 @@ class Reguarantor(_Model):
     """A re-guarantor: a provincial re-guarantee company or the 国家融资担保基金."""
 
     label: str = Field("", description="Display name.")
-    capital: PositiveAmount = Field(description="Net assets at the start, CNY.")
+    capital: PositiveAmount = Field(description="Net assets at the start, CNY.", json_schema_extra=SCALED)
     government_share: Probability = Field(1.0, description="Share of the starting capital put up by government; counted in the initial fiscal cost.")
     fee_rate: Probability = Field(description="Annual re-guarantee fee on its share of the outstanding liability (国家融资担保基金: 0.5%).")
     fee_rate_small: Probability | None = Field(None, description="Fee rate on loans of at most 500万 (国家融资担保基金: 0.3%; default fee_rate).")
@@ -328,20 +335,20 @@ class Pool(_Model):
     """A risk compensation pool (风险补偿资金池) that pays a share of the net loss of the loans it covers."""
 
     label: str = Field("", description="Display name.")
-    size: PositiveAmount = Field(description="Balance at the start, CNY.")
+    size: PositiveAmount = Field(description="Balance at the start, CNY.", json_schema_extra=SCALED)
     contributions: dict[str, Probability] = Field(default_factory=lambda: {"government": 1.0}, description="Who funds the pool and its top-ups, by share: government, guarantor, bank (e.g. 4:4:2 as {government = 0.4, guarantor = 0.4, bank = 0.2}).")
     leverage: NonNegative = Field(10.0, description="Covered loans outstanding may not exceed leverage × the pool's balance (5–10×).")
     payout_share: Probability = Field(description="Share of a covered loan's net loss (balance less recoveries) the pool pays at write-off (40–80%).")
     max_loan: PositiveAmount = Field(2e6, description="Largest eligible loan, CNY (often 200万).")
     max_payout_per_loan: PositiveAmount | None = Field(None, description="Largest payout on one loan, CNY (default: no cap).")
-    max_payout_per_year: PositiveAmount | None = Field(None, description="Largest payout in a calendar year, CNY (default: no cap).")
+    max_payout_per_year: PositiveAmount | None = Field(None, description="Largest payout in a calendar year, CNY (default: no cap).", json_schema_extra=SCALED)
     banks: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Partner banks (default all).")
     segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Eligible segments (default all).")
     products: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] = Field(("credit",), description="Eligible products (a guaranteed loan is never also covered by a pool).")
     first_time_only: bool = Field(False, description="Cover only loans to 首贷户.")
-    annual_budget: Amount = Field(0.0, description="Added every January of the simulation, a first month in January included, CNY (funded by the contribution shares).")
-    top_up_to: Amount | None = Field(None, description="Every January the pool is topped up to this balance, CNY (default: no top-up).")
-    suspend_below: Amount = Field(0.0, description="No new cover while the balance is below this, CNY.")
+    annual_budget: Amount = Field(0.0, description="Added every January of the simulation, a first month in January included, CNY (funded by the contribution shares).", json_schema_extra=SCALED)
+    top_up_to: Amount | None = Field(None, description="Every January the pool is topped up to this balance, CNY (default: no top-up).", json_schema_extra=SCALED)
+    suspend_below: Amount = Field(0.0, description="No new cover while the balance is below this, CNY.", json_schema_extra=SCALED)
     suspend_npl_ratio: Probability = Field(1.0, description="No new cover while the non-performing share of covered loans is above this.")
 
 
@@ -352,7 +359,7 @@ class InterestSubsidy(_Model):
     first_time_only: bool = Field(False, description="Only loans to 首贷户.")
     segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Eligible segments (default all).")
     banks: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Eligible banks (default all).")
-    annual_budget: PositiveAmount | None = Field(None, description="Most government pays in a calendar year, CNY (default: no cap); once spent, borrowers pay the full rate until January.")
+    annual_budget: PositiveAmount | None = Field(None, description="Most government pays in a calendar year, CNY (default: no cap); once spent, borrowers pay the full rate until January.", json_schema_extra=SCALED)
 
 
 def _comparison(value: object) -> object:
@@ -470,37 +477,14 @@ class Scenario(_Model):
         )
 
     def sampled(self) -> Scenario:
-        """The scenario the engine runs for a ``sample`` below 1: firm counts (rounded to whole firms) and every
-        aggregate count and amount multiplied by ``sample``; loan sizes, lines and per-loan limits unchanged
-        (the single-borrower share of a guarantor's capital is divided by ``sample`` so that the limit in CNY
-        stays the same). Returns the scenario itself when ``sample`` is 1.
+        """The scenario the engine runs for a ``sample`` below 1: every field marked :data:`SCALED` multiplied by
+        ``sample``, every field marked :data:`WHOLE` multiplied and rounded to whole firms; loan sizes, lines and
+        per-loan limits unchanged (the single-borrower share of a guarantor's capital is divided by ``sample``
+        so that the limit in CNY stays the same). Returns the scenario itself when ``sample`` is 1.
         """
-        k = self.sample
-        if k == 1.0:
+        if self.sample == 1.0:
             return self
-
-        def scaled(model: Any, fields: Sequence[str], **update: Any) -> Any:
-            return model.model_copy(update={f: None if getattr(model, f) is None else getattr(model, f) * k for f in fields} | update)
-
-        segments = {name: scaled(seg, ("entry_per_year", "applications_per_month"), firms=float(round(seg.firms * k)))
-                    for name, seg in self.firms.segments.items()}
-        campaign = self.campaign.model_copy(update={
-            "list_size": None if self.campaign.list_size is None else float(round(self.campaign.list_size * k)),
-            "channels": {name: scaled(c, ("reach_per_month",)) for name, c in self.campaign.channels.items()}})
-        guarantors = {name: scaled(g, ("capital", "capital_floor"), single_borrower_share=g.single_borrower_share / k,
-                                   injections=tuple(scaled(i, ("amount",)) for i in g.injections),
-                                   top_up=None if g.top_up is None else scaled(g.top_up, ("below", "to")))
-                      for name, g in self.guarantors.items()}
-        return self.model_copy(update={
-            "sample": 1.0,
-            "firms": self.firms.model_copy(update={"segments": segments}),
-            "banks": {name: scaled(b, ("initial_balance", "all_loans", "small_micro_outside")) for name, b in self.banks.items()},
-            "campaign": campaign,
-            "guarantors": guarantors,
-            "reguarantors": {name: scaled(r, ("capital",)) for name, r in self.reguarantors.items()},
-            "pools": {name: scaled(p, ("size", "annual_budget", "top_up_to", "suspend_below", "max_payout_per_year")) for name, p in self.pools.items()},
-            "interest_subsidy": None if self.interest_subsidy is None else scaled(self.interest_subsidy, ("annual_budget",)),
-        })
+        return _scaled(self, self.sample).model_copy(update={"sample": 1.0})
 
     def to_dict(self) -> dict[str, Any]:
         """The scenario as plain JSON-able data that :func:`scenario_from_dict` accepts again."""
@@ -525,6 +509,27 @@ class Scenario(_Model):
         """SHA-256 of the canonical JSON form: equal digests mean equal scenarios."""
         text = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _scaled(value: Any, k: float) -> Any:
+    """A scenario part with its :data:`SCALED` and :data:`WHOLE` fields multiplied by ``k``, recursively."""
+    if isinstance(value, dict):
+        return {key: _scaled(v, k) for key, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_scaled(v, k) for v in value)
+    if not isinstance(value, _Model):
+        return value
+    update = {}
+    for name, info in type(value).model_fields.items():
+        field = getattr(value, name)
+        marker = (info.json_schema_extra or {}).get("sampled") if isinstance(info.json_schema_extra, dict) else None
+        if marker is None or field is None:
+            update[name] = _scaled(field, k)
+        else:
+            update[name] = float(round(field * k)) if marker == "whole" else field * k
+    if isinstance(value, Guarantor):
+        update["single_borrower_share"] = value.single_borrower_share / k
+    return value.model_copy(update=update)
 
 
 def admitted(names: Sequence[str] | None, everyone: Sequence[str]) -> list[bool]:
@@ -975,7 +980,8 @@ def reference_markdown() -> str:
             if _model_of(info.annotation) is not None and name not in ("segments", "banks", "stress", "channels", "renewal", "guarantors", "reguarantors", "injections", "top_up", "pools", "interest_subsidy", "targets"):
                 continue
             default = "required" if info.is_required() else _toml_default(info)
-            lines.append(f"| `{name}` | {_type_name(info.annotation, info.metadata)} | {default} | {info.description or ''} |")
+            scaled = " Scaled by `sample`." if isinstance(info.json_schema_extra, dict) and "sampled" in info.json_schema_extra else ""
+            lines.append(f"| `{name}` | {_type_name(info.annotation, info.metadata)} | {default} | {info.description or ''}{scaled} |")
         lines.append("")
     return "\n".join(lines)
 
