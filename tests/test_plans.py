@@ -20,17 +20,18 @@ PLANS = ["zhejiang-2018", "hangzhou-2018", "zhejiang-chuying-2019", "jiaxing-202
 
 
 def listed_targets() -> dict[str, list[tuple[str, str]]]:
-    """(target, source) rows of each plan's target table in scenarios/README.md, by scenario."""
+    """(target, source) rows of each plan's target table (headed "| target | plan wording | source | …") in
+    scenarios/README.md, by scenario."""
     listed: dict[str, list[tuple[str, str]]] = {}
-    current = None
+    current, in_table = None, False
     for line in (SCENARIOS / "README.md").read_text(encoding="utf-8").splitlines():
         heading = re.match(r"^### `(.+)\.toml`", line)
         if heading:
             current = heading.group(1)
             listed[current] = []
-            continue
+        in_table = line.startswith("| target | plan wording | source |") or (in_table and line.startswith("|"))
         row = re.match(r"^\| `(\w+)` \| (.+?) \| (\S+ \S+) \|", line)
-        if current and row:
+        if current and in_table and row:
             listed[current].append((row.group(1), row.group(3)))
     return listed
 
