@@ -1,29 +1,38 @@
-"""The public entry points: :func:`simulate` runs a scenario's Monte Carlo paths."""
+"""The public entry point :func:`simulate`, which runs a scenario's Monte Carlo paths on a backend."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .backends import Backend, run_scenarios
 from .engine import Simulation
 from .errors import ScenarioError
-from .metrics import SCOPE_METRICS, SCOPES, metric
+from .progress import ProgressArg
 from .results import Results
 from .scenario import Scenario, load_scenario
 
-__all__ = ["simulate"]
+__all__ = ["simulate", "path_numbers", "backend_for"]
 
 
 def simulate(
     scenario: Scenario | str | Path | None = None,
     paths: int | Iterable[int] = 100,
     seed: int = 0,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressArg = None,
+    *,
+    backend: str | Backend | None = None,
+    workers: int | None = None,
+    client: Any = None,
+    scheduler: str | None = None,
+    chunk_size: int | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
 ) -> Results:
-    """Run Monte Carlo paths of a scenario.
+    """Run Monte Carlo paths of a scenario, serially, on local worker processes or on a Dask cluster.
 
     Parameters
     ----------
@@ -31,27 +40,90 @@ def simulate(
         A validated scenario, or a scenario file to load; the bundled default when omitted.
     paths : int or iterable of int
         How many paths (numbered 0..paths-1), or the path numbers themselves. Path k's result depends only
-        on (scenario, seed, k): never on which other paths run with it.
+        on (scenario, seed, k): never on which other paths run with it, the backend, the workers or the chunks.
     seed : int
         Seed of every random stream (≥ 0).
-    progress : callable, optional
-        Called as ``progress(done, total)`` after each path.
+    progress : None, bool or callable
+        None shows a progress bar on a terminal or in a notebook and nothing otherwise; True or False force it
+        on or off; a callable is called as ``progress(done, total)`` instead.
+    backend : {"serial", "processes", "dask"} or Backend, optional
+        Where the paths run (see :mod:`creditsim.backends`); default "dask" when ``client`` or ``scheduler`` is
+        given, "processes" when ``workers`` > 1, else "serial". A :class:`~creditsim.backends.Backend` is used
+        as it is and left open.
+    workers : int, optional
+        Local worker processes (default: the usable cores).
+    client : dask.distributed.Client, optional
+        A running Dask cluster's client.
+    scheduler : str, optional
+        The address of a running ``dask.distributed`` scheduler, e.g. ``"tcp://10.0.0.5:8786"``.
+    chunk_size : int, optional
+        Paths per task (default: about eight tasks per worker, at most 32 paths).
+    checkpoint : str or Path, optional
+        Keep completed tasks in this directory; calling again with the same arguments continues from them.
 
     Returns
     -------
     Results
+
+    Raises
+    ------
+    ScenarioError
+        For a bad scenario, seed or path list.
+    BackendError
+        When the backend cannot run (Dask missing, a scheduler out of reach, a worker died).
+    ResultsError
+        When the checkpoint directory belongs to another run.
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
-    return run_paths(Simulation, scenario, paths, seed, progress)
+    return run_paths(Simulation, scenario, paths, seed, progress, backend=backend, workers=workers, client=client,
+                     scheduler=scheduler, chunk_size=chunk_size, checkpoint=checkpoint)
 
 
 def run_paths(engine: Callable[[Scenario, int, int], Any], scenario: Scenario, paths: int | Iterable[int], seed: int,
-              progress: Callable[[int, int], None] | None = None) -> Results:
+              progress: ProgressArg = None, *, backend: str | Backend | None = None, workers: int | None = None, client: Any = None,
+              scheduler: str | None = None, chunk_size: int | None = None, checkpoint: str | os.PathLike[str] | None = None) -> Results:
     """Run ``engine(scenario, seed, path).run()`` for each path and collect the metrics (see :func:`simulate`).
 
     ``engine`` is :class:`creditsim.engine.Simulation` or the reference engine's
     :class:`creditsim.reference.ReferenceSimulation`; both expose the same metric arrays.
+    """
+    path_ids = path_numbers(paths, seed)
+    with backend_for(backend, workers, client, scheduler) as runner:
+        (groups,) = run_scenarios([scenario], path_ids, int(seed), runner, engine=engine, chunk_size=chunk_size, progress=progress,
+                                  checkpoint=checkpoint)
+    return Results(scenario, int(seed), path_ids, groups)
+
+
+class _Borrowed:
+    """A backend given by the caller: used, not closed."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def __enter__(self) -> Backend:
+        return self.backend
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def backend_for(backend: str | Backend | None, workers: int | None = None, client: Any = None,
+                scheduler: str | None = None) -> Backend | _Borrowed:
+    """A context manager giving the :class:`Backend` to run on: ``backend`` itself when it is one (left open),
+    else a new one (closed on exit)."""
+    if isinstance(backend, Backend):
+        return _Borrowed(backend)
+    return Backend(backend, workers, client, scheduler)
+
+
+def path_numbers(paths: int | Iterable[int], seed: int) -> list[int]:
+    """The path numbers a ``paths`` argument names, after checking it and the seed.
+
+    Raises
+    ------
+    ScenarioError
+        For a seed that is not a whole number ≥ 0, or paths that are not a count ≥ 1 or distinct numbers ≥ 0.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ScenarioError("seed", seed, "must be a whole number ≥ 0")
@@ -60,26 +132,8 @@ def run_paths(engine: Callable[[Scenario, int, int], Any], scenario: Scenario, p
     if isinstance(paths, (int, np.integer)):
         if paths < 1:
             raise ScenarioError("paths", paths, "must be ≥ 1")
-        path_ids = list(range(int(paths)))
-    else:
-        path_ids = [int(p) for p in paths]
-        if not path_ids or min(path_ids) < 0 or len(set(path_ids)) != len(path_ids):
-            raise ScenarioError("paths", path_ids, "must be distinct path numbers ≥ 0")
-    runs: dict[str, list[np.ndarray]] = {scope: [] for scope in SCOPES}
-    sample, scale_back = scenario.sampled(), sample_scaling(scenario.sample)
-    for done, path in enumerate(path_ids, start=1):
-        sim = engine(sample, int(seed), path).run()
-        metrics = {"bank": sim.bank_metrics, "guarantor": sim.guarantor_metrics, "reguarantor": sim.reguarantor_metrics,
-                   "pool": sim.pool_metrics, "population": sim.population_metrics[:, None, :]}
-        for scope in SCOPES:
-            runs[scope].append(metrics[scope] * scale_back[scope])
-        if progress is not None:
-            progress(done, len(path_ids))
-    return Results(scenario, int(seed), path_ids, {scope: np.stack(arrays) for scope, arrays in runs.items()})
-
-
-def sample_scaling(sample: float) -> dict[str, np.ndarray]:
-    """Per scope, the factor by which each metric of a run on a ``sample`` of the firms is scaled back to the
-    whole population: 1 / sample for counts and amounts (stocks and flows), 1 for ratios and flags."""
-    return {scope: np.array([1.0 / sample if m.kind != "ratio" and m.unit in ("CNY", "firms", "loans") else 1.0
-                             for m in map(metric, SCOPE_METRICS[scope])]) for scope in SCOPES}
+        return list(range(int(paths)))
+    path_ids = [int(p) for p in paths]
+    if not path_ids or min(path_ids) < 0 or len(set(path_ids)) != len(path_ids):
+        raise ScenarioError("paths", path_ids, "must be distinct path numbers ≥ 0")
+    return path_ids

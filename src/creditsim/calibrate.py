@@ -281,7 +281,7 @@ def calibrate(scenario: Scenario, observations: list[Observation], keys: list[st
         raise DataError("no observations to fit")
     observed = np.array([o.value for o in observations])
     sd_obs = np.array([o.sd if math.isfinite(o.sd) else DEFAULT_RELATIVE_SD * max(abs(o.value), 1e-12) for o in observations])
-    model_values(simulate(scenario, paths=1, seed=seed), observations)  # dates and scopes fit the run, before any fitting
+    model_values(simulate(scenario, paths=1, seed=seed, progress=False), observations)  # dates and scopes fit the run, before any fitting
     calls = {"n": 0}
     noise = {"mcse": np.zeros(len(observations))}
 
@@ -290,7 +290,7 @@ def calibrate(scenario: Scenario, observations: list[Observation], keys: list[st
             candidate = apply(scenario, params, x)
         except ScenarioError:
             return np.full(len(observations), 1e3)  # outside what the scenario allows
-        values = model_values(simulate(candidate, paths=paths, seed=seed), observations)
+        values = model_values(simulate(candidate, paths=paths, seed=seed, progress=False), observations)
         calls["n"] += 1
         mean = np.nanmean(values, axis=0)
         if calls["n"] == 1:
@@ -313,7 +313,7 @@ def calibrate(scenario: Scenario, observations: list[Observation], keys: list[st
     except np.linalg.LinAlgError:
         se = np.full(len(params), np.nan)
     fitted = apply(scenario, params, solution.x)
-    values = model_values(simulate(fitted, paths=paths, seed=seed), observations)
+    values = model_values(simulate(fitted, paths=paths, seed=seed, progress=False), observations)
     mean = np.nanmean(values, axis=0)
     p5, p95 = np.nanpercentile(values, [5, 95], axis=0)
     table = pd.DataFrame({
@@ -347,7 +347,7 @@ def backtest(scenario: Scenario, observations: list[Observation], keys: list[str
     if not train or not held_out:
         raise DataError(f"--train-until {train_until} leaves {len(train)} observations to fit and {len(held_out)} to test; both must be > 0")
     fit = calibrate(scenario, train, keys, paths=paths, seed=seed, max_evaluations=max_evaluations)
-    values = model_values(simulate(fit.scenario, paths=projection_paths, seed=seed + 1), held_out)
+    values = model_values(simulate(fit.scenario, paths=projection_paths, seed=seed + 1, progress=False), held_out)
     observed = np.array([o.value for o in held_out])
     p5, median, p95 = np.nanpercentile(values, [5, 50, 95], axis=0)
     projection = pd.DataFrame({

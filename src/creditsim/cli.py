@@ -1,8 +1,13 @@
 """The ``creditsim`` command.
 
 ``creditsim run [SCENARIO] [--paths N] [--seed S] [--set dotted.key=value ...] [--out DIR] [--report FILE]
-[--xlsx FILE] [--csv DIR]`` runs a scenario (the bundled default when none is given) and prints the key metrics at
-the end date with their 5–95% band, the targets and the 两增/两控 table, and writes what was asked for;
+[--xlsx FILE] [--csv DIR] [--workers N | --scheduler ADDRESS] [--checkpoint DIR | --resume DIR]`` runs a scenario
+(the bundled default when none is given) and prints the key metrics at the end date with their 5–95% band, the
+targets and the 两增/两控 table, and writes what was asked for;
+``creditsim sweep [SCENARIO] --set key=v1,v2 --set key=a:b:n ...`` runs a grid of variants on common random numbers
+and prints each target's probability per variant; ``creditsim solve [SCENARIO] --target ID --probability P --vary
+KEY --range LO:HI`` finds the smallest (or, with --largest, the largest) value meeting the target with that
+probability;
 ``creditsim report RESULTS_DIR [-o FILE]`` writes the HTML report of saved results;
 ``creditsim calibrate SCENARIO --data FILE.csv --fit KEY,... [-o FILE.toml]`` fits parameters to observed series and
 ``creditsim backtest SCENARIO --data FILE.csv --fit KEY,... --train-until YEAR`` tests the fit on later years;
@@ -15,24 +20,31 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from . import __version__
 from .api import simulate
 from .calibrate import Calibration, backtest, calibrate, read_observations
+from .checkpoint import read_manifest
 from .compare import compare, format_comparison
-from .errors import CreditsimError, ResultsError
+from .errors import CreditsimError, ResultsError, ScenarioError
 from .metrics import metric
 from .outputs import write_file
 from .report import write_report
 from .results import ALL, Results
-from .scenario import load_scenario
+from .scenario import Scenario, load_scenario, scenario_from_dict
+from .solve import Solution, solve
 from .summaries import fiscal_costs, instrument_events, per_fiscal_cost
+from .sweep import KEY_METRICS, Sweep, sweep
 from .targets import SIGNS
 from .units import format_value
 
@@ -54,14 +66,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``creditsim`` command; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
+    previous = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    if previous is not None:
+        signal.signal(signal.SIGTERM, _terminated)  # a batch system's stop is handled like Ctrl-C
     try:
         return int(args.handler(args))
     except CreditsimError as exc:
         print(f"creditsim: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (e.g. `creditsim run | head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
-        print("creditsim: interrupted", file=sys.stderr)
+        checkpoint = getattr(args, "checkpoint", None) or getattr(args, "resume", None)
+        resume = f"; finished tasks are kept in {checkpoint}: continue with the same command" if checkpoint else ""
+        if checkpoint and args.command == "run":
+            resume = f"; finished tasks are kept in {checkpoint}: continue with creditsim run --resume {checkpoint}"
+        print(f"creditsim: interrupted{resume}", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,9 +100,13 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a scenario and print its key metrics")
     run.add_argument("scenario", nargs="?", help="scenario TOML file (default: the bundled default scenario)")
-    run.add_argument("--paths", type=_positive_int, default=DEFAULT_PATHS, help=f"Monte Carlo paths (default {DEFAULT_PATHS})")
-    run.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every random stream (default 0)")
+    run.add_argument("--paths", type=_positive_int, help=f"Monte Carlo paths (default {DEFAULT_PATHS})")
+    run.add_argument("--seed", type=_non_negative_int, help="seed of every random stream (default 0)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field, e.g. banks.city_bank.max_pd=0.05")
+    _backend_arguments(run)
+    kept = run.add_mutually_exclusive_group()
+    kept.add_argument("--checkpoint", metavar="DIR", help="keep finished tasks in DIR, so that an interrupted run can continue")
+    kept.add_argument("--resume", metavar="DIR", help="continue the run checkpointed in DIR (its scenario, seed and paths)")
     run.add_argument("--out", metavar="DIR", help="write the results (metrics.parquet, manifest.json) to DIR")
     run.add_argument("--report", metavar="FILE", help="write a self-contained HTML report to FILE")
     run.add_argument("--xlsx", metavar="FILE", help="write the target, 两增 and summary tables as an Excel workbook")
@@ -92,7 +125,36 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every random stream (default 0)")
     comp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field of scenario B")
     comp.add_argument("--set-base", dest="base_overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field of scenario A")
+    _backend_arguments(comp)
     comp.set_defaults(handler=_compare)
+
+    sw = commands.add_parser("sweep", help="run a grid of policy variants on common random numbers")
+    sw.add_argument("scenario", nargs="?", help="scenario TOML file (default: the bundled default scenario)")
+    sw.add_argument("--set", dest="grid", action="append", default=[], metavar="KEY=V1,V2|A:B:N",
+                    help="a key and its values: a list (50万,100万) or a range a:b:n; one value fixes the key")
+    sw.add_argument("--paths", type=_positive_int, default=DEFAULT_PATHS, help=f"paths per variant (default {DEFAULT_PATHS})")
+    sw.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every random stream (default 0)")
+    sw.add_argument("--metrics", default=",".join(KEY_METRICS), metavar="M,M", help=f"metrics per variant (default {','.join(KEY_METRICS)})")
+    sw.add_argument("--plot", metavar="FILE.png", help="write a chart of each target's probability against the first key")
+    sw.add_argument("--csv", metavar="FILE.csv", help="write the table of targets and metrics per variant")
+    sw.add_argument("--checkpoint", metavar="DIR", help="keep finished tasks in DIR; the same command with it continues")
+    _backend_arguments(sw)
+    sw.set_defaults(handler=_sweep)
+
+    so = commands.add_parser("solve", help="find the smallest (or largest) parameter value meeting a target with a probability")
+    so.add_argument("scenario", nargs="?", help="scenario TOML file (default: the bundled default scenario)")
+    so.add_argument("--target", required=True, metavar="ID", help="a target of the scenario")
+    so.add_argument("--probability", type=_probability, default=0.9, help="the probability asked for (default 0.9)")
+    so.add_argument("--vary", required=True, metavar="KEY", help="the dotted key of one number, e.g. pools.fund.size")
+    so.add_argument("--range", dest="range_", required=True, metavar="LO:HI", help="where to look, both ends in one unit, e.g. 1亿:10亿")
+    so.add_argument("--largest", action="store_true", help="find the largest value (for a parameter that lowers the probability)")
+    so.add_argument("--tolerance", type=float, metavar="X", help="locate the answer to within X, in the range's unit (default range/64)")
+    so.add_argument("--confidence", type=_probability, default=0.95, help="level of the answer's interval (default 0.95)")
+    so.add_argument("--paths", type=_positive_int, default=200, help="paths per value tried (default 200; the same paths every time)")
+    so.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every random stream (default 0)")
+    so.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field first")
+    _backend_arguments(so)
+    so.set_defaults(handler=_solve)
 
     for name, helptext in (("calibrate", "fit scenario parameters to observed series"),
                            ("backtest", "fit on the years up to --train-until and project the rest")):
@@ -119,6 +181,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _backend_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive_int, default=1, help="local worker processes (default 1: this process)")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="run on the dask.distributed scheduler at ADDRESS, e.g. tcp://10.0.0.5:8786")
+    parser.add_argument("--chunk-size", type=_positive_int, metavar="N", help="paths per task (default: about 8 tasks per worker, ≤ 32)")
+
+
+def _backend(args: argparse.Namespace) -> dict[str, Any]:
+    """The backend keyword arguments of the run functions, from the command line."""
+    if args.scheduler:
+        return {"backend": "dask", "scheduler": args.scheduler, "chunk_size": args.chunk_size}
+    return {"backend": "processes" if args.workers > 1 else "serial", "workers": args.workers, "chunk_size": args.chunk_size}
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text.strip().rstrip("%")) / (100.0 if text.strip().endswith("%") else 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a probability such as 0.9 or 90%, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = _non_negative_int(text)
     if value < 1:
@@ -143,14 +229,14 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress(done: int, total: int) -> None:
-    """Paths done so far, on one line of the terminal (nothing when stderr is not a terminal)."""
-    if sys.stderr.isatty():
-        print(f"\r{done}/{total} paths", end="" if done < total else "\n", file=sys.stderr, flush=True)
-
-
 def _run(args: argparse.Namespace) -> int:
-    scenario = load_scenario(args.scenario, args.overrides)
+    if args.resume:
+        scenario, args.paths, args.seed, args.chunk_size = _resumed(args)
+        args.checkpoint = args.resume
+    else:
+        scenario = load_scenario(args.scenario, args.overrides)
+        args.paths = DEFAULT_PATHS if args.paths is None else args.paths
+        args.seed = 0 if args.seed is None else args.seed
     if args.out:
         Results.check_target(args.out)
     if args.report:
@@ -159,7 +245,7 @@ def _run(args: argparse.Namespace) -> int:
         _check_file(args.xlsx, (".xlsx",))
     if args.csv and Path(args.csv).exists():
         raise ResultsError(f"{args.csv}: already exists; refusing to overwrite it")
-    results = simulate(scenario, paths=args.paths, seed=args.seed, progress=_progress)
+    results = simulate(scenario, paths=args.paths, seed=args.seed, checkpoint=args.checkpoint, **_backend(args))
     print(format_summary(results))
     written = []
     if args.out:
@@ -173,6 +259,99 @@ def _run(args: argparse.Namespace) -> int:
     if written:
         print("\nwritten: " + "; ".join(written))
     return 0
+
+
+def _resumed(args: argparse.Namespace) -> tuple[Scenario, int | list[int], int, int]:
+    """The scenario, paths, seed and chunk size of the run checkpointed in ``--resume DIR``."""
+    given = [flag for flag, value in (("SCENARIO", args.scenario), ("--set", args.overrides), ("--paths", args.paths),
+                                      ("--seed", args.seed), ("--chunk-size", args.chunk_size)) if value]
+    if given:
+        raise ScenarioError("--resume", args.resume, f"takes the scenario, seed and paths from the checkpoint; leave out {', '.join(given)}")
+    run = read_manifest(args.resume)["run"]
+    if run.get("summary") is not None or len(run.get("scenarios", [])) != 1:
+        raise ResultsError(f"{args.resume}: is the checkpoint of a sweep or comparison, not of a run; rerun that command with --checkpoint {args.resume}")
+    return scenario_from_dict(run["scenarios"][0]), run["paths"], int(run["seed"]), int(run["chunk_size"])
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario)
+    for name, suffixes in (("plot", (".png", ".svg", ".pdf")), ("csv", (".csv",))):
+        if getattr(args, name):
+            _check_file(getattr(args, name), suffixes)
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    result = sweep(scenario, args.grid, paths=args.paths, seed=args.seed, metrics=metrics, checkpoint=args.checkpoint, **_backend(args))
+    print(format_sweep(result))
+    written = []
+    if args.plot:
+        figure = result.plot()
+        written.append(f"chart: {write_file(Path(args.plot), lambda tmp: figure.savefig(tmp, format=Path(args.plot).suffix[1:]), 'chart')}")
+    if args.csv:
+        table = pd.concat([result.targets().assign(kind="target"), result.key_metrics().assign(kind="metric")], ignore_index=True)
+        written.append(f"table: {write_file(Path(args.csv), lambda tmp: table.to_csv(tmp, index=False, encoding='utf-8-sig'), 'table')}")
+    if written:
+        print("\nwritten: " + "; ".join(written))
+    return 0
+
+
+def format_sweep(result: Sweep) -> str:
+    """The text ``creditsim sweep`` prints: per target, each variant's probability with its 95% interval and the
+    paired change from the previous value of the last key; then the key metrics' means."""
+    keys = result.keys
+    n = len(result.path_ids)
+    lines = [f"creditsim {__version__} · sweep of {result.scenario.name} · {len(result.settings)} variants × {n} paths · seed {result.seed} · "
+             "common random numbers"]
+    width = max(12, *(len(k) + 2 for k in keys))
+
+    def head(title: str, columns: str) -> None:
+        lines.extend(["", title, "".join(f"{k:<{width}}" for k in keys) + columns])
+
+    def settings(i: int) -> str:
+        return "".join(_pad(_shown(result.settings[i][k]), width) for k in keys)
+
+    targets = result.targets()
+    for name in dict.fromkeys(targets["target"]) if len(targets) else []:
+        t = result.scenario.targets[name]
+        unit = metric(t.metric).unit
+        head(f"target {name}: {t.metric} {SIGNS[t.comparison]} {format_value(t.value, unit)}" + (f" ({t.label})" if t.label else ""),
+             f"{'P(met)':>8}   {'95% CI':<14}{'median':>12}   {'change in P [95% CI]':<26}")
+        for row in targets[targets["target"] == name].itertuples():
+            ci = f"[{100 * row.ci_low:.0f}%, {100 * row.ci_high:.0f}%]"
+            change = "" if np.isnan(row.change) else f"{100 * row.change:+.1f} [{100 * row.change_low:+.1f}, {100 * row.change_high:+.1f}] pts"
+            lines.append(f"{settings(row.variant)}{100 * row.probability:>7.0f}%   {ci:<14}{format_value(row.median, unit):>12}   {change}")
+    table = result.key_metrics()
+    for name in result.metrics:
+        unit = metric(name).unit
+        when = "total" if metric(name).kind == "flow" else "at the end"
+        head(f"{name} ({when}, mean over paths)", f"{'mean':>12}   {'95% CI':<28}{'change [95% CI]':<30}")
+        for row in table[table["metric"] == name].itertuples():
+            ci = f"[{format_value(row.ci_low, unit)}, {format_value(row.ci_high, unit)}]"
+            change = "" if np.isnan(row.change) else (f"{format_value(row.change, unit)} [{format_value(row.change_low, unit)}, "
+                                                       f"{format_value(row.change_high, unit)}]")
+            lines.append(f"{settings(row.variant)}{format_value(row.mean, unit):>12}   {ci:<28}{change}")
+    return "\n".join(lines)
+
+
+def _shown(value: object) -> str:
+    return value if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _solve(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario, args.overrides)
+    answer = solve(scenario, args.target, args.vary, args.range_, args.probability, largest=args.largest, tolerance=args.tolerance,
+                   confidence=args.confidence, paths=args.paths, seed=args.seed, **_backend(args))
+    print(format_solution(answer))
+    return 0
+
+
+def format_solution(answer: Solution) -> str:
+    """The text ``creditsim solve`` prints: every value tried with its probability, then the answer."""
+    lines = [f"creditsim {__version__} · solve · {answer.key} for P({answer.target}) ≥ {answer.level:.0%} · {answer.paths} paths · "
+             f"seed {answer.seed} · common random numbers", "", f"{answer.key:<28}{'P(met)':>8}   {f'{answer.confidence:.0%} CI':<16}"]
+    for row in answer.evaluations.itertuples():
+        written = f"{row.value:.10g}{answer.unit}"
+        lines.append(f"{written:<28}{100 * row.probability:>7.1f}%   [{100 * row.ci_low:.1f}%, {100 * row.ci_high:.1f}%]")
+    lines += ["", answer.message]
+    return "\n".join(lines)
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -260,7 +439,7 @@ def _command_line() -> str:
 def _compare(args: argparse.Namespace) -> int:
     base = load_scenario(args.base, args.base_overrides)
     variant = load_scenario(args.variant if args.variant is not None else args.base, args.overrides)
-    comparison = compare(base, variant, paths=args.paths, seed=args.seed, progress=_progress)
+    comparison = compare(base, variant, paths=args.paths, seed=args.seed, **_backend(args))
     print(format_comparison(comparison, END_STOCKS, TOTAL_FLOWS, format_value))
     costs = per_fiscal_cost(comparison, "disbursed")
     if costs["extra_fiscal_cost"] != 0:

@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .api import simulate
+from .api import backend_for, path_numbers
+from .backends import Backend, run_scenarios
 from .errors import ScenarioError
 from .metrics import SCOPE_METRICS, SCOPES, metric
+from .progress import ProgressArg
 from .results import ALL, Results, mean_and_mcse
 from .scenario import Scenario, load_scenario
 
@@ -71,7 +74,13 @@ def compare(
     variant: Scenario | str | Path | None,
     paths: int | Iterable[int] = 100,
     seed: int = 0,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressArg = None,
+    *,
+    backend: str | Backend | None = None,
+    workers: int | None = None,
+    client: Any = None,
+    scheduler: str | None = None,
+    chunk_size: int | None = None,
 ) -> Comparison:
     """Run two scenarios on the same seed and paths (common random numbers).
 
@@ -79,8 +88,8 @@ def compare(
     ----------
     base, variant : Scenario, str or Path
         Scenarios A and B (a path is loaded; None is the bundled default).
-    paths, seed, progress
-        As for :func:`creditsim.simulate`; the progress counts both runs.
+    paths, seed, progress, backend, workers, client, scheduler, chunk_size
+        As for :func:`creditsim.simulate`; the progress counts both runs' paths, which run on one backend.
 
     Returns
     -------
@@ -90,14 +99,10 @@ def compare(
     b = variant if isinstance(variant, Scenario) else load_scenario(variant)
     if a.calendar != b.calendar or a.bank_names != b.bank_names:
         raise ScenarioError("calendar", b.calendar.start, "the two scenarios must share the calendar and the bank names to be compared")
-    if not isinstance(paths, int):
-        paths = list(paths)  # an iterator is read once, then given to both runs
-    n = paths if isinstance(paths, int) else len(paths)
-
-    def counting_from(offset: int) -> Callable[[int, int], None]:
-        return lambda done, total: progress(offset + done, 2 * n) if progress else None
-
-    return Comparison(simulate(a, paths=paths, seed=seed, progress=counting_from(0)), simulate(b, paths=paths, seed=seed, progress=counting_from(n)))
+    path_ids = path_numbers(paths, seed)
+    with backend_for(backend, workers, client, scheduler) as runner:
+        groups = run_scenarios([a, b], path_ids, seed, runner, chunk_size=chunk_size, progress=progress)
+    return Comparison(Results(a, seed, path_ids, groups[0]), Results(b, seed, path_ids, groups[1]))
 
 
 def _paired(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:

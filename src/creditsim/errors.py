@@ -6,7 +6,7 @@ library's errors without catching programming errors.
 
 from __future__ import annotations
 
-__all__ = ["CreditsimError", "DataError", "ScenarioError", "ResultsError"]
+__all__ = ["BackendError", "CreditsimError", "DataError", "ScenarioError", "ResultsError"]
 
 
 class CreditsimError(Exception):
@@ -30,6 +30,11 @@ class ScenarioError(CreditsimError, ValueError):
 
 class ResultsError(CreditsimError):
     """A results directory is missing, incomplete or does not match its manifest."""
+
+
+class BackendError(CreditsimError):
+    """Paths cannot be run where asked: an unknown backend, a bad worker count, Dask not installed, a scheduler
+    that cannot be reached, or a worker that died."""
 
 
 class DataError(CreditsimError):

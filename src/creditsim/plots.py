@@ -24,8 +24,9 @@ from .targets import SIGNS, target_path
 
 if TYPE_CHECKING:
     from .results import Results
+    from .sweep import Sweep
 
-__all__ = ["capital_chart", "cjk_font", "fan_chart", "label", "loss_chart", "target_chart", "two_increases_chart"]
+__all__ = ["capital_chart", "cjk_font", "fan_chart", "label", "loss_chart", "sweep_figure", "target_chart", "two_increases_chart"]
 
 #: Characters a font must have to be used for Chinese labels.
 _PROBE = "两增首贷户余额新增累计不良率担保资金池银行年月"
@@ -298,4 +299,44 @@ def capital_chart(results: Results) -> Figure | None:
     ax.set_title(label("capital"), fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    return _finish(fig)
+
+
+def sweep_figure(sweep: Sweep, target: str | None = None) -> Figure:
+    """A sweep's probability of meeting each target (or ``target``) against the first swept key, one line per
+    combination of the other keys, with Wilson 95% intervals; a key whose values are not all numbers is shown
+    as categories in the order given."""
+    table = sweep.targets()
+    if target is not None:
+        if target not in set(table["target"]):
+            raise KeyError(f"no assessed target {target!r} in the sweep; targets: {', '.join(dict.fromkeys(table['target']))}")
+        table = table[table["target"] == target]
+    names = list(dict.fromkeys(table["target"]))
+    first, others = sweep.keys[0], sweep.keys[1:]
+    given = [s[first] for s in sweep.settings]
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in given)
+    columns = min(2, max(len(names), 1))
+    rows = max(1, -(-len(names) // columns))
+    fig = _figure(5.2 * columns, 3.0 * rows)
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    categories = list(dict.fromkeys(map(str, given)))
+    for ax, name in zip(axes, names, strict=False):
+        part = table[table["target"] == name]
+        for group, lines in (part.groupby(others, sort=False) if others else [((), part)]):
+            x = lines[first].to_numpy(float) if numeric else np.array([categories.index(str(v)) for v in lines[first]])
+            p = lines["probability"].to_numpy()
+            errors = np.vstack([p - lines["ci_low"].to_numpy(), lines["ci_high"].to_numpy() - p])
+            legend = ", ".join(f"{k}={v}" for k, v in zip(others, group if isinstance(group, tuple) else (group,), strict=True))
+            ax.errorbar(x, 100 * p, yerr=100 * errors, marker="o", ms=3, capsize=3, lw=1.2, label=_name(legend) if legend else None)
+        if not numeric:
+            ax.set_xticks(range(len(categories)), [_name(c) for c in categories], fontsize=8)
+        ax.set_ylim(-2, 102)
+        ax.set_xlabel(_name(first), fontsize=8)
+        ax.set_ylabel(label("probability") + " (%)", fontsize=8)
+        ax.set_title(_name(name), fontsize=10)
+        ax.grid(alpha=0.3)
+        if others:
+            ax.legend(fontsize=7, loc="best")
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
     return _finish(fig)

@@ -16,6 +16,7 @@ import difflib
 import hashlib
 import json
 import math
+import re
 import tomllib
 from collections.abc import Sequence
 from importlib import resources
@@ -609,18 +610,72 @@ def scenario_from_dict(data: dict[str, Any], overrides: dict[str, Any] | None = 
     return scenario
 
 
+_KEY_PART = re.compile(r"^([^.\[\]]+)((?:\[[0-9]+\])*)$")
+
+
+def key_path(key: str) -> list[str | int]:
+    """The steps of a dotted key: ``"risk.stress[0].pd_multiplier"`` gives ``["risk", "stress", 0, "pd_multiplier"]``.
+
+    Raises
+    ------
+    ScenarioError
+        For an empty part or a bad index.
+    """
+    steps: list[str | int] = []
+    for part in key.split("."):
+        match = _KEY_PART.match(part.strip())
+        if match is None:
+            raise ScenarioError(key, _MISSING, "is not a dotted key such as banks.city.max_pd or firms.segments.micro.pd[0]")
+        steps.append(match.group(1))
+        steps += [int(index) for index in re.findall(r"\[([0-9]+)\]", match.group(2))]
+    return steps
+
+
+def value_at(data: Any, key: str) -> Any:
+    """The value at a dotted key in scenario data (:meth:`Scenario.to_dict`), or None when there is none."""
+    node = data
+    for step in key_path(key):
+        if isinstance(step, int):
+            if not isinstance(node, list) or step >= len(node):
+                return None
+        elif not isinstance(node, dict) or step not in node:
+            return None
+        node = node[step]
+    return node
+
+
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
+    steps = key_path(key)
     node: Any = data
-    for depth, part in enumerate(parts[:-1]):
-        child = node.get(part) if isinstance(node, dict) else None
-        if child is None:
-            child = {}
-            node[part] = child
-        elif not isinstance(child, dict):
-            raise ScenarioError(".".join(parts[: depth + 1]), child, f"is not a table, so '{key}' cannot be set")
+    for depth, (step, following) in enumerate(zip(steps[:-1], steps[1:], strict=True)):
+        where = _shown_key(steps[: depth + 1])
+        if isinstance(step, int):
+            if not isinstance(node, list) or step >= len(node):
+                raise ScenarioError(_shown_key(steps[:depth]), node, f"has no item [{step}], so '{key}' cannot be set")
+            child = node[step]
+        else:
+            child = node.get(step) if isinstance(node, dict) else None
+            if child is None:
+                child = [] if isinstance(following, int) else {}
+                node[step] = child
+        if isinstance(following, int) and not isinstance(child, list):
+            raise ScenarioError(where, child, f"is not a list, so '{key}' cannot be set")
+        if not isinstance(following, int) and not isinstance(child, dict):
+            raise ScenarioError(where, child, f"is not a table, so '{key}' cannot be set")
         node = child
-    node[parts[-1]] = value
+    last = steps[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or last >= len(node):
+            raise ScenarioError(_shown_key(steps[:-1]), node, f"has no item [{last}], so '{key}' cannot be set")
+    node[last] = value
+
+
+def _shown_key(steps: Sequence[str | int]) -> str:
+    """Dotted key text of key steps (indices in brackets)."""
+    text = ""
+    for step in steps:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else step)
+    return text
 
 
 _TYPE_RULES = {

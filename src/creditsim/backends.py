@@ -1,0 +1,355 @@
+"""Where paths run: in this process, in local worker processes, or on a Dask cluster.
+
+A run is split into tasks, each a chunk of one scenario's path numbers. A task runs its paths one after another
+and returns per-path arrays: the scaled metrics, or a summary of them computed where the task ran (a sweep's
+target values), so nothing larger than a task's metrics crosses a process or network boundary. The arrays are
+put back in path order. Since every random stream of a path is keyed by (seed, path, component) only
+(:mod:`creditsim.streams`), a path's numbers are bit-for-bit the same whatever the backend, the number of
+workers and the chunk size.
+
+Backends
+--------
+``serial``
+    In this process.
+``processes``
+    Local worker processes (``workers``, default: the usable cores), started with the ``spawn`` method. Workers
+    ignore Ctrl-C, which the parent handles by stopping them, and exit by themselves when the parent dies.
+``dask``
+    A ``dask.distributed`` cluster: the given ``client``, the scheduler at ``scheduler`` (an address such as
+    ``tcp://10.0.0.5:8786``), or else a ``LocalCluster`` of ``workers`` single-threaded worker processes. Needs
+    the optional extra: ``pip install 'creditsim[dask]'``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import math
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .checkpoint import Checkpoint
+from .errors import BackendError
+from .metrics import SCOPE_METRICS, SCOPES, metric
+from .progress import Progress, ProgressArg
+from .results import Results
+from .scenario import Scenario
+
+__all__ = ["BACKENDS", "Backend", "Summary", "default_chunk_size", "run_task", "run_scenarios", "sample_scaling"]
+
+BACKENDS = ("serial", "processes", "dask")
+#: Paths per task at most when the chunk size is left to :func:`default_chunk_size`.
+MAX_CHUNK = 32
+
+#: What a task returns: per-path arrays by name, each with the paths on axis 0.
+Arrays = dict[str, np.ndarray]
+#: A function run where the task runs, turning the task's results into smaller per-path arrays.
+Summary = Callable[[Any], Arrays]
+
+
+def sample_scaling(sample: float) -> dict[str, np.ndarray]:
+    """Per scope, the factor by which each metric of a run on a ``sample`` of the firms is scaled back to the
+    whole population: 1 / sample for counts and amounts (stocks and flows), 1 for ratios and flags."""
+    return {scope: np.array([1.0 / sample if m.kind != "ratio" and m.unit in ("CNY", "firms", "loans") else 1.0
+                             for m in map(metric, SCOPE_METRICS[scope])]) for scope in SCOPES}
+
+
+def run_task(engine: Callable[[Scenario, int, int], Any], scenario: Scenario, seed: int, paths: Sequence[int],
+             summary: Summary | None = None, on_path: Callable[[], None] | None = None) -> Arrays:
+    """Run ``engine(scenario, seed, path).run()`` for each path of a task.
+
+    Parameters
+    ----------
+    engine : callable
+        :class:`creditsim.engine.Simulation` or the reference engine's class.
+    scenario : Scenario
+        As written (with its ``sample``); the engine runs its sampled form and counts and amounts are scaled back.
+    seed : int
+    paths : sequence of int
+    summary : callable, optional
+        Applied to the task's :class:`~creditsim.results.Results`; its per-path arrays are returned instead of
+        the metrics.
+    on_path : callable, optional
+        Called after each path (in-process progress).
+
+    Returns
+    -------
+    dict of str to ndarray
+        Per scope (:data:`creditsim.metrics.SCOPES`) the metrics, shape (paths, M + 1, entities, metrics), or
+        the summary's arrays.
+    """
+    sample, scale_back = scenario.sampled(), sample_scaling(scenario.sample)
+    runs: dict[str, list[np.ndarray]] = {scope: [] for scope in SCOPES}
+    for path in paths:
+        sim = engine(sample, int(seed), int(path)).run()
+        metrics = {"bank": sim.bank_metrics, "guarantor": sim.guarantor_metrics, "reguarantor": sim.reguarantor_metrics,
+                   "pool": sim.pool_metrics, "population": sim.population_metrics[:, None, :]}
+        for scope in SCOPES:
+            runs[scope].append(metrics[scope] * scale_back[scope])
+        if on_path is not None:
+            on_path()
+    groups = {scope: np.stack(arrays) for scope, arrays in runs.items()}
+    if summary is None:
+        return groups
+    return summary(Results(scenario, int(seed), [int(p) for p in paths], groups))
+
+
+def default_chunk_size(paths: int, workers: int) -> int:
+    """Paths per task: about eight tasks per worker, for balance and fine checkpoints, at most :data:`MAX_CHUNK`
+    so that a task's memory stays bounded whatever the number of paths."""
+    return max(1, min(math.ceil(paths / (8 * max(workers, 1))), MAX_CHUNK))
+
+
+class Backend:
+    """Runs tasks on one of :data:`BACKENDS`; a context manager that keeps its workers between runs.
+
+    Parameters
+    ----------
+    backend : {"serial", "processes", "dask"}, optional
+        Default: "dask" when ``client`` or ``scheduler`` is given, "processes" when ``workers`` > 1, else
+        "serial".
+    workers : int, optional
+        Worker processes ("processes", and the LocalCluster "dask" starts when given no client or scheduler);
+        default the usable cores.
+    client : dask.distributed.Client, optional
+        A client of a running cluster (not closed here).
+    scheduler : str, optional
+        The address of a running ``dask.distributed`` scheduler.
+
+    Raises
+    ------
+    BackendError
+        For an unknown backend, a bad worker count, Dask missing, or a scheduler that cannot be reached.
+    """
+
+    def __init__(self, backend: str | None = None, workers: int | None = None, client: Any = None, scheduler: str | None = None) -> None:
+        if backend is None:
+            backend = "dask" if client is not None or scheduler else "processes" if workers and workers > 1 else "serial"
+        if backend not in BACKENDS:
+            raise BackendError(f"backend {backend!r}: must be one of {', '.join(BACKENDS)}")
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise BackendError(f"workers = {workers!r}: must be a whole number ≥ 1")
+        if backend != "dask" and (client is not None or scheduler):
+            raise BackendError(f"a Dask client or scheduler needs backend 'dask', not {backend!r}")
+        self.name = backend
+        self.workers = workers or (1 if backend == "serial" else len(os.sched_getaffinity(0)))
+        self._client, self._scheduler = client, scheduler
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._other_children: set[int | None] = set()  # child processes that are not the pool's
+        self._owned: list[Any] = []  # a Dask client and cluster started here, closed with the backend
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers started here."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        for thing in reversed(self._owned):
+            thing.close()
+        self._owned = []
+
+    def _stop(self) -> None:
+        """Stop at once (after Ctrl-C): cancel what is queued and end the worker processes."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for child in multiprocessing.active_children():
+                if child.pid not in self._other_children:
+                    child.terminate()
+            self._pool = None
+
+    # ------------------------------------------------------------------------------------------ running
+    def run(self, engine: Callable[[Scenario, int, int], Any], tasks: Sequence[tuple[Scenario, int, Sequence[int]]],
+            summary: Summary | None, done: Callable[[int, Arrays], None], progress: Progress) -> None:
+        """Run each task ``(scenario, seed, paths)`` and call ``done(index, arrays)`` as each completes (in
+        completion order); ``progress`` advances by the task's paths."""
+        if not tasks:
+            return
+        try:
+            if self.name == "serial":
+                for index, (scenario, seed, paths) in enumerate(tasks):
+                    done(index, run_task(engine, scenario, seed, paths, summary, on_path=progress.advance))
+            elif self.name == "processes":
+                self._run_processes(engine, tasks, summary, done, progress)
+            else:
+                self._run_dask(engine, tasks, summary, done, progress)
+        except KeyboardInterrupt:
+            self._stop()
+            raise
+
+    def _run_processes(self, engine: Callable[[Scenario, int, int], Any], tasks: Sequence[tuple[Scenario, int, Sequence[int]]],
+                       summary: Summary | None, done: Callable[[int, Arrays], None], progress: Progress) -> None:
+        if self._pool is None:
+            self._other_children = {child.pid for child in multiprocessing.active_children()}
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_started, initargs=(os.getpid(),))
+        futures = {self._pool.submit(run_task, engine, scenario, seed, list(paths), summary): index
+                   for index, (scenario, seed, paths) in enumerate(tasks)}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                index = futures.pop(future)
+                done(index, future.result())
+                progress.advance(len(tasks[index][2]))
+        except concurrent.futures.process.BrokenProcessPool as exc:
+            self._pool = None
+            raise BackendError(f"a worker process failed to start or died (out of memory, or killed): {exc}") from None
+
+    def _run_dask(self, engine: Callable[[Scenario, int, int], Any], tasks: Sequence[tuple[Scenario, int, Sequence[int]]],
+                  summary: Summary | None, done: Callable[[int, Arrays], None], progress: Progress) -> None:
+        distributed = _dask()
+        client = self._dask_client(distributed)
+        scattered: dict[int, Any] = {}
+        for scenario, _, _ in tasks:
+            if id(scenario) not in scattered:
+                scattered[id(scenario)] = client.scatter(scenario, broadcast=True, hash=False)  # a key of this run's own
+        futures = {client.submit(run_task, engine, scattered[id(scenario)], seed, list(paths), summary, pure=False): index
+                   for index, (scenario, seed, paths) in enumerate(tasks)}
+        try:
+            for future in distributed.as_completed(list(futures)):
+                index = futures.pop(future)
+                arrays = future.result()
+                future.release()
+                done(index, arrays)
+                progress.advance(len(tasks[index][2]))
+        except BaseException:
+            client.cancel(list(futures))
+            raise
+        finally:
+            for future in scattered.values():
+                future.release()
+
+    def _dask_client(self, distributed: Any) -> Any:
+        if self._client is not None:
+            return self._client
+        try:
+            if self._scheduler:
+                client = distributed.Client(self._scheduler, timeout="15s")
+                self._owned.append(client)
+            else:
+                cluster = distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None)
+                self._owned.append(cluster)
+                client = distributed.Client(cluster)
+                self._owned.append(client)
+        except (OSError, TimeoutError) as exc:
+            raise BackendError(f"scheduler {self._scheduler or 'LocalCluster'}: cannot connect ({exc})") from None
+        self._client = client
+        return client
+
+
+def _dask() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise BackendError("the 'dask' backend needs dask.distributed; install it with: pip install 'creditsim[dask]'") from None
+    return distributed
+
+
+def _worker_started(parent: int) -> None:
+    """In each local worker: leave Ctrl-C to the parent, and exit when the parent is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def run_scenarios(
+    scenarios: Sequence[Scenario],
+    path_ids: Sequence[int],
+    seed: int,
+    backend: Backend,
+    *,
+    engine: Callable[[Scenario, int, int], Any] | None = None,
+    summary: Summary | None = None,
+    chunk_size: int | None = None,
+    progress: ProgressArg = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+) -> list[Arrays]:
+    """Run the same paths of several scenarios (common random numbers) and return each scenario's per-path
+    arrays in path order.
+
+    Parameters
+    ----------
+    scenarios : sequence of Scenario
+    path_ids : sequence of int
+    seed : int
+    backend : Backend
+    engine : callable, optional
+        Default :class:`creditsim.engine.Simulation`.
+    summary : callable, optional
+        See :func:`run_task`; it must be picklable (a module-level function or a ``functools.partial`` of one)
+        for the process and Dask backends.
+    chunk_size : int, optional
+        Paths per task; default :func:`default_chunk_size`. It changes nothing in the numbers.
+    progress : None, bool or callable
+        See :mod:`creditsim.progress`.
+    checkpoint : path, optional
+        A directory where completed tasks are kept; given again, the run continues from them.
+
+    Returns
+    -------
+    list of dict of str to ndarray
+    """
+    if engine is None:
+        from .engine import Simulation
+
+        engine = Simulation
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+        raise BackendError(f"chunk_size = {chunk_size!r}: must be a whole number ≥ 1")
+    size = chunk_size or default_chunk_size(len(path_ids), backend.workers)
+    chunks = [list(path_ids[i : i + size]) for i in range(0, len(path_ids), size)]
+    tasks = [(scenario, int(seed), chunk) for scenario in scenarios for chunk in chunks]
+    results: dict[int, Arrays] = {}
+    store = None
+    if checkpoint is not None:
+        contiguous = list(path_ids) == list(range(len(path_ids)))
+        run = {"scenarios": [s.to_dict() for s in scenarios], "seed": int(seed),
+               "paths": len(path_ids) if contiguous else [int(p) for p in path_ids], "chunk_size": size,
+               "engine": f"{engine.__module__}.{engine.__qualname__}", "summary": _name_of(summary)}
+        store = Checkpoint(checkpoint, run, [t[2] for t in tasks])
+        for index in range(len(tasks)):
+            arrays = store.load(index)
+            if arrays is not None:
+                results[index] = arrays
+    pending = [i for i in range(len(tasks)) if i not in results]
+
+    def done(position: int, arrays: Arrays) -> None:
+        index = pending[position]
+        if store is not None:
+            store.save(index, arrays)
+        results[index] = arrays
+
+    with Progress(progress, len(path_ids) * len(scenarios)) as bar:
+        if results:  # tasks done before, from the checkpoint
+            bar.advance(sum(len(tasks[i][2]) for i in results))
+        backend.run(engine, [tasks[i] for i in pending], summary, done, bar)
+    out = []
+    for k in range(len(scenarios)):
+        parts = [results[k * len(chunks) + c] for c in range(len(chunks))]
+        out.append({name: np.concatenate([part[name] for part in parts]) for name in parts[0]})
+    return out
+
+
+def _name_of(summary: Summary | None) -> Any:
+    """A JSON-able name of a summary function (with a partial's arguments), for checkpoints."""
+    if summary is None:
+        return None
+    func = getattr(summary, "func", summary)
+    name = f"{func.__module__}.{func.__qualname__}"
+    args = getattr(summary, "args", ())
+    keywords = getattr(summary, "keywords", {})
+    return [name, repr(args), repr(sorted(keywords.items()))]

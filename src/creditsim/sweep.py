@@ -1,0 +1,344 @@
+"""Policy sweeps: a grid of scenario variants run on common random numbers.
+
+:func:`sweep` sets dotted scenario keys to each combination of their values and runs every variant on the same
+seed and path numbers. Each random decision draws from its own stream keyed by (seed, path, component)
+(:mod:`creditsim.streams`), so the variants share the firms, the macro paths and the default draws wherever
+the parameter does not change them. A difference between neighbouring variants is then measured path by path
+(paired), and its noise is that of the policy's effect, not of two independent samples.
+
+Values are written as on the command line: ``["1亿", "2亿"]``, or a range ``"1亿:5亿:5"`` (five values from 1亿 to
+5亿, evenly spaced in the unit written; both ends in the same unit). Each variant is validated like a scenario
+file, so a bad value is refused with the field named.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .api import backend_for, path_numbers
+from .backends import Arrays, Backend, run_scenarios
+from .errors import ScenarioError
+from .metrics import METRICS, metric
+from .progress import ProgressArg
+from .results import ALL, Results, mean_and_mcse
+from .scenario import Scenario, load_scenario, parse_overrides, scenario_from_dict, value_at
+from .summaries import fiscal_costs
+from .targets import Z95, measure, met, outside, wilson_interval
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["KEY_METRICS", "Sweep", "sweep", "parse_grid", "parse_range", "variant", "path_summary"]
+
+#: Metrics a sweep reports per variant besides the targets: stocks and ratios at the end date, flows summed
+#: over the run (``fiscal_cost`` includes the government's start-up money).
+KEY_METRICS: tuple[str, ...] = ("balance", "borrowers", "npl_ratio", "disbursed", "first_time_borrowers", "fiscal_cost")
+
+_NUMBER = r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+_RANGE = re.compile(r"^\s*([^:,]+?)\s*:\s*([^:,]+?)\s*:\s*([0-9]+)\s*$")
+_VALUE = re.compile(rf"^\s*({_NUMBER})\s*(\S*)\s*$")
+
+
+def parse_range(text: str, field_name: str, count: int | None = None) -> list[str]:
+    """The values of a range ``"a:b:n"`` (or of ``"a:b"`` with ``count``): n values from a to b, evenly spaced,
+    written in the unit of a and b (``"1亿:3亿:3"`` gives ``["1亿", "2亿", "3亿"]``).
+
+    Raises
+    ------
+    ScenarioError
+        Naming ``field_name`` when the ends are not numbers in one unit or n < 2.
+    """
+    parts = [p.strip() for p in text.split(":")]
+    if count is None:
+        if len(parts) != 3 or not parts[2].isdigit():
+            raise ScenarioError(field_name, text, "a range must be written a:b:n, e.g. 1亿:5亿:5")
+        count = int(parts[2])
+    elif len(parts) != 2:
+        raise ScenarioError(field_name, text, "a range must be written lo:hi, e.g. 1亿:5亿")
+    ends = [_VALUE.match(p) for p in parts[:2]]
+    if ends[0] is None or ends[1] is None or ends[0].group(2) != ends[1].group(2):
+        raise ScenarioError(field_name, text, "both ends of a range must be numbers in the same unit, e.g. 1亿:5亿 or 0.5%:2%")
+    if count < 2:
+        raise ScenarioError(field_name, text, "a range needs n ≥ 2 values")
+    unit = ends[0].group(2)
+    lo, hi = float(ends[0].group(1)), float(ends[1].group(1))
+    return [_written(v, unit) for v in np.linspace(lo, hi, count)]
+
+
+def _written(number: float, unit: str) -> str:
+    """A number in a unit as the scenario files write it (integers without a decimal point)."""
+    text = f"{number:.10g}"
+    return text + unit
+
+
+def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
+    """Turn ``["key=v1,v2", "key2=a:b:n"]`` into ``{"key": [v1, v2], "key2": [...]}``.
+
+    Values are read like ``--set`` values (TOML when they parse, else text); commas inside brackets or
+    quotes do not split (``key=[0.5,0.5],[0.4,0.6]`` gives two lists).
+
+    Raises
+    ------
+    ScenarioError
+        For an item without ``=``, a key given twice, or an empty or bad value list.
+    """
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ScenarioError("--set", item, "must be written dotted.key=value or dotted.key=v1,v2,... or dotted.key=a:b:n")
+        if key in grid:
+            raise ScenarioError(key, text, "is given twice; list its values once, separated by commas")
+        if _RANGE.match(text):
+            pieces = parse_range(text, key)
+        else:
+            pieces = _split(text)
+        if not pieces or any(not p.strip() for p in pieces):
+            raise ScenarioError(key, text, "needs one or more values separated by commas")
+        grid[key] = [parse_overrides([f"{key}={p}"])[key] for p in pieces]
+    return grid
+
+
+def _split(text: str) -> list[str]:
+    """Split on commas outside brackets, braces and quotes."""
+    pieces: list[str] = []
+    current: list[str] = []
+    depth, quote = 0, ""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            pieces.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    pieces.append("".join(current))
+    return pieces
+
+
+def variant(scenario: Scenario, settings: dict[str, Any]) -> Scenario:
+    """``scenario`` with dotted keys set to values (validated like a file).
+
+    Raises
+    ------
+    ScenarioError
+        Naming the key when a value breaks a rule or the key is unknown.
+    """
+    return scenario_from_dict(scenario.to_dict(), settings)
+
+
+def field_value(scenario: Scenario, key: str) -> Any:
+    """The validated value of a dotted key (amounts in CNY, rates as fractions), or None when it is not set."""
+    return value_at(scenario.to_dict(), key)
+
+
+def path_summary(results: Results, metrics: tuple[str, ...]) -> Arrays:
+    """Per path: what each target measures (``target:NAME``; targets outside the run left out) and each metric of
+    ``metrics`` (``metric:NAME``: a stock or ratio at the end date, a flow summed over the run, ``fiscal_cost``
+    with the start-up money), on all banks. Runs where the paths ran, so only these numbers travel."""
+    out: Arrays = {}
+    for name, target in results.scenario.targets.items():
+        if outside(target, results.dates[0], results.dates[-1]) is None:
+            out[f"target:{name}"] = measure(results, target)
+    for name in metrics:
+        if name == "fiscal_cost":
+            out[f"metric:{name}"] = fiscal_costs(results)["total"].to_numpy()
+        elif metric(name).kind == "flow":
+            out[f"metric:{name}"] = results.cumulative(name, ALL)
+        else:
+            out[f"metric:{name}"] = results.values(name, ALL)[:, -1]
+    return out
+
+
+@dataclass
+class Sweep:
+    """The variants of a sweep and, per variant, each target's measured value and the key metrics on every path.
+
+    Attributes
+    ----------
+    scenario : Scenario
+        The base scenario.
+    keys : list of str
+        The swept dotted keys.
+    settings : list of dict
+        Per variant, the value of each key as given.
+    scenarios : list of Scenario
+        The validated variants.
+    seed : int
+    path_ids : list of int
+        The paths every variant ran (common random numbers).
+    values : list of dict of str to ndarray
+        Per variant, ``target:NAME`` and ``metric:NAME`` arrays over paths.
+    metrics : tuple of str
+    """
+
+    scenario: Scenario
+    keys: list[str]
+    settings: list[dict[str, Any]]
+    scenarios: list[Scenario]
+    seed: int
+    path_ids: list[int]
+    values: list[Arrays]
+    metrics: tuple[str, ...] = field(default=KEY_METRICS)
+
+    @property
+    def variants(self) -> pd.DataFrame:
+        """One row per variant: ``variant`` and each key's value as given (for a key whose validated value is a
+        number, also ``KEY (value)``, in CNY or as a fraction)."""
+        frame = pd.DataFrame([{"variant": i, **s} for i, s in enumerate(self.settings)])
+        for key in self.keys:
+            numbers = [field_value(s, key) for s in self.scenarios]
+            if all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers) and numbers != list(frame[key]):
+                frame[f"{key} (value)"] = numbers
+        return frame
+
+    def _neighbour(self, i: int) -> int | None:
+        """The variant before ``i`` along the last key with the other keys the same, if any."""
+        if i == 0:
+            return None
+        same = all(self.settings[i - 1][k] == self.settings[i][k] for k in self.keys[:-1])
+        return i - 1 if same else None
+
+    def targets(self) -> pd.DataFrame:
+        """Per variant and target: the probability of meeting it with its Wilson 95% interval, the median measured
+        value, and the change in probability from the neighbouring variant (the previous value of the last key)
+        with a paired 95% interval.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``variant``, each key, ``target, probability, ci_low, ci_high, median, change, change_low,
+            change_high, paths`` (``change`` NaN for the first value of the last key).
+        """
+        rows = []
+        for i, settings in enumerate(self.settings):
+            for name in self.scenario.targets:
+                values = self.values[i].get(f"target:{name}")
+                if values is None:
+                    continue
+                hit = met(values, self.scenarios[i].targets[name])
+                low, high = wilson_interval(int(hit.sum()), hit.size)
+                row = {"variant": i, **settings, "target": name, "probability": float(hit.mean()), "ci_low": float(low),
+                       "ci_high": float(high), "median": float(np.nanmedian(values)) if not np.isnan(values).all() else math.nan}
+                j = self._neighbour(i)
+                change = _paired(met(self.values[j][f"target:{name}"], self.scenarios[j].targets[name]), hit) if j is not None else None
+                row.update(_change_columns(change))
+                row["paths"] = hit.size
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+    def key_metrics(self) -> pd.DataFrame:
+        """Per variant and metric of :attr:`metrics`: the mean over paths with its 95% interval, and the paired
+        change from the neighbouring variant with its 95% interval.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``variant``, each key, ``metric, unit, mean, ci_low, ci_high, change, change_low, change_high``.
+        """
+        rows = []
+        for i, settings in enumerate(self.settings):
+            for name in self.metrics:
+                values = self.values[i][f"metric:{name}"]
+                mean, se = (float(x[0]) for x in mean_and_mcse(values[:, None]))
+                j = self._neighbour(i)
+                change = _paired(self.values[j][f"metric:{name}"], values) if j is not None else None
+                rows.append({"variant": i, **settings, "metric": name, "unit": metric(name).unit, "mean": mean,
+                             "ci_low": mean - Z95 * se, "ci_high": mean + Z95 * se, **_change_columns(change)})
+        return pd.DataFrame(rows)
+
+    def plot(self, target: str | None = None) -> Figure:
+        """Probability of meeting each target (or one) against the first key's value, one line per combination of
+        the other keys, with Wilson 95% intervals."""
+        from .plots import sweep_figure
+
+        return sweep_figure(self, target)
+
+
+def _paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """Mean of b − a over paths with its normal 95% interval (NaN-aware)."""
+    mean, se = (float(x[0]) for x in mean_and_mcse((np.asarray(b, float) - np.asarray(a, float))[:, None]))
+    return mean, mean - Z95 * se, mean + Z95 * se
+
+
+def _change_columns(change: tuple[float, float, float] | None) -> dict[str, float]:
+    mean, low, high = change if change is not None else (math.nan, math.nan, math.nan)
+    return {"change": mean, "change_low": low, "change_high": high}
+
+
+def sweep(
+    scenario: Scenario | str | Path | None,
+    grid: dict[str, Sequence[Any] | str] | Iterable[str],
+    paths: int | Iterable[int] = 100,
+    seed: int = 0,
+    progress: ProgressArg = None,
+    *,
+    metrics: Sequence[str] = KEY_METRICS,
+    backend: str | Backend | None = None,
+    workers: int | None = None,
+    client: Any = None,
+    scheduler: str | None = None,
+    chunk_size: int | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+) -> Sweep:
+    """Run every combination of parameter values on common random numbers.
+
+    Parameters
+    ----------
+    scenario : Scenario, str or Path, optional
+        The base scenario (None: the bundled default).
+    grid : dict or iterable of str
+        ``{"pools.fund.size": ["1亿", "2亿"], "guarantors.fund.fee_rate": "0.5%:1.5%:3"}`` (a string value is a
+        range ``a:b:n`` or a comma-separated list), or the CLI's ``["pools.fund.size=1亿,2亿", ...]``. Variants
+        are the product of the keys' values, the last key changing fastest.
+    paths, seed, progress, backend, workers, client, scheduler, chunk_size, checkpoint
+        As for :func:`creditsim.simulate`; every variant runs the same paths, all on one backend.
+    metrics : sequence of str
+        Metrics reported per variant (see :func:`path_summary`).
+
+    Returns
+    -------
+    Sweep
+
+    Raises
+    ------
+    ScenarioError
+        For a bad key or value (naming it), an unknown metric, or a bad seed or path list.
+    """
+    base = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    if isinstance(grid, dict):
+        table = {key: parse_grid([f"{key}={values}"])[key] if isinstance(values, str) else list(values) for key, values in grid.items()}
+    else:
+        table = parse_grid(grid)
+    if not table:
+        raise ScenarioError("--set", "", "a sweep needs at least one key=values")
+    for name in metrics:
+        if name != "fiscal_cost" and (name not in {m.name for m in METRICS} or metric(name).scope != "bank"):
+            raise ScenarioError("metrics", name, "must be a bank metric (see the metric table) or fiscal_cost")
+    keys = list(table)
+    settings = [dict(zip(keys, combination, strict=True)) for combination in itertools.product(*table.values())]
+    scenarios = [variant(base, s) for s in settings]
+    path_ids = path_numbers(paths, seed)
+    summary = functools.partial(path_summary, metrics=tuple(metrics))
+    with backend_for(backend, workers, client, scheduler) as runner:
+        values = run_scenarios(scenarios, path_ids, int(seed), runner, summary=summary, chunk_size=chunk_size, progress=progress,
+                               checkpoint=checkpoint)
+    return Sweep(base, keys, settings, scenarios, int(seed), path_ids, values, tuple(metrics))
