@@ -6,6 +6,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from scipy import stats
+from scipy.special import ndtr, ndtri
+
 from creditsim.scenario import Scenario, scenario_from_dict
 
 #: The tests' base scenario: an illustrative city of about 70,000 borrowers with three segments and three banks,
@@ -103,3 +107,16 @@ def with_changes(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any
             node = node.setdefault(part, {})
         node[last] = value
     return data
+
+
+def default_count_cdf(k: float | np.ndarray, n: int, pd: float, rho: float) -> np.ndarray:
+    """P(D ≤ k) for D the defaults in a year of n firms with annual PD ``pd`` and asset correlation ``rho`` in the
+    one-factor model: a Binomial(n, p(Z)) mixture over Z ~ N(0, 1), p(Z) = Φ((Φ⁻¹(pd) − √ρ Z) / √(1 − ρ)),
+    integrated on a fine grid (exact to quadrature; no large-pool approximation)."""
+    k = np.asarray(k, dtype=float)
+    if rho == 0.0:
+        return stats.binom.cdf(k, n, pd)
+    z = np.linspace(-9.0, 9.0, 6001)
+    w = stats.norm.pdf(z) * (z[1] - z[0])
+    p = ndtr((ndtri(pd) - np.sqrt(rho) * z) / np.sqrt(1.0 - rho))
+    return stats.binom.cdf(k[..., None], n, p) @ w

@@ -18,7 +18,7 @@ from creditsim.backends import MAX_CHUNK, Backend, default_chunk_size
 from creditsim.cli import main
 from creditsim.errors import BackendError, ResultsError
 from creditsim.progress import Progress
-from creditsim.sweep import sweep
+from creditsim.sweeps import sweep
 from helpers import BASE_TOML
 
 PATHS = [0, 3, 4, 7, 9, 12]  # not contiguous: the path numbers, not their positions, fix the streams
@@ -127,11 +127,24 @@ def test_cli_backend_errors_are_one_line(capsys, monkeypatch):
     assert exit_info.value.code == 2
 
 
-def test_unreachable_scheduler_is_one_line(capsys):
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:9", "nonsense", "tcp://127.0.0.1:notaport"])
+def test_unreachable_or_bad_scheduler_is_one_line(capsys, address):
     pytest.importorskip("distributed")
-    assert main(["run", str(BASE_TOML), "--paths", "1", "--set", "calendar.months=2", "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    assert main(["run", str(BASE_TOML), "--paths", "1", "--set", "calendar.months=2", "--scheduler", address]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("creditsim: error: scheduler tcp://127.0.0.1:9: cannot connect") and err.count("\n") == 1
+    assert err.startswith(f"creditsim: error: scheduler {address}: cannot connect") and err.count("\n") == 1
+
+
+def test_workers_with_other_versions_are_refused():
+    from creditsim.backends import _check_worker_versions, package_versions
+
+    class Cluster:  # a client whose one worker reports another numpy
+        def run(self, function):
+            return {"tcp://10.0.0.6:4000": {**function(), "numpy": "1.0.0"}}
+
+    assert "creditsim_source" in package_versions()
+    with pytest.raises(BackendError, match=r"worker tcp://10.0.0.6:4000 runs numpy 1.0.0 \(here "):
+        _check_worker_versions(Cluster())
 
 
 # ------------------------------------------------------------------------------------------ progress
@@ -207,21 +220,24 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path):
     _wait_for_tasks(checkpoint, 3, run)
     run.kill()
     run.communicate()
-    kept = len(list(checkpoint.glob("task-*.npz")))
-    assert 3 <= kept < 40 and not list(checkpoint.glob(".*"))  # complete files only, and work left to do
+    kept = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in checkpoint.glob("task-*.npz")}
+    assert 3 <= len(kept) < 40 and not list(checkpoint.glob(".*"))  # complete files only, and work left to do
     resumed = _cli("run", "--resume", str(checkpoint), "--workers", "2", "--out", str(tmp_path / "resumed"))
     out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err
+    assert {name: (checkpoint / name).stat().st_ino for name in kept} == {name: ino for name, (ino, _) in kept.items()}  # not redone
     whole = creditsim.simulate(creditsim.load_scenario(BASE_TOML, overrides={"calendar.months": 24}), paths=40, seed=3)
     _same_bits(whole, creditsim.Results.load(tmp_path / "resumed"))
-    assert main(["run", "--resume", str(checkpoint), "--paths", "3"]) == 2  # the checkpoint fixes the run
+    for flags in (["--paths", "3"], ["--seed", "0"], ["--set", "calendar.months=3"]):  # the checkpoint fixes the run
+        assert main(["run", "--resume", str(checkpoint), *flags]) == 2
 
 
 def test_ctrl_c_stops_the_workers_cleanly(tmp_path):
     checkpoint = tmp_path / "ck"
     run = _cli("run", *RUN, "--workers", "2", "--checkpoint", str(checkpoint))
     _wait_for_tasks(checkpoint, 2, run)
-    children = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(run.pid)], capture_output=True, text=True).stdout.split()]
+    psutil = pytest.importorskip("psutil")  # installed with dask.distributed
+    children = [child.pid for child in psutil.Process(run.pid).children()]
     assert len(children) >= 2
     run.send_signal(signal.SIGINT)
     out, err = run.communicate(timeout=30)

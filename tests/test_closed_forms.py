@@ -10,11 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import stats
-from scipy.special import ndtr, ndtri
 
 from creditsim import simulate
 from creditsim.risk import vasicek_cdf
-from helpers import pool_scenario
+from helpers import default_count_cdf, pool_scenario
 
 pytestmark = pytest.mark.slow
 
@@ -56,14 +55,8 @@ def _finite_pool_cdf(x: np.ndarray, n: int, pd: float, rho: float) -> np.ndarray
     adding U makes the distribution continuous, so the KS test applies exactly (no large-pool approximation).
     """
     k = np.floor(n * x)
-    frac = n * x - k
-    if rho == 0.0:
-        return stats.binom.cdf(k - 1, n, pd) + frac * stats.binom.pmf(k, n, pd)
-    z = np.linspace(-9.0, 9.0, 6001)
-    w = stats.norm.pdf(z) * (z[1] - z[0])
-    p = ndtr((ndtri(pd) - np.sqrt(rho) * z) / np.sqrt(1.0 - rho))
-    cdf = stats.binom.cdf(k[:, None] - 1, n, p[None, :]) + frac[:, None] * stats.binom.pmf(k[:, None], n, p[None, :])
-    return cdf @ w
+    below, upto = default_count_cdf(k - 1, n, pd, rho), default_count_cdf(k, n, pd, rho)
+    return below + (n * x - k) * (upto - below)
 
 
 def _one_year_default_rates(pd: float, rho: float, n: int, paths: int, seed: int, frequency: str = "annual") -> np.ndarray:

@@ -12,12 +12,15 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .api import simulate
+from .backends import Backend
 from .compare import Comparison, compare
-from .errors import CreditsimError, ResultsError, ScenarioError
+from .errors import BackendError, CreditsimError, ResultsError, ScenarioError
 from .metrics import METRICS
 from .results import Results
 from .scenario import Scenario, load_scenario
+from .search import Solution, solve
 from .summaries import fiscal_costs, instrument_events, per_fiscal_cost
+from .sweeps import Sweep, sweep
 
 try:
     __version__ = version("creditsim")
@@ -27,6 +30,11 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 __all__ = [
     "__version__",
     "simulate",
+    "sweep",
+    "Sweep",
+    "solve",
+    "Solution",
+    "Backend",
     "compare",
     "Comparison",
     "fiscal_costs",
@@ -37,6 +45,7 @@ __all__ = [
     "Results",
     "METRICS",
     "CreditsimError",
+    "BackendError",
     "ScenarioError",
     "ResultsError",
 ]

@@ -23,6 +23,8 @@ Backends
 from __future__ import annotations
 
 import concurrent.futures
+import functools
+import hashlib
 import math
 import multiprocessing
 import os
@@ -30,11 +32,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .checkpoint import Checkpoint
+from .checkpoint import MANIFEST, Checkpoint, read_manifest
 from .errors import BackendError
 from .metrics import SCOPE_METRICS, SCOPES, metric
 from .progress import Progress, ProgressArg
@@ -147,6 +150,14 @@ class Backend:
     def __enter__(self) -> Backend:
         return self
 
+    def slots(self) -> int:
+        """How many tasks run at once: the local workers, or the threads of the Dask cluster's workers (connecting
+        to it first)."""
+        if self.name != "dask":
+            return self.workers
+        client = self._dask_client(_dask())
+        return max(1, sum(client.nthreads().values()))
+
     def __exit__(self, *exc: object) -> None:
         self.close()
 
@@ -218,7 +229,11 @@ class Backend:
         try:
             for future in distributed.as_completed(list(futures)):
                 index = futures.pop(future)
-                arrays = future.result()
+                try:
+                    arrays = future.result()
+                except (distributed.KilledWorker, distributed.comm.CommClosedError, distributed.client.FutureCancelledError) as exc:
+                    raise BackendError(f"the Dask cluster lost a task ({type(exc).__name__}: {exc}); finished tasks kept in a "
+                                       "checkpoint are not lost") from None
                 future.release()
                 done(index, arrays)
                 progress.advance(len(tasks[index][2]))
@@ -241,10 +256,48 @@ class Backend:
                 self._owned.append(cluster)
                 client = distributed.Client(cluster)
                 self._owned.append(client)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             raise BackendError(f"scheduler {self._scheduler or 'LocalCluster'}: cannot connect ({exc})") from None
         self._client = client
+        _check_worker_versions(client)
         return client
+
+
+def package_versions() -> dict[str, str]:
+    """The versions that fix a path's numbers: creditsim (with a digest of its source files, so an edited
+    install differs from a released one), numpy and numba."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("creditsim", "numpy", "numba"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+            found[package] = "unknown"
+    found["creditsim_source"] = _source_digest()
+    return found
+
+
+@functools.cache
+def _source_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _check_worker_versions(client: Any) -> None:
+    """Refuse a cluster whose workers run other versions than this process: their numbers could differ."""
+    mine = package_versions()
+    try:
+        theirs = client.run(package_versions)
+    except Exception as exc:  # a worker without creditsim cannot even unpickle the function
+        raise BackendError(f"the Dask workers cannot run creditsim ({type(exc).__name__}: {exc}); install the same creditsim on every worker") from None
+    for worker, versions in theirs.items():
+        if versions != mine:
+            differ = ", ".join(f"{k} {versions.get(k)} (here {v})" for k, v in mine.items() if versions.get(k) != v)
+            raise BackendError(f"Dask worker {worker} runs {differ}; every worker needs the same versions as this machine, "
+                               "or the numbers would differ")
 
 
 def _dask() -> Any:
@@ -277,7 +330,9 @@ def run_scenarios(
     summary: Summary | None = None,
     chunk_size: int | None = None,
     progress: ProgressArg = None,
+    description: str = "paths",
     checkpoint: str | os.PathLike[str] | None = None,
+    about: dict[str, Any] | None = None,
 ) -> list[Arrays]:
     """Run the same paths of several scenarios (common random numbers) and return each scenario's per-path
     arrays in path order.
@@ -297,8 +352,13 @@ def run_scenarios(
         Paths per task; default :func:`default_chunk_size`. It changes nothing in the numbers.
     progress : None, bool or callable
         See :mod:`creditsim.progress`.
+    description : str
+        Shown before the progress bar.
     checkpoint : path, optional
-        A directory where completed tasks are kept; given again, the run continues from them.
+        A directory where completed tasks are kept; given again, the run continues from them (with the chunk size
+        recorded there unless ``chunk_size`` is given).
+    about : dict, optional
+        More JSON-able description of the run for the checkpoint (what a sweep needs to be resumed).
 
     Returns
     -------
@@ -310,7 +370,9 @@ def run_scenarios(
         engine = Simulation
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
         raise BackendError(f"chunk_size = {chunk_size!r}: must be a whole number ≥ 1")
-    size = chunk_size or default_chunk_size(len(path_ids), backend.workers)
+    if chunk_size is None and checkpoint is not None and (Path(checkpoint) / MANIFEST).exists():
+        chunk_size = int(read_manifest(checkpoint)["run"].get("chunk_size", 0)) or None  # continue as it was cut
+    size = chunk_size or default_chunk_size(len(path_ids), backend.slots())
     chunks = [list(path_ids[i : i + size]) for i in range(0, len(path_ids), size)]
     tasks = [(scenario, int(seed), chunk) for scenario in scenarios for chunk in chunks]
     results: dict[int, Arrays] = {}
@@ -319,8 +381,8 @@ def run_scenarios(
         contiguous = list(path_ids) == list(range(len(path_ids)))
         run = {"scenarios": [s.to_dict() for s in scenarios], "seed": int(seed),
                "paths": len(path_ids) if contiguous else [int(p) for p in path_ids], "chunk_size": size,
-               "engine": f"{engine.__module__}.{engine.__qualname__}", "summary": _name_of(summary)}
-        store = Checkpoint(checkpoint, run, [t[2] for t in tasks])
+               "engine": f"{engine.__module__}.{engine.__qualname__}", "summary": _name_of(summary), **(about or {})}
+        store = Checkpoint(checkpoint, run, [t[2] for t in tasks], package_versions())
         for index in range(len(tasks)):
             arrays = store.load(index)
             if arrays is not None:
@@ -333,7 +395,7 @@ def run_scenarios(
             store.save(index, arrays)
         results[index] = arrays
 
-    with Progress(progress, len(path_ids) * len(scenarios)) as bar:
+    with Progress(progress, len(path_ids) * len(scenarios), description) as bar:
         if results:  # tasks done before, from the checkpoint
             bar.advance(sum(len(tasks[i][2]) for i in results))
         backend.run(engine, [tasks[i] for i in pending], summary, done, bar)

@@ -1,7 +1,8 @@
 """Checkpoints: the completed tasks of a run kept in a directory, so that an interrupted run can continue.
 
 A checkpoint directory holds ``checkpoint.json`` (what the run is: scenarios, seed, path numbers, chunk size,
-what each task returns, and the versions of creditsim, numpy and numba, which fix the numbers) and one
+what each task returns, and the versions of creditsim (with a digest of its source), numpy and numba, which fix
+the numbers) and one
 ``task-NNNNN.npz`` per completed task (its arrays and its path numbers). Each file is written under a temporary
 name and renamed into place, so a killed run leaves only complete files. A run given the directory again skips
 the tasks already there; since a path's numbers depend only on (scenario, seed, path), the continued run ends
@@ -14,7 +15,6 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +29,7 @@ MANIFEST = "checkpoint.json"
 _FORMAT = 1
 
 
-def _versions() -> dict[str, str]:
-    found = {}
-    for package in ("creditsim", "numpy", "numba"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:  # pragma: no cover - running from a source tree
-            found[package] = "unknown"
-    return found
-
-
-def read_manifest(directory: str | Path) -> dict[str, Any]:
+def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """The description of the run checkpointed in ``directory``.
 
     Raises
@@ -69,6 +59,8 @@ class Checkpoint:
         versions it identifies the run.
     tasks : sequence of sequence of int
         Each task's path numbers, in task order.
+    versions : dict
+        What fixes the numbers besides the run (package versions); a checkpoint made under others is refused.
 
     Raises
     ------
@@ -76,10 +68,11 @@ class Checkpoint:
         When ``directory`` holds anything else, a checkpoint of another run, or cannot be written.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], run: dict[str, Any], tasks: Sequence[Sequence[int]]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], run: dict[str, Any], tasks: Sequence[Sequence[int]],
+                 versions: dict[str, str]) -> None:
         self.directory = Path(directory)
         self.tasks = [list(map(int, t)) for t in tasks]
-        wanted = {"format": _FORMAT, "versions": _versions(), "run": run}
+        wanted = {"format": _FORMAT, "versions": versions, "run": run}
         if self.directory.exists():
             if not self.directory.is_dir():
                 raise ResultsError(f"{self.directory}: exists and is not a directory")

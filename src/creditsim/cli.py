@@ -42,9 +42,9 @@ from .outputs import write_file
 from .report import write_report
 from .results import ALL, Results
 from .scenario import Scenario, load_scenario, scenario_from_dict
-from .solve import Solution, solve
+from .search import Solution, solve
 from .summaries import fiscal_costs, instrument_events, per_fiscal_cost
-from .sweep import KEY_METRICS, Sweep, sweep
+from .sweeps import KEY_METRICS, Sweep, resume_sweep, sweep
 from .targets import SIGNS
 from .units import format_value
 
@@ -80,8 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         checkpoint = getattr(args, "checkpoint", None) or getattr(args, "resume", None)
         resume = f"; finished tasks are kept in {checkpoint}: continue with the same command" if checkpoint else ""
-        if checkpoint and args.command == "run":
-            resume = f"; finished tasks are kept in {checkpoint}: continue with creditsim run --resume {checkpoint}"
+        if checkpoint and args.command in ("run", "sweep"):
+            resume = f"; finished tasks are kept in {checkpoint}: continue with creditsim {args.command} --resume {checkpoint}"
         print(f"creditsim: interrupted{resume}", file=sys.stderr)
         return 130
     finally:
@@ -137,7 +137,9 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--metrics", default=",".join(KEY_METRICS), metavar="M,M", help=f"metrics per variant (default {','.join(KEY_METRICS)})")
     sw.add_argument("--plot", metavar="FILE.png", help="write a chart of each target's probability against the first key")
     sw.add_argument("--csv", metavar="FILE.csv", help="write the table of targets and metrics per variant")
-    sw.add_argument("--checkpoint", metavar="DIR", help="keep finished tasks in DIR; the same command with it continues")
+    kept = sw.add_mutually_exclusive_group()
+    kept.add_argument("--checkpoint", metavar="DIR", help="keep finished tasks in DIR, so that an interrupted sweep can continue")
+    kept.add_argument("--resume", metavar="DIR", help="continue the sweep checkpointed in DIR (its scenario, grid, seed and paths)")
     _backend_arguments(sw)
     sw.set_defaults(handler=_sweep)
 
@@ -153,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     so.add_argument("--paths", type=_positive_int, default=200, help="paths per value tried (default 200; the same paths every time)")
     so.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every random stream (default 0)")
     so.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field first")
+    so.add_argument("--checkpoint", metavar="DIR", help="keep each value's finished tasks in DIR; the same command continues from them")
     _backend_arguments(so)
     so.set_defaults(handler=_solve)
 
@@ -263,8 +266,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _resumed(args: argparse.Namespace) -> tuple[Scenario, int | list[int], int, int]:
     """The scenario, paths, seed and chunk size of the run checkpointed in ``--resume DIR``."""
-    given = [flag for flag, value in (("SCENARIO", args.scenario), ("--set", args.overrides), ("--paths", args.paths),
-                                      ("--seed", args.seed), ("--chunk-size", args.chunk_size)) if value]
+    given = [flag for flag, value in (("SCENARIO", args.scenario), ("--set", args.overrides or None), ("--paths", args.paths),
+                                      ("--seed", args.seed), ("--chunk-size", args.chunk_size)) if value is not None]
     if given:
         raise ScenarioError("--resume", args.resume, f"takes the scenario, seed and paths from the checkpoint; leave out {', '.join(given)}")
     run = read_manifest(args.resume)["run"]
@@ -274,15 +277,27 @@ def _resumed(args: argparse.Namespace) -> tuple[Scenario, int | list[int], int, 
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    scenario = load_scenario(args.scenario)
     for name, suffixes in (("plot", (".png", ".svg", ".pdf")), ("csv", (".csv",))):
         if getattr(args, name):
             _check_file(getattr(args, name), suffixes)
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    result = sweep(scenario, args.grid, paths=args.paths, seed=args.seed, metrics=metrics, checkpoint=args.checkpoint, **_backend(args))
+    if args.resume:
+        given = [flag for flag, value in (("SCENARIO", args.scenario), ("--set", args.grid or None), ("--chunk-size", args.chunk_size)) if value is not None]
+        if given:
+            raise ScenarioError("--resume", args.resume, f"takes the scenario and grid from the checkpoint; leave out {', '.join(given)}")
+        backend = _backend(args)
+        backend.pop("chunk_size")
+        result = resume_sweep(args.resume, **backend)
+    else:
+        if not args.grid:
+            raise ScenarioError("--set", "", "a sweep needs at least one --set key=v1,v2 or key=a:b:n")
+        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+        result = sweep(load_scenario(args.scenario), args.grid, paths=args.paths, seed=args.seed, metrics=metrics, checkpoint=args.checkpoint,
+                       **_backend(args))
     print(format_sweep(result))
     written = []
     if args.plot:
+        if result.targets().empty:
+            raise ScenarioError("--plot", args.plot, "needs a target assessed in the run, and every target lies outside it")
         figure = result.plot()
         written.append(f"chart: {write_file(Path(args.plot), lambda tmp: figure.savefig(tmp, format=Path(args.plot).suffix[1:]), 'chart')}")
     if args.csv:
@@ -309,7 +324,9 @@ def format_sweep(result: Sweep) -> str:
         return "".join(_pad(_shown(result.settings[i][k]), width) for k in keys)
 
     targets = result.targets()
-    for name in dict.fromkeys(targets["target"]) if len(targets) else []:
+    for name, why in result.not_assessed().items():
+        lines += ["", f"target {name}: not assessed ({why})"]
+    for name in dict.fromkeys(targets["target"]):
         t = result.scenario.targets[name]
         unit = metric(t.metric).unit
         head(f"target {name}: {t.metric} {SIGNS[t.comparison]} {format_value(t.value, unit)}" + (f" ({t.label})" if t.label else ""),
@@ -338,7 +355,7 @@ def _shown(value: object) -> str:
 def _solve(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     answer = solve(scenario, args.target, args.vary, args.range_, args.probability, largest=args.largest, tolerance=args.tolerance,
-                   confidence=args.confidence, paths=args.paths, seed=args.seed, **_backend(args))
+                   confidence=args.confidence, paths=args.paths, seed=args.seed, checkpoint=args.checkpoint, **_backend(args))
     print(format_solution(answer))
     return 0
 
@@ -348,7 +365,7 @@ def format_solution(answer: Solution) -> str:
     lines = [f"creditsim {__version__} · solve · {answer.key} for P({answer.target}) ≥ {answer.level:.0%} · {answer.paths} paths · "
              f"seed {answer.seed} · common random numbers", "", f"{answer.key:<28}{'P(met)':>8}   {f'{answer.confidence:.0%} CI':<16}"]
     for row in answer.evaluations.itertuples():
-        written = f"{row.value:.10g}{answer.unit}"
+        written = f"{row.value:.6g}{answer.unit}"
         lines.append(f"{written:<28}{100 * row.probability:>7.1f}%   [{100 * row.ci_low:.1f}%, {100 * row.ci_high:.1f}%]")
     lines += ["", answer.message]
     return "\n".join(lines)

@@ -24,7 +24,7 @@ from .targets import SIGNS, target_path
 
 if TYPE_CHECKING:
     from .results import Results
-    from .sweep import Sweep
+    from .sweeps import Sweep
 
 __all__ = ["capital_chart", "cjk_font", "fan_chart", "label", "loss_chart", "sweep_figure", "target_chart", "two_increases_chart"]
 
@@ -304,9 +304,20 @@ def capital_chart(results: Results) -> Figure | None:
 
 def sweep_figure(sweep: Sweep, target: str | None = None) -> Figure:
     """A sweep's probability of meeting each target (or ``target``) against the first swept key, one line per
-    combination of the other keys, with Wilson 95% intervals; a key whose values are not all numbers is shown
-    as categories in the order given."""
+    combination of the other keys, with Wilson 95% intervals. The x axis is the key's validated value (so '1亿',
+    '2亿', '10亿' are spaced as numbers, labelled as written); a key whose values are not numbers is shown as
+    categories in the order given.
+
+    Raises
+    ------
+    KeyError
+        When ``target`` is not among the assessed targets, or no target is assessed in the run.
+    """
+    from .sweeps import field_value
+
     table = sweep.targets()
+    if table.empty:
+        raise KeyError("no target of the scenario is assessed in the run, so there is nothing to plot")
     if target is not None:
         if target not in set(table["target"]):
             raise KeyError(f"no assessed target {target!r} in the sweep; targets: {', '.join(dict.fromkeys(table['target']))}")
@@ -314,22 +325,25 @@ def sweep_figure(sweep: Sweep, target: str | None = None) -> Figure:
     names = list(dict.fromkeys(table["target"]))
     first, others = sweep.keys[0], sweep.keys[1:]
     given = [s[first] for s in sweep.settings]
-    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in given)
+    numbers = [field_value(s, first) for s in sweep.scenarios]
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers)
+    position: dict[str, float] = {}  # each value as written → its place on the x axis
+    for written_value, number in zip(given, numbers, strict=True):
+        position.setdefault(str(written_value), float(number) if numeric else float(len(position)))
     columns = min(2, max(len(names), 1))
     rows = max(1, -(-len(names) // columns))
     fig = _figure(5.2 * columns, 3.0 * rows)
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
-    categories = list(dict.fromkeys(map(str, given)))
     for ax, name in zip(axes, names, strict=False):
         part = table[table["target"] == name]
         for group, lines in (part.groupby(others, sort=False) if others else [((), part)]):
-            x = lines[first].to_numpy(float) if numeric else np.array([categories.index(str(v)) for v in lines[first]])
+            x = np.array([position[str(v)] for v in lines[first]])
             p = lines["probability"].to_numpy()
             errors = np.vstack([p - lines["ci_low"].to_numpy(), lines["ci_high"].to_numpy() - p])
             legend = ", ".join(f"{k}={v}" for k, v in zip(others, group if isinstance(group, tuple) else (group,), strict=True))
             ax.errorbar(x, 100 * p, yerr=100 * errors, marker="o", ms=3, capsize=3, lw=1.2, label=_name(legend) if legend else None)
-        if not numeric:
-            ax.set_xticks(range(len(categories)), [_name(c) for c in categories], fontsize=8)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in given):  # label the ticks as written
+            ax.set_xticks(list(position.values()), [_name(k) for k in position], fontsize=8)
         ax.set_ylim(-2, 102)
         ax.set_xlabel(_name(first), fontsize=8)
         ax.set_ylabel(label("probability") + " (%)", fontsize=8)

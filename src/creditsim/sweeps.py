@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import math
 import os
 import re
@@ -28,18 +29,20 @@ import pandas as pd
 
 from .api import backend_for, path_numbers
 from .backends import Arrays, Backend, run_scenarios
-from .errors import ScenarioError
+from .checkpoint import read_manifest
+from .errors import ResultsError, ScenarioError
 from .metrics import METRICS, metric
 from .progress import ProgressArg
 from .results import ALL, Results, mean_and_mcse
 from .scenario import Scenario, load_scenario, parse_overrides, scenario_from_dict, value_at
 from .summaries import fiscal_costs
-from .targets import Z95, measure, met, outside, wilson_interval
+from .targets import Z95, measure, met, outside, paired_difference_interval, wilson_interval
+from .units import month_label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["KEY_METRICS", "Sweep", "sweep", "parse_grid", "parse_range", "variant", "path_summary"]
+__all__ = ["KEY_METRICS", "Sweep", "sweep", "resume_sweep", "run_dates", "field_value", "parse_grid", "parse_range", "path_summary", "value_and_unit", "variant", "written"]
 
 #: Metrics a sweep reports per variant besides the targets: stocks and ratios at the end date, flows summed
 #: over the run (``fiscal_cost`` includes the government's start-up money).
@@ -47,6 +50,7 @@ KEY_METRICS: tuple[str, ...] = ("balance", "borrowers", "npl_ratio", "disbursed"
 
 _NUMBER = r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
 _RANGE = re.compile(r"^\s*([^:,]+?)\s*:\s*([^:,]+?)\s*:\s*([0-9]+)\s*$")
+_HALF_RANGE = re.compile(rf"^\s*{_NUMBER}[^:,]*:\s*{_NUMBER}[^:,]*$")
 _VALUE = re.compile(rf"^\s*({_NUMBER})\s*(\S*)\s*$")
 
 
@@ -66,20 +70,23 @@ def parse_range(text: str, field_name: str, count: int | None = None) -> list[st
         count = int(parts[2])
     elif len(parts) != 2:
         raise ScenarioError(field_name, text, "a range must be written lo:hi, e.g. 1亿:5亿")
-    ends = [_VALUE.match(p) for p in parts[:2]]
-    if ends[0] is None or ends[1] is None or ends[0].group(2) != ends[1].group(2):
+    ends = [value_and_unit(p) for p in parts[:2]]
+    if ends[0] is None or ends[1] is None or ends[0][1] != ends[1][1]:
         raise ScenarioError(field_name, text, "both ends of a range must be numbers in the same unit, e.g. 1亿:5亿 or 0.5%:2%")
     if count < 2:
         raise ScenarioError(field_name, text, "a range needs n ≥ 2 values")
-    unit = ends[0].group(2)
-    lo, hi = float(ends[0].group(1)), float(ends[1].group(1))
-    return [_written(v, unit) for v in np.linspace(lo, hi, count)]
+    return [written(v, ends[0][1]) for v in np.linspace(ends[0][0], ends[1][0], count)]
 
 
-def _written(number: float, unit: str) -> str:
-    """A number in a unit as the scenario files write it (integers without a decimal point)."""
-    text = f"{number:.10g}"
-    return text + unit
+def value_and_unit(text: str) -> tuple[float, str] | None:
+    """``"2.5亿"`` as (2.5, "亿"), ``"3"`` as (3.0, ""); None when the text does not start with a number."""
+    match = _VALUE.match(text)
+    return None if match is None else (float(match.group(1)), match.group(2))
+
+
+def written(number: float, unit: str) -> str:
+    """A number in a unit as scenario files write it: ``written(2.5, "亿")`` is ``"2.5亿"`` (ten significant digits)."""
+    return f"{number:.10g}{unit}"
 
 
 def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
@@ -103,6 +110,8 @@ def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
             raise ScenarioError(key, text, "is given twice; list its values once, separated by commas")
         if _RANGE.match(text):
             pieces = parse_range(text, key)
+        elif _HALF_RANGE.match(text) and key.split(".")[-1] != "sample":  # sample = '1:100' is a value, not a range
+            raise ScenarioError(key, text, "a range must be written a:b:n (n values from a to b), e.g. 1亿:5亿:5")
         else:
             pieces = _split(text)
         if not pieces or any(not p.strip() for p in pieces):
@@ -220,7 +229,8 @@ class Sweep:
     def targets(self) -> pd.DataFrame:
         """Per variant and target: the probability of meeting it with its Wilson 95% interval, the median measured
         value, and the change in probability from the neighbouring variant (the previous value of the last key)
-        with a paired 95% interval.
+        with a paired score 95% interval (:func:`creditsim.targets.paired_difference_interval`). Targets outside
+        the run are left out (see :meth:`not_assessed`).
 
         Returns
         -------
@@ -239,11 +249,22 @@ class Sweep:
                 row = {"variant": i, **settings, "target": name, "probability": float(hit.mean()), "ci_low": float(low),
                        "ci_high": float(high), "median": float(np.nanmedian(values)) if not np.isnan(values).all() else math.nan}
                 j = self._neighbour(i)
-                change = _paired(met(self.values[j][f"target:{name}"], self.scenarios[j].targets[name]), hit) if j is not None else None
-                row.update(_change_columns(change))
+                before = met(self.values[j][f"target:{name}"], self.scenarios[j].targets[name]) if j is not None else None
+                row.update(_change_columns(None if before is None else paired_difference_interval(before, hit)))
                 row["paths"] = hit.size
                 rows.append(row)
-        return pd.DataFrame(rows)
+        columns = ["variant", *self.keys, "target", "probability", "ci_low", "ci_high", "median", "change", "change_low", "change_high", "paths"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def not_assessed(self) -> dict[str, str]:
+        """The targets left out of some variant because they lie outside its run, with the reason."""
+        found: dict[str, str] = {}
+        for i, scenario in enumerate(self.scenarios):
+            for name, target in scenario.targets.items():
+                why = outside(target, *run_dates(scenario))
+                if why is not None and name not in found:
+                    found[name] = why if len(self.scenarios) == 1 else f"{why} (variant {i})"
+        return found
 
     def key_metrics(self) -> pd.DataFrame:
         """Per variant and metric of :attr:`metrics`: the mean over paths with its 95% interval, and the paired
@@ -271,6 +292,12 @@ class Sweep:
         from .plots import sweep_figure
 
         return sweep_figure(self, target)
+
+
+def run_dates(scenario: Scenario) -> tuple[str, str]:
+    """The opening month and the last simulated month of a scenario (the first and last of its results' dates)."""
+    first = scenario.start_index - 1
+    return month_label(first), month_label(first + scenario.calendar.months)
 
 
 def _paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
@@ -308,9 +335,11 @@ def sweep(
     grid : dict or iterable of str
         ``{"pools.fund.size": ["1亿", "2亿"], "guarantors.fund.fee_rate": "0.5%:1.5%:3"}`` (a string value is a
         range ``a:b:n`` or a comma-separated list), or the CLI's ``["pools.fund.size=1亿,2亿", ...]``. Variants
-        are the product of the keys' values, the last key changing fastest.
+        are the product of the keys' values, the last key changing fastest; a key with one value is set in the base
+        scenario and not swept.
     paths, seed, progress, backend, workers, client, scheduler, chunk_size, checkpoint
-        As for :func:`creditsim.simulate`; every variant runs the same paths, all on one backend.
+        As for :func:`creditsim.simulate`; every variant runs the same paths, all on one backend. The checkpoint
+        records the grid, so :func:`resume_sweep` can continue it from the directory alone.
     metrics : sequence of str
         Metrics reported per variant (see :func:`path_summary`).
 
@@ -330,6 +359,13 @@ def sweep(
         table = parse_grid(grid)
     if not table:
         raise ScenarioError("--set", "", "a sweep needs at least one key=values")
+    for key, values in table.items():
+        if not values:
+            raise ScenarioError(key, values, "needs one or more values")
+    fixed = {key: values[0] for key, values in table.items() if len(values) == 1}
+    if len(fixed) < len(table):  # keys with one value set the base; the others are swept
+        base = variant(base, fixed)
+        table = {key: values for key, values in table.items() if key not in fixed}
     for name in metrics:
         if name != "fiscal_cost" and (name not in {m.name for m in METRICS} or metric(name).scope != "bank"):
             raise ScenarioError("metrics", name, "must be a bank metric (see the metric table) or fiscal_cost")
@@ -339,6 +375,25 @@ def sweep(
     path_ids = path_numbers(paths, seed)
     summary = functools.partial(path_summary, metrics=tuple(metrics))
     with backend_for(backend, workers, client, scheduler) as runner:
+        about = {"sweep": {"base": base.to_dict(), "keys": keys, "settings": settings, "metrics": list(metrics)}}
         values = run_scenarios(scenarios, path_ids, int(seed), runner, summary=summary, chunk_size=chunk_size, progress=progress,
-                               checkpoint=checkpoint)
+                               description=f"{len(scenarios)} variants", checkpoint=checkpoint, about=about)
     return Sweep(base, keys, settings, scenarios, int(seed), path_ids, values, tuple(metrics))
+
+
+def resume_sweep(directory: str | os.PathLike[str], progress: ProgressArg = None, *, backend: str | Backend | None = None,
+                 workers: int | None = None, client: Any = None, scheduler: str | None = None) -> Sweep:
+    """Continue the sweep checkpointed in ``directory`` (its scenario, grid, paths, seed and metrics).
+
+    Raises
+    ------
+    ResultsError
+        When ``directory`` holds no checkpoint of a sweep.
+    """
+    run = read_manifest(directory)["run"]
+    about = run.get("sweep")
+    if not isinstance(about, dict):
+        raise ResultsError(f"{directory}: is the checkpoint of a run, not of a sweep; continue it with creditsim run --resume {directory}")
+    grid = {key: list({json.dumps(s[key], sort_keys=True): s[key] for s in about["settings"]}.values()) for key in about["keys"]}
+    return sweep(scenario_from_dict(about["base"]), grid, run["paths"], run["seed"], progress, metrics=about["metrics"], backend=backend,
+                 workers=workers, client=client, scheduler=scheduler, chunk_size=run["chunk_size"], checkpoint=directory)

@@ -8,21 +8,24 @@ three boundaries at once, all on the same runs:
 * the answer: the smallest x (or largest) at which P̂(x) ≥ level;
 * the confidence interval: the values at which the level lies inside the Wilson interval of P̂(x), i.e. the
   values that the paths cannot tell apart from the answer. Its ends are where the interval's upper bound
-  first reaches the level and where its lower bound does.
+  first reaches the level and where its lower bound does, each taken at the outer end of its final bracket.
 
 Each boundary is located to within ``tolerance`` (default 1/64 of the range; whole numbers for an integer
-field). When P̂ stays below the level across the range the answer is "not reachable in range".
+field). When P̂ stays below the level across the range the answer is "not reachable in range"; when the values
+tried show P̂ moving both ways, the message says so.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
@@ -30,14 +33,13 @@ from .api import backend_for, path_numbers
 from .backends import Backend, run_scenarios
 from .errors import ScenarioError
 from .progress import ProgressArg
-from .scenario import Scenario, load_scenario
-from .sweep import _VALUE, _written, field_value, parse_range, path_summary, variant
+from .scenario import Scenario, load_scenario, parse_overrides
+from .sweeps import field_value, parse_range, path_summary, run_dates, value_and_unit, variant, written
 from .targets import met, outside, wilson_interval
-from .units import month_label
 
 __all__ = ["Solution", "solve"]
 
-#: How many values a search tries at most (two ends and the bisections).
+#: How many values a search may need at most (two ends and three bisections); a tolerance needing more is refused.
 MAX_EVALUATIONS = 40
 
 
@@ -152,48 +154,52 @@ def solve(
     base = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     if target not in base.targets:
         raise ScenarioError("--target", target, f"is not a target of the scenario (targets: {', '.join(base.targets) or 'none'})")
-    if outside(base.targets[target], *_run_dates(base)) is not None:
+    if outside(base.targets[target], *run_dates(base)) is not None:
         raise ScenarioError(f"targets.{target}", target, "lies outside the run, so it cannot be solved for")
     if not 0.0 < probability < 1.0:
         raise ScenarioError("--probability", probability, "must be in (0, 1)")
     if not 0.0 < confidence < 1.0:
         raise ScenarioError("--confidence", confidence, "must be in (0, 1)")
     text = range_ if isinstance(range_, str) else f"{range_[0]}:{range_[1]}"
-    ends = parse_range(text, "--range", count=2)
-    unit = _VALUE.match(ends[0]).group(2)  # type: ignore[union-attr]
-    lo, hi = float(ends[0][: len(ends[0]) - len(unit)]), float(ends[1][: len(ends[1]) - len(unit)])
+    (lo, unit), (hi, _) = (value_and_unit(end) or (0.0, "") for end in parse_range(text, "--range", count=2))
     if not lo < hi:
         raise ScenarioError("--range", text, "must be written lo:hi with lo < hi")
     current = field_value(base, vary)
     if isinstance(current, bool) or not isinstance(current, (int, float)):
         if current is None:
-            variant(base, {vary: ends[0]})  # an unknown key is named by validation
+            variant(base, {vary: written(lo, unit)})  # an unknown key is named by validation
         raise ScenarioError(vary, current, "must name one number to be solved for")
     integer = isinstance(current, int) and not unit
     if tolerance is None:
         tolerance = (hi - lo) / 64
-    if not tolerance > 0:
-        raise ScenarioError("--tolerance", tolerance, "must be > 0")
+    if not (math.isfinite(tolerance) and 0 < tolerance <= hi - lo):
+        raise ScenarioError("--tolerance", tolerance, f"must be a number in (0, {written(hi - lo, unit)}], the width of the range")
     if integer:
         tolerance = max(tolerance, 1.0)
+    steps = max(math.ceil(math.log2((hi - lo) / tolerance)), 0)
+    if 2 + 3 * steps > MAX_EVALUATIONS:  # two ends, then up to three bisections
+        raise ScenarioError("--tolerance", tolerance, f"would need up to {2 + 3 * steps} values tried (at most {MAX_EVALUATIONS}); give a larger one")
     path_ids = path_numbers(paths, seed)
     z = float(norm.ppf(0.5 + confidence / 2))
     tried: dict[float, tuple[int, int]] = {}
+    digits = max(0, 1 - math.floor(math.log10(tolerance)))  # decimals shown: the tolerance's first two digits
 
     def x_of(t: float) -> float:
         x = hi - t * (hi - lo) if largest else lo + t * (hi - lo)
         return float(round(x)) if integer else x
 
+    def shown(x: float) -> str:
+        return f"{x:.{digits}f}".rstrip("0").rstrip(".") + unit if not integer else f"{x:.0f}"
+
     with backend_for(backend, workers, client, scheduler) as runner:
 
         def evaluate(x: float) -> tuple[float, float, float]:
             if x not in tried:
-                if len(tried) >= MAX_EVALUATIONS:
-                    raise ScenarioError("--tolerance", tolerance, f"needs more than {MAX_EVALUATIONS} values; give a larger one")
-                written = _written(x, unit) if unit or not integer else str(int(x))
-                scenario_x = variant(base, {vary: written})
+                text_x = written(x, unit) if unit or not integer else str(int(x))
+                scenario_x = variant(base, parse_overrides([f"{vary}={text_x}"]))  # read as --set reads it: "12" is a number
                 (values,) = run_scenarios([scenario_x], path_ids, int(seed), runner, summary=_summary, chunk_size=chunk_size, progress=progress,
-                                          checkpoint=None if checkpoint is None else Path(checkpoint) / f"x-{written}")
+                                          description=f"{vary} = {shown(x)}",
+                                          checkpoint=None if checkpoint is None else Path(checkpoint) / f"x-{text_x}")
                 hit = met(values[f"target:{target}"], scenario_x.targets[target])
                 tried[x] = (int(hit.sum()), hit.size)
             k, n = tried[x]
@@ -201,61 +207,60 @@ def solve(
             return k / n, float(low), float(high)
 
         tests = {"answer": lambda r: r[0] >= probability, "reach": lambda r: r[2] >= probability, "sure": lambda r: r[1] >= probability}
-        boundaries: dict[str, float | None] = {}
-        for name, holds in tests.items():
-            boundaries[name] = _first(holds, evaluate, x_of, tolerance / (hi - lo), integer)
+        brackets = {name: _bracket(holds, evaluate, x_of, tolerance) for name, holds in tests.items()}
     evaluations = pd.DataFrame([{"value": x, **dict(zip(("probability", "ci_low", "ci_high"), evaluate(x), strict=True))}
                                 for x in sorted(tried)])
     direction = "largest" if largest else "smallest"
     label = f"P({target}) ≥ {probability:.0%}"
-    answer = boundaries["answer"]
+    answer = brackets["answer"][1]
     if answer is None:
         p, p_low, p_high = evaluate(x_of(1.0))
         message = (f"not reachable in range: {label} is not reached for {vary} in {text} "
-                   f"(P = {p:.3f} [{p_low:.3f}, {p_high:.3f}] at {_written(x_of(1.0), unit)})")
+                   f"(P = {p:.3f} [{p_low:.3f}, {p_high:.3f}] at {shown(x_of(1.0))})")
         return Solution(target, vary, probability, direction, False, None, None, None, "not reachable in range", "", unit,
                         p, p_low, p_high, confidence, evaluations, len(path_ids), int(seed), message)
     value = x_of(answer)
     p, p_low, p_high = evaluate(value)
-    # the interval's ends as values; None where it extends past an end of the range
-    reach, sure = boundaries["reach"], boundaries["sure"]
-    near = None if reach == 0.0 else x_of(reach)  # type: ignore[arg-type]
-    far = None if sure is None else x_of(sure)
-    ci_low, ci_high = (far, near) if largest else (near, far)
-    low_text = "below " + _written(lo, unit) if ci_low is None else _written(ci_low, unit)
-    high_text = "above " + _written(hi, unit) if ci_high is None else _written(ci_high, unit)
+    # the interval's ends, each the outer end of its bracket (so the interval is never narrower than the truth
+    # within the tolerance); None where it extends past an end of the range
+    near = brackets["reach"][0]  # the last value tried at which the level is excluded
+    far = brackets["sure"][1]    # the first value tried at which P surely reaches the level
+    near_x, far_x = (None if t is None else x_of(t) for t in (near, far))
+    ci_low, ci_high = (far_x, near_x) if largest else (near_x, far_x)
+    low_text = "below " + shown(lo) if ci_low is None else shown(ci_low)
+    high_text = "above " + shown(hi) if ci_high is None else shown(ci_high)
     ci_text = f"[{low_text}, {high_text}]"
-    answer_text = _written(value, unit)
-    edge = f" (already met at the end of the range; the {direction} value may lie beyond it)" if answer == 0.0 else ""
-    message = (f"{direction} {vary} with {label}: {answer_text}{edge}; {confidence:.0%} CI {ci_text}; "
-               f"P = {p:.3f} [{p_low:.3f}, {p_high:.3f}] there ({len(path_ids)} paths, seed {seed}, located to ±{_written(tolerance, unit)})")
-    return Solution(target, vary, probability, direction, True, value, ci_low, ci_high, answer_text, ci_text, unit, p, p_low, p_high,
+    notes = []
+    if answer == 0.0:
+        notes.append(f"already met at the end of the range; the {direction} value may lie beyond it")
+    ordered = evaluations["probability"].to_numpy()[:: -1 if largest else 1]
+    if (np.diff(ordered) < 0).any():
+        notes.append("P does not move in one direction over the values tried, so this is one crossing of the level, not necessarily the only one")
+    message = (f"{direction} {vary} with {label}: {shown(value)}; {confidence:.0%} CI {ci_text}; "
+               f"P = {p:.3f} [{p_low:.3f}, {p_high:.3f}] there ({len(path_ids)} paths, seed {seed}, located to ±{shown(tolerance)})"
+               + "".join(f"; note: {n}" for n in notes))
+    return Solution(target, vary, probability, direction, True, value, ci_low, ci_high, shown(value), ci_text, unit, p, p_low, p_high,
                     confidence, evaluations, len(path_ids), int(seed), message)
 
 
 _summary = functools.partial(path_summary, metrics=())
 
 
-def _run_dates(scenario: Scenario) -> tuple[str, str]:
-    """The opening month and the last simulated month of a scenario."""
-    first = scenario.start_index - 1
-    return month_label(first), month_label(first + scenario.calendar.months)
-
-
-def _first(holds: Callable[[tuple[float, float, float]], bool], evaluate: Callable[[float], tuple[float, float, float]],
-           x_of: Callable[[float], float], tolerance: float, integer: bool) -> float | None:
-    """The smallest t in [0, 1] (to within ``tolerance``) at which ``holds(evaluate(x_of(t)))``, assuming it holds
-    from some t on: 0 when it holds at 0, None when it fails at 1; otherwise the upper end of the final bracket,
-    where it was seen to hold. Bisection on the dyadic points of [0, 1], so searches share their runs."""
+def _bracket(holds: Callable[[tuple[float, float, float]], bool], evaluate: Callable[[float], tuple[float, float, float]],
+             x_of: Callable[[float], float], tolerance: float) -> tuple[float | None, float | None]:
+    """Where ``holds(evaluate(x_of(t)))`` starts to hold for t in [0, 1], assuming it holds from some t on: the
+    bracket (a, b] with a the last t tried where it fails and b the first where it holds, bisected until the values
+    x_of(a) and x_of(b) are within ``tolerance``. (None, 0.0) when it holds at 0; (1.0, None) when it fails at 1.
+    Bisection on the dyadic points of [0, 1], so several searches share their runs."""
     if holds(evaluate(x_of(0.0))):
-        return 0.0
+        return None, 0.0
     if not holds(evaluate(x_of(1.0))):
-        return None
+        return 1.0, None
     a, b = 0.0, 1.0
-    while b - a > tolerance and (not integer or abs(x_of(b) - x_of(a)) > 1):
+    while abs(x_of(b) - x_of(a)) > tolerance:
         middle = (a + b) / 2
         if holds(evaluate(x_of(middle))):
             b = middle
         else:
             a = middle
-    return b
+    return a, b
