@@ -264,6 +264,9 @@ def test_cli_sweep_and_solve(pool, tmp_path, capsys):
                  "--tolerance", "1"])
     out = capsys.readouterr().out
     assert code == 0 and f"largest {PD_KEY} with P(few_defaults) ≥ 90%" in out
+    code = main(["sweep", str(path), "--set", f"{PD_KEY}=1%,3%", "--paths", "4", "--checkpoint", str(tmp_path / "ck")])
+    assert code == 0 and main(["sweep", "--resume", str(tmp_path / "ck"), "--paths", "8"]) == 2  # the checkpoint fixes the paths
+    assert "leave out --paths" in capsys.readouterr().err
     for argv in (["sweep", str(path), "--set", "firms.segments.only.rho=1亿:5:3"], ["solve", str(path), "--target", "x", "--vary", "firms.segments.only.rho", "--range", "0:1"]):
         assert main(argv) == 2
         err = capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -95,25 +96,12 @@ def run_paths(engine: Callable[[Scenario, int, int], Any], scenario: Scenario, p
     return Results(scenario, int(seed), path_ids, groups)
 
 
-class _Borrowed:
-    """A backend given by the caller: used, not closed."""
-
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-
-    def __enter__(self) -> Backend:
-        return self.backend
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def backend_for(backend: str | Backend | None, workers: int | None = None, client: Any = None,
-                scheduler: str | None = None) -> Backend | _Borrowed:
+                scheduler: str | None = None) -> AbstractContextManager[Backend]:
     """A context manager giving the :class:`Backend` to run on: ``backend`` itself when it is one (left open),
     else a new one (closed on exit)."""
     if isinstance(backend, Backend):
-        return _Borrowed(backend)
+        return nullcontext(backend)
     return Backend(backend, workers, client, scheduler)
 
 

@@ -103,6 +103,12 @@ def run_task(engine: Callable[[Scenario, int, int], Any], scenario: Scenario, se
     return summary(Results(scenario, int(seed), [int(p) for p in paths], groups))
 
 
+def _check_count(name: str, value: object) -> None:
+    """Refuse a worker count or chunk size that is given and not a whole number ≥ 1."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise BackendError(f"{name} = {value!r}: must be a whole number ≥ 1")
+
+
 def default_chunk_size(paths: int, workers: int) -> int:
     """Paths per task: about eight tasks per worker, for balance and fine checkpoints, at most :data:`MAX_CHUNK`
     so that a task's memory stays bounded whatever the number of paths."""
@@ -136,8 +142,7 @@ class Backend:
             backend = "dask" if client is not None or scheduler else "processes" if workers and workers > 1 else "serial"
         if backend not in BACKENDS:
             raise BackendError(f"backend {backend!r}: must be one of {', '.join(BACKENDS)}")
-        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-            raise BackendError(f"workers = {workers!r}: must be a whole number ≥ 1")
+        _check_count("workers", workers)
         if backend != "dask" and (client is not None or scheduler):
             raise BackendError(f"a Dask client or scheduler needs backend 'dask', not {backend!r}")
         self.name = backend
@@ -368,8 +373,7 @@ def run_scenarios(
         from .engine import Simulation
 
         engine = Simulation
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise BackendError(f"chunk_size = {chunk_size!r}: must be a whole number ≥ 1")
+    _check_count("chunk_size", chunk_size)
     if chunk_size is None and checkpoint is not None and (Path(checkpoint) / MANIFEST).exists():
         chunk_size = int(read_manifest(checkpoint)["run"].get("chunk_size", 0)) or None  # continue as it was cut
     size = chunk_size or default_chunk_size(len(path_ids), backend.slots())

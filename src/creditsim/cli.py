@@ -132,9 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("scenario", nargs="?", help="scenario TOML file (default: the bundled default scenario)")
     sw.add_argument("--set", dest="grid", action="append", default=[], metavar="KEY=V1,V2|A:B:N",
                     help="a key and its values: a list (50万,100万) or a range a:b:n; one value fixes the key")
-    sw.add_argument("--paths", type=_positive_int, default=DEFAULT_PATHS, help=f"paths per variant (default {DEFAULT_PATHS})")
-    sw.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every random stream (default 0)")
-    sw.add_argument("--metrics", default=",".join(KEY_METRICS), metavar="M,M", help=f"metrics per variant (default {','.join(KEY_METRICS)})")
+    sw.add_argument("--paths", type=_positive_int, help=f"paths per variant (default {DEFAULT_PATHS})")
+    sw.add_argument("--seed", type=_non_negative_int, help="seed of every random stream (default 0)")
+    sw.add_argument("--metrics", metavar="M,M", help=f"metrics per variant (default {','.join(KEY_METRICS)})")
     sw.add_argument("--plot", metavar="FILE.png", help="write a chart of each target's probability against the first key")
     sw.add_argument("--csv", metavar="FILE.csv", help="write the table of targets and metrics per variant")
     kept = sw.add_mutually_exclusive_group()
@@ -266,14 +266,19 @@ def _run(args: argparse.Namespace) -> int:
 
 def _resumed(args: argparse.Namespace) -> tuple[Scenario, int | list[int], int, int]:
     """The scenario, paths, seed and chunk size of the run checkpointed in ``--resume DIR``."""
-    given = [flag for flag, value in (("SCENARIO", args.scenario), ("--set", args.overrides or None), ("--paths", args.paths),
-                                      ("--seed", args.seed), ("--chunk-size", args.chunk_size)) if value is not None]
-    if given:
-        raise ScenarioError("--resume", args.resume, f"takes the scenario, seed and paths from the checkpoint; leave out {', '.join(given)}")
+    _fixed_by_checkpoint(args, {"SCENARIO": args.scenario, "--set": args.overrides, "--paths": args.paths, "--seed": args.seed,
+                                "--chunk-size": args.chunk_size})
     run = read_manifest(args.resume)["run"]
     if run.get("summary") is not None or len(run.get("scenarios", [])) != 1:
         raise ResultsError(f"{args.resume}: is the checkpoint of a sweep or comparison, not of a run; rerun that command with --checkpoint {args.resume}")
     return scenario_from_dict(run["scenarios"][0]), run["paths"], int(run["seed"]), int(run["chunk_size"])
+
+
+def _fixed_by_checkpoint(args: argparse.Namespace, flags: dict[str, object]) -> None:
+    """Refuse, with ``--resume``, flags whose values the checkpoint fixes (rather than ignore them)."""
+    given = [flag for flag, value in flags.items() if value is not None and value != []]
+    if given:
+        raise ScenarioError("--resume", args.resume, f"takes these from the checkpoint; leave out {', '.join(given)}")
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -281,18 +286,17 @@ def _sweep(args: argparse.Namespace) -> int:
         if getattr(args, name):
             _check_file(getattr(args, name), suffixes)
     if args.resume:
-        given = [flag for flag, value in (("SCENARIO", args.scenario), ("--set", args.grid or None), ("--chunk-size", args.chunk_size)) if value is not None]
-        if given:
-            raise ScenarioError("--resume", args.resume, f"takes the scenario and grid from the checkpoint; leave out {', '.join(given)}")
+        _fixed_by_checkpoint(args, {"SCENARIO": args.scenario, "--set": args.grid, "--paths": args.paths, "--seed": args.seed,
+                                    "--metrics": args.metrics, "--chunk-size": args.chunk_size})
         backend = _backend(args)
         backend.pop("chunk_size")
         result = resume_sweep(args.resume, **backend)
     else:
         if not args.grid:
             raise ScenarioError("--set", "", "a sweep needs at least one --set key=v1,v2 or key=a:b:n")
-        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-        result = sweep(load_scenario(args.scenario), args.grid, paths=args.paths, seed=args.seed, metrics=metrics, checkpoint=args.checkpoint,
-                       **_backend(args))
+        metrics = [m.strip() for m in (args.metrics or ",".join(KEY_METRICS)).split(",") if m.strip()]
+        result = sweep(load_scenario(args.scenario), args.grid, paths=DEFAULT_PATHS if args.paths is None else args.paths,
+                       seed=args.seed or 0, metrics=metrics, checkpoint=args.checkpoint, **_backend(args))
     print(format_sweep(result))
     written = []
     if args.plot:

@@ -24,7 +24,7 @@ from .progress import ProgressArg
 from .results import ALL, Results, mean_and_mcse
 from .scenario import Scenario, load_scenario
 
-__all__ = ["Z95", "Comparison", "compare", "format_comparison"]
+__all__ = ["Z95", "Comparison", "compare", "format_comparison", "paired_stats"]
 
 #: Two-sided 95% normal quantile used for the confidence intervals.
 Z95 = 1.959963984540054
@@ -51,7 +51,7 @@ class Comparison:
         """
         a = self.base.cumulative(name, bank) if total else self.base.values(name, bank)[:, -1]
         b = self.variant.cumulative(name, bank) if total else self.variant.values(name, bank)[:, -1]
-        return pd.Series({key: float(value) for key, value in _paired(a, b).items()})
+        return pd.Series({key: float(value) for key, value in paired_stats(a, b).items()})
 
     def differences(self) -> pd.DataFrame:
         """:meth:`difference` of every metric, bank and date (columns metric, date, bank, mean_a, mean_b,
@@ -60,7 +60,7 @@ class Comparison:
         for scope in SCOPES:
             shared = [e for e in self.base.entities[scope] if e in self.variant.entities[scope]]  # a guarantor or pool in one only has no pair
             for name, bank in ((name, bank) for name in SCOPE_METRICS[scope] for bank in shared):
-                stats = _paired(self.base.values(name, bank), self.variant.values(name, bank))
+                stats = paired_stats(self.base.values(name, bank), self.variant.values(name, bank))
                 frame = pd.DataFrame(stats)
                 frame.insert(0, "bank", bank)
                 frame.insert(0, "date", self.base.dates)
@@ -105,8 +105,9 @@ def compare(
     return Comparison(Results(a, seed, path_ids, groups[0]), Results(b, seed, path_ids, groups[1]))
 
 
-def _paired(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
-    """Paired statistics over paths (axis 0), NaN-aware."""
+def paired_stats(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
+    """Paired statistics over paths (axis 0), NaN-aware: the means of A and B, and the mean of B − A with its
+    Monte Carlo standard error and normal 95% interval (``mean_a, mean_b, diff, diff_mcse, ci_low, ci_high``)."""
     mean, se = mean_and_mcse(b - a)
     return {
         "mean_a": mean_and_mcse(a)[0],

@@ -326,7 +326,8 @@ def sweep_figure(sweep: Sweep, target: str | None = None) -> Figure:
     first, others = sweep.keys[0], sweep.keys[1:]
     given = [s[first] for s in sweep.settings]
     numbers = [field_value(s, first) for s in sweep.scenarios]
-    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers)
+    numeric = all(map(_is_number, numbers))
+    written_as_numbers = all(map(_is_number, given))  # else the ticks are labelled as the values were written
     position: dict[str, float] = {}  # each value as written → its place on the x axis
     for written_value, number in zip(given, numbers, strict=True):
         position.setdefault(str(written_value), float(number) if numeric else float(len(position)))
@@ -342,7 +343,7 @@ def sweep_figure(sweep: Sweep, target: str | None = None) -> Figure:
             errors = np.vstack([p - lines["ci_low"].to_numpy(), lines["ci_high"].to_numpy() - p])
             legend = ", ".join(f"{k}={v}" for k, v in zip(others, group if isinstance(group, tuple) else (group,), strict=True))
             ax.errorbar(x, 100 * p, yerr=100 * errors, marker="o", ms=3, capsize=3, lw=1.2, label=_name(legend) if legend else None)
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in given):  # label the ticks as written
+        if not written_as_numbers:
             ax.set_xticks(list(position.values()), [_name(k) for k in position], fontsize=8)
         ax.set_ylim(-2, 102)
         ax.set_xlabel(_name(first), fontsize=8)
@@ -354,3 +355,7 @@ def sweep_figure(sweep: Sweep, target: str | None = None) -> Figure:
     for ax in axes[len(names):]:
         ax.set_visible(False)
     return _finish(fig)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

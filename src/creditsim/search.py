@@ -195,7 +195,7 @@ def solve(
 
         def evaluate(x: float) -> tuple[float, float, float]:
             if x not in tried:
-                text_x = written(x, unit) if unit or not integer else str(int(x))
+                text_x = written(x, unit)
                 scenario_x = variant(base, parse_overrides([f"{vary}={text_x}"]))  # read as --set reads it: "12" is a number
                 (values,) = run_scenarios([scenario_x], path_ids, int(seed), runner, summary=_summary, chunk_size=chunk_size, progress=progress,
                                           description=f"{vary} = {shown(x)}",

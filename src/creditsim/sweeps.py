@@ -30,6 +30,7 @@ import pandas as pd
 from .api import backend_for, path_numbers
 from .backends import Arrays, Backend, run_scenarios
 from .checkpoint import read_manifest
+from .compare import paired_stats
 from .errors import ResultsError, ScenarioError
 from .metrics import METRICS, metric
 from .progress import ProgressArg
@@ -208,17 +209,6 @@ class Sweep:
     values: list[Arrays]
     metrics: tuple[str, ...] = field(default=KEY_METRICS)
 
-    @property
-    def variants(self) -> pd.DataFrame:
-        """One row per variant: ``variant`` and each key's value as given (for a key whose validated value is a
-        number, also ``KEY (value)``, in CNY or as a fraction)."""
-        frame = pd.DataFrame([{"variant": i, **s} for i, s in enumerate(self.settings)])
-        for key in self.keys:
-            numbers = [field_value(s, key) for s in self.scenarios]
-            if all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers) and numbers != list(frame[key]):
-                frame[f"{key} (value)"] = numbers
-        return frame
-
     def _neighbour(self, i: int) -> int | None:
         """The variant before ``i`` along the last key with the other keys the same, if any."""
         if i == 0:
@@ -279,9 +269,10 @@ class Sweep:
         for i, settings in enumerate(self.settings):
             for name in self.metrics:
                 values = self.values[i][f"metric:{name}"]
-                mean, se = (float(x[0]) for x in mean_and_mcse(values[:, None]))
+                mean, se = (float(x) for x in mean_and_mcse(values))
                 j = self._neighbour(i)
-                change = _paired(self.values[j][f"metric:{name}"], values) if j is not None else None
+                paired = paired_stats(self.values[j][f"metric:{name}"], values) if j is not None else None
+                change = None if paired is None else (float(paired["diff"]), float(paired["ci_low"]), float(paired["ci_high"]))
                 rows.append({"variant": i, **settings, "metric": name, "unit": metric(name).unit, "mean": mean,
                              "ci_low": mean - Z95 * se, "ci_high": mean + Z95 * se, **_change_columns(change)})
         return pd.DataFrame(rows)
@@ -298,12 +289,6 @@ def run_dates(scenario: Scenario) -> tuple[str, str]:
     """The opening month and the last simulated month of a scenario (the first and last of its results' dates)."""
     first = scenario.start_index - 1
     return month_label(first), month_label(first + scenario.calendar.months)
-
-
-def _paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
-    """Mean of b − a over paths with its normal 95% interval (NaN-aware)."""
-    mean, se = (float(x[0]) for x in mean_and_mcse((np.asarray(b, float) - np.asarray(a, float))[:, None]))
-    return mean, mean - Z95 * se, mean + Z95 * se
 
 
 def _change_columns(change: tuple[float, float, float] | None) -> dict[str, float]:
