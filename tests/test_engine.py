@@ -283,16 +283,6 @@ def test_identities_hold_for_random_valid_pools(pd, rho, reborrow, term, lgd, ap
         assert (r.values(name) >= 0).all()
 
 
-def test_readme_metric_table_matches_the_code():
-    """The README's metric table is the one generated from creditsim.metrics."""
-    from pathlib import Path
-
-    from creditsim.metrics import metric_table_markdown
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    assert metric_table_markdown() in readme
-
-
 def test_applications_grow_at_the_rate_of_each_year():
     """demand.growth as a table by year: in month t the expected applications are applications_per_month times
     the product of the monthly rates of the months before it: (1 + g_2021)^((t − 1)/12) in 2021 and

@@ -317,6 +317,13 @@ def test_compare_pairs_paths_and_reports_confidence_intervals():
         assert c.difference(name)["diff_mcse"] < 0.5 * independent_se, name
     table = c.differences()
     assert {"metric", "date", "bank", "mean_a", "mean_b", "diff", "diff_mcse", "ci_low", "ci_high"} <= set(table.columns)
+    # two simulate runs pair as a Comparison only on the same seed, paths and dates
+    from creditsim import Comparison, ResultsError
+
+    assert Comparison(simulate(a, paths=2, seed=2), simulate(b, paths=2, seed=2)).difference("balance")["diff"] != 0
+    for other in (simulate(b, paths=2, seed=3), simulate(b, paths=[0, 2], seed=2), simulate(small_default(**{"calendar.months": 12}), paths=2, seed=2)):
+        with pytest.raises(ResultsError, match="cannot be paired"):
+            Comparison(simulate(a, paths=2, seed=2), other)
 
 
 # ------------------------------------------------------------------------------------------------ calibration

@@ -742,17 +742,6 @@ def test_malformed_values_only_raise_scenario_error(field, value):
 
 
 
-def test_committed_reference_matches_the_schema():
-    """docs/scenario-reference.md is exactly what reference_markdown() generates (regenerate it with
-    `python -c "from creditsim.scenario import reference_markdown; print(reference_markdown())" > docs/scenario-reference.md`)."""
-    from pathlib import Path
-
-    from creditsim.scenario import reference_markdown
-
-    committed = Path(__file__).resolve().parents[1] / "docs" / "scenario-reference.md"
-    assert committed.read_text(encoding="utf-8") == reference_markdown() + "\n"
-
-
 @pytest.mark.parametrize("key", ["012", "0", "361", "12.5", "x"])
 def test_term_keys_must_be_canonical_whole_months(key):
     """term_mix keys are whole months 1..360 written without leading zeros (so '012' cannot alias '12')."""

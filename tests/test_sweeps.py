@@ -245,7 +245,8 @@ def test_solve_integer_field(pool):
 def test_solve_bad_input(pool):
     for kwargs, rule in (({"target": "nope"}, "not a target"), ({"vary": "risk.lgd"}, "one number"), ({"vary": "risk.bogus"}, "unknown field"),
                          ({"range_": "5%:1%"}, "lo < hi"), ({"range_": "1%:2"}, "same unit"), ({"probability": 1.0}, r"\(0, 1\)"),
-                         ({"tolerance": float("inf")}, "width of the range"), ({"tolerance": 1e-9}, "give a larger one")):
+                         ({"tolerance": float("inf")}, "width of the range"), ({"tolerance": 1e-9}, "give a larger one"),
+                         ({"tolerance": "0.1亿"}, "the range's unit"), ({"tolerance": "fine"}, "the range's unit")):
         args = {"target": "few_defaults", "vary": PD_KEY, "range_": "1%:2%", "probability": 0.9, "tolerance": None, **kwargs}
         with pytest.raises(ScenarioError, match=rule):
             creditsim.solve(pool, args["target"], args["vary"], args["range_"], args["probability"], tolerance=args["tolerance"], paths=2)
@@ -261,7 +262,7 @@ def test_cli_sweep_and_solve(pool, tmp_path, capsys):
     assert code == 0 and "target few_defaults: defaults ≤ 80" in out and "change in P" in out
     assert (tmp_path / "p.png").stat().st_size > 1000 and "few_defaults" in (tmp_path / "t.csv").read_text(encoding="utf-8-sig")
     code = main(["solve", str(path), "--target", "few_defaults", "--vary", PD_KEY, "--range", "1%:5%", "--largest", "--paths", "20",
-                 "--tolerance", "1"])
+                 "--tolerance", "1%"])  # written in the range's unit
     out = capsys.readouterr().out
     assert code == 0 and f"largest {PD_KEY} with P(few_defaults) ≥ 90%" in out
     code = main(["sweep", str(path), "--set", f"{PD_KEY}=1%,3%", "--paths", "4", "--checkpoint", str(tmp_path / "ck")])

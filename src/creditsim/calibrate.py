@@ -61,6 +61,7 @@ class Observation:
 
     @property
     def metric(self) -> str:
+        """The metric observed: the quantity without its ``growth:`` or ``total:`` prefix."""
         return self.quantity.partition(":")[2] or self.quantity
 
     @property
@@ -268,7 +269,9 @@ def calibrate(scenario: Scenario, observations: list[Observation], keys: list[st
     paths, seed : int
         Every evaluation runs these paths with this seed (common random numbers).
     max_evaluations : int
-        Most model runs for the optimiser (the Jacobian's finite differences included).
+        Most evaluations of the objective by the optimiser (``max_nfev``). Each Jacobian it forms by finite
+        differences runs the model once more per parameter, so a fit makes up to (1 + len(keys)) ×
+        max_evaluations model runs; :attr:`Calibration.evaluations` reports how many it made.
     progress : callable, optional
         ``progress(evaluations, cost)`` after each model run.
 

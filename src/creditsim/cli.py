@@ -48,7 +48,7 @@ from .sweeps import KEY_METRICS, Sweep, resume_sweep, sweep
 from .targets import SIGNS
 from .units import format_value
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 DEFAULT_PATHS = 100
 END_STOCKS = (
@@ -64,7 +64,7 @@ TOTAL_FLOWS = (
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``creditsim`` command; returns the exit code."""
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     previous = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
     if previous is not None:
@@ -93,7 +93,8 @@ def _terminated(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``creditsim`` command's argument parser (its help texts are the CLI reference, docs/reference/cli.md)."""
     parser = argparse.ArgumentParser(prog="creditsim", description="Monte Carlo simulation of SME lending programmes.")
     parser.add_argument("--version", action="version", version=f"creditsim {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -150,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     so.add_argument("--vary", required=True, metavar="KEY", help="the dotted key of one number, e.g. pools.fund.size")
     so.add_argument("--range", dest="range_", required=True, metavar="LO:HI", help="where to look, both ends in one unit, e.g. 1亿:10亿")
     so.add_argument("--largest", action="store_true", help="find the largest value (for a parameter that lowers the probability)")
-    so.add_argument("--tolerance", type=float, metavar="X", help="locate the answer to within X, in the range's unit (default range/64)")
+    so.add_argument("--tolerance", metavar="X", help="locate the answer to within X, in the range's unit, e.g. 0.05%% (default range/64)")
     so.add_argument("--confidence", type=_probability, default=0.95, help="level of the answer's interval (default 0.95)")
     so.add_argument("--paths", type=_positive_int, default=200, help="paths per value tried (default 200; the same paths every time)")
     so.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every random stream (default 0)")
@@ -167,7 +168,8 @@ def _parser() -> argparse.ArgumentParser:
         cal.add_argument("--fit", required=True, metavar="KEY,KEY", help="dotted scenario keys to fit (with * a common multiplier)")
         cal.add_argument("--paths", type=_positive_int, default=40, help="paths per model run (default 40; the same paths every run)")
         cal.add_argument("--seed", type=_non_negative_int, default=0, help="seed (default 0)")
-        cal.add_argument("--max-evaluations", type=_positive_int, default=80, help="most model runs (default 80)")
+        cal.add_argument("--max-evaluations", type=_positive_int, default=80,
+                         help="most objective evaluations (default 80); each Jacobian adds one model run per fitted key")
         cal.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field first")
         if name == "calibrate":
             cal.add_argument("-o", "--output", metavar="FILE.toml", help="write the calibrated scenario here")

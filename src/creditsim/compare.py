@@ -18,24 +18,38 @@ import pandas as pd
 
 from .api import backend_for, path_numbers
 from .backends import Backend, run_scenarios
-from .errors import ScenarioError
+from .errors import ResultsError, ScenarioError
 from .metrics import SCOPE_METRICS, SCOPES, metric
 from .progress import ProgressArg
 from .results import ALL, Results, mean_and_mcse
 from .scenario import Scenario, load_scenario
+from .targets import Z95
 
-__all__ = ["Z95", "Comparison", "compare", "format_comparison", "paired_stats"]
+__all__ = ["Comparison", "compare", "format_comparison", "paired_stats"]
 
-#: Two-sided 95% normal quantile used for the confidence intervals.
-Z95 = 1.959963984540054
 
 
 @dataclass
 class Comparison:
-    """Results of scenario A (``base``) and B (``variant``) on the same seed and paths."""
+    """Results of scenario A (``base``) and B (``variant``) on the same seed and paths.
+
+    :func:`compare` runs both; two :func:`~creditsim.simulate` runs with the same seed, paths and dates can be
+    paired directly as ``Comparison(base, variant)`` (e.g. several variants against one base run).
+
+    Raises
+    ------
+    ResultsError
+        When the two runs differ in seed, path numbers or dates, so their paths cannot be paired.
+    """
 
     base: Results
     variant: Results
+
+    def __post_init__(self) -> None:
+        a, b = self.base, self.variant
+        if a.seed != b.seed or a.path_ids != b.path_ids or a.dates != b.dates:
+            raise ResultsError("runs cannot be paired: a comparison needs the same seed, path numbers and dates "
+                               f"(seed {a.seed} and {b.seed}, {a.paths} and {b.paths} paths, {a.dates[1]}–{a.dates[-1]} and {b.dates[1]}–{b.dates[-1]})")
 
     def difference(self, name: str, bank: str = ALL, total: bool = False) -> pd.Series:
         """Mean of A and B and of the paired difference B − A, with its standard error and 95% CI.

@@ -1,4 +1,4 @@
-"""The monthly metrics creditsim reports: one table, used by the engine, the results and the README.
+"""The monthly metrics creditsim reports: one table, used by the engine, the results and the metric reference (docs/reference/metrics.md).
 
 Stocks are measured at the end of a month, flows over the month. Each metric has a scope: bank metrics are
 reported per bank, guarantor metrics per guarantee institution, re-guarantor metrics per re-guarantor, each
@@ -185,7 +185,7 @@ def _guarantee_ratios(get: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]
 
 
 def metric_table_markdown() -> str:
-    """The metric table as Markdown (README section 'Metrics')."""
+    """The metric table as Markdown (docs/reference/metrics.md)."""
     rows = ["| metric | unit | kind | scope | meaning |", "|---|---|---|---|---|"]
     rows += [f"| `{m.name}` | {m.unit} | {m.kind} | {m.scope} | {m.meaning} |" for m in METRICS]
     return "\n".join(rows)

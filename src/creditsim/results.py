@@ -68,6 +68,7 @@ class Results:
     # ------------------------------------------------------------------------------------------ access
     @property
     def paths(self) -> int:
+        """The number of paths."""
         return len(self.path_ids)
 
     @property
@@ -191,6 +192,8 @@ class Results:
 
     # ------------------------------------------------------------------------------------------ storage
     def manifest(self) -> dict[str, Any]:
+        """What :meth:`save` writes to ``manifest.json``: format, creditsim version, seed, paths, path numbers,
+        entities, dates, the scenario and its digest (the data file's SHA-256 is added when saved)."""
         from . import __version__
 
         return {

@@ -6,7 +6,7 @@ field and every cross-field rule, and returns a frozen :class:`Scenario`. Every 
 :class:`~creditsim.errors.ScenarioError` naming the dotted field, the value and the rule. The engine trusts
 what comes out.
 
-The field reference (``docs/scenario-reference.md``) is generated from this module by
+The field reference (``docs/reference/scenario.md``) is generated from this module by
 :func:`reference_markdown`, so the two cannot drift apart.
 """
 
@@ -277,7 +277,7 @@ class Campaign(_Model):
     """
 
     segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Segments on the 无贷户 list (default all).")
-    list_size: Count | None = Field(None, description="Firms on the 无贷户 list (e.g. '53万'); each is reached at most once. Default: every firm that never borrowed in the listed segments.", json_schema_extra=WHOLE)
+    list_size: Count | None = Field(None, description="Firms on the 无贷户 list (e.g. '53万'): the campaign's total reach over the run stops there. Each month's reach is drawn from the firms that never borrowed, so a firm reached that did not apply may be reached again. Default: no limit but those firms.", json_schema_extra=WHOLE)
     start: Month | None = Field(None, description="First month of the campaign (default: the scenario's start).")
     end: Month | None = Field(None, description="Last month of the campaign (default: the scenario's end).")
     channels: dict[Annotated[str, BeforeValidator(_name)], Channel] = Field(default_factory=dict, description="The outreach channels, keyed by name.")
@@ -383,7 +383,7 @@ class Target(_Model):
 
     label: str = Field("", description="The target as the plan words it, e.g. '新增小微企业贷款1000亿元'.")
     source: str = Field("", description="Where the plan sets it: document and clause, e.g. '004_a4906bae605cc669.txt 一(三)'.")
-    metric: str = Field(description="The metric measured (see the metric table in the README).")
+    metric: str = Field(description="The metric measured (see docs/reference/metrics.md).")
     measure: Literal["stock", "increase", "cumulative", "average", "ratio"] = Field(description="How the metric is measured: stock (余额) or ratio at a date, increase (新增), cumulative flow (累计) or average over a period.")
     comparison: Annotated[Literal[">=", "<=", ">", "<"], BeforeValidator(_comparison)] = Field(">=", description="How the measured value must compare with the threshold: '>=', '<=', '>' or '<' (≥ and ≤ accepted).")
     threshold: float | str = Field(description="The target value in the metric's unit: an amount for money ('1000亿'), a count for firms or loans (15000, '1.5万户'), a rate for a fraction ('1%'); may be negative.")
@@ -451,10 +451,12 @@ class Scenario(_Model):
     # ------------------------------------------------------------------ derived views used by the engine
     @property
     def segment_names(self) -> list[str]:
+        """The firm segments' names, in file order."""
         return list(self.firms.segments)
 
     @property
     def bank_names(self) -> list[str]:
+        """The banks' names, in file order (the order of the bank entities in results)."""
         return list(self.banks)
 
     @property
@@ -933,7 +935,7 @@ def _check_targets(s: Scenario) -> None:
         m = kinds.get(target.metric)
         if m is None:
             hint = difflib.get_close_matches(target.metric, list(kinds), n=1)
-            raise ScenarioError(f"{f}.metric", target.metric, "unknown metric" + (f" (did you mean '{hint[0]}'?)" if hint else "; see the metric table in the README"))
+            raise ScenarioError(f"{f}.metric", target.metric, "unknown metric" + (f" (did you mean '{hint[0]}'?)" if hint else "; see docs/reference/metrics.md"))
         allowed = {"stock": ("stock",), "increase": ("stock",), "cumulative": ("flow",), "average": ("stock", "flow", "ratio"), "ratio": ("ratio",)}[target.measure]
         if m.kind not in allowed:
             raise ScenarioError(f"{f}.measure", target.measure, f"cannot measure {target.metric}, a {m.kind} metric (use {_measures_for(m.kind)})")
@@ -997,7 +999,7 @@ def _check_products(field: str, table: dict[str, float], complete: bool = False)
 
 # --------------------------------------------------------------------------------------------------- reference
 def reference_markdown() -> str:
-    """The scenario field reference as Markdown, generated from the schema (``docs/scenario-reference.md``)."""
+    """The scenario field reference as Markdown, generated from the schema (``docs/reference/scenario.md``)."""
     lines = [
         "# Scenario file reference",
         "",

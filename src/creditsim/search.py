@@ -103,7 +103,7 @@ def solve(
     probability: float = 0.9,
     *,
     largest: bool = False,
-    tolerance: float | None = None,
+    tolerance: float | str | None = None,
     confidence: float = 0.95,
     paths: int | Iterable[int] = 200,
     seed: int = 0,
@@ -132,9 +132,9 @@ def solve(
         The level, in (0, 1).
     largest : bool
         Find the largest value instead (for a parameter that lowers the probability as it grows).
-    tolerance : float, optional
-        How closely to locate each boundary, in the range's unit (default (hi − lo) / 64; at least 1 for an
-        integer field).
+    tolerance : float or str, optional
+        How closely to locate each boundary, in the range's unit: a number (``0.05`` for a range in %) or
+        written with the unit (``"0.05%"``); default (hi − lo) / 64, at least 1 for an integer field.
     confidence : float
         Level of the Wilson intervals that give the answer's interval.
     paths, seed, progress, backend, workers, client, scheduler, chunk_size
@@ -172,6 +172,11 @@ def solve(
     integer = isinstance(current, int) and not unit
     if tolerance is None:
         tolerance = (hi - lo) / 64
+    elif isinstance(tolerance, str):
+        parsed = value_and_unit(tolerance.strip())
+        if parsed is None or parsed[1] not in ("", unit):
+            raise ScenarioError("--tolerance", tolerance, f"must be a number in the range's unit, e.g. {written((hi - lo) / 64, unit)}")
+        tolerance = parsed[0]
     if not (math.isfinite(tolerance) and 0 < tolerance <= hi - lo):
         raise ScenarioError("--tolerance", tolerance, f"must be a number in (0, {written(hi - lo, unit)}], the width of the range")
     if integer:

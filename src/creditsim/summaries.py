@@ -15,20 +15,11 @@ import math
 import numpy as np
 import pandas as pd
 
-from .compare import Z95, Comparison
+from .compare import Comparison
 from .results import Results
+from .targets import Z95, wilson_interval
 
-__all__ = ["fiscal_costs", "instrument_events", "per_fiscal_cost", "wilson_interval"]
-
-
-def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (defaults to 95%)."""
-    if trials == 0:
-        return (math.nan, math.nan)
-    p = successes / trials
-    centre = (p + z**2 / (2 * trials)) / (1 + z**2 / trials)
-    half = z * math.sqrt(p * (1 - p) / trials + z**2 / (4 * trials**2)) / (1 + z**2 / trials)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+__all__ = ["fiscal_costs", "instrument_events", "per_fiscal_cost"]
 
 
 def _events(results: Results) -> list[tuple[str, str, np.ndarray]]:
@@ -61,7 +52,7 @@ def instrument_events(results: Results) -> pd.DataFrame:
     for entity, event, happened in _events(results):
         hit = happened[:, 1:].any(axis=1)
         first = np.argmax(happened[:, 1:], axis=1) + 1  # index into results.dates
-        low, high = wilson_interval(int(hit.sum()), results.paths)
+        low, high = (float(v) for v in wilson_interval(int(hit.sum()), results.paths))
         months = np.sort(first[hit])
         rows.append({
             "entity": entity, "event": event, "probability": hit.mean(), "ci_low": low, "ci_high": high,
