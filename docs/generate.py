@@ -12,7 +12,6 @@ Run ``python docs/generate.py`` after changing the schema, the metrics, the comm
 from __future__ import annotations
 
 import inspect
-import os
 import re
 import sys
 from collections.abc import Callable
@@ -20,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 REFERENCE = Path(__file__).resolve().parent / "reference"
-#: Width of the command-line help texts (argparse reads COLUMNS).
-HELP_COLUMNS = "100"
 
 #: The documented public API: module, then its names in reading order.
 API: dict[str, list[str]] = {
@@ -32,7 +29,8 @@ API: dict[str, list[str]] = {
     ],
     "creditsim.plots": ["fan_chart", "target_chart", "two_increases_chart", "loss_chart", "capital_chart", "sweep_figure"],
     "creditsim.report": ["write_report"],
-    "creditsim.calibrate": ["read_observations", "Observation", "calibrate", "backtest", "Calibration"],
+    "creditsim.calibrate": ["read_observations", "Observation", "parameters", "Parameter", "calibrate", "backtest", "Calibration"],
+    "creditsim.targets": ["wilson_interval", "paired_difference_interval"],
 }
 _SECTIONS_WITH_ENTRIES = {"Parameters", "Returns", "Yields", "Raises", "Attributes", "Other Parameters"}
 
@@ -68,34 +66,45 @@ def metrics_page() -> str:
 
 
 def cli_page() -> str:
+    import argparse
+
     from creditsim.cli import build_parser
 
-    previous = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = HELP_COLUMNS
-    try:
-        parser = build_parser()
-        commands = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-        lines = [
-            "# Command-line reference",
-            "",
-            "Generated from the argument parser (`creditsim.cli.build_parser`) by `docs/generate.py`; a test keeps this",
-            "page equal to it. `creditsim COMMAND --help` prints the same. Every command exits 0 on success, 2 on bad",
-            "input (one line naming the field and the rule, no traceback), 130 when interrupted (Ctrl-C or SIGTERM)",
-            "and 141 when its output pipe closes.",
-            "",
-            "```text",
-            parser.format_help().rstrip(),
-            "```",
-            "",
-        ]
-        helps = {choice.dest: choice.help for choice in commands._choices_actions}
-        for name, sub in commands.choices.items():
-            lines += [f"## creditsim {name}", "", f"{helps[name][0].upper()}{helps[name][1:]}.", "", "```text", sub.format_help().rstrip(), "```", ""]
-    finally:
-        if previous is None:
-            del os.environ["COLUMNS"]
-        else:
-            os.environ["COLUMNS"] = previous
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {choice.dest: choice.help or "" for choice in commands._choices_actions}
+    lines = [
+        "# Command-line reference",
+        "",
+        "Generated from the argument parser (`creditsim.cli.build_parser`) by `docs/generate.py`; a test keeps this",
+        "page equal to it. `creditsim COMMAND --help` prints the same options. Every command exits 0 on success, 2 on",
+        "bad input (one line naming the field and the rule, no traceback), 130 when interrupted (Ctrl-C or SIGTERM)",
+        "and 141 when its output pipe closes. `creditsim --version` prints the version.",
+        "",
+        "| command | what it does |",
+        "|---|---|",
+        *(f"| [`{name}`](#creditsim-{name}) | {helps[name]} |" for name in commands.choices),
+        "",
+    ]
+    for name, sub in commands.choices.items():
+        lines += [f"## creditsim {name}", "", f"{helps[name][0].upper()}{helps[name][1:]}.", "", "| argument | value | meaning |", "|---|---|---|"]
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            takes_value = action.nargs != 0
+            value = (action.metavar or action.dest.upper()) if takes_value and action.option_strings else ""
+            if action.option_strings:
+                argument = ", ".join(f"`{option}`" for option in action.option_strings)
+            else:
+                argument = f"`{action.dest.upper()}`" + (" (optional)" if action.nargs == "?" else "")
+            meaning = (action.help or "").replace("%%", "%")
+            if action.required and action.option_strings:
+                meaning = f"required: {meaning}"
+            if isinstance(action, argparse._AppendAction):
+                meaning += " (repeatable)"
+            cells = (argument, f"`{value}`" if value else "", meaning)
+            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+        lines.append("")
     return "\n".join(lines)
 
 

@@ -7,14 +7,16 @@ Rules for the blocks of one page (in order, in one temporary directory holding l
 - ``pycon``: run as a doctest (the examples of the API reference);
 - ``bash``: each command runs with bash and must exit 0, or the code in ``exit=N``; a line ending in ``\\``
   continues on the next; comment lines are skipped;
-- ``toml file=NAME``: written to NAME for later blocks; ``toml`` without a file must load as a scenario when it
-  has a ``[calendar]`` table, else as a fragment merged into the bundled default;
+- ``toml file=NAME``: written to NAME for later blocks; ``toml from=FILE``: every value in it must be the one in
+  FILE (a quoted excerpt); other ``toml`` must load as a scenario when it has a ``[calendar]`` table, else as a
+  fragment merged into the bundled default;
 - ``text`` right after a ``bash`` or ``python`` block (no other block between): that block's output, each
   non-blank line appearing in order among the output's lines, runs of spaces counting as one (``...``
   lines are skipped); other ``text`` blocks
   are literal text (help texts, formulas).
 
-Any other language is refused, so that no code block goes unrun.
+Any other language, and ``~~~`` fences, are refused, so that no code block goes unrun. Processes a command leaves
+running in the background (a Dask scheduler, say) are stopped when the page's test ends.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import doctest
 import importlib.util
 import io
 import os
+import signal
 import subprocess
 import sys
 import tomllib
@@ -100,8 +103,12 @@ def test_every_public_name_is_in_the_api_reference():
 
 def test_every_code_block_has_a_language_the_tests_run():
     for page in PAGES:
-        for block in code_blocks(page.read_text(encoding="utf-8")):
-            assert block.language in LANGUAGES, f"{page.relative_to(ROOT)}:{block.line}: code block in '{block.language}' is not run"
+        text = page.read_text(encoding="utf-8")
+        assert not any(line.lstrip().startswith("~~~") for line in text.splitlines()), f"{page.relative_to(ROOT)}: use ``` fences"
+        for block in code_blocks(text):
+            where = f"{page.relative_to(ROOT)}:{block.line}"
+            assert block.language in LANGUAGES, f"{where}: code block in '{block.language}' is not run"
+            assert block.language != "pycon" or ">>>" in block.text, f"{where}: a pycon block without >>> tests nothing"
 
 
 def test_text_output_is_matched_in_order():
@@ -111,6 +118,13 @@ def test_text_output_is_matched_in_order():
     assert _missing("b c\nd\n", output) is None
     assert _missing("d\na\n", output) == "a"
     assert _missing("x\n", output) == "x"
+
+
+def test_a_quoted_excerpt_must_match_its_file():
+    full = {"targets": {"a": {"metric": "balance", "threshold": "1000亿"}}, "name": "x"}
+    assert _excerpt_mismatch({"targets": {"a": {"metric": "balance"}}}, full) is None
+    assert _excerpt_mismatch({"targets": {"a": {"threshold": "900亿"}}}, full) == "targets.a.threshold"
+    assert _excerpt_mismatch({"targets": {"b": {"metric": "balance"}}}, full) == "targets.b"
 
 
 def _missing(expected: str, output: str) -> str | None:
@@ -141,6 +155,18 @@ def _commands(text: str) -> list[str]:
     return commands
 
 
+def _excerpt_mismatch(excerpt: dict, full: dict, prefix: str = "") -> str | None:
+    """The first dotted key whose value in ``excerpt`` differs from ``full``'s; None when all agree."""
+    for key, value in excerpt.items():
+        if isinstance(value, dict) and isinstance(full.get(key), dict):
+            found = _excerpt_mismatch(value, full[key], f"{prefix}{key}.")
+            if found:
+                return found
+        elif full.get(key) != value:
+            return f"{prefix}{key}"
+    return None
+
+
 def _merged(base: dict, fragment: dict) -> dict:
     merged = dict(base)
     for key, value in fragment.items():
@@ -151,13 +177,23 @@ def _merged(base: dict, fragment: dict) -> dict:
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(DOCS)) for p in PAGES])
 def test_page_code_blocks_run(page, tmp_path, monkeypatch):
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     for name in ("scenarios", "data"):
         (tmp_path / name).symlink_to(ROOT / name, target_is_directory=True)
     monkeypatch.chdir(tmp_path)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", "COLUMNS": "100", "MPLBACKEND": "Agg"}
     namespace: dict = {"__name__": "__docs__"}
+    sessions: list[int] = []
+    try:
+        _run_blocks(page, tmp_path, env, namespace, sessions)
+    finally:
+        for session in sessions:  # whatever a command left running in the background
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(session, signal.SIGTERM)
+
+
+def _run_blocks(page: Path, tmp_path: Path, env: dict, namespace: dict, sessions: list[int]) -> None:
+    import matplotlib.pyplot as plt
+
     output = ""
     for block in code_blocks(page.read_text(encoding="utf-8")):
         where = f"{page.relative_to(ROOT)}:{block.line}"
@@ -176,12 +212,20 @@ def test_page_code_blocks_run(page, tmp_path, monkeypatch):
             expected = int(block.options.get("exit", "0"))
             output = ""
             for command in _commands(block.text):
-                done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+                process = subprocess.Popen(["bash", "-c", command], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                           text=True, start_new_session=True)
+                sessions.append(process.pid)
+                stdout, stderr = process.communicate(timeout=COMMAND_TIMEOUT)
+                done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
                 output += done.stdout + done.stderr
                 assert done.returncode == expected, f"{where}: `{command}` exited {done.returncode}, not {expected}:\n{done.stdout}{done.stderr}"
                 if expected == 2:
                     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, f"{where}: `{command}`: {done.stderr}"
         elif block.language == "toml":
+            if "from" in block.options:
+                mismatch = _excerpt_mismatch(tomllib.loads(block.text), tomllib.loads((ROOT / block.options["from"]).read_text(encoding="utf-8")))
+                assert mismatch is None, f"{where}: {mismatch} differs from {block.options['from']}"
+                continue
             if "file" in block.options:
                 target = tmp_path / block.options["file"]
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,22 @@ class Results:
     groups : dict of str to ndarray
         Per scope (see :data:`creditsim.metrics.SCOPES`), an array of shape (paths, M + 1, entities, metrics of
         the scope): the scope's named entities without the aggregate, or one column for the population.
+
+    Attributes
+    ----------
+    scenario : Scenario
+        The scenario that was run.
+    seed : int
+    path_ids : list of int
+        The path numbers, in row order.
+    dates : list of str
+        The months 'YYYY-MM', from the opening position (the month before ``calendar.start``) to the end.
+    banks : list of str
+        The banks, then ``"all"``.
+    entities : dict of str to list of str
+        Per scope ("bank", "guarantor", "reguarantor", "pool", "population"), its entities, then ``"all"``.
+    groups : dict of str to ndarray
+        Per scope, the array of shape (paths, dates, entities, metrics of the scope), aggregate included.
     """
 
     def __init__(self, scenario: Scenario, seed: int, path_ids: list[int], groups: dict[str, np.ndarray]) -> None:

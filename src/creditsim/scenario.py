@@ -1082,7 +1082,11 @@ def _type_name(annotation: Any, metadata: list[Any]) -> str:
                 return f"list of {name}"
             return name
     if annotation is int:
-        return "integer"
+        low = next((m.ge for m in metadata if hasattr(m, "ge")), None)
+        high = next((m.le for m in metadata if hasattr(m, "le")), None)
+        if low is not None and high is not None:
+            return f"integer in [{low}, {high}]"
+        return "integer" if low is None else f"integer ≥ {low}"
     if annotation is bool:
         return "true or false"
     if annotation is str or text.startswith("typing.Optional[str]") or text.startswith("str | None"):
@@ -1119,4 +1123,6 @@ def _type_name(annotation: Any, metadata: list[Any]) -> str:
         return "table of banks"
     if "StressPoint" in text:
         return "array of tables"
-    return text
+    if "Renewal" in text:
+        return "table"
+    raise TypeError(f"no reference name for the field type {text}")
