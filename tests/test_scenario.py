@@ -497,9 +497,13 @@ def test_invalid_toml_file(tmp_path):
 
 
 def test_empty_file(tmp_path):
-    """An empty file parses as TOML and then misses required fields."""
+    """An empty file is refused as empty (not as a scenario missing its fields); a file of only comments parses
+    as TOML and then misses the required fields."""
     path = tmp_path / "empty.toml"
     path.write_bytes(b"")
+    with pytest.raises(ScenarioError, match="is empty"):
+        load_scenario(path)
+    path.write_text("# nothing yet\n", encoding="utf-8")
     with pytest.raises(ScenarioError) as exc:
         load_scenario(path)
     assert_field(exc, "name")

@@ -26,7 +26,7 @@ import threading
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -93,9 +93,16 @@ def _terminated(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, as every other error of the command is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"creditsim: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``creditsim`` command's argument parser (its help texts are the CLI reference, docs/reference/cli.md)."""
-    parser = argparse.ArgumentParser(prog="creditsim", description="Monte Carlo simulation of SME lending programmes.")
+    parser = _Parser(prog="creditsim", description="Monte Carlo simulation of SME lending programmes.")
     parser.add_argument("--version", action="version", version=f"creditsim {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -71,6 +71,8 @@ FACTOR_MONTHS: dict[str, int] = {"monthly": 1, "quarterly": 3, "annual": 12}
 MAX_SEGMENT_FIRMS = 1e9
 #: The bundled default scenario, run by ``creditsim run`` with no file.
 DEFAULT_SCENARIO = "default.toml"
+#: The largest scenario file read, in bytes (the plans' files are 15–25 KB); a larger file is refused unread.
+MAX_SCENARIO_BYTES = 1024**2
 
 
 # --------------------------------------------------------------------------------------------------- value types
@@ -568,13 +570,20 @@ def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | li
     else:
         source = str(path)
         try:
-            raw_bytes = Path(path).read_bytes()
+            with open(path, "rb") as file:
+                raw_bytes = file.read(MAX_SCENARIO_BYTES + 1)  # never more than the limit, whatever the file
         except OSError as exc:
             raise ScenarioError(source, _MISSING, f"cannot read the file: {exc.strerror or exc}") from None
+        if len(raw_bytes) > MAX_SCENARIO_BYTES:
+            raise ScenarioError(source, _MISSING, f"is larger than {MAX_SCENARIO_BYTES // 1024**2} MiB, the most a scenario file may be")
+        if not raw_bytes.strip():
+            raise ScenarioError(source, _MISSING, "is empty")
         try:
             text = raw_bytes.decode("utf-8")
         except UnicodeDecodeError:
             raise ScenarioError(source, _MISSING, "is not UTF-8 text") from None
+        if "\x00" in text:
+            raise ScenarioError(source, _MISSING, "is binary, not a TOML text file")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -1006,7 +1015,8 @@ def reference_markdown() -> str:
         "Generated from `creditsim/scenario.py` by `creditsim.scenario.reference_markdown()`; a test keeps this file",
         "equal to it. Amounts accept plain CNY or strings with 万/亿/万亿 (`\"300亿\"`, `\"800万元\"`); rates and shares",
         "accept `0.008` or `\"0.8%\"`; counts accept `15000` or `\"1.5万\"`; months are `\"YYYY-MM\"`. Unknown keys, wrong",
-        "types, NaN/inf and values out of range are errors naming the dotted field.",
+        "types, NaN/inf and values out of range are errors naming the dotted field. A scenario file is UTF-8 TOML of at",
+        f"most {MAX_SCENARIO_BYTES // 1024**2} MiB (`MAX_SCENARIO_BYTES`); it is only parsed as data, never executed.",
         "",
     ]
     sections: list[tuple[str, type[BaseModel]]] = [
