@@ -180,7 +180,7 @@ def _markdown(doc: str) -> list[str]:
     i = 0
     while i < len(raw):
         line = raw[i]
-        if i + 1 < len(raw) and line.strip() and re.fullmatch(r"-{3,}", raw[i + 1].strip()):
+        if _is_title(raw, i):
             section = line.strip()
             out += ["", f"**{section}**", ""]
             i += 2

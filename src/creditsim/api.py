@@ -13,7 +13,6 @@ import numpy as np
 from .backends import Backend, run_scenarios
 from .engine import Simulation
 from .errors import ScenarioError
-from .memory import check_results_fit
 from .progress import ProgressArg
 from .results import Results
 from .scenario import Scenario, load_scenario
@@ -91,7 +90,6 @@ def run_paths(engine: Callable[[Scenario, int, int], Any], scenario: Scenario, p
     :class:`creditsim.reference.ReferenceSimulation`; both expose the same metric arrays.
     """
     path_ids = path_numbers(paths, seed)
-    check_results_fit([scenario], len(path_ids))
     with backend_for(backend, workers, client, scheduler) as runner:
         (groups,) = run_scenarios([scenario], path_ids, int(seed), runner, engine=engine, chunk_size=chunk_size, progress=progress,
                                   checkpoint=checkpoint)

@@ -39,6 +39,7 @@ import numpy as np
 
 from .checkpoint import MANIFEST, Checkpoint, read_manifest
 from .errors import BackendError
+from .memory import check_results_fit
 from .metrics import SCOPE_METRICS, SCOPES, metric
 from .progress import Progress, ProgressArg
 from .results import Results
@@ -368,7 +369,15 @@ def run_scenarios(
     Returns
     -------
     list of dict of str to ndarray
+
+    Raises
+    ------
+    ScenarioError
+        Before anything runs, when every path's metrics (no ``summary``) would not fit in memory
+        (:func:`creditsim.memory.check_results_fit`).
     """
+    if summary is None:
+        check_results_fit(list(scenarios), len(path_ids))
     if engine is None:
         from .engine import Simulation
 

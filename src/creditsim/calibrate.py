@@ -19,7 +19,6 @@ model mean's Monte Carlo error).
 
 from __future__ import annotations
 
-import copy
 import csv
 import fnmatch
 import math
@@ -34,8 +33,7 @@ from scipy.optimize import least_squares
 
 from .api import simulate
 from .errors import DataError, ScenarioError
-from .metrics import METRICS
-from .results import Results
+from .results import METRIC_KIND, Results
 from .scenario import Scenario, scenario_from_dict
 from .units import month_index, parse_amount, parse_month, parse_rate
 
@@ -44,7 +42,6 @@ __all__ = ["DEFAULT_RELATIVE_SD", "Calibration", "Observation", "Parameter", "ca
 
 #: Standard deviation of an observation given without one, as a share of its value.
 DEFAULT_RELATIVE_SD = 0.02
-_KINDS = {m.name: m.kind for m in METRICS}
 #: Bounds of a multiplier.
 SCALE_BOUNDS = (0.1, 10.0)
 
@@ -101,7 +98,7 @@ def read_observations(path: str | Path) -> list[Observation]:
         quantity = (row["quantity"] or "").strip()
         how, _, name = quantity.rpartition(":")
         wanted = {"": ("stock", "ratio"), "growth": ("stock",), "total": ("flow",)}.get(how, ())
-        if _KINDS.get(name) not in wanted:
+        if METRIC_KIND.get(name) not in wanted:
             raise bad("quantity", "must be a stock or ratio metric (balance, borrowers, npl_ratio …), growth:STOCK or total:FLOW")
         try:
             value = parse_amount(row["value"]) if not str(row["value"]).strip().endswith("%") else parse_rate(row["value"])
@@ -193,18 +190,14 @@ def _numeric_fields(data: Any, prefix: str = "") -> dict[str, float | list[float
 
 def apply(scenario: Scenario, params: list[Parameter], values: np.ndarray) -> Scenario:
     """``scenario`` with the parameters set to ``values`` (validated)."""
-    data = copy.deepcopy(scenario.to_dict())
+    data = scenario.to_dict()
     current = _numeric_fields(data)
+    changes: dict[str, float | list[float]] = {}
     for p, v in zip(params, values, strict=True):
         for field in p.fields:
             old = current[field]
-            new: float | list[float] = [x * v for x in old] if isinstance(old, list) else (old * v if p.scale else float(v))
-            node = data
-            *parents, last = field.split(".")
-            for part in parents:
-                node = node[part]
-            node[last] = new
-    return scenario_from_dict(data)
+            changes[field] = [x * v for x in old] if isinstance(old, list) else (old * v if p.scale else float(v))
+    return scenario_from_dict(data, changes)
 
 
 def model_values(results: Results, observations: list[Observation]) -> np.ndarray:
@@ -284,8 +277,8 @@ def calibrate(scenario: Scenario, observations: list[Observation], keys: list[st
         raise DataError("no observations to fit")
     observed = np.array([o.value for o in observations])
     sd_obs = np.array([o.sd if math.isfinite(o.sd) else DEFAULT_RELATIVE_SD * max(abs(o.value), 1e-12) for o in observations])
-    model_values(simulate(scenario, paths=1, seed=seed, progress=False), observations)  # dates and scopes fit the run, before any fitting
     calls = {"n": 0}
+    evaluated: dict[bytes, np.ndarray] = {}  # each point's model values, so the optimum is not run again
     noise = {"mcse": np.zeros(len(observations))}
 
     def residuals(x: np.ndarray) -> np.ndarray:
@@ -293,7 +286,8 @@ def calibrate(scenario: Scenario, observations: list[Observation], keys: list[st
             candidate = apply(scenario, params, x)
         except ScenarioError:
             return np.full(len(observations), 1e3)  # outside what the scenario allows
-        values = model_values(simulate(candidate, paths=paths, seed=seed, progress=False), observations)
+        values = model_values(simulate(candidate, paths=paths, seed=seed, progress=False), observations)  # the first run checks the observations' dates and scopes
+        evaluated[x.tobytes()] = values
         calls["n"] += 1
         mean = np.nanmean(values, axis=0)
         if calls["n"] == 1:
@@ -316,7 +310,9 @@ def calibrate(scenario: Scenario, observations: list[Observation], keys: list[st
     except np.linalg.LinAlgError:
         se = np.full(len(params), np.nan)
     fitted = apply(scenario, params, solution.x)
-    values = model_values(simulate(fitted, paths=paths, seed=seed, progress=False), observations)
+    values = evaluated.get(solution.x.tobytes())
+    if values is None:
+        values = model_values(simulate(fitted, paths=paths, seed=seed, progress=False), observations)
     mean = np.nanmean(values, axis=0)
     p5, p95 = np.nanpercentile(values, [5, 95], axis=0)
     table = pd.DataFrame({

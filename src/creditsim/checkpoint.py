@@ -11,7 +11,6 @@ with the same numbers as an uninterrupted one. Nothing is unpickled when reading
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ import numpy as np
 
 from .errors import ResultsError
 from .outputs import write_file
+from .scenario import json_digest
 
 __all__ = ["Checkpoint", "MANIFEST", "read_manifest"]
 
@@ -84,7 +84,7 @@ class Checkpoint:
                 if found.get("versions") != wanted["versions"]:
                     raise ResultsError(f"{self.directory}: checkpointed by {found.get('versions')}, not {wanted['versions']}, "
                                        "whose numbers may differ; start a new checkpoint")
-                if _digest(found["run"]) != _digest(run):
+                if json_digest(found["run"]) != json_digest(run):
                     differ = sorted(k for k in set(run) | set(found["run"]) if run.get(k) != found["run"].get(k))
                     raise ResultsError(f"{self.directory}: holds a checkpoint of another run (its {', '.join(differ)} differ); "
                                        "resume it with the same settings or use a new directory")
@@ -133,8 +133,3 @@ class Checkpoint:
                 np.savez(handle, **content)  # type: ignore[arg-type]
 
         write_file(self._file(index), write, "checkpoint file")
-
-
-def _digest(run: dict[str, Any]) -> str:
-    text = json.dumps(run, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()

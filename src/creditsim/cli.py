@@ -46,7 +46,7 @@ from .search import Solution, solve
 from .summaries import fiscal_costs, instrument_events, per_fiscal_cost
 from .sweeps import KEY_METRICS, Sweep, resume_sweep, sweep
 from .targets import SIGNS
-from .units import format_value
+from .units import format_value, parse_rate
 
 __all__ = ["build_parser", "main"]
 
@@ -209,7 +209,7 @@ def _backend(args: argparse.Namespace) -> dict[str, Any]:
 
 def _probability(text: str) -> float:
     try:
-        value = float(text.strip().rstrip("%")) / (100.0 if text.strip().endswith("%") else 1.0)
+        value = parse_rate(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a probability such as 0.9 or 90%, got {text!r}") from None
     if not 0.0 < value < 1.0:
@@ -306,24 +306,26 @@ def _sweep(args: argparse.Namespace) -> int:
         metrics = [m.strip() for m in (args.metrics or ",".join(KEY_METRICS)).split(",") if m.strip()]
         result = sweep(load_scenario(args.scenario), args.grid, paths=DEFAULT_PATHS if args.paths is None else args.paths,
                        seed=args.seed or 0, metrics=metrics, checkpoint=args.checkpoint, **_backend(args))
-    print(format_sweep(result))
+    targets, key_metrics = result.targets(), result.key_metrics()
+    print(format_sweep(result, targets, key_metrics))
     written = []
     if args.plot:
-        if result.targets().empty:
+        if targets.empty:
             raise ScenarioError("--plot", args.plot, "needs a target assessed in the run, and every target lies outside it")
         figure = result.plot()
         written.append(f"chart: {write_file(Path(args.plot), lambda tmp: figure.savefig(tmp, format=Path(args.plot).suffix[1:]), 'chart')}")
     if args.csv:
-        table = pd.concat([result.targets().assign(kind="target"), result.key_metrics().assign(kind="metric")], ignore_index=True)
+        table = pd.concat([targets.assign(kind="target"), key_metrics.assign(kind="metric")], ignore_index=True)
         written.append(f"table: {write_file(Path(args.csv), lambda tmp: table.to_csv(tmp, index=False, encoding='utf-8-sig'), 'table')}")
     if written:
         print("\nwritten: " + "; ".join(written))
     return 0
 
 
-def format_sweep(result: Sweep) -> str:
-    """The text ``creditsim sweep`` prints: per target, each variant's probability with its 95% interval and the
-    paired change from the previous value of the last key; then the key metrics' means."""
+def format_sweep(result: Sweep, targets: pd.DataFrame, table: pd.DataFrame) -> str:
+    """The text ``creditsim sweep`` prints from the sweep's ``targets()`` and ``key_metrics()`` tables: per target,
+    each variant's probability with its 95% interval and the paired change from the previous value of the last
+    key; then the key metrics' means."""
     keys = result.keys
     n = len(result.path_ids)
     lines = [f"creditsim {__version__} · sweep of {result.scenario.name} · {len(result.settings)} variants × {n} paths · seed {result.seed} · "
@@ -336,7 +338,6 @@ def format_sweep(result: Sweep) -> str:
     def settings(i: int) -> str:
         return "".join(_pad(_shown(result.settings[i][k]), width) for k in keys)
 
-    targets = result.targets()
     for name, why in result.not_assessed().items():
         lines += ["", f"target {name}: not assessed ({why})"]
     for name in dict.fromkeys(targets["target"]):
@@ -348,7 +349,6 @@ def format_sweep(result: Sweep) -> str:
             ci = f"[{100 * row.ci_low:.0f}%, {100 * row.ci_high:.0f}%]"
             change = "" if np.isnan(row.change) else f"{100 * row.change:+.1f} [{100 * row.change_low:+.1f}, {100 * row.change_high:+.1f}] pts"
             lines.append(f"{settings(row.variant)}{100 * row.probability:>7.0f}%   {ci:<14}{format_value(row.median, unit):>12}   {change}")
-    table = result.key_metrics()
     for name in result.metrics:
         unit = metric(name).unit
         when = "total" if metric(name).kind == "flow" else "at the end"

@@ -19,7 +19,6 @@ import pandas as pd
 from .api import backend_for, path_numbers
 from .backends import Backend, run_scenarios
 from .errors import ResultsError, ScenarioError
-from .memory import check_results_fit
 from .metrics import SCOPE_METRICS, SCOPES, metric
 from .progress import ProgressArg
 from .results import ALL, Results, mean_and_mcse
@@ -115,7 +114,6 @@ def compare(
     if a.calendar != b.calendar or a.bank_names != b.bank_names:
         raise ScenarioError("calendar", b.calendar.start, "the two scenarios must share the calendar and the bank names to be compared")
     path_ids = path_numbers(paths, seed)
-    check_results_fit([a, b], len(path_ids))
     with backend_for(backend, workers, client, scheduler) as runner:
         groups = run_scenarios([a, b], path_ids, seed, runner, chunk_size=chunk_size, progress=progress)
     return Comparison(Results(a, seed, path_ids, groups[0]), Results(b, seed, path_ids, groups[1]))

@@ -68,12 +68,13 @@ from .population import (
     POOL_STATES,
     application_growth,
     grade_table,
+    growth_factor,
     initial_population,
     line_parameters,
 )
 from .renewal import RenewalRules
 from .risk import beta_parameters, cumulative_hazard, default_months, monthly_hazards
-from .scenario import FACTOR_MONTHS, PRODUCTS, Scenario, admitted, rates_by_year
+from .scenario import FACTOR_MONTHS, PRODUCTS, Scenario, admitted
 from .streams import COMPONENTS, stream
 from .units import month_index
 
@@ -202,12 +203,7 @@ class Simulation:
     def _growth_path(self, field: str) -> np.ndarray:
         """Cumulative growth factor of a book that follows the annual rates of a bank field (the loans outside
         the inclusive book, or the small-micro ones among them), shape (M + 1, banks)."""
-        s = self.scenario
-        years = (s.start_index + np.arange(self.months)) // 12
-        monthly = np.ones((self.months + 1, self.n_banks))
-        for j, bank in enumerate(s.banks.values()):
-            monthly[1:, j] = (1.0 + rates_by_year(getattr(bank, field), years)) ** (1.0 / 12.0)
-        return np.cumprod(monthly, axis=0)
+        return np.column_stack([growth_factor(self.scenario, getattr(bank, field)) for bank in self.scenario.banks.values()])
 
     # ------------------------------------------------------------------------------------------ running
     def run(self) -> Simulation:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ class Results:
         start = scenario.start_index - 1
         self.dates = [month_label(start + t) for t in range(groups["bank"].shape[1])]
         self.banks = self.entities["bank"]
-        self._tables: dict[str, pd.DataFrame] | None = None
+        self._tables: dict[str, pd.DataFrame] = {}  # summary, targets and 两增, built once (results do not change)
 
     # ------------------------------------------------------------------------------------------ access
     @property
@@ -139,7 +140,7 @@ class Results:
         """
         from .targets import targets_table
 
-        return targets_table(self)
+        return self._table("targets", targets_table)
 
     def two_increases(self) -> pd.DataFrame:
         """两增 and 两控, per bank and for all banks together, at each quarter-end and year-end of the run (see
@@ -157,7 +158,7 @@ class Results:
         """
         from .assessment import two_increases_table
 
-        return two_increases_table(self)
+        return self._table("two_increases", two_increases_table)
 
     def cumulative(self, metric: str, bank: str = ALL) -> np.ndarray:
         """A flow summed over the simulated months, shape (paths,)."""
@@ -198,13 +199,18 @@ class Results:
             deviation over paths divided by sqrt(paths) (NaN with one path). NaN values (a ratio with a zero
             denominator) are left out of that cell's statistics.
         """
-        rows = [
-            _describe(self.values(metric, entity), metric, entity, self.dates)
+        return self._table("summary", lambda results: pd.concat([
+            _describe(results.values(metric, entity), metric, entity, results.dates)
             for scope in SCOPES
             for metric in SCOPE_METRICS[scope]
-            for entity in self.entities[scope]
-        ]
-        return pd.concat(rows, ignore_index=True)
+            for entity in results.entities[scope]
+        ], ignore_index=True))
+
+    def _table(self, name: str, build: Callable[[Results], pd.DataFrame]) -> pd.DataFrame:
+        """A copy of the table ``name``, built by ``build(self)`` the first time it is asked for."""
+        if name not in self._tables:
+            self._tables[name] = build(self)
+        return self._tables[name].copy()
 
     # ------------------------------------------------------------------------------------------ storage
     def manifest(self) -> dict[str, Any]:
@@ -267,10 +273,8 @@ class Results:
     # ------------------------------------------------------------------------------------------ exports
     def tables(self) -> dict[str, pd.DataFrame]:
         """The tables the exports write: ``summary`` (:meth:`summary`), ``targets`` (:meth:`targets`) and
-        ``two_increases`` (:meth:`two_increases`), computed once (results do not change) and returned as copies."""
-        if self._tables is None:
-            self._tables = {"summary": self.summary(), "targets": self.targets(), "two_increases": self.two_increases()}
-        return {name: table.copy() for name, table in self._tables.items()}
+        ``two_increases`` (:meth:`two_increases`), each computed once (results do not change) and returned as copies."""
+        return {"summary": self.summary(), "targets": self.targets(), "two_increases": self.two_increases()}
 
     def to_csv(self, directory: str | Path) -> Path:
         """Write ``metrics.csv`` (the tidy metrics) and ``summary.csv``, ``targets.csv``, ``two_increases.csv``

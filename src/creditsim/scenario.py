@@ -31,6 +31,7 @@ from .units import month_index, month_label, parse_amount, parse_count, parse_mo
 
 __all__ = [
     "admitted",
+    "json_digest",
     "rates_by_year",
     "Scenario",
     "Calendar",
@@ -512,8 +513,7 @@ class Scenario(_Model):
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON form: equal digests mean equal scenarios."""
-        text = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return json_digest(self.to_dict())
 
 
 def _scaled(value: Any, k: float) -> Any:
@@ -544,6 +544,12 @@ def admitted(names: Sequence[str] | None, everyone: Sequence[str]) -> list[bool]
 
 
 # --------------------------------------------------------------------------------------------------- loading
+def json_digest(data: Any) -> str:
+    """SHA-256 of JSON-able data in canonical form (sorted keys, no spaces): equal data, equal digests."""
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | list[str] | None = None) -> Scenario:
     """Load, override and validate a scenario file.
 
