@@ -11,10 +11,11 @@ of the scaling curve (10,000 to 1,000,000 borrowers), a small book run for many 
 process, so its peak memory is its own; numpy's uniform random-number rate is measured in the same process.
 
 Prints, per scenario, the throughput in borrower-months per second, the uniform rate, the ratio of the two, the
-reference speedup (``small-core`` only), wall time, peak RSS and bytes per loan, then the issue's four goals
-side by side. With ``--json``: one JSON object per line with keys ``scenario, borrower_months_per_s,
-uniform_per_s, ratio_to_uniform, reference_speedup, wall_s, peak_rss_bytes, bytes_per_loan`` (and a few
-descriptive ones). ``--quick`` (under two minutes) skips ``province``, the 1,000,000-borrower point and
+reference speedup (``small-core`` only), wall time, peak RSS, bytes per loan and the memory estimate a run is
+checked against before it starts (:mod:`creditsim.memory`; it should be above the peak RSS), then the issue's
+four goals side by side. With ``--json``: one JSON object per line with keys ``scenario, borrower_months_per_s,
+uniform_per_s, ratio_to_uniform, reference_speedup, wall_s, peak_rss_bytes, bytes_per_loan,
+memory_estimate_bytes`` (and a few descriptive ones). ``--quick`` (under two minutes) skips ``province``, the 1,000,000-borrower point and
 shortens the reference run and the many-paths run.
 
 Definitions
@@ -48,6 +49,7 @@ import numba
 import numpy as np
 
 import creditsim
+from creditsim.memory import engine_bytes, results_bytes
 from creditsim.population import initial_population
 from creditsim.scenario import scenario_from_dict
 from creditsim.units import parse_amount, parse_count
@@ -184,6 +186,7 @@ def measure(case: Case) -> dict[str, Any]:
         "wall_s": round(wall, 3),
         "peak_rss_bytes": peak,
         "bytes_per_loan": round((peak - before) / loans, 1),
+        "memory_estimate_bytes": engine_bytes(scenario) + 2 * results_bytes(scenario, case.paths),  # what a run is checked against
         "borrowers": case.borrowers,
         "paths": case.paths,
         "months": case.months,
@@ -277,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     records = []
     if not args.json:
-        print(f"{'scenario':<14} {'borrowers':>10} {'paths':>5} {'wall s':>8} {'bm/s':>9} {'uniform/s':>10} {'ratio':>7} {'vs ref':>7} {'peak RSS':>9} {'B/loan':>7}")
+        print(f"{'scenario':<14} {'borrowers':>10} {'paths':>5} {'wall s':>8} {'bm/s':>9} {'uniform/s':>10} {'ratio':>7} {'vs ref':>7} {'peak RSS':>9} {'B/loan':>7} {'estimate':>9}")
     for case in cases(args.quick):
         r = measure_in_child(case)
         records.append(r)
@@ -286,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             ref = f"{r['reference_speedup']:.0f}×" if r["reference_speedup"] else ""
             print(f"{r['scenario']:<14} {r['borrowers']:>10,} {r['paths']:>5} {r['wall_s']:>8.2f} {r['borrower_months_per_s'] / 1e6:>8.1f}M "
-                  f"{r['uniform_per_s'] / 1e6:>9.0f}M {r['ratio_to_uniform']:>7.4f} {ref:>7} {r['peak_rss_bytes'] / 2**20:>7.0f}Mi {r['bytes_per_loan']:>7.0f}",
+                  f"{r['uniform_per_s'] / 1e6:>9.0f}M {r['ratio_to_uniform']:>7.4f} {ref:>7} {r['peak_rss_bytes'] / 2**20:>7.0f}Mi {r['bytes_per_loan']:>7.0f} {r['memory_estimate_bytes'] / 2**20:>7.0f}Mi",
                   flush=True)
     if not args.json:
         print()

@@ -10,6 +10,7 @@ import numpy as np
 from scipy import stats
 from scipy.special import ndtr, ndtri
 
+from creditsim import Results
 from creditsim.scenario import Scenario, scenario_from_dict
 
 #: The tests' base scenario: an illustrative city of about 70,000 borrowers with three segments and three banks,
@@ -120,3 +121,50 @@ def default_count_cdf(k: float | np.ndarray, n: int, pd: float, rho: float) -> n
     w = stats.norm.pdf(z) * (z[1] - z[0])
     p = ndtr((ndtri(pd) - np.sqrt(rho) * z) / np.sqrt(1.0 - rho))
     return stats.binom.cdf(k[..., None], n, p) @ w
+
+
+# ------------------------------------------------------------------------------------------------ identities
+IDENTITY_RTOL = 1e-9
+
+
+def assert_identities(results: Results) -> None:
+    """For every path, bank (and the aggregate) and month, within a relative error of 1e-9 (money is whole fen,
+    so an absolute half fen also passes):
+    balance[t] = balance[t-1] + disbursed - repaid - recovered - written_off and
+    npl_balance[t] = npl_balance[t-1] + defaulted - recovered - written_off."""
+    for bank in results.banks:
+        v = {m: results.values(m, bank) for m in ("balance", "disbursed", "repaid", "recovered", "written_off", "npl_balance", "defaulted")}
+        rolled = v["balance"][:, :-1] + (v["disbursed"] - v["repaid"] - v["recovered"] - v["written_off"])[:, 1:]
+        np.testing.assert_allclose(v["balance"][:, 1:], rolled, rtol=IDENTITY_RTOL, atol=0.005, err_msg=f"balance, bank {bank}")
+        npl = v["npl_balance"][:, :-1] + (v["defaulted"] - v["recovered"] - v["written_off"])[:, 1:]
+        np.testing.assert_allclose(v["npl_balance"][:, 1:], npl, rtol=IDENTITY_RTOL, atol=0.005, err_msg=f"npl, bank {bank}")
+        assert (v["npl_balance"] >= 0).all() and (v["balance"] >= v["npl_balance"]).all()
+        assert (results.values("borrowers", bank) <= results.values("loans", bank)).all()
+    assert (results.values("firms") >= results.values("unbanked_firms")).all()
+    assert (results.values("unbanked_firms") >= results.values("never_borrowed_firms")).all()
+
+
+def assert_ledgers(r) -> None:
+    """Every path and month: net credit loss = the parties' losses; each guarantor's and re-guarantor's capital
+    rolls forward exactly from its flows and never goes negative."""
+    parties = r.values("loss_bank") + r.values("loss_guarantor") + r.values("loss_reguarantor") + r.values("loss_pool")
+    np.testing.assert_allclose(r.values("net_loss"), parties, rtol=1e-9, atol=0.005)
+    for p in r.entities["pool"]:
+        balance = r.values("pool_balance", p)
+        flows = r.values("pool_contributions", p) - r.values("pool_payouts", p)
+        np.testing.assert_allclose(balance[:, 1:], balance[:, :-1] + flows[:, 1:], rtol=1e-9, atol=0.005, err_msg=p)
+        assert (balance >= 0).all()
+    for g in r.entities["guarantor"]:
+        cap = r.values("guarantor_capital", g)
+        flows = (r.values("guarantee_fees", g) - r.values("reguarantee_fees", g) - r.values("guarantor_costs", g) - r.values("guarantee_claims", g)
+                 + r.values("reguarantee_claims", g) + r.values("guarantee_recoveries", g) + r.values("capital_injections", g))
+        np.testing.assert_allclose(cap[:, 1:], cap[:, :-1] + flows[:, 1:], rtol=1e-9, atol=0.005, err_msg=g)
+        assert (cap >= 0).all()
+    for k in r.entities["reguarantor"]:
+        cap = r.values("reguarantor_capital", k)
+        flows = r.values("reguarantee_fees_received", k) - r.values("reguarantee_claims_paid", k) + r.values("reguarantor_recoveries", k)
+        np.testing.assert_allclose(cap[:, 1:], cap[:, :-1] + flows[:, 1:], rtol=1e-9, atol=0.005, err_msg=k)
+        assert (cap >= 0).all()
+
+
+# ------------------------------------------------------------------------------------------------ waterfall

@@ -17,27 +17,7 @@ from creditsim.population import initial_population
 from creditsim.risk import cumulative_hazard, default_months, monthly_hazards
 from creditsim.scenario import scenario_from_dict
 from creditsim.streams import stream
-from helpers import pool_scenario, small_default
-
-IDENTITY_RTOL = 1e-9
-
-
-def assert_identities(results: Results) -> None:
-    """For every path, bank (and the aggregate) and month, within a relative error of 1e-9 (money is whole fen,
-    so an absolute half fen also passes):
-    balance[t] = balance[t-1] + disbursed - repaid - recovered - written_off and
-    npl_balance[t] = npl_balance[t-1] + defaulted - recovered - written_off."""
-    for bank in results.banks:
-        v = {m: results.values(m, bank) for m in ("balance", "disbursed", "repaid", "recovered", "written_off", "npl_balance", "defaulted")}
-        rolled = v["balance"][:, :-1] + (v["disbursed"] - v["repaid"] - v["recovered"] - v["written_off"])[:, 1:]
-        np.testing.assert_allclose(v["balance"][:, 1:], rolled, rtol=IDENTITY_RTOL, atol=0.005, err_msg=f"balance, bank {bank}")
-        npl = v["npl_balance"][:, :-1] + (v["defaulted"] - v["recovered"] - v["written_off"])[:, 1:]
-        np.testing.assert_allclose(v["npl_balance"][:, 1:], npl, rtol=IDENTITY_RTOL, atol=0.005, err_msg=f"npl, bank {bank}")
-        assert (v["npl_balance"] >= 0).all() and (v["balance"] >= v["npl_balance"]).all()
-        assert (results.values("borrowers", bank) <= results.values("loans", bank)).all()
-    assert (results.values("firms") >= results.values("unbanked_firms")).all()
-    assert (results.values("unbanked_firms") >= results.values("never_borrowed_firms")).all()
-
+from helpers import assert_identities, pool_scenario, small_default
 
 SCENARIO_VARIANTS = [
     {},

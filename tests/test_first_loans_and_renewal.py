@@ -19,8 +19,7 @@ from creditsim.metrics import BANK_METRICS
 from creditsim.renewal import eligible
 from creditsim.scenario import PRODUCTS, scenario_from_dict
 from creditsim.units import month_index
-from helpers import default_data, small_default, with_changes
-from test_engine import assert_identities
+from helpers import assert_identities, default_data, small_default, with_changes
 
 
 def pool_data(**changes: Any) -> dict[str, Any]:

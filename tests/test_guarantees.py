@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 from creditsim import simulate
 from creditsim.engine import Simulation
 from creditsim.scenario import scenario_from_dict
-from helpers import with_changes
-from test_engine import assert_identities
+from helpers import assert_identities, assert_ledgers, with_changes
 from test_first_loans_and_renewal import pool_data
 
 FOUR_LAYERS = {"provincial": 0.25, "national_fund": 0.25}  # with coverage 0.8: bank 20 / guarantor 40 / 20 / 20
@@ -37,30 +36,6 @@ def guarantee_data(*, firms: int = 1, pd: float = 1.0, capital: float = 1e9, reg
     return with_changes(data, changes)
 
 
-def assert_ledgers(r) -> None:
-    """Every path and month: net credit loss = the parties' losses; each guarantor's and re-guarantor's capital
-    rolls forward exactly from its flows and never goes negative."""
-    parties = r.values("loss_bank") + r.values("loss_guarantor") + r.values("loss_reguarantor") + r.values("loss_pool")
-    np.testing.assert_allclose(r.values("net_loss"), parties, rtol=1e-9, atol=0.005)
-    for p in r.entities["pool"]:
-        balance = r.values("pool_balance", p)
-        flows = r.values("pool_contributions", p) - r.values("pool_payouts", p)
-        np.testing.assert_allclose(balance[:, 1:], balance[:, :-1] + flows[:, 1:], rtol=1e-9, atol=0.005, err_msg=p)
-        assert (balance >= 0).all()
-    for g in r.entities["guarantor"]:
-        cap = r.values("guarantor_capital", g)
-        flows = (r.values("guarantee_fees", g) - r.values("reguarantee_fees", g) - r.values("guarantor_costs", g) - r.values("guarantee_claims", g)
-                 + r.values("reguarantee_claims", g) + r.values("guarantee_recoveries", g) + r.values("capital_injections", g))
-        np.testing.assert_allclose(cap[:, 1:], cap[:, :-1] + flows[:, 1:], rtol=1e-9, atol=0.005, err_msg=g)
-        assert (cap >= 0).all()
-    for k in r.entities["reguarantor"]:
-        cap = r.values("reguarantor_capital", k)
-        flows = r.values("reguarantee_fees_received", k) - r.values("reguarantee_claims_paid", k) + r.values("reguarantor_recoveries", k)
-        np.testing.assert_allclose(cap[:, 1:], cap[:, :-1] + flows[:, 1:], rtol=1e-9, atol=0.005, err_msg=k)
-        assert (cap >= 0).all()
-
-
-# ------------------------------------------------------------------------------------------------ waterfall
 @pytest.mark.parametrize(("layers", "shares"), [({}, {"bank": 0.2, "guarantor": 0.8}),
                                                  (FOUR_LAYERS, {"bank": 0.2, "guarantor": 0.4, "reguarantor": 0.4})])
 def test_single_default_follows_the_contract_split(layers, shares):

@@ -39,7 +39,7 @@ import numpy as np
 
 from .checkpoint import MANIFEST, Checkpoint, read_manifest
 from .errors import BackendError
-from .memory import check_results_fit
+from .memory import check_memory
 from .metrics import SCOPE_METRICS, SCOPES, metric
 from .progress import Progress, ProgressArg
 from .results import Results
@@ -155,6 +155,11 @@ class Backend:
 
     def __enter__(self) -> Backend:
         return self
+
+    @property
+    def local_workers(self) -> int:
+        """Processes of this machine that simulate at once: the workers, or none on a remote Dask cluster."""
+        return 0 if self._client is not None or self._scheduler else self.workers
 
     def slots(self) -> int:
         """How many tasks run at once: the local workers, or the threads of the Dask cluster's workers (connecting
@@ -373,11 +378,10 @@ def run_scenarios(
     Raises
     ------
     ScenarioError
-        Before anything runs, when every path's metrics (no ``summary``) would not fit in memory
-        (:func:`creditsim.memory.check_results_fit`).
+        Before anything runs, when every path's metrics (kept without a ``summary``) or the local workers' engines
+        would not fit in memory (:func:`creditsim.memory.check_memory`).
     """
-    if summary is None:
-        check_results_fit(list(scenarios), len(path_ids))
+    check_memory(list(scenarios), len(path_ids) if summary is None else 0, backend.local_workers)
     if engine is None:
         from .engine import Simulation
 

@@ -135,7 +135,7 @@ class Simulation:
         self.hazard = monthly_hazards(self.pd.ravel(), rho, self._stress_multipliers(), factor, period)
         self.cum_hazard = cumulative_hazard(self.hazard)
         self.entry_rate = np.array([seg.entry_per_year / 12.0 for seg in segments])
-        self.exit_prob = np.array([-math.expm1(math.log1p(-seg.exit_rate) / 12.0) for seg in segments])
+        self.exit_prob = np.array([-math.expm1(math.log1p(-seg.exit_rate) / 12.0) if seg.exit_rate < 1.0 else 1.0 for seg in segments])
         self.applications = np.array([seg.applications_per_month for seg in segments])
         self.application_growth = application_growth(s)
         self.line_mu, self.line_sigma = line_parameters(s)

@@ -198,6 +198,11 @@ def _opening_lines(scenario, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray
                     f"banks.{name}.initial_balance", target,
                     f"needs an average line of {target / counts[:, j].sum():.4g}, not below the inclusive limit {limit:g}",
                 )
+            if expected(j, -60.0) >= target:
+                raise ScenarioError(
+                    f"banks.{name}.initial_balance", target,
+                    f"is too small for the bank's {counts[:, j].sum():,} opening borrowers (an average line of {target / counts[:, j].sum():.3g} CNY)",
+                )
             shift[j] = brentq(lambda d, j=j, target=target: expected(j, d) / target - 1.0, -60.0, 60.0, xtol=1e-12)
         m, v = truncated_lognormal_moments(mu + shift[j], sigma, limit)
         mean[j] = float(counts[:, j] @ m)

@@ -740,7 +740,7 @@ class ReferenceSimulation:
                 self.unbanked[i, draw.choice(self.grade_cum[i]), NEVER] += 1
             self.pop_flows["firm_entries"] += n
         for i, seg in enumerate(self.segments):
-            exit_prob = -math.expm1(math.log1p(-seg.exit_rate) / 12.0)
+            exit_prob = -math.expm1(math.log1p(-seg.exit_rate) / 12.0) if seg.exit_rate < 1.0 else 1.0
             for g in range(self.n_grades):
                 h = self.hazard[i * self.n_grades + g][t]
                 for state in range(POOL_STATES):

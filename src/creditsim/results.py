@@ -3,8 +3,10 @@
 Metrics are held as arrays (paths × dates × banks × metrics) and shown as a tidy DataFrame with columns
 ``path, date, bank, metric, value``; bank ``"all"`` is the aggregate (sums; ratios recomputed from sums).
 A results directory holds ``metrics.parquet`` and ``manifest.json`` (scenario, its digest, seed, paths,
-creditsim version and the SHA-256 of the data file); it is written to a temporary directory and renamed into
-place when complete, and :meth:`Results.load` refuses a directory whose data does not match its manifest.
+creditsim version, the SHA-256 of the data file, and a digest of the manifest itself); it is written to a
+temporary directory and renamed into place when complete, so a run killed while writing leaves no directory at its
+place, only a hidden temporary one that :meth:`Results.load` refuses. Loading checks the manifest's digest, its
+structure and the data file's hash before reading anything else; nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pandas as pd
 from .errors import ResultsError
 from .metrics import METRICS, SCOPE_METRICS, SCOPES, entities, ratio_values
 from .outputs import new_directory, write_directory, write_file
-from .scenario import Scenario, scenario_from_dict
+from .scenario import Scenario, json_digest, scenario_from_dict
 from .units import month_label
 
 __all__ = ["Results", "ALL", "PERCENTILES", "mean_and_mcse"]
@@ -35,6 +37,11 @@ PERCENTILES: tuple[int, ...] = (5, 25, 50, 75, 95)
 _MANIFEST = "manifest.json"
 _DATA = "metrics.parquet"
 _FORMAT = 1
+_SELF_DIGEST = "manifest_sha256"
+#: What a manifest must hold, with the JSON type of each entry.
+_MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "format": int, "seed": int, "path_ids": list, "dates": list, "scenario": dict, "scenario_sha256": str, "entities": dict, "files": dict,
+}
 METRIC_SCOPE = {m.name: m.scope for m in METRICS}
 METRIC_KIND = {m.name: m.kind for m in METRICS}
 
@@ -266,6 +273,7 @@ class Results:
             self.metrics.to_parquet(staging / _DATA, index=False)
             manifest = self.manifest()
             manifest["files"] = {_DATA: _sha256(staging / _DATA)}
+            manifest[_SELF_DIGEST] = json_digest(manifest)
             (staging / _MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
 
         return write_directory(self.check_target(directory), write, replace=True)
@@ -309,14 +317,9 @@ class Results:
     def load(cls, directory: str | Path) -> Results:
         """Read results written by :meth:`save`, checking the data against the manifest."""
         source = Path(directory)
-        try:
-            manifest = json.loads((source / _MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ResultsError(f"{source}: no readable {_MANIFEST} ({exc})") from None
-        if manifest.get("format") != _FORMAT:
-            raise ResultsError(f"{source}: results format {manifest.get('format')!r} is not {_FORMAT}")
+        manifest = _read_manifest(source)
         data = source / _DATA
-        if not data.exists() or _sha256(data) != manifest.get("files", {}).get(_DATA):
+        if not data.is_file() or _sha256(data) != manifest["files"].get(_DATA):
             raise ResultsError(f"{source}: {_DATA} is missing or does not match the manifest's hash")
         scenario = scenario_from_dict(manifest["scenario"])
         if scenario.digest() != manifest["scenario_sha256"]:
@@ -324,21 +327,47 @@ class Results:
         entity_lists = manifest["entities"]
         if entity_lists != {scope: [*entities(scope, scenario), ALL] for scope in SCOPES}:
             raise ResultsError(f"{source}: the entities in the manifest do not match its scenario")
-        frame = pd.read_parquet(data)
+        try:
+            frame = pd.read_parquet(data, columns=["metric", "value"])
+        except (OSError, ValueError, KeyError) as exc:  # pyarrow's errors derive from these
+            raise ResultsError(f"{source}: {_DATA} is not readable ({exc})") from None
         all_metrics = [m for scope in SCOPES for m in SCOPE_METRICS[scope]]
-        if list(frame["metric"].cat.categories) != all_metrics:
+        if not isinstance(frame["metric"].dtype, pd.CategoricalDtype) or list(frame["metric"].cat.categories) != all_metrics:
             raise ResultsError(f"{source}: the metrics differ from this version of creditsim")
         p, d = len(manifest["path_ids"]), len(manifest["dates"])
+        if d != scenario.calendar.months + 1:
+            raise ResultsError(f"{source}: the manifest's dates do not match its scenario's calendar")
         values = frame["value"].to_numpy()
+        sizes = [p * d * len(entity_lists[scope]) * len(SCOPE_METRICS[scope]) for scope in SCOPES]
+        if sum(sizes) != values.shape[0]:
+            raise ResultsError(f"{source}: {_DATA} has {values.shape[0]} rows, the manifest implies {sum(sizes)}")
         groups, offset = {}, 0
-        for scope in SCOPES:
-            e, k = len(entity_lists[scope]), len(SCOPE_METRICS[scope])
-            block = values[offset : offset + p * d * e * k].reshape(p, d, e, k)
-            offset += p * d * e * k
+        for scope, size in zip(SCOPES, sizes, strict=True):
+            block = values[offset : offset + size].reshape(p, d, len(entity_lists[scope]), len(SCOPE_METRICS[scope]))
+            offset += size
             groups[scope] = np.ascontiguousarray(block if scope == "population" else block[:, :, :-1, :])
-        if offset != values.shape[0]:
-            raise ResultsError(f"{source}: {_DATA} has {values.shape[0]} rows, the manifest implies {offset}")
         return cls(scenario, manifest["seed"], manifest["path_ids"], groups)
+
+
+def _read_manifest(source: Path) -> dict[str, Any]:
+    """The manifest of a results directory, checked against its own digest and for its entries' types."""
+    try:
+        manifest = json.loads((source / _MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"{source}: no readable {_MANIFEST} ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise ResultsError(f"{source}: {_MANIFEST} is not a creditsim results manifest")
+    if manifest.get("format") != _FORMAT:
+        raise ResultsError(f"{source}: results format {manifest.get('format')!r} is not {_FORMAT}")
+    recorded = manifest.pop(_SELF_DIGEST, None)
+    if recorded != json_digest(manifest):
+        raise ResultsError(f"{source}: {_MANIFEST} has been changed since it was written (its digest does not match)")
+    for key, kind in _MANIFEST_FIELDS.items():
+        if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool):
+            raise ResultsError(f"{source}: {_MANIFEST} has no valid {key!r}")
+    if not all(isinstance(p, int) and not isinstance(p, bool) for p in manifest["path_ids"]):
+        raise ResultsError(f"{source}: {_MANIFEST} has no valid 'path_ids'")
+    return manifest
 
 
 def _entity_categories(entity_lists: dict[str, list[str]]) -> list[str]:

@@ -27,7 +27,7 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .errors import _MISSING, ScenarioError
-from .units import month_index, month_label, parse_amount, parse_count, parse_month, parse_number, parse_quantity, parse_rate
+from .units import MAX_COUNT, month_index, month_label, parse_amount, parse_count, parse_month, parse_number, parse_quantity, parse_rate
 
 __all__ = [
     "admitted",
@@ -74,6 +74,15 @@ MAX_SEGMENT_FIRMS = 1e9
 DEFAULT_SCENARIO = "default.toml"
 #: The largest scenario file read, in bytes (the plans' files are 15–25 KB); a larger file is refused unread.
 MAX_SCENARIO_BYTES = 1024**2
+#: The highest annual growth rate accepted (1000%); a larger one is a percentage written as a fraction.
+MAX_GROWTH = 10.0
+#: The most loans a borrower may take at once on average (demand.loans_per_borrower).
+MAX_LOANS_PER_BORROWER = 100.0
+#: The highest risk premium per unit of believed PD (banks.*.rate_per_pd): at PD 1 the rate rises by 1000%.
+MAX_RATE_PER_PD = 10.0
+#: The smallest non-zero sd of LGD (risk.lgd_sd): below it the Beta distribution is a point (and its shape
+#: parameters overflow).
+MIN_LGD_SD = 1e-6
 
 
 # --------------------------------------------------------------------------------------------------- value types
@@ -88,6 +97,8 @@ def _growth(value: object) -> float:
     rate = parse_rate(value)
     if rate <= -1.0:
         raise ValueError("must be > -100%")
+    if rate > MAX_GROWTH:
+        raise ValueError(f"must be at most {MAX_GROWTH:.0%} a year; a rate is a fraction: 30% is 0.3 or '30%'")
     return rate
 
 
@@ -198,7 +209,7 @@ class Bank(_Model):
     non_inclusive_growth: Growth | dict[str, Growth] = Field(description="Annual growth of the bank's loans outside the inclusive book: one rate, or a table by year ('2021' = '8%') covering every simulated year.")
     max_pd: Probability = Field(description="Risk appetite: the highest annual PD the bank lends to.")
     rate: Probability = Field(description="Annual interest rate on its inclusive loans (before the risk premium).")
-    rate_per_pd: NonNegative = Field(0.0, description="Risk-based pricing: the rate rises by rate_per_pd × the PD the bank believes the firm has.")
+    rate_per_pd: NonNegative = Field(0.0, description="Risk-based pricing: the rate rises by rate_per_pd × the PD the bank believes the firm has (at most 10).")
     renewal_uptake: Probability = Field(0.0, description="Share of the firms with eligible maturing loans whose loans the bank renews without principal repayment (无还本续贷).")
     term_mix: dict[str, Probability] = Field(description="Share of new loans by term in months, e.g. {12 = 0.6, 24 = 0.3, 36 = 0.1}; sums to 1. Loans repay at maturity (bullet).")
     product_mix: dict[str, Probability] = Field(description="Share of new loans by product: credit (信用), guaranteed (担保), collateral (抵押/质押); sums to 1.")
@@ -212,7 +223,7 @@ class Demand(_Model):
 
     growth: Growth | dict[str, Growth] = Field(0.0, description="Annual growth of applications_per_month of every segment: one rate, or a table by year ('2020' = '30%') covering every simulated year.")
     reborrow_prob: Probability = Field(description="Probability that a maturing loan is followed by a new loan to the same firm.")
-    loans_per_borrower: NonNegative = Field(1.0, description="Mean number of loans a borrower takes at once (≥ 1): 1 + Poisson(loans_per_borrower − 1); the line is split evenly.")
+    loans_per_borrower: NonNegative = Field(1.0, description="Mean number of loans a borrower takes at once (1–100): 1 + Poisson(loans_per_borrower − 1); the line is split evenly.")
 
 
 class StressPoint(_Model):
@@ -228,7 +239,7 @@ class Risk(_Model):
     factor_frequency: Literal["monthly", "quarterly", "annual"] = Field("annual", description="How often the systematic factor Z is redrawn: monthly, quarterly or annual.")
     stress: Annotated[tuple[StressPoint, ...], BeforeValidator(_as_tuple)] = Field((), description="Macro stress path: PD multipliers by date, in date order; before the first point the multiplier is 1.")
     lgd: dict[str, Probability] = Field(description="Mean loss given default by product (credit, guaranteed, collateral).")
-    lgd_sd: NonNegative = Field(0.0, description="Standard deviation of a loan's LGD (Beta distributed around the mean); 0 for a fixed LGD.")
+    lgd_sd: NonNegative = Field(0.0, description="Standard deviation of a loan's LGD (Beta distributed around the mean); 0 for a fixed LGD, else at least 1e-6.")
     recovery_lag_months: int = Field(12, ge=0, le=120, description="Months from default to the recovery of (1 − LGD) of the defaulted balance (0–120).")
     write_off_months: int = Field(24, ge=0, le=240, description="Months from default to the write-off of what was not recovered (≥ recovery_lag_months, ≤ 240).")
     signal_sd: NonNegative = Field(0.0, description="Thin files: standard deviation, in log-odds, of the bank's error about a firm's PD when the firm has no credit history; with k repaid loans it is signal_sd / sqrt(1 + k).")
@@ -339,7 +350,7 @@ class Pool(_Model):
     """A risk compensation pool (风险补偿资金池) that pays a share of the net loss of the loans it covers."""
 
     label: str = Field("", description="Display name.")
-    size: PositiveAmount = Field(description="Balance at the start, CNY.", json_schema_extra=SCALED)
+    size: Amount = Field(description="Balance at the start, CNY (0: a pool that starts empty and is funded by annual_budget or top_up_to).", json_schema_extra=SCALED)
     contributions: dict[str, Probability] = Field(default_factory=lambda: {"government": 1.0}, description="Who funds the pool and its top-ups, by share: government, guarantor, bank (e.g. 4:4:2 as {government = 0.4, guarantor = 0.4, bank = 0.2}).")
     leverage: NonNegative = Field(10.0, description="Covered loans outstanding may not exceed leverage × the pool's balance (5–10×).")
     payout_share: Probability = Field(description="Share of a covered loan's net loss (balance less recoveries) the pool pays at write-off (40–80%).")
@@ -819,6 +830,8 @@ def _check_rules(s: Scenario) -> None:
         _check_sum(f"{f}.term_mix", list(bank.term_mix.values()))
         _check_products(f"{f}.product_mix", bank.product_mix)
         _check_sum(f"{f}.product_mix", list(bank.product_mix.values()))
+        if bank.rate_per_pd > MAX_RATE_PER_PD:
+            raise ScenarioError(f"{f}.rate_per_pd", bank.rate_per_pd, f"must be at most {MAX_RATE_PER_PD:g} (the premium at PD 1 is rate_per_pd, as a fraction)")
         if bank.initial_balance is not None and bank.initial_balance > bank.all_loans:
             raise ScenarioError(f"{f}.initial_balance", bank.initial_balance, f"must be ≤ all_loans ({bank.all_loans:g})")
         _check_by_year(f"{f}.non_inclusive_growth", bank.non_inclusive_growth, years, "rate")
@@ -827,11 +840,14 @@ def _check_rules(s: Scenario) -> None:
             raise ScenarioError(f"{f}.small_micro_outside", bank.small_micro_outside, f"with initial_balance must be ≤ all_loans ({bank.all_loans:g})")
         _check_by_year(f"{f}.other_npl_ratio", bank.other_npl_ratio, [(s.start_index - 1) // 12, *years], "ratio", " (the opening's year and every simulated year)")
     _check_by_year("demand.growth", s.demand.growth, years, "rate")
-    if s.demand.loans_per_borrower < 1.0:
-        raise ScenarioError("demand.loans_per_borrower", s.demand.loans_per_borrower, "must be ≥ 1")
+    if not 1.0 <= s.demand.loans_per_borrower <= MAX_LOANS_PER_BORROWER:
+        raise ScenarioError("demand.loans_per_borrower", s.demand.loans_per_borrower, f"must be between 1 and {MAX_LOANS_PER_BORROWER:g}")
+    _check_applications(s)
     _check_products("risk.lgd", s.risk.lgd, complete=True)
+    if 0 < s.risk.lgd_sd < MIN_LGD_SD:
+        raise ScenarioError("risk.lgd_sd", s.risk.lgd_sd, f"must be 0 (a fixed LGD) or at least {MIN_LGD_SD:g}")
     for product, mean in s.risk.lgd.items():
-        if s.risk.lgd_sd > 0 and s.risk.lgd_sd**2 >= mean * (1 - mean):
+        if s.risk.lgd_sd > 0 and s.risk.lgd_sd >= math.sqrt(mean * (1 - mean)):
             raise ScenarioError("risk.lgd_sd", s.risk.lgd_sd, f"must be < sqrt(m(1−m)) = {math.sqrt(mean * (1 - mean)):.4g} for the mean LGD of {product} ({mean:g})")
     dates = [month_index(p.date) for p in s.risk.stress]
     for i in range(1, len(dates)):
@@ -859,6 +875,17 @@ def _check_rules(s: Scenario) -> None:
     from .population import initial_population  # checks that the banked firms fit the banks' risk appetite
 
     initial_population(s)
+
+
+def _check_applications(s: Scenario) -> None:
+    """Each segment's applications a month, grown at demand.growth, stay within MAX_COUNT over the run."""
+    from .population import application_growth
+
+    peak = float(application_growth(s).max())
+    for name, seg in s.firms.segments.items():
+        if seg.applications_per_month * peak > MAX_COUNT:
+            raise ScenarioError(f"firms.segments.{name}.applications_per_month", seg.applications_per_month,
+                                f"grown at demand.growth reaches {seg.applications_per_month * peak:.3g} a month, more than {MAX_COUNT:.0e}")
 
 
 def _check_guarantees(s: Scenario) -> None:
@@ -934,6 +961,8 @@ def _check_by_year(field: str, value: float | dict[str, float], years: Sequence[
 def _check_assessment(s: Scenario) -> None:
     rule = s.assessment.rule
     if isinstance(rule, dict):
+        if not rule:
+            raise ScenarioError("assessment.rule", {}, "a table by year must name at least one year (write 'none' to assess no year)")
         for key in rule:
             if not (key.isdigit() and len(key) == 4):
                 raise ScenarioError(f"assessment.rule.{key}", rule[key], "keys must be years such as '2021'")
@@ -993,6 +1022,8 @@ def _check_names(field: str, given: Sequence[str] | None, known: list[str], what
     for i, item in enumerate(given):
         if item not in known:
             raise ScenarioError(f"{field}.{i}", item, f"unknown {what}; {what}s are {', '.join(known)}")
+        if item in given[:i]:
+            raise ScenarioError(f"{field}.{i}", item, f"names {what} {item} twice")
 
 
 def _check_sum(field: str, values: Sequence[float]) -> None:
@@ -1023,6 +1054,12 @@ def reference_markdown() -> str:
         "accept `0.008` or `\"0.8%\"`; counts accept `15000` or `\"1.5万\"`; months are `\"YYYY-MM\"`. Unknown keys, wrong",
         "types, NaN/inf and values out of range are errors naming the dotted field. A scenario file is UTF-8 TOML of at",
         f"most {MAX_SCENARIO_BYTES // 1024**2} MiB (`MAX_SCENARIO_BYTES`); it is only parsed as data, never executed.",
+        "Amounts may be at most 1000万亿 (`MAX_AMOUNT`, four times China's bank loans) and counts at most 10亿",
+        "(`MAX_COUNT`); growth rates at most 1000% a year: a larger value is a slip of units (30 for 30%).",
+        "",
+        "Before a run starts, its memory is estimated (`creditsim.memory`): the results of every path and, for each",
+        "local worker, the engine's rows for the borrowers a path holds at its peak. A run that would not fit in the",
+        "memory available is refused, naming `paths` or `sample`.",
         "",
     ]
     sections: list[tuple[str, type[BaseModel]]] = [
@@ -1083,10 +1120,10 @@ def _type_name(annotation: Any, metadata: list[Any]) -> str:
         return _type_name(annotation.__args__[0], []) + ", or a table of them by year"
     for marker, name in (
         ("_probability", "share/rate in [0, 1]"),
-        ("_growth", "rate > −100%"),
-        ("_positive_amount", "amount (CNY) > 0"),
-        ("parse_amount", "amount (CNY) ≥ 0"),
-        ("parse_count", "count ≥ 0"),
+        ("_growth", "rate in (−100%, 1000%]"),
+        ("_positive_amount", "amount (CNY) in (0, 1000万亿]"),
+        ("parse_amount", "amount (CNY) in [0, 1000万亿]"),
+        ("parse_count", "count in [0, 10亿]"),
         ("parse_month", "month 'YYYY-MM'"),
         ("_non_negative", "number ≥ 0"),
         ("_sample", "fraction in (0, 1] or ratio '1:N'"),

@@ -22,6 +22,8 @@ import re
 
 __all__ = [
     "UNIT_MULTIPLIERS",
+    "MAX_AMOUNT",
+    "MAX_COUNT",
     "parse_amount",
     "parse_number",
     "parse_count",
@@ -36,6 +38,11 @@ __all__ = [
 
 #: Chinese magnitude units accepted in amounts and counts (longest first, so 万亿 wins over 亿).
 UNIT_MULTIPLIERS: dict[str, float] = {"万亿": 1e12, "亿": 1e8, "万": 1e4}
+#: The largest amount accepted, CNY: 1000万亿, four times the loans of every bank in China. A larger amount is a
+#: slip of units, and sums of such amounts in fen would no longer be exact.
+MAX_AMOUNT = 1e15
+#: The largest count accepted (firms, loans, applications a month): 10亿, more firms than China has.
+MAX_COUNT = 1e9
 
 _NUMBER = r"[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
 _AMOUNT_RE = re.compile(rf"^\s*({_NUMBER})\s*(万亿|亿|万)?\s*(元)?\s*$")
@@ -60,8 +67,9 @@ def parse_number(value: object, example: str = "1.5") -> float:
     return number
 
 
-def _with_units(value: object, pattern: re.Pattern[str], rule: str, example: str) -> float:
-    """A non-negative number, plain or a string matching ``pattern`` (number, optional 万/亿/万亿, optional suffix)."""
+def _with_units(value: object, pattern: re.Pattern[str], rule: str, example: str, most: float, most_text: str) -> float:
+    """A number in [0, ``most``], plain or a string matching ``pattern`` (number, optional 万/亿/万亿, optional
+    suffix)."""
     if isinstance(value, str):
         match = pattern.match(value)
         if match is None:
@@ -73,6 +81,8 @@ def _with_units(value: object, pattern: re.Pattern[str], rule: str, example: str
         raise ValueError("must be finite")
     if number < 0:
         raise ValueError("must be ≥ 0")
+    if number > most:
+        raise ValueError(f"must be at most {most_text}; check the unit")
     return number
 
 
@@ -88,18 +98,18 @@ def parse_amount(value: object) -> float:
     Returns
     -------
     float
-        The amount in CNY (≥ 0).
+        The amount in CNY, in [0, :data:`MAX_AMOUNT`].
     """
     rule = "must be an amount such as 5000000, '50万', '300亿' or '1.1万亿' (units 万, 亿, 万亿, 元)"
-    return _with_units(value, _AMOUNT_RE, rule, "'300亿'")
+    return _with_units(value, _AMOUNT_RE, rule, "'300亿'", MAX_AMOUNT, "1000万亿 (1e15 CNY)")
 
 
 def parse_count(value: object) -> float:
-    """A non-negative count of firms, borrowers or events (may be a rate, so not forced to an integer).
+    """A count of firms, borrowers or events in [0, :data:`MAX_COUNT`] (may be a rate, so not forced to an integer).
 
     Accepts plain numbers and strings such as ``"53万"``, ``"1.5万户"``, ``"14458家"``.
     """
-    return _with_units(value, _COUNT_RE, "must be a count such as 15000, '1.5万' or '53万户' (units 万, 亿)", "'1.5万'")
+    return _with_units(value, _COUNT_RE, "must be a count such as 15000, '1.5万' or '53万户' (units 万, 亿)", "'1.5万'", MAX_COUNT, "10亿 (1e9)")
 
 
 def parse_quantity(value: object, unit: str) -> float:
@@ -112,7 +122,10 @@ def parse_quantity(value: object, unit: str) -> float:
         Naming what the unit accepts (a percentage only suits a fraction).
     """
     if isinstance(value, str) and value.strip().startswith("-"):
-        return -parse_quantity(value.strip()[1:], unit)
+        rest = value.strip()[1:]
+        if rest.lstrip().startswith(("-", "+")):
+            raise ValueError("must have one sign at most")
+        return -parse_quantity(rest, unit)
     if isinstance(value, str) and value.strip().endswith("%") and unit != "fraction":
         raise ValueError("a percentage only suits a fraction")
     if unit == "fraction":
