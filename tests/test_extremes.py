@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from creditsim import Results, ScenarioError, simulate
 from creditsim.metrics import METRICS
 from creditsim.scenario import scenario_from_dict
+from creditsim.units import month_label
 from helpers import assert_identities, assert_ledgers, pool_scenario
 from test_guarantees import CheckedAssignments, CheckedPools
 
@@ -54,6 +55,9 @@ def assert_sound(r: Results) -> None:
             paid = r.values("pool_payouts", name)
             for year in set(years[1:].tolist()):
                 assert (paid[:, years == year].sum(axis=1) <= pool.max_payout_per_year + 0.01).all(), (name, year)
+    for table in (r.targets(), r.two_increases()):  # probabilities, where assessed
+        p = table["probability"].dropna()
+        assert ((p >= 0) & (p <= 1)).all()
     sub = s.interest_subsidy
     if sub is not None and sub.annual_budget is not None:
         paid = r.values("interest_subsidy")
@@ -76,8 +80,9 @@ def scenarios(draw) -> dict[str, Any]:
     second. Draws may break a cross-field rule (e.g. a bank's all_loans below its opening book): validation
     refuses those, which the property allows."""
     rate = st.floats(0.0, 1.0)
-    months = draw(st.integers(1, 30))
-    start = f"{draw(st.integers(2018, 2030))}-{draw(st.integers(1, 12)):02d}"
+    months = draw(st.integers(1, 60))
+    first = draw(st.integers(2018, 2030)) * 12 + draw(st.integers(0, 11))
+    start = month_label(first)
     segments = {}
     for name in draw(st.lists(st.sampled_from(SEGMENTS), min_size=1, max_size=3, unique=True)):
         grades = draw(st.integers(1, 4))
@@ -100,6 +105,13 @@ def scenarios(draw) -> dict[str, Any]:
             "product_mix": dict(zip(PRODUCTS, _shares(draw, 3), strict=True)),
             "other_npl_ratio": draw(rate),
         }
+    banked = sum(seg["firms"] * (1 - seg["unbanked_share"]) for seg in segments.values())
+    for bank in banks.values():
+        if draw(st.integers(0, 3)) == 0 and banked * bank["share"] >= 1:  # the opening book calibrated to a balance
+            line = min(seg["line_median"] for seg in segments.values())
+            bank["initial_balance"] = max(2000.0, banked * bank["share"] * line * draw(st.floats(0.3, 3.0)))
+        bank["small_micro_outside"] = draw(st.sampled_from([0.0, 1e8, 1e10]))
+    stress_dates = sorted(draw(st.sets(st.integers(first, first + months), max_size=2)))
     lag = draw(st.integers(0, 12))
     lgd = {p: draw(st.floats(0.05, 0.95)) for p in PRODUCTS}
     data: dict[str, Any] = {
@@ -111,10 +123,16 @@ def scenarios(draw) -> dict[str, Any]:
             "lgd_sd": draw(st.one_of(st.just(0.0), st.floats(1e-6, 0.2))), "recovery_lag_months": lag,
             "write_off_months": lag + draw(st.integers(0, 12)), "signal_sd": draw(st.floats(0.0, 3.0)),
             "known_history_loans": draw(st.integers(0, 10)),
-            "stress": [{"date": start, "pd_multiplier": draw(st.floats(0.0, 1.6))}] if draw(st.booleans()) else [],
+            "stress": [{"date": month_label(d), "pd_multiplier": draw(st.floats(0.0, 1.6))} for d in stress_dates],
         },
         "liquidity": {"stress_prob": draw(st.floats(0.0, 0.3)), "bridge_share": draw(rate), "bridge_cost": draw(st.floats(0.0, 0.1))},
-        "sample": 1,
+        "sample": draw(st.sampled_from([1, 1, 0.5])),
+        "assessment": {"rule": draw(st.sampled_from(["in_force", "2018", "2019", "2024", "none"]))},
+        "targets": {"growth": {"metric": "balance", "measure": "increase", "start": start, "end": month_label(first + months - 1),
+                               "threshold": draw(st.sampled_from(["-1亿", 0, "1亿"]))},
+                    "npl": {"metric": "npl_ratio", "measure": "ratio", "date": month_label(first + months - 1), "comparison": "<=", "threshold": "3%"},
+                    "defaults": {"metric": "defaults", "measure": "cumulative", "start": start, "end": month_label(first + months - 1),
+                                 "comparison": "<", "threshold": 50, "scope": list(banks)[:1]}},
     }
     if draw(st.booleans()):
         data["renewal"] = {"max_term_months": draw(st.integers(1, 36)), "min_months_on_book": draw(st.integers(0, 24)),
@@ -122,8 +140,10 @@ def scenarios(draw) -> dict[str, Any]:
                            "distressed_classification": draw(st.sampled_from(["performing", "restructured"]))}
     if draw(st.booleans()):
         data["campaign"] = {"channels": {"visits": {"reach_per_month": draw(st.floats(0, 100)), "need": draw(rate),
-                                                    "line_scale": draw(st.floats(0.05, 2.0))}},
-                            "list_size": draw(st.one_of(st.none(), st.integers(0, 500)))}
+                                                    "line_scale": draw(st.floats(0.05, 2.0)), "bank": draw(st.sampled_from([None, *banks]))}},
+                            "list_size": draw(st.one_of(st.none(), st.integers(0, 500))),
+                            "start": month_label(first + draw(st.integers(0, months - 1))), "end": month_label(first + months - 1)}
+        data["campaign"]["channels"]["visits"] = {k: v for k, v in data["campaign"]["channels"]["visits"].items() if v is not None}
         data["campaign"] = {k: v for k, v in data["campaign"].items() if v is not None}
     reguarantors = {f"re{i}": {"capital": draw(st.sampled_from([1e5, 1e7, 1e9])), "fee_rate": draw(st.floats(0.0, 0.01)),
                                "government_share": draw(rate)} for i in range(draw(st.integers(0, 2)))}
@@ -139,12 +159,17 @@ def scenarios(draw) -> dict[str, Any]:
         }
         if draw(st.booleans()):
             guarantors[f"g{i}"]["top_up"] = {"below": 1e6, "to": 5e6}
+        if draw(st.booleans()):
+            guarantors[f"g{i}"].update(banks=draw(st.lists(st.sampled_from(list(banks)), min_size=1, unique=True)),
+                                       segments=draw(st.lists(st.sampled_from(list(segments)), min_size=1, unique=True)))
     pools = {}
     if draw(st.booleans()):
         pools["pool"] = {"size": draw(st.sampled_from([0.0, 1e6, 1e8])), "payout_share": draw(rate), "leverage": draw(st.floats(0.0, 20.0)),
                          "annual_budget": draw(st.sampled_from([0.0, 1e6])), "first_time_only": draw(st.booleans()),
                          "products": draw(st.sampled_from([["credit"], ["credit", "collateral"]])),
-                         "max_payout_per_year": draw(st.sampled_from([None, 1e5])), "suspend_npl_ratio": draw(rate)}
+                         "max_payout_per_year": draw(st.sampled_from([None, 1e5])), "suspend_npl_ratio": draw(rate),
+                         "contributions": dict(zip(("government", "guarantor", "bank"), _shares(draw, 3), strict=True)),
+                         "max_loan": draw(st.sampled_from([5e5, 2e6, 1e7])), "top_up_to": draw(st.sampled_from([None, 2e6]))}
         pools["pool"] = {k: v for k, v in pools["pool"].items() if v is not None}
     data.update(guarantors=guarantors, reguarantors=reguarantors, pools=pools)
     if draw(st.booleans()):
@@ -153,9 +178,14 @@ def scenarios(draw) -> dict[str, Any]:
     return data
 
 
+#: The fields of the cross-field rules a drawn scenario may break: the opening book apportioned to the banks must
+#: fit each bank's max_pd and the grades' firms, and its balance the bank's all_loans and initial_balance.
+OPENING_BOOK_RULES = {"max_pd", "unbanked_share", "initial_balance", "all_loans", "small_micro_outside"}
+
+
 def test_random_valid_scenarios_run_with_every_identity_and_cap():
-    """Property over 200 drawn scenarios: each is refused by validation with a ScenarioError (a documented
-    cross-field rule), or it runs: an audited path keeps every running total equal to its recount and every cap,
+    """Property over 200 drawn scenarios: each is refused by validation with a ScenarioError (one of the opening
+    book's cross-field rules), or it runs: an audited path keeps every running total equal to its recount and every cap,
     and two paths keep every identity, ledger and cap. Most draws (at least 60%) run, so the property is not vacuous."""
     ran, refused = [], []
 
@@ -164,7 +194,8 @@ def test_random_valid_scenarios_run_with_every_identity_and_cap():
     def property_(data: dict[str, Any]) -> None:
         try:
             s = scenario_from_dict(data)
-        except ScenarioError as exc:
+        except ScenarioError as exc:  # the opening book must fit the banks' appetite and balances
+            assert exc.field.rsplit(".", 1)[-1] in OPENING_BOOK_RULES, str(exc)
             refused.append(exc.field)
             return
         Checked(s, seed=3, path=0, audit=True).run()
@@ -210,6 +241,16 @@ def test_extreme_correlation_keeps_the_mean_default_rate(rho):
     assert abs(fraction.mean() - 0.1) < 4 * max(se, 1e-12)
     if rho > 0.99:
         assert np.mean((fraction < 0.01) | (fraction > 0.99)) > 0.9
+
+
+def test_every_firm_without_a_loan_closing_within_the_year():
+    """exit_rate 1 (an annual probability of closing of 1 is a monthly one of 1): every firm without a loan at the
+    start of a month closes in it (and so may firms whose loans end in it)."""
+    data = _pool(unbanked_share=0.5, applications_per_month=0.0)
+    data["firms"]["segments"]["only"].update(exit_rate=1.0, entry_per_year=120)
+    r = simulate(scenario_from_dict(data), paths=2, seed=1, progress=False)
+    assert_sound(r)
+    assert (r.values("firm_exits")[:, 1:] >= r.values("unbanked_firms")[:, :-1]).all()
 
 
 def test_a_single_firm():

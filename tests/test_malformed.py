@@ -28,11 +28,12 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from creditsim.cli import main
-from creditsim.errors import ScenarioError
+from creditsim.errors import ScenarioError, one_line
 from creditsim.metrics import METRICS
 from creditsim.scenario import Scenario, scenario_from_dict
 
-BASE: dict[str, Any] = tomllib.loads(resources.files("creditsim").joinpath("scenarios", "default.toml").read_text(encoding="utf-8"))
+DEFAULT = resources.files("creditsim").joinpath("scenarios", "default.toml")
+BASE: dict[str, Any] = tomllib.loads(DEFAULT.read_text(encoding="utf-8"))
 EXAMPLES = 2000
 
 
@@ -158,7 +159,7 @@ BAD_VALUES: dict[str, list[Any]] = {
 MISSPELL = [
     lambda k: k[:-1], lambda k: k[1:], lambda k: k[:1] + k[2:1:-1] + k[1:2] + k[3:] if len(k) > 3 else k + "s",
     lambda k: k + k[-1], lambda k: k.capitalize() if k != k.capitalize() else k.upper(), lambda k: k.replace("_", " ") if "_" in k else k + " ",
-    lambda k: k.replace("_", "-") if "_" in k else k + "_", lambda k: k + "：",
+    lambda k: k.replace("_", "-") if "_" in k else k + "_", lambda k: k + "：", lambda k: k + "\n",
 ]
 
 
@@ -265,6 +266,21 @@ STRUCTURE: list[tuple[str, Any, tuple[str, ...]]] = [
      (f"campaign.channels.{next(iter(BASE['campaign']['channels']))}.bank",)),
     ("a stress that makes a PD above 1", lambda d: d["risk"].update(stress=[{"date": "2021-06", "pd_multiplier": 1000.0}]), ("risk.stress",)),
 ]
+#: The bounds that keep a valid scenario's numbers finite, each found by a crash or an overflow in a run.
+STRUCTURE += [
+    ("a risk premium of 1100% at PD 1", lambda d: d["banks"]["big_bank"].update(rate_per_pd=11), ("banks.big_bank.rate_per_pd",)),
+    ("101 loans a borrower", lambda d: d["demand"].update(loans_per_borrower=101), ("demand.loans_per_borrower",)),
+    ("an LGD sd that underflows", lambda d: d["risk"].update(lgd_sd=1e-300), ("risk.lgd_sd",)),
+    ("an LGD sd that overflows", lambda d: d["risk"].update(lgd_sd=1e300), ("risk.lgd_sd",)),
+    ("applications that grow past 10亿 a month", lambda d: d.update(demand={**d["demand"], "growth": 10.0}) or d["firms"]["segments"]["micro"].update(applications_per_month="1亿"),
+     ("firms.segments.micro.applications_per_month",)),
+    ("an opening balance of 1000 CNY", lambda d: d["banks"]["big_bank"].update(initial_balance=1000), ("banks.big_bank.initial_balance",)),
+    ("a pool levered 1e300 times", lambda d: d["pools"][_named("pools")[0]].update(leverage=1e300), (f"pools.{_named('pools')[0]}.leverage",)),
+    ("a threshold with two signs", lambda d: d["targets"][next(iter(d["targets"]))].update(threshold="--3"), (f"targets.{next(iter(BASE['targets']))}.threshold",)),
+    ("a rule table of no year", lambda d: d["assessment"].update(rule={}), ("assessment.rule",)),
+    ("a term written in superscript digits", lambda d: d["banks"]["big_bank"].update(term_mix={"¹²": 1.0}), ("banks.big_bank.term_mix.¹²",)),
+    ("a growth year in full-width digits", lambda d: d["demand"].update(growth={"２０２１": 0.1}), ("demand.growth.２０２１",)),
+]
 #: Every section a scenario needs, left out.
 STRUCTURE += [(f"no [{section}]", lambda d, section=section: d.pop(section), (section,)) for section in ("calendar", "firms", "banks", "demand", "risk", "name")]
 
@@ -331,8 +347,22 @@ def test_the_schema_walk_finds_every_kind_of_field():
 
 
 # ------------------------------------------------------------------------------------------------ the property
-def _names(error: ScenarioError, fields: tuple[str, ...]) -> bool:
-    return any(error.field == f or error.field.startswith(f + ".") for f in fields)
+def _names(error: ScenarioError, fields: tuple[str, ...], data: dict[str, Any]) -> bool:
+    """The error names one of the fields, or a place inside one that the data really has (an item of a list, a
+    value of a table), never a made-up suffix."""
+    return any(error.field == f or (error.field.startswith(f + ".") and _exists(data, error.field)) for f in fields)
+
+
+def _exists(data: Any, field: str) -> bool:
+    node = data
+    for part in field.split("."):
+        if isinstance(node, list) and part.isascii() and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return False
+    return True
 
 
 def _check(mistake: Mistake, directory: Path) -> None:
@@ -342,8 +372,8 @@ def _check(mistake: Mistake, directory: Path) -> None:
     with pytest.raises(ScenarioError) as info:
         scenario_from_dict(data)
     error = info.value
-    assert _names(error, fields), (what, error.field, str(error))
-    assert "\n" not in str(error) and str(error).startswith(error.field)
+    assert _names(error, fields, data), (what, error.field, str(error))
+    assert "\n" not in str(error) and str(error).startswith(one_line(error.field))
     path = directory / "scenario.toml"
     path.write_text(toml_text(data), encoding="utf-8")
     err = io.StringIO()
@@ -351,7 +381,7 @@ def _check(mistake: Mistake, directory: Path) -> None:
         code = main(["validate", str(path)])
     assert code == 2, what
     message = err.getvalue()
-    assert message.count("\n") == 1 and message.startswith(f"creditsim: error: {error.field}"), (what, message)
+    assert message.count("\n") == 1 and message.startswith(f"creditsim: error: {one_line(error.field)}"), (what, message)
 
 
 def test_every_malformed_scenario_is_one_error_naming_its_field(tmp_path):
@@ -369,6 +399,14 @@ def test_every_malformed_scenario_is_one_error_naming_its_field(tmp_path):
     assert len(seen) >= EXAMPLES and len(set(seen)) > 150, (len(seen), len(set(seen)))
 
 
+@pytest.mark.parametrize(("what", "change", "fields"), STRUCTURE, ids=[what for what, _, _ in STRUCTURE])
+def test_each_structural_mistake(tmp_path, what, change, fields):
+    """Every structural mistake and every bound, each once (the property draws them at random)."""
+    data = copy.deepcopy(BASE)
+    change(data)
+    _check((what, data, fields), tmp_path)
+
+
 # ------------------------------------------------------------------------------------------------ through the command line
 @pytest.mark.parametrize(("content", "message"), [
     (b"[banks.a]\nshare = 1\n[banks.a]\nshare = 2\n", "is not valid TOML"),  # a table given twice
@@ -377,6 +415,7 @@ def test_every_malformed_scenario_is_one_error_naming_its_field(tmp_path):
     (b"name = \"__import__('os').system('echo hi')\"\n", "calendar"),       # a string is a string, never code
     (b"\xef\xbb\xbfname = 'x'\n", "is not valid TOML"),                        # a byte-order mark is not TOML
     (b"name = 'x'\r\n[calendar]\r\nstart = '2021-01'\r\n", "months"),       # Windows line ends are fine
+    (b"name = " + b"[" * 3000 + b"]" * 3000 + b"\n", "nests arrays or tables too deeply"),  # 6 KB that recurse
 ])
 def test_toml_tricks_are_data_or_one_line_errors(tmp_path, content, message, capsys):
     path = tmp_path / "s.toml"
@@ -384,6 +423,12 @@ def test_toml_tricks_are_data_or_one_line_errors(tmp_path, content, message, cap
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
+
+
+def test_a_deeply_nested_override_is_one_line(capsys):
+    assert main(["validate", "--set", "name=" + "[" * 3000 + "]" * 3000, str(DEFAULT)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nests arrays or tables too deeply" in err, err
 
 
 def test_the_console_script_reports_malformed_files_in_one_line(tmp_path):

@@ -61,15 +61,18 @@ def test_engine_estimate_bounds_what_the_engine_allocates(unbanked, applications
 
 
 def test_a_population_too_large_for_the_workers_is_refused_naming_sample():
-    """A run whose engines would not fit beside its results is refused on ``sample``, with the borrowers and the
-    workers; fewer workers or a sample fit."""
-    scenario = load_scenario(overrides={"calendar.months": 3})
+    """A run whose engines would not fit beside its results is refused on ``sample`` when the borrowers are the
+    larger part (the 嘉兴 plan unsampled: 758,406 borrowers), with the borrowers and the workers; fewer workers or
+    a sample fit. When the processes themselves are the larger part, the refusal names ``workers``."""
+    scenario = load_scenario(overrides={"sample": 1})
     need = 2 * results_bytes(scenario, 10) + 4 * engine_bytes(scenario)
     available = int(need / RUN_SHARE) - 1
-    with pytest.raises(creditsim.ScenarioError, match=r"^sample = 0.1: leaves about [0-9,]+ borrowers a path .* for 4 worker\(s\)"):
+    with pytest.raises(creditsim.ScenarioError, match=r"^sample = 1\.0: leaves about 758,406 borrowers a path .* for 4 worker\(s\)"):
         check_memory([scenario], 10, workers=4, available=available)
     check_memory([scenario], 10, workers=3, available=available)
     check_memory([scenario_from_dict(scenario.to_dict(), {"sample": "1:100"})], 10, workers=4, available=available)
+    with pytest.raises(creditsim.ScenarioError, match=r"^workers = 40: would need about .* use fewer workers$"):
+        check_memory([scenario_from_dict(scenario.to_dict(), {"sample": "1:100"})], 10, workers=40, available=available)
 
 
 def test_available_memory_is_read_from_meminfo(tmp_path):

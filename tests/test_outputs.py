@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,7 +78,8 @@ def _leftovers(parent: Path, name: str) -> list[Path]:
 @pytest.mark.parametrize("stage", ["data", "manifest", "rename"])
 def test_a_run_killed_while_saving_leaves_nothing_at_the_target(tmp_path, stage):
     """Killed after the data file, half-way through the manifest, or at the rename: no directory at the target,
-    and the hidden staging directory left beside it is refused by Results.load unless it was complete."""
+    and the hidden staging directory left beside it is refused by Results.load, even when every file in it was
+    written (it is still marked incomplete)."""
     target = tmp_path / "results"
     child = _child(target, stage)
     child.wait(timeout=120)
@@ -86,11 +88,9 @@ def test_a_run_killed_while_saving_leaves_nothing_at_the_target(tmp_path, stage)
     with pytest.raises(ResultsError):
         Results.load(target)
     (staging,) = _leftovers(tmp_path, "results")
-    if stage == "rename":  # every file was written and checked: complete results under a temporary name
-        assert Results.load(staging).paths == 2
-    else:
-        with pytest.raises(ResultsError, match="manifest.json"):
-            Results.load(staging)
+    assert (staging / "manifest.json").exists() == (stage != "data")
+    with pytest.raises(ResultsError, match="was not completely written"):
+        Results.load(staging)
 
 
 def test_a_run_killed_while_replacing_earlier_results_leaves_them_loadable(tmp_path):
@@ -107,7 +107,8 @@ def test_a_run_killed_while_replacing_earlier_results_leaves_them_loadable(tmp_p
 
 def test_runs_killed_at_random_moments_never_leave_a_partial_result(tmp_path):
     """A child saving results over and over is killed at seeded random moments, five times: every directory at
-    a target loads and equals the results; every hidden leftover is refused or, when it was complete, loads equal."""
+    a target loads and equals the results unless it is marked incomplete (killed between the rename and removing
+    the mark), and then it is refused; every hidden leftover is refused."""
     expected = simulate(load_scenario(overrides={"calendar.months": 3}), paths=2, seed=0, progress=False).groups
 
     def check(directory: Path) -> None:
@@ -124,11 +125,10 @@ def test_runs_killed_at_random_moments_never_leave_a_partial_result(tmp_path):
         child.kill()
         child.wait(timeout=60)
         for entry in out.iterdir():
-            if entry.name.startswith("."):
-                try:
+            if entry.name.startswith(".") or (entry / ".incomplete").exists():
+                with pytest.raises(ResultsError, match="was not completely written"):
                     check(entry)
-                except ResultsError:
-                    refused += 1
+                refused += 1
             else:
                 check(entry)
     assert refused >= 1, "no kill landed in the middle of a write; the test did not test anything"
@@ -174,8 +174,11 @@ def test_an_edited_manifest_is_refused(saved, tmp_path):
     (lambda m: m.update(seed=True), "no valid 'seed'"),
     (lambda m: m.update(files=[]), "no valid 'files'"),
     (lambda m: m.update(dates=m["dates"][:-1]), "dates do not match"),
+    (lambda m: m.update(dates=[*m["dates"][1:], "2099-01"]), "dates do not match"),
+    (lambda m: m.update(path_ids=[1, 1]), "no valid 'path_ids'"),
+    (lambda m: m.update(path_ids=[-1, 0]), "no valid 'path_ids'"),
     (lambda m: m.update(path_ids=[0]), "rows, the manifest implies"),
-    (lambda m: m["scenario"].update(seed=1), "unknown field"),
+    (lambda m: m["scenario"].update(seed=1), "scenario in manifest.json is not valid here: seed = 1: unknown field"),
     (lambda m: m["scenario"]["calendar"].update(months=4), "does not match its recorded digest"),
     (lambda m: m.update(format=2), "format 2 is not 1"),
 ])
@@ -190,7 +193,7 @@ def test_a_manifest_that_does_not_fit_its_data_is_refused(saved, tmp_path, chang
         Results.load(copy)
 
 
-@pytest.mark.parametrize("content", [b"", b"[1, 2]", b"\xff\xfe", b'{"format": 1'])
+@pytest.mark.parametrize("content", [b"", b"[1, 2]", b"\xff\xfe", b'{"format": 1', b"[" * 100_000 + b"]" * 100_000])
 def test_a_manifest_that_is_not_one_is_refused(saved, tmp_path, content):
     copy = _copy(saved, tmp_path)
     (copy / "manifest.json").write_bytes(content)
@@ -214,8 +217,9 @@ def test_data_that_does_not_match_the_recorded_hash_is_refused(saved, tmp_path):
 
 
 def test_loading_never_unpickles(saved, tmp_path, monkeypatch):
-    """Results.load works with every unpickler disabled, and a data file holding a pickled object, re-signed so
-    that only the reader stands in the way, is refused as unreadable data, never run."""
+    """Results.load works with pickle's loaders replaced by a trap; a data file whose values are a pickled
+    object (the right metric categories, re-hashed and re-signed, so only the reader stands in the way) is refused
+    for its value type, and the trap is never sprung."""
     import creditsim.results as results_module
 
     def refuse(*args, **kwargs):
@@ -226,11 +230,45 @@ def test_loading_never_unpickles(saved, tmp_path, monkeypatch):
     assert Results.load(saved).paths == 2
     copy = _copy(saved, tmp_path)
     payload = tmp_path / "payload.parquet"
-    pd.DataFrame({"metric": pd.Categorical(["balance"]), "value": [pickle.dumps(os.getcwd)]}).to_parquet(payload)
+    categories = pd.read_parquet(saved / "metrics.parquet", columns=["metric"])["metric"].cat.categories
+    metric = pd.Categorical(["balance"], categories=categories)
+    pd.DataFrame({"metric": metric, "value": [pickle.dumps(os.getcwd)]}).to_parquet(payload)
     (copy / "metrics.parquet").write_bytes(payload.read_bytes())
     _rewrite_manifest(copy, lambda m: m["files"].update({"metrics.parquet": results_module._sha256(copy / "metrics.parquet")}))
-    with pytest.raises(ResultsError):
+    with pytest.raises(ResultsError, match="holds object values, not float64"):
         Results.load(copy)
+
+
+def test_values_of_another_type_are_refused(saved, tmp_path):
+    """Strings or float32 numbers in place of the float64 values, re-hashed and re-signed: one ResultsError."""
+    import creditsim.results as results_module
+
+    for values in (lambda v: v.astype(str), lambda v: v.astype(np.float32)):
+        copy = _copy(saved, tmp_path)
+        frame = pd.read_parquet(copy / "metrics.parquet")
+        frame["value"] = values(frame["value"].to_numpy())
+        frame.to_parquet(copy / "metrics.parquet", index=False)
+        digest = results_module._sha256(copy / "metrics.parquet")
+        _rewrite_manifest(copy, lambda m, digest=digest: m["files"].update({"metrics.parquet": digest}))
+        with pytest.raises(ResultsError, match="values, not float64 numbers"):
+            Results.load(copy)
+        shutil.rmtree(copy)
+
+
+def test_a_directory_with_a_manifest_and_other_files_is_not_overwritten(tmp_path):
+    """Saving to a directory that holds a file named manifest.json beside the user's own files is refused: only
+    a directory holding nothing but creditsim results is replaced."""
+    from creditsim.cli import main
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "manifest.json").write_text("{}", encoding="utf-8")
+    (project / "notes.txt").write_text("mine", encoding="utf-8")
+    assert main(["run", "--paths", "2", "--set", "calendar.months=3", "--out", str(project)]) == 2
+    assert (project / "notes.txt").read_text(encoding="utf-8") == "mine"
+    (project / "notes.txt").unlink()
+    with pytest.raises(ResultsError, match="not a creditsim results directory"):  # a manifest of something else
+        Results.check_target(project)
 
 
 def test_checkpoint_files_are_read_without_pickles(tmp_path):

@@ -36,7 +36,7 @@ from .api import simulate
 from .calibrate import Calibration, backtest, calibrate, read_observations
 from .checkpoint import read_manifest
 from .compare import compare, format_comparison
-from .errors import CreditsimError, ResultsError, ScenarioError
+from .errors import CreditsimError, ResultsError, ScenarioError, one_line
 from .metrics import metric
 from .outputs import write_file
 from .report import write_report
@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except CreditsimError as exc:
-        print(f"creditsim: error: {exc}", file=sys.stderr)
+        print(f"creditsim: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (e.g. `creditsim run | head`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -118,6 +118,7 @@ class Simulation:
 
     def __init__(self, scenario: Scenario, seed: int, path: int, audit: bool = False) -> None:
         self.audit_each_month = audit
+        self.audit_peak_balance: np.ndarray | float = 0.0  # the largest performing balance an audit has seen, fen
         self.scenario = s = scenario
         self.months = m = s.calendar.months
         self.env = simpy.Environment()
@@ -249,6 +250,7 @@ class Simulation:
         AssertionError
             Naming each stock whose running total differs from its recount.
         """
+        self.audit_peak_balance = np.maximum(self.audit_peak_balance, self.perf_balance)
         wrong = {name: diff for name, diff in _audit_differences(self).items() if diff > _AUDIT_TOLERANCE.get(name, 0.0)}
         if wrong:
             raise AssertionError(f"month {self.env.now}: running totals differ from the book: {wrong}")
@@ -788,13 +790,17 @@ def _audit_differences(sim: Simulation) -> dict[str, float]:
     per_firm = np.bincount(loans.firm, minlength=table.capacity)
     line = np.bincount(loans.firm, loans.amount, table.capacity)
     pending = slice(t + 1, None)
+    # rate × balance is a float sum of every loan ever filed less every loan ended: its rounding is relative to the
+    # largest balance the book has had (and the highest rate, which risk pricing can take to 1000%)
+    peak = np.maximum(sim.audit_peak_balance, sim.perf_balance)
+    scale = np.maximum(peak, 1.0) * max(1.0, float(loans.rate.max(initial=0.0)))
     recounts = {
         "performing balance": (np.bincount(loans.bank, loans.amount, nb), sim.perf_balance),
         "performing credit balance": (np.bincount(loans.bank, loans.amount * (loans.product == _CREDIT), nb), sim.perf_credit),
         "performing loans": (np.bincount(loans.bank, minlength=nb), sim.perf_loans),
         "renewal balance": (np.bincount(loans.bank, loans.amount * (loans.renewals > 0), nb), sim.renewal_balance),
         "restructured balance": (np.bincount(loans.bank, loans.amount * loans.evergreen, nb), sim.restructured_balance),
-        "rate × balance": (np.bincount(loans.bank, loans.amount * loans.rate, nb) / np.maximum(sim.perf_balance, 1.0), sim.rate_balance / np.maximum(sim.perf_balance, 1.0)),
+        "rate × balance": (np.bincount(loans.bank, loans.amount * loans.rate, nb) / scale, sim.rate_balance / scale),
         "performing borrowers": (np.bincount(table.bank[live], minlength=nb), sim.perf_firms),
         "loans per borrower": (per_firm[live], table.loans[live]),
         "no loans on free slots": (per_firm.sum(), per_firm[live].sum()),

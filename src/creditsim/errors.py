@@ -6,7 +6,7 @@ library's errors without catching programming errors.
 
 from __future__ import annotations
 
-__all__ = ["BackendError", "CreditsimError", "DataError", "ScenarioError", "ResultsError"]
+__all__ = ["BackendError", "CreditsimError", "DataError", "ScenarioError", "ResultsError", "one_line"]
 
 
 class CreditsimError(Exception):
@@ -25,7 +25,7 @@ class ScenarioError(CreditsimError, ValueError):
         self.value = value
         self.rule = rule
         shown = _show(value)
-        super().__init__(f"{field} = {shown}: {rule}" if shown is not None else f"{field}: {rule}")
+        super().__init__(one_line(f"{field} = {shown}: {rule}" if shown is not None else f"{field}: {rule}"))
 
 
 class ResultsError(CreditsimError):
@@ -40,6 +40,12 @@ class BackendError(CreditsimError):
 class DataError(CreditsimError):
     """A file of observations (for calibration or a backtest) is missing or invalid; the message names the
     file, row and column."""
+
+
+def one_line(text: str) -> str:
+    """``text`` with every character that is not printable (a newline in a key, a tab, an escape) written as its
+    Python escape, so an error is one line whatever the user typed."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _show(value: object) -> str | None:

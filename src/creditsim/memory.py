@@ -110,6 +110,10 @@ def check_memory(scenarios: list[Scenario], paths: int, workers: int = 1, availa
                                             f"{max(room, 0) / gib:.1f} GiB they may take of the {available / gib:.1f} GiB available; "
                                             f"run at most about {most:,} paths here, or in batches of path numbers")
     if 2 * need + engines > RUN_SHARE * available:
+        if 2 * workers * BYTES_PER_WORKER >= engines:  # the processes themselves, not the borrowers
+            raise ScenarioError("workers", workers, f"would need about {engines / gib:.1f} GiB ({BYTES_PER_WORKER / 1024**2:.0f} MiB a process "
+                                                    f"and {peak_borrowers(biggest):,.0f} borrowers a path) besides {need / gib:.1f} GiB of results, "
+                                                    f"more than {RUN_SHARE:.0%} of the {available / gib:.1f} GiB available; use fewer workers")
         raise ScenarioError("sample", biggest.sample, f"leaves about {peak_borrowers(biggest):,.0f} borrowers a path to simulate, "
                                                       f"{engines / gib:.1f} GiB for {workers} worker(s) besides {need / gib:.1f} GiB of results, "
                                                       f"more than {RUN_SHARE:.0%} of the {available / gib:.1f} GiB available; "

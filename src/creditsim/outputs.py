@@ -1,5 +1,8 @@
 """Writing outputs atomically: a file or a directory is either complete at its place or absent.
 
+A directory is filled under a temporary name beside its target, marked :data:`INCOMPLETE` until it has been
+renamed into place, so a writer killed at any moment leaves nothing that passes for complete.
+
 Each is written beside its target under a temporary name and renamed into place; it gets the permissions a
 plain file or directory would (the umask's), not the private ones of a temporary file.
 """
@@ -14,7 +17,11 @@ from pathlib import Path
 
 from .errors import ResultsError
 
-__all__ = ["new_directory", "write_directory", "write_file"]
+__all__ = ["INCOMPLETE", "new_directory", "write_directory", "write_file"]
+
+#: A file in a directory being written, removed once the directory is in place: a directory holding it was not
+#: completely written (its writer was killed), whatever else it holds.
+INCOMPLETE = ".incomplete"
 
 
 def _umask() -> int:
@@ -74,6 +81,7 @@ def write_directory(target: Path, write: Callable[[Path], None], replace: bool =
     except OSError as exc:
         raise ResultsError(f"{target}: cannot write there ({exc.strerror or exc})") from None
     try:
+        (staging / INCOMPLETE).touch()
         write(staging)
         os.chmod(staging, 0o777 & ~_umask())
         if replace and target.exists():
@@ -83,6 +91,7 @@ def write_directory(target: Path, write: Callable[[Path], None], replace: bool =
             shutil.rmtree(retired)
         else:
             os.replace(staging, target)
+        (target / INCOMPLETE).unlink()
     except (OSError, ValueError) as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise ResultsError(f"{target}: writing failed ({getattr(exc, 'strerror', None) or exc})") from None

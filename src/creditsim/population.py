@@ -174,6 +174,11 @@ def truncated_lognormal_moments(mu: np.ndarray, sigma: np.ndarray, limit: float)
     return mean, np.maximum(second - mean**2, 0.0)
 
 
+#: The smallest average opening line a bank's initial_balance may imply, CNY (loans are whole fen; smaller is a
+#: slip of units).
+MIN_AVERAGE_LINE = 1000.0
+
+
 def _opening_lines(scenario, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per bank: the log-shift of the opening lines, and the opening balance's mean and sd (CNY).
 
@@ -198,10 +203,12 @@ def _opening_lines(scenario, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray
                     f"banks.{name}.initial_balance", target,
                     f"needs an average line of {target / counts[:, j].sum():.4g}, not below the inclusive limit {limit:g}",
                 )
-            if expected(j, -60.0) >= target:
+            average = target / counts[:, j].sum()
+            if average < MIN_AVERAGE_LINE or expected(j, -60.0) >= target:
                 raise ScenarioError(
                     f"banks.{name}.initial_balance", target,
-                    f"is too small for the bank's {counts[:, j].sum():,} opening borrowers (an average line of {target / counts[:, j].sum():.3g} CNY)",
+                    f"is too small for the bank's {counts[:, j].sum():,.0f} opening borrowers: an average line of {average:.3g} CNY, "
+                    f"below {MIN_AVERAGE_LINE:,.0f} CNY",
                 )
             shift[j] = brentq(lambda d, j=j, target=target: expected(j, d) / target - 1.0, -60.0, 60.0, xtol=1e-12)
         m, v = truncated_lognormal_moments(mu + shift[j], sigma, limit)

@@ -4,9 +4,9 @@ Metrics are held as arrays (paths × dates × banks × metrics) and shown as a t
 ``path, date, bank, metric, value``; bank ``"all"`` is the aggregate (sums; ratios recomputed from sums).
 A results directory holds ``metrics.parquet`` and ``manifest.json`` (scenario, its digest, seed, paths,
 creditsim version, the SHA-256 of the data file, and a digest of the manifest itself); it is written to a
-temporary directory and renamed into place when complete, so a run killed while writing leaves no directory at its
-place, only a hidden temporary one that :meth:`Results.load` refuses. Loading checks the manifest's digest, its
-structure and the data file's hash before reading anything else; nothing is unpickled.
+temporary directory, marked incomplete, and renamed into place when complete, so a run killed while writing leaves no
+directory at its place, only a hidden temporary one that :meth:`Results.load` refuses. Loading checks the manifest's
+digest, its structure and the data file's hash before reading anything else; nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import ResultsError
+from .errors import ResultsError, ScenarioError
 from .metrics import METRICS, SCOPE_METRICS, SCOPES, entities, ratio_values
-from .outputs import new_directory, write_directory, write_file
+from .outputs import INCOMPLETE, new_directory, write_directory, write_file
 from .scenario import Scenario, json_digest, scenario_from_dict
 from .units import month_label
 
@@ -249,7 +249,7 @@ class Results:
         ResultsError
         """
         target = Path(directory)
-        if target.exists() and not (target.is_dir() and ((target / _MANIFEST).exists() or not any(target.iterdir()))):
+        if target.exists() and not (target.is_dir() and (_is_results(target) or not any(target.iterdir()))):
             raise ResultsError(f"{target}: exists and is not a creditsim results directory; refusing to overwrite it")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -317,11 +317,16 @@ class Results:
     def load(cls, directory: str | Path) -> Results:
         """Read results written by :meth:`save`, checking the data against the manifest."""
         source = Path(directory)
+        if (source / INCOMPLETE).exists():
+            raise ResultsError(f"{source}: was not completely written (a run was stopped while saving it)")
         manifest = _read_manifest(source)
         data = source / _DATA
         if not data.is_file() or _sha256(data) != manifest["files"].get(_DATA):
             raise ResultsError(f"{source}: {_DATA} is missing or does not match the manifest's hash")
-        scenario = scenario_from_dict(manifest["scenario"])
+        try:
+            scenario = scenario_from_dict(manifest["scenario"])
+        except ScenarioError as exc:
+            raise ResultsError(f"{source}: the scenario in {_MANIFEST} is not valid here: {exc}") from None
         if scenario.digest() != manifest["scenario_sha256"]:
             raise ResultsError(f"{source}: the scenario does not match its recorded digest")
         entity_lists = manifest["entities"]
@@ -330,12 +335,14 @@ class Results:
         try:
             frame = pd.read_parquet(data, columns=["metric", "value"])
         except (OSError, ValueError, KeyError) as exc:  # pyarrow's errors derive from these
-            raise ResultsError(f"{source}: {_DATA} is not readable ({exc})") from None
+            raise ResultsError(f"{source}: {_DATA} is not readable ({' '.join(str(exc).split())})") from None
+        if frame["value"].dtype != np.float64:
+            raise ResultsError(f"{source}: {_DATA} holds {frame['value'].dtype} values, not float64 numbers")
         all_metrics = [m for scope in SCOPES for m in SCOPE_METRICS[scope]]
         if not isinstance(frame["metric"].dtype, pd.CategoricalDtype) or list(frame["metric"].cat.categories) != all_metrics:
             raise ResultsError(f"{source}: the metrics differ from this version of creditsim")
         p, d = len(manifest["path_ids"]), len(manifest["dates"])
-        if d != scenario.calendar.months + 1:
+        if manifest["dates"] != [month_label(scenario.start_index - 1 + t) for t in range(scenario.calendar.months + 1)]:
             raise ResultsError(f"{source}: the manifest's dates do not match its scenario's calendar")
         values = frame["value"].to_numpy()
         sizes = [p * d * len(entity_lists[scope]) * len(SCOPE_METRICS[scope]) for scope in SCOPES]
@@ -349,12 +356,24 @@ class Results:
         return cls(scenario, manifest["seed"], manifest["path_ids"], groups)
 
 
+def _is_results(directory: Path) -> bool:
+    """Whether a directory holds creditsim results and nothing else (so replacing it loses nothing of the user's):
+    only the files :meth:`Results.save` writes, and a manifest naming the results format."""
+    if not {p.name for p in directory.iterdir()} <= {_MANIFEST, _DATA, INCOMPLETE}:
+        return False
+    try:
+        manifest = json.loads((directory / _MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == _FORMAT and _SELF_DIGEST in manifest
+
+
 def _read_manifest(source: Path) -> dict[str, Any]:
     """The manifest of a results directory, checked against its own digest and for its entries' types."""
     try:
         manifest = json.loads((source / _MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ResultsError(f"{source}: no readable {_MANIFEST} ({exc})") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ResultsError(f"{source}: no readable {_MANIFEST} ({' '.join(str(exc).split()) or 'nested too deeply'})") from None
     if not isinstance(manifest, dict):
         raise ResultsError(f"{source}: {_MANIFEST} is not a creditsim results manifest")
     if manifest.get("format") != _FORMAT:
@@ -365,8 +384,9 @@ def _read_manifest(source: Path) -> dict[str, Any]:
     for key, kind in _MANIFEST_FIELDS.items():
         if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool):
             raise ResultsError(f"{source}: {_MANIFEST} has no valid {key!r}")
-    if not all(isinstance(p, int) and not isinstance(p, bool) for p in manifest["path_ids"]):
-        raise ResultsError(f"{source}: {_MANIFEST} has no valid 'path_ids'")
+    ids = manifest["path_ids"]
+    if not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in ids) or len(set(ids)) != len(ids):
+        raise ResultsError(f"{source}: {_MANIFEST} has no valid 'path_ids' (distinct path numbers ≥ 0)")
     return manifest
 
 

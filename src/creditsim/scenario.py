@@ -76,6 +76,8 @@ DEFAULT_SCENARIO = "default.toml"
 MAX_SCENARIO_BYTES = 1024**2
 #: The highest annual growth rate accepted (1000%); a larger one is a percentage written as a fraction.
 MAX_GROWTH = 10.0
+#: The highest leverage of a risk pool (pools.*.leverage).
+MAX_POOL_LEVERAGE = 100.0
 #: The most loans a borrower may take at once on average (demand.loans_per_borrower).
 MAX_LOANS_PER_BORROWER = 100.0
 #: The highest risk premium per unit of believed PD (banks.*.rate_per_pd): at PD 1 the rate rises by 1000%.
@@ -352,7 +354,7 @@ class Pool(_Model):
     label: str = Field("", description="Display name.")
     size: Amount = Field(description="Balance at the start, CNY (0: a pool that starts empty and is funded by annual_budget or top_up_to).", json_schema_extra=SCALED)
     contributions: dict[str, Probability] = Field(default_factory=lambda: {"government": 1.0}, description="Who funds the pool and its top-ups, by share: government, guarantor, bank (e.g. 4:4:2 as {government = 0.4, guarantor = 0.4, bank = 0.2}).")
-    leverage: NonNegative = Field(10.0, description="Covered loans outstanding may not exceed leverage × the pool's balance (5–10×).")
+    leverage: NonNegative = Field(10.0, description="Covered loans outstanding may not exceed leverage × the pool's balance (5–10×; at most 100).")
     payout_share: Probability = Field(description="Share of a covered loan's net loss (balance less recoveries) the pool pays at write-off (40–80%).")
     max_loan: PositiveAmount = Field(2e6, description="Largest eligible loan, CNY (often 200万).")
     max_payout_per_loan: PositiveAmount | None = Field(None, description="Largest payout on one loan, CNY (default: no cap).")
@@ -605,6 +607,8 @@ def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | li
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(source, _MISSING, f"is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ScenarioError(source, _MISSING, "nests arrays or tables too deeply") from None
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
     return scenario_from_dict(data, overrides)
@@ -622,6 +626,8 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
             parsed[key] = tomllib.loads(f"v = {value.strip()}")["v"]
         except tomllib.TOMLDecodeError:
             parsed[key] = value.strip()
+        except RecursionError:
+            raise ScenarioError(key, _MISSING, "nests arrays or tables too deeply") from None
     return parsed
 
 
@@ -720,11 +726,17 @@ _TYPE_RULES = {
 
 
 def _field_of(error: Any) -> list[str]:
-    """The dotted location of a pydantic error, without pydantic's own markers (validators, union branches)."""
-    return [str(p) for p in error["loc"] if not (isinstance(p, str) and ("function-" in p or p in _UNION_BRANCHES))]
+    """The dotted location of a pydantic error, without pydantic's own markers: validators, and the branch of a
+    field that takes alternatives ('float', 'str', "literal['in_force', …]", 'dict[str,…]'), which follows the
+    field's name (but not a table of named entities, where it is a name)."""
+    loc = [str(p) for p in error["loc"]]
+    return [p for i, p in enumerate(loc)
+            if "function-" not in p and not (i > 0 and loc[i - 1] not in _NAMED_TABLES and _BRANCH.match(p))]
 
 
-_UNION_BRANCHES = {"float", "dict[str,function-before[_growth(), float]]"}
+#: Fields that are tables of named entities: what follows them is a name, never a union branch.
+_NAMED_TABLES = {"segments", "banks", "guarantors", "reguarantors", "pools", "targets", "channels"}
+_BRANCH = re.compile(r"^(float|str|int|bool|literal\[.*\]|dict\[.*\]|tuple\[.*\]|list\[.*\])$")
 
 
 def _scenario_error(exc: ValidationError) -> ScenarioError:
@@ -825,7 +837,7 @@ def _check_rules(s: Scenario) -> None:
         if not bank.term_mix:
             raise ScenarioError(f"{f}.term_mix", bank.term_mix, "must list at least one term")
         for key in bank.term_mix:
-            if not key.isdigit() or str(int(key)) != key or not 1 <= int(key) <= 360:
+            if not _ascii_digits(key) or str(int(key)) != key or not 1 <= int(key) <= 360:
                 raise ScenarioError(f"{f}.term_mix.{key}", bank.term_mix[key], "terms must be whole months from 1 to 360, written without leading zeros")
         _check_sum(f"{f}.term_mix", list(bank.term_mix.values()))
         _check_products(f"{f}.product_mix", bank.product_mix)
@@ -920,6 +932,8 @@ def _check_guarantees(s: Scenario) -> None:
             raise ScenarioError(f"{f}.top_up.to", g.top_up.to, f"must be above top_up.below ({g.top_up.below:g})")
     for name, pool in s.pools.items():
         f = f"pools.{name}"
+        if pool.leverage > MAX_POOL_LEVERAGE:
+            raise ScenarioError(f"{f}.leverage", pool.leverage, f"must be at most {MAX_POOL_LEVERAGE:g} (pools lever their balance 5–10×)")
         if names.count(name) > 1:
             raise ScenarioError(f, name, "a pool may not share its name with a bank, guarantor or re-guarantor")
         for key in pool.contributions:
@@ -951,7 +965,7 @@ def _check_by_year(field: str, value: float | dict[str, float], years: Sequence[
     if not isinstance(value, dict):
         return
     for key in value:
-        if not (key.isdigit() and len(key) == 4):
+        if not (_ascii_digits(key) and len(key) == 4):
             raise ScenarioError(f"{field}.{key}", value[key], "keys must be years such as '2021'")
     missing = [str(y) for y in dict.fromkeys(years) if str(y) not in value]
     if missing:
@@ -964,7 +978,7 @@ def _check_assessment(s: Scenario) -> None:
         if not rule:
             raise ScenarioError("assessment.rule", {}, "a table by year must name at least one year (write 'none' to assess no year)")
         for key in rule:
-            if not (key.isdigit() and len(key) == 4):
+            if not (_ascii_digits(key) and len(key) == 4):
                 raise ScenarioError(f"assessment.rule.{key}", rule[key], "keys must be years such as '2021'")
 
 
@@ -1024,6 +1038,11 @@ def _check_names(field: str, given: Sequence[str] | None, known: list[str], what
             raise ScenarioError(f"{field}.{i}", item, f"unknown {what}; {what}s are {', '.join(known)}")
         if item in given[:i]:
             raise ScenarioError(f"{field}.{i}", item, f"names {what} {item} twice")
+
+
+def _ascii_digits(key: str) -> bool:
+    """Whether a key is written in the digits 0–9 only (``str.isdigit`` also accepts '²' and '２')."""
+    return key.isascii() and key.isdigit()
 
 
 def _check_sum(field: str, values: Sequence[float]) -> None:

@@ -66,7 +66,7 @@ def parse_range(text: str, field_name: str, count: int | None = None) -> list[st
     """
     parts = [p.strip() for p in text.split(":")]
     if count is None:
-        if len(parts) != 3 or not parts[2].isdigit():
+        if len(parts) != 3 or not (parts[2].isascii() and parts[2].isdigit()):
             raise ScenarioError(field_name, text, "a range must be written a:b:n, e.g. 1亿:5亿:5")
         count = int(parts[2])
     elif len(parts) != 2:
