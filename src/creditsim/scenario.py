@@ -887,6 +887,8 @@ def _check_rules(s: Scenario) -> None:
     from .population import initial_population  # checks that the banked firms fit the banks' risk appetite
 
     initial_population(s)
+    if s.sample < 1.0:  # and so do those of the sample the engine runs (rounding can leave a grade short)
+        initial_population(s.sampled())
 
 
 def _check_applications(s: Scenario) -> None:
