@@ -78,7 +78,7 @@ def available_bytes(meminfo: str | Path = "/proc/meminfo") -> int | None:
 def check_memory(scenarios: list[Scenario], paths: int, workers: int = 1, available: int | None = None) -> None:
     """Refuse a run whose results (twice: gathered from the tasks, then joined) and ``workers`` local engines would
     take more than :data:`RUN_SHARE` of the available memory. The error names ``paths`` when the results are the
-    larger part, else ``sample``.
+    larger part, else ``workers`` when the processes themselves are, else ``sample``.
 
     Parameters
     ----------
@@ -93,8 +93,7 @@ def check_memory(scenarios: list[Scenario], paths: int, workers: int = 1, availa
     Raises
     ------
     ScenarioError
-        Naming ``paths`` when the results are too large, ``sample`` when the engines are, with the estimates and
-        the memory available.
+        Naming ``paths``, ``workers`` or ``sample``, with the estimates and the memory available.
     """
     available = available_bytes() if available is None else available
     if available is None:

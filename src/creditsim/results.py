@@ -341,9 +341,7 @@ class Results:
         all_metrics = [m for scope in SCOPES for m in SCOPE_METRICS[scope]]
         if not isinstance(frame["metric"].dtype, pd.CategoricalDtype) or list(frame["metric"].cat.categories) != all_metrics:
             raise ResultsError(f"{source}: the metrics differ from this version of creditsim")
-        p, d = len(manifest["path_ids"]), len(manifest["dates"])
-        if manifest["dates"] != [month_label(scenario.start_index - 1 + t) for t in range(scenario.calendar.months + 1)]:
-            raise ResultsError(f"{source}: the manifest's dates do not match its scenario's calendar")
+        p, d = len(manifest["path_ids"]), scenario.calendar.months + 1
         values = frame["value"].to_numpy()
         sizes = [p * d * len(entity_lists[scope]) * len(SCOPE_METRICS[scope]) for scope in SCOPES]
         if sum(sizes) != values.shape[0]:
@@ -353,7 +351,10 @@ class Results:
             block = values[offset : offset + size].reshape(p, d, len(entity_lists[scope]), len(SCOPE_METRICS[scope]))
             offset += size
             groups[scope] = np.ascontiguousarray(block if scope == "population" else block[:, :, :-1, :])
-        return cls(scenario, manifest["seed"], manifest["path_ids"], groups)
+        results = cls(scenario, manifest["seed"], manifest["path_ids"], groups)
+        if results.dates != manifest["dates"]:
+            raise ResultsError(f"{source}: the manifest's dates do not match its scenario's calendar")
+        return results
 
 
 def _is_results(directory: Path) -> bool:
@@ -362,10 +363,10 @@ def _is_results(directory: Path) -> bool:
     if not {p.name for p in directory.iterdir()} <= {_MANIFEST, _DATA, INCOMPLETE}:
         return False
     try:
-        manifest = json.loads((directory / _MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        _read_manifest(directory)
+    except ResultsError:
         return False
-    return isinstance(manifest, dict) and manifest.get("format") == _FORMAT and _SELF_DIGEST in manifest
+    return True
 
 
 def _read_manifest(source: Path) -> dict[str, Any]:

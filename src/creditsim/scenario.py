@@ -1080,7 +1080,7 @@ def reference_markdown() -> str:
         "",
         "Before a run starts, its memory is estimated (`creditsim.memory`): the results of every path and, for each",
         "local worker, the engine's rows for the borrowers a path holds at its peak. A run that would not fit in the",
-        "memory available is refused, naming `paths` or `sample`.",
+        "memory available is refused, naming `paths`, `sample` or `workers`.",
         "",
     ]
     sections: list[tuple[str, type[BaseModel]]] = [
