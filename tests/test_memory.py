@@ -38,8 +38,7 @@ def test_a_run_that_would_not_fit_is_refused_up_front(monkeypatch):
 def test_engine_estimate_bounds_what_the_engine_allocates(unbanked, applications, loans_per_borrower):
     """The engine estimate (less the worker's fixed part, which tracemalloc does not see) is above the peak of the
     memory the engine allocates for one path, and within 4× of it: an opening book of 200,000 borrowers with one or
-    three loans each, and 200,000 firms taking first loans over ten months. (At 800,000 borrowers the peaks are
-    154, 259 and 131 MB against estimates of 400, 720 and 400 MB.)"""
+    three loans each, and 200,000 firms taking first loans over ten months."""
     import tracemalloc
 
     from creditsim.engine import Simulation

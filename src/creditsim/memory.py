@@ -22,9 +22,9 @@ __all__ = ["available_bytes", "check_memory", "engine_bytes", "peak_borrowers", 
 
 #: Share of the available memory the results and the workers' engines may take together.
 RUN_SHARE = 0.8
-#: Engine memory of a borrower with one loan, and of each further loan, bytes: above the most measured (350 and 125
-#: bytes at 200,000 borrowers, 190 and 65 at 800,000: the borrower table grows by doubling; see tests/test_memory.py).
-#: At 5 million borrowers the estimate is about three times the memory used (benchmarks/RESULTS.md).
+#: Engine memory of a borrower with one loan, and of each further loan, bytes: kept above what the engine allocates
+#: (tests/test_memory.py checks it at 200,000 borrowers); the borrower table grows by doubling, so the bytes per
+#: borrower fall with size and at 5 million the estimate is about three times the memory used (benchmarks/RESULTS.md).
 BYTES_PER_BORROWER = 500
 BYTES_PER_LOAN = 200
 #: A worker's memory before any borrower: the interpreter, numpy, scipy, pandas, numba's compiled kernels (a
