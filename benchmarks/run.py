@@ -12,7 +12,7 @@ process, so its peak memory is its own; numpy's uniform random-number rate is me
 
 Prints, per scenario, the throughput in borrower-months per second, the uniform rate, the ratio of the two, the
 reference speedup (``small-core`` only), wall time, peak RSS, bytes per loan and the memory estimate a run is
-checked against before it starts (:mod:`creditsim.memory`; it should be above the peak RSS), then the issue's
+checked against before it starts (:mod:`creditsim.run.memory`; it should be above the peak RSS), then the issue's
 four goals side by side. With ``--json``: one JSON object per line with keys ``scenario, borrower_months_per_s,
 uniform_per_s, ratio_to_uniform, reference_speedup, wall_s, peak_rss_bytes, bytes_per_loan,
 memory_estimate_bytes`` (and a few descriptive ones). ``--quick`` (under two minutes) skips ``province``, the 1,000,000-borrower point and
@@ -49,10 +49,10 @@ import numba
 import numpy as np
 
 import creditsim
-from creditsim.memory import engine_bytes, results_bytes
-from creditsim.population import initial_population
+from creditsim.run.memory import engine_bytes, results_bytes
 from creditsim.scenario import scenario_from_dict
-from creditsim.units import parse_amount, parse_count
+from creditsim.scenario.opening import initial_population
+from creditsim.scenario.units import parse_amount, parse_count
 
 HERE = Path(__file__).resolve().parent
 

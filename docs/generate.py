@@ -27,16 +27,16 @@ API: dict[str, list[str]] = {
         "instrument_events", "fiscal_costs", "per_fiscal_cost", "Backend", "METRICS",
         "CreditsimError", "ScenarioError", "ResultsError", "BackendError",
     ],
-    "creditsim.plots": ["fan_chart", "target_chart", "two_increases_chart", "loss_chart", "capital_chart", "sweep_figure"],
-    "creditsim.report": ["write_report"],
-    "creditsim.calibrate": ["read_observations", "Observation", "parameters", "Parameter", "calibrate", "backtest", "Calibration"],
-    "creditsim.targets": ["wilson_interval", "paired_difference_interval"],
+    "creditsim.present.plots": ["fan_chart", "target_chart", "two_increases_chart", "loss_chart", "capital_chart", "sweep_figure"],
+    "creditsim.present.report": ["write_report"],
+    "creditsim.analysis.calibrate": ["read_observations", "Observation", "parameters", "Parameter", "calibrate", "backtest", "Calibration"],
+    "creditsim.results.targets": ["wilson_interval", "paired_difference_interval"],
 }
 _SECTIONS_WITH_ENTRIES = {"Parameters", "Returns", "Yields", "Raises", "Attributes", "Other Parameters"}
 
 
 def scenario_page() -> str:
-    from creditsim.scenario import reference_markdown
+    from creditsim.scenario.document import reference_markdown
 
     return reference_markdown() + "\n"
 
@@ -68,7 +68,7 @@ def metrics_page() -> str:
 def cli_page() -> str:
     import argparse
 
-    from creditsim.cli import build_parser
+    from creditsim.present.cli import build_parser
 
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -76,7 +76,7 @@ def cli_page() -> str:
     lines = [
         "# Command-line reference",
         "",
-        "Generated from the argument parser (`creditsim.cli.build_parser`) by `docs/generate.py`; a test keeps this",
+        "Generated from the argument parser (`creditsim.present.cli.build_parser`) by `docs/generate.py`; a test keeps this",
         "page equal to it. `creditsim COMMAND --help` prints the same options. Every command exits 0 on success, 2 on",
         "bad input (one line naming the field and the rule, no traceback), 130 when interrupted (Ctrl-C or SIGTERM)",
         "and 141 when its output pipe closes. `creditsim --version` prints the version.",

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 import creditsim
-from creditsim.backends import MAX_CHUNK, Backend, default_chunk_size
-from creditsim.cli import main
+from creditsim.analysis.sweeps import sweep
 from creditsim.errors import BackendError, ResultsError
-from creditsim.progress import Progress
-from creditsim.sweeps import sweep
+from creditsim.present.cli import main
+from creditsim.run.backends import MAX_CHUNK, Backend, default_chunk_size
+from creditsim.run.progress import Progress
 from helpers import BASE_TOML
 
 PATHS = [0, 3, 4, 7, 9, 12]  # not contiguous: the path numbers, not their positions, fix the streams
@@ -136,7 +136,7 @@ def test_unreachable_or_bad_scheduler_is_one_line(capsys, address):
 
 
 def test_workers_with_other_versions_are_refused():
-    from creditsim.backends import _check_worker_versions, package_versions
+    from creditsim.run.backends import _check_worker_versions, package_versions
 
     class Cluster:  # a client whose one worker reports another numpy
         def run(self, function):
@@ -199,7 +199,7 @@ def test_checkpoint_of_another_run_is_refused(scenario, tmp_path):
 
 
 def _cli(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "creditsim.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen([sys.executable, "-m", "creditsim.present.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
 def _wait_for_tasks(directory: Path, count: int, process: subprocess.Popen, timeout: float = 120.0) -> None:

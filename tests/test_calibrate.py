@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from creditsim import simulate
-from creditsim.calibrate import Observation, apply, backtest, calibrate, model_values, parameters, read_observations
-from creditsim.cli import main
+from creditsim.analysis.calibrate import Observation, apply, backtest, calibrate, model_values, parameters, read_observations
 from creditsim.errors import DataError, ScenarioError
+from creditsim.present.cli import main
 from creditsim.scenario import scenario_from_dict
 from helpers import small_default
 

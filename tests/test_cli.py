@@ -1,6 +1,6 @@
 """Tests of the ``creditsim`` command: ``run`` and ``validate``, exit codes and error reporting.
 
-The command is called in-process through :func:`creditsim.cli.main` (output captured with ``capsys``); one test
+The command is called in-process through :func:`creditsim.present.cli.main` (output captured with ``capsys``); one test
 runs the installed console script in a subprocess. Runs are kept short with ``--set calendar.months=6`` and
 two or three paths.
 """
@@ -19,10 +19,9 @@ import pandas.testing as pdt
 import pytest
 
 import creditsim
-from creditsim import scenario as scenario_module
-from creditsim.cli import main
+from creditsim.present.cli import main
 
-DEFAULT_TOML = Path(scenario_module.__file__).parent / "scenarios" / "default.toml"
+DEFAULT_TOML = Path(creditsim.__file__).parent / "scenarios" / "default.toml"
 SHORT = ["--set", "calendar.months=6"]
 
 
@@ -234,9 +233,9 @@ def test_validate_bad_file(capsys, tmp_path):
 
 # ================================================================================================ console script
 def _console_command() -> list[str]:
-    """The installed ``creditsim`` script next to this interpreter, else ``python -m creditsim.cli``."""
+    """The installed ``creditsim`` script next to this interpreter, else ``python -m creditsim.present.cli``."""
     script = Path(sys.executable).with_name("creditsim")
-    return [str(script)] if script.is_file() and os.access(script, os.X_OK) else [sys.executable, "-m", "creditsim.cli"]
+    return [str(script)] if script.is_file() and os.access(script, os.X_OK) else [sys.executable, "-m", "creditsim.present.cli"]
 
 
 def test_console_script(tmp_path):

@@ -13,9 +13,9 @@ from scipy.special import ndtr, ndtri
 from creditsim import Results, ResultsError, simulate
 from creditsim.engine import Simulation
 from creditsim.metrics import METRICS
-from creditsim.population import initial_population
 from creditsim.risk import cumulative_hazard, default_months, monthly_hazards
 from creditsim.scenario import scenario_from_dict
+from creditsim.scenario.opening import initial_population
 from creditsim.streams import stream
 from helpers import assert_identities, pool_scenario, small_default
 
@@ -268,7 +268,7 @@ def test_applications_grow_at_the_rate_of_each_year():
     the product of the monthly rates of the months before it: (1 + g_2021)^((t − 1)/12) in 2021 and
     (1 + g_2021)(1 + g_2022)^((t − 13)/12) in 2022 (a year's rate grows demand over that year). Summed over 200
     paths, each month's applications against that Poisson mean (4 standard errors)."""
-    from creditsim.population import application_growth
+    from creditsim.scenario.growth import application_growth
 
     data = {"firms": 10**7, "unbanked_share": 1.0, "pd": 0.0, "rho": 0.0, "months": 24, "reborrow_prob": 0.0, "applications_per_month": 500.0,
             "term_mix": {"36": 1.0}}

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from creditsim import Results, ScenarioError, simulate
 from creditsim.metrics import METRICS
 from creditsim.scenario import scenario_from_dict
-from creditsim.units import month_label
+from creditsim.scenario.units import month_label
 from helpers import assert_identities, assert_ledgers, pool_scenario
 from test_guarantees import CheckedAssignments, CheckedPools
 
@@ -312,7 +312,7 @@ def test_a_population_too_large_to_simulate_is_refused_before_it_starts():
                          line_median="1万", line_p90="3万").to_dict()
     data["firms"]["segments"]["only"]["firms"] = 5e8
     data["banks"]["bank"]["all_loans"] = "100万亿"
-    from creditsim.memory import available_bytes, check_memory, engine_bytes
+    from creditsim.run.memory import available_bytes, check_memory, engine_bytes
 
     if available_bytes() is None or available_bytes() > 2 * engine_bytes(scenario_from_dict(data)):
         pytest.skip("this machine's memory would hold the engine")

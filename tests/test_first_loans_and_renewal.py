@@ -18,7 +18,7 @@ from creditsim.engine import Simulation
 from creditsim.metrics import BANK_METRICS
 from creditsim.renewal import eligible
 from creditsim.scenario import PRODUCTS, scenario_from_dict
-from creditsim.units import month_index
+from creditsim.scenario.units import month_index
 from helpers import assert_identities, default_data, small_default, with_changes
 
 

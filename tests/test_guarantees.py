@@ -303,7 +303,7 @@ def test_instrument_summaries():
     in the month its claims fall due; fiscal_costs' NPV is the discounted sum; per_fiscal_cost is the ratio of
     paired mean differences."""
     from creditsim import compare, fiscal_costs, instrument_events, per_fiscal_cost
-    from creditsim.targets import wilson_interval
+    from creditsim.results.targets import wilson_interval
 
     s = scenario_from_dict(guarantee_data(firms=5, capital=1e6, reguarantee=FOUR_LAYERS))
     r = simulate(s, paths=6, seed=1)

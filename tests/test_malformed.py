@@ -27,9 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from creditsim.cli import main
 from creditsim.errors import ScenarioError, one_line
 from creditsim.metrics import METRICS
+from creditsim.present.cli import main
 from creditsim.scenario import Scenario, scenario_from_dict
 
 DEFAULT = resources.files("creditsim").joinpath("scenarios", "default.toml")

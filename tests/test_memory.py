@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import creditsim
-from creditsim.memory import BYTES_PER_WORKER, RUN_SHARE, available_bytes, check_memory, engine_bytes, peak_borrowers, results_bytes
+from creditsim.run.memory import BYTES_PER_WORKER, RUN_SHARE, available_bytes, check_memory, engine_bytes, peak_borrowers, results_bytes
 from creditsim.scenario import load_scenario, scenario_from_dict
 
 
@@ -30,7 +30,7 @@ def test_a_run_that_would_not_fit_is_refused_up_front(monkeypatch):
     assert "at most about 999 paths" in str(info.value)
     with pytest.raises(creditsim.ScenarioError, match="at most about 499 paths"):  # a comparison holds both runs
         check_memory([scenario, scenario], 1000, workers=0, available=int(2 * need / RUN_SHARE) - 2)
-    monkeypatch.setattr("creditsim.memory.available_bytes", lambda: None)
+    monkeypatch.setattr("creditsim.run.memory.available_bytes", lambda: None)
     check_memory([scenario], 10**9)  # where the available memory cannot be read, nothing is refused
 
 
@@ -85,7 +85,7 @@ def test_available_memory_is_read_from_meminfo(tmp_path):
 
 def test_a_million_paths_is_refused_by_the_command_line_in_one_line(capsys):
     """On this machine (24 GiB) a million 嘉兴 paths need about 79 GiB of results: exit 2 before any path runs."""
-    from creditsim.cli import main
+    from creditsim.present.cli import main
 
     if available_bytes() is None or available_bytes() > 3 * results_bytes(load_scenario(), 10**6):
         pytest.skip("the machine's available memory would hold a million paths' results")

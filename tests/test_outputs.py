@@ -26,7 +26,7 @@ CHILD = r"""
 import os, signal, sys
 import pandas as pd
 import creditsim
-from creditsim import outputs
+from creditsim import files
 
 target, stage = sys.argv[1], sys.argv[2]
 r = creditsim.simulate(creditsim.load_scenario(overrides={"calendar.months": 3}), paths=2, seed=0, progress=False)
@@ -61,7 +61,7 @@ else:  # killed at the rename into place (for "replace": the second rename, the 
         if stage == "rename" or len(calls) == 2:
             die()
         rename(*args)
-    outputs.os.replace = replace
+    files.os.replace = replace
 r.save(target)
 """
 
@@ -223,7 +223,7 @@ def test_loading_never_unpickles(saved, tmp_path, monkeypatch):
     """Results.load works with pickle's loaders replaced by a trap; a data file whose values are a pickled
     object (the right metric categories, re-hashed and re-signed, so only the reader stands in the way) is refused
     for its value type, and the trap is never sprung."""
-    import creditsim.results as results_module
+    import creditsim.results.results as results_module
 
     def refuse(*args, **kwargs):
         raise AssertionError("something was unpickled")
@@ -244,7 +244,7 @@ def test_loading_never_unpickles(saved, tmp_path, monkeypatch):
 
 def test_values_of_another_type_are_refused(saved, tmp_path):
     """Strings or float32 numbers in place of the float64 values, re-hashed and re-signed: one ResultsError."""
-    import creditsim.results as results_module
+    import creditsim.results.results as results_module
 
     for values in (lambda v: v.astype(str), lambda v: v.astype(np.float32)):
         copy = _copy(saved, tmp_path)
@@ -261,7 +261,7 @@ def test_values_of_another_type_are_refused(saved, tmp_path):
 def test_a_directory_with_a_manifest_and_other_files_is_not_overwritten(tmp_path):
     """Saving to a directory that holds a file named manifest.json beside the user's own files is refused: only
     a directory holding nothing but creditsim results is replaced."""
-    from creditsim.cli import main
+    from creditsim.present.cli import main
 
     project = tmp_path / "project"
     project.mkdir()
@@ -276,7 +276,7 @@ def test_a_directory_with_a_manifest_and_other_files_is_not_overwritten(tmp_path
 
 def test_checkpoint_files_are_read_without_pickles(tmp_path):
     """A checkpoint task file holding a pickled object array is refused as unreadable, not unpickled."""
-    from creditsim.checkpoint import Checkpoint
+    from creditsim.run.checkpoint import Checkpoint
 
     store = Checkpoint(tmp_path / "ck", {"run": 1}, [[0]], {})
     np.savez(tmp_path / "ck" / "task-00000.npz", bank=np.array([os.getcwd], dtype=object))

@@ -12,7 +12,8 @@ import pytest
 
 from creditsim import load_scenario, simulate
 from creditsim.results import mean_and_mcse
-from creditsim.targets import measure
+from creditsim.results.targets import measure
+from creditsim.scenario.sampling import sampled
 from helpers import small_default
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
@@ -71,8 +72,8 @@ def test_a_sample_estimates_the_whole_population():
 def test_sampled_scenario_scales_aggregates_and_keeps_per_loan_limits():
     s = small_default(**{"sample": 0.1, "guarantors.fund.capital": "10亿", "guarantors.fund.coverage": 0.8,
                          "guarantors.fund.fee_rate": "1%", "guarantors.fund.capital_floor": "1亿"})
-    k = s.sampled()
-    assert k.sample == 1.0 and s.sampled().sampled() == k
+    k = sampled(s)
+    assert k.sample == 1.0 and sampled(sampled(s)) == k
     assert k.firms.segments["micro"].firms == 200 and k.firms.segments["micro"].applications_per_month == pytest.approx(1.2)
     assert k.banks["big_bank"].all_loans == pytest.approx(s.banks["big_bank"].all_loans / 10)
     g, h = s.guarantors["fund"], k.guarantors["fund"]

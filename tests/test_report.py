@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 import creditsim
-from creditsim import plots
-from creditsim.cli import main
-from creditsim.report import report_html, write_report
+from creditsim.present import plots
+from creditsim.present.cli import main
+from creditsim.present.report import report_html, write_report
 from helpers import small_default
 
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -85,7 +85,7 @@ def test_with_a_chinese_font_the_charts_are_in_chinese_and_draw_every_glyph(resu
 def test_target_path_runs_from_the_start_of_the_period_to_the_measured_value(results):
     """What a target's fan chart plots: an increase starts at 0 the month before the period, a cumulative flow
     too; a ratio target runs from the opening to its date; the last column is Results.targets()'s value."""
-    from creditsim.targets import target_path
+    from creditsim.results.targets import target_path
 
     table = results.targets().set_index("target")
     for name in ("new_lending", "credit_loans", "npl"):

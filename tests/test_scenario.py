@@ -19,12 +19,13 @@ import pydantic
 import pytest
 
 import creditsim
-from creditsim import ScenarioError, load_scenario, units
+from creditsim import ScenarioError, load_scenario
 from creditsim import scenario as scenario_module
-from creditsim.scenario import scenario_from_dict
+from creditsim.scenario import scenario_from_dict, units
+from creditsim.scenario.document import reference_markdown
 from helpers import BASE_TOML
 
-DEFAULT_TOML = Path(scenario_module.__file__).parent / "scenarios" / "default.toml"
+DEFAULT_TOML = Path(creditsim.__file__).parent / "scenarios" / "default.toml"
 with open(BASE_TOML, "rb") as _handle:
     BASE_DATA: dict[str, Any] = tomllib.load(_handle)
 
@@ -658,21 +659,21 @@ SECTION_MODELS = [
 @pytest.mark.parametrize("model", SECTION_MODELS, ids=lambda m: m.__name__)
 def test_reference_mentions_every_field(model):
     """The generated reference documents every field: a table row, or a section heading for sub-tables."""
-    text = scenario_module.reference_markdown()
+    text = reference_markdown()
     for name in model.model_fields:
         assert f"| `{name}` |" in text or f"## [{name}]" in text, name
 
 
 def test_reference_mentions_every_field_name_anywhere():
     """Every field name of every section model appears in the generated reference."""
-    text = scenario_module.reference_markdown()
+    text = reference_markdown()
     missing = [f"{m.__name__}.{name}" for m in SECTION_MODELS for name in m.model_fields if name not in text]
     assert missing == []
 
 
 def test_reference_types_are_readable():
     """The reference's type column names the kind of value (amount, rate, count…), never a Python repr."""
-    text = scenario_module.reference_markdown()
+    text = reference_markdown()
     assert "<class" not in text
     assert "| `rho` | share/rate in [0, 1] |" in text
 

@@ -17,11 +17,12 @@ from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
 
 import creditsim
-from creditsim.cli import main
+from creditsim.analysis.sweeps import KEY_METRICS, parse_grid, resume_sweep
 from creditsim.errors import ScenarioError
+from creditsim.present.cli import main
+from creditsim.present.plots import sweep_figure
+from creditsim.results.targets import paired_difference_interval
 from creditsim.scenario import scenario_from_dict
-from creditsim.sweeps import KEY_METRICS, parse_grid, resume_sweep
-from creditsim.targets import paired_difference_interval
 from helpers import default_count_cdf, pool_scenario
 
 N, RHO = 2000, 0.12
@@ -117,10 +118,10 @@ def test_sweep_key_metrics_and_chart(swept):
     assert set(metrics["metric"]) == set(KEY_METRICS)
     borrowers = metrics[metrics["metric"] == "borrowers"]
     assert (borrowers["mean"] == N).all()  # nobody leaves a static pool that always re-borrows
-    figure = swept.plot()
+    figure = sweep_figure(swept)
     assert isinstance(figure, Figure) and len([ax for ax in figure.axes if ax.get_visible()]) == 2
     with pytest.raises(KeyError, match="no assessed target"):
-        swept.plot("nope")
+        sweep_figure(swept, "nope")
 
 
 def test_two_key_grid_runs_the_product_last_key_fastest(pool):
@@ -132,7 +133,7 @@ def test_two_key_grid_runs_the_product_last_key_fastest(pool):
     # the change is measured against the previous value of the last key only
     changes = table[table["target"] == "few_defaults"]["change"].isna().tolist()
     assert changes == [True, False, True, False]
-    figure = result.plot("few_defaults")
+    figure = sweep_figure(result, "few_defaults")
     assert len(figure.axes[0].get_lines()) >= 2  # one line per value of the second key
 
 
@@ -148,7 +149,7 @@ def test_no_assessed_target_is_said_not_hidden(pool, capsys):
     assert short.targets().empty and list(short.targets().columns)[:3] == ["variant", "calendar.months", "target"]
     assert set(short.not_assessed()) == {"few_defaults", "some_defaults"}
     with pytest.raises(KeyError, match="nothing to plot"):
-        short.plot()
+        sweep_figure(short)
 
 
 def test_sweep_resumes_from_its_checkpoint(pool, tmp_path):

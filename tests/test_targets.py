@@ -10,11 +10,11 @@ import pytest
 from scipy import stats
 
 from creditsim import Results
-from creditsim.assessment import rule_for
 from creditsim.errors import ScenarioError
 from creditsim.metrics import SCOPE_METRICS, SCOPES, entities
+from creditsim.results.assessment import rule_for
+from creditsim.results.targets import paired_difference_interval, wilson_interval
 from creditsim.scenario import Assessment, scenario_from_dict
-from creditsim.targets import paired_difference_interval, wilson_interval
 from helpers import default_data
 
 BANK = SCOPE_METRICS["bank"]

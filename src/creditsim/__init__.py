@@ -11,16 +11,15 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .api import simulate
-from .backends import Backend
-from .compare import Comparison, compare
+from .analysis.compare import Comparison, compare
+from .analysis.search import Solution, solve
+from .analysis.summaries import fiscal_costs, instrument_events, per_fiscal_cost
+from .analysis.sweeps import Sweep, sweep
 from .errors import BackendError, CreditsimError, ResultsError, ScenarioError
 from .metrics import METRICS
 from .results import Results
+from .run import Backend, simulate
 from .scenario import Scenario, load_scenario
-from .search import Solution, solve
-from .summaries import fiscal_costs, instrument_events, per_fiscal_cost
-from .sweeps import Sweep, sweep
 
 try:
     __version__ = version("creditsim")

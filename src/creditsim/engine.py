@@ -60,23 +60,13 @@ from .kernels import (
 from .loanbook import LoanBook, Loans
 from .metrics import BANK_METRICS, POPULATION_METRICS, SCOPE_METRICS, metric, ratio_values
 from .pools import PoolBook
-from .population import (
-    DECLINED,
-    FORMER,
-    FORMER_FIRST_TIME,
-    NEVER,
-    POOL_STATES,
-    application_growth,
-    grade_table,
-    growth_factor,
-    initial_population,
-    line_parameters,
-)
 from .renewal import RenewalRules
 from .risk import beta_parameters, cumulative_hazard, default_months, monthly_hazards
 from .scenario import FACTOR_MONTHS, PRODUCTS, Scenario, admitted
+from .scenario.growth import application_growth, growth_factor
+from .scenario.opening import DECLINED, FORMER, FORMER_FIRST_TIME, NEVER, POOL_STATES, grade_table, initial_population, line_parameters
+from .scenario.units import month_index
 from .streams import COMPONENTS, stream
-from .units import month_index
 
 __all__ = ["FEN", "Simulation"]
 

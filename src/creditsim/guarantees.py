@@ -26,7 +26,7 @@ from .capacity import pay_pro_rata
 from .kernels import assign_guarantors
 from .metrics import SCOPE_METRICS
 from .scenario import Scenario, admitted
-from .units import month_index
+from .scenario.units import month_index
 
 __all__ = ["GuaranteeBook"]
 

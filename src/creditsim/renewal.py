@@ -14,7 +14,7 @@ import numpy as np
 
 from .kernels import renewal_allowed_each
 from .scenario import PRODUCTS, Scenario, admitted
-from .units import month_index
+from .scenario.units import month_index
 
 __all__ = ["RenewalRules", "eligible"]
 
@@ -29,7 +29,7 @@ class RenewalRules:
     Attributes
     ----------
     last_month : ndarray of int64, shape (segments,)
-        The last month (:func:`creditsim.units.month_index`) a segment's loans may be renewed; -1 for a segment
+        The last month (:func:`creditsim.scenario.units.month_index`) a segment's loans may be renewed; -1 for a segment
         the rules do not admit.
     product_ok : ndarray of bool, shape (len(PRODUCTS),)
     max_term, max_consecutive, min_months_on_book : int
@@ -79,7 +79,7 @@ def eligible(
     ----------
     scenario : Scenario
     calendar_month : int
-        The month of maturity, as :func:`creditsim.units.month_index`.
+        The month of maturity, as :func:`creditsim.scenario.units.month_index`.
     segment, product : ndarray of int, shape (n,)
         Indexes into the scenario's segments and :data:`creditsim.scenario.PRODUCTS`.
     term : ndarray of int, shape (n,)

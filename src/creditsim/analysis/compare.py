@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .api import backend_for, path_numbers
-from .backends import Backend, run_scenarios
-from .errors import ResultsError, ScenarioError
-from .metrics import SCOPE_METRICS, SCOPES, metric
-from .progress import ProgressArg
-from .results import ALL, Results, mean_and_mcse
-from .scenario import Scenario, load_scenario
-from .targets import Z95
+from ..errors import ResultsError, ScenarioError
+from ..metrics import SCOPE_METRICS, SCOPES, metric
+from ..results.results import ALL, Results, mean_and_mcse
+from ..results.targets import Z95
+from ..run.api import backend_for, path_numbers
+from ..run.backends import Backend, run_scenarios
+from ..run.progress import ProgressArg
+from ..scenario import Scenario, load_scenario
 
 __all__ = ["Comparison", "compare", "format_comparison", "paired_stats"]
 

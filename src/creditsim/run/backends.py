@@ -37,15 +37,16 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import BackendError
+from ..metrics import SCOPES
+from ..results.results import Results
+from ..scenario import Scenario
+from ..scenario.sampling import sampled, scale_back
 from .checkpoint import MANIFEST, Checkpoint, read_manifest
-from .errors import BackendError
 from .memory import check_memory
-from .metrics import SCOPE_METRICS, SCOPES, metric
 from .progress import Progress, ProgressArg
-from .results import Results
-from .scenario import Scenario
 
-__all__ = ["BACKENDS", "Backend", "Summary", "default_chunk_size", "run_task", "run_scenarios", "sample_scaling"]
+__all__ = ["BACKENDS", "Backend", "Summary", "default_chunk_size", "run_task", "run_scenarios"]
 
 BACKENDS = ("serial", "processes", "dask")
 #: Paths per task at most when the chunk size is left to :func:`default_chunk_size`.
@@ -55,13 +56,6 @@ MAX_CHUNK = 32
 Arrays = dict[str, np.ndarray]
 #: A function run where the task runs, turning the task's results into smaller per-path arrays.
 Summary = Callable[[Any], Arrays]
-
-
-def sample_scaling(sample: float) -> dict[str, np.ndarray]:
-    """Per scope, the factor by which each metric of a run on a ``sample`` of the firms is scaled back to the
-    whole population: 1 / sample for counts and amounts (stocks and flows), 1 for ratios and flags."""
-    return {scope: np.array([1.0 / sample if m.kind != "ratio" and m.unit in ("CNY", "firms", "loans") else 1.0
-                             for m in map(metric, SCOPE_METRICS[scope])]) for scope in SCOPES}
 
 
 def run_task(engine: Callable[[Scenario, int, int], Any], scenario: Scenario, seed: int, paths: Sequence[int],
@@ -88,14 +82,14 @@ def run_task(engine: Callable[[Scenario, int, int], Any], scenario: Scenario, se
         Per scope (:data:`creditsim.metrics.SCOPES`) the metrics, shape (paths, M + 1, entities, metrics), or
         the summary's arrays.
     """
-    sample, scale_back = scenario.sampled(), sample_scaling(scenario.sample)
+    sample, factors = sampled(scenario), scale_back(scenario.sample)
     runs: dict[str, list[np.ndarray]] = {scope: [] for scope in SCOPES}
     for path in paths:
         sim = engine(sample, int(seed), int(path)).run()
         metrics = {"bank": sim.bank_metrics, "guarantor": sim.guarantor_metrics, "reguarantor": sim.reguarantor_metrics,
                    "pool": sim.pool_metrics, "population": sim.population_metrics[:, None, :]}
         for scope in SCOPES:
-            runs[scope].append(metrics[scope] * scale_back[scope])
+            runs[scope].append(metrics[scope] * factors[scope])
         if on_path is not None:
             on_path()
     groups = {scope: np.stack(arrays) for scope, arrays in runs.items()}
@@ -292,8 +286,9 @@ def package_versions() -> dict[str, str]:
 @functools.cache
 def _source_digest() -> str:
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    package = Path(__file__).resolve().parent.parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -362,7 +357,7 @@ def run_scenarios(
     chunk_size : int, optional
         Paths per task; default :func:`default_chunk_size`. It changes nothing in the numbers.
     progress : None, bool or callable
-        See :mod:`creditsim.progress`.
+        See :mod:`creditsim.run.progress`.
     description : str
         Shown before the progress bar.
     checkpoint : path, optional
@@ -379,11 +374,11 @@ def run_scenarios(
     ------
     ScenarioError
         Before anything runs, when every path's metrics (kept without a ``summary``) or the local workers' engines
-        would not fit in memory (:func:`creditsim.memory.check_memory`).
+        would not fit in memory (:func:`creditsim.run.memory.check_memory`).
     """
     check_memory(list(scenarios), len(path_ids) if summary is None else 0, backend.local_workers)
     if engine is None:
-        from .engine import Simulation
+        from ..engine import Simulation
 
         engine = Simulation
     _check_count("chunk_size", chunk_size)

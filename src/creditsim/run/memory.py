@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ScenarioError
-from .metrics import SCOPE_METRICS, SCOPES, entities
-from .scenario import Scenario
+from ..errors import ScenarioError
+from ..metrics import SCOPE_METRICS, SCOPES, entities
+from ..scenario import Scenario
 
 __all__ = ["available_bytes", "check_memory", "engine_bytes", "peak_borrowers", "results_bytes"]
 
@@ -44,7 +44,7 @@ def peak_borrowers(scenario: Scenario) -> float:
     """An upper estimate of the borrowers a path of ``scenario`` holds at once: the opening borrowers plus every
     expected application and campaign application over the run (as if all were approved and none left), at most
     every firm there will be; in the sample the engine runs (see ``sample``)."""
-    from .population import application_growth
+    from ..scenario.growth import application_growth
 
     s = scenario
     months = s.calendar.months

@@ -18,13 +18,13 @@ from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 from matplotlib.text import Text
 
-from .assessment import evaluations
-from .metrics import metric as metric_info
-from .targets import SIGNS, target_path
+from ..metrics import metric as metric_info
+from ..results.assessment import evaluations
+from ..results.targets import SIGNS, target_path
 
 if TYPE_CHECKING:
-    from .results import Results
-    from .sweeps import Sweep
+    from ..analysis.sweeps import Sweep
+    from ..results.results import Results
 
 __all__ = ["capital_chart", "cjk_font", "fan_chart", "label", "loss_chart", "sweep_figure", "target_chart", "two_increases_chart"]
 
@@ -177,7 +177,7 @@ def fan_chart(results: Results, metric: str, scope: str | tuple[str, ...] = "all
     scope : str or tuple of str
         An entity, "all", or several entities summed.
     target : str, optional
-        A target of the scenario: chart the quantity it measures (see :func:`creditsim.targets.target_path`) with the
+        A target of the scenario: chart the quantity it measures (see :func:`creditsim.results.targets.target_path`) with the
         threshold as a line and the target date marked.
     """
     if target is not None:
@@ -313,7 +313,7 @@ def sweep_figure(sweep: Sweep, target: str | None = None) -> Figure:
     KeyError
         When ``target`` is not among the assessed targets, or no target is assessed in the run.
     """
-    from .sweeps import field_value
+    from ..analysis.sweeps import field_value
 
     table = sweep.targets()
     if table.empty:

@@ -31,22 +31,23 @@ from typing import Any, NoReturn
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .api import simulate
-from .calibrate import Calibration, backtest, calibrate, read_observations
-from .checkpoint import read_manifest
-from .compare import compare, format_comparison
-from .errors import CreditsimError, ResultsError, ScenarioError, one_line
-from .metrics import metric
-from .outputs import write_file
+from .. import __version__
+from ..analysis.calibrate import Calibration, backtest, calibrate, read_observations
+from ..analysis.compare import compare, format_comparison
+from ..analysis.search import Solution, solve
+from ..analysis.summaries import fiscal_costs, instrument_events, per_fiscal_cost
+from ..analysis.sweeps import KEY_METRICS, Sweep, resume_sweep, sweep
+from ..errors import CreditsimError, ResultsError, ScenarioError, one_line
+from ..files import write_file
+from ..metrics import metric
+from ..results.results import ALL, Results
+from ..results.targets import SIGNS
+from ..run.api import simulate
+from ..run.checkpoint import read_manifest
+from ..scenario import Scenario, load_scenario, scenario_from_dict
+from ..scenario.units import format_value, parse_rate
+from .plots import sweep_figure
 from .report import write_report
-from .results import ALL, Results
-from .scenario import Scenario, load_scenario, scenario_from_dict
-from .search import Solution, solve
-from .summaries import fiscal_costs, instrument_events, per_fiscal_cost
-from .sweeps import KEY_METRICS, Sweep, resume_sweep, sweep
-from .targets import SIGNS
-from .units import format_value, parse_rate
 
 __all__ = ["build_parser", "main"]
 
@@ -312,7 +313,7 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.plot:
         if targets.empty:
             raise ScenarioError("--plot", args.plot, "needs a target assessed in the run, and every target lies outside it")
-        figure = result.plot()
+        figure = sweep_figure(result)
         written.append(f"chart: {write_file(Path(args.plot), lambda tmp: figure.savefig(tmp, format=Path(args.plot).suffix[1:]), 'chart')}")
     if args.csv:
         table = pd.concat([targets.assign(kind="target"), key_metrics.assign(kind="metric")], ignore_index=True)

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import ResultsError, ScenarioError
-from .metrics import METRICS, SCOPE_METRICS, SCOPES, entities, ratio_values
-from .outputs import INCOMPLETE, new_directory, write_directory, write_file
-from .scenario import Scenario, json_digest, scenario_from_dict
-from .units import month_label
+from ..errors import ResultsError, ScenarioError
+from ..files import INCOMPLETE, new_directory, write_directory, write_file
+from ..metrics import METRICS, SCOPE_METRICS, SCOPES, entities, ratio_values
+from ..scenario import Scenario, json_digest, scenario_from_dict
+from ..scenario.units import month_label
 
 __all__ = ["Results", "ALL", "PERCENTILES", "mean_and_mcse"]
 
@@ -151,7 +151,7 @@ class Results:
 
     def two_increases(self) -> pd.DataFrame:
         """两增 and 两控, per bank and for all banks together, at each quarter-end and year-end of the run (see
-        :mod:`creditsim.assessment`).
+        :mod:`creditsim.results.assessment`).
 
         Returns
         -------
@@ -223,7 +223,7 @@ class Results:
     def manifest(self) -> dict[str, Any]:
         """What :meth:`save` writes to ``manifest.json``: format, creditsim version, seed, paths, path numbers,
         entities, dates, the scenario and its digest (the data file's SHA-256 is added when saved)."""
-        from . import __version__
+        from .. import __version__
 
         return {
             "format": _FORMAT,

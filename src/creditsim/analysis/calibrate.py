@@ -31,11 +31,11 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from .api import simulate
-from .errors import DataError, ScenarioError
-from .results import METRIC_KIND, Results
-from .scenario import Scenario, scenario_from_dict
-from .units import month_index, parse_amount, parse_month, parse_rate
+from ..errors import DataError, ScenarioError
+from ..results.results import METRIC_KIND, Results
+from ..run.api import simulate
+from ..scenario import Scenario, scenario_from_dict
+from ..scenario.units import month_index, parse_amount, parse_month, parse_rate
 
 __all__ = ["DEFAULT_RELATIVE_SD", "Calibration", "Observation", "Parameter", "calibrate", "backtest", "model_values", "parameters",
            "read_observations"]

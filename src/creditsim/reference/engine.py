@@ -111,15 +111,16 @@ from typing import Any
 import numpy as np
 import simpy
 
-from .api import run_paths
-from .errors import ScenarioError
-from .metrics import SCOPE_METRICS, SCOPES, metric, ratio_values
-from .population import DECLINED, FORMER, FORMER_FIRST_TIME, NEVER, POOL_STATES, application_growth, initial_population, line_parameters
-from .results import Results
-from .risk import monthly_hazards
-from .scenario import FACTOR_MONTHS, PRODUCTS, Guarantor, Pool, Scenario, load_scenario
-from .streams import stream
-from .units import month_index
+from ..errors import ScenarioError
+from ..metrics import SCOPE_METRICS, SCOPES, metric, ratio_values
+from ..results.results import Results
+from ..risk import monthly_hazards
+from ..run.api import run_paths
+from ..scenario import FACTOR_MONTHS, PRODUCTS, Guarantor, Pool, Scenario, load_scenario
+from ..scenario.growth import application_growth
+from ..scenario.opening import DECLINED, FORMER, FORMER_FIRST_TIME, NEVER, POOL_STATES, initial_population, line_parameters
+from ..scenario.units import month_index
+from ..streams import stream
 
 __all__ = ["FEN", "MODELLED", "NOT_MODELLED", "Phase", "Firm", "Loan", "GuaranteeFund", "RiskPool", "ReferenceSimulation", "check_supported", "simulate"]
 

@@ -22,26 +22,23 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .api import backend_for, path_numbers
-from .backends import Arrays, Backend, run_scenarios
-from .checkpoint import read_manifest
+from ..errors import ResultsError, ScenarioError
+from ..metrics import METRICS, metric
+from ..results.results import ALL, Results, mean_and_mcse
+from ..results.targets import Z95, measure, met, outside, paired_difference_interval, wilson_interval
+from ..run.api import backend_for, path_numbers
+from ..run.backends import Arrays, Backend, run_scenarios
+from ..run.checkpoint import read_manifest
+from ..run.progress import ProgressArg
+from ..scenario import Scenario, load_scenario, parse_overrides, scenario_from_dict, value_at
+from ..scenario.units import month_label
 from .compare import paired_stats
-from .errors import ResultsError, ScenarioError
-from .metrics import METRICS, metric
-from .progress import ProgressArg
-from .results import ALL, Results, mean_and_mcse
-from .scenario import Scenario, load_scenario, parse_overrides, scenario_from_dict, value_at
 from .summaries import fiscal_costs
-from .targets import Z95, measure, met, outside, paired_difference_interval, wilson_interval
-from .units import month_label
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 __all__ = ["KEY_METRICS", "Sweep", "sweep", "resume_sweep", "run_dates", "field_value", "parse_grid", "parse_range", "path_summary", "value_and_unit", "variant", "written"]
 
@@ -219,7 +216,7 @@ class Sweep:
     def targets(self) -> pd.DataFrame:
         """Per variant and target: the probability of meeting it with its Wilson 95% interval, the median measured
         value, and the change in probability from the neighbouring variant (the previous value of the last key)
-        with a paired score 95% interval (:func:`creditsim.targets.paired_difference_interval`). Targets outside
+        with a paired score 95% interval (:func:`creditsim.results.targets.paired_difference_interval`). Targets outside
         the run are left out (see :meth:`not_assessed`).
 
         Returns
@@ -276,13 +273,6 @@ class Sweep:
                 rows.append({"variant": i, **settings, "metric": name, "unit": metric(name).unit, "mean": mean,
                              "ci_low": mean - Z95 * se, "ci_high": mean + Z95 * se, **_change_columns(change)})
         return pd.DataFrame(rows)
-
-    def plot(self, target: str | None = None) -> Figure:
-        """Probability of meeting each target (or one) against the first key's value, one line per combination of
-        the other keys, with Wilson 95% intervals."""
-        from .plots import sweep_figure
-
-        return sweep_figure(self, target)
 
 
 def run_dates(scenario: Scenario) -> tuple[str, str]:

@@ -16,17 +16,14 @@ Each test is evaluated per bank and for all banks together, at every quarter-end
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from .scenario import Assessment, rates_by_year
-from .targets import wilson_interval
-from .units import month_index
-
-if TYPE_CHECKING:
-    from .results import Results
+from ..scenario import Assessment
+from ..scenario.growth import rates_by_year
+from ..scenario.units import month_index
+from .targets import Runs, wilson_interval
 
 __all__ = ["CHECKS", "RULES", "evaluations", "rule_for", "two_increases_table"]
 
@@ -55,7 +52,7 @@ def _npl_control_applies(assessment: Assessment, year: int) -> bool:
     return year >= 2019 if assessment.rule == "in_force" else rule_for(assessment, year) != "none"
 
 
-def evaluations(results: Results) -> Iterator[tuple[str, int, str, str, str, np.ndarray, np.ndarray | None]]:
+def evaluations(results: Runs) -> Iterator[tuple[str, int, str, str, str, np.ndarray, np.ndarray | None]]:
     """Every test on every path: ``(bank, year, date, check, rule, passed, margin)`` per bank (and "all"),
     assessment date and check, ``passed`` and ``margin`` of shape (paths,) (``margin`` None for the combined
     两增 check; see :meth:`creditsim.Results.two_increases` for the units)."""
@@ -95,7 +92,7 @@ def evaluations(results: Results) -> Iterator[tuple[str, int, str, str, str, np.
                     yield entity, year, label, "两控", rule, margin >= 0, margin
 
 
-def two_increases_table(results: Results) -> pd.DataFrame:
+def two_increases_table(results: Runs) -> pd.DataFrame:
     """Probability of passing each test, per bank (and "all"), assessment date and check (see
     :meth:`creditsim.Results.two_increases`)."""
     rows = [_row(*evaluation) for evaluation in evaluations(results)]

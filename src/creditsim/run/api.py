@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
+from ..engine import Simulation
+from ..errors import ScenarioError
+from ..results.results import Results
+from ..scenario import Scenario, load_scenario
 from .backends import Backend, run_scenarios
-from .engine import Simulation
-from .errors import ScenarioError
 from .progress import ProgressArg
-from .results import Results
-from .scenario import Scenario, load_scenario
 
 __all__ = ["simulate", "path_numbers", "backend_for"]
 
@@ -48,8 +48,8 @@ def simulate(
         None shows a progress bar on a terminal or in a notebook and nothing otherwise; True or False force it
         on or off; a callable is called as ``progress(done, total)`` instead.
     backend : {"serial", "processes", "dask"} or Backend, optional
-        Where the paths run (see :mod:`creditsim.backends`); default "dask" when ``client`` or ``scheduler`` is
-        given, "processes" when ``workers`` > 1, else "serial". A :class:`~creditsim.backends.Backend` is used
+        Where the paths run (see :mod:`creditsim.run.backends`); default "dask" when ``client`` or ``scheduler`` is
+        given, "processes" when ``workers`` > 1, else "serial". A :class:`~creditsim.run.backends.Backend` is used
         as it is and left open.
     workers : int, optional
         Local worker processes (default: the usable cores).

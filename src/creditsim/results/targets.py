@@ -11,20 +11,33 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
-from .metrics import metric, ratio_values
-from .scenario import Target
-from .units import month_index
+from ..metrics import metric, ratio_values
+from ..scenario import Scenario, Target
+from ..scenario.units import month_index
 
-if TYPE_CHECKING:
-    from .results import Results
-
-__all__ = ["SIGNS", "Z95", "measure", "met", "outside", "paired_difference_interval", "shortfall", "target_path", "targets_table",
+__all__ = ["Runs", "SIGNS", "Z95", "measure", "met", "outside", "paired_difference_interval", "shortfall", "target_path", "targets_table",
            "wilson_interval"]
+
+
+class Runs(Protocol):
+    """What measuring a target needs of a run's results (:class:`creditsim.Results` has it)."""
+
+    scenario: Scenario
+    dates: list[str]
+    banks: list[str]
+
+    @property
+    def paths(self) -> int: ...
+
+    def values(self, metric: str, bank: str = ...) -> np.ndarray: ...
+
+    def series(self, metric: str, scope: str | tuple[str, ...] | list[str] = ...) -> np.ndarray: ...
+
 
 #: The standard normal quantile of a two-sided 95% interval.
 Z95 = 1.959963984540054
@@ -88,7 +101,7 @@ def paired_difference_interval(before: np.ndarray, after: np.ndarray, z: float =
     return difference, max(difference - below, -1.0), min(difference + above, 1.0)
 
 
-def target_path(results: Results, target: Target) -> tuple[list[str], np.ndarray]:
+def target_path(results: Runs, target: Target) -> tuple[list[str], np.ndarray]:
     """The quantity a target compares with its threshold, month by month up to its date or the end of its
     period: the stock or ratio itself; the increase since the month before ``start``; the running total; or
     the running mean (for a ratio metric, the ratio of the running totals of its parts, so an average rate is
@@ -128,7 +141,7 @@ def target_path(results: Results, target: Target) -> tuple[list[str], np.ndarray
         return dates, running(target.metric) / np.arange(len(dates))
 
 
-def measure(results: Results, target: Target) -> np.ndarray:
+def measure(results: Runs, target: Target) -> np.ndarray:
     """The value a target measures on each path, shape (paths,): the last column of :func:`target_path`."""
     return target_path(results, target)[1][:, -1]
 
@@ -164,7 +177,7 @@ def shortfall(values: np.ndarray, target: Target) -> np.ndarray:
     return target.value - values if target.comparison in (">=", ">") else values - target.value
 
 
-def targets_table(results: Results) -> pd.DataFrame:
+def targets_table(results: Runs) -> pd.DataFrame:
     """One row per target of the results' scenario (see :meth:`creditsim.Results.targets`)."""
     rows = []
     for name, target in results.scenario.targets.items():

@@ -29,13 +29,13 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from .api import backend_for, path_numbers
-from .backends import Backend, run_scenarios
-from .errors import ScenarioError
-from .progress import ProgressArg
-from .scenario import Scenario, load_scenario, parse_overrides
+from ..errors import ScenarioError
+from ..results.targets import met, outside, wilson_interval
+from ..run.api import backend_for, path_numbers
+from ..run.backends import Backend, run_scenarios
+from ..run.progress import ProgressArg
+from ..scenario import Scenario, load_scenario, parse_overrides
 from .sweeps import field_value, parse_range, path_summary, run_dates, value_and_unit, variant, written
-from .targets import met, outside, wilson_interval
 
 __all__ = ["Solution", "solve"]
 

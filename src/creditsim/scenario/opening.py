@@ -14,10 +14,9 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import log_ndtr, ndtri
 
-from .errors import ScenarioError
-from .scenario import rates_by_year
+from ..errors import ScenarioError
 
-__all__ = ["NEVER", "FORMER", "FORMER_FIRST_TIME", "DECLINED", "POOL_STATES", "InitialPopulation", "application_growth", "apportion", "growth_factor", "grade_table", "initial_population", "line_parameters", "truncated_lognormal_moments"]
+__all__ = ["NEVER", "FORMER", "FORMER_FIRST_TIME", "DECLINED", "POOL_STATES", "InitialPopulation", "apportion", "grade_table", "initial_population", "line_parameters", "truncated_lognormal_moments"]
 
 #: States of a firm without a loan (the last axis of the pool): never borrowed (无贷户); borrowed before the
 #: scenario or within it; became a 首贷户 within the scenario and repaid; never borrowed and declined on its
@@ -51,20 +50,6 @@ class InitialPopulation:
     line_shift: np.ndarray
     opening_mean: np.ndarray
     opening_sd: np.ndarray
-
-
-def growth_factor(scenario, rates) -> np.ndarray:
-    """Cumulative growth factor of annual ``rates`` (one rate, or a table by year), shape (M + 1,): 1 at the
-    opening (index 0), then each month t multiplied by the monthly equivalent of the rate of month t's year."""
-    annual = rates_by_year(rates, (scenario.start_index + np.arange(scenario.calendar.months)) // 12)
-    return np.cumprod(np.r_[1.0, (1.0 + annual) ** (1.0 / 12.0)])
-
-
-def application_growth(scenario) -> np.ndarray:
-    """Factor applied to every segment's applications_per_month in each month, shape (M + 1,) (index t is month t;
-    index 0 unused): 1 in month 1, then growing each month at the monthly equivalent of ``demand.growth`` of that
-    month's year: the :func:`growth_factor` of the month before."""
-    return np.r_[1.0, growth_factor(scenario, scenario.demand.growth)[:-1]]
 
 
 def apportion(total: int, weights: np.ndarray) -> np.ndarray:

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ResultsError
-from .outputs import write_file
-from .scenario import json_digest
+from ..errors import ResultsError
+from ..files import write_file
+from ..scenario import json_digest
 
 __all__ = ["Checkpoint", "MANIFEST", "read_manifest"]
 

@@ -5,7 +5,7 @@
   distribution of the month it first happens;
 - :func:`fiscal_costs`: the fiscal cost of each path, in total and as a net present value;
 - :func:`per_fiscal_cost`: the extra lending (or any other metric) a policy brings per extra CNY of fiscal cost,
-  from a :class:`~creditsim.compare.Comparison`, with a delta-method confidence interval.
+  from a :class:`~creditsim.analysis.compare.Comparison`, with a delta-method confidence interval.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..results.results import Results
+from ..results.targets import Z95, wilson_interval
 from .compare import Comparison
-from .results import Results
-from .targets import Z95, wilson_interval
 
 __all__ = ["fiscal_costs", "instrument_events", "per_fiscal_cost"]
 

@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..files import write_file
+from ..metrics import metric
+from ..results.targets import SIGNS
+from ..scenario.units import format_amount, format_value
 from . import plots
-from .metrics import metric
-from .outputs import write_file
-from .targets import SIGNS
-from .units import format_amount, format_value
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .results import Results
+    from ..results.results import Results
 
 __all__ = ["KEY_METRICS", "report_html", "write_report"]
 
@@ -66,7 +66,7 @@ def report_html(results: Results, command: str | None = None) -> str:
     command : str, optional
         The command that produced the run, shown under "How this was produced".
     """
-    from . import __version__
+    from .. import __version__
 
     s = results.scenario
     parts = [

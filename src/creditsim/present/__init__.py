@@ -1,0 +1,1 @@
+"""Presenting results to people: the command line, charts and the HTML report."""

@@ -1,0 +1,47 @@
+"""Scenarios: the user's description of a lending programme, loaded through one door.
+
+A scenario is TOML written in the user's language (amounts in 万/亿, rates in %, months ``"YYYY-MM"``).
+:func:`load_scenario` parses units, applies ``--set`` overrides, validates every field (:mod:`.schema`) and every
+cross-field rule (:mod:`.rules`), and returns a frozen :class:`Scenario`. Every problem raises
+:class:`~creditsim.errors.ScenarioError` naming the dotted field, the value and the rule; the engine trusts what
+comes out. :mod:`.opening` apportions the opening population, :mod:`.sampling` gives the sample the engine runs and
+the factors that scale its results back, :mod:`.growth` turns rates by year into growth paths, and
+:mod:`.document` writes the field reference (``docs/reference/scenario.md``) from the schema.
+"""
+
+from .loading import DEFAULT_SCENARIO, MAX_SCENARIO_BYTES, key_path, load_scenario, parse_overrides, scenario_from_dict, value_at
+from .schema import (
+    FACTOR_MONTHS,
+    MEASURES,
+    PRODUCTS,
+    TWO_INCREASES_RULES,
+    Assessment,
+    Bank,
+    Calendar,
+    Campaign,
+    Channel,
+    Demand,
+    Firms,
+    Guarantor,
+    Injection,
+    InterestSubsidy,
+    Liquidity,
+    Pool,
+    Reguarantor,
+    Renewal,
+    Risk,
+    Scenario,
+    Segment,
+    StressPoint,
+    Target,
+    TopUp,
+    admitted,
+    json_digest,
+)
+
+__all__ = [
+    "DEFAULT_SCENARIO", "MAX_SCENARIO_BYTES", "FACTOR_MONTHS", "MEASURES", "PRODUCTS", "TWO_INCREASES_RULES", "Assessment", "Bank", "Calendar",
+    "Campaign", "Channel", "Demand", "Firms", "Guarantor", "Injection", "InterestSubsidy", "Liquidity", "Pool", "Reguarantor", "Renewal",
+    "Risk", "Scenario", "Segment", "StressPoint", "Target", "TopUp", "admitted", "json_digest", "key_path", "load_scenario",
+    "parse_overrides", "scenario_from_dict", "value_at",
+]

@@ -1,0 +1,171 @@
+"""The scenario field reference (``docs/reference/scenario.md``), generated from the schema so the two cannot drift
+apart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from .loading import MAX_SCENARIO_BYTES
+from .schema import (
+    Assessment,
+    Bank,
+    Calendar,
+    Campaign,
+    Channel,
+    Demand,
+    Firms,
+    Guarantor,
+    Injection,
+    InterestSubsidy,
+    Liquidity,
+    Pool,
+    Reguarantor,
+    Renewal,
+    Risk,
+    Scenario,
+    Segment,
+    StressPoint,
+    Target,
+    TopUp,
+    model_of,
+)
+
+__all__ = ["reference_markdown"]
+
+def reference_markdown() -> str:
+    """The scenario field reference as Markdown, generated from the schema (``docs/reference/scenario.md``)."""
+    lines = [
+        "# Scenario file reference",
+        "",
+        "Generated from `creditsim/scenario/schema.py` by `creditsim.scenario.document.reference_markdown()`; a test keeps this file",
+        "equal to it. Amounts accept plain CNY or strings with 万/亿/万亿 (`\"300亿\"`, `\"800万元\"`); rates and shares",
+        "accept `0.008` or `\"0.8%\"`; counts accept `15000` or `\"1.5万\"`; months are `\"YYYY-MM\"`. Unknown keys, wrong",
+        "types, NaN/inf and values out of range are errors naming the dotted field. A scenario file is UTF-8 TOML of at",
+        f"most {MAX_SCENARIO_BYTES // 1024**2} MiB (`MAX_SCENARIO_BYTES`); it is only parsed as data, never executed.",
+        "Amounts may be at most 1000万亿 (`MAX_AMOUNT`, four times China's bank loans) and counts at most 10亿",
+        "(`MAX_COUNT`); growth rates at most 1000% a year: a larger value is a slip of units (30 for 30%).",
+        "",
+        "Before a run starts, its memory is estimated (`creditsim.run.memory`): the results of every path and, for each",
+        "local worker, the engine's rows for the borrowers a path holds at its peak. A run that would not fit in the",
+        "memory available is refused, naming `paths`, `sample` or `workers`.",
+        "",
+    ]
+    sections: list[tuple[str, type[BaseModel]]] = [
+        ("(top level)", Scenario),
+        ("[calendar]", Calendar),
+        ("[firms]", Firms),
+        ("[firms.segments.NAME]", Segment),
+        ("[banks.NAME]", Bank),
+        ("[demand]", Demand),
+        ("[risk]", Risk),
+        ("[[risk.stress]]", StressPoint),
+        ("[liquidity]", Liquidity),
+        ("[renewal]", Renewal),
+        ("[campaign]", Campaign),
+        ("[campaign.channels.NAME]", Channel),
+        ("[guarantors.NAME]", Guarantor),
+        ("[[guarantors.NAME.injections]]", Injection),
+        ("[guarantors.NAME.top_up]", TopUp),
+        ("[reguarantors.NAME]", Reguarantor),
+        ("[pools.NAME]", Pool),
+        ("[interest_subsidy]", InterestSubsidy),
+        ("[assessment]", Assessment),
+        ("[targets.NAME]", Target),
+    ]
+    for title, model in sections:
+        lines += [f"## {title}", "", (model.__doc__ or "").strip().splitlines()[0], "", "| field | type | default | meaning |", "|---|---|---|---|"]
+        for name, info in model.model_fields.items():
+            if model_of(info.annotation) is not None and name not in ("segments", "banks", "stress", "channels", "renewal", "guarantors", "reguarantors", "injections", "top_up", "pools", "interest_subsidy", "targets"):
+                continue
+            default = "required" if info.is_required() else _toml_default(info)
+            scaled = " Scaled by `sample`." if isinstance(info.json_schema_extra, dict) and "sampled" in info.json_schema_extra else ""
+            lines.append(f"| `{name}` | {_type_name(info.annotation, info.metadata)} | {default} | {info.description or ''}{scaled} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_default(info: Any) -> str:
+    """A field's default as it would be written in TOML (``none`` when it has no value)."""
+    value = info.default_factory() if info.default_factory is not None else info.default
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, str):
+        return f'`"{value}"`'
+    if isinstance(value, (tuple, list)):
+        return "`[" + ", ".join(f'"{v}"' if isinstance(v, str) else f"{v:g}" for v in value) + "]`"
+    if isinstance(value, dict):
+        return "`{}`" if not value else f"`{value}`"
+    return f"`{value:g}`" if isinstance(value, float) else f"`{value}`"
+
+
+def _type_name(annotation: Any, metadata: list[Any]) -> str:
+    text = repr(annotation) + repr(metadata)
+    if annotation == (float | str):
+        return "number, amount ('1000亿'), count ('1.5万户') or rate ('1%')"
+    if text.startswith("typing.Union[typing.Annotated[float") and "dict[" in text:
+        return _type_name(annotation.__args__[0], []) + ", or a table of them by year"
+    for marker, name in (
+        ("_probability", "share/rate in [0, 1]"),
+        ("_growth", "rate in (−100%, 1000%]"),
+        ("_positive_amount", "amount (CNY) in (0, 1000万亿]"),
+        ("parse_amount", "amount (CNY) in [0, 1000万亿]"),
+        ("parse_count", "count in [0, 10亿]"),
+        ("parse_month", "month 'YYYY-MM'"),
+        ("_non_negative", "number ≥ 0"),
+        ("_sample", "fraction in (0, 1] or ratio '1:N'"),
+    ):
+        if marker in text:
+            if text.startswith("dict"):
+                return f"table of {name}"
+            if text.startswith("tuple"):
+                return f"list of {name}"
+            return name
+    if annotation is int:
+        low = next((m.ge for m in metadata if hasattr(m, "ge")), None)
+        high = next((m.le for m in metadata if hasattr(m, "le")), None)
+        if low is not None and high is not None:
+            return f"integer in [{low}, {high}]"
+        return "integer" if low is None else f"integer ≥ {low}"
+    if annotation is bool:
+        return "true or false"
+    if annotation is str or text.startswith("typing.Optional[str]") or text.startswith("str | None"):
+        return "string"
+    if "str | tuple[str, ...]" in text:
+        return "name or list of names"
+    if "tuple[str, ...]" in text:
+        return "list of names"
+    if "Channel" in text:
+        return "table of channels"
+    if "Reguarantor" in text:
+        return "table of re-guarantors"
+    if "Pool" in text:
+        return "table of pools"
+    if "InterestSubsidy" in text:
+        return "table"
+    if "Guarantor" in text:
+        return "table of guarantors"
+    if "Injection" in text:
+        return "array of tables"
+    if "TopUp" in text:
+        return "table"
+    if "Target" in text:
+        return "table of targets"
+    if "Assessment" in text:
+        return "table"
+    if text.startswith("typing.Union[typing.Literal") and "dict[" in text:
+        return "one of " + ", ".join(f"`{a}`" for a in annotation.__args__[0].__args__) + ", or a table of them by year"
+    if "Literal" in text:
+        return " \\| ".join(f"`{a}`" for a in annotation.__args__)
+    if "Segment" in text:
+        return "table of segments"
+    if "Bank" in text:
+        return "table of banks"
+    if "StressPoint" in text:
+        return "array of tables"
+    if "Renewal" in text:
+        return "table"
+    raise TypeError(f"no reference name for the field type {text}")

@@ -1,0 +1,254 @@
+"""Loading a scenario: the one door. A TOML file (or the bundled default), ``--set`` overrides applied as dotted
+keys, every field validated by the schema and every cross-field rule by :mod:`creditsim.scenario.rules`; a problem
+is a one-line :class:`~creditsim.errors.ScenarioError` naming the dotted field, the value and the rule.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import tomllib
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import _MISSING, ScenarioError
+from .rules import check_rules
+from .schema import Scenario, model_of
+
+__all__ = ["DEFAULT_SCENARIO", "MAX_SCENARIO_BYTES", "load_scenario", "parse_overrides", "scenario_from_dict", "key_path", "value_at"]
+
+#: The bundled default scenario, run by ``creditsim run`` with no file.
+DEFAULT_SCENARIO = "default.toml"
+#: The largest scenario file read, in bytes (the plans' files are 15–25 KB); a larger file is refused unread.
+MAX_SCENARIO_BYTES = 1024**2
+
+
+def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | list[str] | None = None) -> Scenario:
+    """Load, override and validate a scenario file.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A TOML scenario file; the bundled default scenario when omitted.
+    overrides : dict or list of str, optional
+        Values to set before validation, as ``{"banks.city.max_pd": 0.05}`` or as the CLI's
+        ``["banks.city.max_pd=0.05"]`` strings (values parsed as TOML, else taken as text).
+
+    Returns
+    -------
+    Scenario
+
+    Raises
+    ------
+    ScenarioError
+        When the file cannot be read or parsed, or any field or rule is violated.
+    """
+    if path is None:
+        text = resources.files("creditsim").joinpath("scenarios", DEFAULT_SCENARIO).read_text(encoding="utf-8")
+        source = DEFAULT_SCENARIO
+    else:
+        source = str(path)
+        try:
+            with open(path, "rb") as file:
+                raw_bytes = file.read(MAX_SCENARIO_BYTES + 1)  # never more than the limit, whatever the file
+        except OSError as exc:
+            raise ScenarioError(source, _MISSING, f"cannot read the file: {exc.strerror or exc}") from None
+        if len(raw_bytes) > MAX_SCENARIO_BYTES:
+            raise ScenarioError(source, _MISSING, f"is larger than {MAX_SCENARIO_BYTES // 1024**2} MiB, the most a scenario file may be")
+        if not raw_bytes.strip():
+            raise ScenarioError(source, _MISSING, "is empty")
+        try:
+            text = raw_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ScenarioError(source, _MISSING, "is not UTF-8 text") from None
+        if "\x00" in text:
+            raise ScenarioError(source, _MISSING, "is binary, not a TOML text file")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(source, _MISSING, f"is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ScenarioError(source, _MISSING, "nests arrays or tables too deeply") from None
+    if isinstance(overrides, list):
+        overrides = parse_overrides(overrides)
+    return scenario_from_dict(data, overrides)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Turn ``["a.b=1", "c=50万"]`` into ``{"a.b": 1, "c": "50万"}``; values are read as TOML when they can be."""
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ScenarioError("--set", item, "must be written dotted.key=value")
+        try:
+            parsed[key] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed[key] = value.strip()
+        except RecursionError:
+            raise ScenarioError(key, _MISSING, "nests arrays or tables too deeply") from None
+    return parsed
+
+
+def scenario_from_dict(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> Scenario:
+    """Validate scenario data (as read from TOML) after applying dotted-key overrides."""
+    data = json.loads(json.dumps(data, default=str))  # a deep copy that the overrides may change
+    for key, value in (overrides or {}).items():
+        _set_dotted(data, key, value)
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise _scenario_error(exc) from None
+    check_rules(scenario)
+    return scenario
+
+
+_KEY_PART = re.compile(r"^([^.\[\]]+)((?:\[[0-9]+\])*)$")
+
+
+def key_path(key: str) -> list[str | int]:
+    """The steps of a dotted key: ``"risk.stress[0].pd_multiplier"`` gives ``["risk", "stress", 0, "pd_multiplier"]``.
+
+    Raises
+    ------
+    ScenarioError
+        For an empty part or a bad index.
+    """
+    steps: list[str | int] = []
+    for part in key.split("."):
+        match = _KEY_PART.match(part.strip())
+        if match is None:
+            raise ScenarioError(key, _MISSING, "is not a dotted key such as banks.city.max_pd or firms.segments.micro.pd[0]")
+        steps.append(match.group(1))
+        steps += [int(index) for index in re.findall(r"\[([0-9]+)\]", match.group(2))]
+    return steps
+
+
+def value_at(data: Any, key: str) -> Any:
+    """The value at a dotted key in scenario data (:meth:`Scenario.to_dict`), or None when there is none."""
+    node = data
+    for step in key_path(key):
+        if isinstance(step, int):
+            if not isinstance(node, list) or step >= len(node):
+                return None
+        elif not isinstance(node, dict) or step not in node:
+            return None
+        node = node[step]
+    return node
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    steps = key_path(key)
+    node: Any = data
+    for depth, (step, following) in enumerate(zip(steps[:-1], steps[1:], strict=True)):
+        where = _shown_key(steps[: depth + 1])
+        if isinstance(step, int):
+            if not isinstance(node, list) or step >= len(node):
+                raise ScenarioError(_shown_key(steps[:depth]), node, f"has no item [{step}], so '{key}' cannot be set")
+            child = node[step]
+        else:
+            child = node.get(step) if isinstance(node, dict) else None
+            if child is None:
+                child = [] if isinstance(following, int) else {}
+                node[step] = child
+        if isinstance(following, int) and not isinstance(child, list):
+            raise ScenarioError(where, child, f"is not a list, so '{key}' cannot be set")
+        if not isinstance(following, int) and not isinstance(child, dict):
+            raise ScenarioError(where, child, f"is not a table, so '{key}' cannot be set")
+        node = child
+    last = steps[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or last >= len(node):
+            raise ScenarioError(_shown_key(steps[:-1]), node, f"has no item [{last}], so '{key}' cannot be set")
+    node[last] = value
+
+
+def _shown_key(steps: Sequence[str | int]) -> str:
+    """Dotted key text of key steps (indices in brackets)."""
+    text = ""
+    for step in steps:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else step)
+    return text
+
+
+_TYPE_RULES = {
+    "int_type": "must be a whole number",
+    "float_type": "must be a number",
+    "string_type": "must be a string",
+    "dict_type": "must be a table",
+    "model_type": "must be a table",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+    "bool_type": "must be true or false",
+    "finite_number": "must be finite",
+}
+
+
+def _field_of(error: Any) -> list[str]:
+    """The dotted location of a pydantic error, without pydantic's own markers: validators, and the branch of a
+    field that takes alternatives ('float', 'str', "literal['in_force', …]", 'dict[str,…]'), which follows the
+    field's name (but not a table of named entities, where it is a name)."""
+    loc = [str(p) for p in error["loc"]]
+    return [p for i, p in enumerate(loc)
+            if "function-" not in p and not (i > 0 and loc[i - 1] not in _NAMED_TABLES and _BRANCH.match(p))]
+
+
+#: Fields that are tables of named entities: what follows them is a name, never a union branch.
+_NAMED_TABLES = {"segments", "banks", "guarantors", "reguarantors", "pools", "targets", "channels"}
+_BRANCH = re.compile(r"^(float|str|int|bool|literal\[.*\]|dict\[.*\]|tuple\[.*\]|list\[.*\])$")
+
+
+def _scenario_error(exc: ValidationError) -> ScenarioError:
+    """The first validation error, as a one-line ScenarioError naming the dotted field.
+
+    Where a field accepts alternatives (one rate or a table by year) pydantic reports each branch; the
+    deepest location under the first error's field names the real culprit.
+    """
+    errors = exc.errors(include_url=False)
+    first = _field_of(errors[0])
+    error = max((e for e in errors if _field_of(e)[: len(first)] == first), key=lambda e: len(_field_of(e)))
+    loc = _field_of(error)
+    kind = error["type"]
+    value = error.get("input", _MISSING)
+    if loc and loc[-1] == "[key]":  # a bad bank or segment name
+        return ScenarioError(".".join(loc[:-2]), loc[-2], str(error["msg"]).removeprefix("Value error, "))
+    field = ".".join(loc) or "scenario"
+    if kind == "missing":
+        return ScenarioError(field, _MISSING, "is required")
+    if kind == "extra_forbidden":
+        known = _known_fields(loc[:-1])
+        hint = difflib.get_close_matches(loc[-1], known, n=1)
+        rule = "unknown field" + (f" (did you mean '{hint[0]}'?)" if hint else f"; allowed: {', '.join(known)}" if known else "")
+        return ScenarioError(field, value, rule)
+    if kind == "value_error":
+        return ScenarioError(field, value, str(error["msg"]).removeprefix("Value error, "))
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        bound = next(iter(error.get("ctx", {}).values()), "?")
+        op = {"greater_than_equal": "≥", "less_than_equal": "≤", "greater_than": ">", "less_than": "<"}[kind]
+        return ScenarioError(field, value, f"must be {op} {bound}")
+    return ScenarioError(field, value, _TYPE_RULES.get(kind) or str(error["msg"]).lower())
+
+
+def _known_fields(loc: list[str]) -> list[str]:
+    """Field names allowed at a location of the schema (for 'did you mean'), walking the schema itself:
+    a table of banks or segments consumes the next part of the location as a name, whatever it is."""
+    model: Any = Scenario
+    parts = iter(loc)
+    for part in parts:
+        info = model.model_fields.get(part)
+        if info is None:
+            return []
+        inner = model_of(info.annotation)
+        if inner is None:
+            return []
+        origin = getattr(info.annotation, "__origin__", None)
+        if origin in (dict, tuple):
+            next(parts, None)  # the bank or segment name, or the index in a list of tables
+        model = inner
+    return list(model.model_fields)

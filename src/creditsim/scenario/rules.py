@@ -1,0 +1,285 @@
+"""Cross-field rules: what single fields cannot say (shares that sum to 1, names that exist, dates in order, the
+opening book fitting the banks' appetite). :func:`check_rules` runs them all on a scenario the schema accepted.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Sequence
+
+from ..errors import _MISSING, ScenarioError
+from .growth import application_growth
+from .opening import initial_population
+from .sampling import sampled
+from .schema import PRODUCTS, Scenario
+from .units import MAX_COUNT, month_index, parse_quantity
+
+__all__ = ["check_rules", "MAX_SEGMENT_FIRMS", "MAX_POOL_LEVERAGE", "MAX_LOANS_PER_BORROWER", "MAX_RATE_PER_PD", "MIN_LGD_SD"]
+
+#: Firms a segment may reach, with its entries over the run.
+MAX_SEGMENT_FIRMS = 1e9
+#: The highest leverage of a risk pool (pools.*.leverage).
+MAX_POOL_LEVERAGE = 100.0
+#: The most loans a borrower may take at once on average (demand.loans_per_borrower).
+MAX_LOANS_PER_BORROWER = 100.0
+#: The highest risk premium per unit of believed PD (banks.*.rate_per_pd): at PD 1 the rate rises by 1000%.
+MAX_RATE_PER_PD = 10.0
+#: The smallest non-zero sd of LGD (risk.lgd_sd): below it the Beta distribution is a point (and its shape
+#: parameters overflow).
+MIN_LGD_SD = 1e-6
+
+def check_rules(s: Scenario) -> None:
+    """Cross-field rules that single fields cannot express."""
+    if not s.firms.segments:
+        raise ScenarioError("firms.segments", _MISSING, "must hold at least one segment")
+    if not s.banks:
+        raise ScenarioError("banks", _MISSING, "must hold at least one bank")
+    limit = s.firms.inclusive_line_limit
+    max_multiplier = max([1.0] + [p.pd_multiplier for p in s.risk.stress])
+    for name, seg in s.firms.segments.items():
+        f = f"firms.segments.{name}"
+        if not seg.pd:
+            raise ScenarioError(f"{f}.pd", seg.pd, "must list at least one grade")
+        if len(seg.grade_share) != len(seg.pd):
+            raise ScenarioError(f"{f}.grade_share", seg.grade_share, f"must have one share per grade ({len(seg.pd)} grades in pd)")
+        _check_sum(f"{f}.grade_share", seg.grade_share)
+        if seg.rho >= 1.0:
+            raise ScenarioError(f"{f}.rho", seg.rho, "must be < 1")
+        if seg.line_p90 <= seg.line_median:
+            raise ScenarioError(f"{f}.line_p90", seg.line_p90, f"must be > line_median ({seg.line_median:g})")
+        if seg.line_median >= limit:
+            raise ScenarioError(f"{f}.line_median", seg.line_median, f"must be < firms.inclusive_line_limit ({limit:g})")
+        if seg.firms != math.floor(seg.firms):
+            raise ScenarioError(f"{f}.firms", seg.firms, "must be a whole number of firms")
+        if seg.firms > 0 and round(seg.firms * s.sample) < 1:
+            raise ScenarioError("sample", s.sample, f"leaves no firm of segment {name} ({seg.firms:g} firms) in the sample")
+        if seg.firms + seg.entry_per_year * s.calendar.months / 12 >= MAX_SEGMENT_FIRMS:
+            raise ScenarioError(f"{f}.firms", seg.firms, f"with its entries over the horizon must stay below {MAX_SEGMENT_FIRMS:.0e} firms (the sampler's limit)")
+        worst = max(seg.pd) * max_multiplier
+        if worst > 1.0:
+            raise ScenarioError("risk.stress", max_multiplier, f"makes an annual PD above 1 in segment {name} ({max(seg.pd):g} × {max_multiplier:g})")
+    _check_sum("banks.*.share", [b.share for b in s.banks.values()])
+    years = range(int(s.calendar.start[:4]), int(s.calendar.start[:4]) + (int(s.calendar.start[5:]) - 1 + s.calendar.months - 1) // 12 + 1)
+    for name, bank in s.banks.items():
+        f = f"banks.{name}"
+        if not bank.term_mix:
+            raise ScenarioError(f"{f}.term_mix", bank.term_mix, "must list at least one term")
+        for key in bank.term_mix:
+            if not _ascii_digits(key) or str(int(key)) != key or not 1 <= int(key) <= 360:
+                raise ScenarioError(f"{f}.term_mix.{key}", bank.term_mix[key], "terms must be whole months from 1 to 360, written without leading zeros")
+        _check_sum(f"{f}.term_mix", list(bank.term_mix.values()))
+        _check_products(f"{f}.product_mix", bank.product_mix)
+        _check_sum(f"{f}.product_mix", list(bank.product_mix.values()))
+        if bank.rate_per_pd > MAX_RATE_PER_PD:
+            raise ScenarioError(f"{f}.rate_per_pd", bank.rate_per_pd, f"must be at most {MAX_RATE_PER_PD:g} (the premium at PD 1 is rate_per_pd, as a fraction)")
+        if bank.initial_balance is not None and bank.initial_balance > bank.all_loans:
+            raise ScenarioError(f"{f}.initial_balance", bank.initial_balance, f"must be ≤ all_loans ({bank.all_loans:g})")
+        _check_by_year(f"{f}.non_inclusive_growth", bank.non_inclusive_growth, years, "rate")
+        _check_by_year(f"{f}.small_micro_outside_growth", bank.small_micro_outside_growth, years, "rate")
+        if bank.small_micro_outside + (bank.initial_balance or 0.0) > bank.all_loans:
+            raise ScenarioError(f"{f}.small_micro_outside", bank.small_micro_outside, f"with initial_balance must be ≤ all_loans ({bank.all_loans:g})")
+        _check_by_year(f"{f}.other_npl_ratio", bank.other_npl_ratio, [(s.start_index - 1) // 12, *years], "ratio", " (the opening's year and every simulated year)")
+    _check_by_year("demand.growth", s.demand.growth, years, "rate")
+    if not 1.0 <= s.demand.loans_per_borrower <= MAX_LOANS_PER_BORROWER:
+        raise ScenarioError("demand.loans_per_borrower", s.demand.loans_per_borrower, f"must be between 1 and {MAX_LOANS_PER_BORROWER:g}")
+    _check_applications(s)
+    _check_products("risk.lgd", s.risk.lgd, complete=True)
+    if 0 < s.risk.lgd_sd < MIN_LGD_SD:
+        raise ScenarioError("risk.lgd_sd", s.risk.lgd_sd, f"must be 0 (a fixed LGD) or at least {MIN_LGD_SD:g}")
+    for product, mean in s.risk.lgd.items():
+        if s.risk.lgd_sd > 0 and s.risk.lgd_sd >= math.sqrt(mean * (1 - mean)):
+            raise ScenarioError("risk.lgd_sd", s.risk.lgd_sd, f"must be < sqrt(m(1−m)) = {math.sqrt(mean * (1 - mean)):.4g} for the mean LGD of {product} ({mean:g})")
+    dates = [month_index(p.date) for p in s.risk.stress]
+    for i in range(1, len(dates)):
+        if dates[i] <= dates[i - 1]:
+            raise ScenarioError(f"risk.stress.{i}.date", s.risk.stress[i].date, "stress dates must be in increasing order")
+    _check_names("campaign.segments", s.campaign.segments, list(s.firms.segments), "segment")
+    if s.renewal:
+        _check_names("renewal.segments", s.renewal.segments, list(s.firms.segments), "segment")
+        _check_names("renewal.products", s.renewal.products, list(PRODUCTS), "product")
+        for name in s.renewal.until_by_segment:
+            if name not in s.firms.segments:
+                raise ScenarioError(f"renewal.until_by_segment.{name}", s.renewal.until_by_segment[name], f"unknown segment; segments are {', '.join(s.firms.segments)}")
+    for name, channel in s.campaign.channels.items():
+        if channel.bank is not None and channel.bank not in s.banks:
+            raise ScenarioError(f"campaign.channels.{name}.bank", channel.bank, f"unknown bank; banks are {', '.join(s.banks)}")
+        if channel.line_scale <= 0:
+            raise ScenarioError(f"campaign.channels.{name}.line_scale", channel.line_scale, "must be > 0")
+    if s.campaign.start and s.campaign.end and month_index(s.campaign.end) < month_index(s.campaign.start):
+        raise ScenarioError("campaign.end", s.campaign.end, f"must not be before campaign.start ({s.campaign.start})")
+    _check_guarantees(s)
+    _check_assessment(s)
+    _check_targets(s)
+    if s.risk.write_off_months < s.risk.recovery_lag_months:
+        raise ScenarioError("risk.write_off_months", s.risk.write_off_months, f"must be ≥ risk.recovery_lag_months ({s.risk.recovery_lag_months})")
+    initial_population(s)  # checks that the banked firms fit the banks' risk appetite
+    if s.sample < 1.0:  # and so do those of the sample the engine runs (rounding can leave a grade short)
+        initial_population(sampled(s))
+
+
+def _check_applications(s: Scenario) -> None:
+    """Each segment's applications a month, grown at demand.growth, stay within MAX_COUNT over the run."""
+    peak = float(application_growth(s).max())
+    for name, seg in s.firms.segments.items():
+        if seg.applications_per_month * peak > MAX_COUNT:
+            raise ScenarioError(f"firms.segments.{name}.applications_per_month", seg.applications_per_month,
+                                f"grown at demand.growth reaches {seg.applications_per_month * peak:.3g} a month, more than {MAX_COUNT:.0e}")
+
+
+def _check_guarantees(s: Scenario) -> None:
+    """Guarantee rules: fee cap, the bank's 20%, re-guarantee shares, names, lags and top-ups."""
+    names = [*s.banks, *s.guarantors, *s.reguarantors, *s.pools]
+    for name in s.guarantors:
+        if names.count(name) > 1:
+            raise ScenarioError(f"guarantors.{name}", name, "a guarantor may not share its name with a bank or re-guarantor")
+    for name in s.reguarantors:
+        if names.count(name) > 1:
+            raise ScenarioError(f"reguarantors.{name}", name, "a re-guarantor may not share its name with a bank or guarantor")
+    for name, g in s.guarantors.items():
+        f = f"guarantors.{name}"
+        if g.fee_rate > g.fee_cap:
+            raise ScenarioError(f"{f}.fee_rate", g.fee_rate, f"must not exceed fee_cap ({g.fee_cap:g})")
+        if g.fee_subsidy > g.fee_rate:
+            raise ScenarioError(f"{f}.fee_subsidy", g.fee_subsidy, f"must not exceed fee_rate ({g.fee_rate:g})")
+        if g.coverage > 0.8:
+            raise ScenarioError(f"{f}.coverage", g.coverage, "must leave the bank at least 20% (≤ 0.8)")
+        if g.leverage_cap < 1 or g.leverage_cap > 15:
+            raise ScenarioError(f"{f}.leverage_cap", g.leverage_cap, "must be between 1 and 15 (国务院令第683号 Art. 15)")
+        if g.claim_lag_months > s.risk.write_off_months:
+            raise ScenarioError(f"{f}.claim_lag_months", g.claim_lag_months, f"must not exceed risk.write_off_months ({s.risk.write_off_months})")
+        for key in g.reguarantee:
+            if key not in s.reguarantors:
+                raise ScenarioError(f"{f}.reguarantee.{key}", g.reguarantee[key], f"unknown re-guarantor; re-guarantors are {', '.join(s.reguarantors) or 'none'}")
+        if math.fsum(g.reguarantee.values()) > 1 + 1e-9:
+            raise ScenarioError(f"{f}.reguarantee", round(math.fsum(g.reguarantee.values()), 9), "shares passed on must not exceed 1")
+        _check_names(f"{f}.banks", g.banks, list(s.banks), "bank")
+        _check_names(f"{f}.segments", g.segments, list(s.firms.segments), "segment")
+        if g.top_up is not None and g.top_up.to <= g.top_up.below:
+            raise ScenarioError(f"{f}.top_up.to", g.top_up.to, f"must be above top_up.below ({g.top_up.below:g})")
+    for name, pool in s.pools.items():
+        f = f"pools.{name}"
+        if pool.leverage > MAX_POOL_LEVERAGE:
+            raise ScenarioError(f"{f}.leverage", pool.leverage, f"must be at most {MAX_POOL_LEVERAGE:g} (pools lever their balance 5–10×)")
+        if names.count(name) > 1:
+            raise ScenarioError(f, name, "a pool may not share its name with a bank, guarantor or re-guarantor")
+        for key in pool.contributions:
+            if key not in ("government", "guarantor", "bank"):
+                raise ScenarioError(f"{f}.contributions.{key}", pool.contributions[key], "contributors are government, guarantor and bank")
+        _check_sum(f"{f}.contributions", list(pool.contributions.values()))
+        _check_names(f"{f}.banks", pool.banks, list(s.banks), "bank")
+        _check_names(f"{f}.segments", pool.segments, list(s.firms.segments), "segment")
+        _check_names(f"{f}.products", pool.products, list(PRODUCTS), "product")
+        if "guaranteed" in pool.products:
+            raise ScenarioError(f"{f}.products", list(pool.products), "a pool covers loans without a guarantee: leave out 'guaranteed'")
+    if s.interest_subsidy is not None:
+        sub = s.interest_subsidy
+        _check_names("interest_subsidy.segments", sub.segments, list(s.firms.segments), "segment")
+        _check_names("interest_subsidy.banks", sub.banks, list(s.banks), "bank")
+        for name, bank in s.banks.items():
+            if (sub.banks is None or name in sub.banks) and sub.rate > bank.rate:
+                raise ScenarioError("interest_subsidy.rate", sub.rate, f"must not exceed the rate of bank {name} ({bank.rate:g})")
+
+
+def _check_by_year(field: str, value: float | dict[str, float], years: Sequence[int], what: str, which: str = "") -> None:
+    """A rate given as a table by year must be keyed by years ('2021') and cover ``years``."""
+    if not isinstance(value, dict):
+        return
+    for key in value:
+        if not (_ascii_digits(key) and len(key) == 4):
+            raise ScenarioError(f"{field}.{key}", value[key], "keys must be years such as '2021'")
+    missing = [str(y) for y in dict.fromkeys(years) if str(y) not in value]
+    if missing:
+        raise ScenarioError(field, _MISSING, f"has no {what} for year {missing[0]}{which}")
+
+
+def _check_assessment(s: Scenario) -> None:
+    rule = s.assessment.rule
+    if isinstance(rule, dict):
+        if not rule:
+            raise ScenarioError("assessment.rule", {}, "a table by year must name at least one year (write 'none' to assess no year)")
+        for key in rule:
+            if not (_ascii_digits(key) and len(key) == 4):
+                raise ScenarioError(f"assessment.rule.{key}", rule[key], "keys must be years such as '2021'")
+
+
+def _check_targets(s: Scenario) -> None:
+    """Each target names a known metric, measures it in a way its kind allows, over a date or an ordered period,
+    on entities the metric is reported for. (A target outside the run is valid: it is reported as not assessed.)"""
+    from ..metrics import METRICS
+
+    kinds = {m.name: m for m in METRICS}
+    for name, target in s.targets.items():
+        f = f"targets.{name}"
+        m = kinds.get(target.metric)
+        if m is None:
+            hint = difflib.get_close_matches(target.metric, list(kinds), n=1)
+            raise ScenarioError(f"{f}.metric", target.metric, "unknown metric" + (f" (did you mean '{hint[0]}'?)" if hint else "; see docs/reference/metrics.md"))
+        allowed = {"stock": ("stock",), "increase": ("stock",), "cumulative": ("flow",), "average": ("stock", "flow", "ratio"), "ratio": ("ratio",)}[target.measure]
+        if m.kind not in allowed:
+            raise ScenarioError(f"{f}.measure", target.measure, f"cannot measure {target.metric}, a {m.kind} metric (use {_measures_for(m.kind)})")
+        at_date = target.measure in ("stock", "ratio")
+        for field, needed in (("date", at_date), ("start", not at_date), ("end", not at_date)):
+            value = getattr(target, field)
+            if needed and value is None:
+                raise ScenarioError(f"{f}.{field}", _MISSING, f"is required for a {target.measure} target")
+            if not needed and value is not None:
+                raise ScenarioError(f"{f}.{field}", value, f"does not apply to a {target.measure} target (use {'date' if at_date else 'start and end'})")
+        if not at_date and target.start is not None and target.end is not None and month_index(target.end) < month_index(target.start):
+            raise ScenarioError(f"{f}.end", target.end, f"must not be before start ({target.start})")
+        try:
+            parse_quantity(target.threshold, m.unit)
+        except ValueError as exc:
+            raise ScenarioError(f"{f}.threshold", target.threshold, f"{exc} ({target.metric} is in {m.unit})") from None
+        known = {"bank": s.bank_names, "guarantor": list(s.guarantors), "reguarantor": list(s.reguarantors), "pool": list(s.pools), "population": []}[m.scope]
+        scope = (target.scope,) if isinstance(target.scope, str) else target.scope
+        if not scope:
+            raise ScenarioError(f"{f}.scope", [], "must name at least one entity, or be 'all'")
+        for entity in scope:
+            if entity != "all" and entity not in known:
+                raise ScenarioError(f"{f}.scope", entity, f"{target.metric} is reported for {', '.join([*known, 'all'])}")
+        if len(scope) > 1 and "all" in scope:
+            raise ScenarioError(f"{f}.scope", list(scope), "'all' cannot be part of a list")
+        if len(set(scope)) < len(scope):
+            raise ScenarioError(f"{f}.scope", list(scope), "names an entity twice")
+
+
+def _measures_for(kind: str) -> str:
+    return {"stock": "stock, increase or average", "flow": "cumulative or average", "ratio": "ratio or average"}.get(kind, "average")
+
+
+def _check_names(field: str, given: Sequence[str] | None, known: list[str], what: str) -> None:
+    """A list of names, when given, must name at least one item and only known ones."""
+    if given is None:
+        return
+    if not given:
+        raise ScenarioError(field, [], f"must list at least one {what} (leave it out for all)")
+    for i, item in enumerate(given):
+        if item not in known:
+            raise ScenarioError(f"{field}.{i}", item, f"unknown {what}; {what}s are {', '.join(known)}")
+        if item in given[:i]:
+            raise ScenarioError(f"{field}.{i}", item, f"names {what} {item} twice")
+
+
+def _ascii_digits(key: str) -> bool:
+    """Whether a key is written in the digits 0–9 only (``str.isdigit`` also accepts '²' and '２')."""
+    return key.isascii() and key.isdigit()
+
+
+def _check_sum(field: str, values: Sequence[float]) -> None:
+    total = math.fsum(values)
+    if abs(total - 1.0) > 1e-6:
+        raise ScenarioError(field, round(total, 9), "shares must sum to 1")
+
+
+def _check_products(field: str, table: dict[str, float], complete: bool = False) -> None:
+    for key in table:
+        if key not in PRODUCTS:
+            hint = difflib.get_close_matches(key, PRODUCTS, n=1)
+            raise ScenarioError(f"{field}.{key}", table[key], "unknown product" + (f" (did you mean '{hint[0]}'?)" if hint else f"; products are {', '.join(PRODUCTS)}"))
+    if complete:
+        for product in PRODUCTS:
+            if product not in table:
+                raise ScenarioError(f"{field}.{product}", _MISSING, "is required (one value per product)")
+
+

@@ -1,0 +1,492 @@
+"""The scenario schema: the typed, validated description of a lending programme, section by section.
+
+Every field carries its type (amounts in 万/亿, rates in %, counts, months ``"YYYY-MM"``, all parsed by
+:mod:`creditsim.scenario.units`), its default, its description (from which ``docs/reference/scenario.md`` is
+generated) and, for an aggregate the sample scales, a :data:`SCALED` or :data:`WHOLE` mark (see
+:mod:`creditsim.scenario.sampling`). Models are frozen, strict and refuse unknown keys; the rules that join several
+fields live in :mod:`creditsim.scenario.rules`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from .units import month_index, month_label, parse_amount, parse_count, parse_month, parse_number, parse_quantity, parse_rate
+
+__all__ = [
+    "admitted", "json_digest", "Scenario", "Calendar", "Segment", "Firms", "Bank", "Demand", "StressPoint", "Risk", "Liquidity",
+    "Renewal", "Campaign", "Channel", "Guarantor", "Reguarantor", "Injection", "TopUp", "Pool", "InterestSubsidy", "Target",
+    "Assessment", "MEASURES", "TWO_INCREASES_RULES", "PRODUCTS", "FACTOR_MONTHS", "SCALED", "WHOLE",
+]
+
+#: Loan products: 信用 (credit, unsecured), 担保 (guaranteed), 抵押/质押 (collateral).
+PRODUCTS: tuple[str, ...] = ("credit", "guaranteed", "collateral")
+#: Months per period of the systematic factor.
+FACTOR_MONTHS: dict[str, int] = {"monthly": 1, "quarterly": 3, "annual": 12}
+#: The highest annual growth rate accepted (1000%); a larger one is a percentage written as a fraction.
+MAX_GROWTH = 10.0
+
+
+# --------------------------------------------------------------------------------------------------- value types
+def _probability(value: object) -> float:
+    rate = parse_rate(value)
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError("must be in [0, 1]")
+    return rate
+
+
+def _growth(value: object) -> float:
+    rate = parse_rate(value)
+    if rate <= -1.0:
+        raise ValueError("must be > -100%")
+    if rate > MAX_GROWTH:
+        raise ValueError(f"must be at most {MAX_GROWTH:.0%} a year; a rate is a fraction: 30% is 0.3 or '30%'")
+    return rate
+
+
+def _non_negative(value: object) -> float:
+    number = parse_number(value, "2.5")
+    if number < 0:
+        raise ValueError("must be ≥ 0")
+    return number
+
+
+def _positive_amount(value: object) -> float:
+    amount = parse_amount(value)
+    if amount <= 0:
+        raise ValueError("must be > 0")
+    return amount
+
+
+def _name(value: object) -> str:
+    if not isinstance(value, str) or not value or any(c in value for c in ". \t\n=,"):
+        raise ValueError("names must be non-empty and contain no dots, spaces, '=' or ','")
+    return value
+
+
+def _as_tuple(value: object) -> object:
+    """TOML arrays arrive as lists; a scenario keeps them as tuples so it cannot be changed in place."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+Amount = Annotated[float, BeforeValidator(parse_amount)]
+PositiveAmount = Annotated[float, BeforeValidator(_positive_amount)]
+Count = Annotated[float, BeforeValidator(parse_count)]
+Probability = Annotated[float, BeforeValidator(_probability)]
+Growth = Annotated[float, BeforeValidator(_growth)]
+NonNegative = Annotated[float, BeforeValidator(_non_negative)]
+Month = Annotated[str, BeforeValidator(parse_month)]
+
+
+def _sample(value: object) -> float:
+    """A sampling fraction: a number in (0, 1] or a string '1:100'."""
+    if isinstance(value, str):
+        one, sep, n = value.partition(":")
+        try:
+            fraction = float(one) / float(n) if sep else math.nan
+        except (ValueError, ZeroDivisionError):
+            fraction = math.nan
+        if not math.isfinite(fraction):
+            raise ValueError("must be a fraction such as 0.01 or a ratio such as '1:100'")
+    else:
+        fraction = parse_number(value, "'1:100'")
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError("must be in (0, 1]")
+    return fraction
+
+
+#: Field markers for ``sample``: an aggregate count or amount the engine scales by the sample share (a rate of
+#: arrivals, a balance, a capital, a budget), or a count of whole firms, scaled and rounded. Per-loan sizes and
+#: limits carry no marker and are never scaled.
+SCALED: dict[str, Any] = {"sampled": "scaled"}
+WHOLE: dict[str, Any] = {"sampled": "whole"}
+
+
+class _Model(BaseModel):
+    """Frozen, strict, no unknown keys, no NaN or infinity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+# --------------------------------------------------------------------------------------------------- sections
+class Calendar(_Model):
+    """When the simulation runs."""
+
+    start: Month = Field(description="First simulated month, 'YYYY-MM'. The opening balances are those at the end of the month before.")
+    months: int = Field(ge=1, le=600, description="Number of simulated months (1–600).")
+
+
+class Segment(_Model):
+    """One segment of the firm population (micro firms, small firms, 个体工商户 …)."""
+
+    label: str = Field("", description="Display name, e.g. '小型企业'.")
+    firms: Count = Field(description="Firms in the segment at the start (count; '12万' allowed).", json_schema_extra=WHOLE)
+    unbanked_share: Probability = Field(description="Share of the segment's firms with no loan at the start (无贷户 and former borrowers).")
+    former_borrower_share: Probability = Field(0.0, description="Share of the firms without a loan at the start that borrowed before (the rest are 无贷户, never borrowed).")
+    entry_per_year: Count = Field(0.0, description="New firms registered per year (新增小微企业), Poisson, spread evenly over months.", json_schema_extra=SCALED)
+    exit_rate: Probability = Field(0.0, description="Annual probability that a firm without a loan closes.")
+    applications_per_month: Count = Field(0.0, description="Loan applications per month from the segment's unbanked firms (Poisson); grows at demand.growth.", json_schema_extra=SCALED)
+    pd: Annotated[tuple[Probability, ...], BeforeValidator(_as_tuple)] = Field(description="Annual probability of default of each credit grade (true PD).")
+    grade_share: Annotated[tuple[Probability, ...], BeforeValidator(_as_tuple)] = Field(description="Share of the segment's firms in each grade; same length as pd, sums to 1.")
+    rho: Probability = Field(description="Asset correlation ρ with the systematic factor (one-factor Gaussian model), in [0, 1).")
+    line_median: PositiveAmount = Field(description="Median credit line (单户授信) of a borrower at first loan, CNY.")
+    line_p90: PositiveAmount = Field(description="90th percentile of the credit line at first loan, CNY (> line_median); lines are lognormal.")
+    line_growth: Growth = Field(0.0, description="Annual growth of a borrower's loan size when it re-borrows.")
+
+
+class Firms(_Model):
+    """The firm population."""
+
+    inclusive_line_limit: PositiveAmount = Field(1e7, description="Credit line above which a borrower leaves the inclusive (普惠型) book; 1000万 by the regulator's definition.")
+    segments: dict[Annotated[str, BeforeValidator(_name)], Segment] = Field(description="The segments, keyed by name.")
+
+
+class Bank(_Model):
+    """A bank (or a group of banks assessed together)."""
+
+    label: str = Field("", description="Display name.")
+    share: Probability = Field(description="Share of borrowers: of the initial inclusive borrowers and of new applications. Shares sum to 1.")
+    initial_balance: PositiveAmount | None = Field(None, description="Initial inclusive loan balance, CNY; when given, the initial book's loan sizes are scaled to it.", json_schema_extra=SCALED)
+    all_loans: PositiveAmount = Field(description="Initial balance of all the bank's loans (各项贷款), inclusive ones included, CNY.", json_schema_extra=SCALED)
+    non_inclusive_growth: Growth | dict[str, Growth] = Field(description="Annual growth of the bank's loans outside the inclusive book: one rate, or a table by year ('2021' = '8%') covering every simulated year.")
+    max_pd: Probability = Field(description="Risk appetite: the highest annual PD the bank lends to.")
+    rate: Probability = Field(description="Annual interest rate on its inclusive loans (before the risk premium).")
+    rate_per_pd: NonNegative = Field(0.0, description="Risk-based pricing: the rate rises by rate_per_pd × the PD the bank believes the firm has (at most 10).")
+    renewal_uptake: Probability = Field(0.0, description="Share of the firms with eligible maturing loans whose loans the bank renews without principal repayment (无还本续贷).")
+    term_mix: dict[str, Probability] = Field(description="Share of new loans by term in months, e.g. {12 = 0.6, 24 = 0.3, 36 = 0.1}; sums to 1. Loans repay at maturity (bullet).")
+    product_mix: dict[str, Probability] = Field(description="Share of new loans by product: credit (信用), guaranteed (担保), collateral (抵押/质押); sums to 1.")
+    small_micro_outside: Amount = Field(0.0, description="Small-micro loans of the bank outside the inclusive book at the start (小微企业贷款 less 普惠型: borrowers whose lines pass the inclusive limit), CNY; part of all_loans. Not simulated loan by loan: they follow small_micro_outside_growth, and with the inclusive balance they give small_micro_balance, the measure of plans' 小微企业贷款 targets.", json_schema_extra=SCALED)
+    small_micro_outside_growth: Growth | dict[str, Growth] = Field(0.0, description="Annual growth of small_micro_outside: one rate, or a table by year covering every simulated year.")
+    other_npl_ratio: Probability | dict[str, Probability] = Field(0.015, description="NPL ratio of the bank's loans outside the inclusive book: one ratio, or a table by year ('2021' = '1.6%') covering every simulated year; with the inclusive NPL it gives the bank's overall NPL ratio, the yardstick of 两控. Default 1.5%, the low end of all commercial banks' 1.5–1.9%.")
+
+
+class Demand(_Model):
+    """How borrowers come and stay."""
+
+    growth: Growth | dict[str, Growth] = Field(0.0, description="Annual growth of applications_per_month of every segment: one rate, or a table by year ('2020' = '30%') covering every simulated year.")
+    reborrow_prob: Probability = Field(description="Probability that a maturing loan is followed by a new loan to the same firm.")
+    loans_per_borrower: NonNegative = Field(1.0, description="Mean number of loans a borrower takes at once (1–100): 1 + Poisson(loans_per_borrower − 1); the line is split evenly.")
+
+
+class StressPoint(_Model):
+    """One step of the macro stress path."""
+
+    date: Month = Field(description="Month from which the multiplier applies (until the next point).")
+    pd_multiplier: NonNegative = Field(description="Factor applied to every annual PD from this month on.")
+
+
+class Risk(_Model):
+    """Defaults, losses and recoveries."""
+
+    factor_frequency: Literal["monthly", "quarterly", "annual"] = Field("annual", description="How often the systematic factor Z is redrawn: monthly, quarterly or annual.")
+    stress: Annotated[tuple[StressPoint, ...], BeforeValidator(_as_tuple)] = Field((), description="Macro stress path: PD multipliers by date, in date order; before the first point the multiplier is 1.")
+    lgd: dict[str, Probability] = Field(description="Mean loss given default by product (credit, guaranteed, collateral).")
+    lgd_sd: NonNegative = Field(0.0, description="Standard deviation of a loan's LGD (Beta distributed around the mean); 0 for a fixed LGD, else at least 1e-6.")
+    recovery_lag_months: int = Field(12, ge=0, le=120, description="Months from default to the recovery of (1 − LGD) of the defaulted balance (0–120).")
+    write_off_months: int = Field(24, ge=0, le=240, description="Months from default to the write-off of what was not recovered (≥ recovery_lag_months, ≤ 240).")
+    signal_sd: NonNegative = Field(0.0, description="Thin files: standard deviation, in log-odds, of the bank's error about a firm's PD when the firm has no credit history; with k repaid loans it is signal_sd / sqrt(1 + k).")
+    known_history_loans: int = Field(4, ge=0, le=100, description="Repaid loans the bank is taken to have seen from firms that borrowed before the scenario (opening borrowers and former borrowers).")
+
+
+class Liquidity(_Model):
+    """Liquidity stress at maturity, separate from solvency."""
+
+    stress_prob: Probability = Field(0.0, description="Probability that a solvent firm cannot repay principal on time at a maturity.")
+    bridge_share: Probability = Field(0.0, description="Share of stressed firms that borrow bridge money (倒贷) to repay; the others default (liquidity defaults).")
+    bridge_cost: Probability = Field(0.02, description="Cost of bridge money as a share of the principal bridged.")
+
+
+class Renewal(_Model):
+    """Renewal without principal repayment (无还本续贷): which maturing loans may be renewed.
+
+    A renewal is a new loan that repays the old one (counted in both disbursed and repaid); the firm repays no
+    principal, so liquidity stress cannot push it into default. Each bank renews the eligible loans of a share
+    ``banks.NAME.renewal_uptake`` of its firms.
+    """
+
+    enabled: bool = Field(True, description="Renewal is allowed (set false to switch a scenario's renewal off; without a [renewal] section there is none).")
+    products: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] = Field(PRODUCTS, description="Eligible products.")
+    max_term_months: int = Field(12, ge=1, le=360, description="Longest eligible term (working-capital loans), months.")
+    min_months_on_book: int = Field(0, ge=0, le=600, description="Months since the firm's first loan at the bank (in the scenario, or its seasoned opening loan) required.")
+    max_consecutive: int = Field(3, ge=1, le=100, description="Most consecutive renewals of a loan.")
+    max_pd: Probability = Field(1.0, description="Highest PD, as the bank believes it, of an eligible firm.")
+    segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Eligible segments (default all); leave medium firms out by not listing their segment.")
+    until: Month | None = Field(None, description="Last month in which loans can be renewed (e.g. '2027-09').")
+    until_by_segment: dict[str, Month] = Field(default_factory=dict, description="Last month of renewal for particular segments, overriding until (e.g. {medium = '2027-09'} per 金规〔2024〕13号).")
+    distressed_classification: Literal["performing", "restructured"] = Field("performing", description="How a renewal to a firm that will default before the renewed loan matures is reported: as performing (evergreening masks it) or as restructured (counted in the reported NPL ratio, per the 2023 rules).")
+
+
+class Channel(_Model):
+    """One outreach channel of a first-loan campaign (visits, a 贷款码 QR-code channel …)."""
+
+    reach_per_month: Count = Field(description="Firms without any past loan reached per month.", json_schema_extra=SCALED)
+    need: Probability = Field(description="Share of reached firms that express a need for credit and apply.")
+    bank: str | None = Field(None, description="The bank that handles the channel's applications (default: by bank share).")
+    line_scale: NonNegative = Field(1.0, description="First-loan size relative to the segment's line distribution (e.g. 0.2 for small 贷款码 loans).")
+    max_pd: Probability | None = Field(None, description="Highest believed PD approved through this channel (default: the bank's max_pd).")
+
+
+class Campaign(_Model):
+    """A first-loan (首贷) campaign that reaches firms which never borrowed, of which some apply.
+
+    Banks approve campaign applicants on a noisy signal of their PD (thin files, ``risk.signal_sd``).
+    """
+
+    segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Segments on the 无贷户 list (default all).")
+    list_size: Count | None = Field(None, description="Firms on the 无贷户 list (e.g. '53万'): the campaign's total reach over the run stops there. Each month's reach is drawn from the firms that never borrowed, so a firm reached that did not apply may be reached again. Default: no limit but those firms.", json_schema_extra=WHOLE)
+    start: Month | None = Field(None, description="First month of the campaign (default: the scenario's start).")
+    end: Month | None = Field(None, description="Last month of the campaign (default: the scenario's end).")
+    channels: dict[Annotated[str, BeforeValidator(_name)], Channel] = Field(default_factory=dict, description="The outreach channels, keyed by name.")
+
+
+class Injection(_Model):
+    """A scheduled capital injection (资本补充) by government."""
+
+    date: Month = Field(description="Month of the injection.")
+    amount: PositiveAmount = Field(description="Amount injected, CNY.", json_schema_extra=SCALED)
+
+
+class TopUp(_Model):
+    """A rule-based top-up (资本持续补充机制): when capital ends a month below ``below``, government restores it to ``to``."""
+
+    below: PositiveAmount = Field(description="Capital below which the top-up is made, CNY.", json_schema_extra=SCALED)
+    to: PositiveAmount = Field(description="Capital the top-up restores, CNY (> below).", json_schema_extra=SCALED)
+
+
+class Guarantor(_Model):
+    """A government financing guarantee institution (政府性融资担保机构)."""
+
+    label: str = Field("", description="Display name.")
+    capital: PositiveAmount = Field(description="Net assets at the start, CNY.", json_schema_extra=SCALED)
+    government_share: Probability = Field(1.0, description="Share of the starting capital put up by government (台州: 4亿 of 5亿); counted in the initial fiscal cost.")
+    leverage_cap: NonNegative = Field(10.0, description="Outstanding guarantee liability may not exceed leverage_cap × capital (10, or 15 for guarantors mainly serving small-micro firms: 国务院令第683号 Art. 15).")
+    capital_floor: Amount = Field(0.0, description="No new guarantees while capital is below this, CNY.", json_schema_extra=SCALED)
+    single_borrower_share: Probability = Field(0.1, description="A borrower's guarantee liability may not exceed this share of capital (Art. 16: 10%).")
+    coverage: Probability = Field(description="Share of a guaranteed loan's loss the guarantor takes; the bank keeps the rest (at least 20%).")
+    fee_rate: Probability = Field(description="Annual guarantee fee on the outstanding guarantee liability.")
+    fee_cap: Probability = Field(0.01, description="Highest fee rate allowed (国办发〔2019〕6号: average ≤ 1%).")
+    fee_subsidy: Probability = Field(0.0, description="Part of the annual fee rate paid by government (降费奖补); the borrower pays the rest.")
+    cost_rate: Probability = Field(0.0, description="Annual operating cost as a share of the outstanding guarantee liability.")
+    take_up_elasticity: NonNegative = Field(0.0, description="Price response of demand for the guarantee: a borrower takes it with probability exp(−take_up_elasticity × (all-in price − reference_price)) when its all-in price (loan rate + fee − fee subsidy, a year) is above reference_price, always otherwise (0: always).")
+    reference_price: Probability = Field(0.06, description="All-in annual price at or below which every borrower offered the guarantee takes it.")
+    reguarantee: dict[str, Probability] = Field(default_factory=dict, description="Share of each claim passed to each re-guarantor, by re-guarantor name (e.g. a 2:4:2:2 split with coverage 0.8 is {provincial = 0.25, national_fund = 0.25}).")
+    banks: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Banks whose loans it guarantees (default all).")
+    segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Eligible segments (default all).")
+    max_line: PositiveAmount = Field(1e7, description="Largest credit line of an eligible borrower, CNY (1000万 for 普惠 guarantees).")
+    claim_lag_months: int = Field(3, ge=0, le=60, description="Months from a default to the claim payment (代偿); recoveries (追偿) are shared in the coverage ratio when they come.")
+    injections: Annotated[tuple[Injection, ...], BeforeValidator(_as_tuple)] = Field((), description="Scheduled capital injections.")
+    top_up: TopUp | None = Field(None, description="Rule-based capital top-up (default none).")
+
+
+class Reguarantor(_Model):
+    """A re-guarantor: a provincial re-guarantee company or the 国家融资担保基金."""
+
+    label: str = Field("", description="Display name.")
+    capital: PositiveAmount = Field(description="Net assets at the start, CNY.", json_schema_extra=SCALED)
+    government_share: Probability = Field(1.0, description="Share of the starting capital put up by government; counted in the initial fiscal cost.")
+    fee_rate: Probability = Field(description="Annual re-guarantee fee on its share of the outstanding liability (国家融资担保基金: 0.5%).")
+    fee_rate_small: Probability | None = Field(None, description="Fee rate on loans of at most 500万 (国家融资担保基金: 0.3%; default fee_rate).")
+
+
+class Pool(_Model):
+    """A risk compensation pool (风险补偿资金池) that pays a share of the net loss of the loans it covers."""
+
+    label: str = Field("", description="Display name.")
+    size: Amount = Field(description="Balance at the start, CNY (0: a pool that starts empty and is funded by annual_budget or top_up_to).", json_schema_extra=SCALED)
+    contributions: dict[str, Probability] = Field(default_factory=lambda: {"government": 1.0}, description="Who funds the pool and its top-ups, by share: government, guarantor, bank (e.g. 4:4:2 as {government = 0.4, guarantor = 0.4, bank = 0.2}).")
+    leverage: NonNegative = Field(10.0, description="Covered loans outstanding may not exceed leverage × the pool's balance (5–10×; at most 100).")
+    payout_share: Probability = Field(description="Share of a covered loan's net loss (balance less recoveries) the pool pays at write-off (40–80%).")
+    max_loan: PositiveAmount = Field(2e6, description="Largest eligible loan, CNY (often 200万).")
+    max_payout_per_loan: PositiveAmount | None = Field(None, description="Largest payout on one loan, CNY (default: no cap).")
+    max_payout_per_year: PositiveAmount | None = Field(None, description="Largest payout in a calendar year, CNY (default: no cap).", json_schema_extra=SCALED)
+    banks: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Partner banks (default all).")
+    segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Eligible segments (default all).")
+    products: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] = Field(("credit",), description="Eligible products (a guaranteed loan is never also covered by a pool).")
+    first_time_only: bool = Field(False, description="Cover only loans to 首贷户.")
+    annual_budget: Amount = Field(0.0, description="Added every January of the simulation, a first month in January included, CNY (funded by the contribution shares).", json_schema_extra=SCALED)
+    top_up_to: Amount | None = Field(None, description="Every January the pool is topped up to this balance, CNY (default: no top-up).", json_schema_extra=SCALED)
+    suspend_below: Amount = Field(0.0, description="No new cover while the balance is below this, CNY.", json_schema_extra=SCALED)
+    suspend_npl_ratio: Probability = Field(1.0, description="No new cover while the non-performing share of covered loans is above this.")
+
+
+class InterestSubsidy(_Model):
+    """An interest subsidy (贷款贴息): government pays part of the interest on eligible loans, within a budget."""
+
+    rate: Probability = Field(description="Annual interest paid by government on an eligible loan's balance (e.g. 0.01: one percentage point); the borrower pays the bank's rate less this.")
+    first_time_only: bool = Field(False, description="Only loans to 首贷户.")
+    segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Eligible segments (default all).")
+    banks: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Eligible banks (default all).")
+    annual_budget: PositiveAmount | None = Field(None, description="Most government pays in a calendar year, CNY (default: no cap); once spent, borrowers pay the full rate until January.", json_schema_extra=SCALED)
+
+
+def _comparison(value: object) -> object:
+    return {"≥": ">=", "≤": "<=", "＞": ">", "＜": "<"}.get(value, value) if isinstance(value, str) else value
+
+
+#: How a target measures its metric (see :class:`Target`).
+MEASURES: tuple[str, ...] = ("stock", "increase", "cumulative", "average", "ratio")
+
+
+class Target(_Model):
+    """A target of a plan: one metric, measured over a date or a period, compared with a threshold.
+
+    ``stock`` (余额) is the metric at the end of ``date``; ``increase`` (新增) is the stock at the end of ``end``
+    less the stock at the end of the month before ``start``; ``cumulative`` (累计) sums a flow over the months
+    ``start`` to ``end``; ``average`` is the mean of the monthly values over those months; ``ratio`` is a ratio
+    metric at the end of ``date``. Over several banks (``scope`` a list) stocks and flows are summed and ratios
+    recomputed from the sums.
+    """
+
+    label: str = Field("", description="The target as the plan words it, e.g. '新增小微企业贷款1000亿元'.")
+    source: str = Field("", description="Where the plan sets it: document and clause, e.g. '004_a4906bae605cc669.txt 一(三)'.")
+    metric: str = Field(description="The metric measured (see docs/reference/metrics.md).")
+    measure: Literal["stock", "increase", "cumulative", "average", "ratio"] = Field(description="How the metric is measured: stock (余额) or ratio at a date, increase (新增), cumulative flow (累计) or average over a period.")
+    comparison: Annotated[Literal[">=", "<=", ">", "<"], BeforeValidator(_comparison)] = Field(">=", description="How the measured value must compare with the threshold: '>=', '<=', '>' or '<' (≥ and ≤ accepted).")
+    threshold: float | str = Field(description="The target value in the metric's unit: an amount for money ('1000亿'), a count for firms or loans (15000, '1.5万户'), a rate for a fraction ('1%'); may be negative.")
+    date: Month | None = Field(None, description="The date of a stock or ratio target, 'YYYY-MM' (month end); the opening month (before calendar.start) is allowed. A target outside the run is reported as not assessed.")
+    start: Month | None = Field(None, description="First month of the period of an increase, cumulative or average target.")
+    end: Month | None = Field(None, description="Last month of the period of an increase, cumulative or average target.")
+    scope: Annotated[str | tuple[str, ...], BeforeValidator(_as_tuple)] = Field("all", description="Whom it is measured on: 'all', one bank (or guarantor, re-guarantor, pool for their metrics), or a list of them summed.")
+    baseline: Literal["none", "year_before"] = Field("none", description="'year_before': the target compares the change from the same measure twelve months earlier with the threshold (e.g. 申贷获得率不低于上年: the approval rate averaged over 2020 less its 2019 average, ≥ 0); 'none': the measure itself.")
+
+    def year_before(self) -> Target:
+        """The same target twelve months earlier (its dates shifted back a year, no baseline)."""
+        def back(month: str | None) -> str | None:
+            return None if month is None else month_label(month_index(month) - 12)
+
+        return self.model_copy(update={"date": back(self.date), "start": back(self.start), "end": back(self.end), "baseline": "none"})
+
+    @property
+    def value(self) -> float:
+        """The threshold as a number in the metric's unit (CNY, firms, loans or a fraction)."""
+        from ..metrics import metric
+
+        return parse_quantity(self.threshold, metric(self.metric).unit)
+
+
+def _year_text(value: object) -> object:
+    """A rule named by its year may be written as a number (2019) or text ("2019")."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+#: 两增 rules: which comparison date and which checks (see :class:`Assessment`).
+TWO_INCREASES_RULES: tuple[str, ...] = ("2018", "2019", "2024", "none")
+
+
+class Assessment(_Model):
+    """How the regulator's annual tests (两增, 两控) are assessed, per bank and in aggregate, at quarter-ends and
+    year-ends (see ``../shared/MODEL-NOTES.md`` §2)."""
+
+    rule: Literal["in_force", "2018", "2019", "2024", "none"] | dict[str, Annotated[Literal["2018", "2019", "2024", "none"], BeforeValidator(_year_text)]] = Field(
+        "in_force", description="The 两增 rule: '2018' (同比: inclusive growth ≥ all-loan growth and borrowers ≥ the same date last year), '2019' (较年初: both since the start of the year), '2024' (growth since the start of the year only), 'none'; 'in_force' applies each year's rule (before 2018 → 'none', 2018 → '2018', 2019–2022 → '2019', 2023 → 'none', 2024 on → '2024'); or a table by year (years left out: 'none').")
+    npl_margin: Probability = Field(0.03, description="两控: the inclusive NPL ratio may exceed the bank's overall NPL ratio by at most this (3 percentage points).")
+
+
+class Scenario(_Model):
+    """A complete, validated scenario. Build one with :func:`load_scenario` or :func:`scenario_from_dict`."""
+
+    name: str = Field(description="Short name of the scenario.")
+    description: str = Field("", description="What the scenario represents and where its numbers come from.")
+    sample: Annotated[float, BeforeValidator(_sample)] = Field(1.0, description="Share of the firm population the engine simulates: 1 (every firm), or e.g. '1:100'. Counts and amounts in the file are the real ones; the engine runs a sample of firms with every aggregate (firms, entries, applications, campaign reach, balances, capital, pools, budgets) scaled by the share, loan sizes and per-loan limits unchanged, and every count and amount it reports is scaled back. Ratios are unaffected; idiosyncratic noise is that of the sample (wider bands than the whole population would have), the systematic factor's is not.")
+    calendar: Calendar
+    firms: Firms
+    banks: dict[Annotated[str, BeforeValidator(_name)], Bank] = Field(description="The banks, keyed by name.")
+    demand: Demand
+    risk: Risk
+    liquidity: Liquidity = Field(default_factory=Liquidity, description="Liquidity stress at maturity (default: none).")
+    renewal: Renewal | None = Field(None, description="Renewal without principal repayment (default: none).")
+    campaign: Campaign = Field(default_factory=Campaign, description="First-loan campaign (default: none).")
+    guarantors: dict[Annotated[str, BeforeValidator(_name)], Guarantor] = Field(default_factory=dict, description="Guarantee institutions, keyed by name (default none).")
+    reguarantors: dict[Annotated[str, BeforeValidator(_name)], Reguarantor] = Field(default_factory=dict, description="Re-guarantors, keyed by name (default none).")
+    pools: dict[Annotated[str, BeforeValidator(_name)], Pool] = Field(default_factory=dict, description="Risk compensation pools, keyed by name (default none).")
+    interest_subsidy: InterestSubsidy | None = Field(None, description="Interest subsidy on eligible loans (default none).")
+    discount_rate: Probability = Field(0.03, description="Annual rate at which fiscal costs are discounted to the start for their net present value.")
+    assessment: Assessment = Field(default_factory=Assessment, description="How 两增 and 两控 are assessed (default: the rule in force each year, NPL margin 3pp).")
+    targets: dict[Annotated[str, BeforeValidator(_name)], Target] = Field(default_factory=dict, description="The plan's targets, keyed by name (default none).")
+
+    # ------------------------------------------------------------------ derived views used by the engine
+    @property
+    def segment_names(self) -> list[str]:
+        """The firm segments' names, in file order."""
+        return list(self.firms.segments)
+
+    @property
+    def bank_names(self) -> list[str]:
+        """The banks' names, in file order (the order of the bank entities in results)."""
+        return list(self.banks)
+
+    @property
+    def start_index(self) -> int:
+        """Month index (see :func:`creditsim.scenario.units.month_index`) of the first simulated month."""
+        return month_index(self.calendar.start)
+
+    @property
+    def restructured_reported(self) -> bool:
+        """Renewals to distressed firms are reported as restructured, so the reported NPL ratio counts them."""
+        return self.renewal is not None and self.renewal.distressed_classification == "restructured"
+
+    @property
+    def initial_fiscal_cost(self) -> float:
+        """Government money put into the instruments at the start, CNY: its share of guarantors' and
+        re-guarantors' starting capital and of pools' starting size."""
+        return math.fsum(
+            [g.government_share * g.capital for g in self.guarantors.values()]
+            + [r.government_share * r.capital for r in self.reguarantors.values()]
+            + [p.contributions.get("government", 0.0) * p.size for p in self.pools.values()]
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The scenario as plain JSON-able data that :func:`scenario_from_dict` accepts again."""
+        return self.model_dump(mode="json")
+
+    def to_toml(self, header: str = "") -> str:
+        """The scenario as TOML that :func:`load_scenario` reads back to an equal scenario (amounts in CNY, rates
+        as fractions); ``header`` lines are written first as comments."""
+        import tomli_w
+
+        def present(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: present(v) for k, v in value.items() if v is not None}
+            if isinstance(value, list):
+                return [present(v) for v in value]
+            return value
+
+        comments = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
+        return comments + tomli_w.dumps(present(self.to_dict()))
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON form: equal digests mean equal scenarios."""
+        return json_digest(self.to_dict())
+
+
+
+def admitted(names: Sequence[str] | None, everyone: Sequence[str]) -> list[bool]:
+    """For each of ``everyone`` (bank or segment names, in scenario order), whether a list of eligible names
+    admits it; None (the field left out) admits all."""
+    return [names is None or name in names for name in everyone]
+
+
+
+def json_digest(data: Any) -> str:
+    """SHA-256 of JSON-able data in canonical form (sorted keys, no spaces): equal data, equal digests."""
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def model_of(annotation: Any) -> Any:
+    """The scenario model a field's type annotation holds (a section, or the items of a table), or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
