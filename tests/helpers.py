@@ -168,3 +168,62 @@ def assert_ledgers(r) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ waterfall
+# ------------------------------------------------------------------------------------------------ caps, from the trace
+def _previous(values: np.ndarray) -> np.ndarray:
+    """Row t − 1 of each month t (row 0 for the opening): what an institution had when the month's lending began."""
+    return np.concatenate([values[:, :1], values[:, :-1]], axis=1)
+
+
+def assert_guarantee_rules(r: Results) -> int:
+    """Every guaranteed loan of the traced paths within its guarantor's rules, re-derived from the trace and the
+    metrics: an admitted bank and segment, the firm's line (its loans made together) within max_line, the guarantor's
+    capital when it lent (the previous month end, or the opening) at or above the floor and coverage × line within
+    the single-borrower share of it; and for every path and month the liability at most the larger of the previous
+    month's and leverage_cap × the previous month's capital (capital changes only after the month's lending). Returns
+    the number of guaranteed loans checked."""
+    s, trace = r.scenario, r.trace
+    checked = 0
+    for name, g in s.guarantors.items():
+        outstanding, capital = r.values("guarantee_outstanding", name), r.values("guarantor_capital", name)
+        assert (outstanding[:, 1:] <= np.maximum(outstanding[:, :-1], g.leverage_cap * capital[:, :-1]) * (1 + 1e-12) + 0.01).all(), name
+        loans = trace[trace["cover"] == name]
+        if loans.empty:
+            continue
+        line = trace.groupby(["path", "firm", "start"], observed=True)["amount"].transform("sum")[loans.index]
+        month = np.maximum(loans["start"].map({d: i for i, d in enumerate(r.dates)}).fillna(0).astype(int).to_numpy(), 1)
+        row = [r.path_ids.index(p) for p in loans["path"]]
+        lending_capital = _previous(capital)[row, month]
+        assert g.banks is None or loans["bank"].isin(g.banks).all(), name
+        assert g.segments is None or loans["segment"].isin(g.segments).all(), name
+        assert (line <= g.max_line * (1 + 1e-12)).all(), name
+        assert (lending_capital >= g.capital_floor - 0.01).all(), name
+        assert (g.coverage * line <= g.single_borrower_share * lending_capital * (1 + 1e-9) + 0.01).all(), name
+        checked += len(loans)
+    return checked
+
+
+def assert_pool_rules(r: Results) -> int:
+    """Every pool-covered loan of the traced paths within its pool's rules, from the trace and the metrics: no
+    guarantee with it, an eligible bank, segment and product, the loan within max_loan, a 首贷户 for a pool of
+    first-time borrowers, the pool not suspended when the month's lending began; and for every path and month the
+    covered balance at most the larger of the previous month's and leverage × the balance the pool had while lending
+    (the previous month's and the month's January money). Returns the number of covered loans checked."""
+    s, trace = r.scenario, r.trace
+    checked = 0
+    for name, pool in s.pools.items():
+        covered, balance = r.values("pool_covered", name), r.values("pool_balance", name)
+        lending_balance = _previous(balance) + r.values("pool_contributions", name)
+        assert (covered[:, 1:] <= np.maximum(covered[:, :-1], pool.leverage * lending_balance[:, 1:]) * (1 + 1e-12) + 0.01).all(), name
+        loans = trace[trace["cover"] == name]
+        if loans.empty:
+            continue
+        month = loans["start"].map({d: i for i, d in enumerate(r.dates)}).fillna(0).astype(int).to_numpy()
+        row = [r.path_ids.index(p) for p in loans["path"]]
+        suspended = _previous(r.values("pool_suspended", name))[row, np.maximum(month, 1)]
+        assert not suspended[month > 0].any(), name
+        assert pool.banks is None or loans["bank"].isin(pool.banks).all(), name
+        assert pool.segments is None or loans["segment"].isin(pool.segments).all(), name
+        assert loans["product"].isin(pool.products).all() and (loans["amount"] <= pool.max_loan).all(), name
+        assert not pool.first_time_only or loans["first_time"].all(), name
+        checked += len(loans)
+    return checked

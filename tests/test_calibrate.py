@@ -41,11 +41,12 @@ def write_csv(path, observations) -> None:
 
 
 def test_calibration_recovers_known_parameters(start, observed):
-    """From (0.9, 1.0) the fit on 2021–2023 observations finds the re-borrowing probability within 0.02 and the
-    PD multiplier within 0.1 of the truth, each within 3 of its standard errors."""
-    fit = calibrate(start, [o for o in observed if o.date < "2023"], KEYS, paths=20, seed=1, max_evaluations=40)
+    """From (0.9, 1.0) the fit on 2021–2023 observations finds each parameter within 3 of its standard errors of the
+    truth, and within about two of the errors a fit of 40 paths reports (0.015 and 0.065 on seeds 1–3): the
+    re-borrowing probability within 0.03 and the PD multiplier within 0.15."""
+    fit = calibrate(start, [o for o in observed if o.date < "2023"], KEYS, paths=40, seed=1, max_evaluations=40)
     got = fit.parameters.set_index("key")
-    for key, true, tolerance in zip(KEYS, TRUTH, (0.02, 0.1), strict=True):
+    for key, true, tolerance in zip(KEYS, TRUTH, (0.03, 0.15), strict=True):
         fitted, se = got.loc[key, "fitted"], got.loc[key, "se"]
         assert abs(fitted - true) <= tolerance, (key, fitted)
         assert 0 < se and abs(fitted - true) <= 3 * se, (key, fitted, se)

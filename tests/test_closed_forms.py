@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from creditsim import simulate
-from creditsim.risk import vasicek_cdf
+from creditsim.model.hazards import vasicek_cdf
 from helpers import default_count_cdf, pool_scenario
 
 pytestmark = pytest.mark.slow
@@ -37,7 +37,7 @@ def test_mg_infinity_occupancy_is_poisson(term_mix, mean_term, months):
     the longest term the number of loans outstanding is Poisson(λ E[T]) (M/G/∞)."""
     lam = 40.0
     scenario = pool_scenario(
-        firms=1e8, unbanked_share=1.0, pd=0.0, rho=0.0, months=months, term_mix=term_mix,
+        firms=1e5, unbanked_share=1.0, pd=0.0, rho=0.0, months=months, term_mix=term_mix,
         reborrow_prob=0.0, applications_per_month=lam,
     )
     results = simulate(scenario, paths=2000, seed=11)

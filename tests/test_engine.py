@@ -1,4 +1,4 @@
-"""Conservation of money, reproducibility, stream independence and the pure kernels of the engine."""
+"""Conservation of money, the month-by-month audit, reproducibility, keyed draws and the pure kernels of the engine."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ from scipy import stats
 from scipy.special import ndtr, ndtri
 
 from creditsim import Results, ResultsError, simulate
-from creditsim.engine import Simulation
 from creditsim.metrics import METRICS
-from creditsim.risk import cumulative_hazard, default_months, monthly_hazards
+from creditsim.model.engine import run_task
+from creditsim.model.hazards import CERTAIN_DEFAULT_NATS, default_month, month_nats
 from creditsim.scenario import scenario_from_dict
 from creditsim.scenario.opening import initial_population
-from creditsim.streams import stream
 from helpers import assert_identities, pool_scenario, small_default
 
 SCENARIO_VARIANTS = [
@@ -46,11 +45,21 @@ SCENARIO_VARIANTS = [
 @pytest.mark.parametrize("overrides", SCENARIO_VARIANTS)
 def test_running_totals_match_a_recount_of_the_book_every_month(overrides):
     """Audit: after the opening and after every month, each running total (performing balance, credit balance,
-    loans, borrowers, each borrower's loans and line, NPL balance, loans and borrowers) equals its recount from
-    the loan book, the borrower table and the filed resolutions."""
-    scenario = small_default(**overrides)
-    for path in range(2):
-        Simulation(scenario, seed=13, path=path, audit=True).run()
+    loans, borrowers, each borrower's loans and line, beliefs and default months, guarantee liability, pool cover,
+    subsidised balance, NPL balance, loans and borrowers, the firms without a loan by state) equals its recount from
+    the tables and the filed resolutions (creditsim.model.audit); run_task raises AssertionError otherwise."""
+    run_task(small_default(**overrides), 13, [0, 1], audit=True)
+
+
+def test_the_audit_catches_a_changed_running_total(monkeypatch):
+    """The audit is not a test that cannot fail: with a recount off by one fen it raises naming the recount."""
+    from creditsim.model import engine
+
+    monkeypatch.setattr(engine, "AUDIT_TOLERANCE", {})
+    audits = np.zeros((1, len(engine.CHECKS)))
+    audits[0, engine.CHECKS.index("performing balance")] = 1.0
+    with pytest.raises(AssertionError, match="performing balance"):
+        engine._check_audit(audits, np.array([0]))
 
 
 @pytest.mark.parametrize("overrides", SCENARIO_VARIANTS)
@@ -76,20 +85,19 @@ def test_stocks_roll_forward_from_flows_and_npl_is_resolved():
 def test_initial_balance_is_met_in_expectation_with_the_predicted_spread():
     """With an initial_balance the opening lines' lognormal is shifted so the expected opening balance equals
     it: the mean over paths is within 4 standard errors, the spread matches the truncated-lognormal variance
-    (chi-square bounds), and no opening line passes the inclusive limit."""
+    (chi-square bounds), and no opening line (a firm's opening loans together, from the trace) passes the inclusive
+    limit."""
     target, paths = 12.5e8, 60
-    s = small_default(**{"banks.city_bank.initial_balance": target})
+    s = small_default(**{"banks.city_bank.initial_balance": target, "calendar.months": 1})
     predicted_sd = initial_population(s).opening_sd[s.bank_names.index("city_bank")]
-    opening = np.empty(paths)
-    for path in range(paths):
-        sim = Simulation(s, seed=2, path=path)
-        sim._open()
-        opening[path] = sim.perf_balance[s.bank_names.index("city_bank")] / 100.0
-        live = sim.borrowers.live
-        assert sim.borrowers.line[live].max() <= s.firms.inclusive_line_limit * 100.0
+    r = simulate(s, paths=paths, seed=2, trace=range(paths))
+    opening = r.values("balance", "city_bank")[:, 0]
     assert abs(opening.mean() - target) < 4 * predicted_sd / np.sqrt(paths)
     low, high = stats.chi2.ppf([0.0005, 0.9995], paths - 1) / (paths - 1)
     assert low < opening.var(ddof=1) / predicted_sd**2 < high
+    trace = r.trace
+    lines = trace[trace["start"] <= r.dates[0]].groupby(["path", "firm"])["amount"].sum()
+    assert 0 < lines.max() <= s.firms.inclusive_line_limit
 
 
 def test_graduations_follow_the_truncated_line_distribution():
@@ -139,24 +147,15 @@ def test_same_seed_same_numbers_and_paths_are_independent_of_batch():
     assert not np.array_equal(other_seed.bank_metrics[0], alone.bank_metrics[0])
 
 
-def test_a_component_draws_only_from_its_own_stream():
-    """The LGD spread uses only the recoveries stream: changing it leaves originations, defaults and borrowers
-    untouched and changes only what depends on recoveries."""
+def test_a_decision_draws_only_its_own_numbers():
+    """The LGD spread draws only LGDs: changing it leaves originations, defaults and borrowers untouched and changes
+    only what depends on recoveries."""
     s0 = small_default(**{"risk.lgd_sd": 0.0})
     s1 = small_default(**{"risk.lgd_sd": 0.25})
     r0, r1 = simulate(s0, paths=3, seed=5), simulate(s1, paths=3, seed=5)
     for name in ("disbursed", "repaid", "defaulted", "defaults", "borrowers", "loans", "interest_income", "firms"):
         np.testing.assert_array_equal(r0.values(name), r1.values(name), err_msg=name)
     assert not np.array_equal(r0.values("recovered"), r1.values("recovered"))
-
-
-def test_streams_are_keyed_by_name_not_by_creation_order():
-    """stream(seed, path, name) draws the same numbers whatever other streams exist."""
-    a = stream(7, 2, "defaults").random(5)
-    stream(7, 2, "a-new-component").random(100)
-    np.testing.assert_array_equal(a, stream(7, 2, "defaults").random(5))
-    assert not np.array_equal(a, stream(7, 2, "macro").random(5))
-    assert not np.array_equal(a, stream(7, 3, "defaults").random(5))
 
 
 def test_save_and_load_round_trip_exactly(tmp_path):
@@ -205,46 +204,42 @@ def test_aggregate_is_the_sum_of_banks():
 
 
 # ------------------------------------------------------------------------------------------------ kernels
-def test_monthly_hazards_reproduce_the_conditional_period_pd():
-    """Given Z, the probability of defaulting within a factor period is Phi((Phi^-1(p_P) - sqrt(rho) Z)/sqrt(1-rho))."""
+def test_month_hazards_reproduce_the_conditional_period_pd():
+    """Given Z, the probability of defaulting within a factor period is Phi((Phi^-1(p_P) - sqrt(rho) Z)/sqrt(1-rho)),
+    p_P = 1 - (1 - PD)^(P/12); PD 0 never defaults and PD 1 always does."""
     pd_, rho = np.array([0.01, 0.1, 0.0, 1.0]), np.array([0.2, 0.05, 0.3, 0.1])
-    z = np.array([-1.5, 0.3, 2.0])
     for period in (1, 3, 12):
-        months = 12
-        factor = np.resize(z, -(-months // period))
-        h = monthly_hazards(pd_, rho, np.ones(months), factor, period)
-        assert h.shape == (4, months + 1) and (h[:, 0] == 0).all()
-        survive = np.prod(1 - h[:, 1:].reshape(4, -1, period), axis=2)  # per period
-        p_period = 1 - (1 - pd_) ** (period / 12)
-        with np.errstate(divide="ignore"):
-            expected = ndtr((ndtri(p_period)[:, None] - np.sqrt(rho)[:, None] * factor[None, :]) / np.sqrt(1 - rho)[:, None])
-        np.testing.assert_allclose(1 - survive, expected, rtol=1e-12, atol=1e-15)
+        for z in (-1.5, 0.3, 2.0):
+            nats = np.array([month_nats(p, r, 1.0, z, period) for p, r in zip(pd_, rho, strict=True)])
+            p_period = 1 - (1 - pd_) ** (period / 12)
+            with np.errstate(divide="ignore"):
+                expected = ndtr((ndtri(p_period) - np.sqrt(rho) * z) / np.sqrt(1 - rho))
+            np.testing.assert_allclose(-np.expm1(-nats[:3] * period), expected[:3], rtol=1e-12, atol=1e-15)
+            assert nats[3] == CERTAIN_DEFAULT_NATS
+    assert month_nats(0.02, 0.1, 2.5, 0.0, 12) == pytest.approx(month_nats(0.05, 0.1, 1.0, 0.0, 12), rel=1e-12)  # a stress multiplier
 
 
 def test_default_months_match_a_month_by_month_reference():
-    """The vectorised inverse of the cumulative hazard agrees with walking month by month."""
+    """Inverting the cumulative hazard agrees with walking month by month."""
     rng = np.random.default_rng(0)
     months = 40
     hazard = np.zeros((5, months + 1))
     hazard[:, 1:] = rng.uniform(0, 0.15, (5, months))
     hazard[3, 1:] = 0.0          # never defaults
     hazard[4, 20] = 1.0          # certain default in month 20
-    cum = cumulative_hazard(hazard)
-    n = 3000
-    cohort = rng.integers(0, 5, n)
-    start = rng.integers(0, months + 1, n)
-    e = rng.standard_exponential(n)
-    got = default_months(cum, cohort, start, e)
-    for i in range(n):  # reference: accumulate -log(1-h) month by month after the start
-        acc, t = 0.0, start[i] + 1
-        while t <= months:
-            if hazard[cohort[i], t] >= 1:
+    nats = np.where(hazard < 1.0, -np.log1p(-np.minimum(hazard, 0.999)), CERTAIN_DEFAULT_NATS)
+    cumulative = np.cumsum(nats, axis=1)
+    for i in range(3000):
+        cohort, start, e = rng.integers(0, 5), rng.integers(0, months + 1), rng.standard_exponential()
+        acc, t = 0.0, start + 1
+        while t <= months:  # reference: accumulate -log(1-h) month by month after the start
+            if hazard[cohort, t] >= 1:
                 break
-            acc += -np.log1p(-hazard[cohort[i], t])
-            if acc >= e[i]:
+            acc += -np.log1p(-hazard[cohort, t])
+            if acc >= e:
                 break
             t += 1
-        assert got[i] == t, (i, got[i], t)
+        assert default_month(cumulative, cohort, start, e) == t, (i, t)
 
 
 @settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -270,7 +265,7 @@ def test_applications_grow_at_the_rate_of_each_year():
     paths, each month's applications against that Poisson mean (4 standard errors)."""
     from creditsim.scenario.growth import application_growth
 
-    data = {"firms": 10**7, "unbanked_share": 1.0, "pd": 0.0, "rho": 0.0, "months": 24, "reborrow_prob": 0.0, "applications_per_month": 500.0,
+    data = {"firms": 10**5, "unbanked_share": 1.0, "pd": 0.0, "rho": 0.0, "months": 24, "reborrow_prob": 0.0, "applications_per_month": 500.0,
             "term_mix": {"36": 1.0}}
     base = pool_scenario(**data)
     s = scenario_from_dict({**base.to_dict(), "demand": {**base.to_dict()["demand"], "growth": {"2021": 0.1, "2022": 0.5}}})

@@ -11,12 +11,11 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scipy.special import expit, logit, ndtr
+from scipy.special import logit, ndtr
 
 from creditsim import compare, simulate
-from creditsim.engine import Simulation
-from creditsim.metrics import BANK_METRICS
-from creditsim.renewal import eligible
+from creditsim.model.engine import run_task
+from creditsim.model.renewal import eligible
 from creditsim.scenario import PRODUCTS, scenario_from_dict
 from creditsim.scenario.units import month_index
 from helpers import assert_identities, default_data, small_default, with_changes
@@ -49,47 +48,39 @@ def pool_data(**changes: Any) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ renewal rules
-class RecordingSimulation(Simulation):
-    """Checks every renewal decision against the scenario's rules, re-implemented here loan by loan with the
-    calendar read from the scenario's start month (pandas periods) and each firm's first month observed."""
-
-    renewals_checked = 0
-
-    def run(self):
-        self.first_month: dict[int, int] = {}
-        return super().run()
-
-    def _new_borrowers(self, t, seg, grade, bank, z, first_time, line_shift, seasoned, **options):
-        slots_before = set(self.borrowers.live.tolist())
-        accepted = super()._new_borrowers(t, seg, grade, bank, z, first_time, line_shift, seasoned, **options)
-        for f in set(self.borrowers.live.tolist()) - slots_before:
-            self.first_month[f] = t if not seasoned else int(self.borrowers.since[f])
-        return accepted
-
-    def _renewable(self, t, loans, firms, inverse):
-        allowed = super()._renewable(t, loans, firms, inverse)
-        rules, s, table = self.scenario.renewal, self.scenario, self.borrowers
-        month = pd.Period(s.calendar.start, "M") + (t - 1)
-        for i in np.flatnonzero(allowed).tolist():
-            f = int(loans.firm[i])
-            segment = s.segment_names[int(table.segment[f])]
-            sd = s.risk.signal_sd / np.sqrt(1 + int(table.history[f]) + int(table.repaid[f]))
-            believed = float(expit(logit(self.pd[table.segment[f], table.grade[f]]) + sd * table.signal[f]))
-            last = rules.until_by_segment.get(segment) or rules.until
-            assert rules.enabled
-            assert last is None or month <= pd.Period(last, "M")
-            assert rules.segments is None or segment in rules.segments
-            assert PRODUCTS[int(loans.product[i])] in rules.products
-            assert loans.term[i] <= rules.max_term_months
-            assert loans.renewals[i] < rules.max_consecutive
-            assert t - self.first_month[f] >= rules.min_months_on_book
-            assert believed <= rules.max_pd + 1e-12
-            self.renewals_checked += 1
-        return allowed
-
-    def _make_loans(self, t, firm, bank, amount, term, maturity, product, renewals, masked, guarantor, pool, seasoned=False):
-        assert not self.borrowers.graduating[firm[renewals > 0]].any()  # a graduating firm leaves the book instead
-        super()._make_loans(t, firm, bank, amount, term, maturity, product, renewals, masked, guarantor, pool, seasoned)
+def _renewals_checked_against_the_rules(r, s) -> int:
+    """Every loan the trace says was renewed, checked against the scenario's rules re-implemented from the trace
+    alone: the calendar month of its maturity, its segment, product, term (end − start), consecutive renewals, the
+    months since its firm's first loan at the bank (the start of the firm's spell as a borrower: facilities, the
+    loans made together, follow one another while one of their loans is renewed or re-borrowed; the opening book's
+    relationships go back 12 months per known repaid loan) and the PD its bank believed (recovered from the loan's
+    rate: the bank's rate + rate_per_pd × believed PD). Returns how many were checked."""
+    rules = s.renewal
+    trace = r.trace
+    month = {label: pd.Period(label, "M").ordinal for label in set(trace["start"]) | set(trace["end"])}
+    trace = trace.assign(start_m=trace["start"].map(month), end_m=trace["end"].map(month),
+                         going_on=trace["how"].isin(["renewed", "reborrowed"]))
+    facilities = (trace.groupby(["path", "firm", "start_m"], observed=True).agg(end_m=("end_m", "first"), going_on=("going_on", "any"))
+                  .reset_index().sort_values(["path", "firm", "start_m"]))
+    same_firm = (facilities[["path", "firm"]].shift() == facilities[["path", "firm"]]).all(axis=1)
+    follows = same_firm & facilities["going_on"].shift(fill_value=False) & (facilities["end_m"].shift() == facilities["start_m"])
+    spell = (~follows).cumsum()
+    opening = pd.Period(r.dates[0], "M").ordinal
+    first = facilities.groupby(spell)["start_m"].transform("min")
+    facilities["spell_start"] = np.where(first > opening, first, first - 12 * s.risk.known_history_loans)
+    renewed = trace[trace["how"] == "renewed"].merge(facilities[["path", "firm", "start_m", "spell_start"]], on=["path", "firm", "start_m"])
+    last = {name: pd.Period(rules.until_by_segment.get(name) or rules.until or "2200-12", "M").ordinal for name in s.segment_names}
+    believed = (renewed["rate"] - renewed["bank"].map({n: b.rate for n, b in s.banks.items()}).astype(float)) / \
+        renewed["bank"].map({n: b.rate_per_pd for n, b in s.banks.items()}).astype(float)
+    assert rules.enabled
+    assert (renewed["end_m"] <= renewed["segment"].map(last).astype(int)).all()
+    assert rules.segments is None or renewed["segment"].isin(rules.segments).all()
+    assert renewed["product"].isin(rules.products).all()
+    assert (renewed["end_m"] - renewed["start_m"] <= rules.max_term_months).all()
+    assert (renewed["renewals"] < rules.max_consecutive).all()
+    assert (renewed["end_m"] - renewed["spell_start"] >= rules.min_months_on_book).all()
+    assert (believed <= rules.max_pd + 1e-9).all()
+    return len(renewed)
 
 
 @settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -105,8 +96,8 @@ class RecordingSimulation(Simulation):
     uptake=st.floats(0.2, 1.0),
 )
 def test_no_renewal_breaks_an_eligibility_rule(products, max_term, min_months, max_consecutive, max_pd, segments, until, small_until, uptake):
-    """Property over random rules: every loan the engine allows to renew satisfies every rule, and renewals are
-    exactly the allowed loans the engine then renews (the count matches), with exact balance identities."""
+    """Property over random rules: every loan renewed (from the loan-level trace) satisfies every rule, the renewals
+    counted in the metrics are exactly the renewed loans of the trace, and the running totals pass the audit."""
     rules: dict[str, Any] = {"enabled": True, "products": products, "max_term_months": max_term, "min_months_on_book": min_months,
                              "max_consecutive": max_consecutive, "max_pd": max_pd, "segments": segments}
     if until:
@@ -117,10 +108,15 @@ def test_no_renewal_breaks_an_eligibility_rule(products, max_term, min_months, m
                  "firms.inclusive_line_limit": "600万", "firms.segments.small.line_median": "200万", "firms.segments.small.line_p90": "500万",
                  **{f"banks.{b}.renewal_uptake": uptake for b in ("big_bank", "city_bank", "rural_bank")}}
     s = small_default(**overrides)
-    sim = RecordingSimulation(s, seed=3, path=0, audit=True).run()
-    renewed = sim.bank_metrics[1:, :, BANK_METRICS.index("renewals")].sum()
-    assert renewed <= sim.renewals_checked
-    assert_identities(simulate(s, paths=2, seed=3))
+    r = simulate(s, paths=2, seed=3, trace=[0, 1])
+    checked = _renewals_checked_against_the_rules(r, s)
+    renewed = r.trace.query("how == 'renewed'").groupby("path").size().reindex([0, 1], fill_value=0).to_numpy()
+    np.testing.assert_array_equal(renewed, r.cumulative("renewals"))
+    assert checked == renewed.sum()
+    hows = r.trace.groupby(["path", "firm", "end"])["how"].agg(set)
+    assert not any({"graduated", "renewed"} <= h for h in hows)  # a graduating firm repays everything instead
+    assert_identities(r)
+    run_task(s, 3, [0], audit=True)
 
 
 def test_eligibility_kernel_applies_each_rule():
@@ -181,24 +177,19 @@ def test_renewal_of_every_stressed_firm_removes_liquidity_defaults():
 
 
 # ------------------------------------------------------------------------------------------------ evergreening
-class DefaultLog(Simulation):
-    """Records the month each firm (slot) defaults."""
-
-    def run(self):
-        self.defaulted_at: dict[int, int] = {}
-        return super().run()
-
-    def _defaults(self, t, loans, liquidity=None):
-        for f in np.unique(loans.firm).tolist():
-            assert f not in self.defaulted_at
-            self.defaulted_at[f] = t
-        super()._defaults(t, loans, liquidity)
+def _default_months(r) -> dict[tuple[int, int], str]:
+    """The month each (path, firm) defaulted, from the trace (a firm's loans default together)."""
+    defaults = r.trace.query("how in ['defaulted', 'liquidity_default']")
+    months = defaults.groupby(["path", "firm"])["end"].agg(["min", "max"])
+    assert (months["min"] == months["max"]).all()
+    return months["min"].to_dict()
 
 
 @pytest.mark.parametrize("classification", ["performing", "restructured"])
 def test_evergreening_delays_the_same_firms_defaults(classification):
-    """Renewing distressed firms: the same firms default, none earlier and some later; with the renewal
-    reported as performing the reported NPL ratio is below the recognised one, as restructured it is equal."""
+    """Renewing distressed firms: the same firms default (a firm is the same firm in both runs, with the same
+    default clock), none earlier and some later; with the renewal reported as performing the reported NPL ratio is
+    below the recognised one, as restructured it is equal."""
     months, term = 60, 12
     base = pool_data(**{"calendar.months": months, "firms.segments.only.pd": [0.03, 0.06, 0.12], "firms.segments.only.rho": 0.1})
     renewing = pool_data(**{
@@ -206,15 +197,15 @@ def test_evergreening_delays_the_same_firms_defaults(classification):
         "renewal": {"enabled": True, "max_consecutive": 1, "distressed_classification": classification},
         "banks.bank.renewal_uptake": 1.0,
     })
-    for path in range(3):
-        off = DefaultLog(scenario_from_dict(base), seed=9, path=path).run().defaulted_at
-        on = DefaultLog(scenario_from_dict(renewing), seed=9, path=path).run().defaulted_at
-        assert set(on) <= set(off)  # nobody defaults only because of renewal
-        assert all(on[f] >= off[f] for f in on)  # nobody defaults earlier
-        settled = {f for f, t in off.items() if t <= months - 2 * term}  # delays of at most two terms resolve in the horizon
-        assert settled <= set(on)
-        assert any(on[f] > off[f] for f in on)  # and some later
-    r = simulate(scenario_from_dict(renewing), paths=4, seed=9)
+    paths = [0, 1, 2]
+    off = _default_months(simulate(scenario_from_dict(base), paths=paths, seed=9, trace=paths))
+    r = simulate(scenario_from_dict(renewing), paths=paths, seed=9, trace=paths)
+    on = _default_months(r)
+    assert set(on) <= set(off)  # nobody defaults only because of renewal
+    assert all(on[f] >= off[f] for f in on)  # nobody defaults earlier
+    settled = {f for f, t in off.items() if pd.Period(t, "M") <= pd.Period(r.dates[-1], "M") - 2 * term}  # delays of at most two terms resolve in the horizon
+    assert settled <= set(on)
+    assert any(on[f] > off[f] for f in on)  # and some later
     reported, recognised = r.values("npl_ratio")[:, 1:], r.values("npl_ratio_recognised")[:, 1:]
     assert (r.values("restructured_balance") > 0).any()
     if classification == "performing":
@@ -233,7 +224,7 @@ def test_campaign_funnel_matches_reach_times_need_times_approval():
     share = np.array([0.3, 0.4, 0.3])
     s = scenario_from_dict(pool_data(**{
         "calendar.months": months,
-        "firms.segments.only.firms": 10_000_000, "firms.segments.only.unbanked_share": 1.0,
+        "firms.segments.only.firms": 2_000_000, "firms.segments.only.unbanked_share": 1.0,
         "banks.bank.max_pd": max_pd, "risk.signal_sd": sd,
         "campaign": {"channels": {"visits": {"reach_per_month": reach, "need": need}}},
     }))
@@ -288,11 +279,13 @@ def test_switching_renewal_off_changes_only_renewal():
         np.testing.assert_array_equal(r.bank_metrics, base.bank_metrics)
         np.testing.assert_array_equal(r.population_metrics, base.population_metrics)
     on = scenario_from_dict(data, {"renewal": {"enabled": True}})
-    a, b = Simulation(plain, 4, 0), Simulation(on, 4, 0)
-    a._open()
-    b._open()
-    np.testing.assert_array_equal(a.borrowers.default_month, b.borrowers.default_month)
-    assert simulate(on, paths=1, seed=4).cumulative("renewals")[0] > 0
+    with_renewal = simulate(on, paths=2, seed=4, trace=[0, 1])
+    assert with_renewal.cumulative("renewals")[0] > 0
+    # switched on, a firm that never renewed defaults in the same month as without renewal: its default clock is its own
+    without = _default_months(simulate(plain, paths=2, seed=4, trace=[0, 1]))
+    renewed = set(map(tuple, with_renewal.trace.query("how == 'renewed'")[["path", "firm"]].to_numpy().tolist()))
+    same = {k: v for k, v in _default_months(with_renewal).items() if k not in renewed}
+    assert same and all(without.get(k) == v for k, v in same.items())
 
 
 def test_compare_pairs_paths_and_reports_confidence_intervals():

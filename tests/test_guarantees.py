@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from creditsim import simulate
-from creditsim.engine import Simulation
+from creditsim.model.engine import run_task
 from creditsim.scenario import scenario_from_dict
-from helpers import assert_identities, assert_ledgers, with_changes
+from helpers import assert_guarantee_rules, assert_identities, assert_ledgers, assert_pool_rules, with_changes
 from test_first_loans_and_renewal import pool_data
 
 FOUR_LAYERS = {"provincial": 0.25, "national_fund": 0.25}  # with coverage 0.8: bank 20 / guarantor 40 / 20 / 20
@@ -102,35 +102,6 @@ def test_expected_claims_and_losses_match_pd_lgd_coverage_exposure():
 
 
 # ------------------------------------------------------------------------------------------------ caps
-class CheckedAssignments(Simulation):
-    """After every assignment: liability within leverage_cap × capital, no guarantee below the floor, and only
-    eligible loans (bank, segment, line) covered."""
-
-    def run(self):
-        self.assigned = 0
-        book = self.guarantees
-        original = book.assign
-
-        def assign(segment, line, bank, amount, wanted, only=None):
-            before_capital = book.capital.copy()
-            out = original(segment, line, bank, amount, wanted, only)
-            if only is not None:  # a loan that needs a particular guarantor gets that one or none
-                assert ((out < 0) | (only < 0) | (out == only)).all()
-            for g in range(book.n):
-                mine = out == g
-                if mine.any():
-                    assert book.outstanding[g] <= book.leverage_cap[g] * before_capital[g] + 1e-6
-                    assert before_capital[g] >= book.floor[g]
-                    assert wanted[mine].all() and book.bank_ok[g, bank[mine]].all() and book.segment_ok[g, segment[mine]].all()
-                    assert (line[mine] <= book.max_line[g]).all()
-                    assert (book.coverage[g] * line[mine] <= book.single[g] * before_capital[g] + 1e-6).all()
-                    self.assigned += int(mine.sum())
-            return out
-
-        book.assign = assign
-        return super().run()
-
-
 @settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(
     capital=st.sampled_from(["2000万", "1亿", "5亿"]), leverage=st.sampled_from([3.0, 10.0, 15.0]),
@@ -138,8 +109,9 @@ class CheckedAssignments(Simulation):
     lag=st.integers(0, 6), provincial=st.floats(0.0, 0.5), injection=st.booleans(), pd_scale=st.floats(0.5, 3.0),
 )
 def test_guarantee_caps_and_ledgers_hold_in_random_schemes(capital, leverage, coverage, floor, max_line, lag, provincial, injection, pd_scale):
-    """Property: for random schemes on the default city, no assignment breaks a cap or an eligibility rule, the
-    parties' ledgers and the balance identities hold, and nobody's capital goes negative."""
+    """Property: for random schemes on the default city, no guaranteed loan breaks a cap or an eligibility rule (from
+    the loan-level trace), the running totals pass the audit, the parties' ledgers and the balance identities hold,
+    and nobody's capital goes negative."""
     from helpers import small_default
 
     guarantor: dict[str, Any] = {"capital": capital, "leverage_cap": leverage, "coverage": coverage, "capital_floor": floor,
@@ -150,9 +122,9 @@ def test_guarantee_caps_and_ledgers_hold_in_random_schemes(capital, leverage, co
         guarantor["top_up"] = {"below": "1000万", "to": "3000万"}
     s = small_default(**{"guarantors": {"fund": guarantor}, "reguarantors": {"provincial": {"capital": "3000万", "fee_rate": "0.5%"}},
                          "risk.stress": [{"date": "2021-04", "pd_multiplier": pd_scale}], "calendar.months": 24})
-    sim = CheckedAssignments(s, seed=5, path=0, audit=True).run()
-    assert sim.assigned > 0
-    r = simulate(s, paths=2, seed=5)
+    run_task(s, 5, [0], audit=True)
+    r = simulate(s, paths=2, seed=5, trace=[0, 1])
+    assert assert_guarantee_rules(r) > 0
     assert_ledgers(r)
     assert_identities(r)
 
@@ -232,34 +204,6 @@ def test_expected_pool_payouts_match_pd_lgd_share_exposure():
     assert_ledgers(r)
 
 
-class CheckedPools(Simulation):
-    """No cover from a suspended pool, none beyond leverage × balance, none for an ineligible loan."""
-
-    def run(self):
-        self.covered_loans = 0
-        book = self.pools
-        original = book.assign
-
-        def assign(segment, bank, product, amount, first_time, guarantor, only=None):
-            suspended, balance = book.suspended.copy(), book.balance.copy()
-            out = original(segment, bank, product, amount, first_time, guarantor, only)
-            if only is not None:  # a loan that needs a particular pool (or a guarantor: 127) gets that one or none
-                assert ((out < 0) | (only < 0) | (out == only)).all()
-            for p in range(book.n):
-                mine = out == p
-                if mine.any():
-                    assert not suspended[p]
-                    assert book.covered[p] <= book.leverage[p] * balance[p] + 1e-6
-                    assert (guarantor[mine] < 0).all() and book.product_ok[p, product[mine]].all() and (amount[mine] <= book.max_loan[p]).all()
-                    assert book.bank_ok[p, bank[mine]].all() and book.segment_ok[p, segment[mine]].all()
-                    assert (first_time[mine] | ~book.first_only[p]).all()
-                    self.covered_loans += int(mine.sum())
-            return out
-
-        book.assign = assign
-        return super().run()
-
-
 @settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(
     size=st.sampled_from(["200万", "2000万"]), leverage=st.sampled_from([5.0, 10.0]), share=st.floats(0.4, 0.8),
@@ -268,7 +212,8 @@ class CheckedPools(Simulation):
 )
 def test_pools_never_go_negative_or_cover_what_they_should_not(size, leverage, share, per_year, floor, npl, first_only, budget, pd_scale):
     """Property over random pools on the default city: no cover while suspended, beyond leverage or for an
-    ineligible loan; balance never negative; ledgers and balance identities exact."""
+    ineligible loan (from the loan-level trace); balance never negative; the audit, ledgers and balance identities
+    exact."""
     from helpers import small_default
 
     pool: dict[str, Any] = {"size": size, "leverage": leverage, "payout_share": share, "suspend_below": floor, "suspend_npl_ratio": npl,
@@ -277,8 +222,9 @@ def test_pools_never_go_negative_or_cover_what_they_should_not(size, leverage, s
         pool["max_payout_per_year"] = per_year
     s = small_default(**{"pools": {"pool": pool}, "risk.stress": [{"date": "2021-04", "pd_multiplier": pd_scale}], "calendar.months": 24,
                          "risk.recovery_lag_months": 3, "risk.write_off_months": 6})
-    CheckedPools(s, seed=6, path=0, audit=True).run()
-    r = simulate(s, paths=2, seed=6)
+    run_task(s, 6, [0], audit=True)
+    r = simulate(s, paths=2, seed=6, trace=[0, 1])
+    assert_pool_rules(r)
     assert_ledgers(r)
     assert_identities(r)
 
@@ -363,7 +309,7 @@ def test_cover_widens_approval_to_pd_times_uncovered_share():
     pd_ = np.array([0.01, 0.02, 0.05])
     share = np.array([0.3, 0.4, 0.3])
     data = pool_data(**{
-        "calendar.months": months, "firms.segments.only.firms": 10_000_000, "firms.segments.only.unbanked_share": 1.0,
+        "calendar.months": months, "firms.segments.only.firms": 2_000_000, "firms.segments.only.unbanked_share": 1.0,
         "banks.bank.max_pd": appetite, "risk.signal_sd": sd, "banks.bank.product_mix": {"credit": 1.0},
         "campaign": {"channels": {"visits": {"reach_per_month": reach, "need": need}}},
         "guarantors": {"fund": {"capital": "100亿", "coverage": c, "fee_rate": "0.5%", "single_borrower_share": 1.0, "max_line": "1万亿"}},
@@ -405,14 +351,15 @@ def test_cover_adds_exactly_the_cover_dependent_borrowers_in_the_first_month():
 
 
 def test_no_cover_dependent_lending_while_the_pool_is_suspended():
-    """The only cover is a pool that suspends above a covered NPL ratio of 2%: in a month that starts with the pool
-    suspended, no applicant is approved on its cover (and those who would be are denied)."""
+    """The only cover is a pool for 首贷户 (so the opening book does not fill it) that suspends above a covered NPL
+    ratio of 2%: in a month that starts with the pool suspended, no applicant is approved on its cover (and those who
+    would be are denied); in the other months some are."""
     data = pool_data(**{
         "calendar.months": 30, "firms.segments.only.firms": 100_000, "firms.segments.only.unbanked_share": 0.8,
         "firms.segments.only.applications_per_month": 600, "firms.segments.only.pd": [0.02, 0.05, 0.1],
         "firms.segments.only.rho": 0.2, "banks.bank.max_pd": 0.04, "risk.signal_sd": 0.8, "banks.bank.product_mix": {"credit": 1.0},
         "risk.recovery_lag_months": 3, "risk.write_off_months": 6,
-        "pools": {"p": {"size": "5亿", "payout_share": 0.6, "max_loan": "1000万", "suspend_npl_ratio": 0.02}},
+        "pools": {"p": {"size": "5亿", "payout_share": 0.6, "max_loan": "1000万", "suspend_npl_ratio": 0.02, "first_time_only": True}},
     })
     r = simulate(scenario_from_dict(data), paths=4, seed=43)
     suspended_at_start = r.values("pool_suspended", "p")[:, :-1] > 0
@@ -514,26 +461,32 @@ def test_a_full_guarantor_denies_cover_dependent_applicants():
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.integers(0, 1000), max_size=40), st.integers(-10, 20_000))
 def test_pool_capacity_takes_each_loan_that_fits_in_the_room_left(sizes, room):
-    """Capacity is allocated application by application: the pool kernel against the plain loop over the loans."""
-    from creditsim.kernels import assign_pools
+    """Capacity is allocated application by application: the pool's assign, loan after loan, against the plain loop
+    over the loans (room in fen: leverage 1 × the balance)."""
+    from creditsim.model.instruments import pools
+    from creditsim.model.params import parameters
+    from creditsim.model.state import capacities, new_state
+    from creditsim.model.structs import compiled
 
+    data = pool_world(size=1.0, leverage=1.0, max_loan="1万亿")
+    params = parameters(scenario_from_dict(data))
+    state = new_state(params, capacities(params))
+    state.pools.balance[0] = float(room)
+    p, s = compiled(params), compiled(state)
     left, expected = room, []
     for size in sizes:
         expected.append(size <= left)
         left -= size if size <= left else 0
-    n, yes = len(sizes), np.ones((1, 3), dtype=bool)
-    covered = np.zeros(1)
-    out = assign_pools(np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int8), np.array(sizes, dtype=float), np.ones(n, bool),
-                       np.full(n, -1, np.int8), np.full(n, -1, np.int64), np.zeros(1, bool), np.array([float(room)]), yes, yes, yes,
-                       np.array([np.inf]), np.zeros(1, bool), covered)
-    assert (out == 0).tolist() == expected
-    assert covered[0] == sum(s for s, taken in zip(sizes, expected, strict=True) if taken)
+    got = [pools.assign(p, s, 0, 0, 0, 0, float(size), True) for size in sizes]
+    assert got == expected
+    assert state.pools.covered[0] == sum(size for size, taken in zip(sizes, expected, strict=True) if taken)
 
 
 def test_a_loan_that_does_not_fit_leaves_room_for_smaller_ones():
-    """Room for 1000万 of liability: 12 lines of 120万 (liability 96万 each) reach the guarantor before 30 lines of
-    10万 (8万 each). Ten large ones fit, the next two do not, and the small ones fill what is left (4 of them),
-    leaving less room than one more small loan needs."""
+    """Room for 1000万 of liability: 12 lines of about 120万 (liability about 96万 each) reach the guarantor before 30
+    lines of about 10万 (8万 each). Ten large ones fit, the next two do not, and the small ones fill what is left,
+    leaving less room than one more small loan needs: the opening book's cover (from the loan-level trace) is exactly
+    first fit re-done by hand on its loans, in order."""
     def segment(firms: int, line: float) -> dict[str, Any]:
         return {"firms": firms, "unbanked_share": 0.0, "pd": [0.01], "grade_share": [1.0], "rho": 0.1, "line_median": line, "line_p90": line * 1.001}
 
@@ -546,12 +499,16 @@ def test_a_loan_that_does_not_fit_leaves_room_for_smaller_ones():
         "risk": {"lgd": {"credit": 0.5, "guaranteed": 0.5, "collateral": 0.5}},
         "guarantors": {"fund": {"capital": "100万", "coverage": 0.8, "fee_rate": 0.0, "leverage_cap": 10, "single_borrower_share": 1.0}},
     }
-    sim = Simulation(scenario_from_dict(data), seed=0, path=0)
-    sim._open()
-    loans = sim.book.outstanding()
-    covered = loans.guarantor >= 0
-    big = sim.borrowers.segment[loans.firm] == 0
-    room = 10 * 1e6 * 100 - sim.guarantees.outstanding[0]  # fen
-    assert covered[big].sum() == 10
-    small_liability = np.round(0.8 * loans.amount[~big])
-    assert covered[~big].sum() == 4 and 0 <= room < small_liability[~covered[~big]].min()
+    r = simulate(scenario_from_dict(data), paths=1, seed=0, trace=[0])
+    opening = r.trace[r.trace["start"] <= r.dates[0]].sort_values("firm")  # the opening book reaches the guarantor firm by firm
+    liability = np.round(0.8 * opening["amount"].to_numpy() * 100) / 100
+    room, expected = 10 * 1e6, []
+    for owed in liability:  # first fit, by hand
+        expected.append(owed <= room)
+        room -= owed if owed <= room else 0.0
+    covered = (opening["cover"] == "fund").to_numpy()
+    np.testing.assert_array_equal(covered, expected)
+    big = (opening["segment"] == "big").to_numpy()
+    assert covered[big].sum() == 10 and not covered[big][10:].any() and covered[~big].sum() >= 4
+    assert room == pytest.approx(10 * 1e6 - r.values("guarantee_outstanding", "fund")[0, 0], abs=0.01)
+    assert 0 <= room < liability[~big][~covered[~big]].min()  # the small ones left out no longer fit

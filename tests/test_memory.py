@@ -3,10 +3,12 @@ before it starts, with one line naming paths."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import creditsim
-from creditsim.run.memory import BYTES_PER_WORKER, RUN_SHARE, available_bytes, check_memory, engine_bytes, peak_borrowers, results_bytes
+from creditsim.run.memory import BYTES_PER_WORKER, RUN_SHARE, available_bytes, check_memory, engine_bytes, results_bytes, tables
 from creditsim.scenario import load_scenario, scenario_from_dict
 
 
@@ -37,36 +39,39 @@ def test_a_run_that_would_not_fit_is_refused_up_front(monkeypatch):
 @pytest.mark.parametrize(("unbanked", "applications", "loans_per_borrower"), [(0.0, 0.0, 1.0), (0.0, 0.0, 3.0), (1.0, 20_000.0, 1.0)])
 def test_engine_estimate_bounds_what_the_engine_allocates(unbanked, applications, loans_per_borrower):
     """The engine estimate (less the worker's fixed part, which tracemalloc does not see) is above the peak of the
-    memory the engine allocates for one path, and within 4× of it: an opening book of 200,000 borrowers with one or
-    three loans each, and 200,000 firms taking first loans over ten months."""
+    memory the engine allocates for a path (its state, the path's metrics, the compiled structures), and within 4×
+    of it: an opening book of 200,000 borrowers with one or three loans each, and 200,000 firms taking first loans
+    over ten months. On one thread and on two (a state each)."""
     import tracemalloc
 
-    from creditsim.engine import Simulation
+    from creditsim.model.engine import run_task
     from helpers import pool_scenario
 
     s = pool_scenario(firms=200_000, unbanked_share=unbanked, pd=0.02, rho=0.1, months=10, term_mix={"12": 0.5, "36": 0.5},
                       reborrow_prob=0.9, applications_per_month=applications, line_median="1万", line_p90="3万")
     s = scenario_from_dict(s.to_dict(), {"demand.loans_per_borrower": loans_per_borrower})
-    assert peak_borrowers(s) == 200_000
-    Simulation(s, seed=0, path=0).run()  # compile the kernels first: numba's caches are not the engine's
-    tracemalloc.start()
-    try:
-        Simulation(s, seed=0, path=0).run()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    estimate = engine_bytes(s) - BYTES_PER_WORKER
-    assert peak < estimate < 4 * peak, (peak, estimate)
+    assert tables(s).firms >= 200_000
+    run_task(s, 0, [0])  # compile first: numba's caches are not the engine's
+    for threads in (1, 2):
+        tracemalloc.start()
+        try:
+            run_task(s, 0, list(range(threads)), threads=threads)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        estimate = engine_bytes(s, threads) - BYTES_PER_WORKER
+        assert peak < estimate < 4 * peak, (threads, peak, estimate)
 
 
 def test_a_population_too_large_for_the_workers_is_refused_naming_sample():
-    """A run whose engines would not fit beside its results is refused on ``sample`` when the borrowers are the
-    larger part (the 嘉兴 plan unsampled: 758,406 borrowers), with the borrowers and the workers; fewer workers or
-    a sample fit. When the processes themselves are the larger part, the refusal names ``workers``."""
-    scenario = load_scenario(overrides={"sample": 1})
+    """A run whose engines would not fit beside its results is refused on ``sample`` when the firms are the larger
+    part (the 浙江 2018 plan unsampled: 7.6 million firms and 3 million borrowers), with the firms, the borrowers and
+    the workers; fewer workers or a sample fit. When the processes themselves are the larger part, the refusal names
+    ``workers``."""
+    scenario = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "zhejiang-2018.toml", overrides={"sample": 1})
     need = 2 * results_bytes(scenario, 10) + 4 * engine_bytes(scenario)
     available = int(need / RUN_SHARE) - 1
-    with pytest.raises(creditsim.ScenarioError, match=r"^sample = 1\.0: leaves about 758,406 borrowers a path .* for 4 worker\(s\)"):
+    with pytest.raises(creditsim.ScenarioError, match=rf"^sample = 1\.0: leaves about {tables(scenario).firms:,} firms and .* for 4 worker\(s\)"):
         check_memory([scenario], 10, workers=4, available=available)
     check_memory([scenario], 10, workers=3, available=available)
     check_memory([scenario_from_dict(scenario.to_dict(), {"sample": "1:100"})], 10, workers=4, available=available)

@@ -183,7 +183,8 @@ def test_an_edited_manifest_is_refused(saved, tmp_path):
     (lambda m: m.update(path_ids=[0]), "rows, the manifest implies"),
     (lambda m: m["scenario"].update(seed=1), "scenario in manifest.json is not valid here: seed = 1: unknown field"),
     (lambda m: m["scenario"]["calendar"].update(months=4), "does not match its recorded digest"),
-    (lambda m: m.update(format=2), "format 2 is not 1"),
+    (lambda m: m.update(format=1), "format 1 is not 2"),
+        (lambda m: m.update(creditsim_version="0.1.0"), "saved by creditsim 0.1.0, which this creditsim .* does not read"),
 ])
 def test_a_manifest_that_does_not_fit_its_data_is_refused(saved, tmp_path, change, message):
     """A re-signed manifest with a missing or mistyped entry, or one that does not fit the data or the scenario:

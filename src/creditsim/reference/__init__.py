@@ -6,6 +6,6 @@ random streams, none of the engine's event logic. It exists to be compared with 
 (``tests/test_reference.py``) and to measure the engine's speed against a naive peer (``benchmarks/run.py``).
 """
 
-from .engine import MODELLED, NOT_MODELLED, ReferenceSimulation, check_supported, simulate
+from .engine import MODELLED, NOT_MODELLED, ReferenceSimulation, check_supported, run_task, simulate
 
-__all__ = ["MODELLED", "NOT_MODELLED", "ReferenceSimulation", "check_supported", "simulate"]
+__all__ = ["MODELLED", "NOT_MODELLED", "ReferenceSimulation", "check_supported", "run_task", "simulate"]

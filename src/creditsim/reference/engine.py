@@ -102,7 +102,7 @@ shared with the fast engine.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -110,19 +110,19 @@ from typing import Any
 
 import numpy as np
 import simpy
+from scipy.special import ndtr, ndtri
 
 from ..errors import ScenarioError
 from ..metrics import SCOPE_METRICS, SCOPES, metric, ratio_values
 from ..results.results import Results
-from ..risk import monthly_hazards
-from ..run.api import run_paths
 from ..scenario import FACTOR_MONTHS, PRODUCTS, Guarantor, Pool, Scenario, load_scenario
 from ..scenario.growth import application_growth
 from ..scenario.opening import DECLINED, FORMER, FORMER_FIRST_TIME, NEVER, POOL_STATES, initial_population, line_parameters
+from ..scenario.sampling import sampled, scale_back
 from ..scenario.units import month_index
-from ..streams import stream
+from .streams import stream
 
-__all__ = ["FEN", "MODELLED", "NOT_MODELLED", "Phase", "Firm", "Loan", "GuaranteeFund", "RiskPool", "ReferenceSimulation", "check_supported", "simulate"]
+__all__ = ["FEN", "MODELLED", "NOT_MODELLED", "Phase", "Firm", "Loan", "GuaranteeFund", "RiskPool", "ReferenceSimulation", "check_supported", "run_task", "simulate"]
 
 #: Fen per CNY: money is kept in whole fen.
 FEN = 100.0
@@ -598,7 +598,7 @@ class ReferenceSimulation:
         period = FACTOR_MONTHS[s.risk.factor_frequency]
         factor = self.draw["macro"].rng.standard_normal(math.ceil(m / period))
         rho = np.repeat([seg.rho for seg in segments], self.n_grades)
-        self.hazard: list[list[float]] = monthly_hazards(np.ravel(self.pd), rho, self._stress_multipliers(), factor, period).tolist()
+        self.hazard = self._hazards(rho, factor, period)
 
         self.line_mu, self.line_sigma = (v.tolist() for v in line_parameters(s))
         self.log_limit = math.log(s.firms.inclusive_line_limit)
@@ -633,6 +633,26 @@ class ReferenceSimulation:
         self.population_metrics = np.full((m + 1, len(SCOPE_METRICS["population"])), nan)
 
     # ------------------------------------------------------------------------------------------ setup helpers
+    def _hazards(self, rho: np.ndarray, factor: np.ndarray, period: int) -> list[list[float]]:
+        """Each cohort's monthly hazard given the factor path, ``h[c][t]`` for t = 0..M (0 at t = 0): the period PD
+        p_P = 1 − (1 − PD·m(t))^(P/12), conditional on the period's factor Z: p(Z) = Φ((Φ⁻¹(p_P) − √ρ Z) / √(1 − ρ)),
+        spread over the period's months, h = 1 − (1 − p(Z))^(1/P)."""
+        multiplier = self._stress_multipliers()
+        out = []
+        for c, pd in enumerate(np.ravel(self.pd).tolist()):
+            row = [0.0]
+            for t in range(1, self.months + 1):
+                annual = pd * multiplier[t - 1]
+                if annual >= 1.0:
+                    row.append(1.0)
+                    continue
+                period_pd = 1.0 - (1.0 - annual) ** (period / 12.0)
+                z = float(factor[(t - 1) // period])
+                conditional = float(ndtr((ndtri(period_pd) - math.sqrt(rho[c]) * z) / math.sqrt(1.0 - rho[c]))) if period_pd > 0 else 0.0
+                row.append(1.0 - (1.0 - conditional) ** (1.0 / period))
+            out.append(row)
+        return out
+
     def _stress_multipliers(self) -> np.ndarray:
         """PD multiplier in force in each simulated month (1 before the first stress point)."""
         s = self.scenario
@@ -706,7 +726,7 @@ class ReferenceSimulation:
                 z = self.draw["signals"].normal()
                 history = s.risk.known_history_loans
                 self._new_borrower(0, seg, grade, bank, z, history, self._believed_pd(seg, grade, z, history), first_time=False,
-                                   line_shift=float(start.line_shift[bank]), seasoned=True)
+                                   line_shift=float(start.line_shift[bank]), opening=True)
         for fund in self.funds:
             fund.start_month()  # the opening book's cover is a stock, not a flow of month 0
         balance = self._recount()["balance"]
@@ -800,7 +820,7 @@ class ReferenceSimulation:
             return False
         flows["approvals"] += 1
         firm = self._new_borrower(t, seg, grade, bank, z, history, believed, first_time=state in (NEVER, FORMER_FIRST_TIME),
-                                  line_shift=0.0, seasoned=False)
+                                  line_shift=0.0, opening=False)
         if state == NEVER:
             flows["first_time_borrowers"] += 1
             flows["first_loan_amount"] += firm.line
@@ -841,12 +861,14 @@ class ReferenceSimulation:
         return 1.0 / (1.0 + math.exp(-x))
 
     def _new_borrower(self, t: int, seg: int, grade: int, bank: int, z: float, history: int, belief: float, first_time: bool,
-                      line_shift: float, seasoned: bool) -> Firm:
+                      line_shift: float, opening: bool) -> Firm:
         """A firm becomes a borrower: its credit line is lognormal (the segment's median and p90, the log-median
         shifted by ``line_shift``) conditioned on not passing the inclusive limit (drawn again until it does not);
         it takes 1 + Poisson(loans_per_borrower − 1) loans of equal size (whole fen), one term from its bank's mix,
-        one product per loan from its bank's mix."""
+        one product per loan from its bank's mix. The opening book's loans are seasoned (length-biased terms at a
+        random age) unless ``firms.opening_book`` is "new"."""
         s, draw = self.scenario, self.draw["loans"]
+        seasoned = opening and s.firms.opening_book == "seasoned"
         mu, sigma = self.line_mu[seg] + line_shift, self.line_sigma[seg]
         while True:
             log_line = mu + sigma * draw.normal()
@@ -858,9 +880,9 @@ class ReferenceSimulation:
         term = terms[draw.choice(self.seasoned_term_cum[bank] if seasoned else self.term_cum[bank])]
         age = int(draw.uniform() * term) if seasoned else 0
         firm = Firm(segment=seg, grade=grade, cohort=seg * self.n_grades + grade, bank=bank, line=per_loan * n_loans, first_time=first_time,
-                    signal=z, history=history, belief=belief, since=t - age - (12 * s.risk.known_history_loans if seasoned else 0), joined=t)
+                    signal=z, history=history, belief=belief, since=t - age - (12 * s.risk.known_history_loans if opening else 0), joined=t)
         self.borrowers[firm] = None
-        firm.loans = [self._make_loan(firm, t, per_loan, term, t + term - age, draw.choice(self.product_cum[bank]), 0, False, seasoned)
+        firm.loans = [self._make_loan(firm, t, per_loan, term, t + term - age, draw.choice(self.product_cum[bank]), 0, False, opening)
                       for _ in range(n_loans)]
         return firm
 
@@ -1176,6 +1198,26 @@ def _put(row: np.ndarray, scope: str, values: dict[str, float]) -> None:
         row[names.index(name)] = value
 
 
+def run_task(scenario: Scenario, seed: int, paths: Sequence[int], *, trace: Sequence[int] = (), threads: int = 1,
+             on_path: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    """Run paths of a scenario (as written, with its ``sample``) with the reference engine: the same task a backend
+    gives :func:`creditsim.model.engine.run_task`, and the same arrays back (its metrics scaled back to the whole
+    population; no trace). ``threads`` is ignored: the reference runs one path at a time."""
+    if list(trace):
+        raise ScenarioError("trace", list(trace), "the reference engine keeps no loan-level trace")
+    sample, factors = sampled(scenario), scale_back(scenario.sample)
+    runs: dict[str, list[np.ndarray]] = {scope: [] for scope in SCOPES}
+    for path in paths:
+        sim = ReferenceSimulation(sample, int(seed), int(path)).run()
+        metrics = {"bank": sim.bank_metrics, "guarantor": sim.guarantor_metrics, "reguarantor": sim.reguarantor_metrics,
+                   "pool": sim.pool_metrics, "population": sim.population_metrics[:, None, :]}
+        for scope in SCOPES:
+            runs[scope].append(metrics[scope] * factors[scope])
+        if on_path is not None:
+            on_path(1)
+    return {scope: np.stack(arrays) for scope, arrays in runs.items()}
+
+
 def simulate(scenario: Scenario | str | Path | None, paths: int | Iterable[int] = 100, seed: int = 0) -> Results:
     """Run Monte Carlo paths of a scenario with the reference engine.
 
@@ -1202,4 +1244,6 @@ def simulate(scenario: Scenario | str | Path | None, paths: int | Iterable[int] 
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     check_supported(scenario)
-    return run_paths(ReferenceSimulation, scenario, paths, seed)
+    from ..run.api import run_paths
+
+    return run_paths(run_task, scenario, paths, seed)

@@ -2,8 +2,9 @@
 
 Metrics are held as arrays (paths × dates × banks × metrics) and shown as a tidy DataFrame with columns
 ``path, date, bank, metric, value``; bank ``"all"`` is the aggregate (sums; ratios recomputed from sums).
-A results directory holds ``metrics.parquet`` and ``manifest.json`` (scenario, its digest, seed, paths,
-creditsim version, the SHA-256 of the data file, and a digest of the manifest itself); it is written to a
+A results directory holds ``metrics.parquet``, ``trace.parquet`` (the loans of the traced paths) and ``manifest.json``
+(scenario, its digest, seed, paths, traced paths, creditsim version, the SHA-256 of the data files, and a digest of
+the manifest itself); results saved by another version of creditsim are refused. It is written to a
 temporary directory, marked incomplete, and renamed into place when complete, so a run killed while writing leaves no
 directory at its place, only a hidden temporary one that :meth:`Results.load` refuses. Loading checks the manifest's
 digest, its structure and the data file's hash before reading anything else; nothing is unpickled.
@@ -15,7 +16,7 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,10 @@ import pandas as pd
 from ..errors import ResultsError, ScenarioError
 from ..files import INCOMPLETE, new_directory, write_directory, write_file
 from ..metrics import METRICS, SCOPE_METRICS, SCOPES, entities, ratio_values
+from ..model.state import TRACE
 from ..scenario import Scenario, json_digest, scenario_from_dict
 from ..scenario.units import month_label
+from .trace import COLUMNS, trace_table
 
 __all__ = ["Results", "ALL", "PERCENTILES", "mean_and_mcse"]
 
@@ -36,11 +39,13 @@ ALL = "all"
 PERCENTILES: tuple[int, ...] = (5, 25, 50, 75, 95)
 _MANIFEST = "manifest.json"
 _DATA = "metrics.parquet"
-_FORMAT = 1
+_TRACE = "trace.parquet"
+_FORMAT = 2
 _SELF_DIGEST = "manifest_sha256"
 #: What a manifest must hold, with the JSON type of each entry.
 _MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "format": int, "seed": int, "path_ids": list, "dates": list, "scenario": dict, "scenario_sha256": str, "entities": dict, "files": dict,
+    "format": int, "creditsim_version": str, "seed": int, "path_ids": list, "traced": list, "dates": list, "scenario": dict,
+    "scenario_sha256": str, "entities": dict, "files": dict,
 }
 METRIC_SCOPE = {m.name: m.scope for m in METRICS}
 METRIC_KIND = {m.name: m.kind for m in METRICS}
@@ -57,7 +62,10 @@ class Results:
         The path numbers, in the order of the first axis of the arrays.
     groups : dict of str to ndarray
         Per scope (see :data:`creditsim.metrics.SCOPES`), an array of shape (paths, M + 1, entities, metrics of
-        the scope): the scope's named entities without the aggregate, or one column for the population.
+        the scope): the scope's named entities without the aggregate, or one column for the population; and
+        optionally ``"trace"``, the engine's records of the traced paths' loans.
+    traced : sequence of int
+        The path numbers whose loans were traced.
 
     Attributes
     ----------
@@ -74,12 +82,16 @@ class Results:
         Per scope ("bank", "guarantor", "reguarantor", "pool", "population"), its entities, then ``"all"``.
     groups : dict of str to ndarray
         Per scope, the array of shape (paths, dates, entities, metrics of the scope), aggregate included.
+    traced : list of int
+        The path numbers whose loans are in :attr:`trace`.
     """
 
-    def __init__(self, scenario: Scenario, seed: int, path_ids: list[int], groups: dict[str, np.ndarray]) -> None:
+    def __init__(self, scenario: Scenario, seed: int, path_ids: list[int], groups: dict[str, np.ndarray], traced: Sequence[int] = ()) -> None:
         self.scenario = scenario
         self.seed = int(seed)
         self.path_ids = [int(p) for p in path_ids]
+        self.traced = sorted(int(p) for p in traced)
+        self._trace: np.ndarray | pd.DataFrame = groups.get("trace", np.zeros(0, TRACE))
         self.entities = {scope: [*entities(scope, scenario), ALL] for scope in SCOPES}
         self.groups = {
             scope: groups[scope] if scope == "population" else _with_aggregate(scope, groups[scope], scenario) for scope in SCOPES
@@ -90,6 +102,14 @@ class Results:
         self._tables: dict[str, pd.DataFrame] = {}  # summary, targets and 两增, built once (results do not change)
 
     # ------------------------------------------------------------------------------------------ access
+    @property
+    def trace(self) -> pd.DataFrame:
+        """Every loan of the traced paths (``simulate(..., trace=[...])``), one row each, from its start to how and
+        when it ended (see :func:`creditsim.results.trace.trace_table`); no rows when no path was traced."""
+        if not isinstance(self._trace, pd.DataFrame):
+            self._trace = trace_table(self._trace, self.scenario)
+        return self._trace.copy()
+
     @property
     def paths(self) -> int:
         """The number of paths."""
@@ -231,6 +251,7 @@ class Results:
             "seed": self.seed,
             "paths": self.paths,
             "path_ids": self.path_ids,
+            "traced": self.traced,
             "scenario_sha256": self.scenario.digest(),
             "scenario": self.scenario.to_dict(),
             "entities": self.entities,
@@ -271,8 +292,9 @@ class Results:
         """
         def write(staging: Path) -> None:
             self.metrics.to_parquet(staging / _DATA, index=False)
+            self.trace.to_parquet(staging / _TRACE, index=False)
             manifest = self.manifest()
-            manifest["files"] = {_DATA: _sha256(staging / _DATA)}
+            manifest["files"] = {_DATA: _sha256(staging / _DATA), _TRACE: _sha256(staging / _TRACE)}
             manifest[_SELF_DIGEST] = json_digest(manifest)
             (staging / _MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
 
@@ -321,8 +343,9 @@ class Results:
             raise ResultsError(f"{source}: was not completely written (a run was stopped while saving it)")
         manifest = _read_manifest(source)
         data = source / _DATA
-        if not data.is_file() or _sha256(data) != manifest["files"].get(_DATA):
-            raise ResultsError(f"{source}: {_DATA} is missing or does not match the manifest's hash")
+        for name in (_DATA, _TRACE):
+            if not (source / name).is_file() or _sha256(source / name) != manifest["files"].get(name):
+                raise ResultsError(f"{source}: {name} is missing or does not match the manifest's hash")
         try:
             scenario = scenario_from_dict(manifest["scenario"])
         except ScenarioError as exc:
@@ -351,16 +374,17 @@ class Results:
             block = values[offset : offset + size].reshape(p, d, len(entity_lists[scope]), len(SCOPE_METRICS[scope]))
             offset += size
             groups[scope] = np.ascontiguousarray(block if scope == "population" else block[:, :, :-1, :])
-        results = cls(scenario, manifest["seed"], manifest["path_ids"], groups)
+        results = cls(scenario, manifest["seed"], manifest["path_ids"], groups, traced=manifest["traced"])
         if results.dates != manifest["dates"]:
             raise ResultsError(f"{source}: the manifest's dates do not match its scenario's calendar")
+        results._trace = _read_trace(source / _TRACE, results)
         return results
 
 
 def _is_results(directory: Path) -> bool:
     """Whether a directory holds creditsim results and nothing else (so replacing it loses nothing of the user's):
     only the files :meth:`Results.save` writes, and a manifest naming the results format."""
-    if not {p.name for p in directory.iterdir()} <= {_MANIFEST, _DATA, INCOMPLETE}:
+    if not {p.name for p in directory.iterdir()} <= {_MANIFEST, _DATA, _TRACE, INCOMPLETE}:
         return False
     try:
         _read_manifest(directory)
@@ -377,6 +401,12 @@ def _read_manifest(source: Path) -> dict[str, Any]:
         raise ResultsError(f"{source}: no readable {_MANIFEST} ({' '.join(str(exc).split()) or 'nested too deeply'})") from None
     if not isinstance(manifest, dict):
         raise ResultsError(f"{source}: {_MANIFEST} is not a creditsim results manifest")
+    from .. import __version__
+
+    saved_by = manifest.get("creditsim_version")
+    if saved_by != __version__:
+        raise ResultsError(f"{source}: saved by creditsim {saved_by if isinstance(saved_by, str) else 'of an unknown version'}, "
+                           f"which this creditsim {__version__} does not read; run it again with this version")
     if manifest.get("format") != _FORMAT:
         raise ResultsError(f"{source}: results format {manifest.get('format')!r} is not {_FORMAT}")
     recorded = manifest.pop(_SELF_DIGEST, None)
@@ -389,6 +419,19 @@ def _read_manifest(source: Path) -> dict[str, Any]:
     if not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in ids) or len(set(ids)) != len(ids):
         raise ResultsError(f"{source}: {_MANIFEST} has no valid 'path_ids' (distinct path numbers ≥ 0)")
     return manifest
+
+
+def _read_trace(path: Path, results: Results) -> pd.DataFrame:
+    """The trace table of a results directory, checked against its results: the columns, and only traced paths."""
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ResultsError(f"{path}: not readable ({' '.join(str(exc).split())})") from None
+    if list(frame.columns) != list(COLUMNS):
+        raise ResultsError(f"{path}: its columns are not the trace's ({', '.join(COLUMNS)})")
+    if not set(frame["path"].unique().tolist()) <= set(results.traced):
+        raise ResultsError(f"{path}: holds loans of paths that were not traced")
+    return frame
 
 
 def _entity_categories(entity_lists: dict[str, list[str]]) -> list[str]:

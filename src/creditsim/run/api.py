@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..engine import Simulation
 from ..errors import ScenarioError
+from ..model import engine as model_engine
 from ..results.results import Results
 from ..scenario import Scenario, load_scenario
-from .backends import Backend, run_scenarios
+from .backends import Backend, Engine, run_scenarios
 from .progress import ProgressArg
 
-__all__ = ["simulate", "path_numbers", "backend_for"]
+__all__ = ["simulate", "path_numbers", "trace_numbers", "backend_for"]
 
 
 def simulate(
@@ -30,8 +30,10 @@ def simulate(
     workers: int | None = None,
     client: Any = None,
     scheduler: str | None = None,
+    threads: int = 1,
     chunk_size: int | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
+    trace: Iterable[int] = (),
 ) -> Results:
     """Run Monte Carlo paths of a scenario, serially, on local worker processes or on a Dask cluster.
 
@@ -57,10 +59,14 @@ def simulate(
         A running Dask cluster's client.
     scheduler : str, optional
         The address of a running ``dask.distributed`` scheduler, e.g. ``"tcp://10.0.0.5:8786"``.
+    threads : int
+        Threads each process runs paths on (the compiled engine releases the GIL); default 1.
     chunk_size : int, optional
         Paths per task (default: about eight tasks per worker, at most 32 paths).
     checkpoint : str or Path, optional
         Keep completed tasks in this directory; calling again with the same arguments continues from them.
+    trace : iterable of int
+        Path numbers whose every loan is recorded: :meth:`Results.trace` gives them as a table.
 
     Returns
     -------
@@ -77,32 +83,57 @@ def simulate(
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
-    return run_paths(Simulation, scenario, paths, seed, progress, backend=backend, workers=workers, client=client,
-                     scheduler=scheduler, chunk_size=chunk_size, checkpoint=checkpoint)
+    return run_paths(model_engine.run_task, scenario, paths, seed, progress, backend=backend, workers=workers, client=client,
+                     scheduler=scheduler, threads=threads, chunk_size=chunk_size, checkpoint=checkpoint, trace=trace)
 
 
-def run_paths(engine: Callable[[Scenario, int, int], Any], scenario: Scenario, paths: int | Iterable[int], seed: int,
-              progress: ProgressArg = None, *, backend: str | Backend | None = None, workers: int | None = None, client: Any = None,
-              scheduler: str | None = None, chunk_size: int | None = None, checkpoint: str | os.PathLike[str] | None = None) -> Results:
-    """Run ``engine(scenario, seed, path).run()`` for each path and collect the metrics (see :func:`simulate`).
+def run_paths(engine: Engine, scenario: Scenario, paths: int | Iterable[int], seed: int, progress: ProgressArg = None, *,
+              backend: str | Backend | None = None, workers: int | None = None, client: Any = None, scheduler: str | None = None,
+              threads: int = 1, chunk_size: int | None = None, checkpoint: str | os.PathLike[str] | None = None,
+              trace: Iterable[int] = ()) -> Results:
+    """Run a scenario's paths with ``engine`` and collect the metrics (see :func:`simulate`).
 
-    ``engine`` is :class:`creditsim.engine.Simulation` or the reference engine's
-    :class:`creditsim.reference.ReferenceSimulation`; both expose the same metric arrays.
+    ``engine`` is :func:`creditsim.model.engine.run_task` or the reference engine's :func:`creditsim.reference.run_task`.
     """
     path_ids = path_numbers(paths, seed)
-    with backend_for(backend, workers, client, scheduler) as runner:
+    traced = trace_numbers(trace, path_ids)
+    with backend_for(backend, workers, client, scheduler, threads) as runner:
         (groups,) = run_scenarios([scenario], path_ids, int(seed), runner, engine=engine, chunk_size=chunk_size, progress=progress,
-                                  checkpoint=checkpoint)
-    return Results(scenario, int(seed), path_ids, groups)
+                                  checkpoint=checkpoint, trace=traced)
+    return Results(scenario, int(seed), path_ids, groups, traced=traced)
 
 
 def backend_for(backend: str | Backend | None, workers: int | None = None, client: Any = None,
-                scheduler: str | None = None) -> AbstractContextManager[Backend]:
+                scheduler: str | None = None, threads: int = 1) -> AbstractContextManager[Backend]:
     """A context manager giving the :class:`Backend` to run on: ``backend`` itself when it is one (left open),
     else a new one (closed on exit)."""
     if isinstance(backend, Backend):
         return nullcontext(backend)
-    return Backend(backend, workers, client, scheduler)
+    return Backend(backend, workers, client, scheduler, threads)
+
+
+def trace_numbers(trace: Iterable[int], path_ids: list[int]) -> list[int]:
+    """The path numbers to trace, checked: distinct numbers among the run's paths.
+
+    Raises
+    ------
+    ScenarioError
+        For a number that is not one of the run's paths, or one given twice.
+    """
+    if isinstance(trace, (str, bytes)) or not isinstance(trace, Iterable):
+        raise ScenarioError("trace", trace, "must be a list of path numbers")
+    numbers = []
+    for p in trace:
+        if isinstance(p, bool) or not isinstance(p, (int, np.integer)):
+            raise ScenarioError("trace", p, "must be whole path numbers")
+        numbers.append(int(p))
+    known = set(path_ids)
+    for p in numbers:
+        if p not in known:
+            raise ScenarioError("trace", p, "is not one of the run's paths")
+    if len(set(numbers)) != len(numbers):
+        raise ScenarioError("trace", numbers, "names a path twice")
+    return sorted(numbers)
 
 
 def path_numbers(paths: int | Iterable[int], seed: int) -> list[int]:

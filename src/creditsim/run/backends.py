@@ -38,10 +38,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendError
-from ..metrics import SCOPES
 from ..results.results import Results
 from ..scenario import Scenario
-from ..scenario.sampling import sampled, scale_back
 from .checkpoint import MANIFEST, Checkpoint, read_manifest
 from .memory import check_memory
 from .progress import Progress, ProgressArg
@@ -58,41 +56,41 @@ Arrays = dict[str, np.ndarray]
 Summary = Callable[[Any], Arrays]
 
 
-def run_task(engine: Callable[[Scenario, int, int], Any], scenario: Scenario, seed: int, paths: Sequence[int],
-             summary: Summary | None = None, on_path: Callable[[], None] | None = None) -> Arrays:
-    """Run ``engine(scenario, seed, path).run()`` for each path of a task.
+#: An engine: runs a task's paths and returns their metrics per scope and their trace (see
+#: :func:`creditsim.model.engine.run_task`, and the reference engine's :func:`creditsim.reference.run_task`).
+Engine = Callable[..., Arrays]
+
+
+def run_task(engine: Engine, scenario: Scenario, seed: int, paths: Sequence[int], summary: Summary | None = None,
+             on_path: Callable[[int], None] | None = None, trace: Sequence[int] = (), threads: int = 1) -> Arrays:
+    """Run a task's paths with ``engine``.
 
     Parameters
     ----------
     engine : callable
-        :class:`creditsim.engine.Simulation` or the reference engine's class.
+        :func:`creditsim.model.engine.run_task` or the reference engine's :func:`creditsim.reference.run_task`.
     scenario : Scenario
-        As written (with its ``sample``); the engine runs its sampled form and counts and amounts are scaled back.
+        As written (with its ``sample``); the engine runs its sample and scales counts and amounts back.
     seed : int
     paths : sequence of int
     summary : callable, optional
         Applied to the task's :class:`~creditsim.results.Results`; its per-path arrays are returned instead of
         the metrics.
     on_path : callable, optional
-        Called after each path (in-process progress).
+        Called with the number of paths finished as they finish (in-process progress).
+    trace : sequence of int
+        Path numbers whose loans are traced (those of this task are).
+    threads : int
+        Threads the engine runs paths on.
 
     Returns
     -------
     dict of str to ndarray
-        Per scope (:data:`creditsim.metrics.SCOPES`) the metrics, shape (paths, M + 1, entities, metrics), or
-        the summary's arrays.
+        Per scope (:data:`creditsim.metrics.SCOPES`) the metrics, shape (paths, M + 1, entities, metrics), and
+        ``"trace"``, or the summary's arrays.
     """
-    sample, factors = sampled(scenario), scale_back(scenario.sample)
-    runs: dict[str, list[np.ndarray]] = {scope: [] for scope in SCOPES}
-    for path in paths:
-        sim = engine(sample, int(seed), int(path)).run()
-        metrics = {"bank": sim.bank_metrics, "guarantor": sim.guarantor_metrics, "reguarantor": sim.reguarantor_metrics,
-                   "pool": sim.pool_metrics, "population": sim.population_metrics[:, None, :]}
-        for scope in SCOPES:
-            runs[scope].append(metrics[scope] * factors[scope])
-        if on_path is not None:
-            on_path()
-    groups = {scope: np.stack(arrays) for scope, arrays in runs.items()}
+    mine = [int(p) for p in paths if int(p) in set(int(x) for x in trace)]
+    groups = engine(scenario, int(seed), [int(p) for p in paths], trace=mine, threads=threads, on_path=on_path)
     if summary is None:
         return groups
     return summary(Results(scenario, int(seed), [int(p) for p in paths], groups))
@@ -125,6 +123,9 @@ class Backend:
         A client of a running cluster (not closed here).
     scheduler : str, optional
         The address of a running ``dask.distributed`` scheduler.
+    threads : int
+        Threads each worker (or this process) runs paths on; the compiled engine releases the GIL, so they run
+        at once. Results are the same whatever the number.
 
     Raises
     ------
@@ -132,12 +133,15 @@ class Backend:
         For an unknown backend, a bad worker count, Dask missing, or a scheduler that cannot be reached.
     """
 
-    def __init__(self, backend: str | None = None, workers: int | None = None, client: Any = None, scheduler: str | None = None) -> None:
+    def __init__(self, backend: str | None = None, workers: int | None = None, client: Any = None, scheduler: str | None = None,
+                 threads: int = 1) -> None:
         if backend is None:
             backend = "dask" if client is not None or scheduler else "processes" if workers and workers > 1 else "serial"
         if backend not in BACKENDS:
             raise BackendError(f"backend {backend!r}: must be one of {', '.join(BACKENDS)}")
         _check_count("workers", workers)
+        _check_count("threads", threads)
+        self.threads = threads
         if backend != "dask" and (client is not None or scheduler):
             raise BackendError(f"a Dask client or scheduler needs backend 'dask', not {backend!r}")
         self.name = backend
@@ -185,8 +189,8 @@ class Backend:
             self._pool = None
 
     # ------------------------------------------------------------------------------------------ running
-    def run(self, engine: Callable[[Scenario, int, int], Any], tasks: Sequence[tuple[Scenario, int, Sequence[int]]],
-            summary: Summary | None, done: Callable[[int, Arrays], None], progress: Progress) -> None:
+    def run(self, engine: Engine, tasks: Sequence[tuple[Scenario, int, Sequence[int]]], summary: Summary | None,
+            done: Callable[[int, Arrays], None], progress: Progress, trace: Sequence[int] = ()) -> None:
         """Run each task ``(scenario, seed, paths)`` and call ``done(index, arrays)`` as each completes (in
         completion order); ``progress`` advances by the task's paths."""
         if not tasks:
@@ -194,23 +198,23 @@ class Backend:
         try:
             if self.name == "serial":
                 for index, (scenario, seed, paths) in enumerate(tasks):
-                    done(index, run_task(engine, scenario, seed, paths, summary, on_path=progress.advance))
+                    done(index, run_task(engine, scenario, seed, paths, summary, progress.advance, trace, self.threads))
             elif self.name == "processes":
-                self._run_processes(engine, tasks, summary, done, progress)
+                self._run_processes(engine, tasks, summary, done, progress, trace)
             else:
-                self._run_dask(engine, tasks, summary, done, progress)
+                self._run_dask(engine, tasks, summary, done, progress, trace)
         except KeyboardInterrupt:
             self._stop()
             raise
 
-    def _run_processes(self, engine: Callable[[Scenario, int, int], Any], tasks: Sequence[tuple[Scenario, int, Sequence[int]]],
-                       summary: Summary | None, done: Callable[[int, Arrays], None], progress: Progress) -> None:
+    def _run_processes(self, engine: Engine, tasks: Sequence[tuple[Scenario, int, Sequence[int]]], summary: Summary | None,
+                       done: Callable[[int, Arrays], None], progress: Progress, trace: Sequence[int]) -> None:
         if self._pool is None:
             self._other_children = {child.pid for child in multiprocessing.active_children()}
             self._pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_started, initargs=(os.getpid(),))
-        futures = {self._pool.submit(run_task, engine, scenario, seed, list(paths), summary): index
+        futures = {self._pool.submit(run_task, engine, scenario, seed, list(paths), summary, None, list(trace), self.threads): index
                    for index, (scenario, seed, paths) in enumerate(tasks)}
         try:
             for future in concurrent.futures.as_completed(futures):
@@ -221,15 +225,15 @@ class Backend:
             self._pool = None
             raise BackendError(f"a worker process failed to start or died (out of memory, or killed): {exc}") from None
 
-    def _run_dask(self, engine: Callable[[Scenario, int, int], Any], tasks: Sequence[tuple[Scenario, int, Sequence[int]]],
-                  summary: Summary | None, done: Callable[[int, Arrays], None], progress: Progress) -> None:
+    def _run_dask(self, engine: Engine, tasks: Sequence[tuple[Scenario, int, Sequence[int]]], summary: Summary | None,
+                  done: Callable[[int, Arrays], None], progress: Progress, trace: Sequence[int]) -> None:
         distributed = _dask()
         client = self._dask_client(distributed)
         scattered: dict[int, Any] = {}
         for scenario, _, _ in tasks:
             if id(scenario) not in scattered:
                 scattered[id(scenario)] = client.scatter(scenario, broadcast=True, hash=False)  # a key of this run's own
-        futures = {client.submit(run_task, engine, scattered[id(scenario)], seed, list(paths), summary, pure=False): index
+        futures = {client.submit(run_task, engine, scattered[id(scenario)], seed, list(paths), summary, None, list(trace), self.threads, pure=False): index
                    for index, (scenario, seed, paths) in enumerate(tasks)}
         try:
             for future in distributed.as_completed(list(futures)):
@@ -332,8 +336,9 @@ def run_scenarios(
     seed: int,
     backend: Backend,
     *,
-    engine: Callable[[Scenario, int, int], Any] | None = None,
+    engine: Engine | None = None,
     summary: Summary | None = None,
+    trace: Sequence[int] = (),
     chunk_size: int | None = None,
     progress: ProgressArg = None,
     description: str = "paths",
@@ -350,7 +355,7 @@ def run_scenarios(
     seed : int
     backend : Backend
     engine : callable, optional
-        Default :class:`creditsim.engine.Simulation`.
+        Default :func:`creditsim.model.engine.run_task`.
     summary : callable, optional
         See :func:`run_task`; it must be picklable (a module-level function or a ``functools.partial`` of one)
         for the process and Dask backends.
@@ -358,6 +363,8 @@ def run_scenarios(
         Paths per task; default :func:`default_chunk_size`. It changes nothing in the numbers.
     progress : None, bool or callable
         See :mod:`creditsim.run.progress`.
+    trace : sequence of int
+        Path numbers whose every loan is recorded (see :meth:`creditsim.Results.trace`).
     description : str
         Shown before the progress bar.
     checkpoint : path, optional
@@ -376,11 +383,9 @@ def run_scenarios(
         Before anything runs, when every path's metrics (kept without a ``summary``) or the local workers' engines
         would not fit in memory (:func:`creditsim.run.memory.check_memory`).
     """
-    check_memory(list(scenarios), len(path_ids) if summary is None else 0, backend.local_workers)
+    check_memory(list(scenarios), len(path_ids) if summary is None else 0, backend.local_workers, backend.threads)
     if engine is None:
-        from ..engine import Simulation
-
-        engine = Simulation
+        from ..model.engine import run_task as engine
     _check_count("chunk_size", chunk_size)
     if chunk_size is None and checkpoint is not None and (Path(checkpoint) / MANIFEST).exists():
         chunk_size = int(read_manifest(checkpoint)["run"].get("chunk_size", 0)) or None  # continue as it was cut
@@ -393,7 +398,8 @@ def run_scenarios(
         contiguous = list(path_ids) == list(range(len(path_ids)))
         run = {"scenarios": [s.to_dict() for s in scenarios], "seed": int(seed),
                "paths": len(path_ids) if contiguous else [int(p) for p in path_ids], "chunk_size": size,
-               "engine": f"{engine.__module__}.{engine.__qualname__}", "summary": _name_of(summary), **(about or {})}
+               "engine": f"{engine.__module__}.{engine.__qualname__}", "summary": _name_of(summary),
+               "trace": sorted(int(p) for p in trace), **(about or {})}
         store = Checkpoint(checkpoint, run, [t[2] for t in tasks], package_versions())
         for index in range(len(tasks)):
             arrays = store.load(index)
@@ -410,7 +416,7 @@ def run_scenarios(
     with Progress(progress, len(path_ids) * len(scenarios), description) as bar:
         if results:  # tasks done before, from the checkpoint
             bar.advance(sum(len(tasks[i][2]) for i in results))
-        backend.run(engine, [tasks[i] for i in pending], summary, done, bar)
+        backend.run(engine, [tasks[i] for i in pending], summary, done, bar, trace)
     out = []
     for k in range(len(scenarios)):
         parts = [results[k * len(chunks) + c] for c in range(len(chunks))]

@@ -81,6 +81,10 @@ class Checkpoint:
                     raise ResultsError(f"{self.directory}: exists and is not a creditsim checkpoint; refusing to use it")
             else:
                 found = read_manifest(self.directory)
+                theirs = found.get("versions") if isinstance(found.get("versions"), dict) else {}
+                if theirs.get("creditsim") != versions.get("creditsim"):
+                    raise ResultsError(f"{self.directory}: checkpointed by creditsim {theirs.get('creditsim', 'of an unknown version')}, "
+                                       f"which this creditsim {versions.get('creditsim')} does not continue; start a new checkpoint")
                 if found.get("versions") != wanted["versions"]:
                     raise ResultsError(f"{self.directory}: checkpointed by {found.get('versions')}, not {wanted['versions']}, "
                                        "whose numbers may differ; start a new checkpoint")

@@ -144,6 +144,7 @@ class Firms(_Model):
     """The firm population."""
 
     inclusive_line_limit: PositiveAmount = Field(1e7, description="Credit line above which a borrower leaves the inclusive (普惠型) book; 1000万 by the regulator's definition.")
+    opening_book: Literal["seasoned", "new"] = Field("seasoned", description="The opening borrowers' loans: 'seasoned' (each at a random age of a term drawn in proportion to term × its share, so the book matures month by month from the start, as a steady book does) or 'new' (every opening loan made at the opening with a term from term_mix, as a static pool whose loans all run their whole term).")
     segments: dict[Annotated[str, BeforeValidator(_name)], Segment] = Field(description="The segments, keyed by name.")
 
 

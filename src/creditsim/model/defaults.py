@@ -1,0 +1,111 @@
+"""Defaults and the loss waterfall: a defaulting borrower's loans turn non-performing; their recoveries, guarantee
+claims, pool compensation and write-offs are filed for later months and booked when they fall due.
+
+A defaulted loan of amount A has a recovery R = round(A (1 − LGD)), LGD the product's mean or a Beta draw around it
+(keyed by the firm, the month and the loan), booked after ``recovery_lag_months``; what is not recovered is written
+off after ``write_off_months``, when every party's loss is recognised. A guaranteed loan's claim and a covered loan's
+compensation are the instruments' (see :mod:`.cover`); the bank books a paid claim or compensation as a recovery.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..scenario import PRODUCTS
+from .book import close_loan, free_block, free_slot, set_state
+from .columns import BANK, BOOK, DUE, POPULATION
+from .cover import file_default
+from .instruments import guarantees, pools
+from .random import KEY, beta
+from .state import GONE
+from .trace import DEFAULTED, LIQUIDITY_DEFAULT, record_loan
+
+__all__ = ["default", "claims", "resolutions"]
+
+CREDIT = PRODUCTS.index("credit")
+
+
+@njit(cache=True, nogil=True)
+def default(p, s, t, slot, liquidity, path, traced):
+    """Every loan of borrower ``slot`` defaults in month ``t`` (a liquidity default when ``liquidity``); the firm
+    fails and leaves the run."""
+    b = s.borrowers[slot]
+    bank, firm = b.bank, b.firm
+    flows = s.flows[bank]
+    book = s.book[bank]
+    for i in range(b.first, b.first + b.loans):
+        close_loan(p, s, slot, i)
+        loan = s.loans[i]
+        a = loan.amount
+        credit = loan.product == CREDIT
+        lgd = beta(s.keys[KEY.lgd], firm, t, loan.index * 1024, p.risk.lgd_a[loan.product], p.risk.lgd_b[loan.product]) if p.risk.lgd_random else p.risk.lgd_mean[loan.product]
+        recovery = np.rint(a * (1.0 - lgd))
+        bank_recovery, claim = file_default(p, s, t, loan.cover, bank, a, recovery, credit)
+        due_recovery = s.due[t + p.risk.recovery_lag, bank]
+        due_write_off = s.due[t + p.risk.write_off, bank]
+        due_recovery[DUE.recovered] += bank_recovery
+        due_write_off[DUE.written_off] += a - claim - bank_recovery
+        if credit:
+            due_recovery[DUE.recovered_credit] += bank_recovery
+            due_write_off[DUE.written_off_credit] += a - claim - bank_recovery
+            book[BOOK.npl_credit] += a
+        due_write_off[DUE.net_loss] += a - recovery
+        due_write_off[DUE.loans] += 1.0
+        book[BOOK.npl_balance] += a
+        book[BOOK.npl_loans] += 1.0
+        flows[BANK.defaulted] += a
+        flows[BANK.defaults] += 1.0
+        if b.first_time:
+            flows[BANK.first_time_defaults] += 1.0
+            flows[BANK.first_time_defaulted] += a
+        if liquidity:
+            flows[BANK.liquidity_defaults] += 1.0
+        if traced:
+            record_loan(p, s, path, slot, i, t, LIQUIDITY_DEFAULT if liquidity else DEFAULTED)
+    s.due[t + p.risk.write_off, bank, DUE.firms] += 1.0
+    book[BOOK.npl_firms] += 1.0
+    book[BOOK.firms] -= 1.0
+    s.population[POPULATION.firm_failures] += 1.0
+    set_state(p, s, firm, GONE)
+    s.firms[firm].slot = -1
+    free_block(s, b.first, b.block)
+    free_slot(s, slot)
+
+
+@njit(cache=True, nogil=True)
+def claims(p, s, t):
+    """Guarantee claims due in month ``t``: a paid claim is a recovery of the bank's; one left unpaid the bank writes
+    off when the loan is written off."""
+    guarantees.settle(p, s, t)
+    for g in range(p.guarantees.coverage.shape[0]):
+        written_off = t + p.guarantees.after_claim[g]
+        for bank in range(s.book.shape[0]):
+            received = s.guarantees.paid[g, bank]
+            s.book[bank, BOOK.npl_balance] -= received
+            s.flows[bank, BANK.recovered] += received
+            s.due[written_off, bank, DUE.written_off] += s.guarantees.unpaid[g, bank]
+
+
+@njit(cache=True, nogil=True)
+def resolutions(p, s, t):
+    """Recoveries, pool compensation and write-offs due in month ``t``: a pool's compensation is a recovery that
+    reduces the write-off."""
+    pools.settle(p, s, t)
+    for bank in range(s.book.shape[0]):
+        due = s.due[t, bank]
+        for k in range(p.pools.share.shape[0]):
+            due[DUE.written_off] -= s.pools.paid[k, bank]
+            due[DUE.recovered] += s.pools.paid[k, bank]
+            due[DUE.written_off_credit] -= s.pools.paid_credit[k, bank]
+            due[DUE.recovered_credit] += s.pools.paid_credit[k, bank]
+        book = s.book[bank]
+        book[BOOK.npl_balance] -= due[DUE.recovered] + due[DUE.written_off]
+        book[BOOK.npl_credit] -= due[DUE.recovered_credit] + due[DUE.written_off_credit]
+        book[BOOK.npl_loans] -= due[DUE.loans]
+        book[BOOK.npl_firms] -= due[DUE.firms]
+        flows = s.flows[bank]
+        flows[BANK.recovered] += due[DUE.recovered]
+        flows[BANK.written_off] = due[DUE.written_off]
+        flows[BANK.loss_bank] = due[DUE.written_off]
+        flows[BANK.net_loss] = due[DUE.net_loss]

@@ -1,0 +1,299 @@
+"""New borrowers: applications and the 首贷 campaign, the banks' decisions, and a new borrower's credit line and loans.
+
+Applications from a segment's firms without a loan are Poisson(applications_per_month × growth) a month, drawn without
+replacement from all of them (:func:`creditsim.model.population.pick`); each applicant goes to a bank by share. The
+campaign's channels each reach Poisson(reach_per_month) firms that never borrowed (within the list left), of which a
+share apply. A bank approves an applicant whose believed PD (a noisy signal for thin files) is within its appetite,
+or within it net of the best cover open to the applicant, in which case every loan must carry that cover; a 无贷户
+turned down that no cover would rescue is declined for good. See docs/explanation/model.md §1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .book import free_block, open_loan, overflow, set_state, take_block, take_slot
+from .columns import BANK, BOOK, FEN, POPULATION
+from .cover import best_offer, cover_loan, offers, unassign
+from .instruments import subsidy
+from .population import default_month_of, pick
+from .random import KEY, ndtr, ndtri, normal, open_uniform, poisson, uniform
+from .random import pick as pick_column
+from .state import BORROWING, CURSOR, DECLINED, FORMER, FORMER_FIRST_TIME, NEVER, OVERFLOW, STATES
+
+__all__ = ["believed_pd", "new_borrower", "applications", "campaign"]
+
+# columns of the applicants' scratch arrays
+_SEG, _GRADE, _STATE, _BANK = 0, 1, 2, 3
+_APPETITE, _SHIFT = 0, 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def believed_pd(p, segment, grade, signal, history):
+    """The annual PD a bank believes a firm has: ``expit(logit(pd) + signal_sd z / sqrt(1 + k))``, k the repaid
+    loans it has seen (thin files, k = 0, are the noisiest)."""
+    sd = p.firms.signal_sd
+    if sd == 0.0:
+        return p.firms.pd[segment, grade]
+    x = p.firms.pd_logit[segment, grade] + sd * signal / math.sqrt(1.0 + history)
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+@njit(cache=True, nogil=True)
+def new_borrower(p, s, t, firm, segment, grade, bank, signal, history, belief, first_time, first_loan, required, shift, opening):
+    """Make a firm a borrower in month ``t`` with its credit line and loans; returns whether it became one.
+
+    The line is lognormal (the segment's median and p90, its log-median moved by ``shift``) truncated at the
+    inclusive limit, drawn by inverse CDF; the firm takes 1 + Poisson(loans_per_borrower − 1) loans of equal size
+    and one term (length-biased, and at a random age, in a seasoned opening book); each loan a product by its bank's
+    mix and cover (:func:`creditsim.model.cover.cover_loan`). A firm that needs cover (``required`` ≥ 0) and does not
+    get it for every loan is not made (its cover is undone). Draws are keyed by the firm and the month.
+    """
+    keys = s.keys
+    mu = p.firms.line_mu[segment] + shift
+    sigma = p.firms.line_sigma[segment]
+    u = open_uniform(keys[KEY.line], firm, t, 0) * ndtr((p.firms.log_limit - mu) / sigma)
+    line = math.exp(mu + sigma * ndtri(u)) * FEN
+    n = 1 + (poisson(keys[KEY.loan_count], firm, t, p.firms.extra_loans) if p.firms.extra_loans > 0.0 else 0)
+    per_loan = max(math.floor(line / n), 1.0)
+    seasoned = opening and p.firms.seasoned
+    cumulative = p.banks.seasoned_term_cumulative if seasoned else p.banks.term_cumulative
+    u_term = uniform(keys[KEY.term], firm, t, 0) if p.banks.term_choices[bank] > 1 else 0.0
+    term = p.banks.terms[pick_column(cumulative, bank, u_term)]
+    age = int(math.floor(uniform(keys[KEY.age], firm, t, 0) * term)) if seasoned else 0
+    rate = p.banks.rate[bank] + p.banks.rate_per_pd[bank] * belief
+    first = take_block(s, n)
+    if first < 0:
+        return False
+    accepted = True
+    for j in range(n):
+        u_product = uniform(keys[KEY.product], firm, t, j) if p.banks.product_choices[bank] > 1 else 0.0
+        product = pick_column(p.banks.product_cumulative, bank, u_product)
+        product, cover, as_required = cover_loan(p, s, t, firm, j, segment, bank, per_loan * n, per_loan, product, required, first_time,
+                                                 rate, not opening)
+        loan = s.loans[first + j]
+        loan.amount = per_loan
+        loan.index = j
+        loan.product = product
+        loan.renewals = 0
+        loan.cover = cover
+        loan.plan = 0
+        accepted = accepted and as_required
+    slot = take_slot(s) if accepted else -1
+    if slot < 0:
+        for j in range(n):
+            unassign(p, s, s.loans[first + j].cover, per_loan)
+        free_block(s, first, n)
+        return False
+    months = p.calendar.months
+    row = s.firms[firm]
+    b = s.borrowers[slot]
+    b.firm = firm
+    b.first = first
+    b.loans = n
+    b.block = n
+    b.bank = bank
+    b.segment = segment
+    b.grade = grade
+    b.term = term
+    b.maturity = t + term - age
+    b.start = t - age
+    b.since = t - age - (12 * p.firms.known_history if opening else 0)
+    b.history = history
+    b.repaid = 0
+    b.cover = required
+    b.first_time = first_time
+    b.graduating = False
+    b.masked = False
+    b.evergreen = False
+    b.subsidised = subsidy.eligible(p, bank, segment, first_time)
+    b.signal = signal
+    b.belief = belief
+    b.line = per_loan * n
+    b.rate = rate
+    b.default_month = default_month_of(p, s, firm)
+    b.defaults = b.default_month <= months and b.default_month <= b.maturity
+    s.ends[slot] = min(b.default_month if b.defaults else b.maturity, months + 1)
+    for j in range(n):
+        open_loan(p, s, slot, first + j, not opening)
+    s.book[bank, BOOK.firms] += 1.0
+    set_state(p, s, firm, BORROWING)
+    row.slot = slot
+    if first_loan:
+        s.flows[bank, BANK.first_loan_amount] += per_loan * n
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _decide(p, s, t, n, campaign):
+    """Decide the ``n`` applicants in the scratch arrays, in order, against the cover open when the batch starts."""
+    open_now = np.zeros(p.guarantees.coverage.shape[0] + p.pools.share.shape[0], np.bool_)
+    offers(p, s, open_now)
+    for i in range(n):
+        firm = s.scratch_firm[i]
+        segment, grade, state, bank = s.scratch_int[i, _SEG], s.scratch_int[i, _GRADE], s.scratch_int[i, _STATE], s.scratch_int[i, _BANK]
+        appetite, shift = s.scratch_float[i, _APPETITE], s.scratch_float[i, _SHIFT]
+        signal = normal(s.keys[KEY.signal], firm, t, 0) if p.firms.signal_sd > 0.0 else 0.0
+        history = p.firms.known_history if state == FORMER else (1 if state == FORMER_FIRST_TIME else 0)
+        believed = believed_pd(p, segment, grade, signal, history)
+        first_time = state == NEVER or state == FORMER_FIRST_TIME
+        alone = believed <= appetite and state != DECLINED
+        cover = -1
+        if not alone and state != DECLINED:
+            share, best = best_offer(p, open_now, segment, bank, first_time)
+            if best >= 0 and share > 0.0 and believed * (1.0 - share) <= appetite:
+                cover = best
+        flows = s.flows[bank]
+        flows[BANK.applications] += 1.0
+        if campaign:
+            flows[BANK.campaign_applications] += 1.0
+        if not alone and cover < 0:
+            if state == NEVER:  # declined on its thin file itself, not for want of cover
+                set_state(p, s, firm, DECLINED)
+            continue
+        if new_borrower(p, s, t, firm, segment, grade, bank, signal, history, believed, first_time, state == NEVER, cover, shift, False):
+            flows[BANK.approvals] += 1.0
+            if cover >= 0:
+                flows[BANK.cover_dependent_approvals] += 1.0
+            if campaign:
+                flows[BANK.campaign_approvals] += 1.0
+            if state == NEVER:
+                flows[BANK.first_time_borrowers] += 1.0
+                flows[BANK.first_time_expected_defaults_believed] += believed
+                flows[BANK.first_time_expected_defaults_true] += p.firms.pd[segment, grade]
+        elif s.cursor[CURSOR.overflow] != 0:
+            return
+        elif cover >= 0:
+            flows[BANK.cover_denied] += 1.0
+
+
+@njit(cache=True, nogil=True)
+def _in_cell_order(s, start, stop, n_grade):
+    """Order the applicants start..stop (sorted by key) by (grade, state), stably: firms reach the banks cell by
+    cell, each cell in random order."""
+    n = stop - start
+    if n <= 1:
+        return
+    cells = n_grade * STATES
+    count = np.zeros(cells + 1, np.int64)
+    firms = s.scratch_firm[start:stop].copy()
+    keys = s.scratch_key[start:stop].copy()
+    cell = np.empty(n, np.int64)
+    for i in range(n):
+        row = s.firms[firms[i]]
+        cell[i] = row.grade * STATES + row.state
+        count[cell[i] + 1] += 1
+    for c in range(cells):
+        count[c + 1] += count[c]
+    for i in range(n):
+        position = start + count[cell[i]]
+        count[cell[i]] += 1
+        s.scratch_firm[position] = firms[i]
+        s.scratch_key[position] = keys[i]
+
+
+@njit(cache=True, nogil=True)
+def _set_applicant(p, s, i, bank, appetite, shift):
+    row = s.firms[s.scratch_firm[i]]
+    s.scratch_int[i, _SEG] = row.segment
+    s.scratch_int[i, _GRADE] = row.grade
+    s.scratch_int[i, _STATE] = row.state
+    s.scratch_int[i, _BANK] = bank
+    s.scratch_float[i, _APPETITE] = appetite
+    s.scratch_float[i, _SHIFT] = shift
+
+
+@njit(cache=True, nogil=True)
+def applications(p, s, t):
+    """Firms without a loan apply in month ``t``, segment by segment, and the banks decide, all in one batch."""
+    n_seg, n_grade = p.firms.pd.shape
+    n = 0
+    for segment in range(n_seg):
+        wanted = poisson(s.keys[KEY.applications], segment, t, p.firms.applications[segment] * p.firms.application_growth[t])
+        available = int(s.unbanked[segment].sum())
+        if wanted > available:
+            s.population[POPULATION.unmet_applications] += wanted - available
+            wanted = available
+        got = pick(s, s.open_bits[segment], s.keys[KEY.apply_order], t, 0, wanted, available, s.scratch_firm[n:], s.scratch_key[n:])
+        if got < 0:
+            overflow(s, OVERFLOW.scratch)
+            return
+        _in_cell_order(s, n, n + got, n_grade)
+        for i in range(n, n + got):
+            bank = pick_column(p.banks.share_cumulative, 0, uniform(s.keys[KEY.bank], s.scratch_firm[i], t, 0))
+            _set_applicant(p, s, i, bank, p.banks.max_pd[bank], 0.0)
+        n += got
+    _decide(p, s, t, n, False)
+
+
+@njit(cache=True, nogil=True)
+def campaign(p, s, t):
+    """The 首贷 campaign in month ``t``: each channel, in order, reaches firms on the 无贷户 list (declined ones
+    included); those in need apply to the channel's bank (or by share) and are decided as one batch."""
+    n_channels = p.campaign.reach.shape[0]
+    if n_channels == 0 or t < p.campaign.first or t > p.campaign.last:
+        return
+    n_seg, n_grade = p.firms.pd.shape
+    for channel in range(n_channels):
+        on_list = 0
+        for segment in range(n_seg):
+            if p.campaign.listed[segment]:
+                for grade in range(n_grade):
+                    on_list += s.unbanked[segment, grade, NEVER] + s.unbanked[segment, grade, DECLINED]
+        planned = poisson(s.keys[KEY.reach], channel, t, p.campaign.reach[channel])
+        reach = int(min(planned, on_list, s.campaign_left[0]))
+        s.campaign_left[0] -= reach
+        s.population[POPULATION.campaign_shortfall] += planned - reach
+        s.population[POPULATION.campaign_reached] += reach
+        if reach == 0:
+            continue
+        got = pick(s, s.campaign_bits[0], s.keys[KEY.reach_order], t, channel + 1, reach, on_list, s.scratch_firm, s.scratch_key)
+        if got < 0:
+            overflow(s, OVERFLOW.scratch)
+            return
+        n = 0
+        for i in range(got):  # those in need apply
+            if uniform(s.keys[KEY.need], s.scratch_firm[i], t, channel) < p.campaign.need[channel]:
+                s.scratch_firm[n] = s.scratch_firm[i]
+                s.scratch_key[n] = s.scratch_key[i]
+                n += 1
+        _by_segment(s, n, n_seg)
+        start = 0
+        while start < n:
+            segment = s.firms[s.scratch_firm[start]].segment
+            stop = start
+            while stop < n and s.firms[s.scratch_firm[stop]].segment == segment:
+                stop += 1
+            _in_cell_order(s, start, stop, n_grade)
+            start = stop
+        for i in range(n):
+            firm = s.scratch_firm[i]
+            if p.campaign.bank[channel] >= 0:
+                bank = p.campaign.bank[channel]
+            else:
+                bank = pick_column(p.banks.share_cumulative, 0, uniform(s.keys[KEY.channel_bank], firm, t, channel))
+            appetite = p.banks.max_pd[bank] if math.isnan(p.campaign.max_pd[channel]) else p.campaign.max_pd[channel]
+            _set_applicant(p, s, i, bank, appetite, p.campaign.line_shift[channel])
+        _decide(p, s, t, n, True)
+
+
+@njit(cache=True, nogil=True)
+def _by_segment(s, n, n_seg):
+    """Order the first ``n`` picked firms by segment, stably."""
+    if n <= 1:
+        return
+    count = np.zeros(n_seg + 1, np.int64)
+    firms = s.scratch_firm[:n].copy()
+    keys = s.scratch_key[:n].copy()
+    for i in range(n):
+        count[s.firms[firms[i]].segment + 1] += 1
+    for k in range(n_seg):
+        count[k + 1] += count[k]
+    for i in range(n):
+        segment = s.firms[firms[i]].segment
+        s.scratch_firm[count[segment]] = firms[i]
+        s.scratch_key[count[segment]] = keys[i]
+        count[segment] += 1

@@ -1,0 +1,256 @@
+"""The parameters of a run: the validated scenario compiled once into frozen arrays the compiled engine reads.
+
+:func:`parameters` turns a (sampled) :class:`~creditsim.scenario.Scenario` into a :class:`Params`, a named tuple of
+named tuples of numpy arrays and numbers, one per part of the model. Everything that varies with the calendar is an
+array indexed by month ``t`` (0 the opening, 1..M the simulated months), so a later model can make any of them a
+path by year. The arrays are read-only: a run cannot change its parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, NamedTuple
+
+import numpy as np
+
+from ..scenario import FACTOR_MONTHS, PRODUCTS, Scenario, admitted
+from ..scenario.growth import application_growth, growth_factor
+from ..scenario.opening import InitialPopulation, grade_table, initial_population, line_parameters
+from ..scenario.units import month_index
+from .columns import FEN
+from .instruments import guarantees, pools, subsidy
+from .instruments.guarantees import GuaranteeParams
+from .instruments.pools import PoolParams
+from .instruments.subsidy import SubsidyParams
+from .structs import BOOL, FLOAT, FROZEN_BOOL_1, FROZEN_FLOAT_1, FROZEN_FLOAT_2, FROZEN_INT_1, FROZEN_INT_3, INT, register
+
+__all__ = ["Params", "Calendar", "FirmParams", "BankParams", "RiskParams", "RenewalParams", "CampaignParams", "parameters", "NO_LAST_MONTH"]
+
+#: The month index used for "renewal without an end date".
+NO_LAST_MONTH = month_index("2200-12")
+_CREDIT, _GUARANTEED = PRODUCTS.index("credit"), PRODUCTS.index("guaranteed")
+
+
+class Calendar(NamedTuple):
+    """Months: t = 0 is the opening, t = 1..M the simulated months."""
+
+    months: Annotated[int, INT]                   # M
+    horizon: Annotated[int, INT]                  # rows of the filing arrays: months 0 .. M + write_off_months
+    month_index: Annotated[np.ndarray, FROZEN_INT_1]       # (M + 2,) int64: calendar month index of month t (see creditsim.scenario.units.month_index)
+    january: Annotated[np.ndarray, FROZEN_BOOL_1]           # (M + 2,) bool: month t is a January
+
+
+class FirmParams(NamedTuple):
+    """The firm population: cohorts (segment × grade), demand, credit lines and the opening position."""
+
+    pd: Annotated[np.ndarray, FROZEN_FLOAT_2]                # (S, G) true annual PD
+    pd_logit: Annotated[np.ndarray, FROZEN_FLOAT_2]          # (S, G) logit of it (-inf at PD 0)
+    grade_cumulative: Annotated[np.ndarray, FROZEN_FLOAT_2]  # (S, G) cumulative grade shares (last column +inf): an entrant's grade
+    rho: Annotated[np.ndarray, FROZEN_FLOAT_1]               # (S,) asset correlation
+    factor_months: Annotated[int, INT]            # months per period of the systematic factor
+    stress: Annotated[np.ndarray, FROZEN_FLOAT_1]            # (M + 1,) PD multiplier in force in month t
+    entries: Annotated[np.ndarray, FROZEN_FLOAT_1]           # (S,) firms registered a month (Poisson mean)
+    exit_prob: Annotated[np.ndarray, FROZEN_FLOAT_1]         # (S,) monthly probability that a firm without a loan closes
+    stay: Annotated[np.ndarray, FROZEN_FLOAT_2]              # (S, M + 2): (1 − exit_prob)^n, staying n months
+    applications: Annotated[np.ndarray, FROZEN_FLOAT_1]      # (S,) applications a month before growth (Poisson mean)
+    application_growth: Annotated[np.ndarray, FROZEN_FLOAT_1]  # (M + 1,) growth factor of applications in month t
+    line_mu: Annotated[np.ndarray, FROZEN_FLOAT_1]           # (S,) log-median of the credit line (CNY)
+    line_sigma: Annotated[np.ndarray, FROZEN_FLOAT_1]        # (S,) log-sd of the credit line
+    log_limit: Annotated[float, FLOAT]              # log of the inclusive line limit (CNY)
+    limit: Annotated[float, FLOAT]                  # the inclusive line limit, fen
+    line_growth: Annotated[np.ndarray, FROZEN_FLOAT_1]       # (S,) annual growth of a re-borrowed loan
+    known_history: Annotated[int, INT]            # repaid loans banks are taken to have seen from firms that borrowed before
+    signal_sd: Annotated[float, FLOAT]              # log-odds sd of a bank's error about a firm without history
+    extra_loans: Annotated[float, FLOAT]            # mean loans per borrower less one
+    reborrow_prob: Annotated[float, FLOAT]
+    opening_borrowers: Annotated[np.ndarray, FROZEN_INT_3]  # (S, G, B) int64
+    opening_unbanked: Annotated[np.ndarray, FROZEN_INT_3]  # (S, G, states) int64: firms without a loan by state
+    opening_shift: Annotated[np.ndarray, FROZEN_FLOAT_1]     # (B,) log-shift of the opening lines (a bank's initial_balance)
+    seasoned: Annotated[bool, BOOL]                # opening loans are seasoned (random age, length-biased terms)
+
+
+class BankParams(NamedTuple):
+    """The banks (B of them) and their products."""
+
+    share_cumulative: Annotated[np.ndarray, FROZEN_FLOAT_2]  # (1, B) cumulative shares (last +inf): an applicant's bank
+    max_pd: Annotated[np.ndarray, FROZEN_FLOAT_1]            # (B,) risk appetite
+    rate: Annotated[np.ndarray, FROZEN_FLOAT_1]              # (B,) annual rate before the risk premium
+    rate_per_pd: Annotated[np.ndarray, FROZEN_FLOAT_1]       # (B,) risk premium per unit of believed PD
+    uptake: Annotated[np.ndarray, FROZEN_FLOAT_1]            # (B,) renewal uptake
+    terms: Annotated[np.ndarray, FROZEN_INT_1]             # (K,) int64, months
+    term_cumulative: Annotated[np.ndarray, FROZEN_FLOAT_2]   # (B, K) (last +inf)
+    seasoned_term_cumulative: Annotated[np.ndarray, FROZEN_FLOAT_2]  # (B, K) length-biased, for the opening book
+    term_choices: Annotated[np.ndarray, FROZEN_INT_1]      # (B,) int64: terms with a positive share
+    product_cumulative: Annotated[np.ndarray, FROZEN_FLOAT_2]  # (B, products) (last +inf)
+    product_choices: Annotated[np.ndarray, FROZEN_INT_1]   # (B,) int64: products with a positive share
+    all_loans: Annotated[np.ndarray, FROZEN_FLOAT_1]         # (B,) all the bank's loans at the start, fen
+    other_growth: Annotated[np.ndarray, FROZEN_FLOAT_2]      # (M + 1, B) growth factor of the loans outside the inclusive book
+    small_micro_outside: Annotated[np.ndarray, FROZEN_FLOAT_1]  # (B,) small-micro loans outside the inclusive book at the start, fen
+    small_micro_growth: Annotated[np.ndarray, FROZEN_FLOAT_2]  # (M + 1, B)
+
+
+class RiskParams(NamedTuple):
+    """Losses and their timing, and liquidity stress at maturity."""
+
+    lgd_mean: Annotated[np.ndarray, FROZEN_FLOAT_1]          # (products,)
+    lgd_a: Annotated[np.ndarray, FROZEN_FLOAT_1]             # (products,) Beta shape parameters (when lgd_random)
+    lgd_b: Annotated[np.ndarray, FROZEN_FLOAT_1]
+    lgd_random: Annotated[bool, BOOL]
+    recovery_lag: Annotated[int, INT]
+    write_off: Annotated[int, INT]
+    stress_prob: Annotated[float, FLOAT]            # liquidity stress of a solvent firm at a maturity
+    bridge_share: Annotated[float, FLOAT]
+    bridge_cost: Annotated[float, FLOAT]
+
+
+class RenewalParams(NamedTuple):
+    """无还本续贷: which maturing loans may be renewed."""
+
+    on: Annotated[bool, BOOL]
+    last_month: Annotated[np.ndarray, FROZEN_INT_1]        # (S,) int64: the last calendar month a segment's loans may be renewed (-1: never)
+    product_ok: Annotated[np.ndarray, FROZEN_BOOL_1]        # (products,) bool
+    max_term: Annotated[int, INT]
+    max_consecutive: Annotated[int, INT]
+    min_months_on_book: Annotated[int, INT]
+    max_pd: Annotated[float, FLOAT]
+
+
+class CampaignParams(NamedTuple):
+    """The 首贷 campaign's channels (C of them)."""
+
+    reach: Annotated[np.ndarray, FROZEN_FLOAT_1]             # (C,) firms reached a month (Poisson mean)
+    need: Annotated[np.ndarray, FROZEN_FLOAT_1]              # (C,) share of reached firms that apply
+    bank: Annotated[np.ndarray, FROZEN_INT_1]              # (C,) int64: the channel's bank (-1: by share)
+    line_shift: Annotated[np.ndarray, FROZEN_FLOAT_1]        # (C,) log of line_scale
+    max_pd: Annotated[np.ndarray, FROZEN_FLOAT_1]            # (C,) the channel's appetite (NaN: the bank's)
+    listed: Annotated[np.ndarray, FROZEN_BOOL_1]            # (S,) bool: segments on the 无贷户 list
+    first: Annotated[int, INT]                    # first and last month (t) the campaign runs
+    last: Annotated[int, INT]
+    list_size: Annotated[float, FLOAT]              # firms on the list (inf: no limit)
+
+
+@register
+class Params(NamedTuple):
+    """Everything a path needs to know, compiled once per run."""
+
+    calendar: Calendar
+    firms: FirmParams
+    banks: BankParams
+    risk: RiskParams
+    renewal: RenewalParams
+    campaign: CampaignParams
+    guarantees: GuaranteeParams
+    pools: PoolParams
+    subsidy: SubsidyParams
+    audit: Annotated[bool, BOOL]
+
+
+def parameters(scenario: Scenario, audit: bool = False, opening: InitialPopulation | None = None) -> Params:
+    """Compile a scenario the engine runs (already sampled, see :func:`creditsim.scenario.sampling.sampled`).
+
+    Parameters
+    ----------
+    scenario : Scenario
+    audit : bool
+        Recount every running total from the books after each month (slow; for tests).
+    opening : InitialPopulation, optional
+        The scenario's opening position (computed when omitted).
+    """
+    s = scenario
+    months = s.calendar.months
+    start = opening if opening is not None else initial_population(s)
+    segments, banks = list(s.firms.segments.values()), list(s.banks.values())
+    pd, share = grade_table(s)
+    mu, sigma = line_parameters(s)
+    t = np.arange(months + 2)
+    calendar_month = s.start_index + t - 1
+    stress = np.ones(months + 1)
+    for point in s.risk.stress:
+        stress[calendar_month[: months + 1] >= month_index(point.date)] = point.pd_multiplier
+    with np.errstate(divide="ignore"):
+        pd_logit = np.log(pd) - np.log1p(-pd)
+    terms = np.array(sorted({int(k) for b in banks for k in b.term_mix}), dtype=np.int64)
+    term_weights = np.array([[b.term_mix.get(str(k), 0.0) for k in terms] for b in banks])
+    product_weights = np.array([[b.product_mix.get(p, 0.0) for p in PRODUCTS] for b in banks])
+    lgd_mean = np.array([s.risk.lgd[p] for p in PRODUCTS])
+    sd = s.risk.lgd_sd
+    concentration = lgd_mean * (1.0 - lgd_mean) / sd**2 - 1.0 if sd > 0 else np.zeros(len(PRODUCTS))
+    campaign, channels = s.campaign, list(s.campaign.channels.values())
+    renewal = s.renewal
+    renewal_on = renewal is not None and renewal.enabled
+    until = [renewal.until_by_segment.get(name) or renewal.until for name in s.segment_names] if renewal else []
+    exit_prob = np.array([-math.expm1(math.log1p(-x.exit_rate) / 12.0) if x.exit_rate < 1.0 else 1.0 for x in segments])
+    params = Params(
+        calendar=Calendar(months=months, horizon=months + s.risk.write_off_months + 1, month_index=calendar_month.astype(np.int64),
+                          january=(calendar_month % 12 == 0)),
+        firms=FirmParams(
+            pd=pd, pd_logit=pd_logit, grade_cumulative=_cumulative(share), rho=np.array([x.rho for x in segments]),
+            factor_months=FACTOR_MONTHS[s.risk.factor_frequency], stress=stress,
+            entries=np.array([x.entry_per_year / 12.0 for x in segments]),
+            exit_prob=exit_prob, stay=(1.0 - exit_prob[:, None]) ** np.arange(months + 2)[None, :],
+            applications=np.array([x.applications_per_month for x in segments]), application_growth=application_growth(s),
+            line_mu=mu, line_sigma=sigma, log_limit=math.log(s.firms.inclusive_line_limit), limit=s.firms.inclusive_line_limit * FEN,
+            line_growth=np.array([x.line_growth for x in segments]), known_history=int(s.risk.known_history_loans),
+            signal_sd=float(s.risk.signal_sd), extra_loans=float(s.demand.loans_per_borrower - 1.0), reborrow_prob=float(s.demand.reborrow_prob),
+            opening_borrowers=start.borrowers.astype(np.int64), opening_unbanked=start.pool.astype(np.int64),
+            opening_shift=np.asarray(start.line_shift, dtype=np.float64), seasoned=s.firms.opening_book == "seasoned",
+        ),
+        banks=BankParams(
+            share_cumulative=_cumulative(np.array([[b.share for b in banks]])), max_pd=np.array([b.max_pd for b in banks]),
+            rate=np.array([b.rate for b in banks]), rate_per_pd=np.array([b.rate_per_pd for b in banks]),
+            uptake=np.array([b.renewal_uptake for b in banks]), terms=terms, term_cumulative=_cumulative(term_weights),
+            seasoned_term_cumulative=_cumulative(term_weights * terms), term_choices=(term_weights > 0).sum(axis=1).astype(np.int64),
+            product_cumulative=_cumulative(product_weights), product_choices=(product_weights > 0).sum(axis=1).astype(np.int64),
+            all_loans=np.array([b.all_loans * FEN for b in banks]),
+            other_growth=np.column_stack([growth_factor(s, b.non_inclusive_growth) for b in banks]),
+            small_micro_outside=np.array([b.small_micro_outside * FEN for b in banks]),
+            small_micro_growth=np.column_stack([growth_factor(s, b.small_micro_outside_growth) for b in banks]),
+        ),
+        risk=RiskParams(
+            lgd_mean=lgd_mean, lgd_a=lgd_mean * concentration, lgd_b=(1.0 - lgd_mean) * concentration, lgd_random=sd > 0,
+            recovery_lag=int(s.risk.recovery_lag_months), write_off=int(s.risk.write_off_months),
+            stress_prob=float(s.liquidity.stress_prob), bridge_share=float(s.liquidity.bridge_share), bridge_cost=float(s.liquidity.bridge_cost),
+        ),
+        renewal=RenewalParams(
+            on=renewal_on,
+            last_month=np.array([(NO_LAST_MONTH if m is None else month_index(m)) if ok else -1
+                                 for m, ok in zip(until, admitted(renewal.segments, s.segment_names), strict=True)] if renewal
+                                else [-1] * len(segments), dtype=np.int64),
+            product_ok=np.array(admitted(renewal.products if renewal else [], PRODUCTS), dtype=np.bool_),
+            max_term=int(renewal.max_term_months) if renewal else 0, max_consecutive=int(renewal.max_consecutive) if renewal else 0,
+            min_months_on_book=int(renewal.min_months_on_book) if renewal else 0, max_pd=float(renewal.max_pd) if renewal else 0.0,
+        ),
+        campaign=CampaignParams(
+            reach=np.array([c.reach_per_month for c in channels], dtype=np.float64), need=np.array([c.need for c in channels], dtype=np.float64),
+            bank=np.array([-1 if c.bank is None else s.bank_names.index(c.bank) for c in channels], dtype=np.int64),
+            line_shift=np.array([math.log(c.line_scale) for c in channels], dtype=np.float64),
+            max_pd=np.array([math.nan if c.max_pd is None else c.max_pd for c in channels], dtype=np.float64),
+            listed=np.array(admitted(campaign.segments, s.segment_names), dtype=np.bool_),
+            first=1 if campaign.start is None else month_index(campaign.start) - s.start_index + 1,
+            last=months if campaign.end is None else month_index(campaign.end) - s.start_index + 1,
+            list_size=math.inf if campaign.list_size is None else float(campaign.list_size),
+        ),
+        guarantees=guarantees.parameters(s),
+        pools=pools.parameters(s),
+        subsidy=subsidy.parameters(s),
+        audit=bool(audit),
+    )
+    return _frozen(params)
+
+
+def _cumulative(weights: np.ndarray) -> np.ndarray:
+    """Row-wise cumulative probabilities, the last column +inf so that every uniform finds a column."""
+    cumulative = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
+    cumulative[:, -1] = np.inf
+    return cumulative
+
+
+def _frozen(value):
+    """The parameters with every array made read-only (recursively)."""
+    if isinstance(value, np.ndarray):
+        value = np.ascontiguousarray(value)
+        value.flags.writeable = False
+        return value
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*(_frozen(v) for v in value))
+    return value
