@@ -16,10 +16,23 @@ from .columns import BANK, BOOK
 from .cover import release
 from .instruments import subsidy
 from .state import CURSOR, DECLINED, GONE, NEVER, OVERFLOW, STATES
+from .structs import prefetch
 
-__all__ = ["new_firm", "set_state", "schedule", "take_slot", "free_slot", "take_block", "free_block", "open_loan", "close_loan", "overflow"]
+__all__ = ["new_firm", "set_state", "schedule", "take_slot", "free_slot", "take_block", "free_block", "open_loan", "close_loan", "overflow", "ahead"]
 
 CREDIT = PRODUCTS.index("credit")
+AHEAD = 16  # how many borrowers ahead an event loop asks for rows (measured: 8 helps less, 32 no more)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def ahead(s, slots, k, n):
+    """Prefetch, while borrower ``slots[k]`` of ``slots[:n]`` is handled, the row of the one :data:`AHEAD` places on
+    and the loans of the one half as far (whose row has arrived by then): the rows of a month's events are
+    scattered over the tables, and a borrower's handling waits on them."""
+    if k + AHEAD < n:
+        prefetch(s.borrowers, slots[k + AHEAD])
+    if k + AHEAD // 2 < n:
+        prefetch(s.loans, s.borrowers[slots[k + AHEAD // 2]].first)
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -42,7 +42,7 @@ def settle(p, s, t, slot, path, traced):
     b = s.borrowers[slot]
     firm = b.firm
     insolvent = b.default_month <= t
-    growth = (1.0 + p.firms.line_growth[b.segment]) ** (b.term / 12.0)
+    growth = p.firms.term_growth[b.segment, b.term]
     change = 0.0
     wanting = False
     for i in range(b.first, b.first + b.loans):
@@ -108,7 +108,7 @@ def repay(p, s, t, slot, open_now, path, traced):
         credible = open_now[b.cover] and b.belief * (1.0 - share) <= p.banks.max_pd[bank]
     else:
         credible = b.belief <= p.banks.max_pd[bank]
-    growth = (1.0 + p.firms.line_growth[b.segment]) ** (b.term / 12.0)
+    growth = p.firms.term_growth[b.segment, b.term]
     renewing = False
     kept = 0
     for i in range(b.first, b.first + b.loans):

@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit
 
 from .audit import audit
-from .book import new_firm
+from .book import ahead, new_firm
 from .columns import BANK, BOOK
 from .cover import offers
 from .defaults import claims, default, resolutions
@@ -133,11 +133,13 @@ def month(p, s, t, path, traced):
             s.maturing[n] = slot
             n += 1
     for k in range(n):  # defaults at the firm's default month first
+        ahead(s, s.maturing, k, n)
         slot = s.maturing[k]
         if s.borrowers[slot].defaults:
             default(p, s, t, slot, False, path, traced)
     going_on = 0
     for k in range(n):
+        ahead(s, s.maturing, k, n)
         slot = s.maturing[k]
         if s.ends[slot] == t and not s.borrowers[slot].defaults and settle(p, s, t, slot, path, traced):
             s.maturing[going_on] = slot
@@ -146,11 +148,13 @@ def month(p, s, t, path, traced):
     offers(p, s, open_now)
     relending = 0
     for k in range(going_on):
+        ahead(s, s.maturing, k, going_on)
         slot = s.maturing[k]
         if repay(p, s, t, slot, open_now, path, traced):
             s.relending[relending] = slot
             relending += 1
     for k in range(relending):
+        ahead(s, s.relending, k, relending)
         relend(p, s, t, s.relending[k])
     claims(p, s, t)
     resolutions(p, s, t)

@@ -58,7 +58,7 @@ class FirmParams(NamedTuple):
     line_sigma: Annotated[np.ndarray, FROZEN_FLOAT_1]        # (S,) log-sd of the credit line
     log_limit: Annotated[float, FLOAT]              # log of the inclusive line limit (CNY)
     limit: Annotated[float, FLOAT]                  # the inclusive line limit, fen
-    line_growth: Annotated[np.ndarray, FROZEN_FLOAT_1]       # (S,) annual growth of a re-borrowed loan
+    term_growth: Annotated[np.ndarray, FROZEN_FLOAT_2]       # (S, longest term + 1): growth of a loan re-borrowed after k months
     known_history: Annotated[int, INT]            # repaid loans banks are taken to have seen from firms that borrowed before
     signal_sd: Annotated[float, FLOAT]              # log-odds sd of a bank's error about a firm without history
     extra_loans: Annotated[float, FLOAT]            # mean loans per borrower less one
@@ -190,7 +190,8 @@ def parameters(scenario: Scenario, audit: bool = False, opening: InitialPopulati
             exit_prob=exit_prob, stay=(1.0 - exit_prob[:, None]) ** np.arange(months + 2)[None, :],
             applications=np.array([x.applications_per_month for x in segments]), application_growth=application_growth(s),
             line_mu=mu, line_sigma=sigma, log_limit=math.log(s.firms.inclusive_line_limit), limit=s.firms.inclusive_line_limit * FEN,
-            line_growth=np.array([x.line_growth for x in segments]), known_history=int(s.risk.known_history_loans),
+            term_growth=(1.0 + np.array([x.line_growth for x in segments]))[:, None] ** (np.arange(int(terms.max()) + 1) / 12.0)[None, :],
+            known_history=int(s.risk.known_history_loans),
             signal_sd=float(s.risk.signal_sd), extra_loans=float(s.demand.loans_per_borrower - 1.0), reborrow_prob=float(s.demand.reborrow_prob),
             opening_borrowers=start.borrowers.astype(np.int64), opening_unbanked=start.pool.astype(np.int64),
             opening_shift=np.asarray(start.line_shift, dtype=np.float64), seasoned=s.firms.opening_book == "seasoned",

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple, get_type_hints
 
 import numba
 import numpy as np
+from llvmlite import ir as llvmir
 from numba import njit, types
 from numba.core import cgutils
 from numba.core.datamodel import models
@@ -96,6 +97,29 @@ def borrowed(typingctx, values):
         return view._getvalue()
 
     return result(values), codegen
+
+
+@intrinsic
+def prefetch(typingctx, values, index):
+    """Ask the processor to bring ``values[index]`` (a 1-d array) into its caches, to be read soon; no effect on
+    results. The event loops prefetch the rows of borrowers a few places ahead, which hides most of the memory
+    latency of rows scattered over a province-sized table."""
+    if not isinstance(values, types.Array) or values.ndim != 1 or not isinstance(index, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        source = context.make_array(array_type)(context, builder, args[0])
+        position = context.cast(builder, args[1], signature.args[1], types.intp)
+        pointer = cgutils.get_item_pointer(context, builder, array_type, source, [position], wraparound=False)
+        byte_pointer = builder.bitcast(pointer, llvmir.IntType(8).as_pointer())
+        i32 = llvmir.IntType(32)
+        function_type = llvmir.FunctionType(llvmir.VoidType(), [byte_pointer.type, i32, i32, i32])
+        function = builder.module.declare_intrinsic("llvm.prefetch", [byte_pointer.type], function_type)
+        builder.call(function, [byte_pointer, i32(0), i32(3), i32(1)])  # read, keep in every cache level, data
+        return context.get_dummy_value()
+
+    return types.void(values, index), codegen
 
 
 _STRUCTS: dict[type, types.StructRef] = {}
