@@ -120,6 +120,46 @@ def leave(p, s, t):
 
 
 @njit(cache=True, nogil=True)
+def _smallest_first(firms, keys, found, count, level):
+    """Put the ``count`` smallest of ``keys[:found]`` (all below 2^(64 − ``level``)), with their firms, first and in
+    increasing order: the keys are spread evenly, so a counting pass over their next bits puts them in about one
+    per bucket, and an insertion sort of the buckets that hold the ``count`` smallest finishes the order."""
+    width = 1
+    while (1 << width) < found and width < 24:
+        width += 1
+    shift = _U(64 - level - width)
+    starts = np.zeros((1 << width) + 1, np.int64)
+    for i in range(found):
+        starts[(keys[i] >> shift) + _U(1)] += 1
+    for b in range(1 << width):
+        starts[b + 1] += starts[b]
+    sorted_keys = np.empty_like(keys[:found])
+    sorted_firms = np.empty_like(firms[:found])
+    for i in range(found):
+        b = keys[i] >> shift
+        position = starts[b]
+        starts[b] += 1
+        sorted_keys[position] = keys[i]
+        sorted_firms[position] = firms[i]
+    end = count  # the buckets holding the count smallest end where the count-th one's bucket ends
+    if count > 0:
+        last = sorted_keys[count - 1] >> shift
+        while end < found and (sorted_keys[end] >> shift) == last:
+            end += 1
+    for i in range(1, end):
+        k, f = sorted_keys[i], sorted_firms[i]
+        j = i - 1
+        while j >= 0 and sorted_keys[j] > k:
+            sorted_keys[j + 1] = sorted_keys[j]
+            sorted_firms[j + 1] = sorted_firms[j]
+            j -= 1
+        sorted_keys[j + 1] = k
+        sorted_firms[j + 1] = f
+    keys[:count] = sorted_keys[:count]
+    firms[:count] = sorted_firms[:count]
+
+
+@njit(cache=True, nogil=True)
 def pick(s, members, key, t, stream, count, available, out_firm, out_key):
     """Pick ``count`` firms without replacement from a set of ``available`` firms given as bits (``members``: bit i
     of word b set when firm 64b + i is in the set): those with the smallest keys for (``key``, month ``t``,
@@ -156,16 +196,12 @@ def pick(s, members, key, t, stream, count, available, out_firm, out_key):
         if found >= count or level == 0:
             break
         level -= 1
-    for i in range(found):  # full keys: KEY_BITS bits from the block words, the rest from the firm's own draw
+    for i in range(found):  # full keys: KEY_BITS bits from the block words (the first `level` are 0), the rest the firm's own
         firm = out_firm[i]
         block, bit = firm >> 6, _U(firm & 63)
         high = _U(0)
-        for j in range(KEY_BITS):
+        for j in range(level, KEY_BITS):
             high = (high << _U(1)) | ((bits(key, block, t, base + j) >> bit) & _U(1))
         out_key[i] = (high << _U(64 - KEY_BITS)) | (bits(key, firm, t, _INDEX_FIRM_BITS + stream) >> _U(KEY_BITS))
-    order = np.argsort(out_key[:found])
-    keys = out_key[:found][order]
-    firms = out_firm[:found][order]
-    out_key[:count] = keys[:count]
-    out_firm[:count] = firms[:count]
+    _smallest_first(out_firm, out_key, found, count, level)
     return count

@@ -39,6 +39,7 @@ _M1 = _U(0xBF58476D1CE4E5B9)
 _M2 = _U(0x94D049BB133111EB)
 #: 2^-53: turns the top 53 bits of a word into a double in [0, 1).
 _TO_UNIT = 1.0 / 9007199254740992.0
+_BELOW_ONE = 1.0 - _TO_UNIT  # the largest double below 1
 
 #: What each draw is for: the purpose keys of a path, in this order (a new purpose goes at the end, so existing
 #: purposes keep their numbers and their draws).
@@ -105,8 +106,10 @@ def uniform(key, who, month, index):
 
 @njit(cache=True, nogil=True, inline="always")
 def open_uniform(key, who, month, index):
-    """U(0, 1): never 0 or 1 (for logarithms and quantiles)."""
-    return (float(bits(key, who, month, index) >> _U(11)) + 0.5) * _TO_UNIT
+    """U(0, 1): never 0 or 1 (for logarithms and quantiles). The 53 random bits plus one half, times 2^-53; the one
+    word that would round to 1 (all 53 bits set) gives the largest double below 1 instead."""
+    u = (float(bits(key, who, month, index) >> _U(11)) + 0.5) * _TO_UNIT
+    return u if u < 1.0 else _BELOW_ONE
 
 
 # ------------------------------------------------------------------------------------------------ the normal law

@@ -1,6 +1,7 @@
 """The state of one path: every firm, the borrowers and their loans, the bank books, the instruments' books.
 
-A :class:`State` is a named tuple of numpy arrays allocated once per thread and reset at the start of each path
+A :class:`State` is a named tuple of numpy arrays (compiled as a StructRef that borrows them, see
+:mod:`creditsim.model.structs`) allocated once per thread and reset at the start of each path
 (:func:`creditsim.model.month.start_path`); the compiled engine changes them in place. Firms keep one row for the
 whole run, from the opening (or their registration) to the month they leave, with or without a loan, so that a
 firm is the same firm whatever a policy makes it do. Borrowers and loans live in tables whose rows are recycled:
@@ -136,8 +137,7 @@ class State(NamedTuple):
     scratch_firm: Annotated[np.ndarray, array(np.int32)]      # int32 (capacity.scratch,): firms picked in a month, then applicants
     scratch_key: Annotated[np.ndarray, array(np.uint64)]       # uint64 (capacity.scratch,): their keys
     scratch_int: Annotated[np.ndarray, INT_2]       # int64 (capacity.scratch, 4): applicants' segment, grade, state, bank
-    scratch_float: Annotated[np.ndarray, FLOAT_2]     # float64 (capacity.scratch, 4): applicants' signal, belief, appetite, line shift
-    scratch_cover: Annotated[np.ndarray, INT_1]     # int64 (capacity.scratch,): the cover an applicant needs (-1: none)
+    scratch_float: Annotated[np.ndarray, FLOAT_2]     # float64 (capacity.scratch, 2): applicants' appetite and line shift
     maturing: Annotated[np.ndarray, array(np.int32)]          # int32 (capacity.borrowers,): this month's ending borrower rows
     relending: Annotated[np.ndarray, array(np.int32)]         # int32 (capacity.borrowers,): borrowers going on after a maturity
     trace: Annotated[np.ndarray, array(TRACE)]             # TRACE (capacity.trace,)
@@ -168,7 +168,7 @@ def new_state(p: Params, capacity: Capacity) -> State:
         cumulative_hazard=z((n_seg * n_grade, months + 1)), surviving=z((n_seg * n_grade, months + 1)), book=z((n_bank, len(BOOK))), due=z((horizon, n_bank, len(DUE))),
         flows=z((n_bank, len(SCOPE_METRICS["bank"]))), population=z(len(SCOPE_METRICS["population"])), campaign_left=z(1),
         keys=z(len(PURPOSES), np.uint64), scratch_firm=z(capacity.scratch, np.int32), scratch_key=z(capacity.scratch, np.uint64),
-        scratch_int=z((capacity.scratch, 4), np.int64), scratch_float=z((capacity.scratch, 4)), scratch_cover=z(capacity.scratch, np.int64),
+        scratch_int=z((capacity.scratch, 4), np.int64), scratch_float=z((capacity.scratch, 2)),
         maturing=z(capacity.borrowers, np.int32), relending=z(capacity.borrowers, np.int32), trace=z(capacity.trace, TRACE),
         audit=z(AUDIT_CHECKS), guarantees=guarantees.new_state(p.guarantees, horizon, n_bank), pools=pools.new_state(p.pools, horizon, n_bank),
         subsidy=subsidy.new_state(p.subsidy, n_bank),
@@ -206,7 +206,7 @@ def state_bytes(p: Params, capacity: Capacity) -> int:
     n_g, n_r, n_p = p.guarantees.coverage.shape[0], p.guarantees.reg_fee.shape[0], p.pools.share.shape[0]
     per_borrower = BORROWER.itemsize + 2 + 4 + 4 + 4  # the row, its end month, the free stack, this month's lists
     per_loan = LOAN.itemsize + 4
-    per_scratch = 4 + 8 + 4 * 8 + 4 * 8 + 8
+    per_scratch = 4 + 8 + 4 * 8 + 2 * 8
     filings = horizon * n_bank * (len(DUE) + n_g + 2 * n_p) + horizon * (n_g * (1 + n_r) + 2 * n_r + n_g + n_p)
     return int(capacity.firms * (FIRM.itemsize + (n_seg + 1) / 8.0) + capacity.borrowers * per_borrower + capacity.loans * per_loan + capacity.events * 8
                + capacity.scratch * per_scratch + capacity.trace * TRACE.itemsize + 8 * (2 * n_seg * n_grade * (months + 1) + filings))

@@ -42,6 +42,9 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ResultsError(f"{directory}: not a creditsim checkpoint (no readable {MANIFEST}: {exc})") from None
+    if isinstance(manifest, dict) and isinstance(manifest.get("format"), int) and manifest["format"] != _FORMAT:
+        raise ResultsError(f"{directory}: a checkpoint of format {manifest['format']}, which this creditsim (checkpoint format {_FORMAT}) "
+                           "does not read; start a new checkpoint")
     if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT or not isinstance(manifest.get("run"), dict):
         raise ResultsError(f"{directory}: {MANIFEST} is not a creditsim checkpoint of format {_FORMAT}")
     return manifest
