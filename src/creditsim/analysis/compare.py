@@ -1,9 +1,9 @@
 """Comparing two policies with common random numbers.
 
-:func:`compare` runs scenario B against scenario A with the same seed. Every stochastic decision draws from
-its own named stream (:mod:`creditsim.streams`), so both runs see the same systematic factor, the same opening
-book and the same firm draws wherever the policies do not change them; the difference B − A per path then
-measures the policy, not the noise, and its standard error is that of the paired differences.
+:func:`compare` runs scenario B against scenario A with the same seed. Every random number is keyed by its purpose,
+the firm and the month (:mod:`creditsim.model.random`), so both runs see the same systematic factor, the same
+opening book and the same draws for every firm whose history the policies do not change; the difference B − A per
+path then measures the policy, not the noise, and its standard error is that of the paired differences.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Policy sweeps: a grid of scenario variants run on common random numbers.
 
 :func:`sweep` sets dotted scenario keys to each combination of their values and runs every variant on the same
-seed and path numbers. Each random decision draws from its own stream keyed by (seed, path, component)
-(:mod:`creditsim.streams`), so the variants share the firms, the macro paths and the default draws wherever
-the parameter does not change them. A difference between neighbouring variants is then measured path by path
+seed and path numbers. Each random number is keyed by (seed, path, purpose, firm, month)
+(:mod:`creditsim.model.random`), so the variants share the firms, the macro path and each firm's draws (its default
+clock among them) wherever the parameter does not change them. A difference between neighbouring variants is then measured path by path
 (paired), and its noise is that of the policy's effect, not of two independent samples.
 
 Values are written as on the command line: ``["1亿", "2亿"]``, or a range ``"1亿:5亿:5"`` (five values from 1亿 to

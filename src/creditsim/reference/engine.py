@@ -1,4 +1,4 @@
-"""The reference engine: the model of :mod:`creditsim.engine` written the obvious way, one loan at a time.
+"""The reference engine: the model of :mod:`creditsim.model` written the obvious way, one loan at a time.
 
 This module is the specification of the core lending model in code. It is slow on purpose: every loan is a
 SimPy process that lives from its origination to its end, every firm is a plain Python object, and every
@@ -19,7 +19,7 @@ repaid), or never borrowed and declined on its thin file. A borrower is a :class
 bank, its credit line (单户授信: the sum of its loans), the PD its bank believes it has, and its loans.
 
 *Correlated defaults.* The systematic factor Z is drawn once per factor period (1, 3 or 12 months, standard
-normal); :func:`creditsim.risk.monthly_hazards` turns it into each cohort's conditional monthly hazard h_c(t).
+normal); :meth:`ReferenceSimulation._hazards` turns it into each cohort's conditional monthly hazard h_c(t).
 Every month each firm draws a Bernoulli(h_c(t)): a borrower that was a borrower at the start of the month
 defaults when it succeeds, and so does a firm without a loan (counted per cell: a binomial of the cell's count).
 
@@ -61,7 +61,7 @@ the bank writes off what is unpaid), takes round(c R) of the recovery, and loses
 covered by a risk pool asks the pool for min(round(s (A − R)), cap) at write-off; the pool pays within its
 balance and annual cap (pro rata), and what it pays is a recovery that reduces the bank's write-off.
 
-*Order of events within month t* (as :meth:`creditsim.engine.Simulation._month`), each at its own moment
+*Order of events within month t* (the engine's, :func:`creditsim.model.month.month`), each at its own moment
 ``t − 1 + phase / 16`` of the clock (see :class:`Phase`):
 
 1. ``OPEN``: institutions start the month (a pool's January budget and top-up); interest accrues on the
@@ -94,9 +94,10 @@ subsidies, re-guarantors, capital injections and top-ups, price-dependent guaran
 depends on cover (an applicant the bank would decline alone but approves because a guarantee or pool covers
 part of the loss).
 
-Random streams are the named streams of :func:`creditsim.streams.stream` under the engine's component names;
-the draws are made differently, so only distributions (and, with equal seeds, the systematic factor path) are
-shared with the fast engine.
+Random numbers come from named streams, one per component (:func:`creditsim.reference.streams.stream`), consumed in
+order. The fast engine computes each number from a key of its purpose, firm and month instead
+(:mod:`creditsim.model.random`), so the two engines share distributions only: with equal seeds their paths, the
+systematic factor included, differ.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Random streams: one independent generator per (seed, path, component name).
+"""The reference engine's random streams: one independent generator per (seed, path, component name).
 
 ``numpy.random.SeedSequence(seed, spawn_key=(path, key(name)))`` makes the stream of a component of a path
 depend on nothing else: path k draws the same numbers whether it runs alone or with a thousand others, and

@@ -3,9 +3,9 @@
 A run is split into tasks, each a chunk of one scenario's path numbers. A task runs its paths one after another
 and returns per-path arrays: the scaled metrics, or a summary of them computed where the task ran (a sweep's
 target values), so nothing larger than a task's metrics crosses a process or network boundary. The arrays are
-put back in path order. Since every random stream of a path is keyed by (seed, path, component) only
-(:mod:`creditsim.streams`), a path's numbers are bit-for-bit the same whatever the backend, the number of
-workers and the chunk size.
+put back in path order. Since every random number of a path is a function of (seed, path, purpose, firm, month,
+index) only (:mod:`creditsim.model.random`), a path's numbers are bit-for-bit the same whatever the backend, the
+number of workers, the threads and the chunk size.
 
 Backends
 --------

@@ -48,8 +48,9 @@ def reference_markdown() -> str:
         "(`MAX_COUNT`); growth rates at most 1000% a year: a larger value is a slip of units (30 for 30%).",
         "",
         "Before a run starts, its memory is estimated (`creditsim.run.memory`): the results of every path and, for each",
-        "local worker, the engine's rows for the borrowers a path holds at its peak. A run that would not fit in the",
-        "memory available is refused, naming `paths`, `sample` or `workers`.",
+        "thread of each local worker, the engine's tables for a path (a row for every firm of the run, and the borrower",
+        "and loan rows it starts with). A run that would not fit in the memory available is refused, naming `paths`,",
+        "`sample` or `workers`.",
         "",
     ]
     sections: list[tuple[str, type[BaseModel]]] = [

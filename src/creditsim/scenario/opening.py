@@ -1,8 +1,10 @@
 """The firm population at the start of a scenario.
 
-Firms without a loan are held as counts by (segment, grade, ever borrowed); only borrowers are individual
-rows in the engine (see :mod:`creditsim.borrowers`). The start is deterministic: a scenario's numbers are
-apportioned with the largest-remainder rule, so the opening book does not depend on the seed.
+The opening position is a set of counts: borrowers by (segment, grade, bank) and firms without a loan by (segment,
+grade, state). The engine gives each of these firms a row when a path starts (:func:`creditsim.model.month.start_path`;
+the tables are described in :mod:`creditsim.model.state`). The counts are deterministic: a scenario's numbers are
+apportioned with the largest-remainder rule, so who is where at the start does not depend on the seed (the opening
+loans' lines, terms and ages are drawn).
 """
 
 from __future__ import annotations
