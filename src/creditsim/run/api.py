@@ -45,7 +45,7 @@ def simulate(
         How many paths (numbered 0..paths-1), or the path numbers themselves. Path k's result depends only
         on (scenario, seed, k): never on which other paths run with it, the backend, the workers or the chunks.
     seed : int
-        Seed of every random stream (≥ 0).
+        Seed of every random number (≥ 0): with a path's number it fixes the path.
     progress : None, bool or callable
         None shows a progress bar on a terminal or in a notebook and nothing otherwise; True or False force it
         on or off; a callable is called as ``progress(done, total)`` instead.
