@@ -1,12 +1,16 @@
 """Where the engine's time goes: the figures behind "Where the time goes" in RESULTS.md.
 
-    python benchmarks/overhead.py [--small 2000] [--paths 50] [--large 500000]
+    python benchmarks/overhead.py [--small 2000] [--paths 200] [--large 500000]
 
-Prints, for the benchmark scenario of ``--small`` borrowers (see ``run.py``), the fixed cost of a path in
-milliseconds — building a :class:`~creditsim.engine.Simulation`, opening its book, one simulated month —
-averaged over ``--paths`` paths; and, for one path of ``--large`` borrowers, the time the maturity step
-(:meth:`Simulation._maturities`, re-lending included) takes per maturing loan and its share of the path; and the
-cost of the compiled kernels in a fresh process: compiling them (empty numba cache) and loading them (cached).
+Prints
+
+* the cost of the compiled code in a fresh process: importing creditsim, the first tiny path with an empty numba
+  cache (everything is compiled, as on the first run after installing) and with the cache that run wrote (it is
+  loaded: the cached start);
+* for the benchmark scenario (``run.py``) of ``--small`` borrowers and of ``--large`` borrowers: the time of a
+  path's opening (:func:`creditsim.model.month.start_path`: the opening population and book) and of a month
+  (:func:`creditsim.model.month.month`), each called on its own from Python on one state, and the whole path
+  through :func:`creditsim.model.engine.run_task` for comparison (what Python adds around the compiled call).
 """
 
 from __future__ import annotations
@@ -21,53 +25,12 @@ from pathlib import Path
 
 from run import benchmark_scenario
 
-import creditsim
-from creditsim.engine import Simulation
-
-
-def path_overhead(borrowers: int, paths: int) -> dict[str, float]:
-    """Milliseconds per path to build a Simulation, to open its book, and per simulated month."""
-    scenario = benchmark_scenario(borrowers)
-    creditsim.simulate(scenario, paths=[10_000], seed=0)  # warm up
-    start = time.perf_counter()
-    for p in range(paths):
-        Simulation(scenario, 0, p)
-    built = time.perf_counter()
-    for p in range(paths):
-        Simulation(scenario, 0, p)._open()
-    opened = time.perf_counter()
-    for p in range(paths):
-        Simulation(scenario, 0, p).run()
-    ran = time.perf_counter()
-    build = (built - start) / paths
-    open_ = (opened - built) / paths - build
-    month = ((ran - opened) / paths - build - open_) / scenario.calendar.months
-    return {"build_ms": 1e3 * build, "open_ms": 1e3 * open_, "month_ms": 1e3 * month}
-
-
-def maturity_cost(borrowers: int) -> dict[str, float]:
-    """Nanoseconds of the maturity step per maturing loan over one path, and the step's share of the path."""
-    scenario = benchmark_scenario(borrowers)
-    creditsim.simulate(benchmark_scenario(2_000, months=3), paths=[10_000], seed=0)  # warm up
-    spent = {"seconds": 0.0, "loans": 0}
-    step = Simulation._maturities
-
-    def timed(sim: Simulation, t: int, loans) -> None:
-        start = time.perf_counter()
-        step(sim, t, loans)
-        spent["seconds"] += time.perf_counter() - start
-        spent["loans"] += len(loans)
-
-    Simulation._maturities = timed  # type: ignore[method-assign]
-    try:
-        start = time.perf_counter()
-        Simulation(scenario, 0, 0).run()
-        total = time.perf_counter() - start
-    finally:
-        Simulation._maturities = step  # type: ignore[method-assign]
-    return {"maturing_loans": spent["loans"], "ns_per_maturing_loan": 1e9 * spent["seconds"] / spent["loans"],
-            "maturity_share": spent["seconds"] / total, "path_s": total}
-
+from creditsim.model.engine import run_task
+from creditsim.model.month import month, start_path
+from creditsim.model.params import parameters
+from creditsim.model.state import capacities, new_state
+from creditsim.model.structs import compiled
+from creditsim.scenario.sampling import sampled
 
 _FIRST_PATH = """
 import time
@@ -81,9 +44,9 @@ print(imported - start, time.perf_counter() - imported)
 """
 
 
-def kernel_cost() -> dict[str, float]:
-    """Seconds of a fresh process's first tiny path: with an empty numba cache (the kernels are compiled, as on
-    the first run after installing) and with the cache that run wrote (they are loaded)."""
+def compiled_code_cost() -> dict[str, float]:
+    """Seconds of a fresh process's import and first tiny path, with an empty numba cache (compiled) and with the
+    cache that run wrote (loaded)."""
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache, "PYTHONPATH": str(Path(__file__).resolve().parent)}
@@ -91,25 +54,48 @@ def kernel_cost() -> dict[str, float]:
             run = subprocess.run([sys.executable, "-c", _FIRST_PATH], env=env, capture_output=True, text=True, check=True)
             imported, first_path = (float(v) for v in run.stdout.split())
             out[f"{label}_s"] = first_path
-            out["import_s"] = imported
+            out[f"{label}_import_s"] = imported
     return out
+
+
+def path_cost(borrowers: int, paths: int) -> dict[str, float]:
+    """Milliseconds of a path's opening and of a month (median month), and of a whole path through run_task, for
+    the benchmark scenario of ``borrowers`` opening borrowers (averaged over ``paths`` paths)."""
+    scenario = benchmark_scenario(borrowers)
+    run_task(scenario, 0, [0])  # compiled code loaded
+    p = parameters(sampled(scenario))
+    state = new_state(p, capacities(p))
+    P, S = compiled(p), compiled(state)
+    opening, months = 0.0, []
+    for path in range(paths):
+        start = time.perf_counter()
+        start_path(P, S, 0, path)
+        opening += time.perf_counter() - start
+        for t in range(1, p.calendar.months + 1):
+            start = time.perf_counter()
+            month(P, S, t, path, False)
+            months.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    run_task(scenario, 0, list(range(paths)))
+    whole = (time.perf_counter() - start) / paths
+    months.sort()
+    return {"opening_ms": 1e3 * opening / paths, "month_ms": 1e3 * months[len(months) // 2], "months": p.calendar.months,
+            "path_ms": 1e3 * whole, "parts_ms": 1e3 * (opening + sum(months)) / paths}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=2_000, help="opening borrowers of the small book (default 2000)")
-    parser.add_argument("--paths", type=int, default=50, help="paths of the small book (default 50)")
+    parser.add_argument("--paths", type=int, default=200, help="paths of the small book (default 200)")
     parser.add_argument("--large", type=int, default=500_000, help="opening borrowers of the large path (default 500000)")
     args = parser.parse_args(argv)
-    o = path_overhead(args.small, args.paths)
-    print(f"{args.small:,}-borrower book, {args.paths} paths: build {o['build_ms']:.2f} ms, open {o['open_ms']:.2f} ms, "
-          f"{o['month_ms']:.2f} ms per month")
-    k = kernel_cost()
-    print(f"first path of a fresh process: {k['compile_s']:.1f} s compiling the kernels (empty cache), {k['load_s']:.2f} s loading them "
-          f"(cached); importing creditsim {k['import_s']:.2f} s")
-    m = maturity_cost(args.large)
-    print(f"{args.large:,}-borrower path ({m['path_s']:.2f} s): {m['maturing_loans']:,} maturing loans, "
-          f"{m['ns_per_maturing_loan']:.0f} ns each in the maturity step ({m['maturity_share']:.0%} of the path)")
+    k = compiled_code_cost()
+    print(f"fresh process: importing creditsim {k['load_import_s']:.2f} s; first path {k['compile_s']:.1f} s with an empty numba cache "
+          f"(compiling), {k['load_s']:.2f} s with the cache (loading)")
+    for borrowers, paths in ((args.small, args.paths), (args.large, 3)):
+        c = path_cost(borrowers, paths)
+        print(f"{borrowers:,} borrowers ({paths} paths): opening {c['opening_ms']:.2f} ms, median month {c['month_ms']:.3f} ms "
+              f"× {c['months']}; whole path {c['path_ms']:.2f} ms through run_task, {c['parts_ms']:.2f} ms as parts")
     return 0
 
 

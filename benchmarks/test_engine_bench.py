@@ -2,39 +2,30 @@
 
     pytest benchmarks/ --benchmark-enable
 
-Kernels of the engine and whole runs of the benchmark scenarios (see ``run.py``).
+Whole runs of the benchmark scenarios (see ``run.py``), the static pool, and the compiled month on its own.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from run import benchmark_scenario
 
 import creditsim
-from creditsim.risk import cumulative_hazard, default_months, monthly_hazards
+from creditsim.model.engine import run_task
+from creditsim.model.month import month, start_path
+from creditsim.model.params import parameters
+from creditsim.model.state import capacities, new_state
+from creditsim.model.structs import compiled
+from creditsim.scenario.sampling import sampled
 
-
-@pytest.fixture(scope="module")
-def hazards():
-    rng = np.random.default_rng(0)
-    pd = rng.uniform(0.001, 0.1, 30)
-    h = monthly_hazards(pd, np.full(30, 0.15), np.ones(36), rng.standard_normal(3), 12)
-    return cumulative_hazard(h)
-
-
-def test_default_months_one_million_firms(benchmark, hazards):
-    rng = np.random.default_rng(1)
-    cohort = rng.integers(0, 30, 1_000_000)
-    e = rng.standard_exponential(1_000_000)
-    benchmark(default_months, hazards, cohort, 0, e)
+HERE = Path(__file__).resolve().parent
 
 
 def test_illustrative_city_one_path(benchmark):
     """The illustrative city (tests/data/illustrative-city.toml, the bundled default before the 嘉兴 plan)."""
-    scenario = creditsim.load_scenario(Path(__file__).resolve().parent.parent / "tests" / "data" / "illustrative-city.toml")
+    scenario = creditsim.load_scenario(HERE.parent / "tests" / "data" / "illustrative-city.toml")
     benchmark.pedantic(creditsim.simulate, args=(scenario,), kwargs={"paths": 1, "seed": 0}, rounds=5, iterations=1)
 
 
@@ -47,3 +38,24 @@ def test_benchmark_scenario_one_path(benchmark, borrowers):
 def test_small_book_many_paths(benchmark):
     scenario = benchmark_scenario(2_000)
     benchmark.pedantic(creditsim.simulate, args=(scenario,), kwargs={"paths": 100, "seed": 0}, rounds=1, iterations=1)
+
+
+def test_static_pool_1000_paths(benchmark):
+    scenario = creditsim.load_scenario(HERE / "static-pool.toml")
+    benchmark.pedantic(creditsim.simulate, args=(scenario,), kwargs={"paths": 1000, "seed": 0}, rounds=3, iterations=1)
+
+
+def test_one_month_of_a_city(benchmark):
+    """Month 13 of a 500,000-borrower path, from the same state each round (the path is re-run up to month 12)."""
+    scenario = benchmark_scenario(500_000)
+    run_task(scenario, 0, [0])
+    p = parameters(sampled(scenario))
+    P, S = compiled(p), compiled(new_state(p, capacities(p)))
+
+    def setup():
+        start_path(P, S, 0, 0)
+        for t in range(1, 13):
+            month(P, S, t, 0, False)
+        return (P, S, 13, 0, False), {}
+
+    benchmark.pedantic(month, setup=setup, rounds=3, iterations=1)
