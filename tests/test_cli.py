@@ -112,6 +112,31 @@ def test_run_out_writes_results(capsys, tmp_path):
     pdt.assert_frame_equal(loaded.metrics, expected.metrics)
 
 
+def test_run_trace_writes_the_traced_paths_loans(capsys, tmp_path):
+    """`run --trace 0,2 --out DIR` saves the loan-level trace of paths 0 and 2: what simulate(trace=[0, 2]) records."""
+    out_dir = tmp_path / "traced"
+    code, _, _ = run_cli(capsys, ["run", "--paths", "3", "--seed", "4", *SHORT, "--trace", "2,0", "--out", str(out_dir)])
+    assert code == 0 and (out_dir / "trace.parquet").is_file()
+    expected = creditsim.simulate(creditsim.load_scenario(None, ["calendar.months=6"]), paths=3, seed=4, trace=[0, 2])
+    loaded = creditsim.Results.load(out_dir)
+    assert sorted(loaded.trace["path"].unique()) == [0, 2]
+    pdt.assert_frame_equal(loaded.trace.reset_index(drop=True), expected.trace.reset_index(drop=True))
+
+
+@pytest.mark.parametrize(("trace", "out", "names"), [(["--trace", "0,1"], False, ["--trace", "--out"]),
+                                                     (["--trace", "0,7"], True, ["trace", "7"]),
+                                                     (["--trace", "0,x"], True, ["--trace", "whole number"])])
+def test_run_bad_trace(capsys, tmp_path, trace, out, names):
+    """A trace without --out, of a path the run does not have, or not a list of numbers: one line, exit 2."""
+    argv = ["run", "--paths", "2", *SHORT, *trace] + (["--out", str(tmp_path / "r")] if out else [])
+    try:
+        code = main(argv)
+    except SystemExit as exit:  # argparse's own errors
+        code = exit.code
+    assert_one_line_error(code, *capsys.readouterr(), *names)
+    assert not (tmp_path / "r").exists()
+
+
 # ================================================================================================ bad input
 @pytest.mark.parametrize(
     ("extra", "field"),

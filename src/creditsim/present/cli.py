@@ -1,6 +1,6 @@
 """The ``creditsim`` command.
 
-``creditsim run [SCENARIO] [--paths N] [--seed S] [--set dotted.key=value ...] [--out DIR] [--report FILE]
+``creditsim run [SCENARIO] [--paths N] [--seed S] [--set dotted.key=value ...] [--out DIR [--trace 0,3]] [--report FILE]
 [--xlsx FILE] [--csv DIR] [--workers N | --scheduler ADDRESS] [--checkpoint DIR | --resume DIR]`` runs a scenario
 (the bundled default when none is given) and prints the key metrics at the end date with their 5–95% band, the
 targets and the 两增/两控 table, and writes what was asked for;
@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     kept.add_argument("--checkpoint", metavar="DIR", help="keep finished tasks in DIR, so that an interrupted run can continue")
     kept.add_argument("--resume", metavar="DIR", help="continue the run checkpointed in DIR (its scenario, seed and paths)")
     run.add_argument("--out", metavar="DIR", help="write the results (metrics.parquet, manifest.json) to DIR")
+    run.add_argument("--trace", type=_path_list, metavar="PATHS",
+                     help="record every loan of these paths, e.g. 0,3, and write them to DIR/trace.parquet (needs --out)")
     run.add_argument("--report", metavar="FILE", help="write a self-contained HTML report to FILE")
     run.add_argument("--xlsx", metavar="FILE", help="write the target, 两增 and summary tables as an Excel workbook")
     run.add_argument("--csv", metavar="DIR", help="write the metrics and the summary, target and 两增 tables as CSV files to a new DIR")
@@ -235,6 +237,11 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _path_list(text: str) -> list[int]:
+    """Path numbers separated by commas, e.g. ``0,3``."""
+    return [_non_negative_int(part.strip()) for part in text.split(",")]
+
+
 def _validate(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     banks, segments = len(scenario.banks), len(scenario.firms.segments)
@@ -250,6 +257,8 @@ def _run(args: argparse.Namespace) -> int:
         scenario = load_scenario(args.scenario, args.overrides)
         args.paths = DEFAULT_PATHS if args.paths is None else args.paths
         args.seed = 0 if args.seed is None else args.seed
+    if args.trace and not args.out:
+        raise ScenarioError("--trace", ",".join(map(str, args.trace)), "needs --out DIR, where the trace is written")
     if args.out:
         Results.check_target(args.out)
     if args.report:
@@ -258,7 +267,7 @@ def _run(args: argparse.Namespace) -> int:
         _check_file(args.xlsx, (".xlsx",))
     if args.csv and Path(args.csv).exists():
         raise ResultsError(f"{args.csv}: already exists; refusing to overwrite it")
-    results = simulate(scenario, paths=args.paths, seed=args.seed, checkpoint=args.checkpoint, **_backend(args))
+    results = simulate(scenario, paths=args.paths, seed=args.seed, checkpoint=args.checkpoint, trace=args.trace or (), **_backend(args))
     print(format_summary(results))
     written = []
     if args.out:
