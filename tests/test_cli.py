@@ -137,6 +137,19 @@ def test_run_bad_trace(capsys, tmp_path, trace, out, names):
     assert not (tmp_path / "r").exists()
 
 
+def test_resume_continues_a_traced_run_with_its_trace(capsys, tmp_path):
+    """`run --resume DIR` takes the traced paths from the checkpoint: a finished traced run resumed writes the same
+    trace; resuming it without --out, or giving --trace again, stops with one line."""
+    checkpoint, first, second = tmp_path / "ck", tmp_path / "first", tmp_path / "second"
+    argv = ["run", "--paths", "2", *SHORT, "--trace", "1", "--checkpoint", str(checkpoint), "--out", str(first)]
+    assert run_cli(capsys, argv)[0] == 0
+    assert run_cli(capsys, ["run", "--resume", str(checkpoint), "--out", str(second)])[0] == 0
+    pdt.assert_frame_equal(creditsim.Results.load(second).trace, creditsim.Results.load(first).trace)
+    assert_one_line_error(*run_cli(capsys, ["run", "--resume", str(checkpoint)]), "--resume", "traces paths 1", "--out")
+    assert_one_line_error(*run_cli(capsys, ["run", "--resume", str(checkpoint), "--trace", "1", "--out", str(tmp_path / "x")]),
+                          "--resume", "--trace")
+
+
 # ================================================================================================ bad input
 @pytest.mark.parametrize(
     ("extra", "field"),

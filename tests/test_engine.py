@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.special import ndtr, ndtri
 
-from creditsim import Results, ResultsError, simulate
+from creditsim import Results, ResultsError, ScenarioError, simulate
 from creditsim.metrics import METRICS
 from creditsim.model.engine import run_task
 from creditsim.model.hazards import CERTAIN_DEFAULT_NATS, default_month, month_nats
@@ -277,3 +277,14 @@ def test_applications_grow_at_the_rate_of_each_year():
     counts = r.values("applications")[:, 1:].sum(axis=0)
     mean = 200 * 500.0 * expected  # a month of shift (3.4% in 2022) would be 3 to 5 of these bounds off
     assert (np.abs(counts - mean) <= 4 * np.sqrt(mean)).all()
+
+
+@pytest.mark.parametrize(("options", "field", "rule"), [({"seed": -1}, "seed", "≥ 0"), ({"seed": 2**63}, "seed", "below 2^63"),
+                                                        ({"seed": True}, "seed", "whole number"), ({"paths": [0, 2**63]}, "paths", "below 2^63"),
+                                                        ({"paths": [3, 3]}, "paths", "distinct"), ({"paths": 0}, "paths", "≥ 1")])
+def test_bad_seed_or_paths_is_refused_in_one_line(options, field, rule):
+    """A seed or path number the keyed draws cannot take (negative, 2^63 or more, not a whole number) is refused
+    before anything runs, naming the field."""
+    with pytest.raises(ScenarioError) as info:
+        simulate(small_default(), **{"paths": 1, "seed": 0, "progress": False, **options})
+    assert info.value.field == field and rule in str(info.value) and "\n" not in str(info.value)

@@ -8,8 +8,20 @@ from pathlib import Path
 import pytest
 
 import creditsim
-from creditsim.run.memory import BYTES_PER_WORKER, RUN_SHARE, available_bytes, check_memory, engine_bytes, results_bytes, tables
+from creditsim.model.params import parameters
+from creditsim.model.state import TRACE, capacities
+from creditsim.run.memory import (
+    BYTES_PER_WORKER,
+    RUN_SHARE,
+    available_bytes,
+    check_memory,
+    engine_bytes,
+    results_bytes,
+    tables,
+    trace_bytes,
+)
 from creditsim.scenario import load_scenario, scenario_from_dict
+from creditsim.scenario.sampling import sampled
 
 
 def test_estimate_is_the_size_of_the_results():
@@ -34,6 +46,20 @@ def test_a_run_that_would_not_fit_is_refused_up_front(monkeypatch):
         check_memory([scenario, scenario], 1000, workers=0, available=int(2 * need / RUN_SHARE) - 2)
     monkeypatch.setattr("creditsim.run.memory.available_bytes", lambda: None)
     check_memory([scenario], 10**9)  # where the available memory cannot be read, nothing is refused
+
+
+def test_traced_paths_count_in_the_estimate():
+    """A traced path's loans take memory in the results (the records and their table: 2 × 40 bytes per row of a
+    path's first-size trace table) and in every engine's state; a run that fits untraced is refused traced."""
+    scenario = load_scenario()
+    rows = capacities(parameters(sampled(scenario)), traced=True).trace
+    assert trace_bytes(scenario, 0) == 0 and trace_bytes(scenario, 3) == 3 * 2 * TRACE.itemsize * rows
+    assert engine_bytes(scenario, 1, traced=True) - engine_bytes(scenario, 1) == pytest.approx(1.25 * TRACE.itemsize * (rows - 1), abs=1)
+    need = results_bytes(scenario, 100)
+    available = int(2 * need / RUN_SHARE) + 2
+    check_memory([scenario], 100, workers=0, available=available)
+    with pytest.raises(creditsim.ScenarioError, match=r"^paths = 100: would need about"):
+        check_memory([scenario], 100, workers=0, available=available, traced=2)
 
 
 @pytest.mark.parametrize(("unbanked", "applications", "loans_per_borrower"), [(0.0, 0.0, 1.0), (0.0, 0.0, 3.0), (1.0, 20_000.0, 1.0)])

@@ -17,18 +17,11 @@ from ..scenario import PRODUCTS
 from .columns import BOOK, DUE
 from .lending import believed_pd
 from .population import default_month_of
+from .state import AUDIT_CHECKS as CHECKS
 from .state import BORROWING, CURSOR, STATES
 
 __all__ = ["CHECKS", "audit"]
 
-#: The recounts, in the order of ``State.audit``.
-CHECKS = (
-    "performing balance", "performing credit balance", "performing loans", "renewal balance", "restructured balance", "rate × balance",
-    "performing borrowers", "loans within each borrower's block", "credit line per borrower", "guarantee liability",
-    "guarantee liability on small loans", "subsidised balance", "pool covered balance", "believed PD per borrower", "npl balance",
-    "npl credit balance", "npl loans", "npl borrowers", "firms without a loan by state", "borrowers and their firms", "end month",
-    "finite balances", "no firm without a loan left after its month", "free borrower rows",
-)
 CREDIT = PRODUCTS.index("credit")
 
 

@@ -2,8 +2,9 @@
 loan to the books or taking it off.
 
 Every stock the engine reports is a running total, changed by the same flows that are reported: :func:`open_loan`
-adds a loan to its bank's performing book (and to its cover and subsidy), :func:`close_loan` takes it off, so the
-balance identities hold by construction; money is whole fen, so the sums are exact.
+adds a loan to its bank's performing book (and to the interest subsidy's), :func:`close_loan` takes it off (and
+releases its cover, which :func:`creditsim.model.cover.cover_loan` took when the loan was offered), so the balance
+identities hold by construction; money is whole fen, so the sums are exact.
 """
 
 from __future__ import annotations

@@ -163,7 +163,8 @@ def repay(p, s, t, slot, open_now, path, traced):
 @njit(cache=True, nogil=True)
 def relend(p, s, t, slot):
     """Pass 3: the renewals (same amount, term and product, one more consecutive renewal) and re-borrowed loans (the
-    grown amount, the firm's fresh term, a fresh product) are made with cover assigned anew and priced at the bank's
+    grown amount, the firm's fresh term, a fresh product) are made with cover assigned anew (which may change the
+    product, see :func:`creditsim.model.cover.cover_loan`) and priced at the bank's
     rate for the belief now. A firm lent to because of cover asks its instrument again; without room (or when the
     borrower declines the guarantee) the loan is still made, uncovered. Loans made by a renewal are masked: a firm
     that will default before they mature defaults only when they fall due (evergreening)."""

@@ -13,7 +13,7 @@ events, each for every affected firm or loan at once, in this order:
 5. guarantee claims due this month are paid; recoveries, pool compensation and write-offs due this month are booked;
 6. guarantors and pools close the month, and every metric is recorded.
 
-A path stops early when a table runs out (``cursor[OVERFLOW]``): the caller grows the tables and runs it again.
+A path stops early when a table runs out (``s.cursor[CURSOR.overflow]``): the caller grows the tables and runs it again.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def run_paths(p, s, seed, paths, traced, first, bank_out, guarantor_out, reguara
     """Run paths ``paths[first:]`` of a task on one state, writing path i's metrics at row i of the outputs
     (shape (paths, M + 1, entities, metrics), fen), where its trace starts in ``s.trace`` at ``trace_start[i]`` and,
     when auditing, the largest difference of each recount at ``audits[i]``. Returns the position of the path that
-    ran out of a table, or -1 when every path ran (the table is in ``s.cursor[OVERFLOW]``)."""
+    ran out of a table, or -1 when every path ran (which table: ``s.cursor[CURSOR.overflow]``)."""
     months = p.calendar.months
     for i in range(first, paths.shape[0]):
         path = paths[i]

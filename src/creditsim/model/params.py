@@ -28,7 +28,6 @@ __all__ = ["Params", "Calendar", "FirmParams", "BankParams", "RiskParams", "Rene
 
 #: The month index used for "renewal without an end date".
 NO_LAST_MONTH = month_index("2200-12")
-_CREDIT, _GUARANTEED = PRODUCTS.index("credit"), PRODUCTS.index("guaranteed")
 
 
 class Calendar(NamedTuple):

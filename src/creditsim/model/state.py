@@ -148,7 +148,14 @@ class State(NamedTuple):
 
 
 #: Number of recounts the audit makes (see :mod:`.audit`).
-AUDIT_CHECKS = 24
+#: The audit's recounts, in the order of ``State.audit`` (see :mod:`creditsim.model.audit`).
+AUDIT_CHECKS = (
+    "performing balance", "performing credit balance", "performing loans", "renewal balance", "restructured balance", "rate × balance",
+    "performing borrowers", "loans within each borrower's block", "credit line per borrower", "guarantee liability",
+    "guarantee liability on small loans", "subsidised balance", "pool covered balance", "believed PD per borrower", "npl balance",
+    "npl credit balance", "npl loans", "npl borrowers", "firms without a loan by state", "borrowers and their firms", "end month",
+    "finite balances", "no firm without a loan left after its month", "free borrower rows",
+)
 
 
 def new_state(p: Params, capacity: Capacity) -> State:
@@ -170,7 +177,7 @@ def new_state(p: Params, capacity: Capacity) -> State:
         keys=z(len(PURPOSES), np.uint64), scratch_firm=z(capacity.scratch, np.int32), scratch_key=z(capacity.scratch, np.uint64),
         scratch_int=z((capacity.scratch, 4), np.int64), scratch_float=z((capacity.scratch, 2)),
         maturing=z(capacity.borrowers, np.int32), relending=z(capacity.borrowers, np.int32), trace=z(capacity.trace, TRACE),
-        audit=z(AUDIT_CHECKS), guarantees=guarantees.new_state(p.guarantees, horizon, n_bank), pools=pools.new_state(p.pools, horizon, n_bank),
+        audit=z(len(AUDIT_CHECKS)), guarantees=guarantees.new_state(p.guarantees, horizon, n_bank), pools=pools.new_state(p.pools, horizon, n_bank),
         subsidy=subsidy.new_state(p.subsidy, n_bank),
     )
 
@@ -180,8 +187,9 @@ def capacities(p: Params, traced: bool = False) -> Capacity:
 
     Firms: the opening firms and the entries over the run (Poisson, with a margin of 8 standard deviations).
     Borrowers: the opening borrowers, a year of applications and campaign reach as if all were approved, and a
-    margin. Loans: borrowers × loans per borrower, with a margin. Scratch: four months' worth of the largest
-    month's applicants (selection looks at up to four times the applicants).
+    margin. Loans: borrowers × loans per borrower, with a margin. Scratch: eight times the largest month's
+    applicants and campaign reach (the firms a pick looks at before it keeps the smallest keys), and a margin.
+    Trace (when a path is traced): a sixth of the loans for every month of the run and a year more.
     """
     f, months = p.firms, p.calendar.months
     opening_firms = int(f.opening_borrowers.sum() + f.opening_unbanked.sum())

@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     _backend_arguments(run)
     kept = run.add_mutually_exclusive_group()
     kept.add_argument("--checkpoint", metavar="DIR", help="keep finished tasks in DIR, so that an interrupted run can continue")
-    kept.add_argument("--resume", metavar="DIR", help="continue the run checkpointed in DIR (its scenario, seed and paths)")
+    kept.add_argument("--resume", metavar="DIR", help="continue the run checkpointed in DIR (its scenario, seed, paths and traced paths)")
     run.add_argument("--out", metavar="DIR", help="write the results (metrics.parquet, manifest.json) to DIR")
     run.add_argument("--trace", type=_path_list, metavar="PATHS",
                      help="record every loan of these paths, e.g. 0,3, and write them to DIR/trace.parquet (needs --out)")
@@ -251,14 +251,17 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.resume:
-        scenario, args.paths, args.seed, args.chunk_size = _resumed(args)
+        scenario, args.paths, args.seed, args.chunk_size, args.trace = _resumed(args)
         args.checkpoint = args.resume
     else:
         scenario = load_scenario(args.scenario, args.overrides)
         args.paths = DEFAULT_PATHS if args.paths is None else args.paths
         args.seed = 0 if args.seed is None else args.seed
     if args.trace and not args.out:
-        raise ScenarioError("--trace", ",".join(map(str, args.trace)), "needs --out DIR, where the trace is written")
+        paths = ",".join(map(str, args.trace))
+        if args.resume:
+            raise ScenarioError("--resume", args.resume, f"continues a run that traces paths {paths}; give --out DIR, where the trace is written")
+        raise ScenarioError("--trace", paths, "needs --out DIR, where the trace is written")
     if args.out:
         Results.check_target(args.out)
     if args.report:
@@ -283,14 +286,14 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resumed(args: argparse.Namespace) -> tuple[Scenario, int | list[int], int, int]:
-    """The scenario, paths, seed and chunk size of the run checkpointed in ``--resume DIR``."""
+def _resumed(args: argparse.Namespace) -> tuple[Scenario, int | list[int], int, int, list[int]]:
+    """The scenario, paths, seed, chunk size and traced paths of the run checkpointed in ``--resume DIR``."""
     _fixed_by_checkpoint(args, {"SCENARIO": args.scenario, "--set": args.overrides, "--paths": args.paths, "--seed": args.seed,
-                                "--chunk-size": args.chunk_size})
+                                "--chunk-size": args.chunk_size, "--trace": args.trace})
     run = read_manifest(args.resume)["run"]
     if run.get("summary") is not None or len(run.get("scenarios", [])) != 1:
         raise ResultsError(f"{args.resume}: is the checkpoint of a sweep or comparison, not of a run; rerun that command with --checkpoint {args.resume}")
-    return scenario_from_dict(run["scenarios"][0]), run["paths"], int(run["seed"]), int(run["chunk_size"])
+    return scenario_from_dict(run["scenarios"][0]), run["paths"], int(run["seed"]), int(run["chunk_size"]), list(run.get("trace", []))
 
 
 def _fixed_by_checkpoint(args: argparse.Namespace, flags: dict[str, object]) -> None:

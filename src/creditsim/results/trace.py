@@ -30,7 +30,9 @@ def trace_table(records: np.ndarray, scenario: Scenario) -> pd.DataFrame:
     ``how`` it ended (:data:`HOW`); ``product``; ``renewals`` (consecutive renewals that led to it); ``first_time``
     (its firm became a 首贷户 in the run); ``cover`` (the guarantor or pool covering it, '' for none); ``amount`` (CNY);
     ``rate`` (annual, the bank's rate plus its premium for the PD it believed the firm had when it lent); and for a
-    defaulted loan the months of its default, recovery and write-off.
+    defaulted loan the month its default is recognised (its ``end``: the firm's default month, or for a loan a
+    renewal masked, the month it fell due) and the months of its bank's recovery and write-off after it (the
+    scenario's lags; a guaranteed loan's claim is paid after the guarantor's claim lag).
     """
     first = scenario.start_index - 1
     months = sorted(set(records["start"].tolist()) | set(records["end"].tolist()))

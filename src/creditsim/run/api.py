@@ -66,7 +66,7 @@ def simulate(
     checkpoint : str or Path, optional
         Keep completed tasks in this directory; calling again with the same arguments continues from them.
     trace : iterable of int
-        Path numbers whose every loan is recorded: :meth:`Results.trace` gives them as a table.
+        Path numbers whose every loan is recorded: :attr:`Results.trace` gives them as a table.
 
     Returns
     -------
@@ -142,10 +142,11 @@ def path_numbers(paths: int | Iterable[int], seed: int) -> list[int]:
     Raises
     ------
     ScenarioError
-        For a seed that is not a whole number ≥ 0, or paths that are not a count ≥ 1 or distinct numbers ≥ 0.
+        For a seed that is not a whole number in [0, 2^63), or paths that are not a count ≥ 1 or distinct numbers in
+        [0, 2^63).
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ScenarioError("seed", seed, "must be a whole number ≥ 0")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ScenarioError("seed", seed, "must be a whole number ≥ 0 and below 2^63")
     if isinstance(paths, bool):
         raise ScenarioError("paths", paths, "must be a whole number ≥ 1 or a list of path numbers")
     if isinstance(paths, (int, np.integer)):
@@ -153,6 +154,6 @@ def path_numbers(paths: int | Iterable[int], seed: int) -> list[int]:
             raise ScenarioError("paths", paths, "must be ≥ 1")
         return list(range(int(paths)))
     path_ids = [int(p) for p in paths]
-    if not path_ids or min(path_ids) < 0 or len(set(path_ids)) != len(path_ids):
-        raise ScenarioError("paths", path_ids, "must be distinct path numbers ≥ 0")
+    if not path_ids or min(path_ids) < 0 or max(path_ids) >= 2**63 or len(set(path_ids)) != len(path_ids):
+        raise ScenarioError("paths", path_ids, "must be distinct path numbers ≥ 0 and below 2^63")
     return path_ids

@@ -364,7 +364,7 @@ def run_scenarios(
     progress : None, bool or callable
         See :mod:`creditsim.run.progress`.
     trace : sequence of int
-        Path numbers whose every loan is recorded (see :meth:`creditsim.Results.trace`).
+        Path numbers whose every loan is recorded (see :attr:`creditsim.Results.trace`).
     description : str
         Shown before the progress bar.
     checkpoint : path, optional
@@ -383,7 +383,7 @@ def run_scenarios(
         Before anything runs, when every path's metrics (kept without a ``summary``) or the local workers' engines
         would not fit in memory (:func:`creditsim.run.memory.check_memory`).
     """
-    check_memory(list(scenarios), len(path_ids) if summary is None else 0, backend.local_workers, backend.threads)
+    check_memory(list(scenarios), len(path_ids) if summary is None else 0, backend.local_workers, backend.threads, traced=len(trace))
     if engine is None:
         from ..model.engine import run_task as engine
     _check_count("chunk_size", chunk_size)

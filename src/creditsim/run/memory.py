@@ -5,6 +5,7 @@ an array of (paths, months + 1, entities + 1, metrics of the scope) float64 numb
 And each thread of each local worker (this process for a serial run) simulates one path at a time on its own
 state: a row for every firm of the run, one per borrower and one per loan (:func:`engine_bytes`, from the tables'
 first sizes, :func:`creditsim.model.state.capacities`; a path that needs more grows a table and runs again). A
+traced path adds its loans' records, in the engine's trace table and in the results (:func:`trace_bytes`). A
 request that would not fit in the memory available (``MemAvailable`` of ``/proc/meminfo``) is refused up front, with
 the estimate, instead of failing hours later. Where the available memory cannot be read, nothing is refused.
 """
@@ -16,11 +17,11 @@ from pathlib import Path
 from ..errors import ScenarioError
 from ..metrics import SCOPE_METRICS, SCOPES, entities
 from ..model.params import parameters
-from ..model.state import Capacity, capacities, state_bytes
+from ..model.state import TRACE, Capacity, capacities, state_bytes
 from ..scenario import Scenario
 from ..scenario.sampling import sampled
 
-__all__ = ["available_bytes", "check_memory", "engine_bytes", "results_bytes", "tables"]
+__all__ = ["available_bytes", "check_memory", "engine_bytes", "results_bytes", "trace_bytes", "tables"]
 
 #: Share of the available memory the results and the workers' engines may take together.
 RUN_SHARE = 0.8
@@ -36,17 +37,25 @@ def results_bytes(scenario: Scenario, paths: int) -> int:
     return int(paths) * dates * cells * 8
 
 
+def trace_bytes(scenario: Scenario, traced: int) -> int:
+    """Bytes of the trace of ``traced`` paths of ``scenario`` in the results: each path's first-size trace table of
+    records, twice (the records and the table made of them)."""
+    if traced <= 0:
+        return 0
+    return int(traced) * 2 * TRACE.itemsize * capacities(parameters(sampled(scenario)), traced=True).trace
+
+
 def tables(scenario: Scenario) -> Capacity:
     """The first sizes of the tables a path of ``scenario`` holds (in the sample the engine runs, see ``sample``)."""
     return capacities(parameters(sampled(scenario)))
 
 
-def engine_bytes(scenario: Scenario, threads: int = 1) -> int:
-    """An estimate of the memory, bytes, of a worker simulating paths of ``scenario`` on ``threads`` threads: each
-    thread's state, with a quarter more for what a task allocates besides (its paths' metrics, the trace, the
-    compiled structures, temporaries), and the worker's fixed part."""
+def engine_bytes(scenario: Scenario, threads: int = 1, traced: bool = False) -> int:
+    """An estimate of the memory, bytes, of a worker simulating paths of ``scenario`` on ``threads`` threads (with a
+    trace table when ``traced``): each thread's state, with a quarter more for what a task allocates besides (its
+    paths' metrics, the compiled structures, temporaries), and the worker's fixed part."""
     p = parameters(sampled(scenario))
-    return int(BYTES_PER_WORKER + threads * 1.25 * state_bytes(p, capacities(p)))
+    return int(BYTES_PER_WORKER + threads * 1.25 * state_bytes(p, capacities(p, traced=traced)))
 
 
 def available_bytes(meminfo: str | Path = "/proc/meminfo") -> int | None:
@@ -60,7 +69,8 @@ def available_bytes(meminfo: str | Path = "/proc/meminfo") -> int | None:
     return None
 
 
-def check_memory(scenarios: list[Scenario], paths: int, workers: int = 1, threads: int = 1, available: int | None = None) -> None:
+def check_memory(scenarios: list[Scenario], paths: int, workers: int = 1, threads: int = 1, available: int | None = None,
+                 traced: int = 0) -> None:
     """Refuse a run whose results (twice: gathered from the tasks, then joined) and ``workers`` local engines of
     ``threads`` threads would take more than :data:`RUN_SHARE` of the available memory. The error names ``paths``
     when the results are the larger part, else ``workers`` when the processes themselves are, else ``sample``.
@@ -76,6 +86,8 @@ def check_memory(scenarios: list[Scenario], paths: int, workers: int = 1, thread
         Threads of each process, each with its own state.
     available : int, optional
         Bytes available; read from the system when omitted.
+    traced : int
+        Paths whose loans are traced.
 
     Raises
     ------
@@ -86,9 +98,9 @@ def check_memory(scenarios: list[Scenario], paths: int, workers: int = 1, thread
     if available is None:
         return
     gib = 1024**3
-    need = sum(results_bytes(s, paths) for s in scenarios)
+    need = sum(results_bytes(s, paths) + trace_bytes(s, traced) for s in scenarios)
     if workers:
-        sizes = [engine_bytes(s, threads) for s in scenarios]
+        sizes = [engine_bytes(s, threads, traced > 0) for s in scenarios]
         biggest = scenarios[sizes.index(max(sizes))]
         engines = workers * max(sizes)
     else:
