@@ -9,6 +9,7 @@ A new instrument is a module with the same functions, a scenario section, and a 
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from ..scenario import PRODUCTS
@@ -16,7 +17,7 @@ from .columns import BANK
 from .instruments import guarantees, pools
 from .random import KEY, uniform
 
-__all__ = ["NONE", "offers", "best_offer", "cover_loan", "release", "unassign", "file_default"]
+__all__ = ["NONE", "offers", "share", "best_offer", "cover_loan", "release", "unassign", "file_default"]
 
 NONE = -1
 CREDIT, GUARANTEED = PRODUCTS.index("credit"), PRODUCTS.index("guaranteed")
@@ -25,14 +26,23 @@ _NO_POOL = -2
 
 
 @njit(cache=True, nogil=True)
-def offers(p, s, out):
-    """Which instruments take new business now (guarantors, then pools), into ``out`` (bool, G + P): a decision
-    batch reads them as they are when it starts."""
+def offers(p, s):
+    """Which instruments take new business now: bool (G + P,), guarantors then pools. A decision batch reads them as
+    they are when it starts."""
     n_g = p.guarantees.coverage.shape[0]
+    out = np.zeros(n_g + p.pools.share.shape[0], np.bool_)
     for g in range(n_g):
         out[g] = guarantees.taking(p, s, g)
     for k in range(p.pools.share.shape[0]):
         out[n_g + k] = pools.taking(p, s, k) and p.pools.product_ok[k, CREDIT]
+    return out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def share(p, cover):
+    """The share of a loss instrument ``cover`` (a guarantor, or G + a pool) bears."""
+    n_g = p.guarantees.coverage.shape[0]
+    return p.guarantees.coverage[cover] if cover < n_g else p.pools.share[cover - n_g]
 
 
 @njit(cache=True, nogil=True)

@@ -20,8 +20,7 @@ from .columns import BANK, BOOK, FEN, POPULATION
 from .cover import best_offer, cover_loan, offers, unassign
 from .instruments import subsidy
 from .population import default_month_of, pick
-from .random import KEY, ndtr, ndtri, normal, open_uniform, poisson, uniform
-from .random import pick as pick_column
+from .random import KEY, ndtr, ndtri, normal, open_uniform, pick_column, poisson, uniform
 from .state import BORROWING, CURSOR, DECLINED, FORMER, FORMER_FIRST_TIME, NEVER, OVERFLOW, STATES
 
 __all__ = ["believed_pd", "new_borrower", "applications", "campaign"]
@@ -130,8 +129,7 @@ def new_borrower(p, s, t, firm, segment, grade, bank, signal, history, belief, f
 @njit(cache=True, nogil=True)
 def _decide(p, s, t, n, campaign):
     """Decide the ``n`` applicants in the scratch arrays, in order, against the cover open when the batch starts."""
-    open_now = np.zeros(p.guarantees.coverage.shape[0] + p.pools.share.shape[0], np.bool_)
-    offers(p, s, open_now)
+    open_now = offers(p, s)
     for i in range(n):
         firm = s.scratch_firm[i]
         segment, grade, state, bank = s.scratch_int[i, _SEG], s.scratch_int[i, _GRADE], s.scratch_int[i, _STATE], s.scratch_int[i, _BANK]

@@ -21,11 +21,11 @@ from numba import njit
 
 from .book import close_loan, free_block, free_slot, open_loan, set_state
 from .columns import BANK, BOOK
-from .cover import cover_loan
+from .cover import cover_loan, share
 from .defaults import default
 from .lending import believed_pd
 from .population import start_spell
-from .random import KEY, pick, uniform
+from .random import KEY, pick_column, uniform
 from .renewal import allowed
 from .state import FORMER, FORMER_FIRST_TIME, GONE, RENEWED, WANTED
 from .trace import GRADUATED, REBORROWED, REPAID, record_loan
@@ -104,8 +104,7 @@ def repay(p, s, t, slot, open_now, path, traced):
         b.repaid += 1
         b.belief = believed_pd(p, b.segment, b.grade, b.signal, b.history + b.repaid)
     if b.cover >= 0:
-        share = p.guarantees.coverage[b.cover] if b.cover < p.guarantees.coverage.shape[0] else p.pools.share[b.cover - p.guarantees.coverage.shape[0]]
-        credible = open_now[b.cover] and b.belief * (1.0 - share) <= p.banks.max_pd[bank]
+        credible = open_now[b.cover] and b.belief * (1.0 - share(p, b.cover)) <= p.banks.max_pd[bank]
     else:
         credible = b.belief <= p.banks.max_pd[bank]
     growth = p.firms.term_growth[b.segment, b.term]
@@ -131,7 +130,7 @@ def repay(p, s, t, slot, open_now, path, traced):
             b.line += grown - loan.amount
             target.amount = grown
             target.renewals = 0
-            target.product = pick(p.banks.product_cumulative, bank, uniform(s.keys[KEY.product], firm, t, loan.index))
+            target.product = pick_column(p.banks.product_cumulative, bank, uniform(s.keys[KEY.product], firm, t, loan.index))
         else:
             target.amount = loan.amount
             target.renewals = loan.renewals + 1
@@ -143,7 +142,7 @@ def repay(p, s, t, slot, open_now, path, traced):
     if kept > 0:
         if not renewing:
             u = uniform(s.keys[KEY.term], firm, t, 0) if p.banks.term_choices[bank] > 1 else 0.0
-            b.term = p.banks.terms[pick(p.banks.term_cumulative, bank, u)]
+            b.term = p.banks.terms[pick_column(p.banks.term_cumulative, bank, u)]
         b.masked = renewing
         return True
     s.book[bank, BOOK.firms] -= 1.0

@@ -18,7 +18,6 @@ A path stops early when a table runs out (``s.cursor[CURSOR.overflow]``): the ca
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 from .audit import audit
@@ -144,8 +143,7 @@ def month(p, s, t, path, traced):
         if s.ends[slot] == t and not s.borrowers[slot].defaults and settle(p, s, t, slot, path, traced):
             s.maturing[going_on] = slot
             going_on += 1
-    open_now = np.zeros(p.guarantees.coverage.shape[0] + p.pools.share.shape[0], np.bool_)
-    offers(p, s, open_now)
+    open_now = offers(p, s)
     relending = 0
     for k in range(going_on):
         ahead(s, s.maturing, k, going_on)

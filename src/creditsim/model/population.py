@@ -26,8 +26,7 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from .book import new_firm, schedule, set_state
 from .columns import POPULATION
 from .hazards import default_month
-from .random import KEY, bits, open_uniform, poisson, uniform
-from .random import pick as pick_column
+from .random import KEY, bits, open_uniform, pick_column, poisson, uniform
 from .state import BORROWING, CURSOR, GONE, NEVER
 
 __all__ = ["enter", "leave", "start_spell", "pick", "KEY_BITS"]

@@ -29,7 +29,7 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-__all__ = ["KEY", "PURPOSES", "path_keys", "bits", "uniform", "open_uniform", "normal", "exponential", "poisson", "pick", "beta",
+__all__ = ["KEY", "PURPOSES", "path_keys", "bits", "uniform", "open_uniform", "normal", "exponential", "poisson", "pick_column", "beta",
            "ndtri", "ndtr"]
 
 _U = np.uint64
@@ -209,7 +209,7 @@ def poisson(key, who, month, mean):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def pick(cumulative, row, u):
+def pick_column(cumulative, row, u):
     """Inverse-CDF choice: the first column of ``cumulative[row]`` whose cumulative probability exceeds ``u`` (rows
     end in +inf, so every u in [0, 1) finds one)."""
     col = 0
