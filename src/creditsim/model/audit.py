@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit
 
 from ..scenario import PRODUCTS
+from .book import loan_rate
 from .columns import BOOK, DUE
 from .lending import believed_pd
 from .population import default_month_of
@@ -62,14 +63,15 @@ def audit(p, s, t):
             bad_rows += 1.0
             continue
         line = 0.0
-        largest_rate = max(largest_rate, abs(b.rate))
+        rate = loan_rate(p, bank, b.belief)
+        largest_rate = max(largest_rate, abs(rate))
         for i in range(b.first, b.first + b.loans):
             loan = s.loans[i]
             a = loan.amount
             line += a
             balance[bank] += a
             loans[bank] += 1.0
-            rate_balance[bank] += a * b.rate
+            rate_balance[bank] += a * rate
             if loan.product == CREDIT:
                 credit[bank] += a
             if loan.renewals > 0:
@@ -89,7 +91,9 @@ def audit(p, s, t):
         _check(s, 13, believed_pd(p, b.segment, b.grade, b.signal, b.history + b.repaid) - b.belief)
         firm = s.firms[b.firm]
         _check(s, 19, 0.0 if firm.state == BORROWING and firm.slot == slot else 1.0)
-        end = min(b.default_month if b.defaults else b.maturity, months + 1)
+        distressed = b.default_month <= months and b.default_month <= b.maturity
+        _check(s, 20, 0.0 if s.by_default[slot] == (distressed and not b.masked) and b.evergreen == (distressed and b.masked) else 1.0)
+        end = min(b.default_month if s.by_default[slot] else b.maturity, months + 1)
         _check(s, 20, 0.0 if default_month_of(p, s, b.firm) == b.default_month else 1.0)
         _check(s, 20, 0.0 if end == s.ends[slot] and s.ends[slot] > t else 1.0)
     scale = 1.0

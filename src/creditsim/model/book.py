@@ -19,7 +19,8 @@ from .instruments import subsidy
 from .state import CURSOR, DECLINED, GONE, NEVER, OVERFLOW, STATES
 from .structs import prefetch
 
-__all__ = ["new_firm", "set_state", "schedule", "take_slot", "free_slot", "take_block", "free_block", "open_loan", "close_loan", "overflow", "ahead"]
+__all__ = ["new_firm", "set_state", "schedule", "take_slot", "free_slot", "take_block", "free_block", "loan_rate", "set_end", "open_loan", "close_loan",
+           "overflow", "ahead"]
 
 CREDIT = PRODUCTS.index("credit")
 AHEAD = 16  # how many borrowers ahead an event loop asks for rows (measured: 8 helps less, 32 no more)
@@ -28,12 +29,15 @@ AHEAD = 16  # how many borrowers ahead an event loop asks for rows (measured: 8 
 @njit(cache=True, nogil=True, inline="always")
 def ahead(s, slots, k, n):
     """Prefetch, while borrower ``slots[k]`` of ``slots[:n]`` is handled, the row of the one :data:`AHEAD` places on
-    and the loans of the one half as far (whose row has arrived by then): the rows of a month's events are
-    scattered over the tables, and a borrower's handling waits on them."""
+    and the loans and firm row of the one half as far (whose row has arrived by then): the rows of a month's events
+    are scattered over the tables, and a borrower's handling waits on them."""
     if k + AHEAD < n:
         prefetch(s.borrowers, slots[k + AHEAD])
     if k + AHEAD // 2 < n:
-        prefetch(s.loans, s.borrowers[slots[k + AHEAD // 2]].first)
+        b = s.borrowers[slots[k + AHEAD // 2]]
+        prefetch(s.loans, b.first)
+        prefetch(s.loans, b.first + b.loans - 1)
+        prefetch(s.firms, b.firm)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -110,6 +114,8 @@ def take_slot(s):
         overflow(s, OVERFLOW.borrowers)
         return -1
     s.cursor[CURSOR.free_slots] = n - 1
+    if n > 1:  # the row the next new borrower takes
+        prefetch(s.borrowers, s.free_slots[n - 2])
     return s.free_slots[n - 1]
 
 
@@ -130,7 +136,11 @@ def take_block(s, size):
         return -1
     first = s.block_free[size]
     if first >= 0:
-        s.block_free[size] = s.block_next[first]
+        following = s.block_next[first]
+        s.block_free[size] = following
+        if following >= 0:  # what the next block of this size will need
+            prefetch(s.block_next, following)
+            prefetch(s.loans, following)
         return first
     top = s.cursor[CURSOR.loans_top]
     if top + size > s.loans.shape[0]:
@@ -147,6 +157,27 @@ def free_block(s, first, size):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def loan_rate(p, bank, belief):
+    """The annual rate of a loan priced at ``belief`` (a believed PD): the bank's rate plus rate_per_pd × belief. A
+    borrower's loans carry the rate of its belief (which changes only at a maturity, after its loans have ended)."""
+    return p.banks.rate[bank] + p.banks.rate_per_pd[bank] * belief
+
+
+@njit(cache=True, nogil=True, inline="always")
+def set_end(p, s, slot):
+    """File borrower ``slot``'s loans under the month they end: its firm's default month when that comes by their
+    maturity, unless they were made by a renewal (masked: they then default at maturity, evergreened), else their
+    maturity; M + 1 when not within the run."""
+    b = s.borrowers[slot]
+    months = p.calendar.months
+    distressed = b.default_month <= months and b.default_month <= b.maturity
+    by_default = distressed and not b.masked
+    b.evergreen = distressed and b.masked
+    s.by_default[slot] = by_default
+    s.ends[slot] = min(b.default_month if by_default else b.maturity, months + 1)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def open_loan(p, s, slot, i, counted):
     """Add loan row ``i`` of borrower ``slot`` to the performing book (and its subsidy); ``counted`` adds it to the
     month's lending flows too (not for the opening book, which is a stock)."""
@@ -156,7 +187,7 @@ def open_loan(p, s, slot, i, counted):
     row = s.book[b.bank]
     row[BOOK.balance] += a
     row[BOOK.loans] += 1.0
-    row[BOOK.rate_balance] += a * b.rate
+    row[BOOK.rate_balance] += a * loan_rate(p, b.bank, b.belief)
     credit = loan.product == CREDIT
     if credit:
         row[BOOK.credit] += a
@@ -186,7 +217,7 @@ def close_loan(p, s, slot, i):
     row = s.book[b.bank]
     row[BOOK.balance] -= a
     row[BOOK.loans] -= 1.0
-    row[BOOK.rate_balance] -= a * b.rate
+    row[BOOK.rate_balance] -= a * loan_rate(p, b.bank, b.belief)
     if loan.product == CREDIT:
         row[BOOK.credit] -= a
     if loan.renewals > 0:

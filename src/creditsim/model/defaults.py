@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from ..scenario import PRODUCTS
-from .book import close_loan, free_block, free_slot, set_state
+from .book import close_loan, free_block, free_slot, loan_rate, set_state
 from .columns import BANK, BOOK, DUE, POPULATION
 from .cover import file_default
 from .instruments import guarantees, pools
@@ -62,7 +62,7 @@ def default(p, s, t, slot, liquidity, path, traced):
         if liquidity:
             flows[BANK.liquidity_defaults] += 1.0
         if traced:
-            record_loan(p, s, path, slot, i, t, LIQUIDITY_DEFAULT if liquidity else DEFAULTED)
+            record_loan(p, s, path, slot, i, t, LIQUIDITY_DEFAULT if liquidity else DEFAULTED, loan_rate(p, bank, b.belief))
     s.due[t + p.risk.write_off, bank, DUE.firms] += 1.0
     book[BOOK.npl_firms] += 1.0
     book[BOOK.firms] -= 1.0

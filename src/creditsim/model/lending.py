@@ -15,19 +15,20 @@ import math
 import numpy as np
 from numba import njit
 
-from .book import free_block, open_loan, overflow, set_state, take_block, take_slot
+from .book import AHEAD, free_block, loan_rate, open_loan, overflow, set_end, set_state, take_block, take_slot
 from .columns import BANK, BOOK, FEN, POPULATION
 from .cover import best_offer, cover_loan, offers, unassign
 from .instruments import subsidy
+from .params import APPLICANT, line_kind
 from .population import default_month_of, pick
-from .random import KEY, ndtr, ndtri, normal, open_uniform, pick_column, poisson, uniform
+from .random import KEY, ndtri, normal, open_uniform, pick_column, poisson, uniform
 from .state import BORROWING, CURSOR, DECLINED, FORMER, FORMER_FIRST_TIME, NEVER, OVERFLOW, STATES
+from .structs import prefetch
 
 __all__ = ["believed_pd", "new_borrower", "applications", "campaign"]
 
-# columns of the applicants' scratch arrays
+# columns of the applicants' scratch array
 _SEG, _GRADE, _STATE, _BANK = 0, 1, 2, 3
-_APPETITE, _SHIFT = 0, 1
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -42,19 +43,19 @@ def believed_pd(p, segment, grade, signal, history):
 
 
 @njit(cache=True, nogil=True)
-def new_borrower(p, s, t, firm, segment, grade, bank, signal, history, belief, first_time, first_loan, required, shift, opening):
+def new_borrower(p, s, t, firm, segment, grade, bank, signal, history, belief, first_time, first_loan, required, kind, opening):
     """Make a firm a borrower in month ``t`` with its credit line and loans; returns whether it became one.
 
-    The line is lognormal (the segment's median and p90, its log-median moved by ``shift``) truncated at the
-    inclusive limit, drawn by inverse CDF; the firm takes 1 + Poisson(loans_per_borrower − 1) loans of equal size
+    The line is lognormal (the segment's median and p90, its log-median moved by the shift of the borrower's
+    ``kind``, see :func:`creditsim.model.params.line_kind`) truncated at the inclusive limit, drawn by inverse CDF; the firm takes 1 + Poisson(loans_per_borrower − 1) loans of equal size
     and one term (length-biased, and at a random age, in a seasoned opening book); each loan a product by its bank's
     mix and cover (:func:`creditsim.model.cover.cover_loan`). A firm that needs cover (``required`` ≥ 0) and does not
     get it for every loan is not made (its cover is undone). Draws are keyed by the firm and the month.
     """
     keys = s.keys
-    mu = p.firms.line_mu[segment] + shift
+    mu = p.firms.line_mu[segment] + p.firms.line_shift[kind]
     sigma = p.firms.line_sigma[segment]
-    u = open_uniform(keys[KEY.line], firm, t, 0) * ndtr((p.firms.log_limit - mu) / sigma)
+    u = open_uniform(keys[KEY.line], firm, t, 0) * p.firms.line_within[segment, kind]
     line = math.exp(mu + sigma * ndtri(u)) * FEN
     n = 1 + (poisson(keys[KEY.loan_count], firm, t, p.firms.extra_loans) if p.firms.extra_loans > 0.0 else 0)
     per_loan = max(math.floor(line / n), 1.0)
@@ -63,7 +64,7 @@ def new_borrower(p, s, t, firm, segment, grade, bank, signal, history, belief, f
     u_term = uniform(keys[KEY.term], firm, t, 0) if p.banks.term_choices[bank] > 1 else 0.0
     term = p.banks.terms[pick_column(cumulative, bank, u_term)]
     age = int(math.floor(uniform(keys[KEY.age], firm, t, 0) * term)) if seasoned else 0
-    rate = p.banks.rate[bank] + p.banks.rate_per_pd[bank] * belief
+    rate = loan_rate(p, bank, belief)
     first = take_block(s, n)
     if first < 0:
         return False
@@ -87,7 +88,6 @@ def new_borrower(p, s, t, firm, segment, grade, bank, signal, history, belief, f
             unassign(p, s, s.loans[first + j].cover, per_loan)
         free_block(s, first, n)
         return False
-    months = p.calendar.months
     row = s.firms[firm]
     b = s.borrowers[slot]
     b.firm = firm
@@ -112,10 +112,8 @@ def new_borrower(p, s, t, firm, segment, grade, bank, signal, history, belief, f
     b.signal = signal
     b.belief = belief
     b.line = per_loan * n
-    b.rate = rate
     b.default_month = default_month_of(p, s, firm)
-    b.defaults = b.default_month <= months and b.default_month <= b.maturity
-    s.ends[slot] = min(b.default_month if b.defaults else b.maturity, months + 1)
+    set_end(p, s, slot)
     for j in range(n):
         open_loan(p, s, slot, first + j, not opening)
     s.book[bank, BOOK.firms] += 1.0
@@ -127,13 +125,17 @@ def new_borrower(p, s, t, firm, segment, grade, bank, signal, history, belief, f
 
 
 @njit(cache=True, nogil=True)
-def _decide(p, s, t, n, campaign):
-    """Decide the ``n`` applicants in the scratch arrays, in order, against the cover open when the batch starts."""
+def _decide(p, s, t, n, kind):
+    """Decide the ``n`` applicants in the scratch arrays, all new borrowers of one ``kind`` (applicants, or those a
+    campaign channel reached), in order, against the cover open when the batch starts."""
+    campaign = kind != APPLICANT
     open_now = offers(p, s)
     for i in range(n):
+        if i + AHEAD < n:
+            prefetch(s.firms, s.scratch_firm[i + AHEAD])
         firm = s.scratch_firm[i]
         segment, grade, state, bank = s.scratch_int[i, _SEG], s.scratch_int[i, _GRADE], s.scratch_int[i, _STATE], s.scratch_int[i, _BANK]
-        appetite, shift = s.scratch_float[i, _APPETITE], s.scratch_float[i, _SHIFT]
+        appetite = s.scratch_appetite[i]
         signal = normal(s.keys[KEY.signal], firm, t, 0) if p.firms.signal_sd > 0.0 else 0.0
         history = p.firms.known_history if state == FORMER else (1 if state == FORMER_FIRST_TIME else 0)
         believed = believed_pd(p, segment, grade, signal, history)
@@ -152,7 +154,7 @@ def _decide(p, s, t, n, campaign):
             if state == NEVER:  # declined on its thin file itself, not for want of cover
                 set_state(p, s, firm, DECLINED)
             continue
-        if new_borrower(p, s, t, firm, segment, grade, bank, signal, history, believed, first_time, state == NEVER, cover, shift, False):
+        if new_borrower(p, s, t, firm, segment, grade, bank, signal, history, believed, first_time, state == NEVER, cover, kind, False):
             flows[BANK.approvals] += 1.0
             if cover >= 0:
                 flows[BANK.cover_dependent_approvals] += 1.0
@@ -194,14 +196,13 @@ def _in_cell_order(s, start, stop, n_grade):
 
 
 @njit(cache=True, nogil=True)
-def _set_applicant(p, s, i, bank, appetite, shift):
+def _set_applicant(p, s, i, bank, appetite):
     row = s.firms[s.scratch_firm[i]]
     s.scratch_int[i, _SEG] = row.segment
     s.scratch_int[i, _GRADE] = row.grade
     s.scratch_int[i, _STATE] = row.state
     s.scratch_int[i, _BANK] = bank
-    s.scratch_float[i, _APPETITE] = appetite
-    s.scratch_float[i, _SHIFT] = shift
+    s.scratch_appetite[i] = appetite
 
 
 @njit(cache=True, nogil=True)
@@ -222,9 +223,9 @@ def applications(p, s, t):
         _in_cell_order(s, n, n + got, n_grade)
         for i in range(n, n + got):
             bank = pick_column(p.banks.share_cumulative, 0, uniform(s.keys[KEY.bank], s.scratch_firm[i], t, 0))
-            _set_applicant(p, s, i, bank, p.banks.max_pd[bank], 0.0)
+            _set_applicant(p, s, i, bank, p.banks.max_pd[bank])
         n += got
-    _decide(p, s, t, n, False)
+    _decide(p, s, t, n, APPLICANT)
 
 
 @njit(cache=True, nogil=True)
@@ -274,8 +275,8 @@ def campaign(p, s, t):
             else:
                 bank = pick_column(p.banks.share_cumulative, 0, uniform(s.keys[KEY.channel_bank], firm, t, channel))
             appetite = p.banks.max_pd[bank] if math.isnan(p.campaign.max_pd[channel]) else p.campaign.max_pd[channel]
-            _set_applicant(p, s, i, bank, appetite, p.campaign.line_shift[channel])
-        _decide(p, s, t, n, True)
+            _set_applicant(p, s, i, bank, appetite)
+        _decide(p, s, t, n, line_kind(p, -1, channel))
 
 
 @njit(cache=True, nogil=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .book import close_loan, free_block, free_slot, open_loan, set_state
+from .book import close_loan, free_block, free_slot, loan_rate, open_loan, set_end, set_state
 from .columns import BANK, BOOK
 from .cover import cover_loan, share
 from .defaults import default
@@ -88,6 +88,7 @@ def repay(p, s, t, slot, open_now, path, traced):
     firm = b.firm
     bank = b.bank
     flows = s.flows[bank]
+    rate = loan_rate(p, bank, b.belief)  # the rate of the loans that end (before the belief changes)
     repaid_one = False
     for i in range(b.first, b.first + b.loans):
         loan = s.loans[i]
@@ -119,7 +120,7 @@ def repay(p, s, t, slot, open_now, path, traced):
             again = False
         if traced:
             how = HOW_RENEWED if renew else (REBORROWED if again else (GRADUATED if b.graduating else REPAID))
-            record_loan(p, s, path, slot, i, t, how)
+            record_loan(p, s, path, slot, i, t, how, rate)
         if not (renew or again):
             b.line -= loan.amount
             continue
@@ -169,21 +170,16 @@ def relend(p, s, t, slot):
     that will default before they mature defaults only when they fall due (evergreening)."""
     b = s.borrowers[slot]
     firm = b.firm
-    months = p.calendar.months
-    b.rate = p.banks.rate[b.bank] + p.banks.rate_per_pd[b.bank] * b.belief
+    rate = loan_rate(p, b.bank, b.belief)
     b.start = t
     b.maturity = t + b.term
-    default_month = b.default_month
-    distressed = default_month <= months and default_month <= b.maturity
-    b.defaults = distressed and not b.masked
-    b.evergreen = distressed and b.masked
+    set_end(p, s, slot)
     for i in range(b.first, b.first + b.loans):
         loan = s.loans[i]
         product, cover, _ = cover_loan(p, s, t, firm, loan.index, b.segment, b.bank, b.line, loan.amount, loan.product, b.cover, b.first_time,
-                                       b.rate, True)
+                                       rate, True)
         loan.product = product
         loan.cover = cover
         loan.plan = 0
         open_loan(p, s, slot, i, True)
-    s.ends[slot] = min(default_month if b.defaults else b.maturity, months + 1)
 

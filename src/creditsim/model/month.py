@@ -29,6 +29,7 @@ from .hazards import cumulative_hazards
 from .instruments import guarantees, pools, subsidy
 from .lending import applications, believed_pd, campaign, new_borrower
 from .maturity import relend, repay, settle
+from .params import line_kind
 from .population import enter, leave, start_spell
 from .random import KEY, normal, path_keys
 from .record import record
@@ -87,7 +88,7 @@ def start_path(p, s, seed, path):
                     signal = normal(s.keys[KEY.signal], firm, 0, 0) if p.firms.signal_sd > 0.0 else 0.0
                     belief = believed_pd(p, seg, grade, signal, p.firms.known_history)
                     if not new_borrower(p, s, 0, firm, seg, grade, bank, signal, p.firms.known_history, belief, False, False, -1,
-                                        p.firms.opening_shift[bank], True):
+                                        line_kind(p, bank, -1), True):
                         return
     for seg in range(n_seg):
         for grade in range(n_grade):
@@ -126,21 +127,24 @@ def month(p, s, t, path, traced):
     campaign(p, s, t)
     if s.cursor[CURSOR.overflow] != 0:
         return paid
-    n = 0
-    for slot in range(s.ends.shape[0]):  # this month's ending borrowers, in row order
-        if s.ends[slot] == t:
-            s.maturing[n] = slot
-            n += 1
-    for k in range(n):  # defaults at the firm's default month first
-        ahead(s, s.maturing, k, n)
-        slot = s.maturing[k]
-        if s.borrowers[slot].defaults:
-            default(p, s, t, slot, False, path, traced)
+    n_default, n = 0, 0
+    ends, by_default, defaulting, maturing = s.ends, s.by_default, s.defaulting, s.maturing
+    for slot in range(ends.shape[0]):  # this month's ending borrowers, in row order
+        if ends[slot] == t:
+            if by_default[slot]:
+                defaulting[n_default] = slot
+                n_default += 1
+            else:
+                maturing[n] = slot
+                n += 1
+    for k in range(n_default):  # defaults at the firm's default month first
+        ahead(s, s.defaulting, k, n_default)
+        default(p, s, t, s.defaulting[k], False, path, traced)
     going_on = 0
     for k in range(n):
         ahead(s, s.maturing, k, n)
         slot = s.maturing[k]
-        if s.ends[slot] == t and not s.borrowers[slot].defaults and settle(p, s, t, slot, path, traced):
+        if settle(p, s, t, slot, path, traced):
             s.maturing[going_on] = slot
             going_on += 1
     open_now = offers(p, s)

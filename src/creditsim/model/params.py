@@ -12,6 +12,7 @@ import math
 from typing import Annotated, NamedTuple
 
 import numpy as np
+from numba import njit
 
 from ..scenario import FACTOR_MONTHS, PRODUCTS, Scenario, admitted
 from ..scenario.growth import application_growth, growth_factor
@@ -22,9 +23,11 @@ from .instruments import guarantees, pools, subsidy
 from .instruments.guarantees import GuaranteeParams
 from .instruments.pools import PoolParams
 from .instruments.subsidy import SubsidyParams
+from .random import ndtr
 from .structs import BOOL, FLOAT, FROZEN_BOOL_1, FROZEN_FLOAT_1, FROZEN_FLOAT_2, FROZEN_INT_1, FROZEN_INT_3, INT, register
 
-__all__ = ["Params", "Calendar", "FirmParams", "BankParams", "RiskParams", "RenewalParams", "CampaignParams", "parameters", "NO_LAST_MONTH"]
+__all__ = ["Params", "Calendar", "FirmParams", "BankParams", "RiskParams", "RenewalParams", "CampaignParams", "parameters", "NO_LAST_MONTH",
+           "APPLICANT", "line_kind"]
 
 #: The month index used for "renewal without an end date".
 NO_LAST_MONTH = month_index("2200-12")
@@ -55,6 +58,8 @@ class FirmParams(NamedTuple):
     application_growth: Annotated[np.ndarray, FROZEN_FLOAT_1]  # (M + 1,) growth factor of applications in month t
     line_mu: Annotated[np.ndarray, FROZEN_FLOAT_1]           # (S,) log-median of the credit line (CNY)
     line_sigma: Annotated[np.ndarray, FROZEN_FLOAT_1]        # (S,) log-sd of the credit line
+    line_shift: Annotated[np.ndarray, FROZEN_FLOAT_1]        # (K,) log-shift of the line of each kind of new borrower (see line_kind)
+    line_within: Annotated[np.ndarray, FROZEN_FLOAT_2]       # (S, K) probability that such a line is within the inclusive limit
     log_limit: Annotated[float, FLOAT]              # log of the inclusive line limit (CNY)
     limit: Annotated[float, FLOAT]                  # the inclusive line limit, fen
     term_growth: Annotated[np.ndarray, FROZEN_FLOAT_2]       # (S, longest term + 1): growth of a loan re-borrowed after k months
@@ -64,7 +69,6 @@ class FirmParams(NamedTuple):
     reborrow_prob: Annotated[float, FLOAT]
     opening_borrowers: Annotated[np.ndarray, FROZEN_INT_3]  # (S, G, B) int64
     opening_unbanked: Annotated[np.ndarray, FROZEN_INT_3]  # (S, G, states) int64: firms without a loan by state
-    opening_shift: Annotated[np.ndarray, FROZEN_FLOAT_1]     # (B,) log-shift of the opening lines (a bank's initial_balance)
     seasoned: Annotated[bool, BOOL]                # opening loans are seasoned (random age, length-biased terms)
 
 
@@ -120,7 +124,6 @@ class CampaignParams(NamedTuple):
     reach: Annotated[np.ndarray, FROZEN_FLOAT_1]             # (C,) firms reached a month (Poisson mean)
     need: Annotated[np.ndarray, FROZEN_FLOAT_1]              # (C,) share of reached firms that apply
     bank: Annotated[np.ndarray, FROZEN_INT_1]              # (C,) int64: the channel's bank (-1: by share)
-    line_shift: Annotated[np.ndarray, FROZEN_FLOAT_1]        # (C,) log of line_scale
     max_pd: Annotated[np.ndarray, FROZEN_FLOAT_1]            # (C,) the channel's appetite (NaN: the bank's)
     listed: Annotated[np.ndarray, FROZEN_BOOL_1]            # (S,) bool: segments on the 无贷户 list
     first: Annotated[int, INT]                    # first and last month (t) the campaign runs
@@ -178,6 +181,7 @@ def parameters(scenario: Scenario, audit: bool = False, opening: InitialPopulati
     renewal = s.renewal
     renewal_on = renewal is not None and renewal.enabled
     until = [renewal.until_by_segment.get(name) or renewal.until for name in s.segment_names] if renewal else []
+    shifts = np.concatenate([[0.0], np.asarray(start.line_shift, dtype=np.float64), [math.log(c.line_scale) for c in channels]])
     exit_prob = np.array([-math.expm1(math.log1p(-x.exit_rate) / 12.0) if x.exit_rate < 1.0 else 1.0 for x in segments])
     params = Params(
         calendar=Calendar(months=months, horizon=months + s.risk.write_off_months + 1, month_index=calendar_month.astype(np.int64),
@@ -188,12 +192,13 @@ def parameters(scenario: Scenario, audit: bool = False, opening: InitialPopulati
             entries=np.array([x.entry_per_year / 12.0 for x in segments]),
             exit_prob=exit_prob, stay=(1.0 - exit_prob[:, None]) ** np.arange(months + 2)[None, :],
             applications=np.array([x.applications_per_month for x in segments]), application_growth=application_growth(s),
-            line_mu=mu, line_sigma=sigma, log_limit=math.log(s.firms.inclusive_line_limit), limit=s.firms.inclusive_line_limit * FEN,
+            line_mu=mu, line_sigma=sigma, line_shift=shifts, line_within=_within(mu, sigma, math.log(s.firms.inclusive_line_limit), shifts),
+            log_limit=math.log(s.firms.inclusive_line_limit), limit=s.firms.inclusive_line_limit * FEN,
             term_growth=(1.0 + np.array([x.line_growth for x in segments]))[:, None] ** (np.arange(int(terms.max()) + 1) / 12.0)[None, :],
             known_history=int(s.risk.known_history_loans),
             signal_sd=float(s.risk.signal_sd), extra_loans=float(s.demand.loans_per_borrower - 1.0), reborrow_prob=float(s.demand.reborrow_prob),
             opening_borrowers=start.borrowers.astype(np.int64), opening_unbanked=start.pool.astype(np.int64),
-            opening_shift=np.asarray(start.line_shift, dtype=np.float64), seasoned=s.firms.opening_book == "seasoned",
+            seasoned=s.firms.opening_book == "seasoned",
         ),
         banks=BankParams(
             share_cumulative=_cumulative(np.array([[b.share for b in banks]])), max_pd=np.array([b.max_pd for b in banks]),
@@ -223,7 +228,6 @@ def parameters(scenario: Scenario, audit: bool = False, opening: InitialPopulati
         campaign=CampaignParams(
             reach=np.array([c.reach_per_month for c in channels], dtype=np.float64), need=np.array([c.need for c in channels], dtype=np.float64),
             bank=np.array([-1 if c.bank is None else s.bank_names.index(c.bank) for c in channels], dtype=np.int64),
-            line_shift=np.array([math.log(c.line_scale) for c in channels], dtype=np.float64),
             max_pd=np.array([math.nan if c.max_pd is None else c.max_pd for c in channels], dtype=np.float64),
             listed=np.array(admitted(campaign.segments, s.segment_names), dtype=np.bool_),
             first=1 if campaign.start is None else month_index(campaign.start) - s.start_index + 1,
@@ -236,6 +240,32 @@ def parameters(scenario: Scenario, audit: bool = False, opening: InitialPopulati
         audit=bool(audit),
     )
     return _frozen(params)
+
+
+#: The first kind of new borrower (:func:`line_kind`): an applicant, whose line is not shifted.
+APPLICANT = 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def line_kind(p, bank, channel):
+    """The kind of a new borrower, which sets how its credit line is drawn (``p.firms.line_shift[kind]``): an opening
+    borrower of ``bank`` (its bank's initial_balance shifts the lines), a borrower reached by campaign ``channel`` (the
+    channel's line_scale), or else (both -1) an applicant (:data:`APPLICANT`)."""
+    if bank >= 0:
+        return 1 + bank
+    if channel >= 0:
+        return 1 + p.banks.max_pd.shape[0] + channel
+    return APPLICANT
+
+
+@njit(cache=True)
+def _within(mu, sigma, log_limit, shifts):
+    """Φ((log_limit − (mu_s + shift_k)) / sigma_s): (S, K), computed as the engine computed it per borrower."""
+    out = np.empty((mu.shape[0], shifts.shape[0]))
+    for segment in range(mu.shape[0]):
+        for kind in range(shifts.shape[0]):
+            out[segment, kind] = ndtr((log_limit - (mu[segment] + shifts[kind])) / sigma[segment])
+    return out
 
 
 def _cumulative(weights: np.ndarray) -> np.ndarray:

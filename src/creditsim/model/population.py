@@ -23,11 +23,12 @@ import numpy as np
 from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-from .book import new_firm, schedule, set_state
+from .book import AHEAD, new_firm, schedule, set_state
 from .columns import POPULATION
 from .hazards import default_month
 from .random import KEY, bits, open_uniform, pick_column, poisson, uniform
 from .state import BORROWING, CURSOR, GONE, NEVER
+from .structs import prefetch
 
 __all__ = ["enter", "leave", "start_spell", "pick", "KEY_BITS"]
 
@@ -96,10 +97,25 @@ def enter(p, s, t):
     s.population[POPULATION.firm_entries] = total
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _leave(p, s, t, firm):
+    row = s.firms[firm]
+    if row.state >= BORROWING or row.leave != t:
+        return
+    if default_month_of(p, s, firm) == t:
+        s.population[POPULATION.firm_failures] += 1.0
+    else:
+        s.population[POPULATION.firm_exits] += 1.0
+    set_state(p, s, firm, GONE)
+
+
 @njit(cache=True, nogil=True)
 def leave(p, s, t):
     """Firms without a loan filed under month ``t`` leave: they fail at their default month, or else close. A firm
-    that borrowed in between, or whose filing is out of date, is passed over."""
+    that borrowed in between, or whose filing is out of date, is passed over. Firms are handled in the order of
+    their filing, each :data:`AHEAD` filings after its row was asked for."""
+    waiting = np.empty(AHEAD, np.int32)
+    count = 0
     node = s.event_head[t]
     while node >= 0:
         firm = s.event_firm[node]
@@ -107,14 +123,13 @@ def leave(p, s, t):
         s.event_next[node] = s.cursor[CURSOR.free_events]
         s.cursor[CURSOR.free_events] = node
         node = following
-        row = s.firms[firm]
-        if row.state >= BORROWING or row.leave != t:
-            continue
-        if default_month_of(p, s, firm) == t:
-            s.population[POPULATION.firm_failures] += 1.0
-        else:
-            s.population[POPULATION.firm_exits] += 1.0
-        set_state(p, s, firm, GONE)
+        prefetch(s.firms, firm)
+        if count >= AHEAD:
+            _leave(p, s, t, waiting[count % AHEAD])
+        waiting[count % AHEAD] = firm
+        count += 1
+    for k in range(max(count - AHEAD, 0), count):
+        _leave(p, s, t, waiting[k % AHEAD])
     s.event_head[t] = -1
 
 

@@ -11,8 +11,8 @@ firm is the same firm whatever a policy makes it do. Borrowers and loans live in
   :func:`creditsim.model.population.default_month_of`), the month it leaves the firms without a loan, and its
   borrower row;
 * ``borrowers`` (:data:`BORROWER`): one row per borrower, with its facility (loans made together share a term and
-  end together) and where its loans lie in ``loans``; ``ends`` holds the month each borrower's loans end, a compact
-  column the month scans;
+  end together) and where its loans lie in ``loans``; ``ends`` holds the month each borrower's loans end and
+  ``by_default`` whether they end by the firm's default, compact columns the month scans without reading a row;
 * ``loans`` (:data:`LOAN`): blocks of consecutive rows, one block per borrower, recycled through free lists by size;
 * ``events``: for each month, the firms without a loan that fail or close in it (linked lists);
 * ``unbanked``, ``open_bits`` and ``campaign_bits``: the firms without a loan counted by cohort and state, and as
@@ -39,9 +39,9 @@ from .instruments.pools import PoolState
 from .instruments.subsidy import SubsidyState
 from .params import Params
 from .random import PURPOSES
-from .structs import FLOAT_1, FLOAT_2, FLOAT_3, INT_1, INT_2, INT_3, array, register
+from .structs import BOOL_1, FLOAT_1, FLOAT_2, FLOAT_3, INT_1, INT_2, INT_3, array, register
 
-__all__ = ["FIRM", "BORROWER", "LOAN", "TRACE", "WANTED", "RENEWED", "state_bytes", "NEVER", "FORMER", "FORMER_FIRST_TIME", "DECLINED", "BORROWING", "GONE", "STATES",
+__all__ = ["FIRM", "BORROWER", "LINE", "LOAN", "TRACE", "WANTED", "RENEWED", "state_bytes", "NEVER", "FORMER", "FORMER_FIRST_TIME", "DECLINED", "BORROWING", "GONE", "STATES",
            "Capacity", "State", "new_state", "capacities", "CURSOR", "OVERFLOW"]
 
 #: A firm's states: the four of a firm without a loan (:mod:`creditsim.scenario.opening`: never borrowed, 无贷户;
@@ -52,14 +52,20 @@ BORROWING, GONE = POOL_STATES, POOL_STATES + 1
 
 FIRM = np.dtype([("segment", np.int8), ("grade", np.int8), ("state", np.int8), ("clock", np.int16), ("leave", np.int16),
                  ("slot", np.int32)], align=True)
+#: A borrower's row is one 64-byte cache line (the table starts on a line, see :func:`new_state`): a month's events
+#: read the rows of scattered borrowers, and a row read is then one memory access. Its loans' rate is not stored: it
+#: follows from the bank and the belief it was priced at (:func:`creditsim.model.book.loan_rate`).
 BORROWER = np.dtype([
     ("firm", np.int32), ("first", np.int32), ("loans", np.int16), ("block", np.int16), ("bank", np.int16), ("default_month", np.int16),
     ("segment", np.int8),
     ("grade", np.int8), ("term", np.int16), ("maturity", np.int16), ("start", np.int16), ("since", np.int16), ("history", np.int16),
     ("repaid", np.int16), ("cover", np.int16), ("first_time", np.bool_), ("graduating", np.bool_), ("masked", np.bool_),
-    ("evergreen", np.bool_), ("subsidised", np.bool_), ("defaults", np.bool_), ("bridged", np.bool_), ("signal", np.float64), ("belief", np.float64),
-    ("line", np.float64), ("rate", np.float64),
+    ("evergreen", np.bool_), ("subsidised", np.bool_), ("bridged", np.bool_), ("signal", np.float64), ("belief", np.float64),
+    ("line", np.float64),
 ], align=True)
+assert BORROWER.itemsize == 64
+#: Bytes of a cache line: the borrower table starts on one.
+LINE = 64
 #: ``plan``: what a maturing loan does (:data:`WANTED` | :data:`RENEWED` bits), between the passes of a maturity.
 LOAN = np.dtype([("amount", np.float64), ("index", np.int16), ("product", np.int8), ("renewals", np.int8), ("cover", np.int16),
                  ("plan", np.int8)], align=True)
@@ -122,6 +128,7 @@ class State(NamedTuple):
     event_firm: Annotated[np.ndarray, array(np.int32)]        # int32 (capacity.events,)
     borrowers: Annotated[np.ndarray, array(BORROWER)]         # BORROWER (capacity.borrowers,)
     ends: Annotated[np.ndarray, array(np.int16)]              # int16 (capacity.borrowers,): month a borrower's loans end (-1: free row)
+    by_default: Annotated[np.ndarray, BOOL_1]                 # bool (capacity.borrowers,): ... by the firm's default (else at maturity)
     free_slots: Annotated[np.ndarray, array(np.int32)]        # int32 (capacity.borrowers,): stack of free borrower rows
     loans: Annotated[np.ndarray, array(LOAN)]             # LOAN (capacity.loans,)
     block_next: Annotated[np.ndarray, array(np.int32)]        # int32 (capacity.loans,): next free block of the same size
@@ -137,8 +144,9 @@ class State(NamedTuple):
     scratch_firm: Annotated[np.ndarray, array(np.int32)]      # int32 (capacity.scratch,): firms picked in a month, then applicants
     scratch_key: Annotated[np.ndarray, array(np.uint64)]       # uint64 (capacity.scratch,): their keys
     scratch_int: Annotated[np.ndarray, INT_2]       # int64 (capacity.scratch, 4): applicants' segment, grade, state, bank
-    scratch_float: Annotated[np.ndarray, FLOAT_2]     # float64 (capacity.scratch, 2): applicants' appetite and line shift
-    maturing: Annotated[np.ndarray, array(np.int32)]          # int32 (capacity.borrowers,): this month's ending borrower rows
+    scratch_appetite: Annotated[np.ndarray, FLOAT_1]  # float64 (capacity.scratch,): applicants' risk appetite
+    defaulting: Annotated[np.ndarray, array(np.int32)]        # int32 (capacity.borrowers,): this month's borrower rows ending by default
+    maturing: Annotated[np.ndarray, array(np.int32)]          # int32 (capacity.borrowers,): ... ending at maturity
     relending: Annotated[np.ndarray, array(np.int32)]         # int32 (capacity.borrowers,): borrowers going on after a maturity
     trace: Annotated[np.ndarray, array(TRACE)]             # TRACE (capacity.trace,)
     audit: Annotated[np.ndarray, FLOAT_1]             # float64 (audit checks,): the largest difference each recount found
@@ -170,16 +178,24 @@ def new_state(p: Params, capacity: Capacity) -> State:
         cursor=z(len(CURSOR), np.int64), firms=z(capacity.firms, FIRM), unbanked=z((n_seg, n_grade, STATES), np.int64),
         open_bits=z((n_seg, blocks), np.uint64), campaign_bits=z((1, blocks), np.uint64),
         event_head=np.full(months + 2, -1, np.int32), event_next=z(capacity.events, np.int32), event_firm=z(capacity.events, np.int32),
-        borrowers=z(capacity.borrowers, BORROWER), ends=np.full(capacity.borrowers, -1, np.int16), free_slots=z(capacity.borrowers, np.int32),
+        borrowers=_on_a_line(capacity.borrowers, BORROWER), ends=np.full(capacity.borrowers, -1, np.int16),
+        by_default=z(capacity.borrowers, np.bool_), free_slots=z(capacity.borrowers, np.int32),
         loans=z(capacity.loans, LOAN), block_next=z(capacity.loans, np.int32), block_free=np.full(capacity.blocks + 1, -1, np.int32),
         cumulative_hazard=z((n_seg * n_grade, months + 1)), surviving=z((n_seg * n_grade, months + 1)), book=z((n_bank, len(BOOK))), due=z((horizon, n_bank, len(DUE))),
         flows=z((n_bank, len(SCOPE_METRICS["bank"]))), population=z(len(SCOPE_METRICS["population"])), campaign_left=z(1),
         keys=z(len(PURPOSES), np.uint64), scratch_firm=z(capacity.scratch, np.int32), scratch_key=z(capacity.scratch, np.uint64),
-        scratch_int=z((capacity.scratch, 4), np.int64), scratch_float=z((capacity.scratch, 2)),
-        maturing=z(capacity.borrowers, np.int32), relending=z(capacity.borrowers, np.int32), trace=z(capacity.trace, TRACE),
+        scratch_int=z((capacity.scratch, 4), np.int64), scratch_appetite=z(capacity.scratch),
+        defaulting=z(capacity.borrowers, np.int32), maturing=z(capacity.borrowers, np.int32), relending=z(capacity.borrowers, np.int32), trace=z(capacity.trace, TRACE),
         audit=z(len(AUDIT_CHECKS)), guarantees=guarantees.new_state(p.guarantees, horizon, n_bank), pools=pools.new_state(p.pools, horizon, n_bank),
         subsidy=subsidy.new_state(p.subsidy, n_bank),
     )
+
+
+def _on_a_line(n: int, dtype: np.dtype) -> np.ndarray:
+    """Zeros of ``dtype`` (n,) whose first element starts a cache line."""
+    raw = np.zeros(n * dtype.itemsize + LINE, np.uint8)
+    skip = -raw.ctypes.data % LINE
+    return raw[skip: skip + n * dtype.itemsize].view(dtype)
 
 
 def capacities(p: Params, traced: bool = False) -> Capacity:
@@ -212,9 +228,9 @@ def state_bytes(p: Params, capacity: Capacity) -> int:
     n_seg, n_grade = p.firms.pd.shape
     n_bank, horizon, months = p.banks.max_pd.shape[0], p.calendar.horizon, p.calendar.months
     n_g, n_r, n_p = p.guarantees.coverage.shape[0], p.guarantees.reg_fee.shape[0], p.pools.share.shape[0]
-    per_borrower = BORROWER.itemsize + 2 + 4 + 4 + 4  # the row, its end month, the free stack, this month's lists
+    per_borrower = BORROWER.itemsize + 2 + 1 + 4 + 3 * 4  # the row, its end month and how, the free stack, this month's lists
     per_loan = LOAN.itemsize + 4
-    per_scratch = 4 + 8 + 4 * 8 + 2 * 8
+    per_scratch = 4 + 8 + 4 * 8 + 8
     filings = horizon * n_bank * (len(DUE) + n_g + 2 * n_p) + horizon * (n_g * (1 + n_r) + 2 * n_r + n_g + n_p)
     return int(capacity.firms * (FIRM.itemsize + (n_seg + 1) / 8.0) + capacity.borrowers * per_borrower + capacity.loans * per_loan + capacity.events * 8
                + capacity.scratch * per_scratch + capacity.trace * TRACE.itemsize + 8 * (2 * n_seg * n_grade * (months + 1) + filings))

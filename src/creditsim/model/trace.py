@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from .book import overflow
+from .book import loan_rate, overflow
 from .state import CURSOR, OVERFLOW
 
 __all__ = ["HOW", "REPAID", "REBORROWED", "RENEWED", "GRADUATED", "DEFAULTED", "LIQUIDITY_DEFAULT", "OUTSTANDING", "record_loan", "record_outstanding"]
@@ -24,8 +24,8 @@ REPAID, REBORROWED, RENEWED, GRADUATED, DEFAULTED, LIQUIDITY_DEFAULT, OUTSTANDIN
 
 
 @njit(cache=True, nogil=True)
-def record_loan(p, s, path, slot, i, t, how):
-    """Append loan row ``i`` of borrower ``slot``, ended in month ``t`` as ``how``."""
+def record_loan(p, s, path, slot, i, t, how, rate):
+    """Append loan row ``i`` of borrower ``slot``, ended in month ``t`` as ``how``, made at annual ``rate``."""
     n = s.cursor[CURSOR.traced]
     if n >= s.trace.shape[0]:
         overflow(s, OVERFLOW.trace)
@@ -47,7 +47,7 @@ def record_loan(p, s, path, slot, i, t, how):
     row.first_time = b.first_time
     row.cover = loan.cover
     row.amount = loan.amount
-    row.rate = b.rate
+    row.rate = rate
 
 
 @njit(cache=True, nogil=True)
@@ -58,5 +58,6 @@ def record_outstanding(p, s, path):
         if s.ends[slot] < 0:
             continue
         b = s.borrowers[slot]
+        rate = loan_rate(p, b.bank, b.belief)
         for i in range(b.first, b.first + b.loans):
-            record_loan(p, s, path, slot, i, months, OUTSTANDING)
+            record_loan(p, s, path, slot, i, months, OUTSTANDING, rate)
