@@ -8,9 +8,10 @@ insolvent one that must repay defaults. Otherwise every loan is repaid (a renewa
 bank's view of a firm that repaid sharpens, and wanted loans are re-lent when the bank still believes in the firm
 (or in its cover). See docs/explanation/model.md §1, §3 and §4.
 
-A month's maturities run in three passes over the borrowers whose loans end (in row order): :func:`settle` decides
-and closes every maturing loan (or defaults the firm), :func:`repay` books repayments and decides what goes on against
-the cover open once every maturing loan has ended, and :func:`relend` makes the renewals and re-borrowed loans.
+A month's maturities run in two passes over the borrowers whose loans end (in row order): :func:`settle` decides
+and closes every maturing loan (or defaults the firm); then, borrower by borrower, :func:`repay` books repayments and
+decides what goes on against the cover open once every maturing loan has ended, and :func:`relend` makes the
+renewals and re-borrowed loans.
 Every draw is keyed by the firm, the month and the loan.
 """
 
@@ -79,7 +80,7 @@ def settle(p, s, t, slot, path, traced):
 
 @njit(cache=True, nogil=True)
 def repay(p, s, t, slot, open_now, path, traced):
-    """Pass 2: repayments and renewals are booked; a firm that repaid a loan has shown its bank one more repayment
+    """Pass 2, first: repayments and renewals are booked; a firm that repaid a loan has shown its bank one more repayment
     and its believed PD is recomputed; wanted loans are re-lent where the bank still lends (a firm lent to only
     because of cover: where its instrument still takes new business and the PD net of its share is within the
     appetite); a firm left without a loan graduates out or joins the firms without a loan. Returns whether the
@@ -162,7 +163,7 @@ def repay(p, s, t, slot, open_now, path, traced):
 
 @njit(cache=True, nogil=True)
 def relend(p, s, t, slot):
-    """Pass 3: the renewals (same amount, term and product, one more consecutive renewal) and re-borrowed loans (the
+    """Pass 2, then: the renewals (same amount, term and product, one more consecutive renewal) and re-borrowed loans (the
     grown amount, the firm's fresh term, a fresh product) are made with cover assigned anew (which may change the
     product, see :func:`creditsim.model.cover.cover_loan`) and priced at the bank's
     rate for the belief now. A firm lent to because of cover asks its instrument again; without room (or when the

@@ -8,7 +8,7 @@ events, each for every affected firm or loan at once, in this order:
    the start of the month and the interest subsidy is paid;
 2. firms register; firms without a loan fail or close;
 3. firms without a loan apply and the banks decide, then the 首贷 campaign's channels reach 无贷户;
-4. loans end: first those whose firm's default month has come, then the maturing ones (three passes, see
+4. loans end: first those whose firm's default month has come, then the maturing ones (two passes, see
    :mod:`.maturity`);
 5. guarantee claims due this month are paid; recoveries, pool compensation and write-offs due this month are booked;
 6. guarantors and pools close the month, and every metric is recorded.
@@ -148,16 +148,11 @@ def month(p, s, t, path, traced):
             s.maturing[going_on] = slot
             going_on += 1
     open_now = offers(p, s)
-    relending = 0
     for k in range(going_on):
         ahead(s, s.maturing, k, going_on)
         slot = s.maturing[k]
         if repay(p, s, t, slot, open_now, path, traced):
-            s.relending[relending] = slot
-            relending += 1
-    for k in range(relending):
-        ahead(s, s.relending, k, relending)
-        relend(p, s, t, s.relending[k])
+            relend(p, s, t, slot)
     claims(p, s, t)
     resolutions(p, s, t)
     guarantees.close_month(p, s, t)

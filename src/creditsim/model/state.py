@@ -147,7 +147,6 @@ class State(NamedTuple):
     scratch_appetite: Annotated[np.ndarray, FLOAT_1]  # float64 (capacity.scratch,): applicants' risk appetite
     defaulting: Annotated[np.ndarray, array(np.int32)]        # int32 (capacity.borrowers,): this month's borrower rows ending by default
     maturing: Annotated[np.ndarray, array(np.int32)]          # int32 (capacity.borrowers,): ... ending at maturity
-    relending: Annotated[np.ndarray, array(np.int32)]         # int32 (capacity.borrowers,): borrowers going on after a maturity
     trace: Annotated[np.ndarray, array(TRACE)]             # TRACE (capacity.trace,)
     audit: Annotated[np.ndarray, FLOAT_1]             # float64 (audit checks,): the largest difference each recount found
     guarantees: GuaranteeState
@@ -185,7 +184,7 @@ def new_state(p: Params, capacity: Capacity) -> State:
         flows=z((n_bank, len(SCOPE_METRICS["bank"]))), population=z(len(SCOPE_METRICS["population"])), campaign_left=z(1),
         keys=z(len(PURPOSES), np.uint64), scratch_firm=z(capacity.scratch, np.int32), scratch_key=z(capacity.scratch, np.uint64),
         scratch_int=z((capacity.scratch, 4), np.int64), scratch_appetite=z(capacity.scratch),
-        defaulting=z(capacity.borrowers, np.int32), maturing=z(capacity.borrowers, np.int32), relending=z(capacity.borrowers, np.int32), trace=z(capacity.trace, TRACE),
+        defaulting=z(capacity.borrowers, np.int32), maturing=z(capacity.borrowers, np.int32), trace=z(capacity.trace, TRACE),
         audit=z(len(AUDIT_CHECKS)), guarantees=guarantees.new_state(p.guarantees, horizon, n_bank), pools=pools.new_state(p.pools, horizon, n_bank),
         subsidy=subsidy.new_state(p.subsidy, n_bank),
     )
@@ -228,7 +227,7 @@ def state_bytes(p: Params, capacity: Capacity) -> int:
     n_seg, n_grade = p.firms.pd.shape
     n_bank, horizon, months = p.banks.max_pd.shape[0], p.calendar.horizon, p.calendar.months
     n_g, n_r, n_p = p.guarantees.coverage.shape[0], p.guarantees.reg_fee.shape[0], p.pools.share.shape[0]
-    per_borrower = BORROWER.itemsize + 2 + 1 + 4 + 3 * 4  # the row, its end month and how, the free stack, this month's lists
+    per_borrower = BORROWER.itemsize + 2 + 1 + 4 + 2 * 4  # the row, its end month and how, the free stack, this month's lists
     per_loan = LOAN.itemsize + 4
     per_scratch = 4 + 8 + 4 * 8 + 8
     filings = horizon * n_bank * (len(DUE) + n_g + 2 * n_p) + horizon * (n_g * (1 + n_r) + 2 * n_r + n_g + n_p)
