@@ -273,3 +273,29 @@ def test_cli_sweep_and_solve(pool, tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith("creditsim: error:") and err.count("\n") == 1
+
+
+def test_threads_leave_sweep_solve_and_compare_unchanged(pool, tmp_path, capsys):
+    """threads=2 runs each process's paths on two threads: sweep, solve and compare give the same numbers, from
+    Python and from the command line (--threads)."""
+    grid = {PD_KEY: [0.01, 0.03]}
+    one, two = (creditsim.sweep(pool, grid, paths=6, seed=2, threads=n) for n in (1, 2))
+    assert all(a[k].tobytes() == b[k].tobytes() for a, b in zip(one.values, two.values, strict=True) for k in a)
+    solved = [creditsim.solve(pool, "few_defaults", PD_KEY, "1%:5%", largest=True, paths=6, seed=2, tolerance=0.01, threads=n) for n in (1, 2)]
+    assert solved[0].evaluations.equals(solved[1].evaluations) and solved[0].message == solved[1].message
+    riskier = _pool(pd=0.02)
+    compared = [creditsim.compare(pool, riskier, paths=6, seed=2, threads=n) for n in (1, 2)]
+    for side in ("base", "variant"):
+        groups = [getattr(c, side).groups for c in compared]
+        assert all(groups[0][scope].tobytes() == groups[1][scope].tobytes() for scope in groups[0])
+    path = tmp_path / "pool.toml"
+    path.write_text(pool.to_toml(), encoding="utf-8")
+    printed = []
+    for threads in ("1", "2"):
+        assert main(["sweep", str(path), "--set", f"{PD_KEY}=1%,3%", "--paths", "6", "--seed", "2", "--threads", threads]) == 0
+        printed.append(capsys.readouterr().out)
+    assert printed[0] == printed[1]
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(path), "--paths", "2", "--threads", "0"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("creditsim: error: argument --threads") and err.count("\n") == 1

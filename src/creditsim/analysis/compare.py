@@ -94,6 +94,7 @@ def compare(
     workers: int | None = None,
     client: Any = None,
     scheduler: str | None = None,
+    threads: int = 1,
     chunk_size: int | None = None,
 ) -> Comparison:
     """Run two scenarios on the same seed and paths (common random numbers).
@@ -102,7 +103,7 @@ def compare(
     ----------
     base, variant : Scenario, str or Path
         Scenarios A and B (a path is loaded; None is the bundled default).
-    paths, seed, progress, backend, workers, client, scheduler, chunk_size
+    paths, seed, progress, backend, workers, client, scheduler, threads, chunk_size
         As for :func:`creditsim.simulate`; the progress counts both runs' paths, which run on one backend.
 
     Returns
@@ -114,7 +115,7 @@ def compare(
     if a.calendar != b.calendar or a.bank_names != b.bank_names:
         raise ScenarioError("calendar", b.calendar.start, "the two scenarios must share the calendar and the bank names to be compared")
     path_ids = path_numbers(paths, seed)
-    with backend_for(backend, workers, client, scheduler) as runner:
+    with backend_for(backend, workers, client, scheduler, threads) as runner:
         groups = run_scenarios([a, b], path_ids, seed, runner, chunk_size=chunk_size, progress=progress)
     return Comparison(Results(a, seed, path_ids, groups[0]), Results(b, seed, path_ids, groups[1]))
 

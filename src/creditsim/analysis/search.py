@@ -112,6 +112,7 @@ def solve(
     workers: int | None = None,
     client: Any = None,
     scheduler: str | None = None,
+    threads: int = 1,
     chunk_size: int | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
 ) -> Solution:
@@ -137,7 +138,7 @@ def solve(
         written with the unit (``"0.05%"``); default (hi − lo) / 64, at least 1 for an integer field.
     confidence : float
         Level of the Wilson intervals that give the answer's interval.
-    paths, seed, progress, backend, workers, client, scheduler, chunk_size
+    paths, seed, progress, backend, workers, client, scheduler, threads, chunk_size
         As for :func:`creditsim.simulate`; every value tried runs the same paths, on one backend.
     checkpoint : str or Path, optional
         A directory of per-value checkpoints (``x-VALUE`` subdirectories), so a rerun skips what is done.
@@ -196,7 +197,7 @@ def solve(
     def shown(x: float) -> str:
         return f"{x:.{digits}f}".rstrip("0").rstrip(".") + unit if not integer else f"{x:.0f}"
 
-    with backend_for(backend, workers, client, scheduler) as runner:
+    with backend_for(backend, workers, client, scheduler, threads) as runner:
 
         def evaluate(x: float) -> tuple[float, float, float]:
             if x not in tried:

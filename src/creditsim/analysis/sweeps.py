@@ -298,6 +298,7 @@ def sweep(
     workers: int | None = None,
     client: Any = None,
     scheduler: str | None = None,
+    threads: int = 1,
     chunk_size: int | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
 ) -> Sweep:
@@ -312,7 +313,7 @@ def sweep(
         range ``a:b:n`` or a comma-separated list), or the CLI's ``["pools.fund.size=1亿,2亿", ...]``. Variants
         are the product of the keys' values, the last key changing fastest; a key with one value is set in the base
         scenario and not swept.
-    paths, seed, progress, backend, workers, client, scheduler, chunk_size, checkpoint
+    paths, seed, progress, backend, workers, client, scheduler, threads, chunk_size, checkpoint
         As for :func:`creditsim.simulate`; every variant runs the same paths, all on one backend. The checkpoint
         records the grid, so :func:`resume_sweep` can continue it from the directory alone.
     metrics : sequence of str
@@ -349,7 +350,7 @@ def sweep(
     scenarios = [variant(base, s) for s in settings]
     path_ids = path_numbers(paths, seed)
     summary = functools.partial(path_summary, metrics=tuple(metrics))
-    with backend_for(backend, workers, client, scheduler) as runner:
+    with backend_for(backend, workers, client, scheduler, threads) as runner:
         about = {"sweep": {"base": base.to_dict(), "keys": keys, "settings": settings, "metrics": list(metrics)}}
         values = run_scenarios(scenarios, path_ids, int(seed), runner, summary=summary, chunk_size=chunk_size, progress=progress,
                                description=f"{len(scenarios)} variants", checkpoint=checkpoint, about=about)
@@ -357,7 +358,7 @@ def sweep(
 
 
 def resume_sweep(directory: str | os.PathLike[str], progress: ProgressArg = None, *, backend: str | Backend | None = None,
-                 workers: int | None = None, client: Any = None, scheduler: str | None = None) -> Sweep:
+                 workers: int | None = None, client: Any = None, scheduler: str | None = None, threads: int = 1) -> Sweep:
     """Continue the sweep checkpointed in ``directory`` (its scenario, grid, paths, seed and metrics).
 
     Raises
@@ -371,4 +372,4 @@ def resume_sweep(directory: str | os.PathLike[str], progress: ProgressArg = None
         raise ResultsError(f"{directory}: is the checkpoint of a run, not of a sweep; continue it with creditsim run --resume {directory}")
     grid = {key: list({json.dumps(s[key], sort_keys=True): s[key] for s in about["settings"]}.values()) for key in about["keys"]}
     return sweep(scenario_from_dict(about["base"]), grid, run["paths"], run["seed"], progress, metrics=about["metrics"], backend=backend,
-                 workers=workers, client=client, scheduler=scheduler, chunk_size=run["chunk_size"], checkpoint=directory)
+                 workers=workers, client=client, scheduler=scheduler, threads=threads, chunk_size=run["chunk_size"], checkpoint=directory)

@@ -1,7 +1,7 @@
 """The ``creditsim`` command.
 
 ``creditsim run [SCENARIO] [--paths N] [--seed S] [--set dotted.key=value ...] [--out DIR [--trace 0,3]] [--report FILE]
-[--xlsx FILE] [--csv DIR] [--workers N | --scheduler ADDRESS] [--checkpoint DIR | --resume DIR]`` runs a scenario
+[--xlsx FILE] [--csv DIR] [--workers N | --scheduler ADDRESS] [--threads N] [--checkpoint DIR | --resume DIR]`` runs a scenario
 (the bundled default when none is given) and prints the key metrics at the end date with their 5–95% band, the
 targets and the 两增/两控 table, and writes what was asked for;
 ``creditsim sweep [SCENARIO] --set key=v1,v2 --set key=a:b:n ...`` runs a grid of variants on common random numbers
@@ -200,14 +200,16 @@ def _backend_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--workers", type=_positive_int, default=1, help="local worker processes (default 1: this process)")
     where.add_argument("--scheduler", metavar="ADDRESS", help="run on the dask.distributed scheduler at ADDRESS, e.g. tcp://10.0.0.5:8786")
+    parser.add_argument("--threads", type=_positive_int, default=1, metavar="N",
+                        help="threads that run a process's paths at once (default 1; the numbers do not depend on it)")
     parser.add_argument("--chunk-size", type=_positive_int, metavar="N", help="paths per task (default: about 8 tasks per worker, ≤ 32)")
 
 
 def _backend(args: argparse.Namespace) -> dict[str, Any]:
     """The backend keyword arguments of the run functions, from the command line."""
     if args.scheduler:
-        return {"backend": "dask", "scheduler": args.scheduler, "chunk_size": args.chunk_size}
-    return {"backend": "processes" if args.workers > 1 else "serial", "workers": args.workers, "chunk_size": args.chunk_size}
+        return {"backend": "dask", "scheduler": args.scheduler, "threads": args.threads, "chunk_size": args.chunk_size}
+    return {"backend": "processes" if args.workers > 1 else "serial", "workers": args.workers, "threads": args.threads, "chunk_size": args.chunk_size}
 
 
 def _probability(text: str) -> float:
