@@ -92,14 +92,15 @@ def audit(p, s, t):
         firm = s.firms[b.firm]
         _check(s, 19, 0.0 if firm.state == BORROWING and firm.slot == slot else 1.0)
         distressed = b.default_month <= months and b.default_month <= b.maturity
-        _check(s, 20, 0.0 if s.by_default[slot] == (distressed and not b.masked) and b.evergreen == (distressed and b.masked) else 1.0)
+        _check(s, 24, 0.0 if s.by_default[slot] == (distressed and not b.masked) and b.evergreen == (distressed and b.masked) else 1.0)
         end = min(b.default_month if s.by_default[slot] else b.maturity, months + 1)
         _check(s, 20, 0.0 if default_month_of(p, s, b.firm) == b.default_month else 1.0)
         _check(s, 20, 0.0 if end == s.ends[slot] and s.ends[slot] > t else 1.0)
     scale = 1.0
     for bank in range(n_bank):
         scale = max(scale, s.book[bank, BOOK.balance], balance[bank])
-    scale *= max(1.0, largest_rate)
+    scale = max(scale * max(1.0, largest_rate), s.audit_scale[0])  # the largest seen: a book that has shrunk keeps the
+    s.audit_scale[0] = scale                                       # rounding of the larger sums it was made of
     for bank in range(n_bank):
         book = s.book[bank]
         _check(s, 0, balance[bank] - book[BOOK.balance])

@@ -46,6 +46,7 @@ def _reset(p, s):
     s.cursor[:] = 0
     s.cursor[CURSOR.traced] = traced
     s.audit[:] = 0.0
+    s.audit_scale[:] = 0.0
     n_slots = s.ends.shape[0]
     s.ends[:] = -1
     for k in range(n_slots):  # free rows are handed out in ascending order

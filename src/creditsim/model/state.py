@@ -149,19 +149,19 @@ class State(NamedTuple):
     maturing: Annotated[np.ndarray, array(np.int32)]          # int32 (capacity.borrowers,): ... ending at maturity
     trace: Annotated[np.ndarray, array(TRACE)]             # TRACE (capacity.trace,)
     audit: Annotated[np.ndarray, FLOAT_1]             # float64 (audit checks,): the largest difference each recount found
+    audit_scale: Annotated[np.ndarray, FLOAT_1]       # float64 (1,): the largest balance × rate the audit has seen on the path
     guarantees: GuaranteeState
     pools: PoolState
     subsidy: SubsidyState
 
 
-#: Number of recounts the audit makes (see :mod:`.audit`).
 #: The audit's recounts, in the order of ``State.audit`` (see :mod:`creditsim.model.audit`).
 AUDIT_CHECKS = (
     "performing balance", "performing credit balance", "performing loans", "renewal balance", "restructured balance", "rate × balance",
     "performing borrowers", "loans within each borrower's block", "credit line per borrower", "guarantee liability",
     "guarantee liability on small loans", "subsidised balance", "pool covered balance", "believed PD per borrower", "npl balance",
     "npl credit balance", "npl loans", "npl borrowers", "firms without a loan by state", "borrowers and their firms", "end month",
-    "finite balances", "no firm without a loan left after its month", "free borrower rows",
+    "finite balances", "no firm without a loan left after its month", "free borrower rows", "end by default or at maturity",
 )
 
 
@@ -185,7 +185,7 @@ def new_state(p: Params, capacity: Capacity) -> State:
         keys=z(len(PURPOSES), np.uint64), scratch_firm=z(capacity.scratch, np.int32), scratch_key=z(capacity.scratch, np.uint64),
         scratch_int=z((capacity.scratch, 4), np.int64), scratch_appetite=z(capacity.scratch),
         defaulting=z(capacity.borrowers, np.int32), maturing=z(capacity.borrowers, np.int32), trace=z(capacity.trace, TRACE),
-        audit=z(len(AUDIT_CHECKS)), guarantees=guarantees.new_state(p.guarantees, horizon, n_bank), pools=pools.new_state(p.pools, horizon, n_bank),
+        audit=z(len(AUDIT_CHECKS)), audit_scale=z(1), guarantees=guarantees.new_state(p.guarantees, horizon, n_bank), pools=pools.new_state(p.pools, horizon, n_bank),
         subsidy=subsidy.new_state(p.subsidy, n_bank),
     )
 
