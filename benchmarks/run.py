@@ -60,7 +60,6 @@ from creditsim.scenario.opening import initial_population
 from creditsim.scenario.units import parse_amount, parse_count
 
 HERE = Path(__file__).resolve().parent
-STATIC_POOL_LOANS = 10_000  # the loans of static-pool.toml, all made at the opening and outliving the year
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ def cases(quick: bool) -> list[Case]:
         Case("book-2k-x1000" if not quick else "book-2k-x100", 2_000, paths=1000 if not quick else 100),
         Case("book-2k-x1000-threads-2" if not quick else "book-2k-x100-threads-2", 2_000, paths=1000 if not quick else 100, threads=2),
         Case("small-core", 20_000, months=36 if not quick else 12, core=True, reference=True),
-        Case("static-pool", STATIC_POOL_LOANS, paths=1000, months=12, file="static-pool.toml"),
+        Case("static-pool", 10_000, paths=1000, months=12, file="static-pool.toml"),  # its 10,000 opening loans
     ]
     if not quick:
         out += [Case("curve-1m", 1_000_000, curve=True), Case("province", 5_000_000, curve=True)]
@@ -180,16 +179,21 @@ def _borrower_months(results: Any) -> float:
     return float(results.values("borrowers")[:, 1:].sum())
 
 
+def opening_loans(scenario: creditsim.Scenario) -> int:
+    """The loans a scenario opens with (one per opening borrower in a static pool: one loan per borrower)."""
+    return int(initial_population(scenario).borrowers.sum())
+
+
 def vasicek_ks(results: Any, scenario: creditsim.Scenario) -> float:
     """The p-value of a KS test of the paths' one-year default rates against the Vasicek distribution of the
-    scenario's single segment and grade: P(rate ≤ x) = Φ((√(1 − ρ) Φ⁻¹(x) − Φ⁻¹(PD)) / √ρ)."""
+    scenario's single segment and grade (:func:`creditsim.model.hazards.vasicek_cdf`)."""
     from scipy import stats
 
+    from creditsim.model.hazards import vasicek_cdf
+
     (segment,) = scenario.firms.segments.values()
-    pd_, rho = segment.pd[0], segment.rho
-    rates = results.cumulative("defaults") / STATIC_POOL_LOANS
-    cdf = lambda x: stats.norm.cdf((np.sqrt(1 - rho) * stats.norm.ppf(x) - stats.norm.ppf(pd_)) / np.sqrt(rho))  # noqa: E731
-    return float(stats.kstest(rates, cdf).pvalue)
+    rates = results.cumulative("defaults") / opening_loans(scenario)
+    return float(stats.kstest(rates, lambda x: vasicek_cdf(x, segment.pd[0], segment.rho)).pvalue)
 
 
 def measure(case: Case) -> dict[str, Any]:
@@ -224,8 +228,8 @@ def measure(case: Case) -> dict[str, Any]:
         "curve": case.curve,
         "threads": case.threads,
     }
-    if case.file == "static-pool.toml":
-        record["loan_years_per_s"] = round(STATIC_POOL_LOANS * case.paths * case.months / 12 / wall)
+    if case.name == "static-pool":
+        record["loan_years_per_s"] = round(opening_loans(scenario) * case.paths * case.months / 12 / wall)
         record["loan_years_ratio_to_uniform"] = round(record["loan_years_per_s"] / uniforms, 4)
         record["vasicek_ks_pvalue"] = round(vasicek_ks(results, scenario), 4)
     if case.reference:

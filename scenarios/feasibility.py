@@ -234,15 +234,13 @@ def published(lines: list[str], blocks: Blocks) -> dict[str, tuple[float | None,
     return rows
 
 
-def check(lines: list[str], runs: Sequence[Run], alpha: float = ALPHA) -> tuple[list[Difference], int]:
+def check(lines: list[str], runs: Sequence[Run]) -> list[Difference]:
     """Each assessed target's P(met) in the README against the new run's.
 
     Returns
     -------
-    differences : list of Difference
-        One per target assessed in both.
-    tests : int
-        How many, the Bonferroni divisor of ``alpha``.
+    list of Difference
+        One per target assessed in both (their number is the Bonferroni divisor of the test's level).
 
     Raises
     ------
@@ -265,7 +263,7 @@ def check(lines: list[str], runs: Sequence[Run], alpha: float = ALPHA) -> tuple[
             k_old, k_new = round(p_old * PATHS), int(round(row.probability * row.paths))
             z, p_value = two_proportion_test(k_old, PATHS, k_new, int(row.paths))
             differences.append(Difference(run.name, name, p_old, float(row.probability), z, p_value))
-    return differences, len(differences)
+    return differences
 
 
 def replaced(text: str, runs: Sequence[Run], date: str, commit: str) -> str:
@@ -322,7 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("\nfigures the notes quote (medians over paths):\n" + "\n".join(quoted_figures(run.results)) + "\n", flush=True)
         status = 0
         if args.check:
-            differences, tests = check(lines, runs)
+            differences = check(lines, runs)
+            tests = len(differences)
             level = ALPHA / max(tests, 1)
             significant = [d for d in differences if d.p_value < level]
             print(f"check: {tests} targets' P(met) against the README's (two-proportion z-test, {PATHS} vs {args.paths} paths); "

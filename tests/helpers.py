@@ -110,6 +110,17 @@ def with_changes(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any
     return data
 
 
+def assert_same_bits(a: Results, b: Results, rows_a: Any = slice(None), rows_b: Any = slice(None)) -> None:
+    """Every metric of every scope the same bit for bit: rows ``rows_a`` of ``a`` against rows ``rows_b`` of ``b``
+    (all paths of both, which must then be the same path numbers, by default)."""
+    if isinstance(rows_a, slice) and rows_a == slice(None) and isinstance(rows_b, slice) and rows_b == slice(None):
+        assert a.path_ids == b.path_ids
+    for scope in a.groups:
+        x, y = a.groups[scope][rows_a], b.groups[scope][rows_b]
+        assert x.dtype == y.dtype and x.shape == y.shape, scope
+        assert x.tobytes() == y.tobytes(), scope
+
+
 def default_count_cdf(k: float | np.ndarray, n: int, pd: float, rho: float) -> np.ndarray:
     """P(D ≤ k) for D the defaults in a year of n firms with annual PD ``pd`` and asset correlation ``rho`` in the
     one-factor model: a Binomial(n, p(Z)) mixture over Z ~ N(0, 1), p(Z) = Φ((Φ⁻¹(pd) − √ρ Z) / √(1 − ρ)),

@@ -19,7 +19,7 @@ from creditsim.errors import BackendError, ResultsError
 from creditsim.present.cli import main
 from creditsim.run.backends import MAX_CHUNK, Backend, default_chunk_size
 from creditsim.run.progress import Progress
-from helpers import BASE_TOML
+from helpers import BASE_TOML, assert_same_bits
 
 PATHS = [0, 3, 4, 7, 9, 12]  # not contiguous: the path numbers, not their positions, fix the streams
 
@@ -45,16 +45,9 @@ def dask_client():
     cluster.close()
 
 
-def _same_bits(a: creditsim.Results, b: creditsim.Results) -> None:
-    assert a.path_ids == b.path_ids
-    for scope in a.groups:
-        assert a.groups[scope].dtype == b.groups[scope].dtype and a.groups[scope].shape == b.groups[scope].shape
-        assert a.groups[scope].tobytes() == b.groups[scope].tobytes(), scope
-
-
 @pytest.mark.parametrize("chunk_size", [1, 4])
 def test_serial_chunks_are_bit_identical(scenario, serial, chunk_size):
-    _same_bits(serial, creditsim.simulate(scenario, paths=PATHS, seed=5, chunk_size=chunk_size))
+    assert_same_bits(serial, creditsim.simulate(scenario, paths=PATHS, seed=5, chunk_size=chunk_size))
 
 
 def test_one_path_alone_is_bit_identical(scenario, serial):
@@ -65,17 +58,17 @@ def test_one_path_alone_is_bit_identical(scenario, serial):
 
 @pytest.mark.parametrize(("workers", "chunk_size"), [(2, 1), (2, 4), (3, None)])
 def test_processes_are_bit_identical(scenario, serial, workers, chunk_size):
-    _same_bits(serial, creditsim.simulate(scenario, paths=PATHS, seed=5, workers=workers, chunk_size=chunk_size))
+    assert_same_bits(serial, creditsim.simulate(scenario, paths=PATHS, seed=5, workers=workers, chunk_size=chunk_size))
 
 
 @pytest.mark.parametrize("chunk_size", [1, 5])
 def test_dask_local_cluster_is_bit_identical(scenario, serial, dask_client, chunk_size):
-    _same_bits(serial, creditsim.simulate(scenario, paths=PATHS, seed=5, client=dask_client, chunk_size=chunk_size))
+    assert_same_bits(serial, creditsim.simulate(scenario, paths=PATHS, seed=5, client=dask_client, chunk_size=chunk_size))
 
 
 def test_dask_by_scheduler_address_is_bit_identical(scenario, serial, dask_client):
     address = dask_client.scheduler.address
-    _same_bits(serial, creditsim.simulate(scenario, paths=PATHS, seed=5, scheduler=address, chunk_size=2))
+    assert_same_bits(serial, creditsim.simulate(scenario, paths=PATHS, seed=5, scheduler=address, chunk_size=2))
 
 
 def test_sweep_summaries_are_bit_identical_across_backends(scenario, dask_client):
@@ -93,8 +86,8 @@ def test_compare_runs_both_scenarios_on_one_backend(scenario):
     variant = creditsim.load_scenario(BASE_TOML, overrides={"calendar.months": 12, "sample": "1:2", "banks.city_bank.max_pd": 0.05})
     serial = creditsim.compare(scenario, variant, paths=PATHS[:3], seed=5)
     local = creditsim.compare(scenario, variant, paths=PATHS[:3], seed=5, workers=2, chunk_size=1)
-    _same_bits(serial.base, local.base)
-    _same_bits(serial.variant, local.variant)
+    assert_same_bits(serial.base, local.base)
+    assert_same_bits(serial.variant, local.variant)
 
 
 def test_chunks_stay_bounded_whatever_the_paths():
@@ -178,7 +171,7 @@ def test_checkpoint_continues_to_the_same_numbers(scenario, serial, tmp_path):
     calls: list[int] = []
     resumed = creditsim.simulate(scenario, paths=PATHS, seed=5, chunk_size=1, checkpoint=directory / "full",
                                  progress=lambda done, total: calls.append(done))
-    _same_bits(serial, resumed)
+    assert_same_bits(serial, resumed)
     assert calls == [2, 3, 4, 5, 6]  # the two kept tasks count as done at once and are not run again
     assert first.paths == 2
 
@@ -227,7 +220,7 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path):
     assert resumed.returncode == 0, err
     assert {name: (checkpoint / name).stat().st_ino for name in kept} == {name: ino for name, (ino, _) in kept.items()}  # not redone
     whole = creditsim.simulate(creditsim.load_scenario(BASE_TOML, overrides={"calendar.months": 24}), paths=40, seed=3)
-    _same_bits(whole, creditsim.Results.load(tmp_path / "resumed"))
+    assert_same_bits(whole, creditsim.Results.load(tmp_path / "resumed"))
     for flags in (["--paths", "3"], ["--seed", "0"], ["--set", "calendar.months=3"]):  # the checkpoint fixes the run
         assert main(["run", "--resume", str(checkpoint), *flags]) == 2
 
@@ -262,5 +255,5 @@ def test_backend_is_reused_between_runs(scenario, serial):
     with Backend("processes", workers=2) as backend:
         a = creditsim.simulate(scenario, paths=PATHS, seed=5, backend=backend)
         b = creditsim.simulate(scenario, paths=PATHS, seed=5, backend=backend, chunk_size=1)
-    _same_bits(serial, a)
-    _same_bits(serial, b)
+    assert_same_bits(serial, a)
+    assert_same_bits(serial, b)

@@ -23,7 +23,7 @@ from creditsim import Results, simulate
 from creditsim.errors import ResultsError
 from creditsim.present.cli import main
 from creditsim.scenario import json_digest, scenario_from_dict
-from helpers import default_count_cdf, pool_scenario, small_default, with_changes
+from helpers import assert_same_bits, default_count_cdf, pool_scenario, small_default, with_changes
 
 ALPHA = 1e-3
 GUARANTOR = {"capital": "5亿", "coverage": 0.8, "fee_rate": "1%", "take_up_elasticity": 30.0, "reference_price": 0.05,
@@ -34,13 +34,6 @@ def _with_guarantor(**overrides: Any):
     """The small default city (renewal, liquidity stress, a campaign, LGD spread) with a guarantor whose take-up
     depends on its price."""
     return small_default(**{"guarantors": {"fund": dict(GUARANTOR)}, **overrides})
-
-
-def _same_bits(a: Results, b: Results, rows_a=slice(None), rows_b=slice(None)) -> None:
-    for scope in a.groups:
-        x, y = a.groups[scope][rows_a], b.groups[scope][rows_b]
-        assert x.dtype == y.dtype and x.shape == y.shape, scope
-        assert x.tobytes() == y.tobytes(), scope
 
 
 def _path_trace(r: Results, path: int) -> pd.DataFrame:
@@ -54,7 +47,7 @@ def test_threads_give_bit_identical_results():
     s = _with_guarantor(**{"calendar.months": 18})
     one = simulate(s, paths=6, seed=3, threads=1, trace=[1, 4])
     two = simulate(s, paths=6, seed=3, threads=2, trace=[1, 4])
-    _same_bits(one, two)
+    assert_same_bits(one, two)
     pd.testing.assert_frame_equal(one.trace, two.trace)
     assert one.values("guaranteed_disbursed").sum() > 0 and len(one.trace) > 1000
 
@@ -67,7 +60,7 @@ def test_a_path_is_the_same_alone_and_in_any_batch():
     many = simulate(s, paths=batch, seed=8, threads=2, trace=batch)
     for p in (0, 5, 9):
         alone = simulate(s, paths=[p], seed=8, trace=[p])
-        _same_bits(alone, many, rows_a=slice(0, 1), rows_b=slice(batch.index(p), batch.index(p) + 1))
+        assert_same_bits(alone, many, rows_a=slice(0, 1), rows_b=slice(batch.index(p), batch.index(p) + 1))
         pd.testing.assert_frame_equal(_path_trace(alone, p), _path_trace(many, p))
     other = simulate(s, paths=[5], seed=9)
     assert other.groups["bank"].tobytes() != many.groups["bank"][1:2].tobytes()  # the seed matters

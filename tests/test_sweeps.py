@@ -23,7 +23,7 @@ from creditsim.present.cli import main
 from creditsim.present.plots import sweep_figure
 from creditsim.results.targets import paired_difference_interval
 from creditsim.scenario import scenario_from_dict
-from helpers import default_count_cdf, pool_scenario
+from helpers import assert_same_bits, default_count_cdf, pool_scenario
 
 N, RHO = 2000, 0.12
 FEW, SOME = 80, 10  # targets: at most FEW defaults in 2021, at least SOME
@@ -286,8 +286,7 @@ def test_threads_leave_sweep_solve_and_compare_unchanged(pool, tmp_path, capsys)
     riskier = _pool(pd=0.02)
     compared = [creditsim.compare(pool, riskier, paths=6, seed=2, threads=n) for n in (1, 2)]
     for side in ("base", "variant"):
-        groups = [getattr(c, side).groups for c in compared]
-        assert all(groups[0][scope].tobytes() == groups[1][scope].tobytes() for scope in groups[0])
+        assert_same_bits(getattr(compared[0], side), getattr(compared[1], side))
     path = tmp_path / "pool.toml"
     path.write_text(pool.to_toml(), encoding="utf-8")
     printed = []

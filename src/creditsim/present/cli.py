@@ -101,6 +101,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"creditsim: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
+_SEED_HELP = "seed of every random number (default 0): with the path number it fixes a path"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``creditsim`` command's argument parser (its help texts are the CLI reference, docs/reference/cli.md)."""
     parser = _Parser(prog="creditsim", description="Monte Carlo simulation of SME lending programmes.")
@@ -110,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a scenario and print its key metrics")
     run.add_argument("scenario", nargs="?", help="scenario TOML file (default: the bundled default scenario)")
     run.add_argument("--paths", type=_positive_int, help=f"Monte Carlo paths (default {DEFAULT_PATHS})")
-    run.add_argument("--seed", type=_non_negative_int, help="seed of every random number (default 0): with the path number it fixes a path")
+    run.add_argument("--seed", type=_non_negative_int, help=_SEED_HELP)
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field, e.g. banks.city_bank.max_pd=0.05")
     _backend_arguments(run)
     kept = run.add_mutually_exclusive_group()
@@ -133,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("base", nargs="?", help="scenario A (default: the bundled default scenario)")
     comp.add_argument("variant", nargs="?", help="scenario B (default: scenario A, changed by --set)")
     comp.add_argument("--paths", type=_positive_int, default=DEFAULT_PATHS, help=f"Monte Carlo paths (default {DEFAULT_PATHS})")
-    comp.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every random number (default 0): with the path number it fixes a path")
+    comp.add_argument("--seed", type=_non_negative_int, default=0, help=_SEED_HELP)
     comp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field of scenario B")
     comp.add_argument("--set-base", dest="base_overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field of scenario A")
     _backend_arguments(comp)
@@ -144,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--set", dest="grid", action="append", default=[], metavar="KEY=V1,V2|A:B:N",
                     help="a key and its values: a list (50万,100万) or a range a:b:n; one value fixes the key")
     sw.add_argument("--paths", type=_positive_int, help=f"paths per variant (default {DEFAULT_PATHS})")
-    sw.add_argument("--seed", type=_non_negative_int, help="seed of every random number (default 0): with the path number it fixes a path")
+    sw.add_argument("--seed", type=_non_negative_int, help=_SEED_HELP)
     sw.add_argument("--metrics", metavar="M,M", help=f"metrics per variant (default {','.join(KEY_METRICS)})")
     sw.add_argument("--plot", metavar="FILE.png", help="write a chart of each target's probability against the first key")
     sw.add_argument("--csv", metavar="FILE.csv", help="write the table of targets and metrics per variant")
@@ -164,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     so.add_argument("--tolerance", metavar="X", help="locate the answer to within X, in the range's unit, e.g. 0.05%% (default range/64)")
     so.add_argument("--confidence", type=_probability, default=0.95, help="level of the answer's interval (default 0.95)")
     so.add_argument("--paths", type=_positive_int, default=200, help="paths per value tried (default 200; the same paths every time)")
-    so.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every random number (default 0): with the path number it fixes a path")
+    so.add_argument("--seed", type=_non_negative_int, default=0, help=_SEED_HELP)
     so.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field first")
     so.add_argument("--checkpoint", metavar="DIR", help="keep each value's finished tasks in DIR; the same command continues from them")
     _backend_arguments(so)
