@@ -393,6 +393,28 @@ def test_guarantee_take_up_follows_the_all_in_price(subsidy):
 
 
 # ------------------------------------------------------------------------------------------------ further rules
+@pytest.mark.parametrize("fallback", ["collateral", "credit"])
+def test_a_loan_the_guarantor_has_no_room_for_is_made_as_the_banks_fallback_product(fallback):
+    """A guarantor without room (capital 1 CNY): every new loan meant to be guaranteed is made as the bank's
+    ``without_guarantee`` product, uncovered, and counted in ``guarantee_unavailable``; the opening book's
+    guaranteed loans, existing contracts, stay guaranteed (by a party the scenario does not model)."""
+    data = guarantee_data(firms=3000, pd=0.0, capital=1.0, months=12, **{
+        "firms.segments.only.unbanked_share": 0.5, "firms.segments.only.applications_per_month": 40,
+        "banks.bank.term_mix": {"12": 1.0}, "banks.bank.without_guarantee": fallback,
+    })
+    r = simulate(scenario_from_dict(data), paths=2, seed=46, trace=[0, 1])
+    trace = r.trace
+    new = trace["start"] >= "2021-01"
+    assert new.sum() > 500 and (~new).sum() > 500
+    assert (trace.loc[~new, "product"] == "guaranteed").all() and (trace.loc[new, "product"] == fallback).all()
+    assert (trace["cover"] == "").all()
+    np.testing.assert_array_equal(r.cumulative("guarantee_unavailable"), new.groupby(trace["path"]).sum().to_numpy())
+    credit = r.cumulative("credit_loan_disbursed")
+    np.testing.assert_array_equal(credit, r.cumulative("disbursed") if fallback == "credit" else 0.0)
+    assert (r.cumulative("guaranteed_disbursed") == 0).all()
+    assert_ledgers(r)
+
+
 def test_unequal_reguarantee_shares_reach_the_right_reguarantors():
     """Shares 0.3 (provincial) and 0.1 (national fund) of the claim, coverage 0.8: losses 0.2 / 0.48 / 0.24 /
     0.08 of the net loss for bank / guarantor / provincial / national fund, each re-guarantor on its own."""

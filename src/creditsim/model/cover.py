@@ -67,9 +67,10 @@ def cover_loan(p, s, t, firm, index, segment, bank, line, amount, product, requi
 
     A loan of the guaranteed product goes to the first guarantor (in scenario order) that admits it and has room,
     and the borrower takes the guarantee with the guarantor's take-up probability at its all-in price (``loan_rate``
-    + fee − subsidy; a draw per loan keyed by firm, month and loan); a guaranteed loan left without a guarantor is made
-    as a credit loan (in a scenario without guarantors, guaranteed loans are guaranteed by parties it does not model
-    and stay as they are). A loan without a guarantee goes to the first pool that admits it and has room. ``required``
+    + fee − subsidy; a draw per loan keyed by firm, month and loan); a new guaranteed loan left without a guarantor is
+    made as the bank's ``without_guarantee`` product (collateral or credit). A guaranteed loan of the opening book
+    without room, like any guaranteed loan in a scenario without guarantors, stays guaranteed, by a party the
+    scenario does not model. A loan without a guarantee goes to the first pool that admits it and has room. ``required``
     names the instrument a firm lent to only because of cover needs (-1: none): it forces the product that instrument
     covers and restricts the loan to it. ``counted`` (False for the opening book, whose cover is an existing
     contract) counts declined and unavailable guarantees in the bank's flows.
@@ -103,9 +104,9 @@ def cover_loan(p, s, t, firm, index, segment, bank, line, amount, product, requi
                 guarantees.unassign(p, s, offered, amount)
                 taken = NONE
                 s.flows[bank, BANK.guarantee_declined] += 1.0
-        if taken == NONE:
-            product = CREDIT
-            if offered == NONE and required < 0 and counted:
+        if taken == NONE and counted:
+            product = p.banks.without_guarantee[bank]
+            if offered == NONE and required < 0:
                 s.flows[bank, BANK.guarantee_unavailable] += 1.0
     if taken != NONE:
         return product, taken, True

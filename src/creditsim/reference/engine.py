@@ -47,8 +47,9 @@ hidden: the Bernoulli success makes the firm insolvent, and the default is recog
 and cannot all be renewed. ``restructured_balance`` is the balance of such masked loans of firms whose (true)
 default comes before the loan matures; it needs hindsight, so it is filled in when the path is complete.
 
-*Cover.* A loan of the guaranteed product gets the first guarantor (in scenario order) that takes it, else it is
-made as a credit loan; a loan without a guarantee gets the first pool that takes it. A guarantor or pool takes
+*Cover.* A loan of the guaranteed product gets the first guarantor (in scenario order) that takes it, else a new
+loan is made as the bank's ``without_guarantee`` product (collateral or credit) and an opening loan stays
+guaranteed (by a party the scenario does not model); a loan without a guarantee gets the first pool that takes it. A guarantor or pool takes
 a loan when it fits in the room left under its leverage limit; one that does not fit is refused, and a later,
 smaller loan may still be taken. Loans reach them in this order each month: the month's new borrowers (in
 order of segment, grade and state), then, once every maturing loan has ended, the renewals and re-borrowing.
@@ -891,9 +892,9 @@ class ReferenceSimulation:
                    seasoned: bool = False) -> Loan:
         """Make a loan and start its life.
 
-        Cover: a guaranteed-product loan gets the first guarantor (scenario order) that takes it, else it is made as
-        a credit loan (``guarantee_unavailable``, not counted for the opening book); a loan without a guarantee
-        gets the first pool that takes it.
+        Cover: a guaranteed-product loan gets the first guarantor (scenario order) that takes it, else a new loan is
+        made as the bank's ``without_guarantee`` product (``guarantee_unavailable``) and an opening loan stays
+        guaranteed; a loan without a guarantee gets the first pool that takes it.
         """
         bank = firm.bank
         flows = self.flows[bank]
@@ -906,9 +907,9 @@ class ReferenceSimulation:
                     fund.issue(liability)
                     loan.guarantor, loan.liability = g, liability
                     break
-            else:
-                loan.product = _CREDIT
+            else:  # an opening loan stays guaranteed, by a party the scenario does not model
                 if not seasoned:
+                    loan.product = PRODUCTS.index(spec.without_guarantee)
                     flows["guarantee_unavailable"] += 1
         if loan.guarantor < 0:
             for p, pool in enumerate(self.pools):
