@@ -42,9 +42,9 @@ def assert_sound(r: Results) -> None:
                 # a loss can be negative: recoveries are shared in the coverage ratio even with a claim left unpaid
                 assert m.name == "net_loss" or m.name.startswith("loss_") or (v >= -1e-6).all(), (m.name, entity)
     fen = 0.01 / s.sample  # rounding to a fen in the sample the engine runs, scaled back
-    for name, g in s.guarantors.items():  # the fee is rounded to whole fen once a month
-        fees, outstanding = r.values("guarantee_fees", name), r.values("guarantee_outstanding", name)
-        assert (fees <= g.fee_cap / 12 * outstanding + fen / 2).all(), name
+    for name, g in s.guarantors.items():  # the fee, on the guaranteed principal, is rounded to whole fen once a month
+        fees, principal = r.values("guarantee_fees", name), r.values("guarantee_principal", name)
+        assert (fees <= g.fee_cap / 12 * principal + fen / 2).all(), name
     years = np.array([int(d[:4]) for d in r.dates])
     for name, pool in s.pools.items():
         if pool.max_payout_per_year is not None:

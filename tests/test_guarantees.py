@@ -81,7 +81,8 @@ def test_insolvent_guarantor_pays_what_it_has_and_the_bank_bears_the_rest():
 def test_expected_claims_and_losses_match_pd_lgd_coverage_exposure():
     """Independent defaults (rho = 0), constant exposure: over the first year E[claims] = PD × c × exposure and the
     guarantor's loss on those defaults E = PD × LGD × c (1 - sum s) × exposure; fees are fee_rate / 12 of the
-    outstanding liability every month."""
+    guaranteed principal every month, which is the bank's whole performing balance (every loan is guaranteed), not
+    the liability c × balance."""
     n, pd, c, lgd, paths = 5000, 0.04, 0.8, 0.45, 60
     data = guarantee_data(firms=n, pd=pd, coverage=c, months=20, reguarantee=FOUR_LAYERS,
                           **{"risk.recovery_lag_months": 1, "risk.write_off_months": 2, "guarantors.fund.claim_lag_months": 0,
@@ -94,9 +95,11 @@ def test_expected_claims_and_losses_match_pd_lgd_coverage_exposure():
     assert abs(claims.mean() - pd * c * exposure.mean()) < 4 * se
     loss = r.values("loss_guarantor", "fund")[:, 1:15].sum(axis=1)  # write-offs of months 1..12 land by month 14
     assert abs(loss.mean() - pd * lgd * c * 0.5 * exposure.mean()) < 4 * se * lgd * 0.5
-    fees, outstanding = r.values("guarantee_fees", "fund")[:, 1:], r.values("guarantee_outstanding", "fund")[:, 1:]
-    np.testing.assert_allclose(fees, 0.0075 / 12 * outstanding, atol=0.006)
-    np.testing.assert_allclose(r.values("guarantee_fee_subsidy", "fund")[:, 1:], 0.0025 / 12 * outstanding, atol=0.006)
+    balance = (r.values("balance") - r.values("npl_balance"))[:, 1:]  # performing
+    np.testing.assert_allclose(r.values("guarantee_principal", "fund")[:, 1:], balance, rtol=1e-12)
+    np.testing.assert_allclose(r.values("guarantee_fees", "fund")[:, 1:], 0.0075 / 12 * balance, atol=0.006)
+    np.testing.assert_allclose(r.values("guarantee_fee_subsidy", "fund")[:, 1:], 0.0025 / 12 * balance, atol=0.006)
+    np.testing.assert_allclose(r.values("guarantee_fee_rate", "fund")[:, 1:], 0.0075, rtol=1e-6)
     np.testing.assert_allclose(r.cumulative("fiscal_cost"), r.cumulative("guarantee_fee_subsidy", "fund"), rtol=1e-12)
     assert_ledgers(r)
 
@@ -142,7 +145,7 @@ def test_taizhou_fund_scenario_matches_its_may_2018_figures():
     paths = 40
     r = simulate(s, paths=paths, seed=0)
     g = "taizhou_fund"
-    balance = r.values("guarantee_outstanding", g)[:, -1] / s.guarantors[g].coverage
+    balance = r.values("guarantee_principal", g)[:, -1]
     payout = r.cumulative("guarantee_claims", g) / balance
     assert abs(balance.mean() - 58.96e8) + 3 * balance.std(ddof=1) / np.sqrt(paths) < 0.12 * 58.96e8, balance.mean()
     low, high = np.percentile(payout, [5, 95])

@@ -78,10 +78,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("net_loss", "CNY", "flow", "bank", "Net credit loss of the bank's loans resolved in the month: defaulted balance less all recoveries, recognised at write-off."),
     Metric("loss_bank", "CNY", "flow", "bank", "The bank's share of net_loss (its write-offs: the uncovered share of the loss and any claim a guarantor could not pay)."),
     Metric("guarantee_outstanding", "CNY", "stock", "guarantor", "Outstanding guarantee liability: coverage × the balance of the performing loans it guarantees."),
+    Metric("guarantee_principal", "CNY", "stock", "guarantor", "Balance of the performing loans it guarantees (担保余额 by loan amount): the base of its fee."),
     Metric("guarantee_issued", "CNY", "flow", "guarantor", "Guarantee liability taken on in the month."),
     Metric("guarantee_fees", "CNY", "flow", "guarantor", "Guarantee fees earned in the month (fee_rate / 12 × outstanding liability at month end), borrowers' and government's parts together."),
     Metric("guarantee_fee_subsidy", "CNY", "flow", "guarantor", "The part of guarantee_fees paid by government."),
-    Metric("guarantee_fee_rate", "fraction", "ratio", "guarantor", "Annualised average fee: 12 × guarantee_fees / guarantee_outstanding."),
+    Metric("guarantee_fee_rate", "fraction", "ratio", "guarantor", "Annualised average fee over the book: 12 × guarantee_fees / guarantee_principal (the fee is charged on the loan amount guaranteed)."),
     Metric("guarantee_claims", "CNY", "flow", "guarantor", "Claims (代偿) paid to banks in the month."),
     Metric("guarantee_unpaid_claims", "CNY", "flow", "guarantor", "Claims due in the month that the guarantor could not pay (insolvency); the banks bear them."),
     Metric("guarantee_recoveries", "CNY", "flow", "guarantor", "The guarantor's own share of recoveries (追偿) received in the month."),
@@ -177,9 +178,9 @@ def ratio_values(scope: str, get: Callable[[str], np.ndarray], scenario) -> dict
 
 def _guarantee_ratios(get: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
-        outstanding, capital = get("guarantee_outstanding"), get("guarantor_capital")
+        outstanding, capital, principal = get("guarantee_outstanding"), get("guarantor_capital"), get("guarantee_principal")
         return {
-            "guarantee_fee_rate": np.where(outstanding > 0, 12 * get("guarantee_fees") / outstanding, np.nan),
+            "guarantee_fee_rate": np.where(principal > 0, 12 * get("guarantee_fees") / principal, np.nan),
             "guarantee_leverage": np.where(capital > 0, outstanding / capital, np.nan),
         }
 

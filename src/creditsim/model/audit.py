@@ -48,6 +48,7 @@ def audit(p, s, t):
     subsidised = np.zeros(n_bank)
     liability = np.zeros(n_g)
     small = np.zeros(n_g)
+    principal = np.zeros(n_g)
     covered = np.zeros(n_p)
     bad_rows = 0.0
     largest_rate = 0.0
@@ -85,6 +86,7 @@ def audit(p, s, t):
             elif loan.cover >= 0:
                 owed = np.rint(p.guarantees.coverage[loan.cover] * a)
                 liability[loan.cover] += owed
+                principal[loan.cover] += a
                 if a <= p.guarantees.small_loan:
                     small[loan.cover] += owed
         _check(s, 8, line - b.line)
@@ -130,6 +132,7 @@ def audit(p, s, t):
     for g in range(n_g):
         _check(s, 9, liability[g] - s.guarantees.outstanding[g])
         _check(s, 10, small[g] - s.guarantees.outstanding_small[g])
+        _check(s, 25, principal[g] - s.guarantees.principal[g])
     for k in range(n_p):
         _check(s, 12, covered[k] - s.pools.covered[k])
     _check(s, 7, bad_rows)

@@ -162,6 +162,7 @@ AUDIT_CHECKS = (
     "guarantee liability on small loans", "subsidised balance", "pool covered balance", "believed PD per borrower", "npl balance",
     "npl credit balance", "npl loans", "npl borrowers", "firms without a loan by state", "borrowers and their firms", "end month",
     "finite balances", "no firm without a loan left after its month", "free borrower rows", "end by default or at maturity",
+    "guaranteed principal",
 )
 
 

@@ -79,7 +79,7 @@ balance and annual cap (pro rata), and what it pays is a recovery that reduces t
 7. ``CLAIMS`` / ``CLAIMS_PAID``: guarantee claims due this month are filed, then each guarantor pays them;
 8. ``RESOLUTIONS`` / ``PAYOUTS``: recoveries due this month come in; loans due for write-off ask their pool for
    compensation, each pool pays, and the rest is written off;
-9. ``CLOSE``: guarantors book their share of the month's recoveries, earn fees (on the liability at month end)
+9. ``CLOSE``: guarantors book their share of the month's recoveries, earn fees (on the guaranteed principal at month end)
    and pay costs; pools suspend or resume new cover; every metric is recorded.
 
 Scope
@@ -142,7 +142,7 @@ MODELLED: dict[str, tuple[str, ...]] = {
         "restructured_balance", "guaranteed_disbursed", "guarantee_unavailable", "net_loss", "loss_bank",
     ),
     "guarantor": (
-        "guarantee_outstanding", "guarantee_issued", "guarantee_fees", "guarantee_fee_subsidy", "guarantee_fee_rate", "guarantee_claims",
+        "guarantee_outstanding", "guarantee_principal", "guarantee_issued", "guarantee_fees", "guarantee_fee_subsidy", "guarantee_fee_rate", "guarantee_claims",
         "guarantee_unpaid_claims", "guarantee_recoveries", "guarantor_costs", "guarantor_capital", "guarantee_leverage", "loss_guarantor",
     ),
     "reguarantor": (),
@@ -349,6 +349,7 @@ class GuaranteeFund:
         self.segments = {i for i, x in enumerate(scenario.firms.segments) if spec.segments is None or x in spec.segments}
         self.capital = spec.capital * FEN
         self.outstanding = 0.0  # liability on performing guaranteed loans, fen
+        self.principal = 0.0  # their principal, the fee base, fen
         self.flows = dict.fromkeys(self.FLOWS, 0.0)
         self.fiscal = 0.0
         self._claims: list[tuple[float, simpy.Event]] = []
@@ -368,13 +369,15 @@ class GuaranteeFund:
         )
         return eligible and self.outstanding + liability <= self.leverage_cap * self.capital
 
-    def issue(self, liability: float) -> None:
+    def issue(self, liability: float, amount: float) -> None:
         self.outstanding += liability
+        self.principal += amount
         self.flows["guarantee_issued"] += liability
 
-    def release(self, liability: float) -> None:
+    def release(self, liability: float, amount: float) -> None:
         """A guaranteed loan ended (repaid, renewed or defaulted)."""
         self.outstanding -= liability
+        self.principal -= amount
 
     def claim(self, amount: float) -> simpy.Event:
         """File a claim due this month; the event succeeds with the amount paid when the month's claims are settled."""
@@ -396,13 +399,13 @@ class GuaranteeFund:
         self._recoveries += amount
 
     def close_month(self) -> None:
-        """Recoveries in; fees (and the government's part of them) on the liability at month end; costs out of
-        what capital there is."""
+        """Recoveries in; fees (and the government's part of them) on the guaranteed principal at month end; costs
+        (on the liability) out of what capital there is."""
         self.capital += self._recoveries
         self.flows["guarantee_recoveries"] = self._recoveries
         self._recoveries = 0.0
-        fees = round(self.fee_rate / 12.0 * self.outstanding)
-        subsidy = round(self.fee_subsidy / 12.0 * self.outstanding)
+        fees = round(self.fee_rate / 12.0 * self.principal)
+        subsidy = round(self.fee_subsidy / 12.0 * self.principal)
         self.capital += fees
         costs = min(round(self.cost_rate / 12.0 * self.outstanding), max(self.capital, 0.0))
         self.capital -= costs
@@ -904,7 +907,7 @@ class ReferenceSimulation:
             for g, fund in enumerate(self.funds):
                 liability = round(fund.coverage * amount)
                 if fund.takes(bank, firm.segment, firm.line, liability):
-                    fund.issue(liability)
+                    fund.issue(liability, amount)
                     loan.guarantor, loan.liability = g, liability
                     break
             else:  # an opening loan stays guaranteed, by a party the scenario does not model
@@ -933,7 +936,7 @@ class ReferenceSimulation:
         loan.ended = how
         del self.performing[loan]
         if loan.guarantor >= 0:
-            self.funds[loan.guarantor].release(loan.liability)
+            self.funds[loan.guarantor].release(loan.liability, loan.amount)
         if loan.pool >= 0:
             self.pools[loan.pool].covered -= loan.amount
 
@@ -1160,7 +1163,8 @@ class ReferenceSimulation:
             })
             self.interest_next[j] = stock["rate_x_balance"][j] / 12.0
         for g, fund in enumerate(self.funds):
-            _put(self.guarantor_metrics[t, g], "guarantor", {**fund.flows, "guarantee_outstanding": fund.outstanding, "guarantor_capital": fund.capital})
+            stocks = {"guarantee_outstanding": fund.outstanding, "guarantee_principal": fund.principal, "guarantor_capital": fund.capital}
+            _put(self.guarantor_metrics[t, g], "guarantor", {**fund.flows, **stocks})
         for p, pool in enumerate(self.pools):
             _put(self.pool_metrics[t, p], "pool", {**pool.flows, "pool_balance": pool.balance, "pool_covered": pool.covered,
                                                    "pool_suspended": float(pool.suspended)})

@@ -271,7 +271,7 @@ class Guarantor(_Model):
     capital_floor: Amount = Field(0.0, description="No new guarantees while capital is below this, CNY.", json_schema_extra=SCALED)
     single_borrower_share: Probability = Field(0.1, description="A borrower's guarantee liability may not exceed this share of capital (Art. 16: 10%).")
     coverage: Probability = Field(description="Share of a guaranteed loan's loss the guarantor takes; the bank keeps the rest (at least 20%).")
-    fee_rate: Probability = Field(description="Annual guarantee fee on the outstanding guarantee liability.")
+    fee_rate: Probability = Field(description="Annual guarantee fee (担保费率) on the loan amount guaranteed: the principal of the guaranteed loans, not the guarantor's coverage × principal. The borrower's all-in price adds it to the loan rate.")
     fee_cap: Probability = Field(0.01, description="Highest fee rate allowed (国办发〔2019〕6号: average ≤ 1%).")
     fee_subsidy: Probability = Field(0.0, description="Part of the annual fee rate paid by government (降费奖补); the borrower pays the rest.")
     cost_rate: Probability = Field(0.0, description="Annual operating cost as a share of the outstanding guarantee liability.")

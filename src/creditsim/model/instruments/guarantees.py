@@ -46,7 +46,7 @@ class GuaranteeParams(NamedTuple):
     money in fen."""
 
     coverage: Annotated[np.ndarray, FROZEN_FLOAT_1]          # (G,) share of a loan's loss the guarantor takes
-    fee: Annotated[np.ndarray, FROZEN_FLOAT_1]               # (G,) annual fee on the liability
+    fee: Annotated[np.ndarray, FROZEN_FLOAT_1]               # (G,) annual fee on the guaranteed principal
     fee_subsidy: Annotated[np.ndarray, FROZEN_FLOAT_1]       # (G,) the part of it government pays
     cost: Annotated[np.ndarray, FROZEN_FLOAT_1]              # (G,) annual operating cost on the liability
     elasticity: Annotated[np.ndarray, FROZEN_FLOAT_1]        # (G,) price response of take-up
@@ -76,6 +76,7 @@ class GuaranteeState(NamedTuple):
     capital: Annotated[np.ndarray, FLOAT_1]           # (G,)
     outstanding: Annotated[np.ndarray, FLOAT_1]       # (G,) liability on performing guaranteed loans
     outstanding_small: Annotated[np.ndarray, FLOAT_1]  # (G,) the part on loans up to SMALL_LOAN
+    principal: Annotated[np.ndarray, FLOAT_1]         # (G,) principal of the performing guaranteed loans (the fee base)
     reg_capital: Annotated[np.ndarray, FLOAT_1]       # (R,)
     due_claims: Annotated[np.ndarray, FLOAT_3]        # (H, G, B)
     due_reg_claims: Annotated[np.ndarray, FLOAT_3]    # (H, G, R)
@@ -129,7 +130,7 @@ def new_state(p: GuaranteeParams, horizon: int, banks: int) -> GuaranteeState:
     g, r = p.coverage.shape[0], p.reg_fee.shape[0]
     z = np.zeros
     return GuaranteeState(
-        capital=z(g), outstanding=z(g), outstanding_small=z(g), reg_capital=z(r), due_claims=z((horizon, g, banks)),
+        capital=z(g), outstanding=z(g), outstanding_small=z(g), principal=z(g), reg_capital=z(r), due_claims=z((horizon, g, banks)),
         due_reg_claims=z((horizon, g, r)), due_recoveries=z((horizon, g)), due_reg_recoveries=z((horizon, r)), due_loss=z((horizon, g)),
         due_reg_loss=z((horizon, r)), flows=z((g, len(SCOPE_METRICS["guarantor"]))), reg_flows=z((r, len(SCOPE_METRICS["reguarantor"]))),
         paid=z((g, banks)), unpaid=z((g, banks)), reg_paid=z((r, g)), reg_fees=z((g, r)), fiscal=z(1),
@@ -144,6 +145,7 @@ def reset(p, s):
     s.guarantees.reg_capital[:] = p.guarantees.reg_capital
     s.guarantees.outstanding[:] = 0.0
     s.guarantees.outstanding_small[:] = 0.0
+    s.guarantees.principal[:] = 0.0
     s.guarantees.due_claims[:] = 0.0
     s.guarantees.due_reg_claims[:] = 0.0
     s.guarantees.due_recoveries[:] = 0.0
@@ -191,6 +193,7 @@ def assign(p, s, g, segment, bank, line, amount):
     if s.guarantees.outstanding[g] + owed > p.guarantees.leverage_cap[g] * s.guarantees.capital[g]:
         return False
     s.guarantees.outstanding[g] += owed
+    s.guarantees.principal[g] += amount
     if amount <= p.guarantees.small_loan:
         s.guarantees.outstanding_small[g] += owed
     s.guarantees.flows[g, GUARANTOR.guarantee_issued] += owed
@@ -202,6 +205,7 @@ def release(p, s, g, amount):
     """A guaranteed loan ends (repaid, renewed or defaulted): its liability is released."""
     owed = liability(p, g, amount)
     s.guarantees.outstanding[g] -= owed
+    s.guarantees.principal[g] -= amount
     if amount <= p.guarantees.small_loan:
         s.guarantees.outstanding_small[g] -= owed
 
@@ -318,8 +322,8 @@ def close_month(p, s, t):
     for g in range(n_g):
         s.guarantees.capital[g] += s.guarantees.due_recoveries[t, g]
         s.guarantees.flows[g, GUARANTOR.guarantee_recoveries] = s.guarantees.due_recoveries[t, g]
-        fees = np.rint(p.guarantees.fee[g] / 12.0 * s.guarantees.outstanding[g])
-        subsidy = np.rint(p.guarantees.fee_subsidy[g] / 12.0 * s.guarantees.outstanding[g])
+        fees = np.rint(p.guarantees.fee[g] / 12.0 * s.guarantees.principal[g])  # 担保费: on the loan amount guaranteed
+        subsidy = np.rint(p.guarantees.fee_subsidy[g] / 12.0 * s.guarantees.principal[g])
         large = s.guarantees.outstanding[g] - s.guarantees.outstanding_small[g]
         for k in range(n_r):
             reg_fees[g, k] = np.rint(p.guarantees.shares[g, k] * (large * p.guarantees.reg_fee[k] + s.guarantees.outstanding_small[g] * p.guarantees.reg_fee_small[k]) / 12.0)
@@ -356,6 +360,7 @@ def record(p, s, guarantor_rows, reguarantor_rows):
     for g in range(p.guarantees.coverage.shape[0]):
         guarantor_rows[g, :] = s.guarantees.flows[g]
         guarantor_rows[g, GUARANTOR.guarantee_outstanding] = s.guarantees.outstanding[g]
+        guarantor_rows[g, GUARANTOR.guarantee_principal] = s.guarantees.principal[g]
         guarantor_rows[g, GUARANTOR.guarantor_capital] = s.guarantees.capital[g]
     for k in range(p.guarantees.reg_fee.shape[0]):
         reguarantor_rows[k, :] = s.guarantees.reg_flows[k]
