@@ -227,7 +227,8 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path):
 
 def test_ctrl_c_stops_the_workers_cleanly(tmp_path):
     checkpoint = tmp_path / "ck"
-    run = _cli("run", *RUN, "--workers", "2", "--checkpoint", str(checkpoint))
+    long_run = [str(BASE_TOML), "--paths", "2000", "--seed", "3", "--set", "calendar.months=24", "--chunk-size", "1"]  # far from done at the signal
+    run = _cli("run", *long_run, "--workers", "2", "--checkpoint", str(checkpoint))
     _wait_for_tasks(checkpoint, 2, run)
     psutil = pytest.importorskip("psutil")  # installed with dask.distributed
     children = [child.pid for child in psutil.Process(run.pid).children()]

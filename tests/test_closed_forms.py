@@ -104,3 +104,47 @@ def test_mean_annual_default_rate_is_pd_at_every_factor_frequency(frequency):
     defaults = _one_year_default_rates(pd, rho, n, paths, seed=41, frequency=frequency)
     se = defaults.std(ddof=1) / np.sqrt(paths)
     assert abs(defaults.mean() - n * pd) < 4 * se, (defaults.mean(), n * pd, se)
+
+
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+def test_opening_npl_stock_follows_its_pipeline(engine):
+    """An opening stock of NPLs (4% of the book; products credit and collateral half each, LGD 0.5 and 0.3; recovery
+    after 6 months, write-off after 12; no new defaults): monthly cohorts A_k = round(A w_k) with
+    A = 0.04 / 0.96 × performing / (0.5 (6 + 6 × 0.5) + 0.5 (6 + 6 × 0.3)) = … / 8.4; in months 1–6 the recoveries
+    R_k = round(A_k (1 − LGD_k)) of the six youngest cohorts, in months 1–12 the write-off of A_k − R_k of one
+    cohort each, the bank's loss; nothing left at month 12. Both engines, computed by hand from the month-0
+    performing balance."""
+    from creditsim import reference
+    from creditsim.scenario import scenario_from_dict
+    from helpers import with_changes
+    from test_first_loans_and_renewal import pool_data
+
+    data = with_changes(pool_data(), {
+        "calendar.months": 14, "firms.segments.only.pd": [0.0, 0.0, 0.0], "firms.segments.only.firms": 400,
+        "banks.bank.term_mix": {"36": 1.0}, "banks.bank.opening_npl_ratio": 0.04,
+        "risk.recovery_lag_months": 6, "risk.write_off_months": 12,
+    })
+    run = simulate if engine == "fast" else reference.simulate
+    v = run(scenario_from_dict(data), paths=2, seed=3).values
+    without = run(scenario_from_dict(with_changes(data, {"banks.bank.opening_npl_ratio": 0.0})), paths=2, seed=3).values  # the same performing book
+    for path in range(2):
+        performing = (v("balance") - v("npl_balance"))[path, 0] * 100  # fen
+        a = 0.04 / 0.96 * performing / 8.4
+        cohort = [np.rint(a * 0.5), np.rint(a * 0.5)]
+        recovery = [np.rint(cohort[0] * 0.5), np.rint(cohort[1] * 0.7)]
+        loss = sum(c - x for c, x in zip(cohort, recovery, strict=True))
+        held = 6 * sum(cohort) + 6 * loss
+        np.testing.assert_allclose(v("npl_balance")[path, 0] * 100, held, rtol=1e-12)
+        np.testing.assert_allclose(v("npl_ratio")[path, 0], 0.04, rtol=1e-6)
+        np.testing.assert_allclose(v("recovered")[path, 1:7] * 100, sum(recovery), rtol=1e-12)
+        np.testing.assert_allclose(v("recovered")[path, 7:], 0.0, atol=1e-9)
+        np.testing.assert_allclose(v("written_off")[path, 1:13] * 100, loss, rtol=1e-12)
+        np.testing.assert_allclose(v("loss_bank")[path, 1:13] * 100, loss, rtol=1e-12)
+        np.testing.assert_allclose(v("net_loss")[path, 1:13] * 100, loss, rtol=1e-12)
+        np.testing.assert_allclose(v("npl_balance")[path, 12:], 0.0, atol=1e-9)
+        np.testing.assert_allclose(v("all_loans_balance")[path, 0], 1e12, rtol=1e-12)  # the NPLs are part of all loans
+        np.testing.assert_allclose((v("balance") - v("npl_balance"))[path], without("balance")[path], rtol=1e-12)
+        credit_npl = 6 * cohort[0] + 6 * (cohort[0] - recovery[0])
+        np.testing.assert_allclose((v("credit_loan_balance") - without("credit_loan_balance"))[path, 0] * 100, credit_npl, rtol=1e-9)
+        assert v("borrowers")[path, 0] > without("borrowers")[path, 0]  # the stock's firms count until written off
+        np.testing.assert_allclose(v("borrowers")[path, 12:], without("borrowers")[path, 12:])

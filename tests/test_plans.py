@@ -128,3 +128,13 @@ def test_zhejiang_2018_credit_share_follows_the_data():
     april = r.dates.index("2020-04")
     share = r.values("credit_loan_balance")[:, april] / r.values("balance")[:, april]
     assert abs(np.median(share) - 0.125) < 0.05, share
+
+
+@pytest.mark.parametrize("name", [*PLANS, "zhejiang-2020"])
+def test_plans_open_with_a_realistic_share_of_all_loans_and_npls(name):
+    """Every plan opens (month 0) with its inclusive book between 5% and 40% of all loans (Zhejiang's was about 15%
+    in 2020: 1.95万亿 of 13万亿, data/zhejiang_points.csv) and an NPL ratio above 0.5% (the opening NPL stock)."""
+    r = simulate(load_scenario(SCENARIOS / f"{name}.toml"), paths=2, seed=0)
+    share, npl = r.values("inclusive_share")[:, 0], r.values("npl_ratio")[:, 0]
+    assert ((0.05 < share) & (share < 0.40)).all(), share
+    assert (npl > 0.005).all(), npl

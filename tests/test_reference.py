@@ -120,7 +120,8 @@ def renewal_book(**changes: Any) -> Scenario:
     """(2) 无还本续贷 with evergreening: two segments with three and two grades, two banks with different appetites,
     uptakes, terms and products; renewal of loans up to 12 months after 6 months on book, at most twice, for
     believed PD ≤ 6%, distressed renewals reported as restructured; thin-file beliefs (signal_sd 0.5); a quarterly
-    factor and PD × 2 from month 7, so that renewals reach distressed firms. About 550 borrowers."""
+    factor and PD × 2 from month 7, so that renewals reach distressed firms; an opening stock of NPLs (3% and 2% of
+    the banks' books) in the recovery and write-off pipeline. About 550 borrowers."""
     data = _data()
     data["firms"]["segments"] = {
         "micro": _segment(firms=750, unbanked_share=0.5, applications_per_month=8, pd=[0.01, 0.03, 0.07], grade_share=[0.3, 0.4, 0.3],
@@ -129,9 +130,10 @@ def renewal_book(**changes: Any) -> Scenario:
                           line_median="200万", line_p90="600万", former_borrower_share=0.3),
     }
     data["banks"] = {
-        "big": _bank(share=0.6, max_pd=0.05, renewal_uptake=0.6, term_mix={"12": 0.8, "24": 0.2}, product_mix={"credit": 0.5, "collateral": 0.5}),
+        "big": _bank(share=0.6, max_pd=0.05, renewal_uptake=0.6, term_mix={"12": 0.8, "24": 0.2}, product_mix={"credit": 0.5, "collateral": 0.5},
+                     opening_npl_ratio=0.03),
         "city": _bank(share=0.4, max_pd=0.08, rate=0.06, renewal_uptake=0.9, term_mix={"6": 0.3, "12": 0.7},
-                      product_mix={"credit": 0.3, "guaranteed": 0.3, "collateral": 0.4}),
+                      product_mix={"credit": 0.3, "guaranteed": 0.3, "collateral": 0.4}, opening_npl_ratio=0.02),
     }
     data["demand"]["loans_per_borrower"] = 1.2
     data["risk"].update(factor_frequency="quarterly", signal_sd=0.5, known_history_loans=3, stress=[{"date": "2021-07", "pd_multiplier": 2.0}])

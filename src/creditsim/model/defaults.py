@@ -21,7 +21,7 @@ from .random import KEY, beta
 from .state import GONE
 from .trace import DEFAULTED, LIQUIDITY_DEFAULT, record_loan
 
-__all__ = ["default", "claims", "resolutions"]
+__all__ = ["default", "claims", "resolutions", "opening_stock"]
 
 CREDIT = PRODUCTS.index("credit")
 
@@ -71,6 +71,61 @@ def default(p, s, t, slot, liquidity, path, traced):
     s.firms[firm].slot = -1
     free_block(s, b.first, b.block)
     free_slot(s, slot)
+
+
+@njit(cache=True, nogil=True)
+def opening_stock(p, s):
+    """File each bank's opening stock of non-performing loans (``opening_npl_ratio`` of its inclusive book, NPLs ÷
+    performing + NPLs, after the opening borrowers are made).
+
+    The stock is defaults of equal size in each of the W = ``write_off_months`` months before the start, split by the
+    bank's product mix: a cohort of age a (months since its default, 0 … W − 1) of amount A_k of product k has its
+    recovery R_k = round(A_k (1 − LGD_k)) (the product's mean LGD) due in month L − a when a < L
+    (L = ``recovery_lag_months``; an older cohort's recovery came before the start and left A_k − R_k) and its
+    write-off A_k − R_k, the bank's loss, in month W − a. The cohort size A solves Σ_a outstanding = the stock:
+    A (L + (W − L) Σ_k w_k LGD_k) = ratio ÷ (1 − ratio) × the performing balance. Each cohort counts
+    round(A_k ÷ the bank's mean opening loan) loans (at least one), each a firm. Its cover was settled before the
+    start: no claim or compensation is filed.
+    """
+    n_w, n_l = p.risk.write_off, p.risk.recovery_lag
+    for bank in range(s.book.shape[0]):
+        ratio = p.banks.opening_npl_ratio[bank]
+        book = s.book[bank]
+        if ratio <= 0.0 or book[BOOK.loans] == 0.0:
+            continue
+        share = p.banks.product_share[bank]
+        held = 0.0  # months of a cohort still on the book, each product net of a recovery already made
+        for k in range(share.shape[0]):
+            held += share[k] * (n_l + (n_w - n_l) * p.risk.lgd_mean[k])
+        cohort = ratio / (1.0 - ratio) * book[BOOK.balance] / held
+        mean_loan = book[BOOK.balance] / book[BOOK.loans]
+        for age in range(n_w):
+            written = s.due[n_w - age, bank]
+            for k in range(share.shape[0]):
+                a = np.rint(cohort * share[k])
+                if a <= 0.0:
+                    continue
+                recovery = np.rint(a * (1.0 - p.risk.lgd_mean[k]))
+                loans = max(1.0, np.rint(a / mean_loan))
+                credit = k == CREDIT
+                outstanding = a
+                if age < n_l:
+                    recovered = s.due[n_l - age, bank]
+                    recovered[DUE.recovered] += recovery
+                    if credit:
+                        recovered[DUE.recovered_credit] += recovery
+                else:
+                    outstanding = a - recovery
+                written[DUE.written_off] += a - recovery
+                written[DUE.net_loss] += a - recovery
+                written[DUE.loans] += loans
+                written[DUE.firms] += loans
+                book[BOOK.npl_balance] += outstanding
+                book[BOOK.npl_loans] += loans
+                book[BOOK.npl_firms] += loans
+                if credit:
+                    written[DUE.written_off_credit] += a - recovery
+                    book[BOOK.npl_credit] += outstanding
 
 
 @njit(cache=True, nogil=True)

@@ -24,7 +24,7 @@ from .audit import audit
 from .book import ahead, new_firm
 from .columns import BANK, BOOK
 from .cover import offers
-from .defaults import claims, default, resolutions
+from .defaults import claims, default, opening_stock, resolutions
 from .hazards import cumulative_hazards
 from .instruments import guarantees, pools, subsidy
 from .lending import applications, believed_pd, campaign, new_borrower
@@ -73,8 +73,9 @@ def _reset(p, s):
 
 @njit(cache=True, nogil=True)
 def start_path(p, s, seed, path):
-    """The opening (month 0): the path's keys and hazards, every firm of the opening population, and the opening
-    borrowers with their loans (seasoned, or new for a static pool). Their cover is a stock, not a flow."""
+    """The opening (month 0): the path's keys and hazards, every firm of the opening population, the opening
+    borrowers with their loans (seasoned, or new for a static pool; their cover is a stock, not a flow) and the banks'
+    opening stock of non-performing loans (:func:`creditsim.model.defaults.opening_stock`)."""
     _reset(p, s)
     s.keys[:] = path_keys(seed, path, s.keys.shape[0])
     cumulative_hazards(p, s)
@@ -100,8 +101,9 @@ def start_path(p, s, seed, path):
                         return
                     start_spell(p, s, firm, 1)
     guarantees.open_month(p, s)
+    opening_stock(p, s)
     for bank in range(n_bank):
-        other = p.banks.all_loans[bank] - s.book[bank, BOOK.balance]
+        other = p.banks.all_loans[bank] - s.book[bank, BOOK.balance] - s.book[bank, BOOK.npl_balance]
         if other < 0.0:
             s.cursor[CURSOR.overflow] = OVERFLOW.all_loans
             s.cursor[CURSOR.detail] = bank

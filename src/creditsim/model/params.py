@@ -87,6 +87,8 @@ class BankParams(NamedTuple):
     product_cumulative: Annotated[np.ndarray, FROZEN_FLOAT_2]  # (B, products) (last +inf)
     product_choices: Annotated[np.ndarray, FROZEN_INT_1]   # (B,) int64: products with a positive share
     without_guarantee: Annotated[np.ndarray, FROZEN_INT_1]  # (B,) int64: the product of a new loan left without the guarantee it wanted
+    product_share: Annotated[np.ndarray, FROZEN_FLOAT_2]     # (B, products) product_mix (the opening NPL stock's mix)
+    opening_npl_ratio: Annotated[np.ndarray, FROZEN_FLOAT_1]  # (B,) NPL share of the inclusive book at the start
     all_loans: Annotated[np.ndarray, FROZEN_FLOAT_1]         # (B,) all the bank's loans at the start, fen
     other_growth: Annotated[np.ndarray, FROZEN_FLOAT_2]      # (M + 1, B) growth factor of the loans outside the inclusive book
     small_micro_outside: Annotated[np.ndarray, FROZEN_FLOAT_1]  # (B,) small-micro loans outside the inclusive book at the start, fen
@@ -208,6 +210,7 @@ def parameters(scenario: Scenario, audit: bool = False, opening: InitialPopulati
             seasoned_term_cumulative=_cumulative(term_weights * terms), term_choices=(term_weights > 0).sum(axis=1).astype(np.int64),
             product_cumulative=_cumulative(product_weights), product_choices=(product_weights > 0).sum(axis=1).astype(np.int64),
             without_guarantee=np.array([PRODUCTS.index(b.without_guarantee) for b in banks], np.int64),
+            product_share=product_weights, opening_npl_ratio=np.array([b.opening_npl_ratio for b in banks]),
             all_loans=np.array([b.all_loans * FEN for b in banks]),
             other_growth=np.column_stack([growth_factor(s, b.non_inclusive_growth) for b in banks]),
             small_micro_outside=np.array([b.small_micro_outside * FEN for b in banks]),

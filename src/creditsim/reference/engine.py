@@ -278,6 +278,28 @@ class Firm:
 
 
 @dataclass(eq=False, slots=True)
+class StockCohort:
+    """Part of a bank's opening stock of non-performing loans: the loans of one product that defaulted in one month
+    before the start.
+
+    Attributes
+    ----------
+    bank : int
+    credit : bool
+        Credit loans (counted in the credit-loan balance).
+    npl : float
+        Its non-performing balance, fen.
+    loans : float
+        Its loans, one per firm.
+    """
+
+    bank: int
+    credit: bool
+    npl: float
+    loans: float
+
+
+@dataclass(eq=False, slots=True)
 class Loan:
     """One loan: bullet, fixed rate, with at most one guarantor or one pool covering it.
 
@@ -618,6 +640,7 @@ class ReferenceSimulation:
         self.borrowers: dict[Firm, None] = {}
         self.performing: dict[Loan, None] = {}
         self.non_performing: dict[Loan, None] = {}
+        self.npl_stock: dict[StockCohort, None] = {}  # the opening NPLs not yet written off
         self.masked_loans: list[Loan] = []
         self._relending: list[tuple[Firm, list[tuple[float, int, int, int]]]] = []
         self.unbanked = np.zeros((len(segments), self.n_grades, POOL_STATES), dtype=np.int64)
@@ -734,12 +757,57 @@ class ReferenceSimulation:
                                    line_shift=float(start.line_shift[bank]), opening=True)
         for fund in self.funds:
             fund.start_month()  # the opening book's cover is a stock, not a flow of month 0
-        balance = self._recount()["balance"]
+        self._open_npl_stock()
+        stock = self._recount()
+        balance = [a + b for a, b in zip(stock["balance"], stock["npl"], strict=True)]
         for j, (name, b) in enumerate(s.banks.items()):
             self.other_loans[j] = b.all_loans * FEN - balance[j]
             if self.other_loans[j] < 0:
                 raise ScenarioError(f"banks.{name}.all_loans", b.all_loans, f"is below the bank's opening inclusive balance ({balance[j] / FEN:.6g})")
         self._record(0)
+
+    def _open_npl_stock(self) -> None:
+        """Each bank's opening NPLs: ``opening_npl_ratio`` of NPLs ÷ (performing + NPLs), as loans that defaulted in
+        equal monthly amounts over the ``write_off_months`` before the start, in the bank's product mix. Of a month's
+        defaults of product k, amount A_k, the recovery round(A_k (1 − mean LGD_k)) is still due ``recovery_lag_months``
+        after that month if it lies in the run (else it was received and A_k less it remains), and the write-off of the
+        rest ``write_off_months`` after it. One loan (and firm) per mean opening loan of the bank, at least one."""
+        r = self.scenario.risk
+        months_off, months_rec = r.write_off_months, r.recovery_lag_months
+        stock = self._recount()
+        for j, bank in enumerate(self.banks):
+            if bank.opening_npl_ratio <= 0 or stock["loans"][j] == 0:
+                continue
+            mix = [bank.product_mix.get(p, 0.0) for p in PRODUCTS]
+            held = sum(w * (months_rec + (months_off - months_rec) * g) for w, g in zip(mix, self.lgd_mean, strict=True))
+            monthly = bank.opening_npl_ratio / (1.0 - bank.opening_npl_ratio) * stock["balance"][j] / held
+            mean_loan = stock["balance"][j] / stock["loans"][j]
+            for months_ago in range(months_off):
+                for k, (w, g) in enumerate(zip(mix, self.lgd_mean, strict=True)):
+                    amount = round(monthly * w)
+                    if amount <= 0:
+                        continue
+                    recovery = round(amount * (1.0 - g))
+                    pending = months_ago < months_rec
+                    cohort = StockCohort(j, k == _CREDIT, amount if pending else amount - recovery, max(1.0, round(amount / mean_loan)))
+                    self.npl_stock[cohort] = None
+                    self.env.process(self._stock_resolution(cohort, months_off - months_ago, months_rec - months_ago if pending else 0,
+                                                            recovery, amount - recovery))
+
+    def _stock_resolution(self, cohort: StockCohort, write_off: int, recovery_month: int, recovery: float,
+                          loss: float) -> Generator[simpy.Event, Any, None]:
+        """An opening NPL cohort's recovery (in month ``recovery_month``, 0: none left) and write-off (RESOLUTIONS)."""
+        flows = self.flows[cohort.bank]  # reset in place each month
+        if recovery_month > 0:
+            yield self._until(recovery_month, Phase.RESOLUTIONS)
+            cohort.npl -= recovery
+            flows["recovered"] += recovery
+        yield self._until(write_off, Phase.RESOLUTIONS)
+        flows["written_off"] += cohort.npl
+        flows["loss_bank"] += cohort.npl
+        flows["net_loss"] += loss
+        cohort.npl = 0.0
+        del self.npl_stock[cohort]
 
     # ------------------------------------------------------------------------------------------ the month's events
     def _start_month(self, t: int) -> None:
@@ -1139,11 +1207,19 @@ class ReferenceSimulation:
             npl_firms[b][loan.firm] = None
             if loan.product == _CREDIT:
                 npl_credit[b] += loan.npl
+        npl_stock_firms = [0.0] * nb
+        for cohort in self.npl_stock:
+            b = cohort.bank
+            npl[b] += cohort.npl
+            npl_loans[b] += cohort.loans
+            npl_stock_firms[b] += cohort.loans
+            if cohort.credit:
+                npl_credit[b] += cohort.npl
         borrowers = [0.0] * nb
         for firm in self.borrowers:
             borrowers[firm.bank] += 1
         return {"balance": balance, "credit": credit, "renewal": renewal, "loans": loans, "rate_x_balance": rate_x_balance, "npl": npl,
-                "npl_credit": npl_credit, "npl_loans": npl_loans, "borrowers": borrowers, "npl_firms": [float(len(f)) for f in npl_firms]}
+                "npl_credit": npl_credit, "npl_loans": npl_loans, "borrowers": borrowers, "npl_firms": [len(f) + extra for f, extra in zip(npl_firms, npl_stock_firms, strict=True)]}
 
     def _record(self, t: int) -> None:
         """CLOSE: write row t of every scope (money converted to CNY; ratios and hindsight metrics come in :meth:`_finish`)."""

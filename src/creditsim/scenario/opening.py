@@ -180,7 +180,7 @@ def _opening_lines(scenario, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray
         return float(counts[:, j] @ truncated_lognormal_moments(mu + delta, sigma, limit)[0])
 
     for j, (name, bank) in enumerate(scenario.banks.items()):
-        target = bank.initial_balance
+        target = None if bank.initial_balance is None else bank.initial_balance * (1.0 - bank.opening_npl_ratio)  # the performing part
         if target is not None:
             if counts[:, j].sum() == 0:
                 raise ScenarioError(f"banks.{name}.initial_balance", target, "is given but the bank has no opening borrowers")
@@ -201,9 +201,10 @@ def _opening_lines(scenario, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray
         m, v = truncated_lognormal_moments(mu + shift[j], sigma, limit)
         mean[j] = float(counts[:, j] @ m)
         sd[j] = math.sqrt(float(counts[:, j] @ v))
-        if bank.all_loans < mean[j] + ALL_LOANS_MARGIN_SD * sd[j]:
+        npl = 1.0 / (1.0 - bank.opening_npl_ratio)  # the opening NPL stock on top of the performing book
+        if bank.all_loans < (mean[j] + ALL_LOANS_MARGIN_SD * sd[j]) * npl:
             raise ScenarioError(
                 f"banks.{name}.all_loans", bank.all_loans,
-                f"must exceed the bank's opening inclusive balance (expected {mean[j]:.6g} ± {sd[j]:.3g}) by {ALL_LOANS_MARGIN_SD:g} sd",
+                f"must exceed the bank's opening inclusive balance (expected {mean[j] * npl:.6g} ± {sd[j] * npl:.3g}) by {ALL_LOANS_MARGIN_SD:g} sd",
             )
     return shift, mean, sd

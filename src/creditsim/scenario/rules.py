@@ -111,6 +111,9 @@ def check_rules(s: Scenario) -> None:
     _check_guarantees(s)
     _check_assessment(s)
     _check_targets(s)
+    for name, bank in s.banks.items():
+        if bank.opening_npl_ratio > 0 and s.risk.write_off_months < 1:
+            raise ScenarioError(f"banks.{name}.opening_npl_ratio", bank.opening_npl_ratio, "needs risk.write_off_months ≥ 1 (the stock awaits its write-off)")
     if s.risk.write_off_months < s.risk.recovery_lag_months:
         raise ScenarioError("risk.write_off_months", s.risk.write_off_months, f"must be ≥ risk.recovery_lag_months ({s.risk.recovery_lag_months})")
     initial_population(s)  # checks that the banked firms fit the banks' risk appetite
