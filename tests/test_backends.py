@@ -226,6 +226,11 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path):
 
 
 def test_ctrl_c_stops_the_workers_cleanly(tmp_path):
+    # The same run, short, first: on a fresh checkout it compiles what the parent and the workers need, so that the
+    # signal below does not arrive during a compilation (which defers Ctrl-C until it ends, a minute or more).
+    warm = _cli("run", str(BASE_TOML), "--paths", "4", "--seed", "3", "--set", "calendar.months=24", "--chunk-size", "1", "--workers", "2",
+                "--checkpoint", str(tmp_path / "warm"))
+    assert warm.communicate(timeout=900) and warm.returncode == 0
     checkpoint = tmp_path / "ck"
     long_run = [str(BASE_TOML), "--paths", "2000", "--seed", "3", "--set", "calendar.months=24", "--chunk-size", "1"]  # far from done at the signal
     run = _cli("run", *long_run, "--workers", "2", "--checkpoint", str(checkpoint))
@@ -234,7 +239,7 @@ def test_ctrl_c_stops_the_workers_cleanly(tmp_path):
     children = [child.pid for child in psutil.Process(run.pid).children()]
     assert len(children) >= 2
     run.send_signal(signal.SIGINT)
-    out, err = run.communicate(timeout=30)
+    out, err = run.communicate(timeout=120)
     assert run.returncode == 130
     assert err.strip().splitlines() == [f"creditsim: interrupted; finished tasks are kept in {checkpoint}: continue with creditsim run --resume {checkpoint}"]
     deadline = time.monotonic() + 10
