@@ -120,3 +120,29 @@ def test_bad_fit_keys_and_dates_outside_the_run_are_one_line_errors(start, tmp_p
     assert main(["calibrate", "nowhere.toml", "--data", str(data), "--fit", "demand.growth"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_observed_puts_each_observation_against_the_model_band(start, tmp_path, capsys):
+    """`creditsim observed`: an observation at the model's own median (same paths and seed) is inside its 90% band,
+    one at twice the median is not, and the table and count say so; an observation outside the run is a one-line
+    error (exit 2)."""
+    from creditsim.analysis.calibrate import against_data
+
+    results = simulate(start, paths=8, seed=4)
+    date = results.dates[-1]
+    median = float(np.median(results.values("balance")[:, -1]))
+    points = [Observation(date, "balance", median), Observation(date, "balance", 2 * median)]
+    table = against_data(start, points, paths=8, seed=4)
+    assert list(table["inside_90"]) == [True, False]
+    np.testing.assert_allclose(table["median"], median, rtol=1e-12)
+    np.testing.assert_allclose(table["relative_error"], [0.0, -0.5], atol=1e-12)
+    data, scenario = tmp_path / "observed.csv", tmp_path / "s.toml"
+    write_csv(data, points)
+    scenario.write_text(start.to_toml(), encoding="utf-8")
+    assert main(["observed", str(scenario), "--data", str(data), "--paths", "8", "--seed", "4"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith(date)]
+    assert [row.split()[-1] for row in rows] == ["yes", "no"] and "1 of 2 observations inside the 90% band" in out
+    write_csv(data, [Observation("2031-01", "balance", median)])
+    assert main(["observed", str(scenario), "--data", str(data), "--paths", "2"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

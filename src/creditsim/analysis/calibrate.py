@@ -37,8 +37,8 @@ from ..run.api import simulate
 from ..scenario import Scenario, scenario_from_dict
 from ..scenario.units import month_index, parse_amount, parse_month, parse_rate
 
-__all__ = ["DEFAULT_RELATIVE_SD", "Calibration", "Observation", "Parameter", "calibrate", "backtest", "model_values", "parameters",
-           "read_observations"]
+__all__ = ["DEFAULT_RELATIVE_SD", "Calibration", "Observation", "Parameter", "calibrate", "backtest", "against_data", "model_values",
+           "parameters", "read_observations"]
 
 #: Standard deviation of an observation given without one, as a share of its value.
 DEFAULT_RELATIVE_SD = 0.02
@@ -346,13 +346,32 @@ def backtest(scenario: Scenario, observations: list[Observation], keys: list[str
     if not train or not held_out:
         raise DataError(f"--train-until {train_until} leaves {len(train)} observations to fit and {len(held_out)} to test; both must be > 0")
     fit = calibrate(scenario, train, keys, paths=paths, seed=seed, max_evaluations=max_evaluations)
-    values = model_values(simulate(fit.scenario, paths=projection_paths, seed=seed + 1, progress=False), held_out)
-    observed = np.array([o.value for o in held_out])
+    return fit, against_data(fit.scenario, held_out, paths=projection_paths, seed=seed + 1)
+
+
+def against_data(scenario: Scenario, observations: list[Observation], paths: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Each observation against the scenario's runs: where the observed value lies in the model's distribution.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    observations : list of Observation
+        Each inside the scenario's months (see :func:`model_values`); values in the scenario's units, at full scale.
+    paths : int
+        Paths run (seed ``seed``).
+
+    Returns
+    -------
+    DataFrame
+        Per observation: ``date, quantity, scope, observed, median, p5, p95, error`` (median − observed),
+        ``relative_error`` and ``inside_90`` (the observation lies in the model's 5–95% band).
+    """
+    values = model_values(simulate(scenario, paths=paths, seed=seed, progress=False), observations)
+    observed = np.array([o.value for o in observations])
     p5, median, p95 = np.nanpercentile(values, [5, 50, 95], axis=0)
-    projection = pd.DataFrame({
-        "date": [o.date for o in held_out], "quantity": [o.quantity for o in held_out],
-        "scope": [o.scope if isinstance(o.scope, str) else "+".join(o.scope) for o in held_out],
+    return pd.DataFrame({
+        "date": [o.date for o in observations], "quantity": [o.quantity for o in observations],
+        "scope": [o.scope if isinstance(o.scope, str) else "+".join(o.scope) for o in observations],
         "observed": observed, "median": median, "p5": p5, "p95": p95, "error": median - observed,
         "relative_error": (median - observed) / np.abs(observed), "inside_90": (observed >= p5) & (observed <= p95),
     })
-    return fit, projection

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..analysis.calibrate import Calibration, backtest, calibrate, read_observations
+from ..analysis.calibrate import Calibration, against_data, backtest, calibrate, read_observations
 from ..analysis.compare import compare, format_comparison
 from ..analysis.search import Solution, solve
 from ..analysis.summaries import fiscal_costs, instrument_events, per_fiscal_cost
@@ -191,6 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
             cal.add_argument("--train-until", type=_non_negative_int, required=True, metavar="YEAR", help="fit on observations up to the end of YEAR")
             cal.add_argument("--projection-paths", type=_positive_int, default=200, help="paths of the projection (default 200)")
             cal.set_defaults(handler=_backtest)
+
+    observed = commands.add_parser("observed", help="each observation of a data file against the scenario's median and 90% band")
+    observed.add_argument("scenario", help="scenario TOML file")
+    observed.add_argument("--data", required=True, metavar="FILE.csv", help="observations: date, quantity, value[, scope, sd], at full scale")
+    observed.add_argument("--paths", type=_positive_int, default=200, help="paths (default 200)")
+    observed.add_argument("--seed", type=_non_negative_int, default=0, help=_SEED_HELP)
+    observed.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field first")
+    observed.set_defaults(handler=_observed)
 
     validate = commands.add_parser("validate", help="check a scenario file and say what is wrong")
     validate.add_argument("scenario", help="scenario TOML file")
@@ -428,13 +436,27 @@ def _backtest(args: argparse.Namespace) -> int:
                                projection_paths=args.projection_paths, max_evaluations=args.max_evaluations)
     print(format_calibration(fit))
     print(f"\nprojection after {args.train_until} ({args.projection_paths} paths)")
-    print(f"{'date':<9}{'quantity':<24}{'observed':>14}{'median':>14}{'5%–95% band':>30}{'error':>9}  in band")
-    for r in projection.itertuples():
-        band = f"[{r.p5:.4g}, {r.p95:.4g}]"
-        print(f"{r.date:<9}{r.quantity:<24}{r.observed:>14.4g}{r.median:>14.4g}{band:>30}{100 * r.relative_error:>8.1f}%  {'yes' if r.inside_90 else 'no'}")
-    inside = int(projection["inside_90"].sum())
-    print(f"{inside} of {len(projection)} held-out observations inside the 90% band")
+    print(format_against_data(projection, "held-out observations"))
     return 0
+
+
+def _observed(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario, args.overrides)
+    table = against_data(scenario, read_observations(args.data), paths=args.paths, seed=args.seed)
+    print(f"{scenario.name} against {args.data} ({args.paths} paths, seed {args.seed})")
+    print(format_against_data(table, "observations"))
+    return 0
+
+
+def format_against_data(table: pd.DataFrame, what: str) -> str:
+    """Observations against the model's median and 5–95% band (:func:`creditsim.analysis.calibrate.against_data`)."""
+    lines = [f"{'date':<9}{'quantity':<28}{'scope':<10}{'observed':>12}{'median':>12}{'5%–95% band':>26}{'error':>9}  in band"]
+    for r in table.itertuples():
+        band = f"[{r.p5:.4g}, {r.p95:.4g}]"
+        lines.append(f"{r.date:<9}{r.quantity:<28}{r.scope:<10}{r.observed:>12.4g}{r.median:>12.4g}{band:>26}{100 * r.relative_error:>8.1f}%  "
+                     f"{'yes' if r.inside_90 else 'no'}")
+    lines.append(f"{int(table['inside_90'].sum())} of {len(table)} {what} inside the 90% band")
+    return "\n".join(lines)
 
 
 def _fit_keys(text: str) -> list[str]:
