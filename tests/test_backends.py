@@ -225,6 +225,12 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path):
         assert main(["run", "--resume", str(checkpoint), *flags]) == 2
 
 
+def _default_sigint() -> None:
+    """In the child before it starts: Ctrl-C's default action, even when the tests themselves run where SIGINT is
+    ignored (a shell's background job), which the child would inherit and Python would keep."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_the_workers_cleanly(tmp_path):
     # The same run, short, first: on a fresh checkout it compiles what the parent and the workers need, so that the
     # signal below does not arrive during a compilation (which defers Ctrl-C until it ends, a minute or more).
@@ -233,13 +239,13 @@ def test_ctrl_c_stops_the_workers_cleanly(tmp_path):
     assert warm.communicate(timeout=900) and warm.returncode == 0
     checkpoint = tmp_path / "ck"
     long_run = [str(BASE_TOML), "--paths", "2000", "--seed", "3", "--set", "calendar.months=24", "--chunk-size", "1"]  # far from done at the signal
-    run = _cli("run", *long_run, "--workers", "2", "--checkpoint", str(checkpoint))
+    run = _cli("run", *long_run, "--workers", "2", "--checkpoint", str(checkpoint), preexec_fn=_default_sigint)
     _wait_for_tasks(checkpoint, 2, run)
     psutil = pytest.importorskip("psutil")  # installed with dask.distributed
     children = [child.pid for child in psutil.Process(run.pid).children()]
     assert len(children) >= 2
     run.send_signal(signal.SIGINT)
-    out, err = run.communicate(timeout=120)
+    out, err = run.communicate(timeout=60)
     assert run.returncode == 130
     assert err.strip().splitlines() == [f"creditsim: interrupted; finished tasks are kept in {checkpoint}: continue with creditsim run --resume {checkpoint}"]
     deadline = time.monotonic() + 10
