@@ -62,6 +62,11 @@ class Observation:
         return self.quantity.partition(":")[2] or self.quantity
 
     @property
+    def scope_text(self) -> str:
+        """The scope as written in a data file (entities joined by "+")."""
+        return self.scope if isinstance(self.scope, str) else "+".join(self.scope)
+
+    @property
     def over_a_year(self) -> str | None:
         """"growth" or "total" for a quantity over the 12 months to the date, else None."""
         return self.quantity.partition(":")[0] if ":" in self.quantity else None
@@ -321,7 +326,7 @@ def calibrate(scenario: Scenario, observations: list[Observation], keys: list[st
     })
     fit = pd.DataFrame({
         "date": [o.date for o in observations], "quantity": [o.quantity for o in observations],
-        "scope": [o.scope if isinstance(o.scope, str) else "+".join(o.scope) for o in observations],
+        "scope": [o.scope_text for o in observations],
         "observed": observed, "sd": sd_obs, "model_mean": mean, "model_p5": p5, "model_p95": p95,
         "z": (mean - observed) / np.sqrt(sd_obs**2 + noise["mcse"] ** 2),
     })
@@ -371,7 +376,7 @@ def against_data(scenario: Scenario, observations: list[Observation], paths: int
     p5, median, p95 = np.nanpercentile(values, [5, 50, 95], axis=0)
     return pd.DataFrame({
         "date": [o.date for o in observations], "quantity": [o.quantity for o in observations],
-        "scope": [o.scope if isinstance(o.scope, str) else "+".join(o.scope) for o in observations],
+        "scope": [o.scope_text for o in observations],
         "observed": observed, "median": median, "p5": p5, "p95": p95, "error": median - observed,
         "relative_error": (median - observed) / np.abs(observed), "inside_90": (observed >= p5) & (observed <= p95),
     })

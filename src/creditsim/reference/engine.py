@@ -791,12 +791,11 @@ class ReferenceSimulation:
                     pending = months_ago < months_rec
                     cohort = StockCohort(j, k == _CREDIT, amount if pending else amount - recovery, max(1.0, round(amount / mean_loan)))
                     self.npl_stock[cohort] = None
-                    self.env.process(self._stock_resolution(cohort, months_off - months_ago, months_rec - months_ago if pending else 0,
-                                                            recovery, amount - recovery))
+                    self.env.process(self._stock_resolution(cohort, months_off - months_ago, months_rec - months_ago if pending else 0, recovery))
 
-    def _stock_resolution(self, cohort: StockCohort, write_off: int, recovery_month: int, recovery: float,
-                          loss: float) -> Generator[simpy.Event, Any, None]:
-        """An opening NPL cohort's recovery (in month ``recovery_month``, 0: none left) and write-off (RESOLUTIONS)."""
+    def _stock_resolution(self, cohort: StockCohort, write_off: int, recovery_month: int, recovery: float) -> Generator[simpy.Event, Any, None]:
+        """An opening NPL cohort's recovery (in month ``recovery_month``, 0: none left) and write-off (RESOLUTIONS) of what
+        is left, its net loss."""
         flows = self.flows[cohort.bank]  # reset in place each month
         if recovery_month > 0:
             yield self._until(recovery_month, Phase.RESOLUTIONS)
@@ -805,7 +804,7 @@ class ReferenceSimulation:
         yield self._until(write_off, Phase.RESOLUTIONS)
         flows["written_off"] += cohort.npl
         flows["loss_bank"] += cohort.npl
-        flows["net_loss"] += loss
+        flows["net_loss"] += cohort.npl
         cohort.npl = 0.0
         del self.npl_stock[cohort]
 
