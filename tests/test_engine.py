@@ -288,3 +288,28 @@ def test_bad_seed_or_paths_is_refused_in_one_line(options, field, rule):
     with pytest.raises(ScenarioError) as info:
         simulate(small_default(), **{"paths": 1, "seed": 0, "progress": False, **options})
     assert info.value.field == field and rule in str(info.value) and "\n" not in str(info.value)
+
+
+def test_loans_carry_the_rate_of_the_year_they_were_made():
+    """Rates by year without a risk premium (the default scenario, 2021-01 on, its opening in 2020): every loan's
+    rate is its bank's rate in the year it started, the opening book's the opening year's; the month's
+    new_loan_rate is the year's rate; month 1's interest is the performing opening book × the 2020 rate / 12."""
+    rates = {"2020": 0.06, "2021": 0.05, "2022": 0.04, "2023": 0.03}
+    banks = ("big_bank", "city_bank", "rural_bank")
+    s = small_default(**{f"banks.{b}.rate_per_pd": 0.0 for b in banks}, **{f"banks.{b}.rate": rates for b in banks})
+    r = simulate(s, paths=2, seed=5, trace=[0, 1])
+    first = r.dates[0]
+    year = r.trace["start"].where(r.trace["start"] > first, "2020").str[:4]
+    np.testing.assert_allclose(r.trace["rate"], year.map(rates).astype(float), rtol=0, atol=1e-15)
+    assert set(year) == set(rates)
+    lent = r.values("disbursed")[:, 1:] > 0
+    expected = np.array([rates[d[:4]] for d in r.dates[1:]])
+    np.testing.assert_allclose(r.values("new_loan_rate")[:, 1:][lent], np.broadcast_to(expected, lent.shape)[lent], rtol=1e-12)
+    performing = r.values("balance")[:, 0] - r.values("npl_balance")[:, 0]
+    np.testing.assert_allclose(r.values("interest_income")[:, 1], performing * rates["2020"] / 12, rtol=1e-9)
+
+
+def test_a_rate_table_must_cover_the_opening_year():
+    """The opening book is priced at the opening year's rate, so a table must give it."""
+    with pytest.raises(ScenarioError, match=r"banks.big_bank.rate: has no rate for year 2020 \(the opening's year"):
+        small_default(**{"banks.big_bank.rate": {"2021": "5%", "2022": "4%", "2023": "3%"}})

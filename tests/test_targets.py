@@ -307,10 +307,10 @@ def test_npl_control_against_the_overall_ratio_plus_three_points():
         r = hand_built(data, 1, {("balance", "a"): np.full((1, dates), 100.0), ("all_loans_balance", "a"): np.full((1, dates), 1000.0),
                                  ("npl_balance", "a"): np.full((1, dates), npl), ("balance", "b"): np.full((1, dates), 100.0),
                                  ("all_loans_balance", "b"): np.full((1, dates), 1000.0)})
-        row = r.two_increases().set_index(["bank", "date", "check"]).loc[("a", "2021-12", "两控")]
+        row = r.two_increases().set_index(["bank", "date", "check"]).loc[("a", "2021-12", "npl_ratio")]
         assert row["probability"] == passed and row["median_margin"] == pytest.approx(margin)
         # all banks: NPL (npl + 0) / 200 against (npl + 2 × 13.5) / 2000 + 3 points
-        total = r.two_increases().set_index(["bank", "date", "check"]).loc[("all", "2021-12", "两控")]
+        total = r.two_increases().set_index(["bank", "date", "check"]).loc[("all", "2021-12", "npl_ratio")]
         assert total["median_margin"] == pytest.approx((npl + 27) / 2000 + 0.03 - npl / 200)
 
 
@@ -323,8 +323,31 @@ def test_npl_control_with_other_loans_npl_by_year():
     flat = {("balance", "a"): np.full((1, dates), 100.0), ("all_loans_balance", "a"): np.full((1, dates), 1000.0),
             ("npl_balance", "a"): np.full((1, dates), 5.0), ("balance", "b"): np.full((1, dates), 100.0), ("all_loans_balance", "b"): np.full((1, dates), 1000.0)}
     table = hand_built(data, 1, flat).two_increases().set_index(["bank", "date", "check"])
-    assert table.loc[("a", "2021-12", "两控"), "median_margin"] == pytest.approx(0.014 + 0.03 - 0.05)
-    assert table.loc[("a", "2022-12", "两控"), "median_margin"] == pytest.approx(0.032 + 0.03 - 0.05)
+    assert table.loc[("a", "2021-12", "npl_ratio"), "median_margin"] == pytest.approx(0.014 + 0.03 - 0.05)
+    assert table.loc[("a", "2022-12", "npl_ratio"), "median_margin"] == pytest.approx(0.032 + 0.03 - 0.05)
     data["banks"]["a"]["other_npl_ratio"] = {"2021": "1%", "2022": "3%"}
     with pytest.raises(ScenarioError, match="banks.a.other_npl_ratio: has no ratio for year 2020"):
         scenario_from_dict(data)
+
+
+def test_loan_cost_half_against_the_year_before():
+    """Bank a lends 100 a month: at 5% through 2021 (interest 5 a month), at 4.5% in 2022 Q1, 6% in Q2, 4% after.
+    2022-03: 4.5% < 5%, passes by 0.5 points; 2022-06: (13.5 + 18) / 600 = 5.25%, fails by 0.25; 2022-12:
+    (13.5 + 18 + 24) / 1200 = 4.625%, passes by 0.375. 2021 has no year before inside the run: no cost half, 两控
+    is its NPL half. 两控 passes when both halves do; without ``assessment.loan_cost`` only the NPL half counts."""
+    dates = 25
+    interest = np.r_[0.0, np.full(12, 5.0), np.full(3, 4.5), np.full(3, 6.0), np.full(6, 4.0)][None, :]
+    fill = {("disbursed", "a"): np.r_[0.0, np.full(24, 100.0)][None, :], ("disbursed_interest", "a"): interest,
+            ("balance", "a"): np.full((1, dates), 100.0), ("all_loans_balance", "a"): np.full((1, dates), 1000.0),
+            ("balance", "b"): np.full((1, dates), 100.0), ("all_loans_balance", "b"): np.full((1, dates), 1000.0)}
+    table = hand_built(two_bank_data(months=24), 1, fill).two_increases().set_index(["bank", "date", "check"])
+    for date, margin in (("2022-03", 0.005), ("2022-06", -0.0025), ("2022-12", 0.00375)):
+        assert table.loc[("a", date, "loan_cost"), "median_margin"] == pytest.approx(margin)
+        assert table.loc[("a", date, "loan_cost"), "margin_unit"] == "rate points"
+        assert table.loc[("a", date, "两控"), "probability"] == float(margin > 0)
+        assert table.loc[("a", date, "npl_ratio"), "probability"] == 1.0
+    assert ("a", "2021-12", "loan_cost") not in table.index and table.loc[("a", "2021-12", "两控"), "probability"] == 1.0
+    assert table.loc[("b", "2022-12", "loan_cost"), "probability"] == 0.0  # b lends nothing: its cost cannot fall
+    unassessed = hand_built(two_bank_data(months=24, assessment={"loan_cost": False}), 1, fill).two_increases()
+    assert "loan_cost" not in set(unassessed["check"])
+    assert unassessed.set_index(["bank", "date", "check"]).loc[("a", "2022-06", "两控"), "probability"] == 1.0

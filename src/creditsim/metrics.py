@@ -42,6 +42,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("npl_ratio", "fraction", "ratio", "bank", "NPL ratio as reported: npl_balance / balance, plus restructured_balance when renewal.distressed_classification is 'restructured' (NaN when the balance is 0)."),
     Metric("npl_ratio_recognised", "fraction", "ratio", "bank", "NPL ratio with every renewal to a distressed firm recognised: (npl_balance + restructured_balance) / balance."),
     Metric("interest_income", "CNY", "flow", "bank", "Interest accrued in the month on the performing balance at the start of the month."),
+    Metric("disbursed_interest", "CNY", "flow", "bank", "A year's interest on the loans paid out in the month at their rates (Σ amount × annual rate): with disbursed it gives new_loan_rate."),
+    Metric("new_loan_rate", "fraction", "ratio", "bank", "disbursed_interest / disbursed: the average annual rate of the loans paid out in the month, weighted by amount (新发放贷款利率; NaN without lending)."),
     Metric("credit_loan_disbursed", "CNY", "flow", "bank", "Credit (信用, unsecured) loans paid out in the month."),
     Metric("credit_loan_balance", "CNY", "stock", "bank", "Outstanding credit (信用) loans, performing and non-performing."),
     Metric("all_loans_balance", "CNY", "stock", "bank", "All the bank's loans (各项贷款): the loans outside the inclusive book on their growth path plus balance."),
@@ -80,7 +82,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("guarantee_outstanding", "CNY", "stock", "guarantor", "Outstanding guarantee liability: coverage × the balance of the performing loans it guarantees."),
     Metric("guarantee_principal", "CNY", "stock", "guarantor", "Balance of the performing loans it guarantees (担保余额 by loan amount): the base of its fee."),
     Metric("guarantee_issued", "CNY", "flow", "guarantor", "Guarantee liability taken on in the month."),
-    Metric("guarantee_fees", "CNY", "flow", "guarantor", "Guarantee fees earned in the month (fee_rate / 12 × outstanding liability at month end), borrowers' and government's parts together."),
+    Metric("guarantee_fees", "CNY", "flow", "guarantor", "Guarantee fees earned in the month (fee_rate / 12 × guarantee_principal at month end: 担保费 is charged on the loan amount guaranteed), borrowers' and government's parts together."),
     Metric("guarantee_fee_subsidy", "CNY", "flow", "guarantor", "The part of guarantee_fees paid by government."),
     Metric("guarantee_fee_rate", "fraction", "ratio", "guarantor", "Annualised average fee over the book: 12 × guarantee_fees / guarantee_principal (the fee is charged on the loan amount guaranteed)."),
     Metric("guarantee_claims", "CNY", "flow", "guarantor", "Claims (代偿) paid to banks in the month."),
@@ -172,6 +174,7 @@ def ratio_values(scope: str, get: Callable[[str], np.ndarray], scenario) -> dict
             "npl_ratio_recognised": np.where(balance > 0, (npl + restructured) / balance, np.nan),
             "first_time_share": np.where(approvals > 0, get("first_time_borrowers") / approvals, np.nan),
             "approval_rate": np.where(get("applications") > 0, approvals / get("applications"), np.nan),
+            "new_loan_rate": np.where(get("disbursed") > 0, get("disbursed_interest") / get("disbursed"), np.nan),
             "inclusive_share": np.where(get("all_loans_balance") > 0, balance / get("all_loans_balance"), np.nan),
         }
 

@@ -64,7 +64,7 @@ def audit(p, s, t):
             bad_rows += 1.0
             continue
         line = 0.0
-        rate = loan_rate(p, bank, b.belief)
+        rate = loan_rate(p, bank, b.belief, b.start)
         largest_rate = max(largest_rate, abs(rate))
         for i in range(b.first, b.first + b.loans):
             loan = s.loans[i]

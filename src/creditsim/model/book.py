@@ -157,10 +157,11 @@ def free_block(s, first, size):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def loan_rate(p, bank, belief):
-    """The annual rate of a loan priced at ``belief`` (a believed PD): the bank's rate plus rate_per_pd × belief. A
-    borrower's loans carry the rate of its belief (which changes only at a maturity, after its loans have ended)."""
-    return p.banks.rate[bank] + p.banks.rate_per_pd[bank] * belief
+def loan_rate(p, bank, belief, start):
+    """The annual rate of a loan made in month ``start`` (before the run: the opening's) priced at ``belief`` (a
+    believed PD): the bank's rate in the year of ``start`` plus rate_per_pd × belief. A borrower's loans carry the
+    rate of their start and its belief (which change only at a maturity, after its loans have ended)."""
+    return p.banks.rate[bank, max(start, 0)] + p.banks.rate_per_pd[bank] * belief
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -187,7 +188,8 @@ def open_loan(p, s, slot, i, counted):
     row = s.book[b.bank]
     row[BOOK.balance] += a
     row[BOOK.loans] += 1.0
-    row[BOOK.rate_balance] += a * loan_rate(p, b.bank, b.belief)
+    rate = loan_rate(p, b.bank, b.belief, b.start)
+    row[BOOK.rate_balance] += a * rate
     credit = loan.product == CREDIT
     if credit:
         row[BOOK.credit] += a
@@ -200,6 +202,7 @@ def open_loan(p, s, slot, i, counted):
     if counted:
         flows = s.flows[b.bank]
         flows[BANK.disbursed] += a
+        flows[BANK.disbursed_interest] += a * rate
         if credit:
             flows[BANK.credit_loan_disbursed] += a
         if b.first_time:
@@ -217,7 +220,7 @@ def close_loan(p, s, slot, i):
     row = s.book[b.bank]
     row[BOOK.balance] -= a
     row[BOOK.loans] -= 1.0
-    row[BOOK.rate_balance] -= a * loan_rate(p, b.bank, b.belief)
+    row[BOOK.rate_balance] -= a * loan_rate(p, b.bank, b.belief, b.start)
     if loan.product == CREDIT:
         row[BOOK.credit] -= a
     if loan.renewals > 0:

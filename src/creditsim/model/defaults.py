@@ -62,7 +62,7 @@ def default(p, s, t, slot, liquidity, path, traced):
         if liquidity:
             flows[BANK.liquidity_defaults] += 1.0
         if traced:
-            record_loan(p, s, path, slot, i, t, LIQUIDITY_DEFAULT if liquidity else DEFAULTED, loan_rate(p, bank, b.belief))
+            record_loan(p, s, path, slot, i, t, LIQUIDITY_DEFAULT if liquidity else DEFAULTED, loan_rate(p, bank, b.belief, b.start))
     s.due[t + p.risk.write_off, bank, DUE.firms] += 1.0
     book[BOOK.npl_firms] += 1.0
     book[BOOK.firms] -= 1.0

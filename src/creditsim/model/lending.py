@@ -64,7 +64,7 @@ def new_borrower(p, s, t, firm, segment, grade, bank, signal, history, belief, f
     u_term = uniform(keys[KEY.term], firm, t, 0) if p.banks.term_choices[bank] > 1 else 0.0
     term = p.banks.terms[pick_column(cumulative, bank, u_term)]
     age = int(math.floor(uniform(keys[KEY.age], firm, t, 0) * term)) if seasoned else 0
-    rate = loan_rate(p, bank, belief)
+    rate = loan_rate(p, bank, belief, t - age)
     first = take_block(s, n)
     if first < 0:
         return False

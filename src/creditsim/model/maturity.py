@@ -89,7 +89,7 @@ def repay(p, s, t, slot, open_now, path, traced):
     firm = b.firm
     bank = b.bank
     flows = s.flows[bank]
-    rate = loan_rate(p, bank, b.belief)  # the rate of the loans that end (before the belief changes)
+    rate = loan_rate(p, bank, b.belief, b.start)  # the rate of the loans that end (before the belief changes)
     repaid_one = False
     for i in range(b.first, b.first + b.loans):
         loan = s.loans[i]
@@ -166,14 +166,14 @@ def relend(p, s, t, slot):
     """Pass 2, then: the renewals (same amount, term and product, one more consecutive renewal) and re-borrowed loans (the
     grown amount, the firm's fresh term, a fresh product) are made with cover assigned anew (which may change the
     product, see :func:`creditsim.model.cover.cover_loan`) and priced at the bank's
-    rate for the belief now. A firm lent to because of cover asks its instrument again; without room (or when the
+    rate this year for the belief now. A firm lent to because of cover asks its instrument again; without room (or when the
     borrower declines the guarantee) the loan is still made, uncovered. Loans made by a renewal are masked: a firm
     that will default before they mature defaults only when they fall due (evergreening)."""
     b = s.borrowers[slot]
     firm = b.firm
-    rate = loan_rate(p, b.bank, b.belief)
     b.start = t
     b.maturity = t + b.term
+    rate = loan_rate(p, b.bank, b.belief, t)
     set_end(p, s, slot)
     for i in range(b.first, b.first + b.loans):
         loan = s.loans[i]

@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from ..scenario import FACTOR_MONTHS, PRODUCTS, Scenario, admitted
-from ..scenario.growth import application_growth, growth_factor
+from ..scenario.growth import application_growth, growth_factor, rates_by_year
 from ..scenario.opening import InitialPopulation, grade_table, initial_population, line_parameters
 from ..scenario.units import month_index
 from .columns import FEN
@@ -77,7 +77,7 @@ class BankParams(NamedTuple):
 
     share_cumulative: Annotated[np.ndarray, FROZEN_FLOAT_2]  # (1, B) cumulative shares (last +inf): an applicant's bank
     max_pd: Annotated[np.ndarray, FROZEN_FLOAT_1]            # (B,) risk appetite
-    rate: Annotated[np.ndarray, FROZEN_FLOAT_1]              # (B,) annual rate before the risk premium
+    rate: Annotated[np.ndarray, FROZEN_FLOAT_2]              # (B, M + 1) annual rate before the risk premium of a loan made in month t (0: before the run, the opening's year)
     rate_per_pd: Annotated[np.ndarray, FROZEN_FLOAT_1]       # (B,) risk premium per unit of believed PD
     uptake: Annotated[np.ndarray, FROZEN_FLOAT_1]            # (B,) renewal uptake
     terms: Annotated[np.ndarray, FROZEN_INT_1]             # (K,) int64, months
@@ -205,7 +205,7 @@ def parameters(scenario: Scenario, audit: bool = False, opening: InitialPopulati
         ),
         banks=BankParams(
             share_cumulative=_cumulative(np.array([[b.share for b in banks]])), max_pd=np.array([b.max_pd for b in banks]),
-            rate=np.array([b.rate for b in banks]), rate_per_pd=np.array([b.rate_per_pd for b in banks]),
+            rate=np.array([rates_by_year(b.rate, (s.start_index - 1 + np.arange(months + 1)) // 12) for b in banks]), rate_per_pd=np.array([b.rate_per_pd for b in banks]),
             uptake=np.array([b.renewal_uptake for b in banks]), terms=terms, term_cumulative=_cumulative(term_weights),
             seasoned_term_cumulative=_cumulative(term_weights * terms), term_choices=(term_weights > 0).sum(axis=1).astype(np.int64),
             product_cumulative=_cumulative(product_weights), product_choices=(product_weights > 0).sum(axis=1).astype(np.int64),

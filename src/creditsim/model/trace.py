@@ -58,6 +58,6 @@ def record_outstanding(p, s, path):
         if s.ends[slot] < 0:
             continue
         b = s.borrowers[slot]
-        rate = loan_rate(p, b.bank, b.belief)
+        rate = loan_rate(p, b.bank, b.belief, b.start)
         for i in range(b.first, b.first + b.loans):
             record_loan(p, s, path, slot, i, months, OUTSTANDING, rate)

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..files import write_file
 from ..metrics import metric
+from ..results.assessment import CHECKS
 from ..results.targets import SIGNS
 from ..scenario.units import format_amount, format_value
 from . import plots
@@ -147,7 +148,7 @@ def _assessment_section(results: Results) -> str:
         return "<p>No year-end falls in the run.</p>"
     years = sorted(year_end["year"].unique())
     rows = []
-    for check in ("两增", "loan_growth", "borrowers", "两控"):
+    for check in CHECKS:
         for bank in results.banks:
             cells = []
             found = year_end[(year_end["check"] == check) & (year_end["bank"] == bank)].set_index("year")
@@ -165,8 +166,10 @@ def _assessment_section(results: Results) -> str:
     rules = ", ".join(f"{y}: {year_end[year_end['year'] == y]['rule'].iloc[0]}" for y in years)
     header = '<tr><th class="l">check</th><th class="l">bank</th>' + "".join(f"<th>{y}</th>" for y in years) + "</tr>"
     note = (f"<p>Probability of passing at each year-end (95% Wilson interval) and the median margin. Rules: {_e(rules)}. "
-            f"两控 allows {100 * results.scenario.assessment.npl_margin:g} points over the bank's overall NPL ratio. "
-            "Quarter-end figures are in <code>Results.two_increases()</code>.</p>")
+            f"两控's NPL half allows {100 * results.scenario.assessment.npl_margin:g} points over the bank's overall NPL ratio; "
+            + ("its cost half asks the year's new loans to carry a lower average rate than the year before's. "
+               if results.scenario.assessment.loan_cost else "its cost half is not assessed in this scenario. ")
+            + "Quarter-end figures are in <code>Results.two_increases()</code>.</p>")
     return f'{note}<div class="wrap"><table>{header}{"".join(rows)}</table></div>' + _figure(
         plots.two_increases_chart(results), "两增: inclusive loan growth less all-loan growth at each year-end, by bank")
 
@@ -192,7 +195,7 @@ def _scenario_section(results: Results) -> str:
     )
     banks = "".join(
         f'<tr><td class="l">{_e(name)} {_e(bank.label)}</td><td>{100 * bank.share:.0f}%</td><td>{_e(format_amount(bank.all_loans))}</td>'
-        f"<td>{_e(_rates(bank.non_inclusive_growth))}</td><td>{100 * bank.max_pd:.2g}%</td><td>{100 * bank.rate:.2f}%</td>"
+        f"<td>{_e(_rates(bank.non_inclusive_growth))}</td><td>{100 * bank.max_pd:.2g}%</td><td>{_e(_rates(bank.rate))}</td>"
         f"<td>{100 * bank.renewal_uptake:.0f}%</td><td>{_e(_rates(bank.other_npl_ratio))}</td></tr>"
         for name, bank in s.banks.items()
     )

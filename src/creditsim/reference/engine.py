@@ -118,7 +118,7 @@ from ..errors import ScenarioError
 from ..metrics import SCOPE_METRICS, SCOPES, metric, ratio_values
 from ..results.results import Results
 from ..scenario import FACTOR_MONTHS, PRODUCTS, Guarantor, Pool, Scenario, load_scenario
-from ..scenario.growth import application_growth
+from ..scenario.growth import application_growth, rates_by_year
 from ..scenario.opening import DECLINED, FORMER, FORMER_FIRST_TIME, NEVER, POOL_STATES, initial_population, line_parameters
 from ..scenario.sampling import sampled, scale_back
 from ..scenario.units import month_index
@@ -135,7 +135,7 @@ _NOT_MODELLED_RULE = "is not modelled by the reference engine"
 MODELLED: dict[str, tuple[str, ...]] = {
     "bank": (
         "balance", "borrowers", "loans", "disbursed", "repaid", "defaulted", "defaults", "recovered", "written_off", "npl_balance",
-        "npl_ratio", "npl_ratio_recognised", "interest_income", "credit_loan_disbursed", "credit_loan_balance", "all_loans_balance", "inclusive_share",
+        "npl_ratio", "npl_ratio_recognised", "interest_income", "disbursed_interest", "new_loan_rate", "credit_loan_disbursed", "credit_loan_balance", "all_loans_balance", "inclusive_share",
         "applications", "approvals", "approval_rate", "reborrow_declined", "graduated", "first_time_borrowers", "first_loan_amount",
         "first_time_borrower_lending", "first_time_share", "first_time_defaults", "first_time_defaulted",
         "first_time_expected_defaults_believed", "first_time_expected_defaults_true", "renewals", "renewed", "renewal_balance",
@@ -600,7 +600,7 @@ class ReferenceSimulation:
     population_metrics : ndarray, shape (M + 1, len(POPULATION_METRICS))
     """
 
-    BANK_FLOWS = ("disbursed", "repaid", "defaulted", "defaults", "recovered", "written_off", "interest_income", "credit_loan_disbursed",
+    BANK_FLOWS = ("disbursed", "repaid", "defaulted", "defaults", "recovered", "written_off", "interest_income", "disbursed_interest", "credit_loan_disbursed",
                   "applications", "approvals", "reborrow_declined", "graduated", "first_time_borrowers", "first_loan_amount",
                   "first_time_borrower_lending", "first_time_defaults", "first_time_defaulted", "first_time_expected_defaults_believed",
                   "first_time_expected_defaults_true", "renewals", "renewed", "guaranteed_disbursed", "guarantee_unavailable", "net_loss", "loss_bank")
@@ -616,6 +616,7 @@ class ReferenceSimulation:
                      ("population", "macro", "defaults", "demand", "loans", "reborrow", "recoveries", "signals", "renewal")}
         segments, banks = list(s.firms.segments.values()), list(s.banks.values())
         self.segments, self.banks = segments, banks
+        self.rate = [rates_by_year(b.rate, (s.start_index - 1 + np.arange(m + 1)) // 12).tolist() for b in banks]  # of a loan made in month t
         self.n_banks = len(banks)
         self.n_grades = max(len(seg.pd) for seg in segments)
         self.pd = [list(seg.pd) + [0.0] * (self.n_grades - len(seg.pd)) for seg in segments]
@@ -969,7 +970,7 @@ class ReferenceSimulation:
         bank = firm.bank
         flows = self.flows[bank]
         spec = self.banks[bank]
-        loan = Loan(firm, bank, amount, spec.rate + spec.rate_per_pd * firm.belief, product, term, t, maturity, renewals, masked)
+        loan = Loan(firm, bank, amount, self.rate[bank][t] + spec.rate_per_pd * firm.belief, product, term, t, maturity, renewals, masked)
         if product == _GUARANTEED and self.funds:
             for g, fund in enumerate(self.funds):
                 liability = round(fund.coverage * amount)
@@ -989,6 +990,7 @@ class ReferenceSimulation:
                     break
         if not seasoned:
             flows["disbursed"] += amount
+            flows["disbursed_interest"] += amount * loan.rate
             flows["credit_loan_disbursed"] += amount if loan.product == _CREDIT else 0.0
             flows["guaranteed_disbursed"] += amount if loan.guarantor >= 0 else 0.0
             flows["first_time_borrower_lending"] += amount if firm.first_time else 0.0

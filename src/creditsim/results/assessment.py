@@ -4,10 +4,13 @@
 the number of borrowers with a balance (有贷款余额的户数) does not fall. The comparison date depends on the
 rule: ``"2018"`` compares with the same date a year earlier (同比) and checks both; ``"2019"`` (2019–2022)
 compares with the start of the year (较年初) and checks both; ``"2024"`` compares with the start of the year and
-checks growth only; ``"none"`` (before 2018, and 2023) has no numeric test. 两控: the inclusive NPL ratio is at
-most the bank's overall NPL ratio plus ``assessment.npl_margin`` (3 percentage points). The overall NPL ratio
-counts the inclusive NPL as reported and the loans outside the inclusive book at the bank's ``other_npl_ratio``
-(one ratio or one per year).
+checks growth only; ``"none"`` (before 2018, and 2023) has no numeric test. 两控 (two controls) has two halves:
+the NPL half, the inclusive NPL ratio at most the bank's overall NPL ratio plus ``assessment.npl_margin`` (3
+percentage points), the overall NPL ratio counting the inclusive NPL as reported and the loans outside the
+inclusive book at the bank's ``other_npl_ratio`` (one ratio or one per year); and the cost half (when
+``assessment.loan_cost``), the loans paid out since the start of the year at a lower average rate (weighted by
+amount, ``new_loan_rate``) than those of the whole year before, assessed from the run's second calendar year (the
+year before must lie inside the run). ``两控`` passes when both halves assessed pass.
 
 Each test is evaluated per bank and for all banks together, at every quarter-end and year-end the run covers
 (with its comparison date inside the run), on every path.
@@ -25,7 +28,7 @@ from ..scenario.growth import rates_by_year
 from ..scenario.units import month_index
 from .targets import Runs, wilson_interval
 
-__all__ = ["CHECKS", "RULES", "evaluations", "rule_for", "two_increases_table"]
+__all__ = ["CHECKS", "MARGIN_UNITS", "RULES", "evaluations", "rule_for", "two_increases_table"]
 
 #: Per rule: the comparison date ("start_of_year" or "same_date_last_year") and the 两增 checks it makes.
 RULES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -33,8 +36,11 @@ RULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "2019": ("start_of_year", ("loan_growth", "borrowers")),
     "2024": ("start_of_year", ("loan_growth",)),
 }
-#: The rows of each assessment date: 两增 (all the rule's checks), each check, and 两控.
-CHECKS: tuple[str, ...] = ("两增", "loan_growth", "borrowers", "两控")
+#: The rows of each assessment date: 两增 (all the rule's checks) and each of its checks, 两控 (both halves) and each
+#: half.
+CHECKS: tuple[str, ...] = ("两增", "loan_growth", "borrowers", "两控", "npl_ratio", "loan_cost")
+#: Units of each check's margin.
+MARGIN_UNITS: dict[str, str] = {"loan_growth": "growth points", "borrowers": "firms", "npl_ratio": "NPL ratio points", "loan_cost": "rate points"}
 
 
 def rule_for(assessment: Assessment, year: int) -> str:
@@ -55,7 +61,7 @@ def _npl_control_applies(assessment: Assessment, year: int) -> bool:
 def evaluations(results: Runs) -> Iterator[tuple[str, int, str, str, str, np.ndarray, np.ndarray | None]]:
     """Every test on every path: ``(bank, year, date, check, rule, passed, margin)`` per bank (and "all"),
     assessment date and check, ``passed`` and ``margin`` of shape (paths,) (``margin`` None for the combined
-    两增 check; see :meth:`creditsim.Results.two_increases` for the units)."""
+    两增 and 两控 checks; see :meth:`creditsim.Results.two_increases` for the units)."""
     s = results.scenario
     first = month_index(results.dates[0])
     years = (first + np.arange(len(results.dates))) // 12
@@ -65,6 +71,7 @@ def evaluations(results: Runs) -> Iterator[tuple[str, int, str, str, str, np.nda
         balance, all_loans = results.values("balance", entity), results.values("all_loans_balance", entity)
         borrowers = results.values("borrowers", entity)
         inclusive_npl = results.values("npl_ratio", entity)
+        disbursed, interest = results.values("disbursed", entity), results.values("disbursed_interest", entity)
         with np.errstate(invalid="ignore", divide="ignore"):
             outside = sum(other_npl.values()) if entity == "all" else other_npl[entity]
             overall_npl = (np.nan_to_num(inclusive_npl * balance) + outside) / all_loans
@@ -87,9 +94,24 @@ def evaluations(results: Runs) -> Iterator[tuple[str, int, str, str, str, np.nda
                     for check in checks:
                         yield entity, year, label, check, rule, passed[check], margins[check]
             if _npl_control_applies(s.assessment, year):
-                margin = overall_npl[:, column] + s.assessment.npl_margin - inclusive_npl[:, column]
+                margins = {"npl_ratio": overall_npl[:, column] + s.assessment.npl_margin - inclusive_npl[:, column]}
+                start = column - calendar_month  # the column of this year's January
+                if s.assessment.loan_cost and start - 12 >= 1:
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        before = _average_rate(interest, disbursed, start - 12, start)
+                        margins["loan_cost"] = before - _average_rate(interest, disbursed, start, column + 1)
                 with np.errstate(invalid="ignore"):
-                    yield entity, year, label, "两控", rule, margin >= 0, margin
+                    passed = {check: margin > 0 if check == "loan_cost" else margin >= 0 for check, margin in margins.items()}
+                yield entity, year, label, "两控", rule, np.logical_and.reduce(list(passed.values())), None
+                for check in margins:
+                    yield entity, year, label, check, rule, passed[check], margins[check]
+
+
+def _average_rate(interest: np.ndarray, disbursed: np.ndarray, first: int, end: int) -> np.ndarray:
+    """The amount-weighted average rate of the loans paid out in columns ``first`` … ``end − 1``, shape (paths,) (NaN
+    without lending)."""
+    lent = disbursed[:, first:end].sum(axis=1)
+    return np.where(lent > 0, interest[:, first:end].sum(axis=1) / lent, np.nan)
 
 
 def two_increases_table(results: Runs) -> pd.DataFrame:
@@ -104,6 +126,6 @@ def _row(bank: str, year: int, date: str, check: str, rule: str, passed: np.ndar
     k, n = int(passed.sum()), passed.shape[0]
     low, high = wilson_interval(k, n)
     median = float(np.nanmedian(margin)) if margin is not None and not np.isnan(margin).all() else np.nan
-    unit = {"loan_growth": "growth points", "borrowers": "firms", "两控": "NPL ratio points"}.get(check, "")
+    unit = MARGIN_UNITS.get(check, "")
     return {"bank": bank, "year": year, "date": date, "check": check, "rule": rule, "probability": k / n, "ci_low": float(low),
             "ci_high": float(high), "median_margin": median, "margin_unit": unit}

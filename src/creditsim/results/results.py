@@ -178,10 +178,12 @@ class Results:
         DataFrame
             One row per bank, assessment date and check: ``bank, year, date, check`` (``两增``: every check of
             the year's rule passes; ``loan_growth``: inclusive growth ≥ all-loan growth; ``borrowers``:
-            borrowers ≥ the comparison date; ``两控``: inclusive NPL ratio ≤ overall NPL ratio + the margin),
-            ``rule``, the share of paths passing (``probability``) with its Wilson 95% interval (``ci_low``,
-            ``ci_high``), and the median margin (``median_margin``, in ``margin_unit``: growth points as a
-            fraction, firms, or NPL ratio points as a fraction; NaN for the combined 两增 row).
+            borrowers ≥ the comparison date; ``两控``: both of its halves assessed pass; ``npl_ratio``: inclusive
+            NPL ratio ≤ overall NPL ratio + the margin; ``loan_cost``: the year's loans so far at a lower average
+            rate than the whole year before's, from the run's second calendar year), ``rule``, the share of paths
+            passing (``probability``) with its Wilson 95% interval (``ci_low``, ``ci_high``), and the median margin
+            (``median_margin``, in ``margin_unit``: growth points as a fraction, firms, NPL ratio points or rate
+            points as a fraction; NaN for the combined 两增 and 两控 rows).
         """
         from .assessment import two_increases_table
 

@@ -79,6 +79,7 @@ def check_rules(s: Scenario) -> None:
         _check_by_year(f"{f}.small_micro_outside_growth", bank.small_micro_outside_growth, years, "rate")
         if bank.small_micro_outside + (bank.initial_balance or 0.0) > bank.all_loans:
             raise ScenarioError(f"{f}.small_micro_outside", bank.small_micro_outside, f"with initial_balance must be ≤ all_loans ({bank.all_loans:g})")
+        _check_by_year(f"{f}.rate", bank.rate, [(s.start_index - 1) // 12, *years], "rate", " (the opening's year and every simulated year)")
         _check_by_year(f"{f}.other_npl_ratio", bank.other_npl_ratio, [(s.start_index - 1) // 12, *years], "ratio", " (the opening's year and every simulated year)")
     _check_by_year("demand.growth", s.demand.growth, years, "rate")
     if not 1.0 <= s.demand.loans_per_borrower <= MAX_LOANS_PER_BORROWER:
@@ -180,8 +181,9 @@ def _check_guarantees(s: Scenario) -> None:
         _check_names("interest_subsidy.segments", sub.segments, list(s.firms.segments), "segment")
         _check_names("interest_subsidy.banks", sub.banks, list(s.banks), "bank")
         for name, bank in s.banks.items():
-            if (sub.banks is None or name in sub.banks) and sub.rate > bank.rate:
-                raise ScenarioError("interest_subsidy.rate", sub.rate, f"must not exceed the rate of bank {name} ({bank.rate:g})")
+            lowest = min(bank.rate.values()) if isinstance(bank.rate, dict) else bank.rate
+            if (sub.banks is None or name in sub.banks) and sub.rate > lowest:
+                raise ScenarioError("interest_subsidy.rate", sub.rate, f"must not exceed the rate of bank {name} ({lowest:g}, its lowest)")
 
 
 def _check_by_year(field: str, value: float | dict[str, float], years: Sequence[int], what: str, which: str = "") -> None:

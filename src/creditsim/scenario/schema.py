@@ -157,7 +157,7 @@ class Bank(_Model):
     all_loans: PositiveAmount = Field(description="Initial balance of all the bank's loans (各项贷款), inclusive ones included, CNY.", json_schema_extra=SCALED)
     non_inclusive_growth: Growth | dict[str, Growth] = Field(description="Annual growth of the bank's loans outside the inclusive book: one rate, or a table by year ('2021' = '8%') covering every simulated year.")
     max_pd: Probability = Field(description="Risk appetite: the highest annual PD the bank lends to.")
-    rate: Probability = Field(description="Annual interest rate on its inclusive loans (before the risk premium).")
+    rate: Probability | dict[str, Probability] = Field(description="Annual interest rate of its new inclusive loans before the risk premium: one rate, or a table by year ('2020' = '5.9%') covering the opening's year and every simulated year. A loan keeps the rate of the year it was made (the opening book: the opening's year) until it ends; a renewal or a new loan takes the year's rate.")
     rate_per_pd: NonNegative = Field(0.0, description="Risk-based pricing: the rate rises by rate_per_pd × the PD the bank believes the firm has (at most 10).")
     renewal_uptake: Probability = Field(0.0, description="Share of the firms with eligible maturing loans whose loans the bank renews without principal repayment (无还本续贷).")
     term_mix: dict[str, Probability] = Field(description="Share of new loans by term in months, e.g. {12 = 0.6, 24 = 0.3, 36 = 0.1}; sums to 1. Loans repay at maturity (bullet).")
@@ -388,7 +388,8 @@ class Assessment(_Model):
 
     rule: Literal["in_force", "2018", "2019", "2024", "none"] | dict[str, Annotated[Literal["2018", "2019", "2024", "none"], BeforeValidator(_year_text)]] = Field(
         "in_force", description="The 两增 rule: '2018' (同比: inclusive growth ≥ all-loan growth and borrowers ≥ the same date last year), '2019' (较年初: both since the start of the year), '2024' (growth since the start of the year only), 'none'; 'in_force' applies each year's rule (before 2018 → 'none', 2018 → '2018', 2019–2022 → '2019', 2023 → 'none', 2024 on → '2024'); or a table by year (years left out: 'none').")
-    npl_margin: Probability = Field(0.03, description="两控: the inclusive NPL ratio may exceed the bank's overall NPL ratio by at most this (3 percentage points).")
+    npl_margin: Probability = Field(0.03, description="两控's NPL half: the inclusive NPL ratio may exceed the bank's overall NPL ratio by at most this (3 percentage points).")
+    loan_cost: bool = Field(True, description="Assess 两控's cost half: the loans paid out since the start of a year carry a lower average rate (new_loan_rate, weighted by amount) than the whole year before's, from the run's second calendar year. Its outcome follows the banks' rate by year (banks.NAME.rate) and the mix of their borrowers; false leaves it out of 两控 (say why in the scenario, e.g. no public rate path for its years).")
 
 
 class Scenario(_Model):
