@@ -23,6 +23,7 @@ from creditsim import Results, simulate
 from creditsim.errors import ResultsError
 from creditsim.present.cli import main
 from creditsim.scenario import json_digest, scenario_from_dict
+from creditsim.scenario.growth import rates_by_year
 from helpers import assert_same_bits, default_count_cdf, pool_scenario, small_default, with_changes
 
 ALPHA = 1e-3
@@ -79,7 +80,7 @@ def trace_recount(r: Results, path: int, bank: str) -> dict[str, np.ndarray]:
 
     A loan is on the performing book at the end of month t when start ≤ t < end (an outstanding loan: start ≤ t ≤
     end = M); a defaulted loan (either kind) stays a non-performing loan from its end month until it is written off,
-    end ≤ t < end + write_off_months. Disbursed in t ≥ 1: loans starting in t (opening loans are a stock); repaid:
+    end ≤ t < end + write_off_months (of the year of default). Disbursed in t ≥ 1: loans starting in t (opening loans are a stock); repaid:
     loans ending in t repaid, re-borrowed, renewed or graduated; defaulted: loans ending in t by a default."""
     tr = r.trace
     rows = ((tr["path"] == path) & (tr["bank"] == bank)).to_numpy()
@@ -94,7 +95,9 @@ def trace_recount(r: Results, path: int, bank: str) -> dict[str, np.ndarray]:
     firm = tr["firm"][rows].to_numpy()
     defaulted = (how == "defaulted") | (how == "liquidity_default")
     performing = (start <= t) & ((t < end) | ((how == "outstanding") & (t <= end)))
-    npl = defaulted & (end <= t) & (t < end + r.scenario.risk.write_off_months)
+    s = r.scenario
+    write_off = rates_by_year(s.risk.write_off_months, (s.start_index - 1 + end[:, 0]) // 12)[:, None]  # of the year of default
+    npl = defaulted & (end <= t) & (t < end + write_off)
     new = (start == t) & (t >= 1)
     ends = end == t
     repaid = ends & np.isin(how, ["repaid", "reborrowed", "renewed", "graduated"])
@@ -126,6 +129,7 @@ MONEY = {"balance - npl_balance", "renewal_balance", "disbursed", "credit_loan_d
     {"risk.recovery_lag_months": 0, "risk.write_off_months": 0, "guarantors.fund.claim_lag_months": 0, "demand.loans_per_borrower": 2.5,
      "renewal.distressed_classification": "restructured"},
     {"firms.opening_book": "new", "risk.write_off_months": 5, "risk.recovery_lag_months": 2},
+    {"risk.write_off_months": {"2020": 12, "2021": 9, "2022": 4}, "risk.recovery_lag_months": 3, "guarantors.fund.claim_lag_months": 2},
 ])
 def test_trace_recounts_the_monthly_metrics_exactly(overrides):
     """For every traced path, bank and month (sample 1, so no scaling back): loans, borrowers (distinct firms with a

@@ -147,8 +147,8 @@ def covered_book(**changes: Any) -> Scenario:
     """(3) Guarantees and a risk pool with claims: two segments, two banks lending credit, guaranteed and collateral
     loans; a guarantor (coverage 0.7, claim lag 3, fee 0.8% of which 0.3% subsidised, costs 0.2%, leverage cap 8)
     whose capital makes the cap bind; a pool paying 50% of the net loss of credit loans up to 300万 of one bank,
-    leverage 5, with a January budget. PD 2–6% with an annual factor, write-off after 9 months, so claims and payouts
-    come within the 24 months. About 500 borrowers."""
+    leverage 5, with a January budget. PD 2–6% with an annual factor, write-off after 9 months (7 for a default in
+    2022: faster disposal), so claims and payouts come within the 24 months. About 500 borrowers."""
     data = _data()
     data["firms"]["segments"] = {
         "micro": _segment(firms=650, applications_per_month=8, pd=[0.02, 0.06], grade_share=[0.6, 0.4], rho=0.12, line_median="60万", line_p90="250万"),
@@ -159,7 +159,7 @@ def covered_book(**changes: Any) -> Scenario:
         "big": _bank(share=0.55, product_mix={"credit": 0.4, "guaranteed": 0.4, "collateral": 0.2}),
         "city": _bank(share=0.45, rate=0.06, term_mix={"12": 0.8, "24": 0.2}, product_mix={"credit": 0.5, "guaranteed": 0.3, "collateral": 0.2}),
     }
-    data["risk"].update(recovery_lag_months=6, write_off_months=9, factor_frequency="annual")
+    data["risk"].update(recovery_lag_months=6, write_off_months={"2020": 9, "2021": 9, "2022": 7}, factor_frequency="annual")
     data["guarantors"] = {"fund": {"capital": "1200万", "coverage": 0.7, "fee_rate": "0.8%", "fee_subsidy": "0.3%", "cost_rate": "0.2%",
                                    "leverage_cap": 8, "claim_lag_months": 3, "single_borrower_share": 0.5}}
     data["pools"] = {"pool": {"size": "1600万", "leverage": 5, "payout_share": 0.5, "max_loan": "300万", "banks": ["city"], "annual_budget": "500万",

@@ -152,7 +152,7 @@ def file_default(p, s, t, cover, bank, amount, recovery, credit):
     """
     n_g = p.guarantees.coverage.shape[0]
     if cover >= n_g:
-        pools.file_default(p, s, t, cover - n_g, bank, amount, recovery, credit, p.risk.write_off)
+        pools.file_default(p, s, t, cover - n_g, bank, amount, recovery, credit, p.risk.write_off[t])
     elif cover >= 0:
-        return guarantees.file_default(p, s, t, cover, bank, amount, recovery, p.risk.recovery_lag, p.risk.write_off)
+        return guarantees.file_default(p, s, t, cover, bank, amount, recovery, p.risk.recovery_lag, p.risk.write_off[t])
     return recovery, 0.0

@@ -3,7 +3,8 @@ claims, pool compensation and write-offs are filed for later months and booked w
 
 A defaulted loan of amount A has a recovery R = round(A (1 − LGD)), LGD the product's mean or a Beta draw around it
 (keyed by the firm, the month and the loan), booked after ``recovery_lag_months``; what is not recovered is written
-off after ``write_off_months``, when every party's loss is recognised. A guaranteed loan's claim and a covered loan's
+off after ``write_off_months`` (those of the year of the default: the banks' pace of NPL disposal), when every
+party's loss is recognised. A guaranteed loan's claim and a covered loan's
 compensation are the instruments' (see :mod:`.cover`); the bank books a paid claim or compensation as a recovery.
 """
 
@@ -43,7 +44,7 @@ def default(p, s, t, slot, liquidity, path, traced):
         recovery = np.rint(a * (1.0 - lgd))
         bank_recovery, claim = file_default(p, s, t, loan.cover, bank, a, recovery, credit)
         due_recovery = s.due[t + p.risk.recovery_lag, bank]
-        due_write_off = s.due[t + p.risk.write_off, bank]
+        due_write_off = s.due[t + p.risk.write_off[t], bank]
         due_recovery[DUE.recovered] += bank_recovery
         due_write_off[DUE.written_off] += a - claim - bank_recovery
         if credit:
@@ -63,7 +64,7 @@ def default(p, s, t, slot, liquidity, path, traced):
             flows[BANK.liquidity_defaults] += 1.0
         if traced:
             record_loan(p, s, path, slot, i, t, LIQUIDITY_DEFAULT if liquidity else DEFAULTED, loan_rate(p, bank, b.belief, b.start))
-    s.due[t + p.risk.write_off, bank, DUE.firms] += 1.0
+    s.due[t + p.risk.write_off[t], bank, DUE.firms] += 1.0
     book[BOOK.npl_firms] += 1.0
     book[BOOK.firms] -= 1.0
     s.population[POPULATION.firm_failures] += 1.0
@@ -78,7 +79,7 @@ def opening_stock(p, s):
     """File each bank's opening stock of non-performing loans (``opening_npl_ratio`` of its inclusive book, NPLs ÷
     performing + NPLs, after the opening borrowers are made).
 
-    The stock is defaults of equal size in each of the W = ``write_off_months`` months before the start, split by the
+    The stock is defaults of equal size in each of the W = ``write_off_months`` (the opening year's) months before the start, split by the
     bank's product mix: a cohort of age a (months since its default, 0 … W − 1) of amount A_k of product k has its
     recovery R_k = round(A_k (1 − LGD_k)) (the product's mean LGD) due in month L − a when a < L
     (L = ``recovery_lag_months``; an older cohort's recovery came before the start and left A_k − R_k) and its
@@ -87,7 +88,7 @@ def opening_stock(p, s):
     round(A_k ÷ the bank's mean opening loan) loans (at least one), each a firm. Its cover was settled before the
     start: no claim or compensation is filed.
     """
-    n_w, n_l = p.risk.write_off, p.risk.recovery_lag
+    n_w, n_l = p.risk.write_off[0], p.risk.recovery_lag
     for bank in range(s.book.shape[0]):
         ratio = p.banks.opening_npl_ratio[bank]
         book = s.book[bank]
@@ -134,7 +135,7 @@ def claims(p, s, t):
     off when the loan is written off."""
     guarantees.settle(p, s, t)
     for g in range(p.guarantees.coverage.shape[0]):
-        written_off = t + p.guarantees.after_claim[g]
+        written_off = guarantees.written_off_month(p, g, t)
         for bank in range(s.book.shape[0]):
             received = s.guarantees.paid[g, bank]
             s.book[bank, BOOK.npl_balance] -= received

@@ -37,7 +37,7 @@ class Calendar(NamedTuple):
     """Months: t = 0 is the opening, t = 1..M the simulated months."""
 
     months: Annotated[int, INT]                   # M
-    horizon: Annotated[int, INT]                  # rows of the filing arrays: months 0 .. M + write_off_months
+    horizon: Annotated[int, INT]                  # rows of the filing arrays: months 0 .. M + the most write_off_months
     month_index: Annotated[np.ndarray, FROZEN_INT_1]       # (M + 2,) int64: calendar month index of month t (see creditsim.scenario.units.month_index)
     january: Annotated[np.ndarray, FROZEN_BOOL_1]           # (M + 2,) bool: month t is a January
 
@@ -103,7 +103,7 @@ class RiskParams(NamedTuple):
     lgd_b: Annotated[np.ndarray, FROZEN_FLOAT_1]
     lgd_random: Annotated[bool, BOOL]
     recovery_lag: Annotated[int, INT]
-    write_off: Annotated[int, INT]
+    write_off: Annotated[np.ndarray, FROZEN_INT_1]  # (M + 1,) months from a default in month t to its write-off (0: the opening stock's)
     stress_prob: Annotated[float, FLOAT]            # liquidity stress of a solvent firm at a maturity
     bridge_share: Annotated[float, FLOAT]
     bridge_cost: Annotated[float, FLOAT]
@@ -186,8 +186,9 @@ def parameters(scenario: Scenario, audit: bool = False, opening: InitialPopulati
     until = [renewal.until_by_segment.get(name) or renewal.until for name in s.segment_names] if renewal else []
     shifts = np.concatenate([[0.0], np.asarray(start.line_shift, dtype=np.float64), [math.log(c.line_scale) for c in channels]])
     exit_prob = np.array([-math.expm1(math.log1p(-x.exit_rate) / 12.0) if x.exit_rate < 1.0 else 1.0 for x in segments])
+    write_off = rates_by_year(s.risk.write_off_months, (s.start_index - 1 + np.arange(months + 1)) // 12).astype(np.int64)
     params = Params(
-        calendar=Calendar(months=months, horizon=months + s.risk.write_off_months + 1, month_index=calendar_month.astype(np.int64),
+        calendar=Calendar(months=months, horizon=months + int(write_off.max()) + 1, month_index=calendar_month.astype(np.int64),
                           january=(calendar_month % 12 == 0)),
         firms=FirmParams(
             pd=pd, pd_logit=pd_logit, grade_cumulative=_cumulative(share), rho=np.array([x.rho for x in segments]),
@@ -218,7 +219,7 @@ def parameters(scenario: Scenario, audit: bool = False, opening: InitialPopulati
         ),
         risk=RiskParams(
             lgd_mean=lgd_mean, lgd_a=lgd_mean * concentration, lgd_b=(1.0 - lgd_mean) * concentration, lgd_random=sd > 0,
-            recovery_lag=int(s.risk.recovery_lag_months), write_off=int(s.risk.write_off_months),
+            recovery_lag=int(s.risk.recovery_lag_months), write_off=write_off,
             stress_prob=float(s.liquidity.stress_prob), bridge_share=float(s.liquidity.bridge_share), bridge_cost=float(s.liquidity.bridge_cost),
         ),
         renewal=RenewalParams(

@@ -202,7 +202,7 @@ def _scenario_section(results: Results) -> str:
     risk = s.risk
     assumptions = [
         f"Defaults: one-factor Gaussian model, factor redrawn {risk.factor_frequency}; LGD " + ", ".join(f"{p} {100 * v:.0f}%" for p, v in risk.lgd.items())
-        + f"; recoveries after {risk.recovery_lag_months} months, write-off after {risk.write_off_months}.",
+        + f"; recoveries after {risk.recovery_lag_months} months, write-off after {_months(risk.write_off_months)}.",
         f"Stress path: {', '.join(f'{p.date} ×{p.pd_multiplier:g}' for p in risk.stress) or 'none'}.",
         f"Demand: re-borrowing probability {100 * s.demand.reborrow_prob:.0f}%, applications growing {_rates(s.demand.growth)} a year, "
         f"{s.demand.loans_per_borrower:g} loans per borrower on average; thin-file signal error {risk.signal_sd:g} (log-odds).",
@@ -253,6 +253,11 @@ def _e(value: object) -> str:
 
 def _margin(value: float, unit: str) -> str:
     return f"{value:+,.0f} firms" if unit == "firms" else f"{100 * value:+.2f} pts"
+
+
+def _months(value: int | dict[str, int]) -> str:
+    """A number of months, or a table of them by year."""
+    return f"{value} months" if isinstance(value, int) else ", ".join(f"{k}: {v} months" for k, v in value.items())
 
 
 def _rates(value: float | dict[str, float]) -> str:

@@ -56,7 +56,7 @@ order of segment, grade and state), then, once every maturing loan has ended, th
 
 *Defaults and losses.* A defaulted loan of amount A turns non-performing. Its recovery R = round(A (1 − LGD))
 (LGD the product's mean, or a Beta draw with that mean and ``risk.lgd_sd``) comes ``recovery_lag_months``
-later; the rest is written off ``write_off_months`` after the default. A guaranteed loan's guarantor pays the
+later; the rest is written off ``write_off_months`` (those of the default's year) after the default. A guaranteed loan's guarantor pays the
 claim C = round(c A) after its claim lag (pro rata with the month's other claims when its capital falls short;
 the bank writes off what is unpaid), takes round(c R) of the recovery, and loses what it paid less that. A loan
 covered by a risk pool asks the pool for min(round(s (A − R)), cap) at write-off; the pool pays within its
@@ -617,6 +617,7 @@ class ReferenceSimulation:
         segments, banks = list(s.firms.segments.values()), list(s.banks.values())
         self.segments, self.banks = segments, banks
         self.rate = [rates_by_year(b.rate, (s.start_index - 1 + np.arange(m + 1)) // 12).tolist() for b in banks]  # of a loan made in month t
+        self.write_off = [int(k) for k in rates_by_year(s.risk.write_off_months, (s.start_index - 1 + np.arange(m + 1)) // 12)]  # after a default in month t
         self.n_banks = len(banks)
         self.n_grades = max(len(seg.pd) for seg in segments)
         self.pd = [list(seg.pd) + [0.0] * (self.n_grades - len(seg.pd)) for seg in segments]
@@ -769,12 +770,12 @@ class ReferenceSimulation:
 
     def _open_npl_stock(self) -> None:
         """Each bank's opening NPLs: ``opening_npl_ratio`` of NPLs ÷ (performing + NPLs), as loans that defaulted in
-        equal monthly amounts over the ``write_off_months`` before the start, in the bank's product mix. Of a month's
+        equal monthly amounts over the ``write_off_months`` (the opening year's) before the start, in the bank's product mix. Of a month's
         defaults of product k, amount A_k, the recovery round(A_k (1 − mean LGD_k)) is still due ``recovery_lag_months``
         after that month if it lies in the run (else it was received and A_k less it remains), and the write-off of the
         rest ``write_off_months`` after it. One loan (and firm) per mean opening loan of the bank, at least one."""
         r = self.scenario.risk
-        months_off, months_rec = r.write_off_months, r.recovery_lag_months
+        months_off, months_rec = self.write_off[0], r.recovery_lag_months
         stock = self._recount()
         for j, bank in enumerate(self.banks):
             if bank.opening_npl_ratio <= 0 or stock["loans"][j] == 0:
@@ -1127,10 +1128,10 @@ class ReferenceSimulation:
         return float(self.draw["recoveries"].rng.beta(mean * kappa, (1.0 - mean) * kappa))
 
     def _non_performing(self, loan: Loan, t: int) -> Generator[simpy.Event, Any, None]:
-        """A loan defaulted in month t: non-performing until written off at t + write_off_months.
+        """A loan defaulted in month t: non-performing until written off at t + write_off_months (of t's year).
 
         Its guarantor's claim comes at t + claim_lag (CLAIMS), the recovery at t + recovery_lag (RESOLUTIONS), the pool's
-        compensation and the write-off of the rest at t + write_off_months (RESOLUTIONS, after the pools pay).
+        compensation and the write-off of the rest at its write-off (RESOLUTIONS, after the pools pay).
         """
         r = self.scenario.risk
         amount, flows = loan.amount, self.flows[loan.bank]
@@ -1169,7 +1170,7 @@ class ReferenceSimulation:
                 if fund:
                     fund.recover(cover_recovery)
         # write-off: the pool compensates first, the bank writes off the rest (with any claim left unpaid)
-        yield self.env.timeout(at(t + r.write_off_months, Phase.RESOLUTIONS) - self.env.now)
+        yield self.env.timeout(at(t + self.write_off[t], Phase.RESOLUTIONS) - self.env.now)
         compensation = 0.0
         if pool:
             pool.covered_npl -= amount

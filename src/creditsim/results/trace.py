@@ -12,6 +12,7 @@ import pandas as pd
 from ..model.state import TRACE
 from ..model.trace import HOW
 from ..scenario import PRODUCTS, Scenario
+from ..scenario.growth import rates_by_year
 from ..scenario.units import month_label
 
 __all__ = ["HOW", "COLUMNS", "trace_table", "empty_trace"]
@@ -32,7 +33,8 @@ def trace_table(records: np.ndarray, scenario: Scenario) -> pd.DataFrame:
     ``rate`` (annual, the bank's rate plus its premium for the PD it believed the firm had when it lent); and for a
     defaulted loan the month its default is recognised (its ``end``: the firm's default month, or for a loan a
     renewal masked, the month it fell due) and the months of its bank's recovery and write-off after it (the
-    scenario's lags; a guaranteed loan's claim is paid after the guarantor's claim lag).
+    scenario's lags, the write-off months of the year of default; a guaranteed loan's claim is paid after the
+    guarantor's claim lag).
     """
     first = scenario.start_index - 1
     months = sorted(set(records["start"].tolist()) | set(records["end"].tolist()))
@@ -57,8 +59,10 @@ def trace_table(records: np.ndarray, scenario: Scenario) -> pd.DataFrame:
         "amount": records["amount"] / 100.0,
         "rate": records["rate"].astype(np.float64),
     })
-    for column, lag in (("default_month", 0), ("recovery_month", r.recovery_lag_months), ("write_off_month", r.write_off_months)):
-        frame[column] = [month_label(first + int(t) + lag) if d else None for t, d in zip(records["end"].tolist(), defaulted.tolist(), strict=True)]
+    ends = records["end"].astype(np.int64)
+    write_off = rates_by_year(r.write_off_months, (first + ends) // 12).astype(np.int64)  # those of the year of default
+    for column, lag in (("default_month", 0), ("recovery_month", np.full(len(ends), r.recovery_lag_months)), ("write_off_month", write_off)):
+        frame[column] = [month_label(first + t + int(k)) if d else None for t, k, d in zip(ends.tolist(), np.broadcast_to(lag, ends.shape).tolist(), defaulted.tolist(), strict=True)]
     return frame
 
 

@@ -107,7 +107,7 @@ def _type_name(annotation: Any, metadata: list[Any]) -> str:
     text = repr(annotation) + repr(metadata)
     if annotation == (float | str):
         return "number, amount ('1000亿'), count ('1.5万户') or rate ('1%')"
-    if text.startswith("typing.Union[typing.Annotated[float") and "dict[" in text:
+    if (text.startswith("typing.Union[typing.Annotated[float") or text.startswith("typing.Union[typing.Annotated[int")) and "dict[" in text:
         return _type_name(annotation.__args__[0], []) + ", or a table of them by year"
     for marker, name in (
         ("_probability", "share/rate in [0, 1]"),
@@ -118,6 +118,7 @@ def _type_name(annotation: Any, metadata: list[Any]) -> str:
         ("parse_month", "month 'YYYY-MM'"),
         ("_non_negative", "number ≥ 0"),
         ("_sample", "fraction in (0, 1] or ratio '1:N'"),
+        ("_write_off_months", "whole number of months in [0, 240]"),
     ):
         if marker in text:
             if text.startswith("dict"):

@@ -9,7 +9,7 @@ import math
 from collections.abc import Sequence
 
 from ..errors import _MISSING, ScenarioError
-from .growth import application_growth
+from .growth import application_growth, rates_by_year
 from .opening import initial_population
 from .sampling import sampled
 from .schema import PRODUCTS, Scenario
@@ -82,6 +82,10 @@ def check_rules(s: Scenario) -> None:
         _check_by_year(f"{f}.rate", bank.rate, [(s.start_index - 1) // 12, *years], "rate", " (the opening's year and every simulated year)")
         _check_by_year(f"{f}.other_npl_ratio", bank.other_npl_ratio, [(s.start_index - 1) // 12, *years], "ratio", " (the opening's year and every simulated year)")
     _check_by_year("demand.growth", s.demand.growth, years, "rate")
+    _check_by_year("risk.write_off_months", s.risk.write_off_months, [(s.start_index - 1) // 12, *years], "number of months", " (the opening's year and every simulated year)")
+    for key, months in (s.risk.write_off_months.items() if isinstance(s.risk.write_off_months, dict) else [(None, s.risk.write_off_months)]):
+        if months < s.risk.recovery_lag_months:
+            raise ScenarioError("risk.write_off_months" + (f".{key}" if key else ""), months, f"must be ≥ risk.recovery_lag_months ({s.risk.recovery_lag_months})")
     if not 1.0 <= s.demand.loans_per_borrower <= MAX_LOANS_PER_BORROWER:
         raise ScenarioError("demand.loans_per_borrower", s.demand.loans_per_borrower, f"must be between 1 and {MAX_LOANS_PER_BORROWER:g}")
     _check_applications(s)
@@ -112,11 +116,10 @@ def check_rules(s: Scenario) -> None:
     _check_guarantees(s)
     _check_assessment(s)
     _check_targets(s)
+    opening_write_off = rates_by_year(s.risk.write_off_months, [(s.start_index - 1) // 12])[0]
     for name, bank in s.banks.items():
-        if bank.opening_npl_ratio > 0 and s.risk.write_off_months < 1:
-            raise ScenarioError(f"banks.{name}.opening_npl_ratio", bank.opening_npl_ratio, "needs risk.write_off_months ≥ 1 (the stock awaits its write-off)")
-    if s.risk.write_off_months < s.risk.recovery_lag_months:
-        raise ScenarioError("risk.write_off_months", s.risk.write_off_months, f"must be ≥ risk.recovery_lag_months ({s.risk.recovery_lag_months})")
+        if bank.opening_npl_ratio > 0 and opening_write_off < 1:
+            raise ScenarioError(f"banks.{name}.opening_npl_ratio", bank.opening_npl_ratio, "needs risk.write_off_months ≥ 1 in the opening's year (the stock awaits its write-off)")
     initial_population(s)  # checks that the banked firms fit the banks' risk appetite
     if s.sample < 1.0:  # and so do those of the sample the engine runs (rounding can leave a grade short)
         initial_population(sampled(s))
@@ -150,8 +153,9 @@ def _check_guarantees(s: Scenario) -> None:
             raise ScenarioError(f"{f}.coverage", g.coverage, "must leave the bank at least 20% (≤ 0.8)")
         if g.leverage_cap < 1 or g.leverage_cap > 15:
             raise ScenarioError(f"{f}.leverage_cap", g.leverage_cap, "must be between 1 and 15 (国务院令第683号 Art. 15)")
-        if g.claim_lag_months > s.risk.write_off_months:
-            raise ScenarioError(f"{f}.claim_lag_months", g.claim_lag_months, f"must not exceed risk.write_off_months ({s.risk.write_off_months})")
+        fewest = min(s.risk.write_off_months.values()) if isinstance(s.risk.write_off_months, dict) else s.risk.write_off_months
+        if g.claim_lag_months > fewest:
+            raise ScenarioError(f"{f}.claim_lag_months", g.claim_lag_months, f"must not exceed risk.write_off_months ({fewest}, the fewest)")
         for key in g.reguarantee:
             if key not in s.reguarantors:
                 raise ScenarioError(f"{f}.reguarantee.{key}", g.reguarantee[key], f"unknown re-guarantor; re-guarantors are {', '.join(s.reguarantors) or 'none'}")

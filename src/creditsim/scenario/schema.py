@@ -57,6 +57,14 @@ def _non_negative(value: object) -> float:
     return number
 
 
+def _write_off_months(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value != int(value):
+        raise ValueError("must be a whole number of months")
+    if not 0 <= value <= 240:
+        raise ValueError("must be from 0 to 240 months")
+    return int(value)
+
+
 def _positive_amount(value: object) -> float:
     amount = parse_amount(value)
     if amount <= 0:
@@ -81,6 +89,7 @@ Count = Annotated[float, BeforeValidator(parse_count)]
 Probability = Annotated[float, BeforeValidator(_probability)]
 Growth = Annotated[float, BeforeValidator(_growth)]
 NonNegative = Annotated[float, BeforeValidator(_non_negative)]
+WriteOffMonths = Annotated[int, BeforeValidator(_write_off_months)]
 Month = Annotated[str, BeforeValidator(parse_month)]
 
 
@@ -192,7 +201,7 @@ class Risk(_Model):
     lgd: dict[str, Probability] = Field(description="Mean loss given default by product (credit, guaranteed, collateral).")
     lgd_sd: NonNegative = Field(0.0, description="Standard deviation of a loan's LGD (Beta distributed around the mean); 0 for a fixed LGD, else at least 1e-6.")
     recovery_lag_months: int = Field(12, ge=0, le=120, description="Months from default to the recovery of (1 − LGD) of the defaulted balance (0–120).")
-    write_off_months: int = Field(24, ge=0, le=240, description="Months from default to the write-off of what was not recovered (≥ recovery_lag_months, ≤ 240).")
+    write_off_months: WriteOffMonths | dict[str, WriteOffMonths] = Field(24, description="Months from default to the write-off (核销) or transfer of what was not recovered, the pace at which banks dispose of their NPLs: one number, or a table by the year of default ('2020' = 12) covering the opening's year and every simulated year, each from recovery_lag_months to 240. A defaulted loan keeps the months of the year it defaulted in; the opening stock of NPLs those of the opening's year.")
     signal_sd: NonNegative = Field(0.0, description="Thin files: standard deviation, in log-odds, of the bank's error about a firm's PD when the firm has no credit history; with k repaid loans it is signal_sd / sqrt(1 + k).")
     known_history_loans: int = Field(4, ge=0, le=100, description="Repaid loans the bank is taken to have seen from firms that borrowed before the scenario (opening borrowers and former borrowers).")
 

@@ -34,7 +34,7 @@ from ..columns import FEN, GUARANTOR, REGUARANTOR
 from ..structs import FLOAT, FLOAT_1, FLOAT_2, FLOAT_3, FROZEN_BOOL_2, FROZEN_FLOAT_1, FROZEN_FLOAT_2, FROZEN_INT_1
 from .payments import pay_pro_rata
 
-__all__ = ["GuaranteeParams", "GuaranteeState", "SMALL_LOAN", "parameters", "new_state", "reset", "open_month", "taking", "liability",
+__all__ = ["GuaranteeParams", "GuaranteeState", "SMALL_LOAN", "parameters", "new_state", "reset", "open_month", "taking", "liability", "written_off_month",
            "assign", "unassign", "release", "take_up", "file_default", "settle", "close_month", "record"]
 
 #: Loans up to this amount (CNY) pay a re-guarantor's small-loan fee rate (国家融资担保基金: ≤ 500万).
@@ -56,7 +56,6 @@ class GuaranteeParams(NamedTuple):
     single: Annotated[np.ndarray, FROZEN_FLOAT_1]            # (G,) single-borrower share of capital
     max_line: Annotated[np.ndarray, FROZEN_FLOAT_1]          # (G,) largest line of an eligible borrower, fen
     claim_lag: Annotated[np.ndarray, FROZEN_INT_1]         # (G,) int64, months from a default to its claim
-    after_claim: Annotated[np.ndarray, FROZEN_INT_1]       # (G,) int64, months from a claim to the loan's write-off
     bank_ok: Annotated[np.ndarray, FROZEN_BOOL_2]           # (G, B) bool
     segment_ok: Annotated[np.ndarray, FROZEN_BOOL_2]        # (G, S) bool
     shares: Annotated[np.ndarray, FROZEN_FLOAT_2]            # (G, R) share of each claim passed to each re-guarantor
@@ -111,7 +110,7 @@ def parameters(s: Scenario) -> GuaranteeParams:
         elasticity=array([x.take_up_elasticity for x in guarantors]), reference_price=array([x.reference_price for x in guarantors]),
         leverage_cap=array([x.leverage_cap for x in guarantors]), floor=array([x.capital_floor * FEN for x in guarantors]),
         single=array([x.single_borrower_share for x in guarantors]), max_line=array([x.max_line * FEN for x in guarantors]),
-        claim_lag=claim_lag, after_claim=s.risk.write_off_months - claim_lag,
+        claim_lag=claim_lag,
         bank_ok=np.array([admitted(x.banks, s.bank_names) for x in guarantors], dtype=np.bool_).reshape(g, len(s.banks)),
         segment_ok=np.array([admitted(x.segments, s.segment_names) for x in guarantors], dtype=np.bool_).reshape(g, len(s.firms.segments)),
         shares=np.array([[x.reguarantee.get(name, 0.0) for name in s.reguarantors] for x in guarantors], dtype=np.float64).reshape(g, r),
@@ -226,6 +225,14 @@ def take_up(p, g, loan_rate):
 
 
 # ------------------------------------------------------------------------------------------------ defaults
+@njit(cache=True, nogil=True, inline="always")
+def written_off_month(p, g, t):
+    """The month a loan whose claim on guarantor ``g`` falls due in month ``t`` is written off: its default month
+    plus the write-off months of that month's year."""
+    default_month = t - p.guarantees.claim_lag[g]
+    return default_month + p.risk.write_off[default_month]
+
+
 @njit(cache=True, nogil=True)
 def file_default(p, s, t, g, bank, amount, recovery, recovery_lag, write_off):
     """File the claim, the shared recovery and the losses of a defaulting loan guaranteed by ``g``.
@@ -291,7 +298,7 @@ def settle(p, s, t):
         paid_g = s.guarantees.paid[g].sum()
         s.guarantees.capital[g] -= paid_g
         reg_unpaid = 0.0
-        shift = t + p.guarantees.after_claim[g]
+        shift = written_off_month(p, g, t)
         for k in range(n_r):
             left = reg_due[g, k] - reg_paid[k, g]
             reg_unpaid += left
