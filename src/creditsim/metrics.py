@@ -56,6 +56,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("graduated", "firms", "flow", "bank", "Borrowers that left the inclusive book in the month because their line passed the inclusive limit."),
     Metric("first_time_borrowers", "firms", "flow", "bank", "New borrowers that never borrowed before (首贷户) in the month."),
     Metric("first_loan_amount", "CNY", "flow", "bank", "First loans (首贷) paid out in the month."),
+    Metric("small_micro_first_loan_amount", "CNY", "flow", "bank", "First loans to 首贷户 as the 首贷金额 statistic counts them, small-micro loans above the inclusive limit included: first_loan_amount plus the first loans outside the inclusive book (banks.NAME.first_loans_outside / 12)."),
     Metric("first_time_borrower_lending", "CNY", "flow", "bank", "All lending in the month to firms that became 首贷户 within the scenario (first loans, re-borrowing, renewals)."),
     Metric("first_time_share", "fraction", "ratio", "bank", "first_time_borrowers / approvals: the share of 首贷户 among new borrowers (NaN without approvals)."),
     Metric("first_time_defaults", "loans", "flow", "bank", "Loans of firms that became 首贷户 within the scenario that defaulted in the month."),

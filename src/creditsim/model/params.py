@@ -93,6 +93,7 @@ class BankParams(NamedTuple):
     other_growth: Annotated[np.ndarray, FROZEN_FLOAT_2]      # (M + 1, B) growth factor of the loans outside the inclusive book
     small_micro_outside: Annotated[np.ndarray, FROZEN_FLOAT_1]  # (B,) small-micro loans outside the inclusive book at the start, fen
     small_micro_growth: Annotated[np.ndarray, FROZEN_FLOAT_2]  # (M + 1, B)
+    first_loans_outside: Annotated[np.ndarray, FROZEN_FLOAT_1]  # (B,) first loans outside the inclusive book a month, fen
 
 
 class RiskParams(NamedTuple):
@@ -216,6 +217,7 @@ def parameters(scenario: Scenario, audit: bool = False, opening: InitialPopulati
             other_growth=np.column_stack([growth_factor(s, b.non_inclusive_growth) for b in banks]),
             small_micro_outside=np.array([b.small_micro_outside * FEN for b in banks]),
             small_micro_growth=np.column_stack([growth_factor(s, b.small_micro_outside_growth) for b in banks]),
+            first_loans_outside=np.array([b.first_loans_outside * FEN / 12.0 for b in banks]),
         ),
         risk=RiskParams(
             lgd_mean=lgd_mean, lgd_a=lgd_mean * concentration, lgd_b=(1.0 - lgd_mean) * concentration, lgd_random=sd > 0,
