@@ -265,7 +265,7 @@ BAD_BANKS = {
     "opening_npl_ratio": ({"banks.city.opening_npl_ratio": 0.02},
                           "banks.city.opening_npl_ratio = 0.02: must be left out with loan_tape: the tape's npl loans are the bank's opening NPLs"),
     "all_loans below the tape": ({"banks.city.all_loans": "250万"},
-                                 "banks.city.all_loans = 2500000.0: must be ≥ the loan tape's balance (2.8e+06: 2e+06 performing, 800000 npl)"),
+                                 "banks.city.all_loans = 2500000.0: must be ≥ the loan tape's balance (280.0万: 200.0万 performing, 80.0万 npl)"),
     "not a tape file": ({"banks.city.loan_tape": "book.xlsx"}, "banks.city.loan_tape = 'book.xlsx': must name a loan tape file ending in .csv or .parquet"),
     "missing file": ({"banks.city.loan_tape": "nowhere.csv"}, "banks.city.loan_tape = 'nowhere.csv': cannot read the file: No such file or directory"),
     "more tape firms than firms": ({"firms.segments.only.firms": 2},

@@ -14,7 +14,7 @@ from .loan_tape import OpeningTapes
 from .opening import initial_population
 from .sampling import sampled
 from .schema import PRODUCTS, Scenario
-from .units import MAX_COUNT, month_index, parse_quantity
+from .units import MAX_COUNT, format_amount, month_index, parse_quantity
 
 __all__ = ["check_rules", "MAX_SEGMENT_FIRMS", "MAX_POOL_LEVERAGE", "MAX_LOANS_PER_BORROWER", "MAX_RATE_PER_PD", "MIN_LGD_SD"]
 
@@ -139,10 +139,11 @@ def _check_loan_tapes(s: Scenario, tapes: OpeningTapes) -> None:
             continue
         book = tapes.balance[j] + tapes.npl_balance[j]
         if book > bank.all_loans:
-            raise ScenarioError(f"banks.{name}.all_loans", bank.all_loans, f"must be ≥ the loan tape's balance ({book:.6g}: {tapes.balance[j]:.6g} performing, "
-                                                                          f"{tapes.npl_balance[j]:.6g} npl)")
+            raise ScenarioError(f"banks.{name}.all_loans", bank.all_loans, f"must be ≥ the loan tape's balance ({format_amount(book)}: "
+                                                                          f"{format_amount(tapes.balance[j])} performing, {format_amount(tapes.npl_balance[j])} npl)")
         if bank.small_micro_outside + book > bank.all_loans:
-            raise ScenarioError(f"banks.{name}.small_micro_outside", bank.small_micro_outside, f"with the loan tape's balance ({book:.6g}) must be ≤ all_loans ({bank.all_loans:g})")
+            raise ScenarioError(f"banks.{name}.small_micro_outside", bank.small_micro_outside,
+                                f"with the loan tape's balance ({format_amount(book)}) must be ≤ all_loans ({format_amount(bank.all_loans)})")
 
 
 def _check_applications(s: Scenario) -> None:
