@@ -17,7 +17,8 @@ class ScenarioError(CreditsimError, ValueError):
     """A scenario file or override is invalid.
 
     The message is one line naming the dotted field, the offending value and the rule, e.g.
-    ``banks.city_bank.max_pd = 1.3: must be in [0, 1]``.
+    ``banks.city_bank.max_pd = 1.3: must be in [0, 1]``; about a row of a bank's loan tape, naming the file, the row
+    and the column, e.g. ``loan tape book.csv, row 17, column maturity: '2019-13' is not a month (YYYY-MM)``.
     """
 
     def __init__(self, field: str, value: object, rule: str) -> None:

@@ -3,7 +3,8 @@
 A loan carries at most one cover, numbered across instruments: guarantors 0 .. G − 1 (:mod:`.instruments.guarantees`),
 then risk pools G .. G + P − 1 (:mod:`.instruments.pools`); -1 for none. The engine asks this module what cover an
 applicant could have (:func:`best_offer`), to cover a new loan (:func:`cover_loan`), to release a loan that ends
-(:func:`release`) and to file a default (:func:`file_default`); each instrument's functions change its own books.
+(:func:`release`) and to file a default (:func:`file_default`), and holds the cover a loan tape gives a loan
+(:func:`hold`); each instrument's functions change its own books.
 A new instrument is a module with the same functions, a scenario section, and a branch in each function here.
 """
 
@@ -17,7 +18,7 @@ from .columns import BANK
 from .instruments import guarantees, pools
 from .random import KEY, uniform
 
-__all__ = ["NONE", "offers", "share", "best_offer", "cover_loan", "release", "unassign", "file_default"]
+__all__ = ["NONE", "offers", "share", "best_offer", "cover_loan", "hold", "release", "unassign", "file_default"]
 
 NONE = -1
 CREDIT, GUARANTEED = PRODUCTS.index("credit"), PRODUCTS.index("guaranteed")
@@ -119,6 +120,17 @@ def cover_loan(p, s, t, firm, index, segment, bank, line, amount, product, requi
     cover = NONE if pool == NONE else n_g + pool
     as_required = required < 0 or (required >= n_g and pool != NONE)
     return product, cover, as_required
+
+
+@njit(cache=True, nogil=True, inline="always")
+def hold(p, s, cover, amount):
+    """A loan of a bank's loan tape keeps the cover the tape gives it (-1: none), an existing contract held whatever
+    room its instrument has left (an instrument over its limits takes no new business until loans end)."""
+    n_g = p.guarantees.coverage.shape[0]
+    if cover >= n_g:
+        pools.hold(p, s, cover - n_g, amount)
+    elif cover >= 0:
+        guarantees.hold(p, s, cover, amount)
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -22,7 +22,7 @@ from .random import KEY, beta
 from .state import GONE
 from .trace import DEFAULTED, LIQUIDITY_DEFAULT, record_loan
 
-__all__ = ["default", "claims", "resolutions", "opening_stock"]
+__all__ = ["default", "claims", "resolutions", "opening_stock", "tape_stock"]
 
 CREDIT = PRODUCTS.index("credit")
 
@@ -127,6 +127,42 @@ def opening_stock(p, s):
                 if credit:
                     written[DUE.written_off_credit] += a - recovery
                     book[BOOK.npl_credit] += outstanding
+
+
+@njit(cache=True, nogil=True)
+def tape_stock(p, s):
+    """File the banks' loan tapes' non-performing loans (``p.tape``): a loan of amount A (what the bank carries) and
+    product k that defaulted a months before the opening has, when a < L (``recovery_lag_months``), its recovery
+    R = round(A (1 − LGD_k)) (the product's mean LGD) due in month L − a (an older loan's recovery came before the
+    start and A is what it left: R = 0), and its write-off A − R, the bank's loss, in month W − a
+    (W = ``write_off_months`` of the opening's year, as for the opening stock; the tape holds only loans with a < W). Each loan counts in the bank's loans, and its
+    firm among its borrowers, until written off. Its cover was settled before the start: no claim or compensation
+    is filed."""
+    n_w, n_l = p.risk.write_off[0], p.risk.recovery_lag
+    for i in range(p.tape.npl_bank.shape[0]):
+        bank, product, age = p.tape.npl_bank[i], p.tape.npl_product[i], p.tape.npl_age[i]
+        a = p.tape.npl_amount[i]
+        book = s.book[bank]
+        credit = product == CREDIT
+        firm = 1.0 if p.tape.npl_firm[i] else 0.0
+        recovery = 0.0
+        if age < n_l:
+            recovery = np.rint(a * (1.0 - p.risk.lgd_mean[product]))
+            recovered = s.due[n_l - age, bank]
+            recovered[DUE.recovered] += recovery
+            if credit:
+                recovered[DUE.recovered_credit] += recovery
+        written = s.due[n_w - age, bank]
+        written[DUE.written_off] += a - recovery
+        written[DUE.net_loss] += a - recovery
+        written[DUE.loans] += 1.0
+        written[DUE.firms] += firm
+        book[BOOK.npl_balance] += a
+        book[BOOK.npl_loans] += 1.0
+        book[BOOK.npl_firms] += firm
+        if credit:
+            written[DUE.written_off_credit] += a - recovery
+            book[BOOK.npl_credit] += a
 
 
 @njit(cache=True, nogil=True)

@@ -1,4 +1,5 @@
-"""New borrowers: applications and the 首贷 campaign, the banks' decisions, and a new borrower's credit line and loans.
+"""New borrowers: applications and the 首贷 campaign, the banks' decisions, and a new borrower's credit line and loans
+(or, for a bank's loan tape, the loans the tape gives its firm).
 
 Applications from a segment's firms without a loan are Poisson(applications_per_month × growth) a month, drawn without
 replacement from all of them (:func:`creditsim.model.population.pick`); each applicant goes to a bank by share. The
@@ -17,7 +18,7 @@ from numba import njit
 
 from .book import AHEAD, free_block, loan_rate, open_loan, overflow, set_end, set_state, take_block, take_slot
 from .columns import BANK, BOOK, FEN, POPULATION
-from .cover import best_offer, cover_loan, offers, unassign
+from .cover import best_offer, cover_loan, hold, offers, unassign
 from .instruments import subsidy
 from .params import APPLICANT, line_kind
 from .population import default_month_of, pick
@@ -25,7 +26,7 @@ from .random import KEY, ndtri, normal, open_uniform, pick_column, poisson, unif
 from .state import BORROWING, CURSOR, DECLINED, FORMER, FORMER_FIRST_TIME, NEVER, OVERFLOW, STATES
 from .structs import prefetch
 
-__all__ = ["believed_pd", "new_borrower", "applications", "campaign"]
+__all__ = ["believed_pd", "new_borrower", "tape_borrower", "applications", "campaign"]
 
 # columns of the applicants' scratch array
 _SEG, _GRADE, _STATE, _BANK = 0, 1, 2, 3
@@ -88,6 +89,49 @@ def new_borrower(p, s, t, firm, segment, grade, bank, signal, history, belief, f
             unassign(p, s, s.loans[first + j].cover, per_loan)
         free_block(s, first, n)
         return False
+    _borrow(p, s, t, slot, firm, first, n, per_loan * n, segment, grade, bank, term, age, signal, history, belief, first_time, required, opening)
+    if first_loan:
+        s.flows[bank, BANK.first_loan_amount] += per_loan * n
+    return True
+
+
+@njit(cache=True, nogil=True)
+def tape_borrower(p, s, f, firm):
+    """Make ``firm`` the opening borrower that firm ``f`` of a loan tape is (``p.tape``): its loans as the tape gives
+    them (amount, product, cover held as an existing contract, their age and term), the signal and belief of an
+    opening borrower; returns whether it became one (not when a table is full). No draw but the signal is made."""
+    bank, segment, grade = p.tape.bank[f], p.tape.segment[f], p.tape.grade[f]
+    start, n = p.tape.first[f], p.tape.first[f + 1] - p.tape.first[f]
+    history = p.firms.known_history
+    signal = normal(s.keys[KEY.signal], firm, 0, 0) if p.firms.signal_sd > 0.0 else 0.0
+    belief = believed_pd(p, segment, grade, signal, history)
+    first = take_block(s, n)
+    if first < 0:
+        return False
+    slot = take_slot(s)
+    if slot < 0:
+        free_block(s, first, n)
+        return False
+    line = 0.0
+    for j in range(n):
+        loan = s.loans[first + j]
+        loan.amount = p.tape.amount[start + j]
+        loan.index = j
+        loan.product = p.tape.product[start + j]
+        loan.renewals = 0
+        loan.cover = p.tape.cover[start + j]
+        loan.plan = 0
+        hold(p, s, loan.cover, loan.amount)
+        line += loan.amount
+    _borrow(p, s, 0, slot, firm, first, n, line, segment, grade, bank, p.tape.term[f], p.tape.age[f], signal, history, belief, False, -1, True)
+    return True
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _borrow(p, s, t, slot, firm, first, n, line, segment, grade, bank, term, age, signal, history, belief, first_time, required, opening):
+    """Fill borrower row ``slot`` for ``firm``, whose ``n`` loans (rows ``first`` on) are made: they fall due at
+    t + term − age; put them on the books (as a stock for the ``opening`` book, else as lending of month ``t``) and
+    make the firm a borrower."""
     row = s.firms[firm]
     b = s.borrowers[slot]
     b.firm = firm
@@ -111,7 +155,7 @@ def new_borrower(p, s, t, firm, segment, grade, bank, signal, history, belief, f
     b.subsidised = subsidy.eligible(p, bank, segment, first_time)
     b.signal = signal
     b.belief = belief
-    b.line = per_loan * n
+    b.line = line
     b.default_month = default_month_of(p, s, firm)
     set_end(p, s, slot)
     for j in range(n):
@@ -119,9 +163,6 @@ def new_borrower(p, s, t, firm, segment, grade, bank, signal, history, belief, f
     s.book[bank, BOOK.firms] += 1.0
     set_state(p, s, firm, BORROWING)
     row.slot = slot
-    if first_loan:
-        s.flows[bank, BANK.first_loan_amount] += per_loan * n
-    return True
 
 
 @njit(cache=True, nogil=True)

@@ -24,10 +24,10 @@ from .audit import audit
 from .book import ahead, new_firm
 from .columns import BANK, BOOK
 from .cover import offers
-from .defaults import claims, default, opening_stock, resolutions
+from .defaults import claims, default, opening_stock, resolutions, tape_stock
 from .hazards import cumulative_hazards
 from .instruments import guarantees, pools, subsidy
-from .lending import applications, believed_pd, campaign, new_borrower
+from .lending import applications, believed_pd, campaign, new_borrower, tape_borrower
 from .maturity import relend, repay, settle
 from .params import line_kind
 from .population import enter, leave, start_spell
@@ -74,8 +74,10 @@ def _reset(p, s):
 @njit(cache=True, nogil=True)
 def start_path(p, s, seed, path):
     """The opening (month 0): the path's keys and hazards, every firm of the opening population, the opening
-    borrowers with their loans (seasoned, or new for a static pool; their cover is a stock, not a flow) and the banks'
-    opening stock of non-performing loans (:func:`creditsim.model.defaults.opening_stock`)."""
+    borrowers with their loans (seasoned, or new for a static pool; their cover is a stock, not a flow), then the
+    firms of the banks' loan tapes with theirs (:func:`creditsim.model.lending.tape_borrower`), and the banks'
+    opening stock of non-performing loans (:func:`creditsim.model.defaults.opening_stock`, and the tapes' npl loans,
+    :func:`creditsim.model.defaults.tape_stock`)."""
     _reset(p, s)
     s.keys[:] = path_keys(seed, path, s.keys.shape[0])
     cumulative_hazards(p, s)
@@ -100,8 +102,13 @@ def start_path(p, s, seed, path):
                     if firm < 0:
                         return
                     start_spell(p, s, firm, 1)
+    for f in range(p.tape.bank.shape[0]):  # after the others, so that what a tape holds moves no other firm's row
+        firm = new_firm(p, s, p.tape.segment[f], p.tape.grade[f], BORROWING, 0)
+        if firm < 0 or not tape_borrower(p, s, f, firm):
+            return
     guarantees.open_month(p, s)
     opening_stock(p, s)
+    tape_stock(p, s)
     for bank in range(n_bank):
         other = p.banks.all_loans[bank] - s.book[bank, BOOK.balance] - s.book[bank, BOOK.npl_balance]
         if other < 0.0:

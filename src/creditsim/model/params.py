@@ -26,8 +26,8 @@ from .instruments.subsidy import SubsidyParams
 from .random import ndtr
 from .structs import BOOL, FLOAT, FROZEN_BOOL_1, FROZEN_FLOAT_1, FROZEN_FLOAT_2, FROZEN_INT_1, FROZEN_INT_3, INT, register
 
-__all__ = ["Params", "Calendar", "FirmParams", "BankParams", "RiskParams", "RenewalParams", "CampaignParams", "parameters", "NO_LAST_MONTH",
-           "APPLICANT", "line_kind"]
+__all__ = ["Params", "Calendar", "FirmParams", "BankParams", "RiskParams", "RenewalParams", "CampaignParams", "TapeParams", "parameters",
+           "NO_LAST_MONTH", "APPLICANT", "line_kind"]
 
 #: The month index used for "renewal without an end date".
 NO_LAST_MONTH = month_index("2200-12")
@@ -135,6 +135,26 @@ class CampaignParams(NamedTuple):
     list_size: Annotated[float, FLOAT]              # firms on the list (inf: no limit)
 
 
+class TapeParams(NamedTuple):
+    """The banks' loan tapes (:class:`creditsim.scenario.loan_tape.OpeningTapes`): F performing firms opening with
+    their L loans, and N non-performing loans in the loss pipeline; money in fen."""
+
+    bank: Annotated[np.ndarray, FROZEN_INT_1]              # (F,) int64: a performing firm's bank
+    segment: Annotated[np.ndarray, FROZEN_INT_1]           # (F,) int64
+    grade: Annotated[np.ndarray, FROZEN_INT_1]             # (F,) int64
+    age: Annotated[np.ndarray, FROZEN_INT_1]               # (F,) int64: months since its loans were made, at the opening
+    term: Annotated[np.ndarray, FROZEN_INT_1]              # (F,) int64: its loans' term, months
+    first: Annotated[np.ndarray, FROZEN_INT_1]             # (F + 1,) int64: firm f's loans are first[f] .. first[f + 1] - 1
+    amount: Annotated[np.ndarray, FROZEN_FLOAT_1]            # (L,) a loan's principal, fen
+    product: Annotated[np.ndarray, FROZEN_INT_1]           # (L,) int64
+    cover: Annotated[np.ndarray, FROZEN_INT_1]             # (L,) int64: its guarantor, G + its pool, or -1
+    npl_bank: Annotated[np.ndarray, FROZEN_INT_1]          # (N,) int64
+    npl_product: Annotated[np.ndarray, FROZEN_INT_1]       # (N,) int64
+    npl_age: Annotated[np.ndarray, FROZEN_INT_1]           # (N,) int64: months since its default, at the opening
+    npl_amount: Annotated[np.ndarray, FROZEN_FLOAT_1]        # (N,) what the bank carries of it, fen
+    npl_firm: Annotated[np.ndarray, FROZEN_BOOL_1]          # (N,) bool: its firm's first non-performing loan
+
+
 @register
 class Params(NamedTuple):
     """Everything a path needs to know, compiled once per run."""
@@ -148,6 +168,7 @@ class Params(NamedTuple):
     guarantees: GuaranteeParams
     pools: PoolParams
     subsidy: SubsidyParams
+    tape: TapeParams
     audit: Annotated[bool, BOOL]
 
 
@@ -176,6 +197,8 @@ def parameters(scenario: Scenario, audit: bool = False, opening: InitialPopulati
     with np.errstate(divide="ignore"):
         pd_logit = np.log(pd) - np.log1p(-pd)
     terms = np.array(sorted({int(k) for b in banks for k in b.term_mix}), dtype=np.int64)
+    tapes = start.tapes
+    longest = int(max(terms.max(), tapes.term.max(initial=0)))
     term_weights = np.array([[b.term_mix.get(str(k), 0.0) for k in terms] for b in banks])
     product_weights = np.array([[b.product_mix.get(p, 0.0) for p in PRODUCTS] for b in banks])
     lgd_mean = np.array([s.risk.lgd[p] for p in PRODUCTS])
@@ -199,7 +222,7 @@ def parameters(scenario: Scenario, audit: bool = False, opening: InitialPopulati
             applications=np.array([x.applications_per_month for x in segments]), application_growth=application_growth(s),
             line_mu=mu, line_sigma=sigma, line_shift=shifts, line_within=_within(mu, sigma, math.log(s.firms.inclusive_line_limit), shifts),
             log_limit=math.log(s.firms.inclusive_line_limit), limit=s.firms.inclusive_line_limit * FEN,
-            term_growth=(1.0 + np.array([x.line_growth for x in segments]))[:, None] ** (np.arange(int(terms.max()) + 1) / 12.0)[None, :],
+            term_growth=(1.0 + np.array([x.line_growth for x in segments]))[:, None] ** (np.arange(longest + 1) / 12.0)[None, :],
             known_history=int(s.risk.known_history_loans),
             signal_sd=float(s.risk.signal_sd), extra_loans=float(s.demand.loans_per_borrower - 1.0), reborrow_prob=float(s.demand.reborrow_prob),
             opening_borrowers=start.borrowers.astype(np.int64), opening_unbanked=start.pool.astype(np.int64),
@@ -245,6 +268,9 @@ def parameters(scenario: Scenario, audit: bool = False, opening: InitialPopulati
         guarantees=guarantees.parameters(s),
         pools=pools.parameters(s),
         subsidy=subsidy.parameters(s),
+        tape=TapeParams(bank=tapes.bank, segment=tapes.segment, grade=tapes.grade, age=tapes.age, term=tapes.term, first=tapes.first,
+                        amount=tapes.amount, product=tapes.product, cover=tapes.cover, npl_bank=tapes.npl_bank, npl_product=tapes.npl_product,
+                        npl_age=tapes.npl_age, npl_amount=tapes.npl_amount, npl_firm=tapes.npl_firm),
         audit=bool(audit),
     )
     return _frozen(params)

@@ -201,24 +201,25 @@ def _on_a_line(n: int, dtype: np.dtype) -> np.ndarray:
 def capacities(p: Params, traced: bool = False) -> Capacity:
     """First estimates of the tables a path of ``p`` needs (a path that needs more grows them and runs again).
 
-    Firms: the opening firms and the entries over the run (Poisson, with a margin of 8 standard deviations).
-    Borrowers: the opening borrowers, a year of applications and campaign reach as if all were approved, and a
-    margin. Loans: borrowers × loans per borrower, with a margin. Scratch: eight times the largest month's
+    Firms: the opening firms (the loan tapes' included) and the entries over the run (Poisson, with a margin of 8
+    standard deviations). Borrowers: the opening borrowers, a year of applications and campaign reach as if all
+    were approved, and a margin. Loans: borrowers × loans per borrower, with a margin, and the loan tapes' loans. Scratch: eight times the largest month's
     applicants and campaign reach (the firms a pick looks at before it keeps the smallest keys), and a margin.
     Trace (when a path is traced): a sixth of the loans for every month of the run and a year more.
     """
     f, months = p.firms, p.calendar.months
-    opening_firms = int(f.opening_borrowers.sum() + f.opening_unbanked.sum())
+    tape_firms, tape_loans = p.tape.bank.shape[0], p.tape.amount.shape[0]
+    opening_firms = int(f.opening_borrowers.sum() + f.opening_unbanked.sum()) + tape_firms
     entries = float(f.entries.sum()) * months
     firms = opening_firms + int(entries + 8.0 * math.sqrt(entries) + 16)
     monthly = float(f.applications.sum() * f.application_growth.max()) + float(p.campaign.reach.sum())
     peak_month = monthly + 8.0 * math.sqrt(monthly) + 64
-    opening_borrowers = int(f.opening_borrowers.sum())
+    opening_borrowers = int(f.opening_borrowers.sum()) + tape_firms
     borrowers = min(firms, int(1.1 * opening_borrowers + 12 * monthly) + 1024)
     per_borrower = 1.0 + f.extra_loans
-    loans = int(borrowers * (per_borrower + 3.0 * math.sqrt(max(f.extra_loans, 0.0)) + 0.25)) + 1024
+    loans = int(borrowers * (per_borrower + 3.0 * math.sqrt(max(f.extra_loans, 0.0)) + 0.25)) + tape_loans + 1024
     events = min(firms, int(0.5 * opening_firms + entries) + 1024)
-    blocks = int(per_borrower + 10.0 * math.sqrt(per_borrower) + 16)
+    blocks = max(int(per_borrower + 10.0 * math.sqrt(per_borrower) + 16), int(np.diff(p.tape.first).max(initial=0)))
     return Capacity(firms=firms, borrowers=borrowers, loans=loans, events=events, scratch=int(8 * peak_month) + 1024,
                     trace=(loans * (months + 12) // 6 + 1024) if traced else 1, blocks=blocks)
 

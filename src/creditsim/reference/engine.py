@@ -84,7 +84,7 @@ balance and annual cap (pro rata), and what it pays is a recovery that reduces t
 
 Scope
 -----
-Modelled: the opening seasoned book, population entries, exits and failures, applications, thin-file beliefs
+Modelled: the opening seasoned book (or a bank's loan tape) and NPL stock, population entries, exits and failures, applications, thin-file beliefs
 (``risk.signal_sd``), maturity, repayment, re-borrowing with line growth and graduation, several loans per
 borrower, renewal with evergreening, correlated defaults with macro stress, recoveries and write-offs,
 guarantees (coverage, eligibility, leverage cap, capital floor, single-borrower cap, claim lag, fees, fee
@@ -119,6 +119,7 @@ from ..metrics import SCOPE_METRICS, SCOPES, metric, ratio_values
 from ..results.results import Results
 from ..scenario import FACTOR_MONTHS, PRODUCTS, Guarantor, Pool, Scenario, load_scenario
 from ..scenario.growth import application_growth, rates_by_year
+from ..scenario.loan_tape import OpeningTapes
 from ..scenario.opening import DECLINED, FORMER, FORMER_FIRST_TIME, NEVER, POOL_STATES, initial_population, line_parameters
 from ..scenario.sampling import sampled, scale_back
 from ..scenario.units import month_index
@@ -290,13 +291,16 @@ class StockCohort:
     npl : float
         Its non-performing balance, fen.
     loans : float
-        Its loans, one per firm.
+        Its loans.
+    firms : float
+        Its firms (one per loan, but a loan tape's firm with several npl loans counts once).
     """
 
     bank: int
     credit: bool
     npl: float
     loans: float
+    firms: float
 
 
 @dataclass(eq=False, slots=True)
@@ -757,6 +761,7 @@ class ReferenceSimulation:
                 history = s.risk.known_history_loans
                 self._new_borrower(0, seg, grade, bank, z, history, self._believed_pd(seg, grade, z, history), first_time=False,
                                    line_shift=float(start.line_shift[bank]), opening=True)
+        self._open_tapes(start.tapes)
         for fund in self.funds:
             fund.start_month()  # the opening book's cover is a stock, not a flow of month 0
         self._open_npl_stock()
@@ -767,6 +772,34 @@ class ReferenceSimulation:
             if self.other_loans[j] < 0:
                 raise ScenarioError(f"banks.{name}.all_loans", b.all_loans, f"is below the bank's opening inclusive balance ({balance[j] / FEN:.6g})")
         self._record(0)
+
+    def _open_tapes(self, tapes: OpeningTapes) -> None:
+        """The banks' loan tapes (:mod:`creditsim.scenario.loan_tape`): each performing firm an opening borrower with its
+        loans as the tape gives them, each keeping its cover (an existing contract, whatever room is left); each npl
+        loan A of age a (months since its default) a stock cohort whose recovery round(A (1 − mean LGD)) is due in month
+        L − a when a < L and whose write-off of the rest comes in month W − a."""
+        s = self.scenario
+        r = s.risk
+        history = r.known_history_loans
+        n_g = len(self.funds)
+        for f in range(tapes.bank.shape[0]):
+            seg, grade, bank = int(tapes.segment[f]), int(tapes.grade[f]), int(tapes.bank[f])
+            age, term = int(tapes.age[f]), int(tapes.term[f])
+            rows = range(int(tapes.first[f]), int(tapes.first[f + 1]))
+            z = self.draw["signals"].normal()
+            firm = Firm(segment=seg, grade=grade, cohort=seg * self.n_grades + grade, bank=bank, line=float(sum(tapes.amount[i] for i in rows)),
+                        first_time=False, signal=z, history=history, belief=self._believed_pd(seg, grade, z, history), since=-age - 12 * history, joined=0)
+            self.borrowers[firm] = None
+            firm.loans = [self._make_loan(firm, 0, float(tapes.amount[i]), term, term - age, int(tapes.product[i]), 0, False, True,
+                                          held=int(tapes.cover[i]) if tapes.cover[i] < n_g else -1,
+                                          pool=int(tapes.cover[i]) - n_g if tapes.cover[i] >= n_g else -1) for i in rows]
+        for i in range(tapes.npl_bank.shape[0]):
+            amount, product, age = float(tapes.npl_amount[i]), int(tapes.npl_product[i]), int(tapes.npl_age[i])
+            pending = age < r.recovery_lag_months
+            recovery = round(amount * (1.0 - self.lgd_mean[product])) if pending else 0.0
+            cohort = StockCohort(int(tapes.npl_bank[i]), product == _CREDIT, amount, 1.0, 1.0 if tapes.npl_firm[i] else 0.0)
+            self.npl_stock[cohort] = None
+            self.env.process(self._stock_resolution(cohort, self.write_off[0] - age, r.recovery_lag_months - age if pending else 0, recovery))
 
     def _open_npl_stock(self) -> None:
         """Each bank's opening NPLs: ``opening_npl_ratio`` of NPLs ÷ (performing + NPLs), as loans that defaulted in
@@ -791,7 +824,8 @@ class ReferenceSimulation:
                         continue
                     recovery = round(amount * (1.0 - g))
                     pending = months_ago < months_rec
-                    cohort = StockCohort(j, k == _CREDIT, amount if pending else amount - recovery, max(1.0, round(amount / mean_loan)))
+                    loans = max(1.0, round(amount / mean_loan))
+                    cohort = StockCohort(j, k == _CREDIT, amount if pending else amount - recovery, loans, loans)
                     self.npl_stock[cohort] = None
                     self.env.process(self._stock_resolution(cohort, months_off - months_ago, months_rec - months_ago if pending else 0, recovery))
 
@@ -961,18 +995,27 @@ class ReferenceSimulation:
         return firm
 
     def _make_loan(self, firm: Firm, t: int, amount: float, term: int, maturity: int, product: int, renewals: int, masked: bool,
-                   seasoned: bool = False) -> Loan:
+                   seasoned: bool = False, held: int | None = None, pool: int = -1) -> Loan:
         """Make a loan and start its life.
 
         Cover: a guaranteed-product loan gets the first guarantor (scenario order) that takes it, else a new loan is
         made as the bank's ``without_guarantee`` product (``guarantee_unavailable``) and an opening loan stays
-        guaranteed; a loan without a guarantee gets the first pool that takes it.
+        guaranteed; a loan without a guarantee gets the first pool that takes it. A loan of a loan tape (``held`` not
+        None) keeps the cover the tape gives it, guarantor ``held`` or ``pool`` (-1: none), whatever room is left.
         """
         bank = firm.bank
         flows = self.flows[bank]
         spec = self.banks[bank]
         loan = Loan(firm, bank, amount, self.rate[bank][t] + spec.rate_per_pd * firm.belief, product, term, t, maturity, renewals, masked)
-        if product == _GUARANTEED and self.funds:
+        if held is not None:
+            if held >= 0:
+                liability = round(self.funds[held].coverage * amount)
+                self.funds[held].issue(liability, amount)
+                loan.guarantor, loan.liability = held, liability
+            if pool >= 0:
+                self.pools[pool].covered += amount
+                loan.pool = pool
+        elif product == _GUARANTEED and self.funds:
             for g, fund in enumerate(self.funds):
                 liability = round(fund.coverage * amount)
                 if fund.takes(bank, firm.segment, firm.line, liability):
@@ -983,10 +1026,10 @@ class ReferenceSimulation:
                 if not seasoned:
                     loan.product = PRODUCTS.index(spec.without_guarantee)
                     flows["guarantee_unavailable"] += 1
-        if loan.guarantor < 0:
-            for p, pool in enumerate(self.pools):
-                if pool.takes(bank, firm.segment, loan.product, amount, firm.first_time):
-                    pool.covered += amount
+        if loan.guarantor < 0 and held is None:
+            for p, candidate in enumerate(self.pools):
+                if candidate.takes(bank, firm.segment, loan.product, amount, firm.first_time):
+                    candidate.covered += amount
                     loan.pool = p
                     break
         if not seasoned:
@@ -1214,7 +1257,7 @@ class ReferenceSimulation:
             b = cohort.bank
             npl[b] += cohort.npl
             npl_loans[b] += cohort.loans
-            npl_stock_firms[b] += cohort.loans
+            npl_stock_firms[b] += cohort.firms
             if cohort.credit:
                 npl_credit[b] += cohort.npl
         borrowers = [0.0] * nb

@@ -5,7 +5,8 @@ A scenario is TOML written in the user's language (amounts in 万/亿, rates in 
 cross-field rule (:mod:`.rules`), and returns a frozen :class:`Scenario`. Every problem raises
 :class:`~creditsim.errors.ScenarioError` naming the dotted field, the value and the rule; the engine trusts what
 comes out. :mod:`.opening` apportions the opening population, :mod:`.sampling` gives the sample the engine runs and
-the factors that scale its results back, :mod:`.growth` turns rates by year into growth paths, and
+the factors that scale its results back, :mod:`.loan_tape` reads a bank's loan tape and resolves it against the
+scenario, :mod:`.growth` turns rates by year into growth paths, and
 :mod:`.document` writes the field reference (``docs/reference/scenario.md``) from the schema.
 """
 
@@ -26,6 +27,7 @@ from .schema import (
     Injection,
     InterestSubsidy,
     Liquidity,
+    LoanTape,
     Pool,
     Reguarantor,
     Renewal,
@@ -41,7 +43,7 @@ from .schema import (
 
 __all__ = [
     "DEFAULT_SCENARIO", "MAX_SCENARIO_BYTES", "FACTOR_MONTHS", "MEASURES", "PRODUCTS", "TWO_INCREASES_RULES", "Assessment", "Bank", "Calendar",
-    "Campaign", "Channel", "Demand", "Firms", "Guarantor", "Injection", "InterestSubsidy", "Liquidity", "Pool", "Reguarantor", "Renewal",
+    "Campaign", "Channel", "Demand", "Firms", "Guarantor", "Injection", "InterestSubsidy", "Liquidity", "LoanTape", "Pool", "Reguarantor", "Renewal",
     "Risk", "Scenario", "Segment", "StressPoint", "Target", "TopUp", "admitted", "json_digest", "key_path", "load_scenario",
     "parse_overrides", "scenario_from_dict", "value_at",
 ]

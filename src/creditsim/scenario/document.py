@@ -78,7 +78,7 @@ def reference_markdown() -> str:
     for title, model in sections:
         lines += [f"## {title}", "", (model.__doc__ or "").strip().splitlines()[0], "", "| field | type | default | meaning |", "|---|---|---|---|"]
         for name, info in model.model_fields.items():
-            if model_of(info.annotation) is not None and name not in ("segments", "banks", "stress", "channels", "renewal", "guarantors", "reguarantors", "injections", "top_up", "pools", "interest_subsidy", "targets"):
+            if model_of(info.annotation) is not None and name not in ("segments", "banks", "stress", "channels", "renewal", "guarantors", "reguarantors", "injections", "top_up", "pools", "interest_subsidy", "targets", "loan_tape"):
                 continue
             default = "required" if info.is_required() else _toml_default(info)
             scaled = " Scaled by `sample`." if isinstance(info.json_schema_extra, dict) and "sampled" in info.json_schema_extra else ""
@@ -140,6 +140,8 @@ def _type_name(annotation: Any, metadata: list[Any]) -> str:
         return "name or list of names"
     if "tuple[str, ...]" in text:
         return "list of names"
+    if "LoanTape" in text:
+        return "loan tape file name ('.csv' or '.parquet')"
     if "Channel" in text:
         return "table of channels"
     if "Reguarantor" in text:

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import _MISSING, ScenarioError
+from .loan_tape import read_loan_tape
 from .rules import check_rules
 from .schema import Scenario, model_of
 
@@ -76,7 +77,7 @@ def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | li
         raise ScenarioError(source, _MISSING, "nests arrays or tables too deeply") from None
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
-    return scenario_from_dict(data, overrides)
+    return scenario_from_dict(data, overrides, base=None if path is None else Path(path).parent)
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -96,17 +97,32 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return parsed
 
 
-def scenario_from_dict(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> Scenario:
-    """Validate scenario data (as read from TOML) after applying dotted-key overrides."""
+def scenario_from_dict(data: dict[str, Any], overrides: dict[str, Any] | None = None, base: str | Path | None = None) -> Scenario:
+    """Validate scenario data (as read from TOML) after applying dotted-key overrides.
+
+    A bank's ``loan_tape`` given as a file name is read from ``base`` (the directory of the scenario file; the
+    working directory when None); given as a table (as :meth:`Scenario.to_dict` writes it) it is checked as it is.
+    """
     data = json.loads(json.dumps(data, default=str))  # a deep copy that the overrides may change
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
+    _read_loan_tapes(data, base)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise _scenario_error(exc) from None
     check_rules(scenario)
     return scenario
+
+
+def _read_loan_tapes(data: dict[str, Any], base: str | Path | None) -> None:
+    """Replace each bank's loan tape file name by the file's columns (checked row by row by the schema)."""
+    banks = data.get("banks")
+    if not isinstance(banks, dict):
+        return
+    for name, bank in banks.items():
+        if isinstance(bank, dict) and isinstance(bank.get("loan_tape"), str):
+            bank["loan_tape"] = read_loan_tape(bank["loan_tape"], base, f"banks.{name}.loan_tape")
 
 
 _KEY_PART = re.compile(r"^([^.\[\]]+)((?:\[[0-9]+\])*)$")
@@ -213,6 +229,9 @@ def _scenario_error(exc: ValidationError) -> ScenarioError:
     errors = exc.errors(include_url=False)
     first = _field_of(errors[0])
     error = max((e for e in errors if _field_of(e)[: len(first)] == first), key=lambda e: len(_field_of(e)))
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, ScenarioError):  # a rule that names its own place (a loan tape's row and column)
+        return cause
     loc = _field_of(error)
     kind = error["type"]
     value = error.get("input", _MISSING)

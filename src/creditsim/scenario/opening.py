@@ -4,7 +4,9 @@ The opening position is a set of counts: borrowers by (segment, grade, bank) and
 grade, state). The engine gives each of these firms a row when a path starts (:func:`creditsim.model.month.start_path`;
 the tables are described in :mod:`creditsim.model.state`). The counts are deterministic: a scenario's numbers are
 apportioned with the largest-remainder rule, so who is where at the start does not depend on the seed (the opening
-loans' lines, terms and ages are drawn).
+loans' lines, terms and ages are drawn). A bank with a loan tape (``banks.NAME.loan_tape``,
+:mod:`creditsim.scenario.loan_tape`) has the tape's firms and loans as its opening borrowers instead of its share of
+the segments' banked firms; they are firms of their segments too, so the firms without a loan are what is left.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from scipy.optimize import brentq
 from scipy.special import log_ndtr, ndtri
 
 from ..errors import ScenarioError
+from .loan_tape import OpeningTapes, opening_tapes
 
 __all__ = ["NEVER", "FORMER", "FORMER_FIRST_TIME", "DECLINED", "POOL_STATES", "InitialPopulation", "apportion", "grade_table", "initial_population", "line_parameters", "truncated_lognormal_moments"]
 
@@ -44,7 +47,11 @@ class InitialPopulation:
         Added to the log-median of every segment's credit line in the bank's opening book, so that its expected
         balance equals the bank's initial_balance (0 where none is given).
     opening_mean, opening_sd : ndarray of float, shape (banks,)
-        Expected opening inclusive balance of each bank (CNY) and its standard deviation across paths.
+        Expected opening inclusive balance of each bank's drawn borrowers (CNY) and its standard deviation across
+        paths (0 for a bank with a loan tape).
+    tapes : OpeningTapes
+        The banks' loan tapes, resolved: their performing firms (``tapes.borrowers`` by segment, grade and bank,
+        not in ``borrowers``), loans and non-performing loans.
     """
 
     pool: np.ndarray
@@ -52,6 +59,7 @@ class InitialPopulation:
     line_shift: np.ndarray
     opening_mean: np.ndarray
     opening_sd: np.ndarray
+    tapes: OpeningTapes
 
 
 def apportion(total: int, weights: np.ndarray) -> np.ndarray:
@@ -100,14 +108,17 @@ def grade_table(scenario) -> tuple[np.ndarray, np.ndarray]:
 
 def initial_population(scenario) -> InitialPopulation:
     """Apportion each segment's firms to grades, borrowers to banks, and each bank's borrowers to the grades
-    it accepts (PD ≤ max_pd) in proportion to the grade shares.
+    it accepts (PD ≤ max_pd) in proportion to the grade shares; a bank with a loan tape has the tape's performing
+    firms instead of its share.
 
     Raises
     ------
     ScenarioError
-        When a bank must hold borrowers of a segment but accepts none of its grades, or when the borrowers
-        of a grade exceed the firms of that grade.
+        When a bank must hold borrowers of a segment but accepts none of its grades, when the borrowers
+        of a grade exceed the firms of that grade, or for a row of a loan tape that breaks a rule
+        (:func:`creditsim.scenario.loan_tape.opening_tapes`).
     """
+    tapes = opening_tapes(scenario)
     pd, share = grade_table(scenario)
     banks = list(scenario.banks.items())
     bank_share = np.array([b.share for _, b in banks])
@@ -119,26 +130,30 @@ def initial_population(scenario) -> InitialPopulation:
         banked = int(round(seg.firms * (1.0 - seg.unbanked_share)))
         per_bank = apportion(banked, bank_share)
         for j, (bank_name, bank) in enumerate(banks):
+            if bank.loan_tape is not None:  # its borrowers are the tape's
+                continue
             accepted = np.where(pd[i] <= bank.max_pd, share[i], 0.0)
             if per_bank[j] > 0 and accepted.sum() == 0:
                 raise ScenarioError(
                     f"banks.{bank_name}.max_pd", bank.max_pd, f"accepts no grade of segment {seg_name}, which must give it {per_bank[j]} borrowers"
                 )
             borrowers[i, :, j] = apportion(int(per_bank[j]), accepted)
-        left = firms_by_grade - borrowers[i].sum(axis=1)
+        taped = tapes.borrowers[i].sum(axis=1)
+        left = firms_by_grade - borrowers[i].sum(axis=1) - taped
         if (left < 0).any():
             g = int(np.argmin(left))
+            among = f", {int(taped[g])} of them from loan tapes," if taped[g] else ""
             raise ScenarioError(
                 f"firms.segments.{seg_name}.unbanked_share",
                 seg.unbanked_share,
-                f"leaves {int(borrowers[i, g].sum())} borrowers of grade {g} (PD {pd[i, g]:g}) but only {int(firms_by_grade[g])} firms "
-                "of that grade exist: raise unbanked_share or the banks' max_pd",
+                f"leaves {int(borrowers[i, g].sum() + taped[g])} borrowers of grade {g} (PD {pd[i, g]:g}){among} but only {int(firms_by_grade[g])} firms "
+                "of that grade exist: raise unbanked_share or the banks' max_pd" + (", or the segment's firms" if taped[g] else ""),
             )
         former = apportion(int(round(left.sum() * seg.former_borrower_share)), left.astype(float))
         pool[i, :, NEVER] = left - former
         pool[i, :, FORMER] = former
     shift, mean, sd = _opening_lines(scenario, borrowers.sum(axis=1).astype(float))
-    return InitialPopulation(pool=pool, borrowers=borrowers, line_shift=shift, opening_mean=mean, opening_sd=sd)
+    return InitialPopulation(pool=pool, borrowers=borrowers, line_shift=shift, opening_mean=mean, opening_sd=sd, tapes=tapes)
 
 
 def line_parameters(scenario) -> tuple[np.ndarray, np.ndarray]:

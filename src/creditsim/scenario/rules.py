@@ -10,10 +10,11 @@ from collections.abc import Sequence
 
 from ..errors import _MISSING, ScenarioError
 from .growth import application_growth, rates_by_year
+from .loan_tape import OpeningTapes
 from .opening import initial_population
 from .sampling import sampled
 from .schema import PRODUCTS, Scenario
-from .units import MAX_COUNT, month_index, parse_quantity
+from .units import MAX_COUNT, format_amount, month_index, parse_quantity
 
 __all__ = ["check_rules", "MAX_SEGMENT_FIRMS", "MAX_POOL_LEVERAGE", "MAX_LOANS_PER_BORROWER", "MAX_RATE_PER_PD", "MIN_LGD_SD"]
 
@@ -73,6 +74,10 @@ def check_rules(s: Scenario) -> None:
         _check_sum(f"{f}.product_mix", list(bank.product_mix.values()))
         if bank.rate_per_pd > MAX_RATE_PER_PD:
             raise ScenarioError(f"{f}.rate_per_pd", bank.rate_per_pd, f"must be at most {MAX_RATE_PER_PD:g} (the premium at PD 1 is rate_per_pd, as a fraction)")
+        if bank.loan_tape is not None and bank.initial_balance is not None:
+            raise ScenarioError(f"{f}.initial_balance", bank.initial_balance, "must be left out with loan_tape: the tape is the bank's opening book")
+        if bank.loan_tape is not None and bank.opening_npl_ratio > 0:
+            raise ScenarioError(f"{f}.opening_npl_ratio", bank.opening_npl_ratio, "must be left out with loan_tape: the tape's npl loans are the bank's opening NPLs")
         if bank.initial_balance is not None and bank.initial_balance > bank.all_loans:
             raise ScenarioError(f"{f}.initial_balance", bank.initial_balance, f"must be ≤ all_loans ({bank.all_loans:g})")
         _check_by_year(f"{f}.non_inclusive_growth", bank.non_inclusive_growth, years, "rate")
@@ -120,9 +125,29 @@ def check_rules(s: Scenario) -> None:
     for name, bank in s.banks.items():
         if bank.opening_npl_ratio > 0 and opening_write_off < 1:
             raise ScenarioError(f"banks.{name}.opening_npl_ratio", bank.opening_npl_ratio, "needs risk.write_off_months ≥ 1 in the opening's year (the stock awaits its write-off)")
-    initial_population(s)  # checks that the banked firms fit the banks' risk appetite
+    start = initial_population(s)  # checks that the banked firms fit the banks' risk appetite, and the loan tapes row by row
+    _check_loan_tapes(s, start.tapes)
     if s.sample < 1.0:  # and so do those of the sample the engine runs (rounding can leave a grade short)
-        initial_population(sampled(s))
+        in_sample = initial_population(sampled(s)).tapes
+        for j, (name, bank) in enumerate(s.banks.items()):
+            if bank.loan_tape is not None and start.tapes.borrowers[..., j].sum() > 0 and in_sample.borrowers[..., j].sum() == 0:
+                raise ScenarioError("sample", s.sample, f"leaves none of the {start.tapes.borrowers[..., j].sum()} performing firms of "
+                                                        f"banks.{name}.loan_tape in the sample")
+
+
+def _check_loan_tapes(s: Scenario, tapes: OpeningTapes) -> None:
+    """A bank's all loans hold its loan tape's performing and non-performing balance, and its small-micro loans
+    outside the inclusive book."""
+    for j, (name, bank) in enumerate(s.banks.items()):
+        if bank.loan_tape is None:
+            continue
+        book = tapes.balance[j] + tapes.npl_balance[j]
+        if book > bank.all_loans:
+            raise ScenarioError(f"banks.{name}.all_loans", bank.all_loans, f"must be ≥ the loan tape's balance ({format_amount(book)}: "
+                                                                          f"{format_amount(tapes.balance[j])} performing, {format_amount(tapes.npl_balance[j])} npl)")
+        if bank.small_micro_outside + book > bank.all_loans:
+            raise ScenarioError(f"banks.{name}.small_micro_outside", bank.small_micro_outside,
+                                f"with the loan tape's balance ({format_amount(book)}) must be ≤ all_loans ({format_amount(bank.all_loans)})")
 
 
 def _check_applications(s: Scenario) -> None:

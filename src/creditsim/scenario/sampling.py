@@ -14,15 +14,17 @@ from typing import Any
 import numpy as np
 
 from ..metrics import SCOPE_METRICS, SCOPES, metric
-from .schema import Guarantor, Scenario, _Model
+from .loan_tape import sampled_tape
+from .schema import Guarantor, LoanTape, Scenario, _Model
 
 __all__ = ["sampled", "scale_back"]
 
 
 def sampled(scenario: Scenario) -> Scenario:
     """The scenario the engine runs for a ``sample`` below 1: every field marked ``SCALED`` multiplied by ``sample``,
-    every field marked ``WHOLE`` multiplied and rounded to whole firms; loan sizes, lines and per-loan limits
-    unchanged (the single-borrower share of a guarantor's capital is divided by ``sample`` so that the limit in CNY
+    every field marked ``WHOLE`` multiplied and rounded to whole firms, and of each loan tape the firms
+    :func:`~creditsim.scenario.loan_tape.sampled_tape` keeps; loan sizes, lines and per-loan limits unchanged (the
+    single-borrower share of a guarantor's capital is divided by ``sample`` so that the limit in CNY
     stays the same). Returns the scenario itself when ``sample`` is 1.
     """
     if scenario.sample == 1.0:
@@ -43,6 +45,8 @@ def _scaled(value: Any, k: float) -> Any:
         return {key: _scaled(v, k) for key, v in value.items()}
     if isinstance(value, tuple):
         return tuple(_scaled(v, k) for v in value)
+    if isinstance(value, LoanTape):
+        return sampled_tape(value, k)
     if not isinstance(value, _Model):
         return value
     update = {}

@@ -9,20 +9,23 @@ fields live in :mod:`creditsim.scenario.rules`.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import math
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from ..errors import _MISSING, ScenarioError
 from .units import month_index, month_label, parse_amount, parse_count, parse_month, parse_number, parse_quantity, parse_rate
 
 __all__ = [
     "admitted", "json_digest", "Scenario", "Calendar", "Segment", "Firms", "Bank", "Demand", "StressPoint", "Risk", "Liquidity",
     "Renewal", "Campaign", "Channel", "Guarantor", "Reguarantor", "Injection", "TopUp", "Pool", "InterestSubsidy", "Target",
-    "Assessment", "MEASURES", "TWO_INCREASES_RULES", "PRODUCTS", "FACTOR_MONTHS", "SCALED", "WHOLE",
+    "Assessment", "LoanTape", "MEASURES", "TWO_INCREASES_RULES", "PRODUCTS", "PRODUCT_NAMES", "TAPE_COLUMNS", "TAPE_REQUIRED", "TAPE_STATUSES",
+    "MAX_TAPE_LOANS", "FACTOR_MONTHS", "SCALED", "WHOLE",
 ]
 
 #: Loan products: 信用 (credit, unsecured), 担保 (guaranteed), 抵押/质押 (collateral).
@@ -157,12 +160,178 @@ class Firms(_Model):
     segments: dict[Annotated[str, BeforeValidator(_name)], Segment] = Field(description="The segments, keyed by name.")
 
 
+# --------------------------------------------------------------------------------------------------- loan tapes
+#: The columns of a loan tape: the required ones (:data:`TAPE_REQUIRED`, and grade or pd), then the optional ones.
+TAPE_COLUMNS: tuple[str, ...] = ("amount", "start", "maturity", "product", "status", "grade", "pd", "segment", "cover", "firm", "defaulted")
+TAPE_REQUIRED: tuple[str, ...] = ("amount", "start", "maturity", "product", "status")
+#: A loan's status in a loan tape: performing, or non-performing (不良).
+TAPE_STATUSES: tuple[str, ...] = ("performing", "npl")
+#: The products a loan tape may name, Chinese names included, and the product each means.
+PRODUCT_NAMES: dict[str, str] = {**{p: p for p in PRODUCTS}, "信用": "credit", "担保": "guaranteed", "抵押": "collateral", "质押": "collateral"}
+#: The most loans a loan tape may hold (the largest benchmark province has 5 million borrowers).
+MAX_TAPE_LOANS = 5_000_000
+
+
+def tape_error(file: str, row: int | None, column: str | None, rule: str) -> ScenarioError:
+    """The one-line error about a loan tape: ``loan tape FILE, row N, column C: rule`` (rows counted as a spreadsheet
+    counts them: the header is row 1)."""
+    where = f"loan tape {file}" + (f", row {row}" if row is not None else "") + (f", column {column}" if column is not None else "")
+    return ScenarioError(where, _MISSING, rule)
+
+
+def _empty(cell: object) -> bool:
+    """A cell with nothing in it: missing (None), blank text, or a NaN a Parquet float column holds for it."""
+    return cell is None or (isinstance(cell, str) and not cell.strip()) or (isinstance(cell, float) and math.isnan(cell))
+
+
+def _shown(cell: object) -> str:
+    return repr(cell.strip()) if isinstance(cell, str) else repr(cell) if isinstance(cell, datetime.date) else str(cell)
+
+
+def _tape_cell(column: str, cell: object) -> object:
+    """A loan tape's cell in its column's normal form: amount in CNY (whole fen), months 'YYYY-MM', the product's
+    English name, grade a whole number, pd a fraction, names as text ('' for an empty cover or defaulted).
+
+    Raises
+    ------
+    ValueError
+        With the rule the cell breaks, starting with the cell as written.
+    """
+    shown = _shown(cell)
+    if _empty(cell):
+        if column in ("cover", "defaulted"):
+            return ""
+        raise ValueError("is empty")
+    if column == "amount":
+        try:
+            amount = parse_amount(cell.strip() if isinstance(cell, str) else cell)
+        except ValueError:
+            raise ValueError(f"{shown} is not an amount in CNY, such as 500000 or '50万'") from None
+        if amount <= 0:
+            raise ValueError(f"{shown} must be > 0")
+        if round(amount, 2) != amount:
+            raise ValueError(f"{shown} has more than two decimals: amounts are whole fen")
+        return amount
+    if column in ("start", "maturity", "defaulted"):
+        if isinstance(cell, datetime.date):  # a Parquet date or timestamp column: its month
+            cell = f"{cell.year:04d}-{cell.month:02d}"
+        try:
+            return parse_month(cell.strip() if isinstance(cell, str) else cell)
+        except ValueError:
+            raise ValueError(f"{shown} is not a month (YYYY-MM)") from None
+    if column == "product":
+        name = cell.strip() if isinstance(cell, str) else cell
+        if name not in PRODUCT_NAMES:
+            raise ValueError(f"{shown} is not a product ({', '.join(PRODUCT_NAMES)})")
+        return PRODUCT_NAMES[name]
+    if column == "status":
+        if not isinstance(cell, str) or cell.strip() not in TAPE_STATUSES:
+            raise ValueError(f"{shown} is not a status ({', '.join(TAPE_STATUSES)})")
+        return cell.strip()
+    if column == "grade":
+        text = cell.strip() if isinstance(cell, str) else cell
+        if isinstance(text, float) and text.is_integer():
+            text = int(text)
+        if isinstance(text, str) and text.isascii() and text.isdigit():
+            text = int(text)
+        if isinstance(text, bool) or not isinstance(text, int) or not 0 <= text < 128:
+            raise ValueError(f"{shown} is not a grade: grades are numbered 0, 1, 2 … in the order of the segment's pd")
+        return text
+    if column == "pd":
+        try:
+            pd = parse_rate(cell.strip() if isinstance(cell, str) else cell)
+        except ValueError:
+            pd = math.nan
+        if not 0.0 <= pd < 1.0:
+            raise ValueError(f"{shown} is not an annual PD in [0, 1), such as 0.02 or '2%'")
+        return pd
+    if isinstance(cell, bool) or not isinstance(cell, (str, int)):  # segment, cover, firm: names
+        raise ValueError(f"{shown} is not a name")
+    return str(cell).strip()
+
+
+def _tape_rows(data: Any) -> Any:
+    """Check a loan tape's columns row by row and put every cell in its normal form (:func:`_tape_cell`)."""
+    if isinstance(data, LoanTape):
+        return data
+    if not isinstance(data, dict):
+        raise ValueError("must be the file name of a loan tape ('.csv' or '.parquet')")
+    file = data.get("file")
+    if not isinstance(file, str) or not file:
+        raise ValueError("a loan tape written as a table needs its file's name in 'file'")
+    columns = {name: values for name, values in data.items() if name != "file" and values is not None}
+    for name in columns:
+        if name not in TAPE_COLUMNS:
+            raise tape_error(file, 1, name, f"unknown column; the columns are {', '.join(TAPE_COLUMNS)}")
+    for name in TAPE_REQUIRED:
+        if name not in columns:
+            raise tape_error(file, 1, name, "is missing")
+    if "grade" in columns and "pd" in columns:
+        raise tape_error(file, 1, "pd", "give grade or pd, not both")
+    if "grade" not in columns and "pd" not in columns:
+        raise tape_error(file, 1, "grade", "is missing (give each loan's grade, or its annual PD in a column pd)")
+    n = None
+    for name, values in columns.items():
+        if not isinstance(values, (list, tuple)):
+            raise tape_error(file, None, name, "must be a list of values, one per loan")
+        if n is None:
+            n = len(values)
+        elif len(values) != n:
+            raise tape_error(file, None, name, f"has {len(values)} values; the other columns have {n}")
+    if not n:
+        raise tape_error(file, None, None, "holds no loans")
+    if n > MAX_TAPE_LOANS:
+        raise tape_error(file, None, None, f"holds {n:,} loans, more than {MAX_TAPE_LOANS:,}")
+    clean: dict[str, Any] = {"file": file}
+    for name in TAPE_COLUMNS:
+        if name not in columns:
+            continue
+        out = []
+        for i, cell in enumerate(columns[name]):
+            try:
+                out.append(_tape_cell(name, cell))
+            except ValueError as exc:
+                raise tape_error(file, i + 2, name, str(exc)) from None
+        clean[name] = tuple(out)
+    for i, (status, defaulted) in enumerate(zip(clean["status"], clean.get("defaulted", ("",) * n), strict=True)):
+        if status == "performing" and defaulted:
+            raise tape_error(file, i + 2, "defaulted", f"{defaulted!r} is given for a performing loan: only an npl loan has a default month")
+    return clean
+
+
+class LoanTape(_Model):
+    """A bank's opening book loan by loan: its loan tape, one row per loan, checked row by row (columns in their
+    normal form: amounts in CNY, months 'YYYY-MM', products by their English names, grades by number). Built from
+    the file a scenario names (:func:`creditsim.scenario.loan_tape.read_loan_tape`); a scenario saved as data holds
+    it as this table, so that it reads back without the file."""
+
+    file: str = Field(description="The file the tape was read from, as the scenario names it (error messages name it).")
+    amount: tuple[float, ...] = Field(description="Each loan's outstanding principal, CNY (> 0, whole fen).")
+    start: tuple[str, ...] = Field(description="The month each loan was made, 'YYYY-MM'.")
+    maturity: tuple[str, ...] = Field(description="The month each loan falls due (bullet), 'YYYY-MM'.")
+    product: tuple[str, ...] = Field(description="Each loan's product: credit, guaranteed or collateral.")
+    status: tuple[str, ...] = Field(description="performing, or npl (non-performing).")
+    grade: tuple[int, ...] | None = Field(None, description="Each firm's credit grade: its position in its segment's pd (0 the first).")
+    pd: tuple[float, ...] | None = Field(None, description="Each firm's annual PD, mapped to its segment's nearest grade (on the log-odds scale).")
+    segment: tuple[str, ...] | None = Field(None, description="Each firm's segment (may be left out when the scenario has one).")
+    cover: tuple[str, ...] | None = Field(None, description="The guarantor or pool covering each loan ('' for none).")
+    firm: tuple[str, ...] | None = Field(None, description="Each loan's firm: rows of one firm are one borrower's loans (default: each row its own firm).")
+    defaulted: tuple[str, ...] | None = Field(None, description="The month an npl loan defaulted, 'YYYY-MM' ('' on performing rows and to take the month before the start).")
+
+    _rows = model_validator(mode="before")(_tape_rows)
+
+    @property
+    def loans(self) -> int:
+        """The loans (rows) of the tape."""
+        return len(self.amount)
+
+
 class Bank(_Model):
     """A bank (or a group of banks assessed together)."""
 
     label: str = Field("", description="Display name.")
     share: Probability = Field(description="Share of borrowers: of the initial inclusive borrowers and of new applications. Shares sum to 1.")
-    initial_balance: PositiveAmount | None = Field(None, description="Initial inclusive loan balance, CNY; when given, the initial book's loan sizes are scaled to it.", json_schema_extra=SCALED)
+    initial_balance: PositiveAmount | None = Field(None, description="Initial inclusive loan balance, CNY; when given, the initial book's loan sizes are scaled to it (not with loan_tape).", json_schema_extra=SCALED)
     all_loans: PositiveAmount = Field(description="Initial balance of all the bank's loans (各项贷款), inclusive ones included, CNY.", json_schema_extra=SCALED)
     non_inclusive_growth: Growth | dict[str, Growth] = Field(description="Annual growth of the bank's loans outside the inclusive book: one rate, or a table by year ('2021' = '8%') covering every simulated year.")
     max_pd: Probability = Field(description="Risk appetite: the highest annual PD the bank lends to.")
@@ -175,8 +344,9 @@ class Bank(_Model):
     small_micro_outside: Amount = Field(0.0, description="Small-micro loans of the bank outside the inclusive book at the start (小微企业贷款 less 普惠型: borrowers whose lines pass the inclusive limit), CNY; part of all_loans. Not simulated loan by loan: they follow small_micro_outside_growth, and with the inclusive balance they give small_micro_balance, the measure of plans' 小微企业贷款 targets.", json_schema_extra=SCALED)
     small_micro_outside_growth: Growth | dict[str, Growth] = Field(0.0, description="Annual growth of small_micro_outside: one rate, or a table by year covering every simulated year.")
     first_loans_outside: Amount = Field(0.0, description="First loans a year to 首贷户 outside the inclusive book (小微企业首贷 whose lines pass the inclusive limit, which the 首贷金额 statistic counts), CNY a year. Not simulated loan by loan: paid out evenly, a twelfth each month, they give with first_loan_amount small_micro_first_loan_amount, the measure of 首贷金额 figures and targets.", json_schema_extra=SCALED)
-    opening_npl_ratio: Probability = Field(0.0, lt=1.0, description="Non-performing share of the bank's inclusive book at the start (不良贷款率: NPLs ÷ the whole book), an opening stock in the loss pipeline: defaults of equal size in each of the risk.write_off_months months before the start, with the bank's product_mix; those younger than risk.recovery_lag_months still await their recovery (1 − the product's mean LGD) and each its write-off, recognised as the bank's loss in the run (their guarantee claims and pool compensation were settled before the start). With initial_balance, the performing book is (1 − this) × initial_balance. Default 0: a book that opens without NPLs.")
+    opening_npl_ratio: Probability = Field(0.0, lt=1.0, description="Non-performing share of the bank's inclusive book at the start (不良贷款率: NPLs ÷ the whole book), an opening stock in the loss pipeline: defaults of equal size in each of the risk.write_off_months months before the start, with the bank's product_mix; those younger than risk.recovery_lag_months still await their recovery (1 − the product's mean LGD) and each its write-off, recognised as the bank's loss in the run (their guarantee claims and pool compensation were settled before the start). With initial_balance, the performing book is (1 − this) × initial_balance. Default 0: a book that opens without NPLs. Not with loan_tape, whose npl loans are the bank's stock.")
     other_npl_ratio: Probability | dict[str, Probability] = Field(0.015, description="NPL ratio of the bank's loans outside the inclusive book: one ratio, or a table by year ('2021' = '1.6%') covering every simulated year; with the inclusive NPL it gives the bank's overall NPL ratio, the yardstick of 两控. Default 1.5%, the low end of all commercial banks' 1.5–1.9%.")
+    loan_tape: LoanTape | None = Field(None, description="The bank's own opening book, loan by loan: a loan tape file ('.csv' or '.parquet', the path taken from the scenario file's directory) with columns amount, start, maturity, product, status and grade or pd, and optionally segment, cover, firm and defaulted (docs/how-to/load-a-loan-tape.md), checked row by row when the scenario loads. Its performing loans are the bank's opening borrowers in place of those drawn by share (the other banks' are drawn as before), its npl loans its opening NPL stock; initial_balance and opening_npl_ratio are then left out. A scenario saved as data (results, checkpoints, to_toml) holds the tape's rows. With a sample below 1 the engine runs round(sample × n) of the tape's n performing firms, and of its npl firms likewise, evenly spaced in tape order.")
 
 
 class Demand(_Model):

@@ -34,8 +34,8 @@ from ..columns import FEN, GUARANTOR, REGUARANTOR
 from ..structs import FLOAT, FLOAT_1, FLOAT_2, FLOAT_3, FROZEN_BOOL_2, FROZEN_FLOAT_1, FROZEN_FLOAT_2, FROZEN_INT_1
 from .payments import pay_pro_rata
 
-__all__ = ["GuaranteeParams", "GuaranteeState", "SMALL_LOAN", "parameters", "new_state", "reset", "open_month", "taking", "liability", "written_off_month",
-           "assign", "unassign", "release", "take_up", "file_default", "settle", "close_month", "record"]
+__all__ = ["GuaranteeParams", "GuaranteeState", "SMALL_LOAN", "parameters", "new_state", "reset", "open_month", "taking", "liability",
+           "written_off_month", "assign", "hold", "unassign", "release", "take_up", "file_default", "settle", "close_month", "record"]
 
 #: Loans up to this amount (CNY) pay a re-guarantor's small-loan fee rate (国家融资担保基金: ≤ 500万).
 SMALL_LOAN = 5e6
@@ -191,12 +191,20 @@ def assign(p, s, g, segment, bank, line, amount):
     owed = liability(p, g, amount)
     if s.guarantees.outstanding[g] + owed > p.guarantees.leverage_cap[g] * s.guarantees.capital[g]:
         return False
+    hold(p, s, g, amount)
+    s.guarantees.flows[g, GUARANTOR.guarantee_issued] += owed
+    return True
+
+
+@njit(cache=True, nogil=True, inline="always")
+def hold(p, s, g, amount):
+    """Guarantor ``g`` carries the liability of one loan: one it has taken (:func:`assign`), or an existing guarantee
+    of a bank's loan tape, held whatever room is left."""
+    owed = liability(p, g, amount)
     s.guarantees.outstanding[g] += owed
     s.guarantees.principal[g] += amount
     if amount <= p.guarantees.small_loan:
         s.guarantees.outstanding_small[g] += owed
-    s.guarantees.flows[g, GUARANTOR.guarantee_issued] += owed
-    return True
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -22,7 +22,7 @@ from ..columns import FEN, POOL
 from ..structs import BOOL_1, FLOAT_1, FLOAT_2, FLOAT_3, FROZEN_BOOL_1, FROZEN_BOOL_2, FROZEN_FLOAT_1
 from .payments import pay_pro_rata
 
-__all__ = ["PoolParams", "PoolState", "parameters", "new_state", "reset", "open_month", "taking", "assign", "release", "file_default",
+__all__ = ["PoolParams", "PoolState", "parameters", "new_state", "reset", "open_month", "taking", "assign", "hold", "release", "file_default",
            "settle", "close_month", "record"]
 
 
@@ -155,8 +155,15 @@ def assign(p, s, k, segment, bank, product, amount, first_time):
         return False
     if s.pools.covered[k] + amount > p.pools.leverage[k] * s.pools.balance[k]:
         return False
-    s.pools.covered[k] += amount
+    hold(p, s, k, amount)
     return True
+
+
+@njit(cache=True, nogil=True, inline="always")
+def hold(p, s, k, amount):
+    """Pool ``k`` covers one loan: one it has taken (:func:`assign`), or an existing cover of a bank's loan tape, held
+    whatever room is left."""
+    s.pools.covered[k] += amount
 
 
 @njit(cache=True, nogil=True, inline="always")
