@@ -120,27 +120,33 @@ def test_no_renewal_breaks_an_eligibility_rule(products, max_term, min_months, m
 
 
 def test_eligibility_kernel_applies_each_rule():
-    """renewal.eligible on hand-made loans: each loan fails exactly the rule it was built to fail."""
+    """renewal.eligible on hand-made loans: each loan fails exactly the rule it was built to fail. The scheme allows
+    believed PDs up to 10%; a renewal also meets the criteria of a new loan (银监发〔2014〕36号), so the PD the bank
+    bears, net of its cover's share, must be within its appetite (big_bank 5%, rural_bank 12%)."""
     s = small_default(**{"renewal": {"enabled": True, "products": ["credit"], "max_term_months": 12, "min_months_on_book": 6,
-                                     "max_consecutive": 2, "max_pd": 0.05, "segments": ["micro", "small"], "until": "2023-12",
+                                     "max_consecutive": 2, "max_pd": 0.10, "segments": ["micro", "small"], "until": "2023-12",
                                      "until_by_segment": {"small": "2021-06"}}})
     micro, small, individual = 0, 1, 2
     credit, collateral = PRODUCTS.index("credit"), PRODUCTS.index("collateral")
     july_2021 = month_index("2021-07")
-    cases = {  # segment, product, term, renewals, months on book, believed PD -> eligible
-        "all rules met": (micro, credit, 12, 1, 6, 0.05, True),
-        "segment not listed": (individual, credit, 12, 0, 24, 0.01, False),
-        "segment past its own last month": (small, credit, 12, 0, 24, 0.01, False),
-        "product": (micro, collateral, 12, 0, 24, 0.01, False),
-        "term": (micro, credit, 24, 0, 24, 0.01, False),
-        "consecutive renewals": (micro, credit, 12, 2, 24, 0.01, False),
-        "months on book": (micro, credit, 12, 0, 5, 0.01, False),
-        "believed PD": (micro, credit, 12, 0, 24, 0.0501, False),
+    big, rural = s.bank_names.index("big_bank"), s.bank_names.index("rural_bank")
+    cases = {  # bank, segment, product, term, renewals, months on book, believed PD, cover's share -> eligible
+        "all rules met": (big, micro, credit, 12, 1, 6, 0.05, 0.0, True),
+        "segment not listed": (big, individual, credit, 12, 0, 24, 0.01, 0.0, False),
+        "segment past its own last month": (big, small, credit, 12, 0, 24, 0.01, 0.0, False),
+        "product": (big, micro, collateral, 12, 0, 24, 0.01, 0.0, False),
+        "term": (big, micro, credit, 24, 0, 24, 0.01, 0.0, False),
+        "consecutive renewals": (big, micro, credit, 12, 2, 24, 0.01, 0.0, False),
+        "months on book": (big, micro, credit, 12, 0, 5, 0.01, 0.0, False),
+        "believed PD above the scheme's": (rural, micro, credit, 12, 0, 24, 0.1001, 0.0, False),
+        "above the bank's appetite": (big, micro, credit, 12, 0, 24, 0.06, 0.0, False),
+        "within it net of cover": (big, micro, credit, 12, 0, 24, 0.06, 0.5, True),
+        "within another bank's": (rural, micro, credit, 12, 0, 24, 0.06, 0.0, True),
     }
     columns = [np.array(c) for c in zip(*cases.values(), strict=True)]
-    got = eligible(s, july_2021, *columns[:6])
-    np.testing.assert_array_equal(got, columns[6].astype(bool), err_msg=str(list(cases)))
-    assert not eligible(s, month_index("2024-01"), *[c[:1] for c in columns[:6]]).any()  # after renewal.until
+    got = eligible(s, july_2021, *columns[:8])
+    np.testing.assert_array_equal(got, columns[8].astype(bool), err_msg=str(list(cases)))
+    assert not eligible(s, month_index("2024-01"), *[c[:1] for c in columns[:8]]).any()  # after renewal.until
 
 
 # ------------------------------------------------------------------------------------------------ liquidity

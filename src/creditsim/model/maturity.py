@@ -63,7 +63,8 @@ def settle(p, s, t, slot, path, traced):
         if b.graduating:
             loan.plan = 0
         asks = (loan.plan & WANTED != 0 or stressed or insolvent) and not b.graduating
-        if asks and taken and allowed(p, month, b.segment, loan.product, b.term, loan.renewals, t - b.since, b.belief):
+        covered = share(p, loan.cover) if loan.cover >= 0 else 0.0
+        if asks and taken and allowed(p, month, b.bank, b.segment, loan.product, b.term, loan.renewals, t - b.since, b.belief, covered):
             loan.plan |= RENEWED
         else:
             to_repay = True

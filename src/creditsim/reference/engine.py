@@ -1145,7 +1145,9 @@ class ReferenceSimulation:
     def _may_renew(self, loan: Loan, t: int) -> bool:
         """The renewal rules (银监发〔2014〕36号, 金规〔2024〕13号) for one maturing loan: listed segment, not after the
         segment's last renewal month, eligible product, term ≤ max_term_months, fewer than max_consecutive renewals
-        so far, at least min_months_on_book since the firm's first loan at the bank, believed PD ≤ max_pd."""
+        so far, at least min_months_on_book since the firm's first loan at the bank, believed PD ≤ max_pd, and the
+        criteria of a new loan: believed PD × (1 − the share of loss its guarantor or pool bears) ≤ the bank's
+        max_pd."""
         rules, s = self.scenario.renewal, self.scenario
         assert rules is not None
         firm = loan.firm
@@ -1159,7 +1161,14 @@ class ReferenceSimulation:
             and loan.renewals < rules.max_consecutive
             and t - firm.since >= rules.min_months_on_book
             and firm.belief <= rules.max_pd
+            and firm.belief * (1.0 - self._cover_share(loan)) <= self.banks[loan.bank].max_pd
         )
+
+    def _cover_share(self, loan: Loan) -> float:
+        """The share of a loan's loss its guarantor or pool bears (0 without cover)."""
+        if loan.guarantor >= 0:
+            return self.funds[loan.guarantor].coverage
+        return self.pools[loan.pool].share if loan.pool >= 0 else 0.0
 
     def _lgd(self, product: int) -> float:
         """The product's mean LGD, or a Beta draw with that mean and sd ``risk.lgd_sd``:
