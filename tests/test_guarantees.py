@@ -36,6 +36,24 @@ def guarantee_data(*, firms: int = 1, pd: float = 1.0, capital: float = 1e9, reg
     return with_changes(data, changes)
 
 
+def test_a_guarantor_with_a_long_claim_lag_beside_one_paying_at_once():
+    """Two guarantors, one paying claims in the month of default and one 40 months after it, on a run shorter than
+    the long lag (write-off 40 months after a default in the run, 45 for the opening year's): the month's claims of the first never
+    touch the second's filings (it has none yet), every claim and write-off lands where the contract puts it, and
+    money balances across every party, month by month with the audit on."""
+    data = guarantee_data(firms=400, pd=0.3, months=8, **{
+        "risk.write_off_months": {"2020": 45, "2021": 40}, "guarantors.fund.claim_lag_months": 0,
+        "banks.bank.term_mix": {"12": 1.0}})
+    data["guarantors"]["slow"] = {**data["guarantors"]["fund"], "claim_lag_months": 40}
+    s = scenario_from_dict(data)
+    r = simulate(s, paths=3, seed=2)
+    assert r.values("guarantee_claims", "fund")[:, 1:].sum() > 0
+    assert r.values("guarantee_claims", "slow").sum() == 0
+    assert_identities(r)
+    assert_guarantee_rules(r)
+    run_task(s, 3, [0, 1], audit=True)
+
+
 @pytest.mark.parametrize(("layers", "shares"), [({}, {"bank": 0.2, "guarantor": 0.8}),
                                                  (FOUR_LAYERS, {"bank": 0.2, "guarantor": 0.4, "reguarantor": 0.4})])
 def test_single_default_follows_the_contract_split(layers, shares):

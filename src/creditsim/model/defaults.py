@@ -171,12 +171,12 @@ def claims(p, s, t):
     off when the loan is written off."""
     guarantees.settle(p, s, t)
     for g in range(p.guarantees.coverage.shape[0]):
-        written_off = guarantees.written_off_month(p, g, t)
         for bank in range(s.book.shape[0]):
             received = s.guarantees.paid[g, bank]
             s.book[bank, BOOK.npl_balance] -= received
             s.flows[bank, BANK.recovered] += received
-            s.due[written_off, bank, DUE.written_off] += s.guarantees.unpaid[g, bank]
+            if s.guarantees.unpaid[g, bank] > 0.0:
+                s.due[guarantees.written_off_month(p, g, t), bank, DUE.written_off] += s.guarantees.unpaid[g, bank]
 
 
 @njit(cache=True, nogil=True)

@@ -236,7 +236,7 @@ def take_up(p, g, loan_rate):
 @njit(cache=True, nogil=True, inline="always")
 def written_off_month(p, g, t):
     """The month a loan whose claim on guarantor ``g`` falls due in month ``t`` is written off: its default month
-    plus the write-off months of that month's year."""
+    plus the write-off months of that month's year. Only for a month with claims due (t > the claim lag)."""
     default_month = t - p.guarantees.claim_lag[g]
     return default_month + p.risk.write_off[default_month]
 
@@ -305,18 +305,18 @@ def settle(p, s, t):
     for g in range(n_g):
         paid_g = s.guarantees.paid[g].sum()
         s.guarantees.capital[g] -= paid_g
-        reg_unpaid = 0.0
-        shift = written_off_month(p, g, t)
-        for k in range(n_r):
-            left = reg_due[g, k] - reg_paid[k, g]
-            reg_unpaid += left
-            s.guarantees.due_reg_loss[shift, k] -= left
         for b in range(due.shape[1]):
             s.guarantees.unpaid[g, b] = due[g, b] - s.guarantees.paid[g, b]
-        unpaid_g = owed[g] - paid_g
-        s.guarantees.due_loss[shift, g] += reg_unpaid - unpaid_g
+        if owed[g] > 0.0:  # claims of defaults in month t − claim lag: what is left unpaid moves at their write-off
+            shift = written_off_month(p, g, t)
+            reg_unpaid = 0.0
+            for k in range(n_r):
+                left = reg_due[g, k] - reg_paid[k, g]
+                reg_unpaid += left
+                s.guarantees.due_reg_loss[shift, k] -= left
+            s.guarantees.due_loss[shift, g] += reg_unpaid - (owed[g] - paid_g)
         s.guarantees.flows[g, GUARANTOR.guarantee_claims] += paid_g
-        s.guarantees.flows[g, GUARANTOR.guarantee_unpaid_claims] += unpaid_g
+        s.guarantees.flows[g, GUARANTOR.guarantee_unpaid_claims] += owed[g] - paid_g
 
 
 @njit(cache=True, nogil=True)
