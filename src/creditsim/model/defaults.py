@@ -101,32 +101,16 @@ def opening_stock(p, s):
         cohort = ratio / (1.0 - ratio) * book[BOOK.balance] / held
         mean_loan = book[BOOK.balance] / book[BOOK.loans]
         for age in range(n_w):
-            written = s.due[n_w - age, bank]
             for k in range(share.shape[0]):
                 a = np.rint(cohort * share[k])
                 if a <= 0.0:
                     continue
                 recovery = np.rint(a * (1.0 - p.risk.lgd_mean[k]))
                 loans = max(1.0, np.rint(a / mean_loan))
-                credit = k == CREDIT
-                outstanding = a
                 if age < n_l:
-                    recovered = s.due[n_l - age, bank]
-                    recovered[DUE.recovered] += recovery
-                    if credit:
-                        recovered[DUE.recovered_credit] += recovery
+                    _file_stock(p, s, bank, k == CREDIT, age, a, recovery, loans, loans)
                 else:
-                    outstanding = a - recovery
-                written[DUE.written_off] += a - recovery
-                written[DUE.net_loss] += a - recovery
-                written[DUE.loans] += loans
-                written[DUE.firms] += loans
-                book[BOOK.npl_balance] += outstanding
-                book[BOOK.npl_loans] += loans
-                book[BOOK.npl_firms] += loans
-                if credit:
-                    written[DUE.written_off_credit] += a - recovery
-                    book[BOOK.npl_credit] += outstanding
+                    _file_stock(p, s, bank, k == CREDIT, age, a - recovery, 0.0, loans, loans)
 
 
 @njit(cache=True, nogil=True)
@@ -138,31 +122,36 @@ def tape_stock(p, s):
     (W = ``write_off_months`` of the opening's year, as for the opening stock; the tape holds only loans with a < W). Each loan counts in the bank's loans, and its
     firm among its borrowers, until written off. Its cover was settled before the start: no claim or compensation
     is filed."""
-    n_w, n_l = p.risk.write_off[0], p.risk.recovery_lag
     for i in range(p.tape.npl_bank.shape[0]):
         bank, product, age = p.tape.npl_bank[i], p.tape.npl_product[i], p.tape.npl_age[i]
         a = p.tape.npl_amount[i]
-        book = s.book[bank]
-        credit = product == CREDIT
-        firm = 1.0 if p.tape.npl_firm[i] else 0.0
-        recovery = 0.0
-        if age < n_l:
-            recovery = np.rint(a * (1.0 - p.risk.lgd_mean[product]))
-            recovered = s.due[n_l - age, bank]
-            recovered[DUE.recovered] += recovery
-            if credit:
-                recovered[DUE.recovered_credit] += recovery
-        written = s.due[n_w - age, bank]
-        written[DUE.written_off] += a - recovery
-        written[DUE.net_loss] += a - recovery
-        written[DUE.loans] += 1.0
-        written[DUE.firms] += firm
-        book[BOOK.npl_balance] += a
-        book[BOOK.npl_loans] += 1.0
-        book[BOOK.npl_firms] += firm
+        recovery = np.rint(a * (1.0 - p.risk.lgd_mean[product])) if age < p.risk.recovery_lag else 0.0
+        _file_stock(p, s, bank, product == CREDIT, age, a, recovery, 1.0, 1.0 if p.tape.npl_firm[i] else 0.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _file_stock(p, s, bank, credit, age, outstanding, recovery, loans, firms):
+    """File NPLs of the opening book that defaulted ``age`` months before the start: ``outstanding`` on the bank's
+    book, of which ``recovery`` is still to be recovered in month L − age (when age < L = ``recovery_lag_months``;
+    0 otherwise) and the rest written off, the bank's loss, in month W − age (W the opening year's
+    ``write_off_months``); ``loans`` loans and ``firms`` firms count until then."""
+    book = s.book[bank]
+    if age < p.risk.recovery_lag:
+        recovered = s.due[p.risk.recovery_lag - age, bank]
+        recovered[DUE.recovered] += recovery
         if credit:
-            written[DUE.written_off_credit] += a - recovery
-            book[BOOK.npl_credit] += a
+            recovered[DUE.recovered_credit] += recovery
+    written = s.due[p.risk.write_off[0] - age, bank]
+    written[DUE.written_off] += outstanding - recovery
+    written[DUE.net_loss] += outstanding - recovery
+    written[DUE.loans] += loans
+    written[DUE.firms] += firms
+    book[BOOK.npl_balance] += outstanding
+    book[BOOK.npl_loans] += loans
+    book[BOOK.npl_firms] += firms
+    if credit:
+        written[DUE.written_off_credit] += outstanding - recovery
+        book[BOOK.npl_credit] += outstanding
 
 
 @njit(cache=True, nogil=True)
