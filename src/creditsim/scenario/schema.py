@@ -428,8 +428,7 @@ class Deferral(_Model):
 
 
 class ReliefLending(_Model):
-    """A window of relief lending: extra applications from firms without a loan, on top of demand, decided with a
-    relief appetite."""
+    """A window of relief lending: extra applications from firms without a loan, on top of demand, at its appetite."""
 
     start: Month = Field(description="First month of relief lending, 'YYYY-MM' (within the run).")
     end: Month = Field(description="Last month of relief lending, 'YYYY-MM' (within the run, not before start).")
