@@ -286,6 +286,28 @@ STRUCTURE += [
     ("a term written in superscript digits", lambda d: d["banks"]["big_bank"].update(term_mix={"¹²": 1.0}), ("banks.big_bank.term_mix.¹²",)),
     ("a growth year in full-width digits", lambda d: d["demand"].update(growth={"２０２１": 0.1}), ("demand.growth.２０２１",)),
 ]
+#: Relief windows: dates within the run and in order, values in range, known names.
+_DEFERRAL = {"start": "2021-03", "end": "2021-12", "months": 6, "uptake": 0.5}
+_LENDING = {"start": "2021-03", "end": "2021-12", "applications_per_month": 100}
+STRUCTURE += [
+    ("a deferral window starting before the run", lambda d: d.update(relief={"deferrals": [{**_DEFERRAL, "start": "2019-01"}]}), ("relief.deferrals.0.start",)),
+    ("a deferral window ending after the run", lambda d: d.update(relief={"deferrals": [{**_DEFERRAL, "end": "2030-01"}]}), ("relief.deferrals.0.end",)),
+    ("a deferral window ending before it starts", lambda d: d.update(relief={"deferrals": [{**_DEFERRAL, "start": "2022-01", "end": "2021-06"}]}),
+     ("relief.deferrals.0.end",)),
+    ("a deferral of 0 months", lambda d: d.update(relief={"deferrals": [{**_DEFERRAL, "months": 0}]}), ("relief.deferrals.0.months",)),
+    ("a deferral of 37 months", lambda d: d.update(relief={"deferrals": [{**_DEFERRAL, "months": 37}]}), ("relief.deferrals.0.months",)),
+    ("a deferral uptake of 150%", lambda d: d.update(relief={"deferrals": [{**_DEFERRAL, "uptake": "150%"}]}), ("relief.deferrals.0.uptake",)),
+    ("a deferral by an unknown bank", lambda d: d.update(relief={"deferrals": [{**_DEFERRAL, "banks": ["no_bank"]}]}), ("relief.deferrals.0.banks.0",)),
+    ("a deferral window without its months", lambda d: d.update(relief={"deferrals": [{k: v for k, v in _DEFERRAL.items() if k != "months"}]}),
+     ("relief.deferrals.0.months",)),
+    ("relief lending for an unknown segment", lambda d: d.update(relief={"lending": [{**_LENDING, "segments": ["no_segment"]}]}), ("relief.lending.0.segments.0",)),
+    ("relief lending ending before it starts", lambda d: d.update(relief={"lending": [{**_LENDING, "start": "2022-01", "end": "2021-06"}]}),
+     ("relief.lending.0.end",)),
+    ("relief lending of -5 applications", lambda d: d.update(relief={"lending": [{**_LENDING, "applications_per_month": -5}]}),
+     ("relief.lending.0.applications_per_month",)),
+    ("relief lending with an appetite of 2", lambda d: d.update(relief={"lending": [{**_LENDING, "max_pd": 2}]}), ("relief.lending.0.max_pd",)),
+    ("an unknown relief measure", lambda d: d.update(relief={"moratorium": []}), ("relief.moratorium",)),
+]
 #: Every section a scenario needs, left out.
 STRUCTURE += [(f"no [{section}]", lambda d, section=section: d.pop(section), (section,)) for section in ("calendar", "firms", "banks", "demand", "risk", "name")]
 

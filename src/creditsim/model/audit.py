@@ -43,6 +43,7 @@ def audit(p, s, t):
     loans = np.zeros(n_bank)
     renewal = np.zeros(n_bank)
     restructured = np.zeros(n_bank)
+    deferred = np.zeros(n_bank)
     rate_balance = np.zeros(n_bank)
     borrowers = np.zeros(n_bank)
     subsidised = np.zeros(n_bank)
@@ -79,6 +80,8 @@ def audit(p, s, t):
                 renewal[bank] += a
             if b.evergreen:
                 restructured[bank] += a
+            if b.deferred:
+                deferred[bank] += a
             if b.subsidised:
                 subsidised[bank] += a
             if loan.cover >= n_g:
@@ -94,7 +97,9 @@ def audit(p, s, t):
         firm = s.firms[b.firm]
         _check(s, 19, 0.0 if firm.state == BORROWING and firm.slot == slot else 1.0)
         distressed = b.default_month <= months and b.default_month <= b.maturity
-        _check(s, 24, 0.0 if s.by_default[slot] == (distressed and not b.masked) and b.evergreen == (distressed and b.masked) else 1.0)
+        contracted = b.default_month <= months and b.default_month <= b.start + b.term  # by the maturity agreed, before any deferral
+        by_default = distressed and not b.masked and not b.deferred
+        _check(s, 24, 0.0 if s.by_default[slot] == by_default and b.evergreen == (contracted and b.masked) else 1.0)
         end = min(b.default_month if s.by_default[slot] else b.maturity, months + 1)
         _check(s, 20, 0.0 if default_month_of(p, s, b.firm) == b.default_month else 1.0)
         _check(s, 20, 0.0 if end == s.ends[slot] and s.ends[slot] > t else 1.0)
@@ -110,6 +115,7 @@ def audit(p, s, t):
         _check(s, 2, loans[bank] - book[BOOK.loans])
         _check(s, 3, renewal[bank] - book[BOOK.renewal])
         _check(s, 4, restructured[bank] - book[BOOK.restructured])
+        _check(s, 26, deferred[bank] - book[BOOK.deferred])
         _check(s, 5, (rate_balance[bank] - book[BOOK.rate_balance]) / scale)
         _check(s, 6, borrowers[bank] - book[BOOK.firms])
         _check(s, 11, subsidised[bank] - s.subsidy.balance[bank])

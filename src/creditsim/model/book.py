@@ -227,6 +227,8 @@ def close_loan(p, s, slot, i):
         row[BOOK.renewal] -= a
     if b.evergreen:
         row[BOOK.restructured] -= a
+    if b.deferred:
+        row[BOOK.deferred] -= a
     if b.subsidised:
         subsidy.release(p, s, b.bank, a)
     release(p, s, loan.cover, a)

@@ -28,7 +28,8 @@ POPULATION = _columns("population")
 #: A bank's running totals, fen or counts (the columns of ``State.book``): the performing book, the
 #: non-performing one, and the loans outside the inclusive book.
 BookColumns = namedtuple("BookColumns", ["balance", "credit", "loans", "firms", "rate_balance", "renewal", "restructured",
-                                         "subsidised", "npl_balance", "npl_credit", "npl_loans", "npl_firms", "other_loans"])
+                                         "subsidised", "npl_balance", "npl_credit", "npl_loans", "npl_firms", "other_loans",
+                                         "deferred"])
 BOOK = BookColumns(*range(len(BookColumns._fields)))
 
 #: What a month's resolutions take out of a bank's non-performing book (the columns of ``State.due``, by month).

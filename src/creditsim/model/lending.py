@@ -2,7 +2,8 @@
 (or, for a bank's loan tape, the loans the tape gives its firm).
 
 Applications from a segment's firms without a loan are Poisson(applications_per_month × growth) a month, drawn without
-replacement from all of them (:func:`creditsim.model.population.pick`); each applicant goes to a bank by share. The
+replacement from all of them (:func:`creditsim.model.population.pick`); each applicant goes to a bank by share. Relief
+lending (``relief.lending``) adds applications in its windows, decided with its appetite. The
 campaign's channels each reach Poisson(reach_per_month) firms that never borrowed (within the list left), of which a
 share apply. A bank approves an applicant whose believed PD (a noisy signal for thin files) is within its appetite,
 or within it net of the best cover open to the applicant, in which case every loan must carry that cover; a 无贷户
@@ -26,7 +27,7 @@ from .random import KEY, ndtri, normal, open_uniform, pick_column, poisson, unif
 from .state import BORROWING, CURSOR, DECLINED, FORMER, FORMER_FIRST_TIME, NEVER, OVERFLOW, STATES
 from .structs import prefetch
 
-__all__ = ["believed_pd", "new_borrower", "tape_borrower", "applications", "campaign"]
+__all__ = ["believed_pd", "new_borrower", "tape_borrower", "applications", "relief_applications", "campaign"]
 
 # columns of the applicants' scratch array
 _SEG, _GRADE, _STATE, _BANK = 0, 1, 2, 3
@@ -152,6 +153,7 @@ def _borrow(p, s, t, slot, firm, first, n, line, segment, grade, bank, term, age
     b.graduating = False
     b.masked = False
     b.evergreen = False
+    b.deferred = False
     b.subsidised = subsidy.eligible(p, bank, segment, first_time)
     b.signal = signal
     b.belief = belief
@@ -166,9 +168,10 @@ def _borrow(p, s, t, slot, firm, first, n, line, segment, grade, bank, term, age
 
 
 @njit(cache=True, nogil=True)
-def _decide(p, s, t, n, kind):
+def _decide(p, s, t, n, kind, relief):
     """Decide the ``n`` applicants in the scratch arrays, all new borrowers of one ``kind`` (applicants, or those a
-    campaign channel reached), in order, against the cover open when the batch starts."""
+    campaign channel reached) and, with ``relief``, relief lending's applicants, in order, against the cover open when
+    the batch starts."""
     campaign = kind != APPLICANT
     open_now = offers(p, s)
     for i in range(n):
@@ -197,6 +200,8 @@ def _decide(p, s, t, n, kind):
             continue
         if new_borrower(p, s, t, firm, segment, grade, bank, signal, history, believed, first_time, state == NEVER, cover, kind, False):
             flows[BANK.approvals] += 1.0
+            if relief:
+                flows[BANK.relief_disbursed] += s.borrowers[s.firms[firm].slot].line
             if cover >= 0:
                 flows[BANK.cover_dependent_approvals] += 1.0
             if campaign:
@@ -266,7 +271,48 @@ def applications(p, s, t):
             bank = pick_column(p.banks.share_cumulative, 0, uniform(s.keys[KEY.bank], s.scratch_firm[i], t, 0))
             _set_applicant(p, s, i, bank, p.banks.max_pd[bank])
         n += got
-    _decide(p, s, t, n, APPLICANT)
+    _decide(p, s, t, n, APPLICANT, False)
+
+
+@njit(cache=True, nogil=True)
+def relief_applications(p, s, t):
+    """Relief lending in month ``t`` (``relief.lending``): each window open in the month adds Poisson(applications_per_month)
+    applications from the firms without a loan of its segments, segment s's share Poisson(mean × a_s / A) (a_s its
+    firms without a loan, A theirs over the window's segments: the applicants are a uniform draw from them all, none
+    when A = 0); each applicant goes to one of the window's banks by share and is decided, as an applicant, against
+    the window's appetite (or its bank's), one batch per window."""
+    r = p.relief
+    n_seg, n_grade = p.firms.pd.shape
+    for window in range(r.lending_first.shape[0]):
+        if t < r.lending_first[window] or t > r.lending_last[window] or s.cursor[CURSOR.overflow] != 0:
+            continue
+        eligible = 0
+        for segment in range(n_seg):
+            if r.lending_segment[window, segment]:
+                eligible += s.unbanked[segment].sum()
+        if eligible == 0:
+            continue
+        n = 0
+        for segment in range(n_seg):
+            if not r.lending_segment[window, segment]:
+                continue
+            available = int(s.unbanked[segment].sum())
+            mean = r.lending_applications[window] * available / eligible
+            wanted = poisson(s.keys[KEY.relief_applications], window * n_seg + segment, t, mean)
+            if wanted > available:
+                s.population[POPULATION.unmet_applications] += wanted - available
+                wanted = available
+            got = pick(s, s.open_bits[segment], s.keys[KEY.relief_order], t, window, wanted, available, s.scratch_firm[n:], s.scratch_key[n:])
+            if got < 0:
+                overflow(s, OVERFLOW.scratch)
+                return
+            _in_cell_order(s, n, n + got, n_grade)
+            for i in range(n, n + got):
+                bank = pick_column(r.lending_bank_cumulative, window, uniform(s.keys[KEY.relief_bank], s.scratch_firm[i], t, window))
+                appetite = p.banks.max_pd[bank] if math.isnan(r.lending_max_pd[window]) else r.lending_max_pd[window]
+                _set_applicant(p, s, i, bank, appetite)
+            n += got
+        _decide(p, s, t, n, APPLICANT, True)
 
 
 @njit(cache=True, nogil=True)
@@ -317,7 +363,7 @@ def campaign(p, s, t):
                 bank = pick_column(p.banks.share_cumulative, 0, uniform(s.keys[KEY.channel_bank], firm, t, channel))
             appetite = p.banks.max_pd[bank] if math.isnan(p.campaign.max_pd[channel]) else p.campaign.max_pd[channel]
             _set_applicant(p, s, i, bank, appetite)
-        _decide(p, s, t, n, line_kind(p, -1, channel))
+        _decide(p, s, t, n, line_kind(p, -1, channel), False)
 
 
 @njit(cache=True, nogil=True)

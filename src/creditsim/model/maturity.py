@@ -8,6 +8,8 @@ insolvent one that must repay defaults. Otherwise every loan is repaid (a renewa
 bank's view of a firm that repaid sharpens, and wanted loans are re-lent when the bank still believes in the firm
 (or in its cover). See docs/explanation/model.md §1, §3 and §4.
 
+A borrower whose maturity falls in a deferral window may have its loans deferred instead (:mod:`.relief`).
+
 A month's maturities run in two passes over the borrowers whose loans end (in row order): :func:`settle` decides
 and closes every maturing loan (or defaults the firm); then, borrower by borrower, :func:`repay` books repayments and
 decides what goes on against the cover open once every maturing loan has ended, and :func:`relend` makes the
@@ -27,6 +29,7 @@ from .defaults import default
 from .lending import believed_pd
 from .population import start_spell
 from .random import KEY, pick_column, uniform
+from .relief import defer, deferral_window
 from .renewal import allowed
 from .state import FORMER, FORMER_FIRST_TIME, GONE, RENEWED, WANTED
 from .trace import GRADUATED, REBORROWED, REPAID, record_loan
@@ -37,11 +40,16 @@ __all__ = ["settle", "repay", "relend"]
 
 @njit(cache=True, nogil=True)
 def settle(p, s, t, slot, path, traced):
-    """Pass 1 for one maturing borrower: re-borrowing wishes, graduation, liquidity stress and renewal; a firm that
+    """Pass 1 for one maturing borrower: deferral (:mod:`.relief`: a deferred borrower's loans stay on the books and
+    it goes no further), re-borrowing wishes, graduation, liquidity stress and renewal; a firm that
     defaults here fails (see :func:`creditsim.model.defaults.default`); the others' maturing loans leave the
     performing book (releasing their cover). Returns whether the borrower goes on to :func:`repay`."""
     b = s.borrowers[slot]
     firm = b.firm
+    window = deferral_window(p, t, b)
+    if window >= 0 and uniform(s.keys[KEY.deferral], firm, t, 0) < p.relief.deferral_uptake[window]:
+        defer(p, s, t, slot, window)
+        return False
     insolvent = b.default_month <= t
     growth = p.firms.term_growth[b.segment, b.term]
     change = 0.0
@@ -76,6 +84,7 @@ def settle(p, s, t, slot, path, traced):
     b.bridged = bridges
     for i in range(b.first, b.first + b.loans):
         close_loan(p, s, slot, i)
+    b.deferred = False
     return True
 
 

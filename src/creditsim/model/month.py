@@ -7,9 +7,10 @@ events, each for every affected firm or loan at once, in this order:
 1. the instruments open the month (pools' January budget and top-up), interest accrues on the performing balance at
    the start of the month and the interest subsidy is paid;
 2. firms register; firms without a loan fail or close;
-3. firms without a loan apply and the banks decide, then the 首贷 campaign's channels reach 无贷户;
+3. firms without a loan apply and the banks decide, then relief lending's applicants (:mod:`.lending`), then the 首贷
+   campaign's channels reach 无贷户;
 4. loans end: first those whose firm's default month has come, then the maturing ones (two passes, see
-   :mod:`.maturity`);
+   :mod:`.maturity`; a maturity in a deferral window may be deferred instead, :mod:`.relief`);
 5. guarantee claims due this month are paid; recoveries, pool compensation and write-offs due this month are booked;
 6. guarantors and pools close the month, and every metric is recorded.
 
@@ -27,7 +28,7 @@ from .cover import offers
 from .defaults import claims, default, opening_stock, resolutions, tape_stock
 from .hazards import cumulative_hazards
 from .instruments import guarantees, pools, subsidy
-from .lending import applications, believed_pd, campaign, new_borrower, tape_borrower
+from .lending import applications, believed_pd, campaign, new_borrower, relief_applications, tape_borrower
 from .maturity import relend, repay, settle
 from .params import line_kind
 from .population import enter, leave, start_spell
@@ -134,6 +135,7 @@ def month(p, s, t, path, traced):
     enter(p, s, t)
     leave(p, s, t)
     applications(p, s, t)
+    relief_applications(p, s, t)
     campaign(p, s, t)
     if s.cursor[CURSOR.overflow] != 0:
         return paid

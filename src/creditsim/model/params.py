@@ -9,7 +9,8 @@ path by year. The arrays are read-only: a run cannot change its parameters.
 from __future__ import annotations
 
 import math
-from typing import Annotated, NamedTuple
+from collections.abc import Sequence
+from typing import Annotated, Any, NamedTuple
 
 import numpy as np
 from numba import njit
@@ -24,9 +25,9 @@ from .instruments.guarantees import GuaranteeParams
 from .instruments.pools import PoolParams
 from .instruments.subsidy import SubsidyParams
 from .random import ndtr
-from .structs import BOOL, FLOAT, FROZEN_BOOL_1, FROZEN_FLOAT_1, FROZEN_FLOAT_2, FROZEN_INT_1, FROZEN_INT_3, INT, register
+from .structs import BOOL, FLOAT, FROZEN_BOOL_1, FROZEN_BOOL_2, FROZEN_FLOAT_1, FROZEN_FLOAT_2, FROZEN_INT_1, FROZEN_INT_3, INT, register
 
-__all__ = ["Params", "Calendar", "FirmParams", "BankParams", "RiskParams", "RenewalParams", "CampaignParams", "TapeParams", "parameters",
+__all__ = ["Params", "Calendar", "FirmParams", "BankParams", "RiskParams", "RenewalParams", "CampaignParams", "ReliefParams", "TapeParams", "parameters",
            "NO_LAST_MONTH", "APPLICANT", "line_kind"]
 
 #: The month index used for "renewal without an end date".
@@ -135,6 +136,24 @@ class CampaignParams(NamedTuple):
     list_size: Annotated[float, FLOAT]              # firms on the list (inf: no limit)
 
 
+class ReliefParams(NamedTuple):
+    """Dated relief: D windows of principal deferral (延期还本付息) and L windows of relief lending; months as t."""
+
+    deferral_first: Annotated[np.ndarray, FROZEN_INT_1]     # (D,) int64: first month (t) a maturity may be deferred
+    deferral_last: Annotated[np.ndarray, FROZEN_INT_1]      # (D,) int64: last month
+    deferral_months: Annotated[np.ndarray, FROZEN_INT_1]    # (D,) int64: months a deferred maturity moves out
+    deferral_uptake: Annotated[np.ndarray, FROZEN_FLOAT_1]  # (D,) share of eligible borrowers deferred
+    deferral_max_pd: Annotated[np.ndarray, FROZEN_FLOAT_1]  # (D,) highest believed PD of an eligible borrower
+    deferral_bank: Annotated[np.ndarray, FROZEN_BOOL_2]     # (D, B) bool: banks that defer
+    deferral_segment: Annotated[np.ndarray, FROZEN_BOOL_2]  # (D, S) bool: eligible segments
+    lending_first: Annotated[np.ndarray, FROZEN_INT_1]      # (L,) int64: first month (t) of relief lending
+    lending_last: Annotated[np.ndarray, FROZEN_INT_1]       # (L,) int64: last month
+    lending_applications: Annotated[np.ndarray, FROZEN_FLOAT_1]  # (L,) extra applications a month (Poisson mean)
+    lending_max_pd: Annotated[np.ndarray, FROZEN_FLOAT_1]   # (L,) the relief appetite (NaN: the bank's)
+    lending_segment: Annotated[np.ndarray, FROZEN_BOOL_2]   # (L, S) bool: eligible segments
+    lending_bank_cumulative: Annotated[np.ndarray, FROZEN_FLOAT_2]  # (L, B) cumulative shares of the lending banks (last +inf)
+
+
 class TapeParams(NamedTuple):
     """The banks' loan tapes (:class:`creditsim.scenario.loan_tape.OpeningTapes`): F performing firms opening with
     their L loans, and N non-performing loans in the loss pipeline; money in fen."""
@@ -165,6 +184,7 @@ class Params(NamedTuple):
     risk: RiskParams
     renewal: RenewalParams
     campaign: CampaignParams
+    relief: ReliefParams
     guarantees: GuaranteeParams
     pools: PoolParams
     subsidy: SubsidyParams
@@ -265,6 +285,7 @@ def parameters(scenario: Scenario, audit: bool = False, opening: InitialPopulati
             last=months if campaign.end is None else month_index(campaign.end) - s.start_index + 1,
             list_size=math.inf if campaign.list_size is None else float(campaign.list_size),
         ),
+        relief=_relief(s),
         guarantees=guarantees.parameters(s),
         pools=pools.parameters(s),
         subsidy=subsidy.parameters(s),
@@ -300,6 +321,33 @@ def _within(mu, sigma, log_limit, shifts):
         for kind in range(shifts.shape[0]):
             out[segment, kind] = ndtr((log_limit - (mu[segment] + shifts[kind])) / sigma[segment])
     return out
+
+
+def _relief(s: Scenario) -> ReliefParams:
+    """The relief windows as arrays (months as t = calendar month − start + 1)."""
+    deferrals, lending = s.relief.deferrals, s.relief.lending
+    n_bank, n_seg = len(s.banks), len(s.firms.segments)
+
+    def months(windows: Sequence[Any], name: str) -> np.ndarray:
+        return np.array([month_index(getattr(w, name)) - s.start_index + 1 for w in windows], dtype=np.int64)
+
+    def table(windows: Sequence[Any], name: str, everyone: list[str], width: int) -> np.ndarray:
+        return np.array([admitted(getattr(w, name), everyone) for w in windows], dtype=np.bool_).reshape(len(windows), width)
+
+    shares = np.array([b.share for b in s.banks.values()])
+    lending_banks = table(lending, "banks", s.bank_names, n_bank)
+    return ReliefParams(
+        deferral_first=months(deferrals, "start"), deferral_last=months(deferrals, "end"),
+        deferral_months=np.array([w.months for w in deferrals], dtype=np.int64),
+        deferral_uptake=np.array([w.uptake for w in deferrals], dtype=np.float64),
+        deferral_max_pd=np.array([w.max_pd for w in deferrals], dtype=np.float64),
+        deferral_bank=table(deferrals, "banks", s.bank_names, n_bank), deferral_segment=table(deferrals, "segments", s.segment_names, n_seg),
+        lending_first=months(lending, "start"), lending_last=months(lending, "end"),
+        lending_applications=np.array([w.applications_per_month for w in lending], dtype=np.float64),
+        lending_max_pd=np.array([math.nan if w.max_pd is None else w.max_pd for w in lending], dtype=np.float64),
+        lending_segment=table(lending, "segments", s.segment_names, n_seg),
+        lending_bank_cumulative=_cumulative(shares[None, :] * lending_banks) if lending else np.zeros((0, n_bank)),
+    )
 
 
 def _cumulative(weights: np.ndarray) -> np.ndarray:

@@ -68,6 +68,10 @@ PURPOSES: tuple[str, ...] = (
     "reach_order",     # the order in which a channel reaches firms (index: the channel)
     "need",            # whether a reached firm applies (index: the channel)
     "channel_bank",    # the bank a channel's applicant goes to (index: the channel)
+    "deferral",        # whether a borrower's maturing loans are deferred (relief.deferrals)
+    "relief_applications",  # relief lending's applications from a segment in a month (who: window × segments + segment)
+    "relief_order",    # the order in which firms without a loan are picked for relief lending (index: the window)
+    "relief_bank",     # the bank a relief applicant goes to (index: the window)
 )
 #: Each purpose's position among the keys (a global named tuple: constants in compiled code).
 KEY = namedtuple("Purposes", PURPOSES)(*range(len(PURPOSES)))

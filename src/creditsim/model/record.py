@@ -28,6 +28,7 @@ def record(p, s, t, bank_rows, guarantor_rows, reguarantor_rows, pool_rows, popu
         row[BANK.credit_loan_balance] = book[BOOK.credit] + book[BOOK.npl_credit]
         row[BANK.renewal_balance] = book[BOOK.renewal]
         row[BANK.restructured_balance] = book[BOOK.restructured]
+        row[BANK.deferred_balance] = book[BOOK.deferred]
         row[BANK.all_loans_balance] = np.rint(book[BOOK.other_loans] * p.banks.other_growth[t, bank]) + balance
         row[BANK.small_micro_balance] = np.rint(p.banks.small_micro_outside[bank] * p.banks.small_micro_growth[t, bank]) + balance
         row[BANK.small_micro_first_loan_amount] = (np.rint(p.banks.first_loans_outside[bank]) if t > 0 else 0.0) + row[BANK.first_loan_amount]

@@ -60,7 +60,7 @@ BORROWER = np.dtype([
     ("segment", np.int8),
     ("grade", np.int8), ("term", np.int16), ("maturity", np.int16), ("start", np.int16), ("since", np.int16), ("history", np.int16),
     ("repaid", np.int16), ("cover", np.int16), ("first_time", np.bool_), ("graduating", np.bool_), ("masked", np.bool_),
-    ("evergreen", np.bool_), ("subsidised", np.bool_), ("bridged", np.bool_), ("signal", np.float64), ("belief", np.float64),
+    ("evergreen", np.bool_), ("subsidised", np.bool_), ("bridged", np.bool_), ("deferred", np.bool_), ("signal", np.float64), ("belief", np.float64),
     ("line", np.float64),
 ], align=True)
 assert BORROWER.itemsize == 64
@@ -162,7 +162,7 @@ AUDIT_CHECKS = (
     "guarantee liability on small loans", "subsidised balance", "pool covered balance", "believed PD per borrower", "npl balance",
     "npl credit balance", "npl loans", "npl borrowers", "firms without a loan by state", "borrowers and their firms", "end month",
     "finite balances", "no firm without a loan left after its month", "free borrower rows", "end by default or at maturity",
-    "guaranteed principal",
+    "guaranteed principal", "deferred balance",
 )
 
 
@@ -202,7 +202,7 @@ def capacities(p: Params, traced: bool = False) -> Capacity:
     """First estimates of the tables a path of ``p`` needs (a path that needs more grows them and runs again).
 
     Firms: the opening firms (the loan tapes' included) and the entries over the run (Poisson, with a margin of 8
-    standard deviations). Borrowers: the opening borrowers, a year of applications and campaign reach as if all
+    standard deviations). Borrowers: the opening borrowers, a year of applications, relief applications and campaign reach as if all
     were approved, and a margin. Loans: borrowers × loans per borrower, with a margin, and the loan tapes' loans. Scratch: eight times the largest month's
     applicants and campaign reach (the firms a pick looks at before it keeps the smallest keys), and a margin.
     Trace (when a path is traced): a sixth of the loans for every month of the run and a year more.
@@ -212,7 +212,7 @@ def capacities(p: Params, traced: bool = False) -> Capacity:
     opening_firms = int(f.opening_borrowers.sum() + f.opening_unbanked.sum()) + tape_firms
     entries = float(f.entries.sum()) * months
     firms = opening_firms + int(entries + 8.0 * math.sqrt(entries) + 16)
-    monthly = float(f.applications.sum() * f.application_growth.max()) + float(p.campaign.reach.sum())
+    monthly = float(f.applications.sum() * f.application_growth.max()) + float(p.campaign.reach.sum()) + float(p.relief.lending_applications.sum())
     peak_month = monthly + 8.0 * math.sqrt(monthly) + 64
     opening_borrowers = int(f.opening_borrowers.sum()) + tape_firms
     borrowers = min(firms, int(1.1 * opening_borrowers + 12 * monthly) + 1024)

@@ -27,6 +27,9 @@ defaults when it succeeds, and so does a firm without a loan (counted per cell: 
 its maturity month, unless its firm defaults first (the firm interrupts it). At maturity the firm settles all
 its loans at once (they share one term, so they mature together):
 
+0. in a deferral window (``relief.deferrals``, 延期还本付息) that admits the firm (bank, segment, believed PD), its
+   loans are deferred with the window's uptake: they stay as they are and fall due ``months`` later, and a default
+   that comes meanwhile makes the firm insolvent (postponed, as when masked) until then; nothing else happens;
 1. each loan is wanted again with probability ``demand.reborrow_prob``; a wanted loan would grow to
    ``round(A (1 + line_growth)^(term / 12))``; a solvent firm whose line would then pass the inclusive limit
    graduates instead (it repays everything and leaves the inclusive book);
@@ -71,7 +74,8 @@ balance and annual cap (pro rata), and what it pays is a recovery that reduces t
    month t) and then close (``exit_rate``);
 3. ``APPLICATIONS``: firms without a loan apply (Poisson per segment, drawn without replacement), each to a bank
    by share, which approves it when the PD it believes the firm has is within its ``max_pd`` (a firm declined on
-   its thin file is declined whenever it asks again); approved firms borrow their first loans;
+   its thin file is declined whenever it asks again); approved firms borrow their first loans; then relief
+   lending's applicants (``relief.lending``), decided against the window's appetite;
 4. ``DEFAULTS``: every borrower that held a loan at the start of the month draws its Bernoulli default; a
    defaulting firm's loans turn non-performing (or, when masked, the firm turns insolvent);
 5. ``MATURITIES``: loans that mature this month are settled, firm by firm, as above (steps 1–4 and 6);
@@ -88,8 +92,8 @@ Modelled: the opening seasoned book (or a bank's loan tape) and NPL stock, popul
 (``risk.signal_sd``), maturity, repayment, re-borrowing with line growth and graduation, several loans per
 borrower, renewal with evergreening, correlated defaults with macro stress, recoveries and write-offs,
 guarantees (coverage, eligibility, leverage cap, capital floor, single-borrower cap, claim lag, fees, fee
-subsidy, operating costs, pro-rata payment when short of capital) and risk pools (eligibility, leverage, payout
-share and caps, January budget and top-up, suspension). Not modelled, and refused with a
+subsidy, operating costs, pro-rata payment when short of capital), risk pools (eligibility, leverage, payout
+share and caps, January budget and top-up, suspension), and relief (deferral of principal and relief lending). Not modelled, and refused with a
 :class:`~creditsim.errors.ScenarioError` when switched on: the first-loan campaign, liquidity stress, interest
 subsidies, re-guarantors, capital injections and top-ups, price-dependent guarantee take-up, and lending that
 depends on cover (an applicant the bank would decline alone but approves because a guarantee or pool covers
@@ -117,7 +121,7 @@ from scipy.special import ndtr, ndtri
 from ..errors import ScenarioError
 from ..metrics import SCOPE_METRICS, SCOPES, metric, ratio_values
 from ..results.results import Results
-from ..scenario import FACTOR_MONTHS, PRODUCTS, Guarantor, Pool, Scenario, load_scenario
+from ..scenario import FACTOR_MONTHS, PRODUCTS, Deferral, Guarantor, Pool, Scenario, load_scenario
 from ..scenario.growth import application_growth, rates_by_year
 from ..scenario.loan_tape import OpeningTapes
 from ..scenario.opening import DECLINED, FORMER, FORMER_FIRST_TIME, NEVER, POOL_STATES, initial_population, line_parameters
@@ -140,7 +144,8 @@ MODELLED: dict[str, tuple[str, ...]] = {
         "applications", "approvals", "approval_rate", "reborrow_declined", "graduated", "first_time_borrowers", "first_loan_amount",
         "first_time_borrower_lending", "first_time_share", "first_time_defaults", "first_time_defaulted",
         "first_time_expected_defaults_believed", "first_time_expected_defaults_true", "renewals", "renewed", "renewal_balance",
-        "restructured_balance", "guaranteed_disbursed", "guarantee_unavailable", "net_loss", "loss_bank",
+        "restructured_balance", "guaranteed_disbursed", "guarantee_unavailable", "net_loss", "loss_bank", "deferred", "deferred_balance",
+        "relief_disbursed",
     ),
     "guarantor": (
         "guarantee_outstanding", "guarantee_principal", "guarantee_issued", "guarantee_fees", "guarantee_fee_subsidy", "guarantee_fee_rate", "guarantee_claims",
@@ -251,8 +256,10 @@ class Firm:
         Its performing loans (they share one maturity).
     masked : bool
         Its current loans came from a maturity at which it renewed: a default is hidden until they mature.
+    deferred : bool
+        Its loans' last maturity was deferred (延期还本付息): a default is postponed until they fall due.
     insolvent : bool
-        It has defaulted while masked.
+        It has defaulted while masked or deferred.
     default_month : int or None
         Month of its (true) default, recognised or not.
     settled : int
@@ -273,6 +280,7 @@ class Firm:
     repaid: int = 0
     loans: list[Loan] = field(default_factory=list)
     masked: bool = False
+    deferred: bool = False
     insolvent: bool = False
     default_month: int | None = None
     settled: int = -1
@@ -322,6 +330,8 @@ class Loan:
         Consecutive renewals that led to it (0: not a renewal).
     masked : bool
         Made at a maturity at which its firm renewed (see :attr:`Firm.masked`).
+    deferred : int
+        Months its maturity was deferred in all (``maturity − deferred`` is the maturity agreed when it was made).
     guarantor, pool : int
         Index of the guarantor or pool covering it, -1 for none.
     liability : float
@@ -344,6 +354,7 @@ class Loan:
     maturity: int
     renewals: int
     masked: bool
+    deferred: int = 0
     guarantor: int = -1
     pool: int = -1
     liability: float = 0.0
@@ -607,7 +618,8 @@ class ReferenceSimulation:
     BANK_FLOWS = ("disbursed", "repaid", "defaulted", "defaults", "recovered", "written_off", "interest_income", "disbursed_interest", "credit_loan_disbursed",
                   "applications", "approvals", "reborrow_declined", "graduated", "first_time_borrowers", "first_loan_amount",
                   "first_time_borrower_lending", "first_time_defaults", "first_time_defaulted", "first_time_expected_defaults_believed",
-                  "first_time_expected_defaults_true", "renewals", "renewed", "guaranteed_disbursed", "guarantee_unavailable", "net_loss", "loss_bank")
+                  "first_time_expected_defaults_true", "renewals", "renewed", "guaranteed_disbursed", "guarantee_unavailable", "net_loss", "loss_bank",
+                  "deferred", "relief_disbursed")
     POPULATION_FLOWS = ("firm_entries", "firm_exits", "firm_failures", "unmet_applications")
 
     def __init__(self, scenario: Scenario, seed: int, path: int) -> None:
@@ -617,7 +629,7 @@ class ReferenceSimulation:
         self.application_growth = application_growth(s)  # applications' growth factor by month
         self.env = simpy.Environment()
         self.draw = {name: _Draws(stream(seed, path, name)) for name in
-                     ("population", "macro", "defaults", "demand", "loans", "reborrow", "recoveries", "signals", "renewal")}
+                     ("population", "macro", "defaults", "demand", "loans", "reborrow", "recoveries", "signals", "renewal", "relief")}
         segments, banks = list(s.firms.segments.values()), list(s.banks.values())
         self.segments, self.banks = segments, banks
         self.rate = [rates_by_year(b.rate, (s.start_index - 1 + np.arange(m + 1)) // 12).tolist() for b in banks]  # of a loan made in month t
@@ -732,6 +744,7 @@ class ReferenceSimulation:
             self._population(t)
             yield self._until(t, Phase.APPLICATIONS)
             self._applications(t)
+            self._relief_lending(t)
             yield self._until(t, Phase.DEFAULTS)
             self._defaults(t)
             yield self._until(t, Phase.RELENDING)
@@ -895,40 +908,73 @@ class ReferenceSimulation:
         growth = self.application_growth[t]
         applicants = []
         for i, seg in enumerate(self.segments):
-            wanted = draw.poisson(seg.applications_per_month * growth)
-            cells = self.unbanked[i].ravel().tolist()  # firms without a loan by (grade, state)
-            available = sum(cells)
-            if wanted > available:
-                self.pop_flows["unmet_applications"] += wanted - available
-            for _ in range(min(wanted, available)):  # one firm at a time, without replacement
-                k = int(draw.uniform() * available)
-                cell = 0
-                while k >= cells[cell]:
-                    k -= cells[cell]
-                    cell += 1
-                cells[cell] -= 1
-                available -= 1
-                grade, state = divmod(cell, POOL_STATES)
-                self.unbanked[i, grade, state] -= 1
-                applicants.append((i, grade, state))
+            applicants += self._pick_applicants(draw, i, draw.poisson(seg.applications_per_month * growth))
         for i, grade, state in sorted(applicants):
             bank = draw.choice(self.bank_cum)
-            if not self._decide(t, i, grade, state, bank):
+            if not self._decide(t, i, grade, state, bank, self.banks[bank].max_pd, relief=False):
                 self.unbanked[i, grade, DECLINED if state == NEVER else state] += 1
 
-    def _decide(self, t: int, seg: int, grade: int, state: int, bank: int) -> bool:
-        """One application: the bank's belief, its decision, and the new borrower when approved."""
+    def _pick_applicants(self, draw: _Draws, seg: int, wanted: int) -> list[tuple[int, int, int]]:
+        """``wanted`` applicants (segment, grade, state) drawn one by one without replacement from segment ``seg``'s
+        firms without a loan, which they leave; those beyond the firms there are unmet."""
+        applicants = []
+        cells = self.unbanked[seg].ravel().tolist()  # firms without a loan by (grade, state)
+        available = sum(cells)
+        if wanted > available:
+            self.pop_flows["unmet_applications"] += wanted - available
+        for _ in range(min(wanted, available)):
+            k = int(draw.uniform() * available)
+            cell = 0
+            while k >= cells[cell]:
+                k -= cells[cell]
+                cell += 1
+            cells[cell] -= 1
+            available -= 1
+            grade, state = divmod(cell, POOL_STATES)
+            self.unbanked[seg, grade, state] -= 1
+            applicants.append((seg, grade, state))
+        return applicants
+
+    def _relief_lending(self, t: int) -> None:
+        """APPLICATIONS, after the others: each relief lending window open in month t adds Poisson(applications_per_month)
+        applications, uniformly from the firms without a loan of its segments (segment by segment, Poisson(mean × the
+        segment's share of those firms); none when there are none), each to one of its banks by share, approved when
+        the believed PD is within the window's max_pd (else the bank's); what they borrow is relief_disbursed."""
+        s, draw = self.scenario, self.draw["relief"]
+        for window in s.relief.lending:
+            if not month_index(window.start) <= s.start_index + t - 1 <= month_index(window.end):
+                continue
+            admitted_segments = [i for i, name in enumerate(s.segment_names) if window.segments is None or name in window.segments]
+            eligible = sum(int(self.unbanked[i].sum()) for i in admitted_segments)
+            if eligible == 0:
+                continue
+            means = {i: window.applications_per_month * int(self.unbanked[i].sum()) / eligible for i in admitted_segments}
+            applicants = []
+            for i in admitted_segments:
+                applicants += self._pick_applicants(draw, i, draw.poisson(means[i]))
+            banks = _cumulative(b.share if window.banks is None or name in window.banks else 0.0 for name, b in s.banks.items())
+            for i, grade, state in sorted(applicants):
+                bank = draw.choice(banks)
+                appetite = self.banks[bank].max_pd if window.max_pd is None else window.max_pd
+                if not self._decide(t, i, grade, state, bank, appetite, relief=True):
+                    self.unbanked[i, grade, DECLINED if state == NEVER else state] += 1
+
+    def _decide(self, t: int, seg: int, grade: int, state: int, bank: int, appetite: float, relief: bool) -> bool:
+        """One application: the bank's belief, its decision against ``appetite`` (the highest believed PD it approves),
+        and the new borrower when approved (its loans counted in relief_disbursed for a ``relief`` application)."""
         s = self.scenario
         z = self.draw["signals"].normal()
         history = s.risk.known_history_loans if state == FORMER else 1 if state == FORMER_FIRST_TIME else 0
         believed = self._believed_pd(seg, grade, z, history)
         flows = self.flows[bank]
         flows["applications"] += 1
-        if state == DECLINED or believed > self.banks[bank].max_pd:
+        if state == DECLINED or believed > appetite:
             return False
         flows["approvals"] += 1
         firm = self._new_borrower(t, seg, grade, bank, z, history, believed, first_time=state in (NEVER, FORMER_FIRST_TIME),
                                   line_shift=0.0, opening=False)
+        if relief:
+            flows["relief_disbursed"] += firm.line
         if state == NEVER:
             flows["first_time_borrowers"] += 1
             flows["first_loan_amount"] += firm.line
@@ -938,13 +984,13 @@ class ReferenceSimulation:
 
     def _defaults(self, t: int) -> None:
         """DEFAULTS: every borrower that held a loan at the start of month t (and has not defaulted) draws
-        U < h_c(t). A masked firm turns insolvent (its default is hidden until its loans fall due); any other firm
-        fails and its loans turn non-performing now."""
+        U < h_c(t). A masked or deferred firm turns insolvent (its default is hidden, or postponed, until its loans fall
+        due); any other firm fails and its loans turn non-performing now."""
         exposed = [f for f in self.borrowers if f.joined < t and f.default_month is None]
         for firm, u in zip(exposed, self.draw["defaults"].rng.random(len(exposed)).tolist(), strict=True):
             if u < self.hazard[firm.cohort][t]:
                 firm.default_month = t
-                if firm.masked:
+                if firm.masked or firm.deferred:
                     firm.insolvent = True
                 else:
                     self._fail(firm)
@@ -1056,17 +1102,21 @@ class ReferenceSimulation:
     # ------------------------------------------------------------------------------------------ a loan's life
     def _life(self, loan: Loan) -> Generator[simpy.Event, Any, None]:
         """From origination to the end: sleep until the maturity phase of the maturity month (or until the firm's
-        default interrupts), be settled with the firm's other loans, and if it defaulted, live on as a non-performing
-        loan until written off."""
-        try:
-            yield self.env.timeout(at(loan.maturity, Phase.MATURITIES) - self.env.now)
-        except simpy.Interrupt:
-            pass  # its firm defaulted this month (DEFAULTS)
-        else:
-            if loan.firm.settled != loan.maturity:
-                self._settle_maturity(loan.firm, loan.maturity)
+        default interrupts), be settled with the firm's other loans (and, when deferred, sleep on until the new
+        maturity), and if it defaulted, live on as a non-performing loan until written off."""
+        while True:
+            due = loan.maturity
+            try:
+                yield self.env.timeout(at(due, Phase.MATURITIES) - self.env.now)
+            except simpy.Interrupt:
+                break  # its firm defaulted this month (DEFAULTS)
+            if loan.firm.settled != due:
+                self._settle_maturity(loan.firm, due)
+            if loan.maturity != due:  # deferred: it sleeps on until its new maturity
+                continue
             if loan.ended != "defaulted":
                 return
+            break
         yield from self._non_performing(loan, self.t)
 
     def _settle_maturity(self, firm: Firm, t: int) -> None:
@@ -1076,6 +1126,16 @@ class ReferenceSimulation:
         loans = firm.loans
         bank = self.banks[firm.bank]
         flows = self.flows[firm.bank]
+        # 0. deferral: the first window open this month that admits the firm defers its loans with the window's uptake
+        window = self._deferral_window(firm, t)
+        if window is not None and self.draw["relief"].uniform() < window.uptake:
+            for loan in loans:
+                loan.maturity = t + window.months
+                loan.deferred += window.months
+            flows["deferred"] += sum(loan.amount for loan in loans)
+            firm.deferred = True
+            return
+        firm.deferred = False
         insolvent = firm.insolvent
         # 1. who wants to borrow again, and whether the firm graduates instead
         want = [draw.uniform() < s.demand.reborrow_prob for _ in loans]
@@ -1141,6 +1201,18 @@ class ReferenceSimulation:
             firm.loans = [self._make_loan(firm, t, amount, term, t + term, product, renewals, masked=firm.masked)
                           for amount, term, product, renewals in new_loans]
         self._relending = []
+
+    def _deferral_window(self, firm: Firm, t: int) -> Deferral | None:
+        """The first deferral window (延期还本付息) open in month t that admits the firm: its bank and segment listed,
+        the PD its bank believes it has within the window's max_pd."""
+        s = self.scenario
+        for window in s.relief.deferrals:
+            if (month_index(window.start) <= s.start_index + t - 1 <= month_index(window.end)
+                    and (window.banks is None or s.bank_names[firm.bank] in window.banks)
+                    and (window.segments is None or s.segment_names[firm.segment] in window.segments)
+                    and firm.belief <= window.max_pd):
+                return window
+        return None
 
     def _may_renew(self, loan: Loan, t: int) -> bool:
         """The renewal rules (银监发〔2014〕36号, 金规〔2024〕13号) for one maturing loan: listed segment, not after the
@@ -1243,9 +1315,12 @@ class ReferenceSimulation:
         """Stocks per bank (fen or counts), counted from the loans and firms themselves."""
         nb = self.n_banks
         balance, credit, renewal, loans, rate_x_balance = [0.0] * nb, [0.0] * nb, [0.0] * nb, [0.0] * nb, [0.0] * nb
+        deferred = [0.0] * nb
         for loan in self.performing:
             b, amount = loan.bank, loan.amount
             balance[b] += amount
+            if loan.firm.deferred:
+                deferred[b] += amount
             loans[b] += 1
             rate_x_balance[b] += amount * loan.rate
             if loan.product == _CREDIT:
@@ -1272,7 +1347,7 @@ class ReferenceSimulation:
         borrowers = [0.0] * nb
         for firm in self.borrowers:
             borrowers[firm.bank] += 1
-        return {"balance": balance, "credit": credit, "renewal": renewal, "loans": loans, "rate_x_balance": rate_x_balance, "npl": npl,
+        return {"balance": balance, "credit": credit, "renewal": renewal, "deferred": deferred, "loans": loans, "rate_x_balance": rate_x_balance, "npl": npl,
                 "npl_credit": npl_credit, "npl_loans": npl_loans, "borrowers": borrowers, "npl_firms": [len(f) + extra for f, extra in zip(npl_firms, npl_stock_firms, strict=True)]}
 
     def _record(self, t: int) -> None:
@@ -1288,6 +1363,7 @@ class ReferenceSimulation:
                 "npl_balance": stock["npl"][j],
                 "credit_loan_balance": stock["credit"][j] + stock["npl_credit"][j],
                 "renewal_balance": stock["renewal"][j],
+                "deferred_balance": stock["deferred"][j],
                 "restructured_balance": 0.0,  # filled in with hindsight
                 "all_loans_balance": round(self.other_loans[j] * self.other_growth[t][j]) + balance,
             })
@@ -1312,7 +1388,7 @@ class ReferenceSimulation:
         k = names.index("restructured_balance")
         for loan in self.masked_loans:
             d = loan.firm.default_month
-            if d is not None and d <= loan.maturity:  # a renewal to a firm that defaults before it matures
+            if d is not None and d <= loan.maturity - loan.deferred:  # a renewal to a firm that defaults before its agreed maturity
                 self.bank_metrics[loan.start : min(loan.maturity, self.months + 1), loan.bank, k] += loan.amount
         for scope, rows in (("bank", self.bank_metrics), ("guarantor", self.guarantor_metrics), ("pool", self.pool_metrics)):
             scope_names = SCOPE_METRICS[scope]

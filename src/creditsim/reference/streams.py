@@ -28,6 +28,7 @@ COMPONENTS: tuple[str, ...] = (
     "liquidity",   # liquidity stress and bridge money at maturity
     "campaign",    # first-loan campaign: reach, need, routing
     "guarantee",   # borrowers' take-up of guarantees at their price
+    "relief",      # deferral uptake, relief lending's applications and their banks
 )
 
 

@@ -21,6 +21,7 @@ from .schema import (
     Calendar,
     Campaign,
     Channel,
+    Deferral,
     Demand,
     Firms,
     Guarantor,
@@ -30,6 +31,8 @@ from .schema import (
     LoanTape,
     Pool,
     Reguarantor,
+    Relief,
+    ReliefLending,
     Renewal,
     Risk,
     Scenario,
@@ -43,7 +46,7 @@ from .schema import (
 
 __all__ = [
     "DEFAULT_SCENARIO", "MAX_SCENARIO_BYTES", "FACTOR_MONTHS", "MEASURES", "PRODUCTS", "TWO_INCREASES_RULES", "Assessment", "Bank", "Calendar",
-    "Campaign", "Channel", "Demand", "Firms", "Guarantor", "Injection", "InterestSubsidy", "Liquidity", "LoanTape", "Pool", "Reguarantor", "Renewal",
-    "Risk", "Scenario", "Segment", "StressPoint", "Target", "TopUp", "admitted", "json_digest", "key_path", "load_scenario",
+    "Campaign", "Channel", "Deferral", "Demand", "Firms", "Guarantor", "Injection", "InterestSubsidy", "Liquidity", "LoanTape", "Pool", "Reguarantor", "Relief",
+    "ReliefLending", "Renewal", "Risk", "Scenario", "Segment", "StressPoint", "Target", "TopUp", "admitted", "json_digest", "key_path", "load_scenario",
     "parse_overrides", "scenario_from_dict", "value_at",
 ]

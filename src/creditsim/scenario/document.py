@@ -14,6 +14,7 @@ from .schema import (
     Calendar,
     Campaign,
     Channel,
+    Deferral,
     Demand,
     Firms,
     Guarantor,
@@ -22,6 +23,8 @@ from .schema import (
     Liquidity,
     Pool,
     Reguarantor,
+    Relief,
+    ReliefLending,
     Renewal,
     Risk,
     Scenario,
@@ -66,6 +69,9 @@ def reference_markdown() -> str:
         ("[renewal]", Renewal),
         ("[campaign]", Campaign),
         ("[campaign.channels.NAME]", Channel),
+        ("[relief]", Relief),
+        ("[[relief.deferrals]]", Deferral),
+        ("[[relief.lending]]", ReliefLending),
         ("[guarantors.NAME]", Guarantor),
         ("[[guarantors.NAME.injections]]", Injection),
         ("[guarantors.NAME.top_up]", TopUp),
@@ -78,7 +84,8 @@ def reference_markdown() -> str:
     for title, model in sections:
         lines += [f"## {title}", "", (model.__doc__ or "").strip().splitlines()[0], "", "| field | type | default | meaning |", "|---|---|---|---|"]
         for name, info in model.model_fields.items():
-            if model_of(info.annotation) is not None and name not in ("segments", "banks", "stress", "channels", "renewal", "guarantors", "reguarantors", "injections", "top_up", "pools", "interest_subsidy", "targets", "loan_tape"):
+            if model_of(info.annotation) is not None and name not in ("segments", "banks", "stress", "channels", "renewal", "guarantors", "reguarantors", "injections", "top_up", "pools", "interest_subsidy", "targets", "loan_tape",
+                                                                      "deferrals", "lending"):
                 continue
             default = "required" if info.is_required() else _toml_default(info)
             scaled = " Scaled by `sample`." if isinstance(info.json_schema_extra, dict) and "sampled" in info.json_schema_extra else ""
@@ -152,8 +159,10 @@ def _type_name(annotation: Any, metadata: list[Any]) -> str:
         return "table"
     if "Guarantor" in text:
         return "table of guarantors"
-    if "Injection" in text:
+    if "Injection" in text or "Deferral" in text or "ReliefLending" in text:
         return "array of tables"
+    if "Relief" in text:
+        return "table"
     if "TopUp" in text:
         return "table"
     if "Target" in text:

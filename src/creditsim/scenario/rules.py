@@ -14,7 +14,7 @@ from .loan_tape import OpeningTapes
 from .opening import initial_population
 from .sampling import sampled
 from .schema import PRODUCTS, Scenario
-from .units import MAX_COUNT, format_amount, month_index, parse_quantity
+from .units import MAX_COUNT, format_amount, month_index, month_label, parse_quantity
 
 __all__ = ["check_rules", "MAX_SEGMENT_FIRMS", "MAX_POOL_LEVERAGE", "MAX_LOANS_PER_BORROWER", "MAX_RATE_PER_PD", "MIN_LGD_SD"]
 
@@ -118,6 +118,7 @@ def check_rules(s: Scenario) -> None:
             raise ScenarioError(f"campaign.channels.{name}.line_scale", channel.line_scale, "must be > 0")
     if s.campaign.start and s.campaign.end and month_index(s.campaign.end) < month_index(s.campaign.start):
         raise ScenarioError("campaign.end", s.campaign.end, f"must not be before campaign.start ({s.campaign.start})")
+    _check_relief(s)
     _check_guarantees(s)
     _check_assessment(s)
     _check_targets(s)
@@ -148,6 +149,25 @@ def _check_loan_tapes(s: Scenario, tapes: OpeningTapes) -> None:
         if bank.small_micro_outside + book > bank.all_loans:
             raise ScenarioError(f"banks.{name}.small_micro_outside", bank.small_micro_outside,
                                 f"with the loan tape's balance ({format_amount(book)}) must be ≤ all_loans ({format_amount(bank.all_loans)})")
+
+
+def _check_relief(s: Scenario) -> None:
+    """Each relief window lies within the run, ends no earlier than it starts, and names known segments and banks."""
+    first, last = s.start_index, s.start_index + s.calendar.months - 1
+    windows = [(f"relief.deferrals.{i}", w) for i, w in enumerate(s.relief.deferrals)]
+    windows += [(f"relief.lending.{i}", w) for i, w in enumerate(s.relief.lending)]
+    for f, window in windows:
+        for name in ("start", "end"):
+            month = month_index(getattr(window, name))
+            if not first <= month <= last:
+                raise ScenarioError(f"{f}.{name}", getattr(window, name), f"must be within the run ({s.calendar.start} to {month_label(last)})")
+        if month_index(window.end) < month_index(window.start):
+            raise ScenarioError(f"{f}.end", window.end, f"must not be before start ({window.start})")
+        _check_names(f"{f}.segments", window.segments, list(s.firms.segments), "segment")
+        _check_names(f"{f}.banks", window.banks, list(s.banks), "bank")
+    for i, lending in enumerate(s.relief.lending):
+        if lending.banks is not None and math.fsum(s.banks[name].share for name in lending.banks) <= 0:
+            raise ScenarioError(f"relief.lending.{i}.banks", list(lending.banks), "must name a bank with a share above 0 (applicants go to them by share)")
 
 
 def _check_applications(s: Scenario) -> None:

@@ -23,7 +23,7 @@ from .units import month_index, month_label, parse_amount, parse_count, parse_mo
 
 __all__ = [
     "admitted", "json_digest", "Scenario", "Calendar", "Segment", "Firms", "Bank", "Demand", "StressPoint", "Risk", "Liquidity",
-    "Renewal", "Campaign", "Channel", "Guarantor", "Reguarantor", "Injection", "TopUp", "Pool", "InterestSubsidy", "Target",
+    "Renewal", "Deferral", "ReliefLending", "Relief", "Campaign", "Channel", "Guarantor", "Reguarantor", "Injection", "TopUp", "Pool", "InterestSubsidy", "Target",
     "Assessment", "LoanTape", "MEASURES", "TWO_INCREASES_RULES", "PRODUCTS", "PRODUCT_NAMES", "TAPE_COLUMNS", "TAPE_REQUIRED", "TAPE_STATUSES",
     "MAX_TAPE_LOANS", "FACTOR_MONTHS", "SCALED", "WHOLE",
 ]
@@ -405,6 +405,46 @@ class Renewal(_Model):
     distressed_classification: Literal["performing", "restructured"] = Field("performing", description="How a renewal to a firm that will default before the renewed loan matures is reported: as performing (evergreening masks it) or as restructured (counted in the reported NPL ratio, per the 2023 rules).")
 
 
+#: The longest deferral of principal (relief.deferrals.*.months), months.
+MAX_DEFERRAL_MONTHS = 36
+
+
+class Deferral(_Model):
+    """A window of principal deferral (延期还本付息): a borrower whose loans mature in the window may have them deferred.
+
+    A deferred borrower's maturing loans stay on the books, unchanged and performing, and fall due ``months`` later:
+    nothing is repaid or lent at the old maturity, and a firm whose default comes before the new maturity defaults
+    at it (its default is postponed to the end of the deferral). Loans that fall due again inside the window may be
+    deferred again.
+    """
+
+    start: Month = Field(description="First month in which maturing loans may be deferred, 'YYYY-MM' (within the run).")
+    end: Month = Field(description="Last month in which maturing loans may be deferred, 'YYYY-MM' (within the run, not before start).")
+    months: int = Field(ge=1, le=MAX_DEFERRAL_MONTHS, description=f"How long the principal is deferred, months (1–{MAX_DEFERRAL_MONTHS}): a deferred loan's maturity moves out by this.")
+    uptake: Probability = Field(description="Share of the eligible borrowers with loans maturing in the window whose loans are deferred (each borrower and maturity decided once).")
+    max_pd: Probability = Field(1.0, description="Highest PD, as the bank believes it, of an eligible borrower (default 1: any performing borrower).")
+    segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Eligible segments (default all).")
+    banks: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Banks that defer (default all).")
+
+
+class ReliefLending(_Model):
+    """A window of relief lending: extra applications from firms without a loan, on top of demand, at its appetite."""
+
+    start: Month = Field(description="First month of relief lending, 'YYYY-MM' (within the run).")
+    end: Month = Field(description="Last month of relief lending, 'YYYY-MM' (within the run, not before start).")
+    applications_per_month: Count = Field(description="Extra applications a month from the firms without a loan of the eligible segments (Poisson; not grown by demand.growth), spread over the segments in proportion to their firms without a loan.", json_schema_extra=SCALED)
+    max_pd: Probability | None = Field(None, description="Highest believed PD approved for a relief application (default: the bank's max_pd).")
+    segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Eligible segments (default all).")
+    banks: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Banks that lend (default all); an applicant goes to one of them by their shares.")
+
+
+class Relief(_Model):
+    """Dated relief measures (2020's 延期还本付息 and relief lending), each a list of windows."""
+
+    deferrals: Annotated[tuple[Deferral, ...], BeforeValidator(_as_tuple)] = Field((), description="Windows of principal deferral (延期还本付息); where windows overlap, a borrower follows the first that admits it.")
+    lending: Annotated[tuple[ReliefLending, ...], BeforeValidator(_as_tuple)] = Field((), description="Windows of relief lending.")
+
+
 class Channel(_Model):
     """One outreach channel of a first-loan campaign (visits, a 贷款码 QR-code channel …)."""
 
@@ -586,6 +626,7 @@ class Scenario(_Model):
     liquidity: Liquidity = Field(default_factory=Liquidity, description="Liquidity stress at maturity (default: none).")
     renewal: Renewal | None = Field(None, description="Renewal without principal repayment (default: none).")
     campaign: Campaign = Field(default_factory=Campaign, description="First-loan campaign (default: none).")
+    relief: Relief = Field(default_factory=Relief, description="Dated relief measures: deferral of principal and relief lending (default: none).")
     guarantors: dict[Annotated[str, BeforeValidator(_name)], Guarantor] = Field(default_factory=dict, description="Guarantee institutions, keyed by name (default none).")
     reguarantors: dict[Annotated[str, BeforeValidator(_name)], Reguarantor] = Field(default_factory=dict, description="Re-guarantors, keyed by name (default none).")
     pools: dict[Annotated[str, BeforeValidator(_name)], Pool] = Field(default_factory=dict, description="Risk compensation pools, keyed by name (default none).")
