@@ -10,7 +10,8 @@ import numpy as np
 from scipy import stats
 from scipy.special import ndtr, ndtri
 
-from creditsim import Results
+import creditsim
+from creditsim import Results, reference
 from creditsim.scenario import Scenario, scenario_from_dict
 
 #: The tests' base scenario: an illustrative city of about 70,000 borrowers with three segments and three banks,
@@ -238,3 +239,14 @@ def assert_pool_rules(r: Results) -> int:
         assert not pool.first_time_only or loans["first_time"].all(), name
         checked += len(loans)
     return checked
+
+
+#: The two engines a mechanism is tested in: the fast one and the reference.
+ENGINES = ("fast", "reference")
+
+
+def run_engine(engine: str, scenario: Scenario, paths: int, seed: int) -> Results:
+    """``paths`` paths of ``scenario`` with the fast engine or the reference one (``engine``, one of :data:`ENGINES`)."""
+    if engine == "fast":
+        return creditsim.simulate(scenario, paths=paths, seed=seed, progress=False)
+    return reference.simulate(scenario, paths=paths, seed=seed)

@@ -7,6 +7,7 @@ two or three paths.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -19,7 +20,7 @@ import pandas.testing as pdt
 import pytest
 
 import creditsim
-from creditsim.present.cli import main
+from creditsim.present.cli import build_parser, main
 
 DEFAULT_TOML = Path(creditsim.__file__).parent / "scenarios" / "default.toml"
 SHORT = ["--set", "calendar.months=6"]
@@ -312,3 +313,14 @@ def test_run_reports_instruments_and_their_limits(capsys):
     out = capsys.readouterr().out
     for text in ("taizhou_fund.guarantee_outstanding", "fiscal cost incl. start-up", "present value", "leverage cap reached", "95% CI"):
         assert text in out, text
+
+
+def test_every_command_prints_its_help(capsys):
+    """``creditsim --help`` and each command's ``--help`` print their usage and exit 0 (a stray '%' in a help text
+    breaks argparse's formatting only when the help is printed)."""
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for argv in ([], *([name] for name in subparsers.choices)):
+        with pytest.raises(SystemExit) as stopped:
+            main([*argv, "--help"])
+        out, _ = capsys.readouterr()
+        assert stopped.value.code == 0 and out.startswith("usage: creditsim"), argv

@@ -126,7 +126,9 @@ def renewal_book(**changes: Any) -> Scenario:
     the banks' books) in the recovery and write-off pipeline; the city bank's rate falls by year; relief: maturities
     from 2021-04 to 2021-12 deferred by 6 months for 60% of the firms believed at most 6% (defaults postponed, some
     onto masked loans), and relief lending at the city bank (8 applications a month, appetite 10%) from 2021-04 to
-    2021-09. About 550 borrowers."""
+    2021-09; policy pressure: the big bank's growth target of 30% in 2021 and the 两增 yardstick (all loans' 5%)
+    for both, full at a 5% shortfall, with appetite × 1.5 and outreach of its share of demand at full pressure.
+    About 550 borrowers."""
     data = _data()
     data["firms"]["segments"] = {
         "micro": _segment(firms=750, unbanked_share=0.5, applications_per_month=8, pd=[0.01, 0.03, 0.07], grade_share=[0.3, 0.4, 0.3],
@@ -136,7 +138,7 @@ def renewal_book(**changes: Any) -> Scenario:
     }
     data["banks"] = {
         "big": _bank(share=0.6, max_pd=0.05, renewal_uptake=0.6, term_mix={"12": 0.8, "24": 0.2}, product_mix={"credit": 0.5, "collateral": 0.5},
-                     opening_npl_ratio=0.03),
+                     opening_npl_ratio=0.03, growth_target={"2021": 0.3}),
         "city": _bank(share=0.4, max_pd=0.08, rate={"2020": 0.07, "2021": 0.06, "2022": 0.05}, renewal_uptake=0.9, term_mix={"6": 0.3, "12": 0.7},
                       product_mix={"credit": 0.3, "guaranteed": 0.3, "collateral": 0.4}, opening_npl_ratio=0.02),
     }
@@ -146,6 +148,7 @@ def renewal_book(**changes: Any) -> Scenario:
                        "max_pd": 0.06, "distressed_classification": "restructured"}
     data["relief"] = {"deferrals": [{"start": "2021-04", "end": "2021-12", "months": 6, "uptake": 0.6, "max_pd": 0.06}],
                       "lending": [{"start": "2021-04", "end": "2021-09", "applications_per_month": 8, "max_pd": 0.1, "banks": ["city"]}]}
+    data["pressure"] = {"yardstick": True, "full_gap": 0.05, "appetite": 0.5, "outreach": 1.0}
     return scenario_from_dict(with_changes(data, changes))
 
 
@@ -291,8 +294,9 @@ class Plan:
 
 PLANS = {
     "plain": Plan(plain_book, (*STOCKS, "firms", "unbanked_firms"), (*FLOWS, "graduated", "firm_failures", "firm_entries", "firm_exits")),
-    "renewal": Plan(renewal_book, (*STOCKS, "renewal_balance", "restructured_balance", "deferred_balance"),
-                    (*FLOWS, "renewals", "renewed", "reborrow_declined", "deferred", "relief_disbursed"), banks=("all", "big", "city")),
+    "renewal": Plan(renewal_book, (*STOCKS, "renewal_balance", "restructured_balance", "deferred_balance", "growth_shortfall"),
+                    (*FLOWS, "renewals", "renewed", "reborrow_declined", "deferred", "relief_disbursed", "outreach_applications", "outreach_approvals"),
+                    banks=("all", "big", "city")),
     "covered": Plan(covered_book, STOCKS, (*FLOWS, "guaranteed_disbursed", "guarantee_unavailable", "loss_bank"), others=(
         ("fund", ("guarantee_outstanding", "guarantor_capital"), ("guarantee_issued", "guarantee_fees", "guarantee_claims", "guarantee_recoveries",
                                                                "loss_guarantor")),

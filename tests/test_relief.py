@@ -12,18 +12,9 @@ import numpy as np
 import pytest
 
 import creditsim
-from creditsim import reference
 from creditsim.model.engine import run_task
 from creditsim.scenario import Scenario, scenario_from_dict
-
-ENGINES = ("fast", "reference")
-
-
-def _run(engine: str, scenario: Scenario, paths: int, seed: int) -> creditsim.Results:
-    """``paths`` paths of the scenario with the fast or the reference engine."""
-    if engine == "fast":
-        return creditsim.simulate(scenario, paths=paths, seed=seed, progress=False)
-    return reference.simulate(scenario, paths=paths, seed=seed)
+from helpers import ENGINES, run_engine
 
 
 def _book(**sections: Any) -> dict[str, Any]:
@@ -55,7 +46,7 @@ def test_a_deferral_moves_every_maturity_out_and_postpones_the_defaults_to_it(en
     (3 + 6): nothing is repaid, lent or defaulted in months 1–8, the balance stays and is all under deferral; the
     doomed firms, whose default month 5 falls in the deferral, default in month 9, the safe ones repay then."""
     scenario = scenario_from_dict(_book(relief=_deferral()))
-    v = _run(engine, scenario, 3, 5).values
+    v = run_engine(engine, scenario, 3, 5).values
     balance = v("balance")[:, 0]
     assert (balance > 0).all()
     np.testing.assert_array_equal(v("deferred")[:, 3], balance)
@@ -106,7 +97,7 @@ def test_the_share_of_borrowers_deferred_is_the_uptake_and_only_the_listed_banks
     else keeps a borrower) are a Binomial(n, 0.3) share of its n borrowers, within 4 binomial standard errors on each
     path and pooled; the second bank defers none."""
     scenario = _uptake_book(0.3)
-    results = _run(engine, scenario, 10, 3)
+    results = run_engine(engine, scenario, 10, 3)
     n, kept = results.values("borrowers", "first")[:, 0], results.values("borrowers", "first")[:, 3]
     assert (n > 800).all()
     share = kept / n
@@ -145,7 +136,7 @@ def test_relief_lending_adds_its_poisson_applications_at_its_appetite(engine):
     own 1% not applied), and what they borrow is relief_disbursed, all of disbursed."""
     paths = 40
     scenario = _lending_book()
-    v = _run(engine, scenario, paths, 11).values
+    v = run_engine(engine, scenario, paths, 11).values
     applications = v("applications")
     np.testing.assert_array_equal(applications[:, [1, 2, 9, 10, 11, 12]], 0.0)
     total = applications[:, 3:9].sum(axis=1)

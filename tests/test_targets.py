@@ -12,7 +12,6 @@ from scipy import stats
 from creditsim import Results
 from creditsim.errors import ScenarioError
 from creditsim.metrics import SCOPE_METRICS, SCOPES, entities
-from creditsim.results.assessment import rule_for
 from creditsim.results.targets import paired_difference_interval, wilson_interval
 from creditsim.scenario import Assessment, scenario_from_dict
 from helpers import default_data
@@ -232,11 +231,11 @@ def test_a_target_outside_the_run_is_reported_as_not_assessed():
 # ------------------------------------------------------------------------------------------------ 两增 and 两控
 def test_rule_in_force_by_year():
     in_force = Assessment()
-    assert [rule_for(in_force, y) for y in (2016, 2018, 2019, 2022, 2023, 2024, 2026)] == ["none", "2018", "2019", "2019", "none", "2024", "2024"]
+    assert [in_force.rule_in(y) for y in (2016, 2018, 2019, 2022, 2023, 2024, 2026)] == ["none", "2018", "2019", "2019", "none", "2024", "2024"]
     data = two_bank_data(assessment={"rule": {"2021": 2019, "2022": "2024"}})
     assert scenario_from_dict(data).assessment.rule == {"2021": "2019", "2022": "2024"}
-    assert rule_for(Assessment(rule="2018"), 2025) == "2018"
-    assert rule_for(Assessment(rule={"2021": "2024"}), 2021) == "2024" and rule_for(Assessment(rule={"2021": "2024"}), 2022) == "none"
+    assert Assessment(rule="2018").rule_in(2025) == "2018"
+    assert Assessment(rule={"2021": "2024"}).rule_in(2021) == "2024" and Assessment(rule={"2021": "2024"}).rule_in(2022) == "none"
 
 
 def two_increase_paths(rule: str) -> Results:

@@ -2,8 +2,9 @@
 (or, for a bank's loan tape, the loans the tape gives its firm).
 
 Applications from a segment's firms without a loan are Poisson(applications_per_month × growth) a month, drawn without
-replacement from all of them (:func:`creditsim.model.population.pick`); each applicant goes to a bank by share. Relief
-lending (``relief.lending``) adds applications in its windows, decided with its appetite. The
+replacement from all of them (:func:`creditsim.model.population.pick`); each applicant goes to a bank by share. A
+bank behind its growth target (:mod:`.pressure`) seeks more applicants (outreach) and is decided at its pressed
+appetite. Relief lending (``relief.lending``) adds applications in its windows, decided with its appetite. The
 campaign's channels each reach Poisson(reach_per_month) firms that never borrowed (within the list left), of which a
 share apply. A bank approves an applicant whose believed PD (a noisy signal for thin files) is within its appetite,
 or within it net of the best cover open to the applicant, in which case every loan must carry that cover; a 无贷户
@@ -27,10 +28,12 @@ from .random import KEY, ndtri, normal, open_uniform, pick_column, poisson, unif
 from .state import BORROWING, CURSOR, DECLINED, FORMER, FORMER_FIRST_TIME, NEVER, OVERFLOW, STATES
 from .structs import prefetch
 
-__all__ = ["believed_pd", "new_borrower", "tape_borrower", "applications", "relief_applications", "campaign"]
+__all__ = ["believed_pd", "new_borrower", "tape_borrower", "applications", "outreach_applications", "relief_applications", "campaign"]
 
 # columns of the applicants' scratch array
 _SEG, _GRADE, _STATE, _BANK = 0, 1, 2, 3
+# where a batch of applicants comes from: demand (or a campaign channel), relief lending, a pressed bank's outreach
+_DEMAND, _RELIEF, _OUTREACH = 0, 1, 2
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -168,10 +171,10 @@ def _borrow(p, s, t, slot, firm, first, n, line, segment, grade, bank, term, age
 
 
 @njit(cache=True, nogil=True)
-def _decide(p, s, t, n, kind, relief):
+def _decide(p, s, t, n, kind, source):
     """Decide the ``n`` applicants in the scratch arrays, all new borrowers of one ``kind`` (applicants, or those a
-    campaign channel reached) and, with ``relief``, relief lending's applicants, in order, against the cover open when
-    the batch starts."""
+    campaign channel reached) and from one ``source`` (demand, relief lending or a pressed bank's outreach), in
+    order, against the cover open when the batch starts."""
     campaign = kind != APPLICANT
     open_now = offers(p, s)
     for i in range(n):
@@ -194,14 +197,18 @@ def _decide(p, s, t, n, kind, relief):
         flows[BANK.applications] += 1.0
         if campaign:
             flows[BANK.campaign_applications] += 1.0
+        if source == _OUTREACH:
+            flows[BANK.outreach_applications] += 1.0
         if not alone and cover < 0:
             if state == NEVER:  # declined on its thin file itself, not for want of cover
                 set_state(p, s, firm, DECLINED)
             continue
         if new_borrower(p, s, t, firm, segment, grade, bank, signal, history, believed, first_time, state == NEVER, cover, kind, False):
             flows[BANK.approvals] += 1.0
-            if relief:
+            if source == _RELIEF:
                 flows[BANK.relief_disbursed] += s.borrowers[s.firms[firm].slot].line
+            elif source == _OUTREACH:
+                flows[BANK.outreach_approvals] += 1.0
             if cover >= 0:
                 flows[BANK.cover_dependent_approvals] += 1.0
             if campaign:
@@ -254,24 +261,59 @@ def _set_applicant(p, s, i, bank, appetite):
 @njit(cache=True, nogil=True)
 def applications(p, s, t):
     """Firms without a loan apply in month ``t``, segment by segment, and the banks decide, all in one batch."""
-    n_seg, n_grade = p.firms.pd.shape
     n = 0
-    for segment in range(n_seg):
-        wanted = poisson(s.keys[KEY.applications], segment, t, p.firms.applications[segment] * p.firms.application_growth[t])
-        available = int(s.unbanked[segment].sum())
-        if wanted > available:
-            s.population[POPULATION.unmet_applications] += wanted - available
-            wanted = available
-        got = pick(s, s.open_bits[segment], s.keys[KEY.apply_order], t, 0, wanted, available, s.scratch_firm[n:], s.scratch_key[n:])
-        if got < 0:
-            overflow(s, OVERFLOW.scratch)
+    for segment in range(p.firms.pd.shape[0]):
+        end = _draw(p, s, t, segment, p.firms.applications[segment] * p.firms.application_growth[t], s.keys[KEY.applications], segment,
+                    s.keys[KEY.apply_order], 0, n)
+        if end < 0:
             return
-        _in_cell_order(s, n, n + got, n_grade)
-        for i in range(n, n + got):
+        for i in range(n, end):
             bank = pick_column(p.banks.share_cumulative, 0, uniform(s.keys[KEY.bank], s.scratch_firm[i], t, 0))
-            _set_applicant(p, s, i, bank, p.banks.max_pd[bank])
-        n += got
-    _decide(p, s, t, n, APPLICANT, False)
+            _set_applicant(p, s, i, bank, s.appetite[bank])
+        n = end
+    _decide(p, s, t, n, APPLICANT, _DEMAND)
+
+
+@njit(cache=True, nogil=True)
+def _draw(p, s, t, segment, mean, count_key, who, order_key, index, n):
+    """Poisson(``mean``) applicants (the count drawn with ``count_key`` for ``who``) from ``segment``'s firms without
+    a loan (picked with ``order_key`` at ``index``; those beyond the firms there are unmet), written to the scratch
+    arrays from position ``n`` in cell order; returns where they end, or -1 when the scratch arrays overflowed."""
+    wanted = poisson(count_key, who, t, mean)
+    available = int(s.unbanked[segment].sum())
+    if wanted > available:
+        s.population[POPULATION.unmet_applications] += wanted - available
+        wanted = available
+    got = pick(s, s.open_bits[segment], order_key, t, index, wanted, available, s.scratch_firm[n:], s.scratch_key[n:])
+    if got < 0:
+        overflow(s, OVERFLOW.scratch)
+        return -1
+    _in_cell_order(s, n, n + got, p.firms.pd.shape[1])
+    return n + got
+
+
+@njit(cache=True, nogil=True)
+def outreach_applications(p, s, t):
+    """The applicants each bank under pressure seeks in month ``t`` (:mod:`.pressure`): from each segment's firms
+    without a loan, Poisson(outreach × π × the bank's share × the segment's applications_per_month × growth), decided
+    at the bank's appetite, one batch per bank."""
+    q = p.pressure
+    if q.outreach == 0.0:
+        return
+    n_seg = p.firms.pd.shape[0]
+    for bank in range(s.pressure.shape[0]):
+        if s.pressure[bank] == 0.0 or s.cursor[CURSOR.overflow] != 0:
+            continue
+        n = 0
+        for segment in range(n_seg):
+            mean = q.outreach * s.pressure[bank] * q.share[bank] * p.firms.applications[segment] * p.firms.application_growth[t]
+            end = _draw(p, s, t, segment, mean, s.keys[KEY.outreach], bank * n_seg + segment, s.keys[KEY.outreach_order], bank, n)
+            if end < 0:
+                return
+            for i in range(n, end):
+                _set_applicant(p, s, i, bank, s.appetite[bank])
+            n = end
+        _decide(p, s, t, n, APPLICANT, _OUTREACH)
 
 
 @njit(cache=True, nogil=True)
@@ -282,7 +324,7 @@ def relief_applications(p, s, t):
     when A = 0); each applicant goes to one of the window's banks by share and is decided, as an applicant, against
     the window's appetite (or its bank's), one batch per window."""
     r = p.relief
-    n_seg, n_grade = p.firms.pd.shape
+    n_seg = p.firms.pd.shape[0]
     for window in range(r.lending_first.shape[0]):
         if t < r.lending_first[window] or t > r.lending_last[window] or s.cursor[CURSOR.overflow] != 0:
             continue
@@ -296,23 +338,16 @@ def relief_applications(p, s, t):
         for segment in range(n_seg):
             if not r.lending_segment[window, segment]:
                 continue
-            available = int(s.unbanked[segment].sum())
-            mean = r.lending_applications[window] * available / eligible
-            wanted = poisson(s.keys[KEY.relief_applications], window * n_seg + segment, t, mean)
-            if wanted > available:
-                s.population[POPULATION.unmet_applications] += wanted - available
-                wanted = available
-            got = pick(s, s.open_bits[segment], s.keys[KEY.relief_order], t, window, wanted, available, s.scratch_firm[n:], s.scratch_key[n:])
-            if got < 0:
-                overflow(s, OVERFLOW.scratch)
+            mean = r.lending_applications[window] * s.unbanked[segment].sum() / eligible
+            end = _draw(p, s, t, segment, mean, s.keys[KEY.relief_applications], window * n_seg + segment, s.keys[KEY.relief_order], window, n)
+            if end < 0:
                 return
-            _in_cell_order(s, n, n + got, n_grade)
-            for i in range(n, n + got):
+            for i in range(n, end):
                 bank = pick_column(r.lending_bank_cumulative, window, uniform(s.keys[KEY.relief_bank], s.scratch_firm[i], t, window))
-                appetite = p.banks.max_pd[bank] if math.isnan(r.lending_max_pd[window]) else r.lending_max_pd[window]
+                appetite = s.appetite[bank] if math.isnan(r.lending_max_pd[window]) else r.lending_max_pd[window]
                 _set_applicant(p, s, i, bank, appetite)
-            n += got
-        _decide(p, s, t, n, APPLICANT, True)
+            n = end
+        _decide(p, s, t, n, APPLICANT, _RELIEF)
 
 
 @njit(cache=True, nogil=True)
@@ -361,9 +396,9 @@ def campaign(p, s, t):
                 bank = p.campaign.bank[channel]
             else:
                 bank = pick_column(p.banks.share_cumulative, 0, uniform(s.keys[KEY.channel_bank], firm, t, channel))
-            appetite = p.banks.max_pd[bank] if math.isnan(p.campaign.max_pd[channel]) else p.campaign.max_pd[channel]
+            appetite = s.appetite[bank] if math.isnan(p.campaign.max_pd[channel]) else p.campaign.max_pd[channel]
             _set_applicant(p, s, i, bank, appetite)
-        _decide(p, s, t, n, line_kind(p, -1, channel), False)
+        _decide(p, s, t, n, line_kind(p, -1, channel), _DEMAND)
 
 
 @njit(cache=True, nogil=True)

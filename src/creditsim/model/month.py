@@ -7,8 +7,9 @@ events, each for every affected firm or loan at once, in this order:
 1. the instruments open the month (pools' January budget and top-up), interest accrues on the performing balance at
    the start of the month and the interest subsidy is paid;
 2. firms register; firms without a loan fail or close;
-3. firms without a loan apply and the banks decide, then relief lending's applicants (:mod:`.lending`), then the 首贷
-   campaign's channels reach 无贷户;
+3. each bank's pressure from its growth targets sets its appetite (:mod:`.pressure`); firms without a loan apply and
+   the banks decide, then the applicants pressed banks seek, then relief lending's applicants (:mod:`.lending`),
+   then the 首贷 campaign's channels reach 无贷户;
 4. loans end: first those whose firm's default month has come, then the maturing ones (two passes, see
    :mod:`.maturity`; a maturity in a deferral window may be deferred instead, :mod:`.relief`);
 5. guarantee claims due this month are paid; recoveries, pool compensation and write-offs due this month are booked;
@@ -28,10 +29,11 @@ from .cover import offers
 from .defaults import claims, default, opening_stock, resolutions, tape_stock
 from .hazards import cumulative_hazards
 from .instruments import guarantees, pools, subsidy
-from .lending import applications, believed_pd, campaign, new_borrower, relief_applications, tape_borrower
+from .lending import applications, believed_pd, campaign, new_borrower, outreach_applications, relief_applications, tape_borrower
 from .maturity import relend, repay, settle
 from .params import line_kind
 from .population import enter, leave, start_spell
+from .pressure import press
 from .random import KEY, normal, path_keys
 from .record import record
 from .state import BORROWING, CURSOR, OVERFLOW, STATES
@@ -67,6 +69,9 @@ def _reset(p, s):
     s.flows[:] = 0.0
     s.population[:] = 0.0
     s.campaign_left[0] = p.campaign.list_size
+    s.appetite[:] = p.banks.max_pd
+    s.pressure[:] = 0.0
+    s.year_start[:] = 0.0
     guarantees.reset(p, s)
     pools.reset(p, s)
     subsidy.reset(p, s)
@@ -134,7 +139,9 @@ def month(p, s, t, path, traced):
         s.flows[bank, BANK.interest_subsidy_unfunded] = s.subsidy.unfunded[bank]
     enter(p, s, t)
     leave(p, s, t)
+    press(p, s, t)
     applications(p, s, t)
+    outreach_applications(p, s, t)
     relief_applications(p, s, t)
     campaign(p, s, t)
     if s.cursor[CURSOR.overflow] != 0:

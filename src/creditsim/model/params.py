@@ -27,7 +27,7 @@ from .instruments.subsidy import SubsidyParams
 from .random import ndtr
 from .structs import BOOL, FLOAT, FROZEN_BOOL_1, FROZEN_BOOL_2, FROZEN_FLOAT_1, FROZEN_FLOAT_2, FROZEN_INT_1, FROZEN_INT_3, INT, register
 
-__all__ = ["Params", "Calendar", "FirmParams", "BankParams", "RiskParams", "RenewalParams", "CampaignParams", "ReliefParams", "TapeParams", "parameters",
+__all__ = ["Params", "Calendar", "FirmParams", "BankParams", "RiskParams", "RenewalParams", "CampaignParams", "ReliefParams", "PressureParams", "TapeParams", "parameters",
            "NO_LAST_MONTH", "APPLICANT", "line_kind"]
 
 #: The month index used for "renewal without an end date".
@@ -154,6 +154,18 @@ class ReliefParams(NamedTuple):
     lending_bank_cumulative: Annotated[np.ndarray, FROZEN_FLOAT_2]  # (L, B) cumulative shares of the lending banks (last +inf)
 
 
+class PressureParams(NamedTuple):
+    """Policy pressure on new lending (:mod:`.pressure`); months as t."""
+
+    on: Annotated[bool, BOOL]
+    share: Annotated[np.ndarray, FROZEN_FLOAT_1]            # (B,) the banks' shares of applications
+    target: Annotated[np.ndarray, FROZEN_FLOAT_2]           # (M + 1, B) a bank's mandated growth in month t's year (NaN: none)
+    yardstick: Annotated[np.ndarray, FROZEN_BOOL_1]         # (M + 1,) bool: month t's year holds the banks to their all-loan growth
+    full_gap: Annotated[float, FLOAT]                       # shortfall (share of the pace) of full pressure
+    appetite: Annotated[float, FLOAT]                       # max_pd × (1 + appetite × π)
+    outreach: Annotated[float, FLOAT]                       # extra applications: outreach × π × the bank's share of applications
+
+
 class TapeParams(NamedTuple):
     """The banks' loan tapes (:class:`creditsim.scenario.loan_tape.OpeningTapes`): F performing firms opening with
     their L loans, and N non-performing loans in the loss pipeline; money in fen."""
@@ -185,6 +197,7 @@ class Params(NamedTuple):
     renewal: RenewalParams
     campaign: CampaignParams
     relief: ReliefParams
+    pressure: PressureParams
     guarantees: GuaranteeParams
     pools: PoolParams
     subsidy: SubsidyParams
@@ -286,6 +299,7 @@ def parameters(scenario: Scenario, audit: bool = False, opening: InitialPopulati
             list_size=math.inf if campaign.list_size is None else float(campaign.list_size),
         ),
         relief=_relief(s),
+        pressure=_pressure(s),
         guarantees=guarantees.parameters(s),
         pools=pools.parameters(s),
         subsidy=subsidy.parameters(s),
@@ -348,6 +362,16 @@ def _relief(s: Scenario) -> ReliefParams:
         lending_segment=table(lending, "segments", s.segment_names, n_seg),
         lending_bank_cumulative=_cumulative(shares[None, :] * lending_banks) if lending else np.zeros((0, n_bank)),
     )
+
+
+def _pressure(s: Scenario) -> PressureParams:
+    """Each month's growth targets and yardstick (month t's calendar year; index 0 the opening's)."""
+    years = (s.start_index - 1 + np.arange(s.calendar.months + 1)) // 12
+    target = np.array([[b.growth_target.get(str(y), math.nan) for b in s.banks.values()] for y in years.tolist()]).reshape(len(years), len(s.banks))
+    yardstick = np.array([s.pressure.yardstick and s.assessment.rule_in(y) != "none" for y in years.tolist()], dtype=np.bool_)
+    on = bool(s.pressure.appetite > 0 or s.pressure.outreach > 0)
+    return PressureParams(on=on, share=np.array([b.share for b in s.banks.values()]), target=target, yardstick=yardstick, full_gap=float(s.pressure.full_gap),
+                          appetite=float(s.pressure.appetite), outreach=float(s.pressure.outreach))
 
 
 def _cumulative(weights: np.ndarray) -> np.ndarray:

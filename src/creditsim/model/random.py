@@ -72,6 +72,8 @@ PURPOSES: tuple[str, ...] = (
     "relief_applications",  # relief lending's applications from a segment in a month (who: window × segments + segment)
     "relief_order",    # the order in which firms without a loan are picked for relief lending (index: the window)
     "relief_bank",     # the bank a relief applicant goes to (index: the window)
+    "outreach",        # applications a pressed bank seeks from a segment in a month (who: bank × segments + segment)
+    "outreach_order",  # the order in which firms without a loan are picked for a bank's outreach (index: the bank)
 )
 #: Each purpose's position among the keys (a global named tuple: constants in compiled code).
 KEY = namedtuple("Purposes", PURPOSES)(*range(len(PURPOSES)))

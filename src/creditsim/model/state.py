@@ -140,6 +140,9 @@ class State(NamedTuple):
     flows: Annotated[np.ndarray, FLOAT_2]             # float64 (B, bank metrics): this month's flows
     population: Annotated[np.ndarray, FLOAT_1]        # float64 (population metrics,): this month's flows
     campaign_left: Annotated[np.ndarray, FLOAT_1]     # float64 (1,): firms left on the 无贷户 list
+    appetite: Annotated[np.ndarray, FLOAT_1]          # float64 (B,): each bank's appetite for new borrowers this month (max_pd under pressure)
+    year_start: Annotated[np.ndarray, FLOAT_2]        # float64 (B, 2): balance and all loans at the start of the year (or run), fen
+    pressure: Annotated[np.ndarray, FLOAT_1]          # float64 (B,): each bank's pressure this month, 0–1
     keys: Annotated[np.ndarray, array(np.uint64)]              # uint64 (purposes,): this path's random keys
     scratch_firm: Annotated[np.ndarray, array(np.int32)]      # int32 (capacity.scratch,): firms picked in a month, then applicants
     scratch_key: Annotated[np.ndarray, array(np.uint64)]       # uint64 (capacity.scratch,): their keys
@@ -183,6 +186,7 @@ def new_state(p: Params, capacity: Capacity) -> State:
         loans=z(capacity.loans, LOAN), block_next=z(capacity.loans, np.int32), block_free=np.full(capacity.blocks + 1, -1, np.int32),
         cumulative_hazard=z((n_seg * n_grade, months + 1)), surviving=z((n_seg * n_grade, months + 1)), book=z((n_bank, len(BOOK))), due=z((horizon, n_bank, len(DUE))),
         flows=z((n_bank, len(SCOPE_METRICS["bank"]))), population=z(len(SCOPE_METRICS["population"])), campaign_left=z(1),
+        appetite=p.banks.max_pd.copy(), year_start=z((n_bank, 2)), pressure=z(n_bank),
         keys=z(len(PURPOSES), np.uint64), scratch_firm=z(capacity.scratch, np.int32), scratch_key=z(capacity.scratch, np.uint64),
         scratch_int=z((capacity.scratch, 4), np.int64), scratch_appetite=z(capacity.scratch),
         defaulting=z(capacity.borrowers, np.int32), maturing=z(capacity.borrowers, np.int32), trace=z(capacity.trace, TRACE),
@@ -202,7 +206,7 @@ def capacities(p: Params, traced: bool = False) -> Capacity:
     """First estimates of the tables a path of ``p`` needs (a path that needs more grows them and runs again).
 
     Firms: the opening firms (the loan tapes' included) and the entries over the run (Poisson, with a margin of 8
-    standard deviations). Borrowers: the opening borrowers, a year of applications, relief applications and campaign reach as if all
+    standard deviations). Borrowers: the opening borrowers, a year of applications (outreach's included), relief applications and campaign reach as if all
     were approved, and a margin. Loans: borrowers × loans per borrower, with a margin, and the loan tapes' loans. Scratch: eight times the largest month's
     applicants and campaign reach (the firms a pick looks at before it keeps the smallest keys), and a margin.
     Trace (when a path is traced): a sixth of the loans for every month of the run and a year more.
@@ -212,7 +216,7 @@ def capacities(p: Params, traced: bool = False) -> Capacity:
     opening_firms = int(f.opening_borrowers.sum() + f.opening_unbanked.sum()) + tape_firms
     entries = float(f.entries.sum()) * months
     firms = opening_firms + int(entries + 8.0 * math.sqrt(entries) + 16)
-    monthly = float(f.applications.sum() * f.application_growth.max()) + float(p.campaign.reach.sum()) + float(p.relief.lending_applications.sum())
+    monthly = float(f.applications.sum() * f.application_growth.max() * (1.0 + p.pressure.outreach)) + float(p.campaign.reach.sum()) + float(p.relief.lending_applications.sum())
     peak_month = monthly + 8.0 * math.sqrt(monthly) + 64
     opening_borrowers = int(f.opening_borrowers.sum()) + tape_firms
     borrowers = min(firms, int(1.1 * opening_borrowers + 12 * monthly) + 1024)

@@ -74,8 +74,9 @@ balance and annual cap (pro rata), and what it pays is a recovery that reduces t
    month t) and then close (``exit_rate``);
 3. ``APPLICATIONS``: firms without a loan apply (Poisson per segment, drawn without replacement), each to a bank
    by share, which approves it when the PD it believes the firm has is within its ``max_pd`` (a firm declined on
-   its thin file is declined whenever it asks again); approved firms borrow their first loans; then relief
-   lending's applicants (``relief.lending``), decided against the window's appetite;
+   its thin file is declined whenever it asks again) — under pressure from its growth targets (``[pressure]``), the
+   bank's appetite is raised first and it seeks extra applicants after demand's; approved firms borrow their first
+   loans; then relief lending's applicants (``relief.lending``), decided against the window's appetite;
 4. ``DEFAULTS``: every borrower that held a loan at the start of the month draws its Bernoulli default; a
    defaulting firm's loans turn non-performing (or, when masked, the firm turns insolvent);
 5. ``MATURITIES``: loans that mature this month are settled, firm by firm, as above (steps 1–4 and 6);
@@ -93,7 +94,8 @@ Modelled: the opening seasoned book (or a bank's loan tape) and NPL stock, popul
 borrower, renewal with evergreening, correlated defaults with macro stress, recoveries and write-offs,
 guarantees (coverage, eligibility, leverage cap, capital floor, single-borrower cap, claim lag, fees, fee
 subsidy, operating costs, pro-rata payment when short of capital), risk pools (eligibility, leverage, payout
-share and caps, January budget and top-up, suspension), and relief (deferral of principal and relief lending). Not modelled, and refused with a
+share and caps, January budget and top-up, suspension), relief (deferral of principal and relief lending) and policy
+pressure (growth targets, the yardstick, appetite and outreach). Not modelled, and refused with a
 :class:`~creditsim.errors.ScenarioError` when switched on: the first-loan campaign, liquidity stress, interest
 subsidies, re-guarantors, capital injections and top-ups, price-dependent guarantee take-up, and lending that
 depends on cover (an applicant the bank would decline alone but approves because a guarantee or pool covers
@@ -145,7 +147,7 @@ MODELLED: dict[str, tuple[str, ...]] = {
         "first_time_borrower_lending", "first_time_share", "first_time_defaults", "first_time_defaulted",
         "first_time_expected_defaults_believed", "first_time_expected_defaults_true", "renewals", "renewed", "renewal_balance",
         "restructured_balance", "guaranteed_disbursed", "guarantee_unavailable", "net_loss", "loss_bank", "deferred", "deferred_balance",
-        "relief_disbursed",
+        "relief_disbursed", "growth_shortfall", "outreach_applications", "outreach_approvals",
     ),
     "guarantor": (
         "guarantee_outstanding", "guarantee_principal", "guarantee_issued", "guarantee_fees", "guarantee_fee_subsidy", "guarantee_fee_rate", "guarantee_claims",
@@ -619,7 +621,7 @@ class ReferenceSimulation:
                   "applications", "approvals", "reborrow_declined", "graduated", "first_time_borrowers", "first_loan_amount",
                   "first_time_borrower_lending", "first_time_defaults", "first_time_defaulted", "first_time_expected_defaults_believed",
                   "first_time_expected_defaults_true", "renewals", "renewed", "guaranteed_disbursed", "guarantee_unavailable", "net_loss", "loss_bank",
-                  "deferred", "relief_disbursed")
+                  "deferred", "relief_disbursed", "growth_shortfall", "outreach_applications", "outreach_approvals")
     POPULATION_FLOWS = ("firm_entries", "firm_exits", "firm_failures", "unmet_applications")
 
     def __init__(self, scenario: Scenario, seed: int, path: int) -> None:
@@ -629,7 +631,8 @@ class ReferenceSimulation:
         self.application_growth = application_growth(s)  # applications' growth factor by month
         self.env = simpy.Environment()
         self.draw = {name: _Draws(stream(seed, path, name)) for name in
-                     ("population", "macro", "defaults", "demand", "loans", "reborrow", "recoveries", "signals", "renewal", "relief")}
+                     ("population", "macro", "defaults", "demand", "loans", "reborrow", "recoveries", "signals", "renewal", "relief",
+                      "outreach")}
         segments, banks = list(s.firms.segments.values()), list(s.banks.values())
         self.segments, self.banks = segments, banks
         self.rate = [rates_by_year(b.rate, (s.start_index - 1 + np.arange(m + 1)) // 12).tolist() for b in banks]  # of a loan made in month t
@@ -670,6 +673,9 @@ class ReferenceSimulation:
         self.pop_flows = dict.fromkeys(self.POPULATION_FLOWS, 0.0)
         self.other_loans = [0.0] * self.n_banks
         self.other_growth = self._other_loans_growth()
+        self.appetite = [b.max_pd for b in banks]  # each bank's appetite for new borrowers this month
+        self.pressure = [0.0] * self.n_banks
+        self.year_start = [(0.0, 0.0)] * self.n_banks  # balance and all loans at the start of the year (or run)
 
         nan = np.nan
         self.bank_metrics = np.full((m + 1, self.n_banks, len(SCOPE_METRICS["bank"])), nan)
@@ -743,7 +749,9 @@ class ReferenceSimulation:
             yield self._until(t, Phase.POPULATION)
             self._population(t)
             yield self._until(t, Phase.APPLICATIONS)
+            self._press(t)
             self._applications(t)
+            self._outreach(t)
             self._relief_lending(t)
             yield self._until(t, Phase.DEFAULTS)
             self._defaults(t)
@@ -911,8 +919,56 @@ class ReferenceSimulation:
             applicants += self._pick_applicants(draw, i, draw.poisson(seg.applications_per_month * growth))
         for i, grade, state in sorted(applicants):
             bank = draw.choice(self.bank_cum)
-            if not self._decide(t, i, grade, state, bank, self.banks[bank].max_pd, relief=False):
+            if not self._decide(t, i, grade, state, bank, self.appetite[bank], source="demand"):
                 self.unbanked[i, grade, DECLINED if state == NEVER else state] += 1
+
+    def _press(self, t: int) -> None:
+        """APPLICATIONS, first: each bank's pressure from its growth targets (``[pressure]``). The pace is the balance
+        at the start of the year (or of the run) times the highest of (1 + growth_target)^(k/12), k the months since,
+        and (with ``pressure.yardstick``, in a year whose 两增 rule assesses growth) the growth of all loans since;
+        the shortfall of the balance at the end of month t − 1 behind it, as a share of the pace over ``full_gap``,
+        is the pressure π (at most 1), and the bank's appetite for new borrowers is min(1, (1 + appetite π) max_pd)."""
+        s = self.scenario
+        q = s.pressure
+        if q.appetite == 0 and q.outreach == 0:
+            return
+        month = s.start_index + t - 1
+        year, since = month // 12, min(month % 12, t - 1)
+        names = SCOPE_METRICS["bank"]
+        for j, bank in enumerate(self.banks):
+            balance = float(self.bank_metrics[t - 1, j, names.index("balance")])
+            all_loans = float(self.bank_metrics[t - 1, j, names.index("all_loans_balance")])
+            if since == 0:
+                self.year_start[j] = (balance, all_loans)
+            start_balance, start_all = self.year_start[j]
+            factors = []
+            if str(year) in bank.growth_target:
+                factors.append((1.0 + bank.growth_target[str(year)]) ** (since / 12.0))
+            if q.yardstick and s.assessment.rule_in(year) != "none" and start_all > 0:
+                factors.append(all_loans / start_all)
+            pace = start_balance * max(factors) if factors else 0.0
+            shortfall = max(0.0, pace - balance)
+            self.pressure[j] = min(1.0, shortfall / (pace * q.full_gap)) if shortfall > 0 else 0.0
+            self.appetite[j] = min(1.0, bank.max_pd * (1.0 + q.appetite * self.pressure[j]))
+            self.flows[j]["growth_shortfall"] = shortfall
+
+    def _outreach(self, t: int) -> None:
+        """APPLICATIONS, after demand's: each bank under pressure π seeks Poisson(outreach × π × its share ×
+        applications_per_month × growth factor) applicants from each segment's firms without a loan, decided at its
+        appetite; they count in outreach_applications and, approved, outreach_approvals."""
+        q, draw = self.scenario.pressure, self.draw["outreach"]
+        if q.outreach == 0:
+            return
+        growth = self.application_growth[t]
+        for j, bank in enumerate(self.banks):
+            if self.pressure[j] == 0:
+                continue
+            applicants = []
+            for i, seg in enumerate(self.segments):
+                applicants += self._pick_applicants(draw, i, draw.poisson(q.outreach * self.pressure[j] * bank.share * seg.applications_per_month * growth))
+            for i, grade, state in sorted(applicants):
+                if not self._decide(t, i, grade, state, j, self.appetite[j], source="outreach"):
+                    self.unbanked[i, grade, DECLINED if state == NEVER else state] += 1
 
     def _pick_applicants(self, draw: _Draws, seg: int, wanted: int) -> list[tuple[int, int, int]]:
         """``wanted`` applicants (segment, grade, state) drawn one by one without replacement from segment ``seg``'s
@@ -955,25 +1011,30 @@ class ReferenceSimulation:
             banks = _cumulative(b.share if window.banks is None or name in window.banks else 0.0 for name, b in s.banks.items())
             for i, grade, state in sorted(applicants):
                 bank = draw.choice(banks)
-                appetite = self.banks[bank].max_pd if window.max_pd is None else window.max_pd
-                if not self._decide(t, i, grade, state, bank, appetite, relief=True):
+                appetite = self.appetite[bank] if window.max_pd is None else window.max_pd
+                if not self._decide(t, i, grade, state, bank, appetite, source="relief"):
                     self.unbanked[i, grade, DECLINED if state == NEVER else state] += 1
 
-    def _decide(self, t: int, seg: int, grade: int, state: int, bank: int, appetite: float, relief: bool) -> bool:
-        """One application: the bank's belief, its decision against ``appetite`` (the highest believed PD it approves),
-        and the new borrower when approved (its loans counted in relief_disbursed for a ``relief`` application)."""
+    def _decide(self, t: int, seg: int, grade: int, state: int, bank: int, appetite: float, source: str) -> bool:
+        """One application from ``source`` ("demand", "relief" or "outreach"): the bank's belief, its decision against
+        ``appetite`` (the highest believed PD it approves), and the new borrower when approved (its loans counted in
+        relief_disbursed for a relief application, the approval in outreach_approvals for an outreach one)."""
         s = self.scenario
         z = self.draw["signals"].normal()
         history = s.risk.known_history_loans if state == FORMER else 1 if state == FORMER_FIRST_TIME else 0
         believed = self._believed_pd(seg, grade, z, history)
         flows = self.flows[bank]
         flows["applications"] += 1
+        if source == "outreach":
+            flows["outreach_applications"] += 1
         if state == DECLINED or believed > appetite:
             return False
         flows["approvals"] += 1
+        if source == "outreach":
+            flows["outreach_approvals"] += 1
         firm = self._new_borrower(t, seg, grade, bank, z, history, believed, first_time=state in (NEVER, FORMER_FIRST_TIME),
                                   line_shift=0.0, opening=False)
-        if relief:
+        if source == "relief":
             flows["relief_disbursed"] += firm.line
         if state == NEVER:
             flows["first_time_borrowers"] += 1

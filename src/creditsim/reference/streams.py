@@ -29,6 +29,7 @@ COMPONENTS: tuple[str, ...] = (
     "campaign",    # first-loan campaign: reach, need, routing
     "guarantee",   # borrowers' take-up of guarantees at their price
     "relief",      # deferral uptake, relief lending's applications and their banks
+    "outreach",    # the applicants pressed banks seek
 )
 
 

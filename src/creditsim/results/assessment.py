@@ -28,7 +28,7 @@ from ..scenario.growth import rates_by_year
 from ..scenario.units import month_index
 from .targets import Runs, wilson_interval
 
-__all__ = ["CHECKS", "MARGIN_UNITS", "RULES", "evaluations", "rule_for", "two_increases_table"]
+__all__ = ["CHECKS", "MARGIN_UNITS", "RULES", "evaluations", "two_increases_table"]
 
 #: Per rule: the comparison date ("start_of_year" or "same_date_last_year") and the 两增 checks it makes.
 RULES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -43,19 +43,10 @@ CHECKS: tuple[str, ...] = ("两增", "loan_growth", "borrowers", "两控", "npl_
 MARGIN_UNITS: dict[str, str] = {"loan_growth": "growth points", "borrowers": "firms", "npl_ratio": "NPL ratio points", "loan_cost": "rate points"}
 
 
-def rule_for(assessment: Assessment, year: int) -> str:
-    """The 两增 rule applied in ``year``: the scenario's choice, or the rule in force that year."""
-    if isinstance(assessment.rule, dict):
-        return assessment.rule.get(str(year), "none")
-    if assessment.rule != "in_force":
-        return assessment.rule
-    return "none" if year < 2018 else "2018" if year == 2018 else "2019" if year <= 2022 else "none" if year == 2023 else "2024"
-
-
 def _npl_control_applies(assessment: Assessment, year: int) -> bool:
     """两控 exists from 2019 (in force); a scenario that chooses its rules applies it in every year it assesses
     两增."""
-    return year >= 2019 if assessment.rule == "in_force" else rule_for(assessment, year) != "none"
+    return year >= 2019 if assessment.rule == "in_force" else assessment.rule_in(year) != "none"
 
 
 def evaluations(results: Runs) -> Iterator[tuple[str, int, str, str, str, np.ndarray, np.ndarray | None]]:
@@ -79,7 +70,7 @@ def evaluations(results: Runs) -> Iterator[tuple[str, int, str, str, str, np.nda
             year, calendar_month = divmod(first + column, 12)
             if column == 0 or (calendar_month + 1) % 3:
                 continue  # quarter-ends (and so year-ends) inside the simulated months
-            rule = rule_for(s.assessment, year)
+            rule = s.assessment.rule_in(year)
             if rule in RULES:
                 basis, checks = RULES[rule]
                 reference = column - 12 if basis == "same_date_last_year" else column - (calendar_month + 1)

@@ -30,6 +30,7 @@ from .schema import (
     Liquidity,
     LoanTape,
     Pool,
+    Pressure,
     Reguarantor,
     Relief,
     ReliefLending,
@@ -46,7 +47,7 @@ from .schema import (
 
 __all__ = [
     "DEFAULT_SCENARIO", "MAX_SCENARIO_BYTES", "FACTOR_MONTHS", "MEASURES", "PRODUCTS", "TWO_INCREASES_RULES", "Assessment", "Bank", "Calendar",
-    "Campaign", "Channel", "Deferral", "Demand", "Firms", "Guarantor", "Injection", "InterestSubsidy", "Liquidity", "LoanTape", "Pool", "Reguarantor", "Relief",
+    "Campaign", "Channel", "Deferral", "Demand", "Firms", "Guarantor", "Injection", "InterestSubsidy", "Liquidity", "LoanTape", "Pool", "Pressure", "Reguarantor", "Relief",
     "ReliefLending", "Renewal", "Risk", "Scenario", "Segment", "StressPoint", "Target", "TopUp", "admitted", "json_digest", "key_path", "load_scenario",
     "parse_overrides", "scenario_from_dict", "value_at",
 ]

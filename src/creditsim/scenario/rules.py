@@ -119,6 +119,7 @@ def check_rules(s: Scenario) -> None:
     if s.campaign.start and s.campaign.end and month_index(s.campaign.end) < month_index(s.campaign.start):
         raise ScenarioError("campaign.end", s.campaign.end, f"must not be before campaign.start ({s.campaign.start})")
     _check_relief(s)
+    _check_pressure(s, years)
     _check_guarantees(s)
     _check_assessment(s)
     _check_targets(s)
@@ -168,6 +169,22 @@ def _check_relief(s: Scenario) -> None:
     for i, lending in enumerate(s.relief.lending):
         if lending.banks is not None and math.fsum(s.banks[name].share for name in lending.banks) <= 0:
             raise ScenarioError(f"relief.lending.{i}.banks", list(lending.banks), "must name a bank with a share above 0 (applicants go to them by share)")
+
+
+def _check_pressure(s: Scenario, years: Sequence[int]) -> None:
+    """Growth targets are keyed by simulated years; a target needs a response and a response a target."""
+    for name, bank in s.banks.items():
+        for key, value in bank.growth_target.items():
+            if not (_ascii_digits(key) and len(key) == 4):
+                raise ScenarioError(f"banks.{name}.growth_target.{key}", value, "keys must be years such as '2021'")
+            if int(key) not in years:
+                raise ScenarioError(f"banks.{name}.growth_target.{key}", value, f"must be a simulated year ({years[0]}–{years[-1]})")
+    pushed = s.pressure.yardstick or any(b.growth_target for b in s.banks.values())
+    responds = s.pressure.appetite > 0 or s.pressure.outreach > 0
+    if pushed and not responds:
+        raise ScenarioError("pressure.outreach", s.pressure.outreach, "or pressure.appetite must be > 0 when a bank has a growth_target or pressure.yardstick is true (else the target does nothing)")
+    if responds and not pushed:
+        raise ScenarioError("pressure.yardstick", s.pressure.yardstick, "must be true, or a bank have a growth_target, when pressure.appetite or pressure.outreach is > 0 (else the response has no target)")
 
 
 def _check_applications(s: Scenario) -> None:

@@ -346,6 +346,7 @@ class Bank(_Model):
     first_loans_outside: Amount = Field(0.0, description="First loans a year to 首贷户 outside the inclusive book (小微企业首贷 whose lines pass the inclusive limit, which the 首贷金额 statistic counts), CNY a year. Not simulated loan by loan: paid out evenly, a twelfth each month, they give with first_loan_amount small_micro_first_loan_amount, the measure of 首贷金额 figures and targets.", json_schema_extra=SCALED)
     opening_npl_ratio: Probability = Field(0.0, lt=1.0, description="Non-performing share of the bank's inclusive book at the start (不良贷款率: NPLs ÷ the whole book), an opening stock in the loss pipeline: defaults of equal size in each of the risk.write_off_months months before the start, with the bank's product_mix; those younger than risk.recovery_lag_months still await their recovery (1 − the product's mean LGD) and each its write-off, recognised as the bank's loss in the run (their guarantee claims and pool compensation were settled before the start). With initial_balance, the performing book is (1 − this) × initial_balance. Default 0: a book that opens without NPLs. Not with loan_tape, whose npl loans are the bank's stock.")
     other_npl_ratio: Probability | dict[str, Probability] = Field(0.015, description="NPL ratio of the bank's loans outside the inclusive book: one ratio, or a table by year ('2021' = '1.6%') covering every simulated year; with the inclusive NPL it gives the bank's overall NPL ratio, the yardstick of 两控. Default 1.5%, the low end of all commercial banks' 1.5–1.9%.")
+    growth_target: dict[str, Growth] = Field(default_factory=dict, description="Growth of its inclusive balance the bank is mandated to reach over a calendar year, by year ('2019' = '30%', '2020' = '40%': the large state banks' targets in the Government Work Reports); years left out have none. A bank behind the target's pace pushes to catch up as [pressure] says (more applicants sought, a looser appetite for new borrowers); it is not made to reach it.")
     loan_tape: LoanTape | None = Field(None, description="The bank's own opening book, loan by loan: a loan tape file ('.csv' or '.parquet', the path taken from the scenario file's directory) with columns amount, start, maturity, product, status and grade or pd, and optionally segment, cover, firm and defaulted (docs/how-to/load-a-loan-tape.md), checked row by row when the scenario loads. Its performing loans are the bank's opening borrowers in place of those drawn by share (the other banks' are drawn as before), its npl loans its opening NPL stock; initial_balance and opening_npl_ratio are then left out. A scenario saved as data (results, checkpoints, to_toml) holds the tape's rows. With a sample below 1 the engine runs round(sample × n) of the tape's n performing firms, and of its npl firms likewise, evenly spaced in tape order.")
 
 
@@ -355,6 +356,24 @@ class Demand(_Model):
     growth: Growth | dict[str, Growth] = Field(0.0, description="Annual growth of applications_per_month of every segment: one rate, or a table by year ('2020' = '30%') covering every simulated year.")
     reborrow_prob: Probability = Field(description="Probability that a maturing loan is followed by a new loan to the same firm.")
     loans_per_borrower: NonNegative = Field(1.0, description="Mean number of loans a borrower takes at once (1–100): 1 + Poisson(loans_per_borrower − 1); the line is split evenly.")
+
+
+class Pressure(_Model):
+    """Policy pressure on the banks' new lending: how a bank behind the pace of its growth targets pushes.
+
+    A bank's target in a calendar year is the highest of its ``growth_target`` for the year and, with ``yardstick``,
+    the growth of its all loans since the start of the year (两增's growth clause, in the years its rule assesses
+    growth). At the start of each month the bank compares its inclusive balance with the target's pace — the
+    balance at the start of the year (or of the run) grown by the target for the months since — and the shortfall,
+    as a share of that pace, sets its pressure π = min(1, shortfall / full_gap). Under pressure π it seeks extra
+    applicants (outreach × π × its share of the month's applications) and approves new borrowers up to a believed
+    PD of (1 + appetite × π) × max_pd. Neither response says how far it gets: that follows from the firms it finds.
+    """
+
+    yardstick: bool = Field(False, description="The banks also aim at 两增's yardstick: inclusive growth since the start of the year at least that of their all loans, in the years whose 两增 rule assesses growth (assessment.rule).")
+    full_gap: Probability = Field(0.05, gt=0.0, description="Shortfall behind the target's pace, as a share of the pace, at which the pressure is full (π = 1); a smaller shortfall presses in proportion.")
+    appetite: NonNegative = Field(0.0, le=10.0, description="At full pressure the bank approves new borrowers up to (1 + appetite) × its max_pd (capped at 1) of believed PD; 0 leaves the appetite alone.")
+    outreach: NonNegative = Field(0.0, le=10.0, description="At full pressure the bank seeks outreach × its share of the month's applications as extra applications (Poisson) from firms without a loan, by segment as demand has them; 0 seeks none.")
 
 
 class StressPoint(_Model):
@@ -611,6 +630,14 @@ class Assessment(_Model):
     npl_margin: Probability = Field(0.03, description="两控's NPL half: the inclusive NPL ratio may exceed the bank's overall NPL ratio by at most this (3 percentage points).")
     loan_cost: bool = Field(True, description="Assess 两控's cost half: the loans paid out since the start of a year carry a lower average rate (new_loan_rate, weighted by amount) than the whole year before's, from the run's second calendar year. Its outcome follows the banks' rate by year (banks.NAME.rate) and the mix of their borrowers; false leaves it out of 两控 (say why in the scenario, e.g. no public rate path for its years).")
 
+    def rule_in(self, year: int) -> str:
+        """The 两增 rule applied in ``year``: the scenario's choice, or the rule in force that year."""
+        if isinstance(self.rule, dict):
+            return self.rule.get(str(year), "none")
+        if self.rule != "in_force":
+            return self.rule
+        return "none" if year < 2018 else "2018" if year == 2018 else "2019" if year <= 2022 else "none" if year == 2023 else "2024"
+
 
 class Scenario(_Model):
     """A complete, validated scenario. Build one with :func:`load_scenario` or :func:`scenario_from_dict`."""
@@ -627,6 +654,7 @@ class Scenario(_Model):
     renewal: Renewal | None = Field(None, description="Renewal without principal repayment (default: none).")
     campaign: Campaign = Field(default_factory=Campaign, description="First-loan campaign (default: none).")
     relief: Relief = Field(default_factory=Relief, description="Dated relief measures: deferral of principal and relief lending (default: none).")
+    pressure: Pressure = Field(default_factory=Pressure, description="How banks behind their growth targets (banks.NAME.growth_target, 两增's yardstick) push their new lending (default: no response).")
     guarantors: dict[Annotated[str, BeforeValidator(_name)], Guarantor] = Field(default_factory=dict, description="Guarantee institutions, keyed by name (default none).")
     reguarantors: dict[Annotated[str, BeforeValidator(_name)], Reguarantor] = Field(default_factory=dict, description="Re-guarantors, keyed by name (default none).")
     pools: dict[Annotated[str, BeforeValidator(_name)], Pool] = Field(default_factory=dict, description="Risk compensation pools, keyed by name (default none).")
