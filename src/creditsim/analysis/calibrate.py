@@ -34,7 +34,7 @@ from scipy.optimize import least_squares
 from ..errors import DataError, ScenarioError
 from ..results.results import METRIC_KIND, Results
 from ..run.api import simulate
-from ..scenario import Scenario, scenario_from_dict
+from ..scenario import Scenario, numeric_fields, scenario_from_dict
 from ..scenario.units import month_index, parse_amount, parse_month, parse_rate
 
 __all__ = ["DEFAULT_RELATIVE_SD", "Calibration", "Observation", "Parameter", "calibrate", "backtest", "against_data", "model_values",
@@ -159,7 +159,7 @@ def parameters(scenario: Scenario, keys: list[str]) -> list[Parameter]:
     ScenarioError
         For a key that matches no numeric field.
     """
-    numeric = _numeric_fields(scenario.to_dict())
+    numeric = numeric_fields(scenario.to_dict())
     out = []
     for key in keys:
         fields = tuple(f for f in numeric if fnmatch.fnmatchcase(f, key))
@@ -178,25 +178,10 @@ def parameters(scenario: Scenario, keys: list[str]) -> list[Parameter]:
     return out
 
 
-def _numeric_fields(data: Any, prefix: str = "") -> dict[str, float | list[float]]:
-    """Every number and list of numbers of a scenario's data, by dotted field."""
-    found: dict[str, float | list[float]] = {}
-    if isinstance(data, dict):
-        for key, value in data.items():
-            found.update(_numeric_fields(value, f"{prefix}{key}."))
-    elif isinstance(data, bool):
-        pass
-    elif isinstance(data, int | float):
-        found[prefix[:-1]] = float(data)
-    elif isinstance(data, list) and data and all(isinstance(v, int | float) and not isinstance(v, bool) for v in data):
-        found[prefix[:-1]] = [float(v) for v in data]
-    return found
-
-
 def apply(scenario: Scenario, params: list[Parameter], values: np.ndarray) -> Scenario:
     """``scenario`` with the parameters set to ``values`` (validated)."""
     data = scenario.to_dict()
-    current = _numeric_fields(data)
+    current = numeric_fields(data)
     changes: dict[str, float | list[float]] = {}
     for p, v in zip(params, values, strict=True):
         for field in p.fields:

@@ -37,6 +37,7 @@ from ..analysis.compare import compare, format_comparison
 from ..analysis.search import Solution, solve
 from ..analysis.summaries import fiscal_costs, instrument_events, per_fiscal_cost
 from ..analysis.sweeps import KEY_METRICS, Sweep, resume_sweep, sweep
+from ..analysis.uncertainty import Sensitivity, sensitivity, simulate_uncertain
 from ..errors import CreditsimError, ResultsError, ScenarioError, one_line
 from ..files import write_file
 from ..metrics import metric
@@ -125,7 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report", metavar="FILE", help="write a self-contained HTML report to FILE")
     run.add_argument("--xlsx", metavar="FILE", help="write the target, 两增 and summary tables as an Excel workbook")
     run.add_argument("--csv", metavar="DIR", help="write the metrics and the summary, target and 两增 tables as CSV files to a new DIR")
+    run.add_argument("--parameter-uncertainty", action="store_true",
+                     help="draw each path's values of the scenario's [[assumptions]] from their ranges, so the bands carry the parameters' uncertainty too")
     run.set_defaults(handler=_run)
+
+    sens = commands.add_parser("sensitivity", help="which documented assumption would move each target's P(met) most")
+    sens.add_argument("scenario", nargs="?", help="scenario TOML file with [[assumptions]] (default: the bundled default scenario)")
+    sens.add_argument("--paths", type=_positive_int, default=200, help="paths per variant (default 200; the same paths every variant)")
+    sens.add_argument("--seed", type=_non_negative_int, default=0, help=_SEED_HELP)
+    sens.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field first")
+    sens.add_argument("--csv", metavar="FILE.csv", help="write the table of every target and assumption")
+    _backend_arguments(sens)
+    sens.set_defaults(handler=_sensitivity)
 
     report = commands.add_parser("report", help="write the HTML report of saved results")
     report.add_argument("results", help="a results directory written by run --out")
@@ -283,8 +295,14 @@ def _run(args: argparse.Namespace) -> int:
         _check_file(args.xlsx, (".xlsx",))
     if args.csv and Path(args.csv).exists():
         raise ResultsError(f"{args.csv}: already exists; refusing to overwrite it")
-    results = simulate(scenario, paths=args.paths, seed=args.seed, checkpoint=args.checkpoint, trace=args.trace or (), **_backend(args))
-    print(format_summary(results))
+    if args.parameter_uncertainty:
+        _alone_with_uncertainty(args)
+        results, drawn = simulate_uncertain(scenario, paths=args.paths, seed=args.seed)
+        print(format_summary(results))
+        print("\n" + format_draws(scenario, drawn))
+    else:
+        results = simulate(scenario, paths=args.paths, seed=args.seed, checkpoint=args.checkpoint, trace=args.trace or (), **_backend(args))
+        print(format_summary(results))
     written = []
     if args.out:
         written.append(f"results: {results.save(args.out)}")
@@ -297,6 +315,62 @@ def _run(args: argparse.Namespace) -> int:
     if written:
         print("\nwritten: " + "; ".join(written))
     return 0
+
+
+def _alone_with_uncertainty(args: argparse.Namespace) -> None:
+    """Refuse the flags a run with parameter uncertainty cannot honour: each of its paths runs its own variant."""
+    given = [flag for flag, value in (("--out", args.out), ("--checkpoint", args.checkpoint), ("--resume", args.resume), ("--trace", args.trace),
+                                      ("--workers", args.workers > 1), ("--scheduler", args.scheduler)) if value]
+    if given:
+        raise ScenarioError("--parameter-uncertainty", "", f"runs each path with its own draw of the assumptions, in this process; leave out {', '.join(given)}")
+
+
+def format_draws(scenario: Scenario, drawn: pd.DataFrame) -> str:
+    """The lines ``run --parameter-uncertainty`` prints under the summary: each assumption's range and the 5%, 50%
+    and 95% points of the values its paths drew."""
+    lines = [f"parameter uncertainty: each of the {len(drawn)} paths drew its own values of {len(drawn.columns)} assumptions "
+             "(the bands above include them)",
+             ""]
+    width = max(12, *(len(a.key) + 2 for a in scenario.assumptions))
+    lines[-1] = f"  {'assumption':<{width}}{'range':<22}{'drawn':<10}{'p5':>10}{'median':>10}{'p95':>10}"
+    for a in scenario.assumptions:
+        values = drawn[a.key].to_numpy()
+        p5, p50, p95 = np.percentile(values, [5, 50, 95])
+        lines.append(f"  {a.key:<{width}}{f'{a.low} – {a.high}':<22}{a.distribution:<10}{p5:>10.4g}{p50:>10.4g}{p95:>10.4g}")
+    return "\n".join(lines)
+
+
+def _sensitivity(args: argparse.Namespace) -> int:
+    if args.csv:
+        _check_file(args.csv, (".csv",))
+    result = sensitivity(load_scenario(args.scenario, args.overrides), paths=args.paths, seed=args.seed, **_backend(args))
+    table = result.table()
+    print(format_sensitivity(result, table))
+    if args.csv:
+        print(f"\nwritten: table: {write_file(Path(args.csv), lambda tmp: table.to_csv(tmp, index=False, encoding='utf-8-sig'), 'table')}")
+    return 0
+
+
+def format_sensitivity(result: Sensitivity, table: pd.DataFrame) -> str:
+    """The text ``creditsim sensitivity`` prints from :meth:`Sensitivity.table`: per target, P(met) as written and,
+    most influential first, each assumption that moves it with its P(met) at its low and high end and the swing
+    with its paired 95% interval (the CSV has every row)."""
+    n = len(result.path_ids)
+    lines = [f"creditsim {__version__} · sensitivity of {result.scenario.name} · {len(result.ranges)} assumptions at their ends × {n} paths · "
+             f"seed {result.seed} · common random numbers"]
+    width = max(12, *(len(r.assumption.key) + 2 for r in result.ranges))
+    for name, rows in table.groupby("target", sort=False):
+        first = rows.iloc[0]
+        lines += ["", f"{name} ({result.scenario.targets[name].label or name}): P(met) {first.p_base:.2f} [{first.p_base_low:.2f}, {first.p_base_high:.2f}] as written"]
+        moving = rows[(rows.p_low != rows.p_base) | (rows.p_high != rows.p_base)]
+        if moving.empty:
+            lines.append(f"  no assumption moves it on these paths ({first.p_base:.2f} at both ends of each)")
+            continue
+        lines.append(f"  {'assumption':<{width}}{'low → high':<24}{'P(low)':>8}{'P(high)':>9}   swing [95% CI]")
+        for row in moving.itertuples():
+            ends = f"{row.low} → {row.high}"
+            lines.append(f"  {row.key:<{width}}{ends:<24}{row.p_low:>8.2f}{row.p_high:>9.2f}   {row.swing:+.2f} [{row.swing_low:+.2f}, {row.swing_high:+.2f}]")
+    return "\n".join(lines)
 
 
 def _resumed(args: argparse.Namespace) -> tuple[Scenario, int | list[int], int, int, list[int]]:

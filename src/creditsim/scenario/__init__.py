@@ -17,6 +17,7 @@ from .schema import (
     PRODUCTS,
     TWO_INCREASES_RULES,
     Assessment,
+    Assumption,
     Bank,
     Calendar,
     Campaign,
@@ -43,11 +44,12 @@ from .schema import (
     TopUp,
     admitted,
     json_digest,
+    numeric_fields,
 )
 
 __all__ = [
-    "DEFAULT_SCENARIO", "MAX_SCENARIO_BYTES", "FACTOR_MONTHS", "MEASURES", "PRODUCTS", "TWO_INCREASES_RULES", "Assessment", "Bank", "Calendar",
+    "DEFAULT_SCENARIO", "MAX_SCENARIO_BYTES", "FACTOR_MONTHS", "MEASURES", "PRODUCTS", "TWO_INCREASES_RULES", "Assessment", "Assumption", "Bank", "Calendar",
     "Campaign", "Channel", "Deferral", "Demand", "Firms", "Guarantor", "Injection", "InterestSubsidy", "Liquidity", "LoanTape", "Pool", "Pressure", "Reguarantor", "Relief",
-    "ReliefLending", "Renewal", "Risk", "Scenario", "Segment", "StressPoint", "Target", "TopUp", "admitted", "json_digest", "key_path", "load_scenario",
+    "ReliefLending", "Renewal", "Risk", "Scenario", "Segment", "StressPoint", "Target", "TopUp", "admitted", "json_digest", "key_path", "load_scenario", "numeric_fields",
     "parse_overrides", "scenario_from_dict", "value_at",
 ]

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from .loading import MAX_SCENARIO_BYTES
 from .schema import (
     Assessment,
+    Assumption,
     Bank,
     Calendar,
     Campaign,
@@ -82,12 +83,13 @@ def reference_markdown() -> str:
         ("[interest_subsidy]", InterestSubsidy),
         ("[assessment]", Assessment),
         ("[targets.NAME]", Target),
+        ("[[assumptions]]", Assumption),
     ]
     for title, model in sections:
         lines += [f"## {title}", "", (model.__doc__ or "").strip().splitlines()[0], "", "| field | type | default | meaning |", "|---|---|---|---|"]
         for name, info in model.model_fields.items():
             if model_of(info.annotation) is not None and name not in ("segments", "banks", "stress", "channels", "renewal", "guarantors", "reguarantors", "injections", "top_up", "pools", "interest_subsidy", "targets", "loan_tape",
-                                                                      "deferrals", "lending"):
+                                                                      "deferrals", "lending", "assumptions"):
                 continue
             default = "required" if info.is_required() else _toml_default(info)
             scaled = " Scaled by `sample`." if isinstance(info.json_schema_extra, dict) and "sampled" in info.json_schema_extra else ""
@@ -161,7 +163,7 @@ def _type_name(annotation: Any, metadata: list[Any]) -> str:
         return "table"
     if "Guarantor" in text:
         return "table of guarantors"
-    if "Injection" in text or "Deferral" in text or "ReliefLending" in text:
+    if "Injection" in text or "Deferral" in text or "ReliefLending" in text or "Assumption" in text:
         return "array of tables"
     if "Relief" in text:
         return "table"

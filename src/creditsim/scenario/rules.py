@@ -5,6 +5,7 @@ opening book fitting the banks' appetite). :func:`check_rules` runs them all on 
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import math
 from collections.abc import Sequence
 
@@ -13,7 +14,7 @@ from .growth import application_growth, rates_by_year
 from .loan_tape import OpeningTapes
 from .opening import initial_population
 from .sampling import sampled
-from .schema import PRODUCTS, Scenario
+from .schema import PRODUCTS, Scenario, numeric_fields
 from .units import MAX_COUNT, format_amount, month_index, month_label, parse_quantity
 
 __all__ = ["check_rules", "MAX_SEGMENT_FIRMS", "MAX_POOL_LEVERAGE", "MAX_LOANS_PER_BORROWER", "MAX_RATE_PER_PD", "MIN_LGD_SD"]
@@ -123,6 +124,7 @@ def check_rules(s: Scenario) -> None:
     _check_guarantees(s)
     _check_assessment(s)
     _check_targets(s)
+    _check_assumptions(s)
     opening_write_off = rates_by_year(s.risk.write_off_months, [(s.start_index - 1) // 12])[0]
     for name, bank in s.banks.items():
         if bank.opening_npl_ratio > 0 and opening_write_off < 1:
@@ -185,6 +187,31 @@ def _check_pressure(s: Scenario, years: Sequence[int]) -> None:
         raise ScenarioError("pressure.outreach", s.pressure.outreach, "or pressure.appetite must be > 0 when a bank has a growth_target or pressure.yardstick is true (else the target does nothing)")
     if responds and not pushed:
         raise ScenarioError("pressure.yardstick", s.pressure.yardstick, "must be true, or a bank have a growth_target, when pressure.appetite or pressure.outreach is > 0 (else the response has no target)")
+
+
+#: Sections an assumption may not vary: what is measured and when, not the world the plan acts in.
+_NOT_ASSUMPTIONS = ("targets", "assessment", "calendar", "sample", "name", "description", "assumptions")
+
+
+def _check_assumptions(s: Scenario) -> None:
+    """Each assumption names numeric fields outside the targets; a multiplier's ends are numbers, low below high.
+    (Whether each end is a value its field allows is checked where the ends are applied, naming the end.)"""
+    numeric = numeric_fields(s.to_dict()) if s.assumptions else {}
+    for i, a in enumerate(s.assumptions):
+        f = f"assumptions.{i}"
+        if a.key.split(".")[0].split("[")[0] in _NOT_ASSUMPTIONS:
+            raise ScenarioError(f"{f}.key", a.key, f"must not be a key of {', '.join(_NOT_ASSUMPTIONS)}: an assumption is about the world the plan acts in")
+        fields = [name for name in numeric if fnmatch.fnmatchcase(name, a.key)]
+        if not fields:
+            raise ScenarioError(f"{f}.key", a.key, "matches no numeric field of the scenario")
+        multiplier = "*" in a.key or len(fields) > 1 or isinstance(numeric[fields[0]], list)
+        if multiplier:
+            for end in ("low", "high"):
+                value = getattr(a, end)
+                if isinstance(value, str) or not value > 0:
+                    raise ScenarioError(f"{f}.{end}", value, f"must be a number > 0: {a.key} is varied as a multiplier of the values it matches")
+            if not a.low < a.high:
+                raise ScenarioError(f"{f}.high", a.high, f"must be above low ({a.low})")
 
 
 def _check_applications(s: Scenario) -> None:

@@ -639,6 +639,19 @@ class Assessment(_Model):
         return "none" if year < 2018 else "2018" if year == 2018 else "2019" if year <= 2022 else "none" if year == 2023 else "2024"
 
 
+class Assumption(_Model):
+    """A documented assumption with its plausible range (what sensitivity varies and parameter uncertainty draws).
+
+    ``creditsim sensitivity`` varies each one at a time to its ends; ``creditsim run --parameter-uncertainty`` draws
+    each path's values (:mod:`creditsim.analysis.uncertainty`)."""
+
+    key: str = Field(description="A dotted key of the scenario, as calibrate's --fit takes it: one number (e.g. 'demand.growth'), or, with * wildcards or naming a list (e.g. 'firms.segments.*.pd'), a multiplier of every value it matches. Not a key of targets, assessment, calendar or sample.")
+    low: float | str = Field(description="The low end of the range: a value of the field as the field takes it (e.g. '10%', '5亿'), or for a multiplier a number such as 0.8.")
+    high: float | str = Field(description="The high end of the range, as low; above it.")
+    distribution: Literal["uniform", "normal"] = Field("uniform", description="How a run with parameter uncertainty draws it for each path: 'uniform' on [low, high], or 'normal' with [low, high] its central 90% interval (a fitted value ± 1.645 standard errors), truncated to the values the field allows.")
+    note: str = Field(min_length=1, description="Where the range comes from: a source, or the reasoning.")
+
+
 class Scenario(_Model):
     """A complete, validated scenario. Build one with :func:`load_scenario` or :func:`scenario_from_dict`."""
 
@@ -662,6 +675,7 @@ class Scenario(_Model):
     discount_rate: Probability = Field(0.03, description="Annual rate at which fiscal costs are discounted to the start for their net present value.")
     assessment: Assessment = Field(default_factory=Assessment, description="How 两增 and 两控 are assessed (default: the rule in force each year, NPL margin 3pp).")
     targets: dict[Annotated[str, BeforeValidator(_name)], Target] = Field(default_factory=dict, description="The plan's targets, keyed by name (default none).")
+    assumptions: Annotated[tuple[Assumption, ...], BeforeValidator(_as_tuple)] = Field((), description="Documented assumptions with their plausible ranges (default none): what creditsim sensitivity varies and run --parameter-uncertainty draws.")
 
     # ------------------------------------------------------------------ derived views used by the engine
     @property
@@ -730,6 +744,22 @@ def json_digest(data: Any) -> str:
     """SHA-256 of JSON-able data in canonical form (sorted keys, no spaces): equal data, equal digests."""
     text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def numeric_fields(data: Any, prefix: str = "") -> dict[str, float | list[float]]:
+    """Every number and list of numbers of scenario data (:meth:`Scenario.to_dict`), by dotted field (the fields a
+    dotted key with ``*`` wildcards can match)."""
+    found: dict[str, float | list[float]] = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            found.update(numeric_fields(value, f"{prefix}{key}."))
+    elif isinstance(data, bool):
+        pass
+    elif isinstance(data, int | float):
+        found[prefix[:-1]] = float(data)
+    elif isinstance(data, list) and data and all(isinstance(v, int | float) and not isinstance(v, bool) for v in data):
+        found[prefix[:-1]] = [float(v) for v in data]
+    return found
 
 
 def model_of(annotation: Any) -> Any:
