@@ -109,7 +109,10 @@ def benchmark_scenario(borrowers: int, months: int = 36, core: bool = False) -> 
     Every count, amount and arrival rate is multiplied by the same factor. Added on top of the default's
     campaign, renewal and liquidity stress: a government guarantee fund (capital 1.5% of the opening balance,
     so its 10× cap binds on part of the guaranteed demand) re-guaranteed 25% by a provincial re-guarantor, a
-    risk pool of 0.5% of the opening balance for credit loans, and a 1-point interest subsidy for 首贷户.
+    risk pool of 0.5% of the opening balance for credit loans, a 1-point interest subsidy for 首贷户, an opening
+    NPL stock of 2% with write-off after 24 months (18 from the run's second year), a year of principal deferral
+    (uptake 30%; months 7–18, or to the end of a shorter run) and half a year of relief lending (a tenth of demand's applications), and policy pressure (两增's
+    yardstick for every bank, 30% growth for the first bank in the second year, or the first of a one-year run; appetite 0.3, outreach 0.5).
     ``core`` keeps only what :mod:`creditsim.reference` models: no campaign, liquidity stress, re-guarantor or
     interest subsidy, and exact beliefs with every bank lending to every grade (so no loan depends on cover).
     """
@@ -132,6 +135,20 @@ def benchmark_scenario(borrowers: int, months: int = 36, core: bool = False) -> 
     data["pools"] = {"pool": {"size": 0.005 * opening, "contributions": {"government": 0.6, "bank": 0.4}, "payout_share": 0.5,
                               "annual_budget": 0.002 * opening}}
     data["interest_subsidy"] = {"rate": "1%", "first_time_only": True}
+    # the mechanisms of answers that hold against the data: an opening NPL stock with faster disposal in the second
+    # year, a year of principal deferral and half a year of relief lending, and policy pressure (the yardstick for
+    # every bank, a mandated 30% for the first)
+    first_year = int(data["calendar"]["start"][:4])
+    data["risk"]["write_off_months"] = {str(first_year - 1 + k): 24 if k < 2 else 18 for k in range(months // 12 + 2)}
+    for bank in data["banks"].values():
+        bank["opening_npl_ratio"] = "2%"
+    next(iter(data["banks"].values()))["growth_target"] = {str(first_year + min(1, (months - 1) // 12)): "30%"}
+    last = min(18, months)  # the deferral window's last month of the run
+    data["relief"] = {"deferrals": [{"start": f"{first_year}-07", "end": f"{first_year + (last - 1) // 12}-{(last - 1) % 12 + 1:02d}", "months": 6,
+                                     "uptake": 0.3}],
+                      "lending": [{"start": f"{first_year}-07", "end": f"{first_year}-12",
+                                   "applications_per_month": 0.1 * sum(s["applications_per_month"] for s in data["firms"]["segments"].values())}]}
+    data["pressure"] = {"yardstick": True, "appetite": 0.3, "outreach": 0.5}
     if core:
         for key in ("campaign", "liquidity", "interest_subsidy", "reguarantors"):
             data.pop(key, None)
