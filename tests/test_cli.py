@@ -19,7 +19,7 @@ import pandas.testing as pdt
 import pytest
 
 import creditsim
-from creditsim.present.cli import main
+from creditsim.present.cli import build_parser, main
 
 DEFAULT_TOML = Path(creditsim.__file__).parent / "scenarios" / "default.toml"
 SHORT = ["--set", "calendar.months=6"]
@@ -210,6 +210,20 @@ def test_bad_paths_is_usage_error(capsys, value):
     out, err = capsys.readouterr()
     assert err.startswith("creditsim: error: argument --paths") and err.count("\n") == 1 and "see creditsim run --help" in err
     assert "Traceback" not in err and "Traceback" not in out
+
+
+def test_help_lists_every_command(capsys):
+    """`creditsim --help` prints every command with its help and exits 0 (a help text with a bare % once made
+    argparse's formatting raise)."""
+    commands = next(a for a in build_parser()._actions if a.dest == "command")
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out, err = capsys.readouterr()
+    assert not err
+    for name in commands.choices:
+        assert name in out
+    assert "median and 90% band" in out
 
 
 @pytest.mark.parametrize("argv", [["run", "--seed", "-1"], ["run", "--seed", "x"], [], ["frobnicate"], ["run", "--bogus"]])

@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
             cal.add_argument("--projection-paths", type=_positive_int, default=200, help="paths of the projection (default 200)")
             cal.set_defaults(handler=_backtest)
 
-    observed = commands.add_parser("observed", help="each observation of a data file against the scenario's median and 90% band")
+    observed = commands.add_parser("observed", help="each observation of a data file against the scenario's median and 90%% band")
     observed.add_argument("scenario", help="scenario TOML file")
     observed.add_argument("--data", required=True, metavar="FILE.csv", help="observations: date, quantity, value[, scope, sd], at full scale")
     observed.add_argument("--paths", type=_positive_int, default=200, help="paths (default 200)")
