@@ -72,7 +72,7 @@ def cli_page() -> str:
 
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    helps = {choice.dest: choice.help or "" for choice in commands._choices_actions}
+    helps = {choice.dest: (choice.help or "").replace("%%", "%") for choice in commands._choices_actions}
     lines = [
         "# Command-line reference",
         "",

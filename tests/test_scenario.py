@@ -696,9 +696,12 @@ def test_all_loans_must_clear_the_expected_opening_book():
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "scenarios").glob("*.toml")), ids=lambda p: p.name)
 def test_every_bundled_scenario_validates_and_runs(path):
-    """Each file in scenarios/ loads, and two paths of its first six months run with exact identities."""
+    """Each file in scenarios/ loads, and two paths of its first six months run with exact identities (of its whole
+    run when it has dated relief events, whose windows must lie inside the run)."""
     from creditsim import simulate
 
-    s = load_scenario(path, {"calendar.months": 6})
+    s = load_scenario(path)
+    if not (s.relief.deferrals or s.relief.lending):
+        s = load_scenario(path, {"calendar.months": 6})
     r = simulate(s, paths=2, seed=0)
     assert np.isfinite(r.values("balance")).all()
