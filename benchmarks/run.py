@@ -111,7 +111,7 @@ def benchmark_scenario(borrowers: int, months: int = 36, core: bool = False) -> 
     so its 10× cap binds on part of the guaranteed demand) re-guaranteed 25% by a provincial re-guarantor, a
     risk pool of 0.5% of the opening balance for credit loans, a 1-point interest subsidy for 首贷户, an opening
     NPL stock of 2% with write-off after 24 months (18 from the run's second year), a year of principal deferral
-    (uptake 30%; months 7–18, or to the end of a shorter run) and half a year of relief lending (a tenth of demand's applications), and policy pressure (两增's
+    (uptake 30%; months 7–18, or to the end of a shorter run; none in a run under a year) and half a year of relief lending (a tenth of demand's applications), and policy pressure (两增's
     yardstick for every bank, 30% growth for the first bank in the second year, or the first of a one-year run; appetite 0.3, outreach 0.5).
     ``core`` keeps only what :mod:`creditsim.reference` models: no campaign, liquidity stress, re-guarantor or
     interest subsidy, and exact beliefs with every bank lending to every grade (so no loan depends on cover).
@@ -143,11 +143,12 @@ def benchmark_scenario(borrowers: int, months: int = 36, core: bool = False) -> 
     for bank in data["banks"].values():
         bank["opening_npl_ratio"] = "2%"
     next(iter(data["banks"].values()))["growth_target"] = {str(first_year + min(1, (months - 1) // 12)): "30%"}
-    last = min(18, months)  # the deferral window's last month of the run
-    data["relief"] = {"deferrals": [{"start": f"{first_year}-07", "end": f"{first_year + (last - 1) // 12}-{(last - 1) % 12 + 1:02d}", "months": 6,
-                                     "uptake": 0.3}],
-                      "lending": [{"start": f"{first_year}-07", "end": f"{first_year}-12",
-                                   "applications_per_month": 0.1 * sum(s["applications_per_month"] for s in data["firms"]["segments"].values())}]}
+    if months >= 12:  # the windows lie in months 7–18 (a shorter warm-up run has none)
+        last = min(18, months)
+        data["relief"] = {"deferrals": [{"start": f"{first_year}-07", "end": f"{first_year + (last - 1) // 12}-{(last - 1) % 12 + 1:02d}", "months": 6,
+                                         "uptake": 0.3}],
+                          "lending": [{"start": f"{first_year}-07", "end": f"{first_year}-12",
+                                       "applications_per_month": 0.1 * sum(s["applications_per_month"] for s in data["firms"]["segments"].values())}]}
     data["pressure"] = {"yardstick": True, "appetite": 0.3, "outreach": 0.5}
     if core:
         for key in ("campaign", "liquidity", "interest_subsidy", "reguarantors"):
