@@ -29,7 +29,8 @@ API: dict[str, list[str]] = {
     ],
     "creditsim.present.plots": ["fan_chart", "target_chart", "two_increases_chart", "loss_chart", "capital_chart", "sweep_figure"],
     "creditsim.present.report": ["write_report"],
-    "creditsim.analysis.calibrate": ["read_observations", "Observation", "parameters", "Parameter", "calibrate", "backtest", "Calibration"],
+    "creditsim.analysis.calibrate": ["read_observations", "Observation", "parameters", "Parameter", "calibrate", "backtest", "Calibration",
+                                     "fit_paths", "Fit", "sandwich"],
     "creditsim.results.targets": ["wilson_interval", "paired_difference_interval"],
 }
 _SECTIONS_WITH_ENTRIES = {"Parameters", "Returns", "Yields", "Raises", "Attributes", "Other Parameters"}

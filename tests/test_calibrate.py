@@ -47,9 +47,9 @@ def test_calibration_recovers_known_parameters(start, observed):
     fit = calibrate(start, [o for o in observed if o.date < "2023"], KEYS, paths=40, seed=1, max_evaluations=40)
     got = fit.parameters.set_index("key")
     for key, true, tolerance in zip(KEYS, TRUTH, (0.03, 0.15), strict=True):
-        fitted, se = got.loc[key, "fitted"], got.loc[key, "se"]
+        fitted, se, se_mc = got.loc[key, "fitted"], got.loc[key, "se"], got.loc[key, "se_mc"]
         assert abs(fitted - true) <= tolerance, (key, fitted)
-        assert 0 < se and abs(fitted - true) <= 3 * se, (key, fitted, se)
+        assert 0 < se_mc < se and abs(fitted - true) <= 3 * se, (key, fitted, se, se_mc)
     assert got.loc["firms.segments.*.pd", "scale"] and not got.loc["demand.reborrow_prob", "scale"]
     assert fit.scenario.demand.reborrow_prob == pytest.approx(got.loc["demand.reborrow_prob", "fitted"])
     assert fit.scenario.firms.segments["micro"].pd[0] == pytest.approx(start.firms.segments["micro"].pd[0] * got.loc["firms.segments.*.pd", "fitted"])
@@ -83,9 +83,10 @@ def test_calibrate_command_writes_a_scenario_that_validates(start, observed, tmp
     out_file = tmp_path / "calibrated.toml"
     assert main(["calibrate", str(scenario), "--data", str(data), "--fit", "demand.reborrow_prob", "--paths", "6", "--max-evaluations", "8",
                  "-o", str(out_file)]) == 0
-    assert "calibrated scenario written" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "calibrated scenario written" in out and "se_mc" in out.splitlines()[2]
     text = out_file.read_text(encoding="utf-8")
-    assert text.startswith("# Calibrated by creditsim") and "demand.reborrow_prob = " in text
+    assert text.startswith("# Calibrated by creditsim") and "demand.reborrow_prob = " in text and "(Monte Carlo part " in text
     calibrated = scenario_from_dict(tomllib.loads(text))
     assert calibrated.demand.reborrow_prob != start.demand.reborrow_prob and 0.7 < calibrated.demand.reborrow_prob < 0.9
 

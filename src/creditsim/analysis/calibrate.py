@@ -12,9 +12,15 @@ wildcards, or naming a list (such as a segment's ``pd``), is fitted as one multi
 matches (a "PD scale"). The objective is the sum of squared standardised residuals between the observations
 and the model's mean over the same paths and seed at every evaluation (common random numbers, so small
 parameter changes move the mean smoothly rather than redrawing the noise); it is minimised with
-:func:`scipy.optimize.least_squares` within bounds. Standard errors come from the Jacobian at the optimum
-(Gauss–Newton: the inverse of JᵀJ for residuals standardised by their standard deviations, which include the
-model mean's Monte Carlo error).
+:func:`scipy.optimize.least_squares` within bounds.
+
+Standard errors are a sandwich (:func:`sandwich`) with two parts. The observations' part is what another draw of
+the observations would move the fit by. The Monte Carlo part is what another seed would move it by: with common
+random numbers the fit is the best fit to its own paths, and another set of paths moves both the model's mean and
+how it responds to the parameters. Both are measured path by path at the optimum: each path's values and its
+finite-difference slopes (the runs of the optimiser's last Jacobian), so that a path whose systematic factor moves all its
+growth figures together counts once, not once per observation, and a path that responds more steeply than the
+others pulls the fit harder when the residuals are large (a fit that cannot match every observation).
 """
 
 from __future__ import annotations
@@ -37,13 +43,16 @@ from ..run.api import simulate
 from ..scenario import Scenario, numeric_fields, scenario_from_dict
 from ..scenario.units import month_index, parse_amount, parse_month, parse_rate
 
-__all__ = ["DEFAULT_RELATIVE_SD", "Calibration", "Observation", "Parameter", "calibrate", "backtest", "against_data", "model_values",
-           "parameters", "read_observations"]
+__all__ = ["DEFAULT_RELATIVE_SD", "DIFF_STEP", "Calibration", "Fit", "Observation", "Parameter", "calibrate", "backtest", "against_data",
+           "fit_paths", "model_values", "parameters", "read_observations", "sandwich"]
 
 #: Standard deviation of an observation given without one, as a share of its value.
 DEFAULT_RELATIVE_SD = 0.02
 #: Bounds of a multiplier.
 SCALE_BOUNDS = (0.1, 10.0)
+#: Step of the finite differences, as a share of the parameter's value: the optimiser's Jacobian and the paths'
+#: slopes of the standard errors (the same points, so the optimiser's runs are reused).
+DIFF_STEP = 0.05
 
 
 @dataclass(frozen=True)
@@ -219,14 +228,22 @@ class Calibration:
     scenario : Scenario
         The scenario with the fitted values.
     parameters : DataFrame
-        Per parameter: ``key, fields, scale, start, fitted, se, lower, upper``.
+        Per parameter: ``key, fields, scale, start, fitted, se, se_mc, lower, upper``. ``se`` is the fitted value's
+        standard error, the observations' error and the Monte Carlo noise together (√(se_obs² + se_mc²), see
+        :func:`sandwich`): how far the fit would move with another draw of the observations (each within its
+        ``sd``) and another seed. ``se_mc`` is its Monte Carlo part alone, the standard deviation of the fitted
+        value over seeds at the same number of paths: more paths shrink it (as 1/√paths), while the observations'
+        part, √(se² − se_mc²), stays. Both linearise the fit at the fitted values: NaN when JᵀJ is singular, and
+        also when fewer than two paths have every value finite; they mean little for a value on a bound, for a fit
+        that stopped short of its optimum (:attr:`message` says so) or where the model jumps within
+        :data:`DIFF_STEP` of the fitted value.
     fit : DataFrame
         Per observation: ``date, quantity, scope, observed, sd, model_mean, model_p5, model_p95, z`` (the
         standardised residual).
     cost : float
         Half the sum of squared standardised residuals at the optimum.
     evaluations : int
-        Runs of the model.
+        Runs of the model, the standard errors' (up to one per parameter) included.
     message : str
         The optimiser's.
     """
@@ -254,9 +271,10 @@ def calibrate(scenario: Scenario, observations: list[Observation], keys: list[st
     max_evaluations : int
         Most evaluations of the objective by the optimiser (``max_nfev``). Each Jacobian it forms by finite
         differences runs the model once more per parameter, so a fit makes up to (1 + len(keys)) ×
-        max_evaluations model runs; :attr:`Calibration.evaluations` reports how many it made.
+        max_evaluations model runs, and the standard errors up to one more per parameter;
+        :attr:`Calibration.evaluations` reports how many it made.
     progress : callable, optional
-        ``progress(evaluations, cost)`` after each model run.
+        ``progress(evaluations, cost)`` after each model run of the optimiser.
 
     Raises
     ------
@@ -267,55 +285,244 @@ def calibrate(scenario: Scenario, observations: list[Observation], keys: list[st
         raise DataError("no observations to fit")
     observed = np.array([o.value for o in observations])
     sd_obs = np.array([o.sd if math.isfinite(o.sd) else DEFAULT_RELATIVE_SD * max(abs(o.value), 1e-12) for o in observations])
-    calls = {"n": 0}
-    evaluated: dict[bytes, np.ndarray] = {}  # each point's model values, so the optimum is not run again
-    noise = {"mcse": np.zeros(len(observations))}
 
-    def residuals(x: np.ndarray) -> np.ndarray:
+    def run(x: np.ndarray) -> np.ndarray | None:
         try:
             candidate = apply(scenario, params, x)
         except ScenarioError:
-            return np.full(len(observations), 1e3)  # outside what the scenario allows
-        values = model_values(simulate(candidate, paths=paths, seed=seed, progress=False), observations)  # the first run checks the observations' dates and scopes
-        evaluated[x.tobytes()] = values
-        calls["n"] += 1
-        mean = np.nanmean(values, axis=0)
-        if calls["n"] == 1:
-            noise["mcse"] = np.nanstd(values, axis=0, ddof=1) / math.sqrt(paths) if paths > 1 else np.zeros(len(observations))
-        r = (mean - observed) / np.sqrt(sd_obs**2 + noise["mcse"] ** 2)
-        r = np.where(np.isfinite(r), r, 1e3)
-        if progress is not None:
-            progress(calls["n"], 0.5 * float(r @ r))
-        return r
+            return None  # outside what the scenario allows
+        return model_values(simulate(candidate, paths=paths, seed=seed, progress=False), observations)  # the first run checks the observations' dates and scopes
 
-    x0 = np.array([p.start for p in params])
+    start = np.array([p.start for p in params])
     lower, upper = np.array([p.lower for p in params]), np.array([p.upper for p in params])
-    x0 = np.clip(x0, lower + 1e-9 * (upper - lower), upper - 1e-9 * (upper - lower))
-    solution = least_squares(residuals, x0, bounds=(lower, upper), diff_step=0.05, x_scale=np.minimum(upper - lower, np.maximum(np.abs(x0), 0.1)),
-                             max_nfev=max_evaluations, method="trf")
-    jac = solution.jac
-    try:
-        cov = np.linalg.inv(jac.T @ jac)
-        se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    except np.linalg.LinAlgError:
-        se = np.full(len(params), np.nan)
-    fitted = apply(scenario, params, solution.x)
-    values = evaluated.get(solution.x.tobytes())
-    if values is None:
-        values = model_values(simulate(fitted, paths=paths, seed=seed, progress=False), observations)
+    result = fit_paths(run, start, lower, upper, observed, sd_obs, max_evaluations=max_evaluations, progress=progress)
+    values = result.values
     mean = np.nanmean(values, axis=0)
     p5, p95 = np.nanpercentile(values, [5, 95], axis=0)
     table = pd.DataFrame({
         "key": [p.key for p in params], "fields": [", ".join(p.fields) for p in params], "scale": [p.scale for p in params],
-        "start": [p.start for p in params], "fitted": solution.x, "se": se, "lower": lower, "upper": upper,
+        "start": [p.start for p in params], "fitted": result.x, "se": result.se, "se_mc": result.se_mc, "lower": lower, "upper": upper,
     })
     fit = pd.DataFrame({
         "date": [o.date for o in observations], "quantity": [o.quantity for o in observations],
         "scope": [o.scope_text for o in observations],
         "observed": observed, "sd": sd_obs, "model_mean": mean, "model_p5": p5, "model_p95": p95,
-        "z": (mean - observed) / np.sqrt(sd_obs**2 + noise["mcse"] ** 2),
+        "z": (mean - observed) / result.weights,
     })
-    return Calibration(fitted, table, fit, float(solution.cost), calls["n"], str(solution.message))
+    return Calibration(apply(scenario, params, result.x), table, fit, result.cost, result.evaluations, result.message)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """The outcome of :func:`fit_paths`.
+
+    Attributes
+    ----------
+    x : ndarray
+        The fitted values.
+    se : ndarray
+        Their standard errors, the observations' error and the Monte Carlo noise together (:func:`sandwich`).
+    se_mc : ndarray
+        The Monte Carlo part of ``se``: the standard deviation of ``x`` over seeds.
+    values : ndarray
+        The model's values at ``x``, shape (paths, observations).
+    weights : ndarray
+        Each residual's standard deviation in the objective: √(sd² + mcse²), mcse the Monte Carlo standard error
+        of the model's mean measured once, at the start.
+    cost : float
+        Half the sum of squared standardised residuals at ``x``.
+    evaluations : int
+        Runs of the model.
+    message : str
+        The optimiser's.
+    """
+
+    x: np.ndarray
+    se: np.ndarray
+    se_mc: np.ndarray
+    values: np.ndarray
+    weights: np.ndarray
+    cost: float
+    evaluations: int
+    message: str
+
+
+def fit_paths(run: Callable[[np.ndarray], np.ndarray | None], start: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+              observed: np.ndarray, sd: np.ndarray, max_evaluations: int = 80,
+              progress: Callable[[int, float], None] | None = None) -> Fit:
+    """Fit a model's mean over paths to observations by least squares, with its standard errors.
+
+    The engine of :func:`calibrate`, for any model that gives values path by path.
+
+    Parameters
+    ----------
+    run : callable
+        ``run(x)``: the model's value of each observation on each path at parameters ``x``, shape (paths,
+        observations), on the same random numbers whatever ``x`` (common random numbers); None for parameters the
+        model does not allow. A value may be NaN on a path (the mean leaves it out).
+    start, lower, upper : ndarray
+        Starting values and bounds of the parameters.
+    observed, sd : ndarray
+        Each observation's value and standard deviation.
+    max_evaluations : int
+        Most evaluations of the objective by the optimiser (:func:`scipy.optimize.least_squares`' ``max_nfev``).
+    progress : callable, optional
+        ``progress(evaluations, cost)`` after each evaluation.
+
+    Returns
+    -------
+    Fit
+        The standard errors from the paths' values and slopes at the fitted values (:func:`sandwich`): the slopes
+        are forward differences of :data:`DIFF_STEP` of the value (the points of the optimiser's last Jacobian,
+        whose runs are reused), backward at an upper bound.
+    """
+    evaluated: dict[bytes, np.ndarray | None] = {}  # each point's values: the optimiser's Jacobian points are reused for the slopes
+
+    def values_at(x: np.ndarray) -> np.ndarray | None:
+        key = np.asarray(x, dtype=float).tobytes()
+        if key not in evaluated:
+            evaluated[key] = run(np.asarray(x, dtype=float))
+        return evaluated[key]
+
+    start = np.clip(np.asarray(start, dtype=float), lower + 1e-9 * (upper - lower), upper - 1e-9 * (upper - lower))
+    first = values_at(start)
+    paths = 0 if first is None else first.shape[0]
+    with np.errstate(invalid="ignore"):
+        mcse = np.nanstd(first, axis=0, ddof=1) / math.sqrt(paths) if paths > 1 else np.zeros(len(observed))
+    weights = np.sqrt(sd**2 + np.nan_to_num(mcse) ** 2)
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        values = values_at(x)
+        if values is None:
+            return np.full(len(observed), 1e3)
+        r = (_mean(values) - observed) / weights
+        r = np.where(np.isfinite(r), r, 1e3)
+        if progress is not None:
+            progress(len(evaluated), 0.5 * float(r @ r))
+        return r
+
+    solution = least_squares(residuals, start, bounds=(lower, upper), diff_step=DIFF_STEP,
+                             x_scale=np.minimum(upper - lower, np.maximum(np.abs(start), 0.1)), max_nfev=max_evaluations, method="trf")
+    x = solution.x
+    values = values_at(x)
+    assert values is not None  # the optimiser never ends where the model cannot run
+    slopes = np.full(values.shape + (len(x),), np.nan)
+    for k in range(len(x)):
+        for step in _steps(x[k], lower[k], upper[k]):
+            moved = x.copy()
+            moved[k] += step
+            shifted = values_at(moved)
+            if shifted is not None:
+                slopes[:, :, k] = (shifted - values) / (moved[k] - x[k])
+                break
+    scaled, scaled_slopes = values / weights, slopes / weights[:, None]
+    se, se_mc = sandwich(scaled, scaled_slopes, observed / weights, sd / weights)
+    return Fit(x, se, se_mc, values, weights, float(solution.cost), len(evaluated),
+               str(solution.message) + _off_optimum(x, lower, upper, scaled, scaled_slopes, observed / weights, se_mc))
+
+
+#: A fit whose Gauss–Newton step from the fitted values moves one of them by more than this many se_mc is
+#: reported as not converged (:func:`_off_optimum`).
+OFF_OPTIMUM = 2.0
+
+
+def _off_optimum(x: np.ndarray, lower: np.ndarray, upper: np.ndarray, values: np.ndarray, slopes: np.ndarray, observed: np.ndarray,
+                 se_mc: np.ndarray) -> str:
+    """A note for the optimiser's message when the fit stopped short of the optimum of its own paths: the
+    Gauss–Newton step from the fitted values (standardised quantities, as for :func:`sandwich`) moves a value not
+    held by a bound by more than :data:`OFF_OPTIMUM` of its ``se_mc``. An optimiser can stop there when the
+    objective is rough at small steps (paths' discrete events) and its trust region shrinks below them; the
+    standard errors describe the neighbourhood of an optimum and not such a point. Empty otherwise."""
+    jac = _mean(slopes.reshape(len(values), -1)).reshape(slopes.shape[1:])
+    residual = _mean(values) - observed
+    if not (np.isfinite(jac).all() and np.isfinite(residual).all() and np.isfinite(se_mc).all()):
+        return ""
+    step = -np.linalg.lstsq(jac, residual, rcond=None)[0]
+    span = upper - lower
+    held = ((x <= lower + 1e-6 * span) & (step < 0)) | ((x >= upper - 1e-6 * span) & (step > 0))
+    off = np.where(held, 0.0, np.abs(step) / np.where(se_mc > 0, se_mc, np.inf))
+    if off.max() <= OFF_OPTIMUM:
+        return ""
+    return (f" Short of the optimum of its paths: a Gauss–Newton step from the fitted values moves them by up to {off.max():.1f} × se_mc, "
+            "and the standard errors hold only at an optimum (give the fit a larger budget, or start it elsewhere).")
+
+
+def _steps(x: float, lower: float, upper: float) -> list[float]:
+    """The finite-difference steps to try from ``x``: forward by :data:`DIFF_STEP` of its value (the step
+    :func:`scipy.optimize.least_squares` takes, so that its runs are reused), backward when that leaves the bounds."""
+    step = DIFF_STEP * abs(x) if x != 0 else DIFF_STEP * min(1.0, upper - lower)
+    step = step if x >= 0 else -step
+    if not lower <= x + step <= upper:
+        step = -step
+    if not lower <= x + step <= upper:  # the bounds are closer than the step on both sides
+        step = upper - x if upper - x >= x - lower else lower - x
+    return [step, -step]
+
+
+def _mean(values: np.ndarray) -> np.ndarray:
+    """The mean over paths, leaving out NaN (NaN for an observation with no value on any path)."""
+    finite = np.isfinite(values)
+    count = finite.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(finite, values, 0.0).sum(axis=0) / np.where(count > 0, count, np.nan)
+
+
+def sandwich(values: np.ndarray, slopes: np.ndarray, observed: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Standard errors of a least-squares fit of a mean over paths, and their Monte Carlo part.
+
+    The fit minimises ½ Σ_j (m_j(x) − y_j)², m_j the mean over the paths of observation j's value, on the same
+    paths for every x (common random numbers); every quantity here is divided by the residual's standard
+    deviation in the objective (its weight). At the fitted values, with the paths' values v_p and slopes D_p
+    (∂v_p/∂x), their means m and J, r = m − y and B = (JᵀJ)⁻¹, the delta method gives the fitted values'
+    covariance as the sum of
+
+    - the observations' part ``B Jᵀ diag(sd²) J B``: over draws of the observations, each with its sd;
+    - the Monte Carlo part ``B Cov(φ) B / n`` over n paths, with ``φ_p = Jᵀ(v_p − m) + (D_p − J)ᵀ r``: over
+      seeds. The first term is how a path moves the mean, with the paths' full covariance across observations
+      (a path whose systematic factor raises every growth figure counts once, not once per figure); the second
+      is how it moves the Jacobian, which matters when the residuals are large (a fit that cannot match every
+      observation is balanced by how steeply each one responds, and that differs from path to path).
+
+    With small residuals this is the sandwich ``A (Σ_obs + Σ_mc / n) Aᵀ``, ``A = (JᵀJ)⁻¹Jᵀ``, Σ_mc the paths'
+    covariance; the Gauss–Newton ``(JᵀJ)⁻¹`` equals it only when the observations' errors and the Monte Carlo
+    noise are independent across observations and the weights are their standard deviations.
+
+    Parameters
+    ----------
+    values : ndarray, shape (paths, observations)
+        Each path's values at the fitted values.
+    slopes : ndarray, shape (paths, observations, parameters)
+        Each path's derivatives of its values (finite differences on the same random numbers).
+    observed, sd : ndarray, shape (observations,)
+        The observations and their standard deviations.
+
+    Returns
+    -------
+    se : ndarray, shape (parameters,)
+        Standard errors: √ of the diagonal of both parts together.
+    se_mc : ndarray, shape (parameters,)
+        Their Monte Carlo part: √ of the diagonal of the Monte Carlo part, the standard deviation of the fitted
+        values over seeds. NaN, and ``se`` with it, when fewer than two paths have every value and slope finite;
+        both NaN when JᵀJ is singular.
+    """
+    k = slopes.shape[2]
+    nan = np.full(k, np.nan)
+    mean, jac = _mean(values), _mean(slopes.reshape(len(values), -1)).reshape(slopes.shape[1:])
+    if not (np.isfinite(mean).all() and np.isfinite(jac).all()):
+        return nan, nan.copy()
+    try:
+        bread = np.linalg.inv(jac.T @ jac)
+    except np.linalg.LinAlgError:
+        return nan, nan.copy()
+    observations_part = bread @ (jac.T * sd**2) @ jac @ bread
+    complete = np.isfinite(values).all(axis=1) & np.isfinite(slopes).all(axis=(1, 2))
+    n = int(complete.sum())
+    if n < 2:
+        return nan, nan.copy()
+    residual = mean - observed
+    phi = (values[complete] - mean) @ jac + np.einsum("pjk,j->pk", slopes[complete] - jac, residual)
+    mc_part = bread @ np.atleast_2d(np.cov(phi, rowvar=False)) @ bread / n
+    return np.sqrt(np.clip(np.diag(observations_part + mc_part), 0.0, None)), np.sqrt(np.clip(np.diag(mc_part), 0.0, None))
 
 
 def backtest(scenario: Scenario, observations: list[Observation], keys: list[str], train_until: int, paths: int = 40, seed: int = 0,

@@ -494,7 +494,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     print(format_calibration(fit))
     if args.output:
         header = [f"Calibrated by creditsim {__version__} from {args.scenario} to {args.data} ({args.paths} paths, seed {args.seed}):"]
-        header += [f"  {r.key} = {r.fitted:.6g} ± {r.se:.2g}" for r in fit.parameters.itertuples()]
+        header += [f"  {r.key} = {r.fitted:.6g} ± {r.se:.2g} (Monte Carlo part {r.se_mc:.2g})" for r in fit.parameters.itertuples()]
 
         def write(temporary: Path) -> None:
             temporary.write_text(fit.scenario.to_toml("\n".join(header)), encoding="utf-8")
@@ -544,12 +544,16 @@ def _fit_progress(evaluations: int, cost: float) -> None:
 
 
 def format_calibration(fit: Calibration) -> str:
-    """The fitted parameters with their standard errors and the fit per observation."""
+    """The fitted parameters with their standard errors and the fit per observation.
+
+    ``± se`` is a fitted value's standard error (the observations' error and the Monte Carlo noise together),
+    ``se_mc`` its Monte Carlo part: how far another ``--seed`` would move the value (:class:`Calibration`).
+    """
     lines = [f"fit: {fit.evaluations} model runs, cost {fit.cost:.4g} ({fit.message})", "",
-             f"{'parameter':<54}{'start':>10}{'fitted':>10}{'± se':>10}   bounds"]
+             f"{'parameter':<54}{'start':>10}{'fitted':>10}{'± se':>10}{'se_mc':>10}   bounds"]
     for r in fit.parameters.itertuples():
         kind = " (multiplier)" if r.scale else ""
-        lines.append(f"{r.key + kind:<54}{r.start:>10.4g}{r.fitted:>10.4g}{r.se:>10.2g}   [{r.lower:g}, {r.upper:g}]")
+        lines.append(f"{r.key + kind:<54}{r.start:>10.4g}{r.fitted:>10.4g}{r.se:>10.2g}{r.se_mc:>10.2g}   [{r.lower:g}, {r.upper:g}]")
     lines += ["", f"{'date':<9}{'quantity':<24}{'scope':<10}{'observed':>14}{'model mean':>14}{'z':>8}"]
     for r in fit.fit.itertuples():
         lines.append(f"{r.date:<9}{r.quantity:<24}{r.scope:<10}{r.observed:>14.4g}{r.model_mean:>14.4g}{r.z:>8.2f}")
