@@ -296,6 +296,7 @@ def calibrate(scenario: Scenario, observations: list[Observation], keys: list[st
     start = np.array([p.start for p in params])
     lower, upper = np.array([p.lower for p in params]), np.array([p.upper for p in params])
     result = fit_paths(run, start, lower, upper, observed, sd_obs, max_evaluations=max_evaluations, progress=progress)
+    fitted = apply(scenario, params, result.x)  # a ScenarioError if the scenario allows no value the fit tried
     values = result.values
     mean = np.nanmean(values, axis=0)
     p5, p95 = np.nanpercentile(values, [5, 95], axis=0)
@@ -309,7 +310,7 @@ def calibrate(scenario: Scenario, observations: list[Observation], keys: list[st
         "observed": observed, "sd": sd_obs, "model_mean": mean, "model_p5": p5, "model_p95": p95,
         "z": (mean - observed) / result.weights,
     })
-    return Calibration(apply(scenario, params, result.x), table, fit, result.cost, result.evaluations, result.message)
+    return Calibration(fitted, table, fit, result.cost, result.evaluations, result.message)
 
 
 @dataclass(frozen=True)
@@ -325,7 +326,8 @@ class Fit:
     se_mc : ndarray
         The Monte Carlo part of ``se``: the standard deviation of ``x`` over seeds.
     values : ndarray
-        The model's values at ``x``, shape (paths, observations).
+        The model's values at ``x``, shape (paths, observations); no rows when the model runs nowhere the
+        optimiser went (``se`` and ``se_mc`` are NaN then).
     weights : ndarray
         Each residual's standard deviation in the objective: √(sd² + mcse²), mcse the Monte Carlo standard error
         of the model's mean measured once, at the start.
@@ -405,7 +407,9 @@ def fit_paths(run: Callable[[np.ndarray], np.ndarray | None], start: np.ndarray,
                              x_scale=np.minimum(upper - lower, np.maximum(np.abs(start), 0.1)), max_nfev=max_evaluations, method="trf")
     x = solution.x
     values = values_at(x)
-    assert values is not None  # the optimiser never ends where the model cannot run
+    if values is None:  # the model ran nowhere the optimiser went, the start included
+        nan = np.full(len(x), np.nan)
+        return Fit(x, nan, nan.copy(), np.empty((0, len(observed))), weights, float(solution.cost), len(evaluated), str(solution.message))
     slopes = np.full(values.shape + (len(x),), np.nan)
     for k in range(len(x)):
         for step in _steps(x[k], lower[k], upper[k]):
