@@ -26,7 +26,6 @@ others pulls the fit harder when the residuals are large (a fit that cannot matc
 from __future__ import annotations
 
 import csv
-import fnmatch
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from scipy.optimize import least_squares
 from ..errors import DataError, ScenarioError
 from ..results.results import METRIC_KIND, Results
 from ..run.api import simulate
-from ..scenario import Scenario, numeric_fields, scenario_from_dict
+from ..scenario import Scenario, key_fields, numeric_fields, scenario_from_dict
 from ..scenario.units import month_index, parse_amount, parse_month, parse_rate
 
 __all__ = ["DEFAULT_RELATIVE_SD", "DIFF_STEP", "Calibration", "Fit", "Observation", "Parameter", "calibrate", "backtest", "against_data",
@@ -171,14 +170,14 @@ def parameters(scenario: Scenario, keys: list[str]) -> list[Parameter]:
     numeric = numeric_fields(scenario.to_dict())
     out = []
     for key in keys:
-        fields = tuple(f for f in numeric if fnmatch.fnmatchcase(f, key))
+        fields, multiplier = key_fields(numeric, key)
         if not fields:
             hint = [f for f in numeric if f.endswith("." + key.rsplit(".", 1)[-1])][:3]
             raise ScenarioError(f"--fit {key}", key, "matches no numeric field of the scenario" + (f" (e.g. {', '.join(hint)})" if hint else ""))
-        value = numeric[fields[0]]
-        if "*" in key or len(fields) > 1 or isinstance(value, list):
+        if multiplier:
             out.append(Parameter(key, fields, True, 1.0, *SCALE_BOUNDS))
             continue
+        value = numeric[fields[0]]
         assert isinstance(value, float)
         lower, upper = (0.0, 1.0) if 0.0 <= value <= 1.0 and not float(value).is_integer() else (0.0, max(10 * abs(value), 1.0))
         if value < 0:

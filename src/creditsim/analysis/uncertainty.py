@@ -209,10 +209,12 @@ def _value(r: Range, u: float) -> float:
 def draws(scenario: Scenario, paths: int | Sequence[int], seed: int = 0) -> pd.DataFrame:
     """Each path's values of the scenario's assumptions (a value, or a multiplier for a key that scales), one row per
     path, one column per key."""
-    found = ranges(scenario)
-    ids = path_numbers(paths, seed)
+    return _draws(ranges(scenario), path_numbers(paths, seed), seed)
+
+
+def _draws(found: list[Range], ids: Sequence[int], seed: int) -> pd.DataFrame:
     return pd.DataFrame({r.assumption.key: [_value(r, _uniform(seed, k, r.assumption.key)) for k in ids] for r in found},
-                        index=pd.Index(ids, name="path"))
+                        index=pd.Index(list(ids), name="path"))
 
 
 def simulate_uncertain(scenario: Scenario, paths: int | Sequence[int] = 100, seed: int = 0, progress: ProgressArg = None) -> tuple[Results, pd.DataFrame]:
@@ -235,8 +237,8 @@ def simulate_uncertain(scenario: Scenario, paths: int | Sequence[int] = 100, see
     """
     if not scenario.assumptions:
         raise ScenarioError("assumptions", [], "lists none: parameter uncertainty draws each path's values from [[assumptions]]")
-    values = draws(scenario, paths, seed)
     found = ranges(scenario)
+    values = _draws(found, path_numbers(paths, seed), seed)
     base = _without_assumptions(scenario)
     per_path = []
     ids = list(values.index)

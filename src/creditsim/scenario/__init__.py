@@ -44,12 +44,13 @@ from .schema import (
     TopUp,
     admitted,
     json_digest,
+    key_fields,
     numeric_fields,
 )
 
 __all__ = [
     "DEFAULT_SCENARIO", "MAX_SCENARIO_BYTES", "FACTOR_MONTHS", "MEASURES", "PRODUCTS", "TWO_INCREASES_RULES", "Assessment", "Assumption", "Bank", "Calendar",
     "Campaign", "Channel", "Deferral", "Demand", "Firms", "Guarantor", "Injection", "InterestSubsidy", "Liquidity", "LoanTape", "Pool", "Pressure", "Reguarantor", "Relief",
-    "ReliefLending", "Renewal", "Risk", "Scenario", "Segment", "StressPoint", "Target", "TopUp", "admitted", "json_digest", "key_path", "load_scenario", "numeric_fields",
+    "ReliefLending", "Renewal", "Risk", "Scenario", "Segment", "StressPoint", "Target", "TopUp", "admitted", "json_digest", "key_fields", "key_path", "load_scenario", "numeric_fields",
     "parse_overrides", "scenario_from_dict", "value_at",
 ]

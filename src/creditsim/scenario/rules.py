@@ -5,7 +5,6 @@ opening book fitting the banks' appetite). :func:`check_rules` runs them all on 
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import math
 from collections.abc import Sequence
 
@@ -14,7 +13,7 @@ from .growth import application_growth, rates_by_year
 from .loan_tape import OpeningTapes
 from .opening import initial_population
 from .sampling import sampled
-from .schema import PRODUCTS, Scenario, numeric_fields
+from .schema import PRODUCTS, Scenario, key_fields, numeric_fields
 from .units import MAX_COUNT, format_amount, month_index, month_label, parse_quantity
 
 __all__ = ["check_rules", "MAX_SEGMENT_FIRMS", "MAX_POOL_LEVERAGE", "MAX_LOANS_PER_BORROWER", "MAX_RATE_PER_PD", "MIN_LGD_SD"]
@@ -201,10 +200,9 @@ def _check_assumptions(s: Scenario) -> None:
         f = f"assumptions.{i}"
         if a.key.split(".")[0].split("[")[0] in _NOT_ASSUMPTIONS:
             raise ScenarioError(f"{f}.key", a.key, f"must not be a key of {', '.join(_NOT_ASSUMPTIONS)}: an assumption is about the world the plan acts in")
-        fields = [name for name in numeric if fnmatch.fnmatchcase(name, a.key)]
+        fields, multiplier = key_fields(numeric, a.key)
         if not fields:
             raise ScenarioError(f"{f}.key", a.key, "matches no numeric field of the scenario")
-        multiplier = "*" in a.key or len(fields) > 1 or isinstance(numeric[fields[0]], list)
         if multiplier:
             for end in ("low", "high"):
                 value = getattr(a, end)

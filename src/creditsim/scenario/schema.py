@@ -10,6 +10,7 @@ fields live in :mod:`creditsim.scenario.rules`.
 from __future__ import annotations
 
 import datetime
+import fnmatch
 import hashlib
 import json
 import math
@@ -760,6 +761,14 @@ def numeric_fields(data: Any, prefix: str = "") -> dict[str, float | list[float]
     elif isinstance(data, list) and data and all(isinstance(v, int | float) and not isinstance(v, bool) for v in data):
         found[prefix[:-1]] = [float(v) for v in data]
     return found
+
+
+def key_fields(numeric: dict[str, float | list[float]], key: str) -> tuple[tuple[str, ...], bool]:
+    """The fields of :func:`numeric_fields` a dotted key (``*`` wildcards allowed) names, and whether the key is
+    varied as a multiplier of their values (it has a wildcard, names several fields, or names a list) rather than
+    set as one number."""
+    fields = tuple(f for f in numeric if fnmatch.fnmatchcase(f, key))
+    return fields, bool(fields) and ("*" in key or len(fields) > 1 or isinstance(numeric[fields[0]], list))
 
 
 def model_of(annotation: Any) -> Any:
