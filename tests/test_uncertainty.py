@@ -128,6 +128,10 @@ def test_the_commands_print_the_sensitivity_and_refuse_what_uncertainty_cannot_h
     assert "increase (余额增长): P(met)" in out and "firms.segments.firms.applications_per_month" in out and "swing [95% CI]" in out
     assert main(["run", str(path), "--paths", "3", "--parameter-uncertainty"]) == 0
     assert "parameter uncertainty: each of the 3 paths drew its own values of 3 assumptions" in capsys.readouterr().out
+    data = tmp_path / "observed.csv"
+    data.write_text("date,quantity,value\n2021-12,growth:balance,0.1\n", encoding="utf-8")
+    assert main(["observed", str(path), "--data", str(data), "--paths", "4", "--parameter-uncertainty"]) == 0
+    assert "(4 paths, each drawing its values of the assumptions, seed 0)" in capsys.readouterr().out
     assert main(["run", str(path), "--paths", "3", "--parameter-uncertainty", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("creditsim: error: --parameter-uncertainty") and "leave out --out" in err and err.count("\n") == 1

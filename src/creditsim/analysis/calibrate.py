@@ -549,7 +549,7 @@ def backtest(scenario: Scenario, observations: list[Observation], keys: list[str
     return fit, against_data(fit.scenario, held_out, paths=projection_paths, seed=seed + 1)
 
 
-def against_data(scenario: Scenario, observations: list[Observation], paths: int = 200, seed: int = 0) -> pd.DataFrame:
+def against_data(scenario: Scenario, observations: list[Observation], paths: int = 200, seed: int = 0, results: Results | None = None) -> pd.DataFrame:
     """Each observation against the scenario's runs: where the observed value lies in the model's distribution.
 
     Parameters
@@ -559,6 +559,9 @@ def against_data(scenario: Scenario, observations: list[Observation], paths: int
         Each inside the scenario's months (see :func:`model_values`); values in the scenario's units, at full scale.
     paths : int
         Paths run (seed ``seed``).
+    results : Results, optional
+        Runs of the scenario made already (e.g. with parameter uncertainty,
+        :func:`creditsim.analysis.uncertainty.simulate_uncertain`), used instead of running ``paths``.
 
     Returns
     -------
@@ -566,7 +569,8 @@ def against_data(scenario: Scenario, observations: list[Observation], paths: int
         Per observation: ``date, quantity, scope, observed, median, p5, p95, error`` (median − observed),
         ``relative_error`` and ``inside_90`` (the observation lies in the model's 5–95% band).
     """
-    values = model_values(simulate(scenario, paths=paths, seed=seed, progress=False), observations)
+    runs = results if results is not None else simulate(scenario, paths=paths, seed=seed, progress=False)
+    values = model_values(runs, observations)
     observed = np.array([o.value for o in observations])
     p5, median, p95 = np.nanpercentile(values, [5, 50, 95], axis=0)
     return pd.DataFrame({

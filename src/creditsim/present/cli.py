@@ -210,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     observed.add_argument("--paths", type=_positive_int, default=200, help="paths (default 200)")
     observed.add_argument("--seed", type=_non_negative_int, default=0, help=_SEED_HELP)
     observed.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field first")
+    observed.add_argument("--parameter-uncertainty", action="store_true",
+                          help="draw each path's values of the scenario's [[assumptions]], so the bands carry the parameters' uncertainty too")
     observed.set_defaults(handler=_observed)
 
     validate = commands.add_parser("validate", help="check a scenario file and say what is wrong")
@@ -516,8 +518,11 @@ def _backtest(args: argparse.Namespace) -> int:
 
 def _observed(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
-    table = against_data(scenario, read_observations(args.data), paths=args.paths, seed=args.seed)
-    print(f"{scenario.name} against {args.data} ({args.paths} paths, seed {args.seed})")
+    observations = read_observations(args.data)
+    results = simulate_uncertain(scenario, paths=args.paths, seed=args.seed)[0] if args.parameter_uncertainty else None
+    table = against_data(scenario, observations, paths=args.paths, seed=args.seed, results=results)
+    drawn = ", each drawing its values of the assumptions" if args.parameter_uncertainty else ""
+    print(f"{scenario.name} against {args.data} ({args.paths} paths{drawn}, seed {args.seed})")
     print(format_against_data(table, "observations"))
     return 0
 
