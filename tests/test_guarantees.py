@@ -449,17 +449,32 @@ def test_unequal_reguarantee_shares_reach_the_right_reguarantors():
     assert_ledgers(r)
 
 
-def test_insolvent_reguarantor_leaves_its_share_to_the_guarantor():
-    """A re-guarantor with 10万 of capital owes 0.25 of a claim of about 80万: it pays what it has, the guarantor
-    pays the bank in full and bears the unpaid reimbursement."""
-    data = with_changes(guarantee_data(reguarantee={"provincial": 0.25}), {"reguarantors.provincial.capital": "10万"})
+@pytest.mark.parametrize("capital", ["10万", "1万"])
+def test_insolvent_reguarantor_leaves_its_share_to_the_guarantor_until_recoveries_set_it_off(capital):
+    """A re-guarantor with little capital owes 0.25 of a claim of 0.8 A (A about 100万, LGD 0.45): it pays what it
+    has (month 3), the guarantor pays the bank in full and the unpaid reimbursement U is the re-guarantor's debt.
+    Its share of the recovery, 0.25 × 0.8 × 0.55 A (month 5), is set off against U: the guarantor keeps
+    min(U, that share) and the re-guarantor receives the rest. With 10万 U is about 6万 and the recovery covers it,
+    so each party bears its contractual loss (re-guarantor 0.2 × 0.45 A, guarantor 0.6 × 0.45 A); with 1万 U is
+    about 15万, more than the recovery's 8.8万, so the re-guarantor receives nothing and bears what it paid, and the
+    guarantor the rest. No party's loss is negative."""
+    data = with_changes(guarantee_data(reguarantee={"provincial": 0.25}), {"reguarantors.provincial.capital": capital})
     r = simulate(scenario_from_dict(data), paths=1, seed=1)
     a = r.values("balance")[0, 0]
     paid = r.cumulative("reguarantee_claims_paid", "provincial")[0]
     unpaid = r.cumulative("reguarantee_unpaid", "provincial")[0]
-    assert paid + unpaid == pytest.approx(0.25 * 0.8 * a, abs=0.03) and 0 < paid <= 1e5 + 1e4
+    assert paid + unpaid == pytest.approx(0.25 * 0.8 * a, abs=0.03) and 0 < paid <= float(capital[:-1]) * 1e4
     assert r.cumulative("guarantee_unpaid_claims", "fund")[0] == 0
-    assert r.cumulative("loss_guarantor", "fund")[0] == pytest.approx(0.75 * 0.8 * 0.45 * a + unpaid, abs=0.05)
+    share = 0.25 * 0.8 * 0.55 * a
+    set_off = min(unpaid, share)
+    assert r.cumulative("reguarantee_set_off", "provincial")[0] == pytest.approx(set_off, abs=0.05)
+    assert r.cumulative("reguarantor_recoveries", "provincial")[0] == pytest.approx(share - set_off, abs=0.05)
+    assert r.cumulative("guarantee_recoveries", "fund")[0] == pytest.approx(0.75 * 0.8 * 0.55 * a + set_off, abs=0.05)
+    assert r.cumulative("loss_guarantor", "fund")[0] == pytest.approx(0.75 * 0.8 * 0.45 * a + unpaid - set_off, abs=0.05)
+    assert r.cumulative("loss_reguarantor", "provincial")[0] == pytest.approx(paid - (share - set_off), abs=0.05)
+    assert r.cumulative("loss_reguarantor", "provincial")[0] >= 0
+    if capital == "10万":
+        assert r.cumulative("loss_reguarantor", "provincial")[0] == pytest.approx(0.2 * 0.45 * a, abs=0.05)
     assert_ledgers(r)
 
 

@@ -177,7 +177,7 @@ def relend(p, s, t, slot):
     grown amount, the firm's fresh term, a fresh product) are made with cover assigned anew (which may change the
     product, see :func:`creditsim.model.cover.cover_loan`) and priced at the bank's
     rate this year for the belief now. A firm lent to because of cover asks its instrument again; without room (or when the
-    borrower declines the guarantee) the loan is still made, uncovered. Loans made by a renewal are masked: a firm
+    borrower declines the guarantee) the loan is still made, uncovered (``reborrowed_uncovered``). Loans made by a renewal are masked: a firm
     that will default before they mature defaults only when they fall due (evergreening)."""
     b = s.borrowers[slot]
     firm = b.firm
@@ -187,8 +187,10 @@ def relend(p, s, t, slot):
     set_end(p, s, slot)
     for i in range(b.first, b.first + b.loans):
         loan = s.loans[i]
-        product, cover, _ = cover_loan(p, s, t, firm, loan.index, b.segment, b.bank, b.line, loan.amount, loan.product, b.cover, b.first_time,
-                                       rate, True)
+        product, cover, as_required = cover_loan(p, s, t, firm, loan.index, b.segment, b.bank, b.line, loan.amount, loan.product, b.cover,
+                                                 b.first_time, rate, True)
+        if not as_required:
+            s.flows[b.bank, BANK.reborrowed_uncovered] += loan.amount
         loan.product = product
         loan.cover = cover
         loan.plan = 0

@@ -12,9 +12,11 @@ The waterfall of a guaranteed loan of amount A with coverage c, re-guarantee sha
 - after the claim lag the guarantor pays the claim C = round(c·A) to the bank, and each re-guarantor reimburses
   round(C·s_k); a party short of capital pays pro rata what it has and the rest is *unpaid*;
 - after the recovery lag R is shared in the same ratio: R − round(c·R) to the bank, round(round(c·R)·s_k) to
-  re-guarantor k and the rest to the guarantor;
+  re-guarantor k and the rest to the guarantor; a re-guarantor that still owes its guarantor reimbursements left
+  unpaid has its share set off against them (:func:`set_off_recoveries`);
 - at write-off each party's loss is recognised: bank (1 − c)(A − R) + unpaid, guarantor c(1 − Σs)(A − R) − unpaid +
-  its re-guarantors' unpaid, re-guarantor k c·s_k(A − R) − its unpaid. They add up to the net credit loss A − R.
+  its re-guarantors' unpaid − their set-offs, re-guarantor k c·s_k(A − R) − its unpaid + its set-offs (a set-off
+  is recognised with the unpaid reimbursement it reverses). They add up to the net credit loss A − R.
 
 Money is in whole fen.
 """
@@ -80,7 +82,7 @@ class GuaranteeState(NamedTuple):
     due_claims: Annotated[np.ndarray, FLOAT_3]        # (H, G, B)
     due_reg_claims: Annotated[np.ndarray, FLOAT_3]    # (H, G, R)
     due_recoveries: Annotated[np.ndarray, FLOAT_2]    # (H, G)
-    due_reg_recoveries: Annotated[np.ndarray, FLOAT_2]  # (H, R)
+    due_reg_recoveries: Annotated[np.ndarray, FLOAT_3]  # (H, G, R) re-guarantor k's share of guarantor g's recoveries
     due_loss: Annotated[np.ndarray, FLOAT_2]          # (H, G)
     due_reg_loss: Annotated[np.ndarray, FLOAT_2]      # (H, R)
     flows: Annotated[np.ndarray, FLOAT_2]             # (G, guarantor metrics) this month's flows
@@ -88,6 +90,7 @@ class GuaranteeState(NamedTuple):
     paid: Annotated[np.ndarray, FLOAT_2]              # (G, B) claims paid this month
     unpaid: Annotated[np.ndarray, FLOAT_2]            # (G, B) claims left unpaid this month
     reg_paid: Annotated[np.ndarray, FLOAT_2]          # (R, G) reimbursements paid this month (workspace)
+    due_reg_debt: Annotated[np.ndarray, FLOAT_3]      # (H, G, R) reimbursements left unpaid, not yet set off, by the month their loss moves
     reg_fees: Annotated[np.ndarray, FLOAT_2]          # (G, R) re-guarantee fees this month (workspace)
     fiscal: Annotated[np.ndarray, FLOAT_1]            # (1,) government money this month
 
@@ -130,9 +133,9 @@ def new_state(p: GuaranteeParams, horizon: int, banks: int) -> GuaranteeState:
     z = np.zeros
     return GuaranteeState(
         capital=z(g), outstanding=z(g), outstanding_small=z(g), principal=z(g), reg_capital=z(r), due_claims=z((horizon, g, banks)),
-        due_reg_claims=z((horizon, g, r)), due_recoveries=z((horizon, g)), due_reg_recoveries=z((horizon, r)), due_loss=z((horizon, g)),
+        due_reg_claims=z((horizon, g, r)), due_recoveries=z((horizon, g)), due_reg_recoveries=z((horizon, g, r)), due_loss=z((horizon, g)),
         due_reg_loss=z((horizon, r)), flows=z((g, len(SCOPE_METRICS["guarantor"]))), reg_flows=z((r, len(SCOPE_METRICS["reguarantor"]))),
-        paid=z((g, banks)), unpaid=z((g, banks)), reg_paid=z((r, g)), reg_fees=z((g, r)), fiscal=z(1),
+        paid=z((g, banks)), unpaid=z((g, banks)), reg_paid=z((r, g)), due_reg_debt=z((horizon, g, r)), reg_fees=z((g, r)), fiscal=z(1),
     )
 
 
@@ -151,6 +154,7 @@ def reset(p, s):
     s.guarantees.due_reg_recoveries[:] = 0.0
     s.guarantees.due_loss[:] = 0.0
     s.guarantees.due_reg_loss[:] = 0.0
+    s.guarantees.due_reg_debt[:] = 0.0
     open_month(p, s)
 
 
@@ -260,7 +264,7 @@ def file_default(p, s, t, g, bank, amount, recovery, recovery_lag, write_off):
         reg_claim = np.rint(claim * p.guarantees.shares[g, k])
         reg_recovery = np.rint(cover_recovery * p.guarantees.shares[g, k])
         s.guarantees.due_reg_claims[due, g, k] += reg_claim
-        s.guarantees.due_reg_recoveries[t + recovery_lag, k] += reg_recovery
+        s.guarantees.due_reg_recoveries[t + recovery_lag, g, k] += reg_recovery
         s.guarantees.due_reg_loss[t + write_off, k] += reg_claim - reg_recovery
         reg_claims += reg_claim
         reg_recoveries += reg_recovery
@@ -313,10 +317,41 @@ def settle(p, s, t):
             for k in range(n_r):
                 left = reg_due[g, k] - reg_paid[k, g]
                 reg_unpaid += left
+                s.guarantees.due_reg_debt[shift, g, k] += left
                 s.guarantees.due_reg_loss[shift, k] -= left
             s.guarantees.due_loss[shift, g] += reg_unpaid - (owed[g] - paid_g)
         s.guarantees.flows[g, GUARANTOR.guarantee_claims] += paid_g
         s.guarantees.flows[g, GUARANTOR.guarantee_unpaid_claims] += owed[g] - paid_g
+
+
+@njit(cache=True, nogil=True)
+def set_off_recoveries(p, s, t):
+    """Pay the re-guarantors their shares of the recoveries due in month ``t``, less what each still owes the
+    guarantor: a reimbursement it left unpaid is set off against its share of that guarantor's later recoveries (the
+    guarantor keeps that part; the oldest debts first), so a re-guarantor gains from a recovery only after it has
+    paid its share of the claims. The set-off moves that much loss back from the guarantor to the re-guarantor, at
+    the write-off that moved the unpaid reimbursement's loss the other way (or now, when that has passed)."""
+    n_g, n_r = p.guarantees.coverage.shape[0], p.guarantees.reg_fee.shape[0]
+    debts = s.guarantees.due_reg_debt
+    for k in range(n_r):
+        received = 0.0
+        for g in range(n_g):
+            left = s.guarantees.due_reg_recoveries[t, g, k]
+            m = 0
+            while left > 0.0 and m < debts.shape[0]:
+                set_off = min(left, debts[m, g, k])
+                if set_off > 0.0:
+                    debts[m, g, k] -= set_off
+                    left -= set_off
+                    when = max(m, t)
+                    s.guarantees.due_recoveries[t, g] += set_off
+                    s.guarantees.due_loss[when, g] -= set_off
+                    s.guarantees.due_reg_loss[when, k] += set_off
+                    s.guarantees.reg_flows[k, REGUARANTOR.reguarantee_set_off] += set_off
+                m += 1
+            received += left
+        s.guarantees.reg_capital[k] += received
+        s.guarantees.reg_flows[k, REGUARANTOR.reguarantor_recoveries] = received
 
 
 @njit(cache=True, nogil=True)
@@ -326,9 +361,8 @@ def close_month(p, s, t):
     n_g, n_r = p.guarantees.coverage.shape[0], p.guarantees.reg_fee.shape[0]
     if n_g == 0 and n_r == 0:
         return
+    set_off_recoveries(p, s, t)
     for k in range(n_r):
-        s.guarantees.reg_capital[k] += s.guarantees.due_reg_recoveries[t, k]
-        s.guarantees.reg_flows[k, REGUARANTOR.reguarantor_recoveries] = s.guarantees.due_reg_recoveries[t, k]
         s.guarantees.reg_flows[k, REGUARANTOR.loss_reguarantor] = s.guarantees.due_reg_loss[t, k]
     reg_fees = s.guarantees.reg_fees
     owed = np.zeros(n_g)
