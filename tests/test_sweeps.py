@@ -275,6 +275,30 @@ def test_cli_sweep_and_solve(pool, tmp_path, capsys):
         assert err.startswith("creditsim: error:") and err.count("\n") == 1
 
 
+def test_sweep_header_lists_the_varied_input_and_folds_targets_that_do_not_move(pool, tmp_path, capsys):
+    """The header names each varied key with its values in the field's unit; a target whose P(met) moves by less
+    than a point across the variants, every paired interval holding 0, is folded into one line unless --all-targets."""
+    data = pool.to_dict()
+    data["targets"]["anything"] = {"metric": "defaults", "measure": "cumulative", "start": "2021-01", "end": "2021-12", "threshold": 0}
+    scenario = scenario_from_dict(data)
+    result = creditsim.sweep(scenario, {PD_KEY: [0.01, 0.03]}, paths=20, seed=1)
+    assert result.varied() == {PD_KEY: ["1%", "3%"]}
+    unchanged = result.targets().groupby("target")["unchanged"].agg(["all", "any"])
+    assert unchanged.loc["anything"].all() and not unchanged.loc["few_defaults"].any()
+    assert not creditsim.sweep(scenario, {PD_KEY: [0.01]}, paths=3, seed=1).targets()["unchanged"].any()  # one variant: nothing to fold
+    path = tmp_path / "pool.toml"
+    path.write_text(scenario.to_toml(), encoding="utf-8")
+    assert main(["sweep", str(path), "--set", f"{PD_KEY}=0.01,0.03", "--paths", "20", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"varied: {PD_KEY} = 1%, 3%" in out.splitlines()
+    assert "target few_defaults:" in out and "target anything:" not in out
+    assert out[out.index("\n1 target unchanged across the variants"):].split("\n\n")[0].endswith(": anything")
+    assert main(["sweep", str(path), "--set", f"{PD_KEY}=0.01,0.03", "--paths", "20", "--seed", "1", "--all-targets"]) == 0
+    out = capsys.readouterr().out
+    assert "target anything:" in out and "unchanged across" not in out
+    assert any(line.startswith("3%") for line in out.splitlines())  # each variant's row in the field's unit too
+
+
 def test_threads_leave_sweep_solve_and_compare_unchanged(pool, tmp_path, capsys):
     """threads=2 runs each process's paths on two threads: sweep, solve and compare give the same numbers, from
     Python and from the command line (--threads)."""

@@ -5,7 +5,8 @@
   distribution of the month it first happens;
 - :func:`fiscal_costs`: the fiscal cost of each path, in total and as a net present value;
 - :func:`per_fiscal_cost`: the extra lending (or any other metric) a policy brings per extra CNY of fiscal cost,
-  from a :class:`~creditsim.analysis.compare.Comparison`, with a delta-method confidence interval.
+  from a :class:`~creditsim.analysis.compare.Comparison`, with a delta-method confidence interval, and whether the
+  signs of the two changes make that ratio mean anything.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pandas as pd
 
 from ..results.results import Results
 from ..results.targets import Z95, wilson_interval
-from .compare import Comparison
+from .compare import Comparison, paired_stats
 
 __all__ = ["fiscal_costs", "instrument_events", "per_fiscal_cost"]
 
@@ -92,11 +93,14 @@ def fiscal_costs(results: Results, discount_rate: float | None = None) -> pd.Dat
 
 
 def per_fiscal_cost(comparison: Comparison, metric: str = "disbursed", total: bool = True) -> pd.Series:
-    """Extra ``metric`` of the variant over the base per extra CNY of fiscal cost, with a 95% interval.
+    """Extra ``metric`` of the variant over the base per extra CNY of fiscal cost, with a 95% interval, and whether
+    that ratio means anything.
 
     The ratio of the mean paired differences, ``mean(Δ metric) / mean(Δ fiscal cost)`` — the fiscal cost in
     total, start-up money included (:func:`fiscal_costs`) — with a delta-method standard error over paths
-    (common random numbers make both differences share their noise).
+    (common random numbers make both differences share their noise). It reads as "extra metric per extra CNY"
+    only when B clearly costs more (the 95% interval of Δ fiscal cost lies above 0) and the metric did not clearly
+    fall; otherwise ``note`` says why not (when both fell, say, swapping A and B gives A's extra per extra CNY).
 
     Parameters
     ----------
@@ -105,10 +109,19 @@ def per_fiscal_cost(comparison: Comparison, metric: str = "disbursed", total: bo
     metric : str
         A flow (``total=True``: summed over the months, e.g. disbursed) or a stock (``total=False``: at the end
         date, e.g. borrowers).
+
+    Returns
+    -------
+    Series
+        ``extra, extra_low, extra_high``: the mean Δ metric (its unit) with its paired normal 95% interval;
+        ``extra_fiscal_cost, extra_fiscal_cost_low, extra_fiscal_cost_high`` likewise, CNY; ``per_cny, se, ci_low,
+        ci_high``: the ratio (metric's unit per CNY), its standard error and 95% interval (NaN when Δ fiscal cost
+        averages 0); ``note``: empty when the ratio is an extra per extra CNY, else why it is not.
     """
     a, b = comparison.base, comparison.variant
-    dm = (b.cumulative(metric) - a.cumulative(metric)) if total else (b.values(metric)[:, -1] - a.values(metric)[:, -1])
-    dc = fiscal_costs(b)["total"].to_numpy() - fiscal_costs(a)["total"].to_numpy()  # start-up money included
+    before, after = (a.cumulative(metric), b.cumulative(metric)) if total else (a.values(metric)[:, -1], b.values(metric)[:, -1])
+    cost_a, cost_b = fiscal_costs(a)["total"].to_numpy(), fiscal_costs(b)["total"].to_numpy()  # start-up money included
+    dm, dc = after - before, cost_b - cost_a
     n = dm.shape[0]
     mean_m, mean_c = dm.mean(), dc.mean()
     ratio = mean_m / mean_c if mean_c != 0 else math.nan
@@ -118,5 +131,28 @@ def per_fiscal_cost(comparison: Comparison, metric: str = "disbursed", total: bo
         se = math.sqrt(max(var, 0.0))
     else:
         se = math.nan
-    return pd.Series({"extra": mean_m, "extra_fiscal_cost": mean_c, "per_cny": ratio, "se": se,
-                      "ci_low": ratio - Z95 * se, "ci_high": ratio + Z95 * se})
+    extra, cost = paired_stats(before, after), paired_stats(cost_a, cost_b)
+    return pd.Series({"extra": mean_m, "extra_low": float(extra["ci_low"]), "extra_high": float(extra["ci_high"]),
+                      "extra_fiscal_cost": mean_c, "extra_fiscal_cost_low": float(cost["ci_low"]), "extra_fiscal_cost_high": float(cost["ci_high"]),
+                      "per_cny": ratio, "se": se, "ci_low": ratio - Z95 * se, "ci_high": ratio + Z95 * se,
+                      "note": _ratio_note(metric, _sign(extra), _sign(cost), bool((dc == 0).all()))}, dtype=object)
+
+
+def _sign(stats: dict[str, np.ndarray]) -> int:
+    """+1 when a paired 95% interval lies above 0, −1 below it, 0 when it holds 0."""
+    return 1 if stats["ci_low"] > 0 else -1 if stats["ci_high"] < 0 else 0
+
+
+def _ratio_note(metric: str, extra: int, cost: int, same_cost: bool) -> str:
+    """Why Δ metric / Δ fiscal cost is not an extra metric per extra CNY ('' when it is), from the signs of both changes."""
+    if same_cost:
+        return "the fiscal cost is the same in A and B on every path"
+    if cost == 0:
+        return "the change in fiscal cost is not clearly different from 0"
+    if cost > 0:
+        return f"{metric} fell while fiscal cost rose: B costs more for less" if extra < 0 else ""
+    if extra < 0:
+        return f"{metric} and fiscal cost both fell (swap A and B for A's extra {metric} per extra CNY)"
+    if extra > 0:
+        return f"{metric} rose while fiscal cost fell: the rise costs nothing extra"
+    return f"fiscal cost fell and {metric} did not clearly change"

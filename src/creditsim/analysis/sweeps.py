@@ -36,8 +36,9 @@ from ..run.backends import Arrays, Backend, run_scenarios
 from ..run.checkpoint import read_manifest
 from ..run.progress import ProgressArg
 from ..scenario import Scenario, load_scenario, parse_overrides, scenario_from_dict, value_at
+from ..scenario.changes import written as written_value
 from ..scenario.units import month_label
-from .compare import paired_stats
+from .compare import UNCHANGED, paired_stats, unchanged
 from .summaries import fiscal_costs
 
 __all__ = ["KEY_METRICS", "Sweep", "sweep", "resume_sweep", "run_dates", "field_value", "parse_grid", "parse_range", "path_summary", "value_and_unit", "variant", "written"]
@@ -223,7 +224,9 @@ class Sweep:
         -------
         DataFrame
             Columns ``variant``, each key, ``target, probability, ci_low, ci_high, median, change, change_low,
-            change_high, paths`` (``change`` NaN for the first value of the last key).
+            change_high, unchanged, paths`` (``change`` NaN for the first value of the last key). ``unchanged`` holds
+            on every row of a target whose P(met) spans less than :data:`~creditsim.analysis.compare.UNCHANGED` (one
+            point) across the variants and whose every paired interval includes 0 (never with one variant).
         """
         rows = []
         for i, settings in enumerate(self.settings):
@@ -238,10 +241,21 @@ class Sweep:
                 j = self._neighbour(i)
                 before = met(self.values[j][f"target:{name}"], self.scenarios[j].targets[name]) if j is not None else None
                 row.update(_change_columns(None if before is None else paired_difference_interval(before, hit)))
-                row["paths"] = hit.size
+                row.update(unchanged=False, paths=hit.size)
                 rows.append(row)
-        columns = ["variant", *self.keys, "target", "probability", "ci_low", "ci_high", "median", "change", "change_low", "change_high", "paths"]
-        return pd.DataFrame(rows, columns=columns)
+        columns = ["variant", *self.keys, "target", "probability", "ci_low", "ci_high", "median", "change", "change_low", "change_high", "unchanged", "paths"]
+        table = pd.DataFrame(rows, columns=columns)
+        for _, group in table.groupby("target", sort=False):
+            steps = group.dropna(subset=["change"])
+            still = len(self.settings) > 1 and group["probability"].max() - group["probability"].min() < UNCHANGED and all(
+                unchanged(r.change, r.change_low, r.change_high) for r in steps.itertuples())
+            table.loc[group.index, "unchanged"] = still
+        return table
+
+    def varied(self) -> dict[str, list[str]]:
+        """Each swept key's values, in the order the variants take them, as a scenario file writes them in the field's
+        unit (``{"guarantors.county.fee_rate": ["0.8%", "1%", "1.2%"]}``)."""
+        return {key: list(dict.fromkeys(written_value(key, field_value(s, key)) for s in self.scenarios)) for key in self.keys}
 
     def not_assessed(self) -> dict[str, str]:
         """The targets left out of some variant because they lie outside its run, with the reason."""

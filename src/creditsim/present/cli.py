@@ -4,15 +4,17 @@
 [--xlsx FILE] [--csv DIR] [--workers N | --scheduler ADDRESS] [--threads N] [--checkpoint DIR | --resume DIR]`` runs a scenario
 (the bundled default when none is given) and prints the key metrics at the end date with their 5–95% band, the
 targets and the 两增/两控 table, and writes what was asked for;
-``creditsim sweep [SCENARIO] --set key=v1,v2 --set key=a:b:n ...`` runs a grid of variants on common random numbers
-and prints each target's probability per variant; ``creditsim solve [SCENARIO] --target ID --probability P --vary
+``creditsim sweep [SCENARIO] --set key=v1,v2 --set key=a:b:n ... [--all-targets]`` runs a grid of variants on common
+random numbers and prints the keys varied and each target's probability per variant (targets that do not move folded
+into one line); ``creditsim solve [SCENARIO] --target ID --probability P --vary
 KEY --range LO:HI`` finds the smallest (or, with --largest, the largest) value meeting the target with that
 probability;
 ``creditsim report RESULTS_DIR [-o FILE]`` writes the HTML report of saved results;
 ``creditsim calibrate SCENARIO --data FILE.csv --fit KEY,... [-o FILE.toml]`` fits parameters to observed series and
 ``creditsim backtest SCENARIO --data FILE.csv --fit KEY,... --train-until YEAR`` tests the fit on later years;
-``creditsim compare [A] [B] [--set ...] [--set-base ...]`` runs two policies with common random numbers and
-prints B − A with 95% confidence intervals; ``creditsim validate SCENARIO`` checks a file. Exit codes: 0 success, 2 bad input (one line on stderr, no
+``creditsim compare [A] [B] [--set ...] [--set-base ...] [--all-targets]`` runs two policies with common random numbers
+and prints the inputs B changes, each target's P(met) and each bank's 两增/两控 P(pass) in A and B with the paired
+change, and B − A of the metrics, each with its 95% interval; ``creditsim validate SCENARIO`` checks a file. Exit codes: 0 success, 2 bad input (one line on stderr, no
 traceback), 130 interrupted.
 """
 
@@ -22,6 +24,7 @@ import argparse
 import os
 import signal
 import sys
+import textwrap
 import threading
 import unicodedata
 from collections.abc import Sequence
@@ -33,10 +36,10 @@ import pandas as pd
 
 from .. import __version__
 from ..analysis.calibrate import Calibration, against_data, backtest, calibrate, read_observations
-from ..analysis.compare import compare, format_comparison
+from ..analysis.compare import UNCHANGED, Comparison, compare
 from ..analysis.search import Solution, solve
 from ..analysis.summaries import fiscal_costs, instrument_events, per_fiscal_cost
-from ..analysis.sweeps import KEY_METRICS, Sweep, resume_sweep, sweep
+from ..analysis.sweeps import KEY_METRICS, Sweep, field_value, resume_sweep, sweep
 from ..analysis.uncertainty import Sensitivity, sensitivity, simulate_uncertain
 from ..errors import CreditsimError, ResultsError, ScenarioError, one_line
 from ..files import write_file
@@ -46,6 +49,7 @@ from ..results.targets import SIGNS
 from ..run.api import simulate
 from ..run.checkpoint import read_manifest
 from ..scenario import Scenario, load_scenario, scenario_from_dict
+from ..scenario.changes import written
 from ..scenario.units import format_value, parse_rate
 from .plots import sweep_figure
 from .report import write_report
@@ -103,6 +107,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 _SEED_HELP = "seed of every random number (default 0): with the path number it fixes a path"
+_ALL_TARGETS_HELP = "show every target, also those whose P(met) moves by less than a point with a paired 95%% interval holding 0 (folded into one line otherwise)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--seed", type=_non_negative_int, default=0, help=_SEED_HELP)
     comp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field of scenario B")
     comp.add_argument("--set-base", dest="base_overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field of scenario A")
+    comp.add_argument("--all-targets", action="store_true", help=_ALL_TARGETS_HELP)
     _backend_arguments(comp)
     comp.set_defaults(handler=_compare)
 
@@ -162,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--seed", type=_non_negative_int, help=_SEED_HELP)
     sw.add_argument("--metrics", metavar="M,M", help=f"metrics per variant (default {','.join(KEY_METRICS)})")
     sw.add_argument("--plot", metavar="FILE.png", help="write a chart of each target's probability against the first key")
+    sw.add_argument("--all-targets", action="store_true", help=_ALL_TARGETS_HELP)
     sw.add_argument("--csv", metavar="FILE.csv", help="write the table of targets and metrics per variant")
     kept = sw.add_mutually_exclusive_group()
     kept.add_argument("--checkpoint", metavar="DIR", help="keep finished tasks in DIR, so that an interrupted sweep can continue")
@@ -409,7 +416,7 @@ def _sweep(args: argparse.Namespace) -> int:
         result = sweep(load_scenario(args.scenario), args.grid, paths=DEFAULT_PATHS if args.paths is None else args.paths,
                        seed=args.seed or 0, metrics=metrics, checkpoint=args.checkpoint, **_backend(args))
     targets, key_metrics = result.targets(), result.key_metrics()
-    print(format_sweep(result, targets, key_metrics))
+    print(format_sweep(result, targets, key_metrics, all_targets=args.all_targets))
     written = []
     if args.plot:
         if targets.empty:
@@ -424,25 +431,31 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_sweep(result: Sweep, targets: pd.DataFrame, table: pd.DataFrame) -> str:
-    """The text ``creditsim sweep`` prints from the sweep's ``targets()`` and ``key_metrics()`` tables: per target,
-    each variant's probability with its 95% interval and the paired change from the previous value of the last
-    key; then the key metrics' means."""
+def format_sweep(result: Sweep, targets: pd.DataFrame, table: pd.DataFrame, all_targets: bool = False) -> str:
+    """The text ``creditsim sweep`` prints from the sweep's ``targets()`` and ``key_metrics()`` tables: the keys varied
+    and their values; per target, each variant's probability with its 95% interval and the paired change from the
+    previous value of the last key, the targets that do not move (``unchanged``) folded into one line unless
+    ``all_targets``; then the key metrics' means."""
     keys = result.keys
     n = len(result.path_ids)
     lines = [f"creditsim {__version__} · sweep of {result.scenario.name} · {len(result.settings)} variants × {n} paths · seed {result.seed} · "
              "common random numbers"]
+    lines += [f"varied: {key} = {', '.join(values)}" for key, values in result.varied().items()]
     width = max(12, *(len(k) + 2 for k in keys))
+    shown = [[written(k, field_value(s, k)) for k in keys] for s in result.scenarios]
 
     def head(title: str, columns: str) -> None:
         lines.extend(["", title, "".join(f"{k:<{width}}" for k in keys) + columns])
 
     def settings(i: int) -> str:
-        return "".join(_pad(_shown(result.settings[i][k]), width) for k in keys)
+        return "".join(_pad(value, width) for value in shown[i])
 
     for name, why in result.not_assessed().items():
         lines += ["", f"target {name}: not assessed ({why})"]
+    folded = list(dict.fromkeys(targets.loc[targets["unchanged"], "target"])) if not all_targets else []
     for name in dict.fromkeys(targets["target"]):
+        if name in folded:
+            continue
         t = result.scenario.targets[name]
         unit = metric(t.metric).unit
         head(f"target {name}: {t.metric} {SIGNS[t.comparison]} {format_value(t.value, unit)}" + (f" ({t.label})" if t.label else ""),
@@ -451,6 +464,7 @@ def format_sweep(result: Sweep, targets: pd.DataFrame, table: pd.DataFrame) -> s
             ci = f"[{100 * row.ci_low:.0f}%, {100 * row.ci_high:.0f}%]"
             change = "" if np.isnan(row.change) else f"{100 * row.change:+.1f} [{100 * row.change_low:+.1f}, {100 * row.change_high:+.1f}] pts"
             lines.append(f"{settings(row.variant)}{100 * row.probability:>7.0f}%   {ci:<14}{format_value(row.median, unit):>12}   {change}")
+    lines += _folded(folded, "across the variants")
     for name in result.metrics:
         unit = metric(name).unit
         when = "total" if metric(name).kind == "flow" else "at the end"
@@ -463,8 +477,13 @@ def format_sweep(result: Sweep, targets: pd.DataFrame, table: pd.DataFrame) -> s
     return "\n".join(lines)
 
 
-def _shown(value: object) -> str:
-    return value if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value)
+def _folded(names: list[str], where: str) -> list[str]:
+    """The line (wrapped) that names the targets folded away as unchanged."""
+    if not names:
+        return []
+    text = (f"{len(names)} target{'s' if len(names) > 1 else ''} unchanged {where} (P(met) moves by less than {100 * UNCHANGED:.0f} point, "
+            f"paired 95% interval holding 0; --all-targets shows them): {', '.join(names)}")
+    return ["", *textwrap.wrap(text, 110, subsequent_indent="  ", break_on_hyphens=False)]
 
 
 def _solve(args: argparse.Namespace) -> int:
@@ -593,14 +612,98 @@ def _compare(args: argparse.Namespace) -> int:
     base = load_scenario(args.base, args.base_overrides)
     variant = load_scenario(args.variant if args.variant is not None else args.base, args.overrides)
     comparison = compare(base, variant, paths=args.paths, seed=args.seed, **_backend(args))
-    print(format_comparison(comparison, END_STOCKS, TOTAL_FLOWS, format_value))
-    costs = per_fiscal_cost(comparison, "disbursed")
-    if costs["extra_fiscal_cost"] != 0:
-        borrowers = per_fiscal_cost(comparison, "borrowers", total=False)
-        print(f"\nper extra CNY of fiscal cost (B − A: {format_value(costs['extra_fiscal_cost'], 'CNY')}, start-up money included)")
-        print(f"{'extra lending (disbursed)':<38}{costs['per_cny']:>14.2f}   [{costs['ci_low']:.2f}, {costs['ci_high']:.2f}] CNY")
-        print(f"{'extra borrowers at the end, per 1万':<38}{1e4 * borrowers['per_cny']:>14.3f}   [{1e4 * borrowers['ci_low']:.3f}, {1e4 * borrowers['ci_high']:.3f}]")
+    print(format_comparison(comparison, all_targets=args.all_targets))
     return 0
+
+
+def format_comparison(comparison: Comparison, all_targets: bool = False) -> str:
+    """The text ``creditsim compare`` prints: the inputs B changes (both values); each target's P(met) in A and B
+    with the paired change (targets that do not move folded into one line unless ``all_targets``); each bank's
+    两增 and 两控 P(pass) at each year-end in A and B with the paired change; the end-date stocks and the totals of
+    flows, A, B and B − A; and the extra lending and borrowers per extra CNY of fiscal cost, where the signs of the
+    changes make such a ratio mean something."""
+    a, b = comparison.base, comparison.variant
+    lines = [f"creditsim {__version__} · compare · A: {a.scenario.name} · B: {b.scenario.name} · {a.paths} paths · seed {a.seed} · "
+             "common random numbers"]
+    changes = comparison.changes()
+    if changes.empty:
+        lines.append("B changes no input of A: the two scenarios are the same")
+    else:
+        lines.append(f"B changes {len(changes)} input{'s' if len(changes) > 1 else ''} of A:")
+        lines += [f"  {row.key}: {row.a_text} → {row.b_text}" for row in changes.itertuples()]
+    lines += _compared_targets(comparison.targets(), all_targets)
+    lines += _compared_assessment(comparison.two_increases())
+    lines += ["", f"{'at ' + a.dates[-1]:<30}{'mean A':>14}{'mean B':>14}{'B − A':>14}   95% CI of B − A"]
+    for total, names in ((False, END_STOCKS), (True, TOTAL_FLOWS)):
+        if total:
+            lines += ["", f"{'total ' + a.dates[1] + ' → ' + a.dates[-1]:<30}"]
+        for name in names:
+            row = comparison.difference(name, ALL, total=total)
+            unit = metric(name).unit
+            lines.append(f"{name:<30}{format_value(row['mean_a'], unit):>14}{format_value(row['mean_b'], unit):>14}"
+                         f"{format_value(row['diff'], unit):>14}   [{format_value(row['ci_low'], unit)}, {format_value(row['ci_high'], unit)}]")
+    lines += _per_fiscal_cost_lines(comparison)
+    return "\n".join(lines)
+
+
+def _p(p: float, low: float, high: float) -> str:
+    """A probability with its interval, in per cent: ``92% [85, 96]``."""
+    return f"{100 * p:.0f}% [{100 * low:.0f}, {100 * high:.0f}]"
+
+
+def _change(change: float, low: float, high: float) -> str:
+    """A change in probability with its interval, in points: ``+3.0 [+0.4, +6.1] pts``."""
+    return f"{100 * change:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] pts"
+
+
+def _compared_targets(table: pd.DataFrame, all_targets: bool) -> list[str]:
+    if table.empty:
+        return []
+    folded = [] if all_targets else list(table.loc[table["unchanged"].eq(True), "target"])
+    width = max(30, *(len(name) + 2 for name in table["target"]))
+    lines: list[str] = []
+    for row in table.itertuples():
+        if row.target in folded:
+            continue
+        if not lines:
+            lines = ["", f"{'targets':<{width}}{'P(met) A [95% CI]':<20}{'P(met) B [95% CI]':<20}change in P [paired 95% CI]"]
+        if row.note:
+            lines.append(f"{row.target:<{width}}{row.note}")
+            continue
+        lines.append(f"{row.target:<{width}}{_p(row.p_a, row.p_a_low, row.p_a_high):<20}{_p(row.p_b, row.p_b_low, row.p_b_high):<20}"
+                     f"{_change(row.change, row.change_low, row.change_high)}")
+    return lines + _folded(folded, "from A to B")
+
+
+def _compared_assessment(table: pd.DataFrame) -> list[str]:
+    """两增 and 两控 at each year-end, per bank and for all banks: P(pass) in A and B and the paired change."""
+    year_end = table[table["date"].str.endswith("-12") & table["check"].isin(["两增", "两控"])]
+    if year_end.empty:
+        return []
+    lines = ["", _pad("at year-end", 30) + f"{'P(pass) A [95% CI]':<20}{'P(pass) B [95% CI]':<20}change in P [paired 95% CI]"]
+    for check in ("两增", "两控"):
+        for row in year_end[year_end["check"] == check].sort_values("year", kind="stable").itertuples():
+            lines.append(_pad(f"{check} {row.bank} {row.year}", 30) + f"{_p(row.p_a, row.p_a_low, row.p_a_high):<20}"
+                         f"{_p(row.p_b, row.p_b_low, row.p_b_high):<20}{_change(row.change, row.change_low, row.change_high)}")
+    return lines
+
+
+def _per_fiscal_cost_lines(comparison: Comparison) -> list[str]:
+    """The extra lending and borrowers per extra CNY of fiscal cost, or why such a ratio means nothing here; nothing
+    when the fiscal cost is the same on every path."""
+    lending = per_fiscal_cost(comparison, "disbursed")
+    if lending["extra_fiscal_cost_low"] == 0 == lending["extra_fiscal_cost_high"]:
+        return []
+    borrowers = per_fiscal_cost(comparison, "borrowers", total=False)
+    cost = (f"{format_value(lending['extra_fiscal_cost'], 'CNY')} [{format_value(lending['extra_fiscal_cost_low'], 'CNY')}, "
+            f"{format_value(lending['extra_fiscal_cost_high'], 'CNY')}]")
+    lines = ["", f"fiscal cost B − A: {cost} (start-up money included)"]
+    for label, row, scale, digits in (("extra lending (disbursed) per extra CNY", lending, 1.0, 2), ("extra borrowers at the end per extra 1万", borrowers, 1e4, 3)):
+        if row["note"]:
+            lines.append(f"{label:<42}not shown: {row['note']}")
+        else:
+            lines.append(f"{label:<42}{scale * row['per_cny']:.{digits}f}   [{scale * row['ci_low']:.{digits}f}, {scale * row['ci_high']:.{digits}f}]")
+    return lines
 
 
 def format_summary(results: Results) -> str:

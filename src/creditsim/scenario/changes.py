@@ -1,0 +1,143 @@
+"""What differs between two scenarios, field by field, and a field's value as a scenario file writes it.
+
+:func:`changed_fields` compares two validated scenarios (their :meth:`~creditsim.scenario.Scenario.to_dict`) and
+lists every dotted key whose value differs, with both values; :func:`written` shows a value in the unit its field is
+written in (amounts in 万/亿, rates and shares in %, counts in 万), from the field's type in the schema. So a
+comparison or a sweep can say what it changed however the scenarios were made: two files, ``--set``, or Python.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+import typing
+from typing import Any
+
+from pydantic import BaseModel
+
+from .loading import key_path
+from .schema import Scenario, model_of
+
+__all__ = ["changed_fields", "field_unit", "written"]
+
+#: Fields that only describe (prose and display names): they change no number, so a difference in them is not listed.
+PROSE = frozenset({"description", "label", "source", "note"})
+#: Lists of numbers up to this long are compared item by item (``pd[0]``); a longer list (a loan tape's column) as one value.
+ITEMWISE = 12
+_MAGNITUDES = (("万亿", 1e12), ("亿", 1e8), ("万", 1e4))
+
+
+def changed_fields(a: Scenario, b: Scenario) -> list[tuple[str, Any, Any]]:
+    """Every field whose value differs between two scenarios, in file order.
+
+    Parameters
+    ----------
+    a, b : Scenario
+
+    Returns
+    -------
+    list of (key, value in a, value in b)
+        ``key`` is dotted as ``--set`` takes it (``guarantors.county.fee_rate``, ``firms.segments.micro.pd[0]``);
+        values are as validated (amounts in CNY, rates as fractions), None where the field or table is absent on
+        one side. A table present on one side only is listed field by field; prose fields (:data:`PROSE`) are left out.
+    """
+    found: list[tuple[str, Any, Any]] = []
+    _walk(a.to_dict(), b.to_dict(), "", found)
+    return found
+
+
+def _walk(x: Any, y: Any, key: str, found: list[tuple[str, Any, Any]]) -> None:
+    if x == y:
+        return
+    if isinstance(x, dict) or isinstance(y, dict):
+        if isinstance(x, dict | None) and isinstance(y, dict | None):
+            left, right = x or {}, y or {}
+            for name in [*left, *(n for n in right if n not in left)]:
+                if name not in PROSE:
+                    _walk(left.get(name), right.get(name), f"{key}.{name}" if key else name, found)
+            return
+    if isinstance(x, list) and isinstance(y, list) and len(x) == len(y) and (len(x) <= ITEMWISE or all(isinstance(v, dict) for v in x + y)):
+        if all(isinstance(v, dict) or _number(v) for v in x + y):
+            for i, (u, v) in enumerate(zip(x, y, strict=True)):
+                _walk(u, v, f"{key}[{i}]", found)
+            return
+    found.append((key, x, y))
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def field_unit(key: str) -> str:
+    """The unit a dotted key's value is written in: ``"CNY"`` (amounts), ``"%"`` (rates and shares), ``"count"``,
+    ``"sample"`` (the sample share), or ``""`` (plain numbers, text, months, true/false; also an unknown key)."""
+    model: type[BaseModel] | None = Scenario
+    annotation: Any = None
+    steps = [s for s in key_path(key) if isinstance(s, str)]  # list indexes stay in the field they index
+    skip = False
+    for step in steps:
+        if skip:  # a name in a table of named sections, or a year of a value by year
+            skip = False
+            continue
+        if model is None or step not in model.model_fields:
+            if annotation is not None and _keyed(annotation):
+                continue  # a key of a table of values (by year, by term, by product)
+            return ""
+        info = model.model_fields[step]
+        annotation = (info.annotation, tuple(info.metadata))
+        inner = model_of(info.annotation)
+        model = inner
+        skip = inner is not None and _keyed(annotation)
+    if model is not None or annotation is None:
+        return ""
+    text = repr(annotation)
+    for markers, unit in ((("parse_amount", "_positive_amount"), "CNY"), (("_probability", "_growth", "parse_rate"), "%"),
+                          (("parse_count",), "count"), (("_sample",), "sample")):
+        if any(marker in text for marker in markers):
+            return unit
+    return ""
+
+
+def _keyed(annotation: tuple[Any, tuple[Any, ...]]) -> bool:
+    """Whether a field's type holds a table keyed by names (``dict[str, ...]``), possibly besides a single value."""
+    kind = annotation[0]
+    options = typing.get_args(kind) if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union else (kind,)
+    return any(typing.get_origin(option) is dict for option in options)
+
+
+def written(key: str, value: Any) -> str:
+    """A field's value as a scenario file would write it, in its unit (:func:`field_unit`): ``"1亿"``, ``"0.5%"``,
+    ``"53万"``, ``"1:10"``, ``true``; a list or table item by item, each in its own field's unit; ``none`` for an
+    absent value.
+
+    Examples
+    --------
+    >>> written("guarantors.county.fee_rate", 0.005), written("pools.fund.size", 2e8), written("renewal.enabled", False)
+    ('0.5%', '2亿', 'false')
+    >>> written("guarantors.county.top_up", {"below": 1.45e9, "to": 1.5e9})
+    '{below = 14.5亿, to = 15亿}'
+    """
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {written(f'{key}.{k}', v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return f"[{', '.join(written(f'{key}[{i}]', v) for i, v in enumerate(value))}]" if len(value) <= ITEMWISE else f"{len(value)} values"
+    return _shown(value, field_unit(key))
+
+
+def _shown(value: Any, unit: str) -> str:
+    """One value (not a list or table) in a unit of :func:`field_unit`."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if not _number(value) or not math.isfinite(value):
+        return str(value)
+    if unit == "%":
+        return f"{100 * value:.6g}%"
+    if unit == "sample" and 0 < value < 1 and abs(1 / value - round(1 / value)) < 1e-9:
+        return f"1:{round(1 / value)}"
+    if unit in ("CNY", "count"):
+        for name, size in _MAGNITUDES:
+            if abs(value) >= size:
+                return f"{value / size:.6g}{name}"
+    return f"{value:.6g}"
