@@ -1,6 +1,7 @@
 """Loading a scenario: the one door. A TOML file (or the bundled default), ``--set`` overrides applied as dotted
-keys, every field validated by the schema and every cross-field rule by :mod:`creditsim.scenario.rules`; a problem
-is a one-line :class:`~creditsim.errors.ScenarioError` naming the dotted field, the value and the rule.
+keys, amounts in the file and ``--set`` checked for their units (:mod:`creditsim.scenario.written`), every field
+validated by the schema and every cross-field rule by :mod:`creditsim.scenario.rules`; a problem is a one-line
+:class:`~creditsim.errors.ScenarioError` naming the dotted field, the value (an amount in 亿/万) and the rule.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from pydantic import ValidationError
 from ..errors import _MISSING, ScenarioError
 from .loan_tape import read_loan_tape
 from .rules import check_rules
-from .schema import Scenario, model_of
+from .schema import Scenario, field_at, is_amount, model_at
+from .units import amount_text
+from .written import refuse_bare_amounts_in
 
 __all__ = ["DEFAULT_SCENARIO", "MAX_SCENARIO_BYTES", "load_scenario", "parse_overrides", "scenario_from_dict", "key_path", "value_at"]
 
@@ -38,7 +41,9 @@ def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | li
         A TOML scenario file; the bundled default scenario when omitted.
     overrides : dict or list of str, optional
         Values to set before validation, as ``{"banks.city.max_pd": 0.05}`` or as the CLI's
-        ``["banks.city.max_pd=0.05"]`` strings (values parsed as TOML, else taken as text).
+        ``["banks.city.max_pd=0.05"]`` strings (values parsed as TOML, else taken as text). The file and the strings
+        are text a person wrote, so an amount there needs its unit (``"15亿"``, ``"1200元"``; 0 may be bare); a
+        dict's values are Python's, where a plain number of CNY is accepted.
 
     Returns
     -------
@@ -64,7 +69,7 @@ def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | li
         if not raw_bytes.strip():
             raise ScenarioError(source, _MISSING, "is empty")
         try:
-            text = raw_bytes.decode("utf-8")
+            text = raw_bytes.decode("utf-8").removeprefix("\ufeff")  # the byte-order mark some editors write
         except UnicodeDecodeError:
             raise ScenarioError(source, _MISSING, "is not UTF-8 text") from None
         if "\x00" in text:
@@ -76,7 +81,10 @@ def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | li
     except RecursionError:
         raise ScenarioError(source, _MISSING, "nests arrays or tables too deeply") from None
     if isinstance(overrides, list):
-        overrides = parse_overrides(overrides)
+        for key, value in parse_overrides(overrides).items():
+            _set_dotted(data, key, value)
+        overrides = None
+    refuse_bare_amounts_in(data)
     return scenario_from_dict(data, overrides, base=None if path is None else Path(path).parent)
 
 
@@ -111,8 +119,20 @@ def scenario_from_dict(data: dict[str, Any], overrides: dict[str, Any] | None = 
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise _scenario_error(exc) from None
-    check_rules(scenario)
+    try:
+        check_rules(scenario)
+    except ScenarioError as exc:
+        raise _in_user_units(exc) from None
     return scenario
+
+
+def _in_user_units(error: ScenarioError) -> ScenarioError:
+    """An error about a field of amounts shows its value as the user writes amounts (550亿, not 55000000000.0)."""
+    found = field_at(error.field.split("."))
+    value = error.value
+    if found is None or not is_amount(*found) or isinstance(value, bool) or not isinstance(value, int | float):
+        return error
+    return ScenarioError(error.field, value, error.rule, shown=amount_text(value))
 
 
 def _read_loan_tapes(data: dict[str, Any], base: str | Path | None) -> None:
@@ -171,6 +191,7 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
         else:
             child = node.get(step) if isinstance(node, dict) else None
             if child is None:
+                _refuse_unknown_name(steps[:depth], node, step)
                 child = [] if isinstance(following, int) else {}
                 node[step] = child
         if isinstance(following, int) and not isinstance(child, list):
@@ -183,6 +204,19 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
         if not isinstance(node, list) or last >= len(node):
             raise ScenarioError(_shown_key(steps[:-1]), node, f"has no item [{last}], so '{key}' cannot be set")
     node[last] = value
+
+
+def _refuse_unknown_name(steps: Sequence[str | int], table: Any, name: str | int) -> None:
+    """A dotted key may set a field of a bank (segment, guarantor …) the scenario has, but not make one up field by
+    field: ``banks.nobank.max_pd`` names the bank that is not there and the banks that are. (A whole new bank may be
+    given as a table: ``banks.new={share = …, …}``.)"""
+    kind = _NAMED_TABLES.get(str(steps[-1])) if steps else None
+    if kind is None or model_at([*steps, name]) is None:
+        return
+    known = [str(k) for k in table] if isinstance(table, dict) else []
+    hint = difflib.get_close_matches(str(name), known, n=1)
+    listed = f"the {kind}s are {', '.join(known)}" if known else f"the scenario has no {kind}"
+    raise ScenarioError(_shown_key([*steps, name]), _MISSING, f"unknown {kind}" + (f" (did you mean '{hint[0]}'?)" if hint else "") + f"; {listed}")
 
 
 def _shown_key(steps: Sequence[str | int]) -> str:
@@ -215,8 +249,10 @@ def _field_of(error: Any) -> list[str]:
             if "function-" not in p and not (i > 0 and loc[i - 1] not in _NAMED_TABLES and _BRANCH.match(p))]
 
 
-#: Fields that are tables of named entities: what follows them is a name, never a union branch.
-_NAMED_TABLES = {"segments", "banks", "guarantors", "reguarantors", "pools", "targets", "channels"}
+#: Fields that are tables of named entities (what follows them is a name, never a union branch), and what each
+#: entity is called.
+_NAMED_TABLES = {"segments": "segment", "banks": "bank", "guarantors": "guarantor", "reguarantors": "re-guarantor", "pools": "pool",
+                 "targets": "target", "channels": "channel"}
 _BRANCH = re.compile(r"^(float|str|int|bool|literal\[.*\]|dict\[.*\]|tuple\[.*\]|list\[.*\])$")
 
 
@@ -227,7 +263,8 @@ def _scenario_error(exc: ValidationError) -> ScenarioError:
     deepest location under the first error's field names the real culprit.
     """
     errors = exc.errors(include_url=False)
-    first = _field_of(errors[0])
+    # a misspelt key is both an unknown key and a missing one: the unknown key, with its hint, is the one to name
+    first = _field_of(next((e for e in errors if e["type"] == "extra_forbidden"), errors[0]))
     error = max((e for e in errors if _field_of(e)[: len(first)] == first), key=lambda e: len(_field_of(e)))
     cause = error.get("ctx", {}).get("error")
     if isinstance(cause, ScenarioError):  # a rule that names its own place (a loan tape's row and column)
@@ -255,19 +292,6 @@ def _scenario_error(exc: ValidationError) -> ScenarioError:
 
 
 def _known_fields(loc: list[str]) -> list[str]:
-    """Field names allowed at a location of the schema (for 'did you mean'), walking the schema itself:
-    a table of banks or segments consumes the next part of the location as a name, whatever it is."""
-    model: Any = Scenario
-    parts = iter(loc)
-    for part in parts:
-        info = model.model_fields.get(part)
-        if info is None:
-            return []
-        inner = model_of(info.annotation)
-        if inner is None:
-            return []
-        origin = getattr(info.annotation, "__origin__", None)
-        if origin in (dict, tuple):
-            next(parts, None)  # the bank or segment name, or the index in a list of tables
-        model = inner
-    return list(model.model_fields)
+    """Field names allowed at a location of the schema (for 'did you mean')."""
+    model = model_at(loc)
+    return [] if model is None else list(model.model_fields)
