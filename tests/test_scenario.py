@@ -843,8 +843,10 @@ def test_setting_a_field_of_an_unknown_entity_names_it_and_the_known_ones(item, 
 
 
 def test_a_whole_new_entity_may_still_be_set():
+    """A new pool (bank, guarantor …) given whole, as a table or field by field, is not an unknown name."""
     s = load_scenario(None, ['pools.second={size = "1亿", payout_share = 0.5}'])
     assert s.pools["second"].size == 1e8
+    assert load_scenario(None, ['pools.second.size=1亿', "pools.second.payout_share=0.5"]).pools["second"] == s.pools["second"]
 
 
 def test_a_misspelt_key_in_a_file_is_named_with_its_hint(tmp_path):

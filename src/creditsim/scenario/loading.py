@@ -80,12 +80,9 @@ def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | li
         raise ScenarioError(source, _MISSING, f"is not valid TOML: {exc}") from None
     except RecursionError:
         raise ScenarioError(source, _MISSING, "nests arrays or tables too deeply") from None
-    if isinstance(overrides, list):
-        for key, value in parse_overrides(overrides).items():
-            _set_dotted(data, key, value)
-        overrides = None
-    refuse_bare_amounts_in(data)
-    return scenario_from_dict(data, overrides, base=None if path is None else Path(path).parent)
+    written = parse_overrides(overrides) if isinstance(overrides, list) else {}
+    given = overrides if isinstance(overrides, dict) else {}
+    return _validated(data, written, given, None if path is None else Path(path).parent, text=True)
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -111,14 +108,25 @@ def scenario_from_dict(data: dict[str, Any], overrides: dict[str, Any] | None = 
     A bank's ``loan_tape`` given as a file name is read from ``base`` (the directory of the scenario file; the
     working directory when None); given as a table (as :meth:`Scenario.to_dict` writes it) it is checked as it is.
     """
+    return _validated(data, {}, overrides or {}, base, text=False)
+
+
+def _validated(data: dict[str, Any], written: dict[str, Any], given: dict[str, Any], base: str | Path | None, *, text: bool) -> Scenario:
+    """Scenario data with the overrides a person wrote (``--set``) and those Python gave applied, then checked.
+
+    With ``text`` the data and the written overrides are a file's text, whose amounts must carry their units
+    (:mod:`creditsim.scenario.written`); Python's values are taken as they are.
+    """
     data = json.loads(json.dumps(data, default=str))  # a deep copy that the overrides may change
-    for key, value in (overrides or {}).items():
-        _set_dotted(data, key, value)
+    made_up = [entity for key, value in written.items() for entity in _set_dotted(data, key, value)]
+    if text:
+        refuse_bare_amounts_in(data)
+    made_up += [entity for key, value in given.items() for entity in _set_dotted(data, key, value)]
     _read_loan_tapes(data, base)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise _scenario_error(exc) from None
+        raise _scenario_error(exc, made_up, data) from None
     try:
         check_rules(scenario)
     except ScenarioError as exc:
@@ -179,8 +187,11 @@ def value_at(data: Any, key: str) -> Any:
     return node
 
 
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> list[list[str | int]]:
+    """Set a dotted key in scenario data; returns the place of the bank (segment, guarantor …) it made up when the
+    key names a field of one the data does not have (``banks.nobank.max_pd``), else nothing."""
     steps = key_path(key)
+    made_up: list[list[str | int]] = []
     node: Any = data
     for depth, (step, following) in enumerate(zip(steps[:-1], steps[1:], strict=True)):
         where = _shown_key(steps[: depth + 1])
@@ -191,7 +202,8 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
         else:
             child = node.get(step) if isinstance(node, dict) else None
             if child is None:
-                _refuse_unknown_name(steps[:depth], node, step)
+                if depth > 0 and str(steps[depth - 1]) in _NAMED_TABLES and model_at(steps[: depth + 1]) is not None:
+                    made_up.append(steps[: depth + 1])
                 child = [] if isinstance(following, int) else {}
                 node[step] = child
         if isinstance(following, int) and not isinstance(child, list):
@@ -204,19 +216,22 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
         if not isinstance(node, list) or last >= len(node):
             raise ScenarioError(_shown_key(steps[:-1]), node, f"has no item [{last}], so '{key}' cannot be set")
     node[last] = value
+    return made_up
 
 
-def _refuse_unknown_name(steps: Sequence[str | int], table: Any, name: str | int) -> None:
-    """A dotted key may set a field of a bank (segment, guarantor …) the scenario has, but not make one up field by
-    field: ``banks.nobank.max_pd`` names the bank that is not there and the banks that are. (A whole new bank may be
-    given as a table: ``banks.new={share = …, …}``.)"""
-    kind = _NAMED_TABLES.get(str(steps[-1])) if steps else None
-    if kind is None or model_at([*steps, name]) is None:
-        return
-    known = [str(k) for k in table] if isinstance(table, dict) else []
-    hint = difflib.get_close_matches(str(name), known, n=1)
-    listed = f"the {kind}s are {', '.join(known)}" if known else f"the scenario has no {kind}"
-    raise ScenarioError(_shown_key([*steps, name]), _MISSING, f"unknown {kind}" + (f" (did you mean '{hint[0]}'?)" if hint else "") + f"; {listed}")
+def _unknown_entity(errors: list[Any], made_up: list[list[str | int]], data: dict[str, Any]) -> ScenarioError | None:
+    """An override may give a bank (segment, guarantor …) field by field, but one that lacks a required field is
+    most likely a misspelt name: ``banks.nobank.max_pd`` is named as an unknown bank, with the known ones."""
+    for entity in made_up:
+        place = [str(step) for step in entity]
+        if any(e["type"] == "missing" and _field_of(e)[: len(place)] == place for e in errors):
+            kind = _NAMED_TABLES[place[-2]]
+            table = value_at(data, ".".join(place[:-1]))
+            known = [str(name) for name in table if [*entity[:-1], name] not in made_up] if isinstance(table, dict) else []
+            hint = difflib.get_close_matches(place[-1], known, n=1)
+            listed = f"the {kind}s are {', '.join(known)}" if known else f"the scenario has no {kind}"
+            return ScenarioError(".".join(place), _MISSING, f"unknown {kind}" + (f" (did you mean '{hint[0]}'?)" if hint else "") + f"; {listed}")
+    return None
 
 
 def _shown_key(steps: Sequence[str | int]) -> str:
@@ -256,13 +271,17 @@ _NAMED_TABLES = {"segments": "segment", "banks": "bank", "guarantors": "guaranto
 _BRANCH = re.compile(r"^(float|str|int|bool|literal\[.*\]|dict\[.*\]|tuple\[.*\]|list\[.*\])$")
 
 
-def _scenario_error(exc: ValidationError) -> ScenarioError:
-    """The first validation error, as a one-line ScenarioError naming the dotted field.
+def _scenario_error(exc: ValidationError, made_up: list[list[str | int]], data: dict[str, Any]) -> ScenarioError:
+    """The first validation error, as a one-line ScenarioError naming the dotted field (or the bank, guarantor … an
+    override made up, see :func:`_unknown_entity`).
 
     Where a field accepts alternatives (one rate or a table by year) pydantic reports each branch; the
     deepest location under the first error's field names the real culprit.
     """
     errors = exc.errors(include_url=False)
+    unknown = _unknown_entity(errors, made_up, data)
+    if unknown is not None:
+        return unknown
     # a misspelt key is both an unknown key and a missing one: the unknown key, with its hint, is the one to name
     first = _field_of(next((e for e in errors if e["type"] == "extra_forbidden"), errors[0]))
     error = max((e for e in errors if _field_of(e)[: len(first)] == first), key=lambda e: len(_field_of(e)))

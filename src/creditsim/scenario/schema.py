@@ -625,7 +625,7 @@ class Target(_Model):
     metric: str = Field(description="The metric measured (see docs/reference/metrics.md).")
     measure: Literal["stock", "increase", "cumulative", "average", "ratio"] = Field(description="How the metric is measured: stock (余额) or ratio at a date, increase (新增), cumulative flow (累计) or average over a period.")
     comparison: Annotated[Literal[">=", "<=", ">", "<"], BeforeValidator(_comparison)] = Field(">=", description="How the measured value must compare with the threshold: '>=', '<=', '>' or '<' (≥ and ≤ accepted).")
-    threshold: float | str = Field(description="The target value in the metric's unit: an amount for money ('1000亿'), a count for firms or loans (15000, '1.5万户'), a rate for a fraction ('1%'); may be negative.")
+    threshold: float | str = Field(description="The target value in the metric's unit: an amount for money, with its unit ('1000亿'; in a file a bare number other than 0 is refused), a count for firms or loans (15000, '1.5万户'), a rate for a fraction ('1%'); may be negative.")
     date: Month | None = Field(None, description="The date of a stock or ratio target, 'YYYY-MM' (month end); the opening month (before calendar.start) is allowed. A target outside the run is reported as not assessed.")
     start: Month | None = Field(None, description="First month of the period of an increase, cumulative or average target.")
     end: Month | None = Field(None, description="Last month of the period of an increase, cumulative or average target.")
