@@ -25,7 +25,7 @@ API: dict[str, list[str]] = {
     "creditsim": [
         "load_scenario", "Scenario", "simulate", "Results", "compare", "Comparison", "sweep", "Sweep", "solve", "Solution",
         "instrument_events", "fiscal_costs", "per_fiscal_cost", "Backend", "METRICS",
-        "CreditsimError", "ScenarioError", "ResultsError", "BackendError",
+        "CreditsimError", "ScenarioError", "ScenarioWarning", "ResultsError", "BackendError",
     ],
     "creditsim.present.plots": ["fan_chart", "target_chart", "two_increases_chart", "loss_chart", "capital_chart", "sweep_figure"],
     "creditsim.present.report": ["write_report"],

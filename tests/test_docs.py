@@ -9,7 +9,7 @@ Rules for the blocks of one page (in order, in one temporary directory holding l
   continues on the next; comment lines are skipped;
 - ``toml file=NAME``: written to NAME for later blocks; ``toml from=FILE``: every value in it must be the one in
   FILE (a quoted excerpt); other ``toml`` must load as a scenario when it has a ``[calendar]`` table, else as a
-  fragment merged into the bundled default;
+  fragment merged into the bundled default, its amounts written with their units as a file's must be;
 - ``text`` right after a ``bash`` or ``python`` block (no other block between): that block's output, each
   non-blank line appearing in order among the output's lines, runs of spaces counting as one (``...``
   lines are skipped); other ``text`` blocks
@@ -37,6 +37,7 @@ import matplotlib
 import pytest
 
 from creditsim.scenario import load_scenario, scenario_from_dict
+from creditsim.scenario.written import refuse_bare_amounts
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -230,11 +231,10 @@ def _run_blocks(page: Path, tmp_path: Path, env: dict, namespace: dict, sessions
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(block.text, encoding="utf-8")
                 continue
-            data = tomllib.loads(block.text)
-            if "calendar" in data:
-                scenario_from_dict(data)
-            else:
-                scenario_from_dict(_merged(load_scenario().to_dict(), data))
+            data = tomllib.loads(block.text)  # a scenario file's text: its amounts carry their units
+            whole = data if "calendar" in data else _merged(load_scenario().to_dict(), data)
+            refuse_bare_amounts(data, whole)
+            scenario_from_dict(whole)
         elif block.language == "text" and block.follows_code:
             missing = _missing(block.text, output)
             assert missing is None, f"{where}: the output of the block before has no line {missing!r} (in order); it printed:\n{output}"

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from creditsim import simulate
 from creditsim.model.engine import run_task
 from creditsim.scenario import scenario_from_dict
+from creditsim.scenario.schema import MAX_RATES
 from helpers import assert_guarantee_rules, assert_identities, assert_ledgers, assert_pool_rules, with_changes
 from test_first_loans_and_renewal import pool_data
 
@@ -295,9 +296,9 @@ def test_instrument_summaries():
 
 
 def test_costs_and_fees_never_push_capital_below_zero():
-    """An insolvent guarantor whose costs exceed its fees, and one paying a 100% re-guarantee fee: capital stays at
+    """An insolvent guarantor whose costs exceed its fees, and one paying the highest re-guarantee fee: capital stays at
     or above 0 (fees and costs are paid out of what it has) and still rolls forward exactly."""
-    for changes in ({"guarantors.fund.cost_rate": "1%"}, {"reguarantors.provincial.fee_rate": 1.0}):
+    for changes in ({"guarantors.fund.cost_rate": "1%"}, {"reguarantors.provincial.fee_rate": MAX_RATES["fee rate"]}):
         data = with_changes(guarantee_data(firms=10, capital=1e6, reguarantee={"provincial": 1.0} if "reguarantors.provincial.fee_rate" in changes else {}), changes)
         data["firms"]["segments"]["only"]["pd"] = [1.0, 0.0, 0.0]
         r = simulate(scenario_from_dict(data), paths=2, seed=1)

@@ -226,7 +226,7 @@ BAD_TAPES = {
     "pool on a guaranteed loan": (_rows("B,500000,2020-04,2021-03,guaranteed,0,fund,performing,"),
                                   "loan tape book.csv, row 3, column cover: pool fund covers credit loans, and this loan is guaranteed"),
     "pool above its max_loan": (_rows("B,300万,2020-04,2021-03,credit,0,fund,performing,"),
-                                "loan tape book.csv, row 3, column cover: pool fund covers loans up to its max_loan (200.0万), and this loan is 300.0万"),
+                                "loan tape book.csv, row 3, column cover: pool fund covers loans up to its max_loan (200万), and this loan is 300万"),
     "firm with another maturity": (_rows("A,200000,2020-04,2021-06,credit,0,,performing,"),
                                    "loan tape book.csv, row 3, column maturity: firm 'A' has maturity 2021-03 on row 2: a firm's loans share one start "
                                    "and maturity (the engine's borrower has one facility)"),
@@ -236,8 +236,8 @@ BAD_TAPES = {
     "firm of two grades": (_rows("A,200000,2020-04,2021-03,credit,1,,performing,"),
                            "loan tape book.csv, row 3, column grade: firm 'A' has grade 0 on row 2: a firm has one grade"),
     "firm above the inclusive limit": (_rows("A,996万,2020-04,2021-03,credit,0,,performing,"),
-                                       "loan tape book.csv, row 3, column amount: firm 'A''s loans add up to 1,046.0万, above "
-                                       "firms.inclusive_line_limit (1,000.0万): a loan tape holds the inclusive book"),
+                                       "loan tape book.csv, row 3, column amount: firm 'A''s loans add up to 1046万, above "
+                                       "firms.inclusive_line_limit (1000万): a loan tape holds the inclusive book"),
 }
 
 
@@ -259,13 +259,13 @@ BAD_BANKS = {
                                                "term_mix": {"12": 1.0}, "product_mix": {"credit": 1.0}}, "banks.city.share": 1.0},
                                            "loan tape book.csv, row 3, column cover: guarantor county does not admit bank city (its banks: rural)"),
     "guarantor's max_line": ({"guarantors.county.max_line": "50万"},
-                             "loan tape book.csv, row 3, column cover: firm 'A''s line (80.0万) is above guarantor county's max_line (50.0万)"),
+                             "loan tape book.csv, row 3, column cover: firm 'A''s line (80万) is above guarantor county's max_line (50万)"),
     "initial_balance": ({"banks.city.initial_balance": "200万"},
-                        "banks.city.initial_balance = 2000000.0: must be left out with loan_tape: the tape is the bank's opening book"),
+                        "banks.city.initial_balance = 200万: must be left out with loan_tape: the tape is the bank's opening book"),
     "opening_npl_ratio": ({"banks.city.opening_npl_ratio": 0.02},
                           "banks.city.opening_npl_ratio = 0.02: must be left out with loan_tape: the tape's npl loans are the bank's opening NPLs"),
     "all_loans below the tape": ({"banks.city.all_loans": "250万"},
-                                 "banks.city.all_loans = 2500000.0: must be ≥ the loan tape's balance (280.0万: 200.0万 performing, 80.0万 npl)"),
+                                 "banks.city.all_loans = 250万: must be ≥ the loan tape's balance (280万: 200万 performing, 80万 npl)"),
     "not a tape file": ({"banks.city.loan_tape": "book.xlsx"}, "banks.city.loan_tape = 'book.xlsx': must name a loan tape file ending in .csv or .parquet"),
     "missing file": ({"banks.city.loan_tape": "nowhere.csv"}, "banks.city.loan_tape = 'nowhere.csv': cannot read the file: No such file or directory"),
     "more tape firms than firms": ({"firms.segments.only.firms": 2},

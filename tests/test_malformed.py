@@ -145,6 +145,8 @@ BAD_VALUES: dict[str, list[Any]] = {
     "parse_count": [*NOT_FINITE, -1, "-3万", 1.1e9, "11亿", "12万元", *BAD_UNITS],
     "_probability": [*NOT_FINITE, -0.1, 1.5, "150%", "-1%", "5 percent", "0.5.5", 2],
     "_growth": [*NOT_FINITE, -1, -1.5, "-100%", 11, "1200%", "x%", "5 percent"],
+    "_interest_rate": [*NOT_FINITE, -0.01, 0.5, "31%", "-1%", "5 percent", 2],
+    "_fee_rate": [*NOT_FINITE, -0.01, 0.2, "11%", "-1%", "5 percent", 2],
     "_non_negative": [*NOT_FINITE, -1, -1e-9, "5"],
     "parse_month": ["2021-13", "2021-00", "2021-1", "21-01", "2021/01", "1899-12", "2201-01", "2021-02-30", 202101, "January 2021"],
     "_sample": [0, -0.5, 1.5, "1:0", "a:b", "0:100", *NOT_FINITE, "1/100"],
@@ -440,7 +442,7 @@ def test_each_structural_mistake(tmp_path, what, change, fields):
     (b"name = 'x'\nname = 'y'\n", "is not valid TOML"),                      # a key given twice
     (b"!!python/object/apply:os.system ['echo hi']\n", "is not valid TOML"),   # YAML tags mean nothing in TOML
     (b"name = \"__import__('os').system('echo hi')\"\n", "calendar"),       # a string is a string, never code
-    (b"\xef\xbb\xbfname = 'x'\n", "is not valid TOML"),                        # a byte-order mark is not TOML
+    (b"\xef\xbb\xbfname = 'x'\n", "calendar"),                                 # a byte-order mark (some editors write one) is read past
     (b"name = 'x'\r\n[calendar]\r\nstart = '2021-01'\r\n", "months"),       # Windows line ends are fine
     (b"name = " + b"[" * 3000 + b"]" * 3000 + b"\n", "nests arrays or tables too deeply"),  # 6 KB that recurse
 ])
@@ -476,3 +478,28 @@ def test_the_console_script_reports_malformed_files_in_one_line(tmp_path):
         done = subprocess.run([*_console_command(), "validate", str(path)], capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and done.stdout == "", what
         assert done.stderr.count("\n") == 1 and done.stderr.startswith(f"creditsim: error: {fields[0]}"), (what, done.stderr)
+
+
+# ------------------------------------------------------------------------------------------------ amounts need their unit
+_CNY_METRICS = {m.name for m in METRICS if m.unit == "CNY"}
+#: Every amount of the bundled default: each field of amounts, and each target's threshold on a metric in CNY.
+AMOUNTS = [path for path, kind, _ in LEAVES if kind in ("parse_amount", "_positive_amount")]
+AMOUNTS += [("targets", name, "threshold") for name, target in BASE["targets"].items() if target["metric"] in _CNY_METRICS]
+
+
+def test_every_kind_of_amount_is_covered():
+    assert len(AMOUNTS) > 25 and {path[0] for path in AMOUNTS} >= {"firms", "banks", "guarantors", "reguarantors", "pools", "interest_subsidy", "targets"}
+
+
+@pytest.mark.parametrize("path", AMOUNTS, ids=_field)
+def test_a_bare_amount_in_a_file_is_refused_naming_its_field_and_units(tmp_path, path, capsys):
+    """An amount written as a bare number (15, or "15") in a scenario file is refused, naming the field and the
+    units it takes, whatever the field (the rule is one, for every amount of the schema); 0 stays allowed bare."""
+    for bare in (15, "15"):
+        data = copy.deepcopy(BASE)
+        _set(data, path, bare)
+        file = tmp_path / "scenario.toml"
+        file.write_text(toml_text(data), encoding="utf-8")
+        assert main(["validate", str(file)]) == 2
+        shown = repr(bare) if isinstance(bare, str) else bare
+        assert capsys.readouterr().err == f"creditsim: error: {_field(path)} = {shown}: an amount needs its unit (亿, 万 or 元), e.g. 15亿 or 15万\n"

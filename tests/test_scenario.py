@@ -705,3 +705,173 @@ def test_every_bundled_scenario_validates_and_runs(path):
         s = load_scenario(path, {"calendar.months": 6})
     r = simulate(s, paths=2, seed=0)
     assert np.isfinite(r.values("balance")).all()
+
+
+# ================================================================================================ units and errors that help
+@pytest.mark.parametrize(("text", "expected"), [("5千万", 5e7), ("3百万", 3e6), ("2千", 2e3), ("1.5千万元", 1.5e7), ("5千元", 5e3)])
+def test_amounts_take_qianwan_baiwan_and_qian(text, expected):
+    """千万, 百万 and 千 are units of amounts (and counts), in the one grammar of 万 and 亿."""
+    assert units.parse_amount(text) == pytest.approx(expected, rel=1e-12)
+    assert units.parse_count(text.removesuffix("元") + "户") == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize(("cny", "text"), [(5.5e10, "550亿"), (5e8, "5亿"), (3e7, "3000万"), (1.2e12, "1.2万亿"), (1200, "1200元"), (-2e9, "-20亿")])
+def test_amount_text_writes_amounts_as_people_do(cny, text):
+    assert units.amount_text(cny) == text
+    assert units.parse_quantity(text, "CNY") == cny
+
+
+@pytest.mark.parametrize(("item", "field", "number"), [
+    ("guarantors.county.capital=15", "guarantors.county.capital", "15"),
+    ("pools.ip_pledge.size=5000", "pools.ip_pledge.size", "5000"),
+    ('pools.ip_pledge.size="5000"', "pools.ip_pledge.size", "'5000'"),
+    ("targets.new_lending.threshold=1000", "targets.new_lending.threshold", "1000"),   # a target on a metric in CNY
+    ("targets.first_time_lending.threshold=2.5", "targets.first_time_lending.threshold", "2.5"),
+    ('guarantors.county.injections=[{date = "2022-01", amount = 3}]', "guarantors.county.injections.0.amount", "3"),
+    ('assumptions=[{key = "pools.ip_pledge.size", low = 1, high = 3, note = "x"}]', "assumptions.0.low", "1"),
+])
+def test_a_bare_amount_set_is_refused_naming_the_field_and_its_units(item, field, number):
+    """An amount given to --set as a bare number (or bare text) other than 0 is refused: a guarantor's capital, a
+    pool's size, the threshold of a target on a CNY metric, an amount inside a table, an assumption's ends."""
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario(None, [item])
+    assert str(exc.value).startswith(f"{field} = {number}: an amount needs its unit (亿, 万 or 元), e.g. ")
+
+
+def test_a_bare_amount_in_a_file_is_refused(tmp_path):
+    text = DEFAULT_TOML.read_text(encoding="utf-8").replace('capital = "15亿"', "capital = 1500000000")
+    path = tmp_path / "s.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario(path)
+    assert str(exc.value) == "guarantors.county.capital = 1500000000: an amount needs its unit (亿, 万 or 元), e.g. 15亿 for 1500000000 元"
+
+
+@pytest.mark.parametrize(("item", "check"), [
+    ("guarantors.county.capital=15亿", lambda s: s.guarantors["county"].capital == 1.5e9),
+    ("guarantors.county.capital=1500000000元", lambda s: s.guarantors["county"].capital == 1.5e9),
+    ("pools.ip_pledge.size=0", lambda s: s.pools["ip_pledge"].size == 0),               # 0 is 0 in any unit
+    ("targets.borrowers_2021.threshold=1000", lambda s: s.targets["borrowers_2021"].value == 1000),  # a count, not an amount
+    ("banks.big_bank.max_pd=0.05", lambda s: s.banks["big_bank"].max_pd == 0.05),
+])
+def test_amounts_with_units_zero_and_other_numbers_are_accepted(item, check):
+    assert check(load_scenario(None, [item]))
+
+
+def test_python_may_give_amounts_in_yuan():
+    """From Python (a dict of overrides, scenario_from_dict), a plain number is an amount in CNY."""
+    s = load_scenario(None, {"guarantors.county.capital": 1.5e9, "targets.new_lending.threshold": 1e11})
+    assert s.guarantors["county"].capital == 1.5e9 and s.targets["new_lending"].value == 1e11
+    assert scenario_from_dict(s.to_dict()) == s
+
+
+def test_a_sweep_or_a_range_written_without_units_is_refused():
+    """A sweep's values and a range to solve over are text too: an amount among them needs its unit."""
+    with pytest.raises(ScenarioError, match=r"^pools\.ip_pledge\.size = 6000: an amount needs its unit"):
+        creditsim.sweep(None, ["pools.ip_pledge.size=5亿,6000"], paths=2)
+    with pytest.raises(ScenarioError, match=r"^pools\.ip_pledge\.size = 1000: an amount needs its unit"):
+        creditsim.solve(None, target="ip_pool", vary="pools.ip_pledge.size", range_="1000:5000", paths=2)
+
+
+@pytest.mark.parametrize(("item", "message"), [
+    ("banks.big_bank.rate=0.5", "banks.big_bank.rate = 0.5: is 50% a year, more than any interest rate (at most 30%); did you mean '0.5%'?"),
+    ('banks.big_bank.rate={2020 = 0.045, 2021 = 4.5, 2022 = 0.045, 2023 = 0.045}',
+     "banks.big_bank.rate.2021 = 4.5: is 450% a year, more than any interest rate (at most 30%); did you mean '4.5%'?"),
+    ("guarantors.county.fee_rate=0.8", "guarantors.county.fee_rate = 0.8: is 80% a year, more than any fee rate (at most 10%); did you mean '0.8%'?"),
+    ("interest_subsidy.rate=1", "interest_subsidy.rate = 1: is 100% a year, more than any interest rate (at most 30%); did you mean '1%'?"),
+    ("banks.big_bank.rate=50%", "banks.big_bank.rate = '50%': is 50% a year, more than any interest rate (at most 30%)"),
+    ("demand.growth=30", "demand.growth = 30: is 3000% a year, more than any growth rate (at most 1000%); did you mean '30%'?"),
+])
+def test_an_implausible_rate_is_refused_with_the_value_probably_meant(item, message):
+    """A rate above what its kind can be (schema.MAX_RATES) is refused; written as a number whose percentage would be
+    plausible, the message offers it."""
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario(None, [item])
+    assert str(exc.value) == message
+
+
+@pytest.mark.parametrize(("item", "field"), [
+    ("renewal.until=2019-01", "renewal.until"),
+    ("renewal.until_by_segment={micro = '2020-12'}", "renewal.until_by_segment.micro"),
+    ("campaign.end=2020-06", "campaign.end"),
+])
+def test_a_date_that_switches_a_measure_off_before_the_run_is_refused(item, field):
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario(None, [item])
+    assert_field(exc, field)
+    assert "is before the run starts (2021-01), which would switch" in str(exc.value)
+
+
+def test_a_date_ending_a_measure_within_the_run_is_valid():
+    s = load_scenario(None, ["renewal.until=2021-01", "campaign.end=2021-06"])
+    assert (s.renewal.until, s.campaign.end) == ("2021-01", "2021-06")
+
+
+def test_a_table_by_year_reaching_outside_the_run_is_warned():
+    """Years of tables by year outside the run are not used: one warning names the first table and counts the
+    others; the scenario is valid."""
+    with pytest.warns(creditsim.ScenarioWarning) as caught:
+        s = load_scenario(None, ["calendar.months=6"])
+    assert s.calendar.months == 6
+    assert [str(w.message) for w in caught] == [
+        "banks.big_bank.non_inclusive_growth and 5 other tables by year: give years outside the run (2021-01 to 2021-06), "
+        "which are not used: 2022, 2023"]
+    with pytest.warns(creditsim.ScenarioWarning, match=r"^demand\.growth: gives years outside the run \(2021-01 to 2023-12\), which are not used: 2019$"):
+        load_scenario(None, {"demand.growth": {"2019": 0.1, "2021": 0.1, "2022": 0.1, "2023": 0.1}})
+    with pytest.warns(creditsim.ScenarioWarning, match=r"^guarantors\.county\.injections\.0\.date = '2020-06': is outside the run"):
+        load_scenario(None, ['guarantors.county.injections=[{date = "2020-06", amount = "1亿"}]'])
+
+
+@pytest.mark.parametrize(("item", "message"), [
+    ("banks.nobank.max_pd=0.1", "banks.nobank: unknown bank; the banks are big_bank, city_bank, rural_bank"),
+    ("banks.big_bnk.max_pd=0.1", "banks.big_bnk: unknown bank (did you mean 'big_bank'?); the banks are big_bank, city_bank, rural_bank"),
+    ("guarantors.nope.capital=5亿", "guarantors.nope: unknown guarantor; the guarantors are credit_fund, county"),
+    ("reguarantors.nope.capital=5亿", "reguarantors.nope: unknown re-guarantor; the re-guarantors are provincial, national_fund"),
+    ("pools.nope.size=5亿", "pools.nope: unknown pool; the pools are ip_pledge"),
+    ("firms.segments.nope.rho=0.1", "firms.segments.nope: unknown segment; the segments are micro, small, individual"),
+    ("targets.nope.threshold=1", "targets.nope: unknown target; the targets are new_lending, credit_loans, first_time_borrowers, "
+                                 "first_time_lending, growth_2021, growth_2022, growth_2023, borrowers_2021, borrowers_2022, borrowers_2023, "
+                                 "guarantee_fee, ip_pool, new_firms"),
+    ("campaign.channels.nope.need=0.1", "campaign.channels.nope: unknown channel; the channels are visits, loan_code"),
+])
+def test_setting_a_field_of_an_unknown_entity_names_it_and_the_known_ones(item, message):
+    """--set may change a field of a bank (guarantor, pool …) the scenario has; an unknown name is named with the
+    known ones, not reported as the first field such an entity would need."""
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario(None, [item])
+    assert str(exc.value) == message
+
+
+def test_a_whole_new_entity_may_still_be_set():
+    """A new pool (bank, guarantor …) given whole, as a table or field by field, is not an unknown name."""
+    s = load_scenario(None, ['pools.second={size = "1亿", payout_share = 0.5}'])
+    assert s.pools["second"].size == 1e8
+    assert load_scenario(None, ['pools.second.size=1亿', "pools.second.payout_share=0.5"]).pools["second"] == s.pools["second"]
+
+
+def test_a_misspelt_key_in_a_file_is_named_with_its_hint(tmp_path):
+    """A misspelt key is both unknown and, for the key meant, missing: the unknown key is named, with its hint."""
+    path = tmp_path / "s.toml"
+    path.write_text(DEFAULT_TOML.read_text(encoding="utf-8").replace("reborrow_prob", "reborow_prob"), encoding="utf-8")
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario(path)
+    assert str(exc.value).startswith("demand.reborow_prob = ")
+    assert str(exc.value).endswith(": unknown field (did you mean 'reborrow_prob'?)")
+
+
+def test_a_file_with_a_byte_order_mark_loads(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + DEFAULT_TOML.read_bytes())
+    assert load_scenario(path) == load_scenario(DEFAULT_TOML)
+
+
+@pytest.mark.parametrize(("items", "message"), [
+    (["banks.big_bank.initial_balance=6000亿"], "banks.big_bank.initial_balance = 6000亿: must be ≤ all_loans (5600亿)"),
+    (["firms.segments.micro.line_p90=30万"], "firms.segments.micro.line_p90 = 30万: must be > line_median (80万)"),
+    (["firms.inclusive_line_limit=40万"], "firms.segments.micro.line_median = 80万: must be < firms.inclusive_line_limit (40万)"),
+])
+def test_errors_show_amounts_in_the_users_units(items, message):
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario(None, items)
+    assert str(exc.value) == message
+    assert exc.value.value == units.parse_amount(message.split(" = ")[1].split(":")[0])  # the value itself stays in CNY

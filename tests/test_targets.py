@@ -200,7 +200,7 @@ def test_target_fields_are_checked():
         ({"metric": "disbursed"}, "targets.t.measure = 'increase': cannot measure disbursed, a flow metric (use cumulative or average)"),
         ({"end": "2020-12"}, "targets.t.end = '2020-12': must not be before start (2021-01)"),
         ({"date": "2021-06"}, "targets.t.date = '2021-06': does not apply to a increase target (use start and end)"),
-        ({"threshold": "100 apples"}, "targets.t.threshold = '100 apples': must be an amount such as 5000000, '50万', '300亿' or '1.1万亿' (units 万, 亿, 万亿, 元) (balance is in CNY)"),
+        ({"threshold": "100 apples"}, "targets.t.threshold = '100 apples': must be an amount such as '50万', '300亿' or '1.1万亿' (units 万, 亿, 万亿, 千万, 百万, 千, 元) (balance is in CNY)"),
         ({"threshold": "5%"}, "targets.t.threshold = '5%': a percentage only suits a fraction (balance is in CNY)"),
         ({"metric": "borrowers", "threshold": "100亿元"}, "targets.t.threshold = '100亿元': must be a count such as 15000, '1.5万' or '53万户' (units 万, 亿) (borrowers is in firms)"),
         ({"comparison": "=="}, "targets.t.comparison = '==': input should be '>=', '<=', '>' or '<'"),

@@ -15,7 +15,7 @@ from .analysis.compare import Comparison, compare
 from .analysis.search import Solution, solve
 from .analysis.summaries import fiscal_costs, instrument_events, per_fiscal_cost
 from .analysis.sweeps import Sweep, sweep
-from .errors import BackendError, CreditsimError, ResultsError, ScenarioError
+from .errors import BackendError, CreditsimError, ResultsError, ScenarioError, ScenarioWarning
 from .metrics import METRICS
 from .results import Results
 from .run import Backend, simulate
@@ -46,5 +46,6 @@ __all__ = [
     "CreditsimError",
     "BackendError",
     "ScenarioError",
+    "ScenarioWarning",
     "ResultsError",
 ]

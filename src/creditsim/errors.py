@@ -6,7 +6,7 @@ library's errors without catching programming errors.
 
 from __future__ import annotations
 
-__all__ = ["BackendError", "CreditsimError", "DataError", "ScenarioError", "ResultsError", "one_line"]
+__all__ = ["BackendError", "CreditsimError", "DataError", "ScenarioError", "ScenarioWarning", "ResultsError", "one_line"]
 
 
 class CreditsimError(Exception):
@@ -21,12 +21,17 @@ class ScenarioError(CreditsimError, ValueError):
     and the column, e.g. ``loan tape book.csv, row 17, column maturity: '2019-13' is not a month (YYYY-MM)``.
     """
 
-    def __init__(self, field: str, value: object, rule: str) -> None:
+    def __init__(self, field: str, value: object, rule: str, *, shown: str | None = None) -> None:
         self.field = field
         self.value = value
         self.rule = rule
-        shown = _show(value)
+        shown = _show(value) if shown is None else shown  # ``shown``: the value in the user's units, e.g. 550亿
         super().__init__(one_line(f"{field} = {shown}: {rule}" if shown is not None else f"{field}: {rule}"))
+
+
+class ScenarioWarning(UserWarning):
+    """A scenario is valid but holds something the run will not use (a year of a table by year outside the run, a
+    capital injection before it starts); the message is one line naming the dotted field, like a ScenarioError's."""
 
 
 class ResultsError(CreditsimError):

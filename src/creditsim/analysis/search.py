@@ -35,6 +35,7 @@ from ..run.api import backend_for, path_numbers
 from ..run.backends import Backend, run_scenarios
 from ..run.progress import ProgressArg
 from ..scenario import Scenario, load_scenario, parse_overrides
+from ..scenario.written import refuse_bare_amounts
 from .sweeps import field_value, parse_range, path_summary, run_dates, value_and_unit, variant, written
 
 __all__ = ["Solution", "solve"]
@@ -128,7 +129,8 @@ def solve(
     vary : str
         A dotted key naming one number (e.g. ``pools.fund.size``).
     range_ : str or (lo, hi)
-        ``"1亿:5亿"`` or ``("1亿", "5亿")``: both ends in the same unit.
+        ``"1亿:5亿"`` or ``("1亿", "5亿")``: both ends in the same unit (written as text, an amount needs its unit;
+        numbers are taken as Python's, an amount in CNY).
     probability : float
         The level, in (0, 1).
     largest : bool
@@ -162,7 +164,11 @@ def solve(
     if not 0.0 < confidence < 1.0:
         raise ScenarioError("--confidence", confidence, "must be in (0, 1)")
     text = range_ if isinstance(range_, str) else f"{range_[0]}:{range_[1]}"
-    (lo, unit), (hi, _) = (value_and_unit(end) or (0.0, "") for end in parse_range(text, "--range", count=2))
+    ends = parse_range(text, "--range", count=2)
+    if isinstance(range_, str) or any(isinstance(end, str) for end in range_):  # text, where an amount needs its unit
+        for end in ends:
+            refuse_bare_amounts(parse_overrides([f"{vary}={end}"]), base.to_dict())
+    (lo, unit), (hi, _) = (value_and_unit(end) or (0.0, "") for end in ends)
     if not lo < hi:
         raise ScenarioError("--range", text, "must be written lo:hi with lo < hi")
     current = field_value(base, vary)

@@ -38,6 +38,7 @@ from ..run.progress import ProgressArg
 from ..scenario import Scenario, load_scenario, parse_overrides, scenario_from_dict, value_at
 from ..scenario.changes import written as written_value
 from ..scenario.units import month_label
+from ..scenario.written import refuse_bare_amounts
 from .compare import UNCHANGED, paired_stats, unchanged
 from .summaries import fiscal_costs
 
@@ -324,7 +325,8 @@ def sweep(
         The base scenario (None: the bundled default).
     grid : dict or iterable of str
         ``{"pools.fund.size": ["1亿", "2亿"], "guarantors.fund.fee_rate": "0.5%:1.5%:3"}`` (a string value is a
-        range ``a:b:n`` or a comma-separated list), or the CLI's ``["pools.fund.size=1亿,2亿", ...]``. Variants
+        range ``a:b:n`` or a comma-separated list), or the CLI's ``["pools.fund.size=1亿,2亿", ...]``. Written as
+        text, an amount needs its unit; a list's numbers are taken as Python's (an amount in CNY). Variants
         are the product of the keys' values, the last key changing fastest; a key with one value is set in the base
         scenario and not swept.
     paths, seed, progress, backend, workers, client, scheduler, threads, chunk_size, checkpoint
@@ -343,10 +345,12 @@ def sweep(
         For a bad key or value (naming it), an unknown metric, or a bad seed or path list.
     """
     base = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-    if isinstance(grid, dict):
-        table = {key: parse_grid([f"{key}={values}"])[key] if isinstance(values, str) else list(values) for key, values in grid.items()}
-    else:
-        table = parse_grid(grid)
+    written = parse_grid([f"{key}={values}" for key, values in grid.items() if isinstance(values, str)] if isinstance(grid, dict) else grid)
+    data = base.to_dict()
+    for key, values in written.items():  # text a person wrote, where an amount needs its unit
+        for value in values:
+            refuse_bare_amounts({key: value}, data)
+    table = {key: written[key] if isinstance(values, str) else list(values) for key, values in grid.items()} if isinstance(grid, dict) else written
     if not table:
         raise ScenarioError("--set", "", "a sweep needs at least one key=values")
     for key, values in table.items():

@@ -27,6 +27,7 @@ import sys
 import textwrap
 import threading
 import unicodedata
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -41,7 +42,7 @@ from ..analysis.search import Solution, solve
 from ..analysis.summaries import fiscal_costs, instrument_events, per_fiscal_cost
 from ..analysis.sweeps import KEY_METRICS, Sweep, field_value, resume_sweep, sweep
 from ..analysis.uncertainty import Sensitivity, sensitivity, simulate_uncertain
-from ..errors import CreditsimError, ResultsError, ScenarioError, one_line
+from ..errors import CreditsimError, ResultsError, ScenarioError, ScenarioWarning, one_line
 from ..files import write_file
 from ..metrics import metric
 from ..results.results import ALL, Results
@@ -76,7 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if previous is not None:
         signal.signal(signal.SIGTERM, _terminated)  # a batch system's stop is handled like Ctrl-C
     try:
-        return int(args.handler(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args.handler(args))
     except CreditsimError as exc:
         print(f"creditsim: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
@@ -97,6 +100,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _terminated(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """A scenario's warning as one line on stderr, as errors are (other warnings as Python shows them)."""
+    if issubclass(category, ScenarioWarning):
+        print(f"creditsim: warning: {one_line(str(message))}", file=sys.stderr)
+    else:
+        _python_showwarning(message, category, *args, **kwargs)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -255,19 +269,21 @@ def _probability(text: str) -> float:
 
 
 def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {text!r}")
-    return value
+    return _whole_number(text, least=1)
 
 
 def _non_negative_int(text: str) -> int:
+    return _whole_number(text, least=0)
+
+
+def _whole_number(text: str, least: int) -> int:
+    """A whole number of at least ``least``; anything else is refused with the one rule (-5 and 0 alike)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {text!r}")
+        value = None
+    if value is None or value < least:
+        raise argparse.ArgumentTypeError(f"must be a whole number ≥ {least}, got {text!r}")
     return value
 
 

@@ -9,14 +9,12 @@ comparison or a sweep can say what it changed however the scenarios were made: t
 from __future__ import annotations
 
 import math
-import types
-import typing
 from typing import Any
 
-from pydantic import BaseModel
-
+from ..errors import ScenarioError
 from .loading import key_path
-from .schema import Scenario, model_of
+from .schema import Scenario, field_at, field_kind
+from .units import amount_text
 
 __all__ = ["changed_fields", "field_unit", "written"]
 
@@ -24,7 +22,6 @@ __all__ = ["changed_fields", "field_unit", "written"]
 PROSE = frozenset({"description", "label", "source", "note"})
 #: Lists of numbers up to this long are compared item by item (``pd[0]``); a longer list (a loan tape's column) as one value.
 ITEMWISE = 12
-_MAGNITUDES = (("万亿", 1e12), ("亿", 1e8), ("万", 1e4))
 
 
 def changed_fields(a: Scenario, b: Scenario) -> list[tuple[str, Any, Any]]:
@@ -69,40 +66,14 @@ def _number(value: Any) -> bool:
 
 
 def field_unit(key: str) -> str:
-    """The unit a dotted key's value is written in: ``"CNY"`` (amounts), ``"%"`` (rates and shares), ``"count"``,
-    ``"sample"`` (the sample share), or ``""`` (plain numbers, text, months, true/false; also an unknown key)."""
-    model: type[BaseModel] | None = Scenario
-    annotation: Any = None
-    steps = [s for s in key_path(key) if isinstance(s, str)]  # list indexes stay in the field they index
-    skip = False
-    for step in steps:
-        if skip:  # a name in a table of named sections, or a year of a value by year
-            skip = False
-            continue
-        if model is None or step not in model.model_fields:
-            if annotation is not None and _keyed(annotation):
-                continue  # a key of a table of values (by year, by term, by product)
-            return ""
-        info = model.model_fields[step]
-        annotation = (info.annotation, tuple(info.metadata))
-        inner = model_of(info.annotation)
-        model = inner
-        skip = inner is not None and _keyed(annotation)
-    if model is not None or annotation is None:
+    """The unit a dotted key's value is written in (:func:`creditsim.scenario.schema.field_kind` of the field it
+    names): ``"CNY"`` (amounts), ``"%"`` (rates and shares), ``"count"``, ``"sample"`` (the sample share), or ``""``
+    (plain numbers, text, months, true/false; also an unknown key)."""
+    try:
+        found = field_at(key_path(key))
+    except ScenarioError:
         return ""
-    text = repr(annotation)
-    for markers, unit in ((("parse_amount", "_positive_amount"), "CNY"), (("_probability", "_growth", "parse_rate"), "%"),
-                          (("parse_count",), "count"), (("_sample",), "sample")):
-        if any(marker in text for marker in markers):
-            return unit
-    return ""
-
-
-def _keyed(annotation: tuple[Any, tuple[Any, ...]]) -> bool:
-    """Whether a field's type holds a table keyed by names (``dict[str, ...]``), possibly besides a single value."""
-    kind = annotation[0]
-    options = typing.get_args(kind) if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union else (kind,)
-    return any(typing.get_origin(option) is dict for option in options)
+    return "" if found is None else field_kind(*found)
 
 
 def written(key: str, value: Any) -> str:
@@ -137,7 +108,5 @@ def _shown(value: Any, unit: str) -> str:
     if unit == "sample" and 0 < value < 1 and abs(1 / value - round(1 / value)) < 1e-9:
         return f"1:{round(1 / value)}"
     if unit in ("CNY", "count"):
-        for name, size in _MAGNITUDES:
-            if abs(value) >= size:
-                return f"{value / size:.6g}{name}"
+        return amount_text(value, 6, small="")
     return f"{value:.6g}"

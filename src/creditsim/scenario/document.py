@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from .loading import MAX_SCENARIO_BYTES
 from .schema import (
+    MAX_RATES,
     Assessment,
     Assumption,
     Bank,
@@ -34,8 +35,10 @@ from .schema import (
     StressPoint,
     Target,
     TopUp,
+    is_amount,
     model_of,
 )
+from .units import amount_text
 
 __all__ = ["reference_markdown"]
 
@@ -45,12 +48,20 @@ def reference_markdown() -> str:
         "# Scenario file reference",
         "",
         "Generated from `creditsim/scenario/schema.py` by `creditsim.scenario.document.reference_markdown()`; a test keeps this file",
-        "equal to it. Amounts accept plain CNY or strings with 万/亿/万亿 (`\"300亿\"`, `\"800万元\"`); rates and shares",
+        "equal to it. Amounts are strings with their unit, 万亿/亿/千万/百万/万/千 or 元 (`\"300亿\"`, `\"5千万\"`,",
+        "`\"800万元\"`, `\"1200元\"`): in a scenario file or `--set` an amount written as a bare number other than 0 is",
+        "refused, naming the field (the threshold of a target on a metric in CNY, and the ends of an assumption about an",
+        "amount, likewise); from Python (`scenario_from_dict`, a dict of overrides) a plain number is CNY. Rates and shares",
         "accept `0.008` or `\"0.8%\"`; counts accept `15000` or `\"1.5万\"`; months are `\"YYYY-MM\"`. Unknown keys, wrong",
-        "types, NaN/inf and values out of range are errors naming the dotted field. A scenario file is UTF-8 TOML of at",
-        f"most {MAX_SCENARIO_BYTES // 1024**2} MiB (`MAX_SCENARIO_BYTES`); it is only parsed as data, never executed.",
+        "types, NaN/inf and values out of range are errors naming the dotted field. A scenario file is UTF-8 TOML (a",
+        f"byte-order mark allowed) of at most {MAX_SCENARIO_BYTES // 1024**2} MiB (`MAX_SCENARIO_BYTES`); it is only parsed as data, never executed.",
         "Amounts may be at most 1000万亿 (`MAX_AMOUNT`, four times China's bank loans) and counts at most 10亿",
-        "(`MAX_COUNT`); growth rates at most 1000% a year: a larger value is a slip of units (30 for 30%).",
+        "(`MAX_COUNT`). A rate above what its kind can plausibly be (`MAX_RATES`) is a slip of units, refused with the value",
+        "probably meant (0.5 for 0.5%): an interest rate (a loan's rate, the all-in price, an interest subsidy, the",
+        f"discount rate) at most {_percent('interest rate')} a year, above every legal lending rate in China; a fee or cost rate (guarantee fees,",
+        f"a guarantor's operating cost) at most {_percent('fee rate')}; a growth rate at most {_percent('growth rate')}. A date that ends a measure before the run",
+        "starts (`renewal.until`, `campaign.end`) is refused; a table by year giving years outside the run, and a capital",
+        "injection dated outside it, are warned of (`ScenarioWarning`): they are not used.",
         "",
         "Before a run starts, its memory is estimated (`creditsim.run.memory`): the results of every path and, for each",
         "thread of each local worker, the engine's tables for a path (a row for every firm of the run, and the borrower",
@@ -91,18 +102,25 @@ def reference_markdown() -> str:
             if model_of(info.annotation) is not None and name not in ("segments", "banks", "stress", "channels", "renewal", "guarantors", "reguarantors", "injections", "top_up", "pools", "interest_subsidy", "targets", "loan_tape",
                                                                       "deferrals", "lending", "assumptions"):
                 continue
-            default = "required" if info.is_required() else _toml_default(info)
+            default = "required" if info.is_required() else _toml_default(info, is_amount(model, name))
             scaled = " Scaled by `sample`." if isinstance(info.json_schema_extra, dict) and "sampled" in info.json_schema_extra else ""
             lines.append(f"| `{name}` | {_type_name(info.annotation, info.metadata)} | {default} | {info.description or ''}{scaled} |")
         lines.append("")
     return "\n".join(lines)
 
 
-def _toml_default(info: Any) -> str:
-    """A field's default as it would be written in TOML (``none`` when it has no value)."""
+def _percent(kind: str) -> str:
+    """The most a kind of rate can plausibly be (:data:`~creditsim.scenario.schema.MAX_RATES`), as a percentage."""
+    return f"{100 * MAX_RATES[kind]:g}%"
+
+
+def _toml_default(info: Any, amount: bool) -> str:
+    """A field's default as it would be written in TOML (``none`` when it has no value; an amount with its unit)."""
     value = info.default_factory() if info.default_factory is not None else info.default
     if value is None:
         return "none"
+    if amount and value:
+        return f'`"{amount_text(value)}"`'
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
     if isinstance(value, str):
@@ -123,8 +141,10 @@ def _type_name(annotation: Any, metadata: list[Any]) -> str:
     for marker, name in (
         ("_probability", "share/rate in [0, 1]"),
         ("_growth", "rate in (−100%, 1000%]"),
-        ("_positive_amount", "amount (CNY) in (0, 1000万亿]"),
-        ("parse_amount", "amount (CNY) in [0, 1000万亿]"),
+        ("_interest_rate", f"interest rate in [0, {_percent('interest rate')}]"),
+        ("_fee_rate", f"fee rate in [0, {_percent('fee rate')}]"),
+        ("_positive_amount", "amount ('5亿', '1200元') in (0, 1000万亿]"),
+        ("parse_amount", "amount ('5亿', '1200元') in [0, 1000万亿]"),
         ("parse_count", "count in [0, 10亿]"),
         ("parse_month", "month 'YYYY-MM'"),
         ("_non_negative", "number ≥ 0"),

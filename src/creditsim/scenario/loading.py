@@ -1,6 +1,7 @@
 """Loading a scenario: the one door. A TOML file (or the bundled default), ``--set`` overrides applied as dotted
-keys, every field validated by the schema and every cross-field rule by :mod:`creditsim.scenario.rules`; a problem
-is a one-line :class:`~creditsim.errors.ScenarioError` naming the dotted field, the value and the rule.
+keys, amounts in the file and ``--set`` checked for their units (:mod:`creditsim.scenario.written`), every field
+validated by the schema and every cross-field rule by :mod:`creditsim.scenario.rules`; a problem is a one-line
+:class:`~creditsim.errors.ScenarioError` naming the dotted field, the value (an amount in 亿/万) and the rule.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from pydantic import ValidationError
 from ..errors import _MISSING, ScenarioError
 from .loan_tape import read_loan_tape
 from .rules import check_rules
-from .schema import Scenario, model_of
+from .schema import Scenario, field_at, is_amount, model_at
+from .units import amount_text
+from .written import refuse_bare_amounts_in
 
 __all__ = ["DEFAULT_SCENARIO", "MAX_SCENARIO_BYTES", "load_scenario", "parse_overrides", "scenario_from_dict", "key_path", "value_at"]
 
@@ -38,7 +41,9 @@ def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | li
         A TOML scenario file; the bundled default scenario when omitted.
     overrides : dict or list of str, optional
         Values to set before validation, as ``{"banks.city.max_pd": 0.05}`` or as the CLI's
-        ``["banks.city.max_pd=0.05"]`` strings (values parsed as TOML, else taken as text).
+        ``["banks.city.max_pd=0.05"]`` strings (values parsed as TOML, else taken as text). The file and the strings
+        are text a person wrote, so an amount there needs its unit (``"15亿"``, ``"1200元"``; 0 may be bare); a
+        dict's values are Python's, where a plain number of CNY is accepted.
 
     Returns
     -------
@@ -64,7 +69,7 @@ def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | li
         if not raw_bytes.strip():
             raise ScenarioError(source, _MISSING, "is empty")
         try:
-            text = raw_bytes.decode("utf-8")
+            text = raw_bytes.decode("utf-8").removeprefix("\ufeff")  # the byte-order mark some editors write
         except UnicodeDecodeError:
             raise ScenarioError(source, _MISSING, "is not UTF-8 text") from None
         if "\x00" in text:
@@ -75,9 +80,9 @@ def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | li
         raise ScenarioError(source, _MISSING, f"is not valid TOML: {exc}") from None
     except RecursionError:
         raise ScenarioError(source, _MISSING, "nests arrays or tables too deeply") from None
-    if isinstance(overrides, list):
-        overrides = parse_overrides(overrides)
-    return scenario_from_dict(data, overrides, base=None if path is None else Path(path).parent)
+    written = parse_overrides(overrides) if isinstance(overrides, list) else {}
+    given = overrides if isinstance(overrides, dict) else {}
+    return _validated(data, written, given, None if path is None else Path(path).parent, text=True)
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -103,16 +108,39 @@ def scenario_from_dict(data: dict[str, Any], overrides: dict[str, Any] | None = 
     A bank's ``loan_tape`` given as a file name is read from ``base`` (the directory of the scenario file; the
     working directory when None); given as a table (as :meth:`Scenario.to_dict` writes it) it is checked as it is.
     """
+    return _validated(data, {}, overrides or {}, base, text=False)
+
+
+def _validated(data: dict[str, Any], written: dict[str, Any], given: dict[str, Any], base: str | Path | None, *, text: bool) -> Scenario:
+    """Scenario data with the overrides a person wrote (``--set``) and those Python gave applied, then checked.
+
+    With ``text`` the data and the written overrides are a file's text, whose amounts must carry their units
+    (:mod:`creditsim.scenario.written`); Python's values are taken as they are.
+    """
     data = json.loads(json.dumps(data, default=str))  # a deep copy that the overrides may change
-    for key, value in (overrides or {}).items():
-        _set_dotted(data, key, value)
+    made_up = [entity for key, value in written.items() for entity in _set_dotted(data, key, value)]
+    if text:
+        refuse_bare_amounts_in(data)
+    made_up += [entity for key, value in given.items() for entity in _set_dotted(data, key, value)]
     _read_loan_tapes(data, base)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise _scenario_error(exc) from None
-    check_rules(scenario)
+        raise _scenario_error(exc, made_up, data) from None
+    try:
+        check_rules(scenario)
+    except ScenarioError as exc:
+        raise _in_user_units(exc) from None
     return scenario
+
+
+def _in_user_units(error: ScenarioError) -> ScenarioError:
+    """An error about a field of amounts shows its value as the user writes amounts (550亿, not 55000000000.0)."""
+    found = field_at(error.field.split("."))
+    value = error.value
+    if found is None or not is_amount(*found) or isinstance(value, bool) or not isinstance(value, int | float):
+        return error
+    return ScenarioError(error.field, value, error.rule, shown=amount_text(value))
 
 
 def _read_loan_tapes(data: dict[str, Any], base: str | Path | None) -> None:
@@ -159,8 +187,11 @@ def value_at(data: Any, key: str) -> Any:
     return node
 
 
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> list[list[str | int]]:
+    """Set a dotted key in scenario data; returns the place of the bank (segment, guarantor …) it made up when the
+    key names a field of one the data does not have (``banks.nobank.max_pd``), else nothing."""
     steps = key_path(key)
+    made_up: list[list[str | int]] = []
     node: Any = data
     for depth, (step, following) in enumerate(zip(steps[:-1], steps[1:], strict=True)):
         where = _shown_key(steps[: depth + 1])
@@ -171,6 +202,8 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
         else:
             child = node.get(step) if isinstance(node, dict) else None
             if child is None:
+                if depth > 0 and str(steps[depth - 1]) in _NAMED_TABLES and model_at(steps[: depth + 1]) is not None:
+                    made_up.append(steps[: depth + 1])
                 child = [] if isinstance(following, int) else {}
                 node[step] = child
         if isinstance(following, int) and not isinstance(child, list):
@@ -183,6 +216,22 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
         if not isinstance(node, list) or last >= len(node):
             raise ScenarioError(_shown_key(steps[:-1]), node, f"has no item [{last}], so '{key}' cannot be set")
     node[last] = value
+    return made_up
+
+
+def _unknown_entity(errors: list[Any], made_up: list[list[str | int]], data: dict[str, Any]) -> ScenarioError | None:
+    """An override may give a bank (segment, guarantor …) field by field, but one that lacks a required field is
+    most likely a misspelt name: ``banks.nobank.max_pd`` is named as an unknown bank, with the known ones."""
+    for entity in made_up:
+        place = [str(step) for step in entity]
+        if any(e["type"] == "missing" and _field_of(e)[: len(place)] == place for e in errors):
+            kind = _NAMED_TABLES[place[-2]]
+            table = value_at(data, ".".join(place[:-1]))
+            known = [str(name) for name in table if [*entity[:-1], name] not in made_up] if isinstance(table, dict) else []
+            hint = difflib.get_close_matches(place[-1], known, n=1)
+            listed = f"the {kind}s are {', '.join(known)}" if known else f"the scenario has no {kind}"
+            return ScenarioError(".".join(place), _MISSING, f"unknown {kind}" + (f" (did you mean '{hint[0]}'?)" if hint else "") + f"; {listed}")
+    return None
 
 
 def _shown_key(steps: Sequence[str | int]) -> str:
@@ -215,19 +264,26 @@ def _field_of(error: Any) -> list[str]:
             if "function-" not in p and not (i > 0 and loc[i - 1] not in _NAMED_TABLES and _BRANCH.match(p))]
 
 
-#: Fields that are tables of named entities: what follows them is a name, never a union branch.
-_NAMED_TABLES = {"segments", "banks", "guarantors", "reguarantors", "pools", "targets", "channels"}
+#: Fields that are tables of named entities (what follows them is a name, never a union branch), and what each
+#: entity is called.
+_NAMED_TABLES = {"segments": "segment", "banks": "bank", "guarantors": "guarantor", "reguarantors": "re-guarantor", "pools": "pool",
+                 "targets": "target", "channels": "channel"}
 _BRANCH = re.compile(r"^(float|str|int|bool|literal\[.*\]|dict\[.*\]|tuple\[.*\]|list\[.*\])$")
 
 
-def _scenario_error(exc: ValidationError) -> ScenarioError:
-    """The first validation error, as a one-line ScenarioError naming the dotted field.
+def _scenario_error(exc: ValidationError, made_up: list[list[str | int]], data: dict[str, Any]) -> ScenarioError:
+    """The first validation error, as a one-line ScenarioError naming the dotted field (or the bank, guarantor … an
+    override made up, see :func:`_unknown_entity`).
 
     Where a field accepts alternatives (one rate or a table by year) pydantic reports each branch; the
     deepest location under the first error's field names the real culprit.
     """
     errors = exc.errors(include_url=False)
-    first = _field_of(errors[0])
+    unknown = _unknown_entity(errors, made_up, data)
+    if unknown is not None:
+        return unknown
+    # a misspelt key is both an unknown key and a missing one: the unknown key, with its hint, is the one to name
+    first = _field_of(next((e for e in errors if e["type"] == "extra_forbidden"), errors[0]))
     error = max((e for e in errors if _field_of(e)[: len(first)] == first), key=lambda e: len(_field_of(e)))
     cause = error.get("ctx", {}).get("error")
     if isinstance(cause, ScenarioError):  # a rule that names its own place (a loan tape's row and column)
@@ -255,19 +311,6 @@ def _scenario_error(exc: ValidationError) -> ScenarioError:
 
 
 def _known_fields(loc: list[str]) -> list[str]:
-    """Field names allowed at a location of the schema (for 'did you mean'), walking the schema itself:
-    a table of banks or segments consumes the next part of the location as a name, whatever it is."""
-    model: Any = Scenario
-    parts = iter(loc)
-    for part in parts:
-        info = model.model_fields.get(part)
-        if info is None:
-            return []
-        inner = model_of(info.annotation)
-        if inner is None:
-            return []
-        origin = getattr(info.annotation, "__origin__", None)
-        if origin in (dict, tuple):
-            next(parts, None)  # the bank or segment name, or the index in a list of tables
-        model = inner
-    return list(model.model_fields)
+    """Field names allowed at a location of the schema (for 'did you mean')."""
+    model = model_at(loc)
+    return [] if model is None else list(model.model_fields)

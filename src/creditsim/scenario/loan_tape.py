@@ -41,7 +41,7 @@ import numpy as np
 from ..errors import ScenarioError
 from .growth import rates_by_year
 from .schema import MAX_TAPE_LOANS, PRODUCTS, LoanTape, Scenario, admitted, tape_error
-from .units import format_amount, month_index, month_label
+from .units import amount_text, month_index, month_label
 
 __all__ = ["MAX_FIRM_LOANS", "MAX_TERM", "OpeningTapes", "read_loan_tape", "opening_tapes", "sampled_tape"]
 
@@ -337,14 +337,14 @@ def _firms(s: Scenario, bank: str, tape: LoanTape) -> list[_Firm]:
         firm.rows.append(i)
         firm.line += tape.amount[i]
         if firm.line > s.firms.inclusive_line_limit:
-            raise bad("amount", f"firm {key!r}'s loans add up to {format_amount(firm.line)}, above firms.inclusive_line_limit "
-                                f"({format_amount(s.firms.inclusive_line_limit)}): a loan tape holds the inclusive book")
+            raise bad("amount", f"firm {key!r}'s loans add up to {amount_text(firm.line)}, above firms.inclusive_line_limit "
+                                f"({amount_text(s.firms.inclusive_line_limit)}): a loan tape holds the inclusive book")
     for key, firm in firms.items():  # a guarantor's max_line is on the firm's whole line
         for i in firm.rows:
             name = tape.cover[i] if tape.cover is not None else ""
             if name in s.guarantors and firm.line > s.guarantors[name].max_line:
-                raise tape_error(file, i + 2, "cover", f"firm {key!r}'s line ({format_amount(firm.line)}) is above guarantor {name}'s max_line "
-                                                       f"({format_amount(s.guarantors[name].max_line)})")
+                raise tape_error(file, i + 2, "cover", f"firm {key!r}'s line ({amount_text(firm.line)}) is above guarantor {name}'s max_line "
+                                                       f"({amount_text(s.guarantors[name].max_line)})")
     return list(firms.values())
 
 
@@ -377,7 +377,7 @@ def _check_cover(s: Scenario, bank: str, tape: LoanTape, i: int, seg: int, bad: 
         if product not in g.products:
             raise bad("cover", f"{what} covers {', '.join(g.products)} loans, and this loan is {product}")
         if tape.amount[i] > g.max_loan:
-            raise bad("cover", f"{what} covers loans up to its max_loan ({format_amount(g.max_loan)}), and this loan is {format_amount(tape.amount[i])}")
+            raise bad("cover", f"{what} covers loans up to its max_loan ({amount_text(g.max_loan)}), and this loan is {amount_text(tape.amount[i])}")
     else:
         raise bad("cover", f"{name!r} is not a guarantor or pool of the scenario (guarantors: {', '.join(s.guarantors) or 'none'}; "
                            f"pools: {', '.join(s.pools) or 'none'})")

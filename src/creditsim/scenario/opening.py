@@ -20,6 +20,7 @@ from scipy.special import log_ndtr, ndtri
 
 from ..errors import ScenarioError
 from .loan_tape import OpeningTapes, opening_tapes
+from .units import amount_text
 
 __all__ = ["NEVER", "FORMER", "FORMER_FIRST_TIME", "DECLINED", "POOL_STATES", "InitialPopulation", "apportion", "grade_table", "initial_population", "line_parameters", "truncated_lognormal_moments"]
 
@@ -198,19 +199,19 @@ def _opening_lines(scenario, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray
         target = None if bank.initial_balance is None else bank.initial_balance * (1.0 - bank.opening_npl_ratio)  # the performing part
         if target is not None:
             if counts[:, j].sum() == 0:
-                raise ScenarioError(f"banks.{name}.initial_balance", target, "is given but the bank has no opening borrowers")
+                raise ScenarioError(f"banks.{name}.initial_balance", bank.initial_balance, "is given but the bank has no opening borrowers")
             ceiling = counts[:, j].sum() * limit
             if target >= ceiling * (1 - 1e-9):
                 raise ScenarioError(
-                    f"banks.{name}.initial_balance", target,
-                    f"needs an average line of {target / counts[:, j].sum():.4g}, not below the inclusive limit {limit:g}",
+                    f"banks.{name}.initial_balance", bank.initial_balance,
+                    f"needs an average line of {amount_text(target / counts[:, j].sum(), 4)}, not below the inclusive limit {amount_text(limit)}",
                 )
             average = target / counts[:, j].sum()
             if average < MIN_AVERAGE_LINE or expected(j, -60.0) >= target:
                 raise ScenarioError(
-                    f"banks.{name}.initial_balance", target,
-                    f"is too small for the bank's {counts[:, j].sum():,.0f} opening borrowers: an average line of {average:.3g} CNY, "
-                    f"below {MIN_AVERAGE_LINE:,.0f} CNY",
+                    f"banks.{name}.initial_balance", bank.initial_balance,
+                    f"is too small for the bank's {counts[:, j].sum():,.0f} opening borrowers: an average line of {amount_text(average, 3)}, "
+                    f"below {amount_text(MIN_AVERAGE_LINE)}",
                 )
             shift[j] = brentq(lambda d, j=j, target=target: expected(j, d) / target - 1.0, -60.0, 60.0, xtol=1e-12)
         m, v = truncated_lognormal_moments(mu + shift[j], sigma, limit)
@@ -220,6 +221,6 @@ def _opening_lines(scenario, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray
         if bank.all_loans < (mean[j] + ALL_LOANS_MARGIN_SD * sd[j]) * npl:
             raise ScenarioError(
                 f"banks.{name}.all_loans", bank.all_loans,
-                f"must exceed the bank's opening inclusive balance (expected {mean[j] * npl:.6g} ± {sd[j] * npl:.3g}) by {ALL_LOANS_MARGIN_SD:g} sd",
+                f"must exceed the bank's opening inclusive balance (expected {amount_text(mean[j] * npl, 4)} ± {amount_text(sd[j] * npl, 3)}) by {ALL_LOANS_MARGIN_SD:g} sd",
             )
     return shift, mean, sd

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import difflib
 import math
+import warnings
 from collections.abc import Sequence
 
-from ..errors import _MISSING, ScenarioError
+from ..errors import _MISSING, ScenarioError, ScenarioWarning
 from .growth import application_growth, rates_by_year
 from .loan_tape import OpeningTapes
 from .opening import initial_population
 from .sampling import sampled
 from .schema import PRODUCTS, Scenario, key_fields, numeric_fields
-from .units import MAX_COUNT, format_amount, month_index, month_label, parse_quantity
+from .units import MAX_COUNT, amount_text, month_index, month_label, parse_quantity
 
 __all__ = ["check_rules", "MAX_SEGMENT_FIRMS", "MAX_POOL_LEVERAGE", "MAX_LOANS_PER_BORROWER", "MAX_RATE_PER_PD", "MIN_LGD_SD"]
 
@@ -48,9 +49,9 @@ def check_rules(s: Scenario) -> None:
         if seg.rho >= 1.0:
             raise ScenarioError(f"{f}.rho", seg.rho, "must be < 1")
         if seg.line_p90 <= seg.line_median:
-            raise ScenarioError(f"{f}.line_p90", seg.line_p90, f"must be > line_median ({seg.line_median:g})")
+            raise ScenarioError(f"{f}.line_p90", seg.line_p90, f"must be > line_median ({amount_text(seg.line_median)})")
         if seg.line_median >= limit:
-            raise ScenarioError(f"{f}.line_median", seg.line_median, f"must be < firms.inclusive_line_limit ({limit:g})")
+            raise ScenarioError(f"{f}.line_median", seg.line_median, f"must be < firms.inclusive_line_limit ({amount_text(limit)})")
         if seg.firms != math.floor(seg.firms):
             raise ScenarioError(f"{f}.firms", seg.firms, "must be a whole number of firms")
         if seg.firms > 0 and round(seg.firms * s.sample) < 1:
@@ -61,6 +62,7 @@ def check_rules(s: Scenario) -> None:
         if worst > 1.0:
             raise ScenarioError("risk.stress", max_multiplier, f"makes an annual PD above 1 in segment {name} ({max(seg.pd):g} × {max_multiplier:g})")
     _check_sum("banks.*.share", [b.share for b in s.banks.values()])
+    unused: dict[str, list[str]] = {}  # the years of tables by year outside the run, by field
     years = range(int(s.calendar.start[:4]), int(s.calendar.start[:4]) + (int(s.calendar.start[5:]) - 1 + s.calendar.months - 1) // 12 + 1)
     for name, bank in s.banks.items():
         f = f"banks.{name}"
@@ -79,15 +81,15 @@ def check_rules(s: Scenario) -> None:
         if bank.loan_tape is not None and bank.opening_npl_ratio > 0:
             raise ScenarioError(f"{f}.opening_npl_ratio", bank.opening_npl_ratio, "must be left out with loan_tape: the tape's npl loans are the bank's opening NPLs")
         if bank.initial_balance is not None and bank.initial_balance > bank.all_loans:
-            raise ScenarioError(f"{f}.initial_balance", bank.initial_balance, f"must be ≤ all_loans ({bank.all_loans:g})")
-        _check_by_year(f"{f}.non_inclusive_growth", bank.non_inclusive_growth, years, "rate")
-        _check_by_year(f"{f}.small_micro_outside_growth", bank.small_micro_outside_growth, years, "rate")
+            raise ScenarioError(f"{f}.initial_balance", bank.initial_balance, f"must be ≤ all_loans ({amount_text(bank.all_loans)})")
+        _check_by_year(f"{f}.non_inclusive_growth", bank.non_inclusive_growth, years, "rate", unused)
+        _check_by_year(f"{f}.small_micro_outside_growth", bank.small_micro_outside_growth, years, "rate", unused)
         if bank.small_micro_outside + (bank.initial_balance or 0.0) > bank.all_loans:
-            raise ScenarioError(f"{f}.small_micro_outside", bank.small_micro_outside, f"with initial_balance must be ≤ all_loans ({bank.all_loans:g})")
-        _check_by_year(f"{f}.rate", bank.rate, [(s.start_index - 1) // 12, *years], "rate", " (the opening's year and every simulated year)")
-        _check_by_year(f"{f}.other_npl_ratio", bank.other_npl_ratio, [(s.start_index - 1) // 12, *years], "ratio", " (the opening's year and every simulated year)")
-    _check_by_year("demand.growth", s.demand.growth, years, "rate")
-    _check_by_year("risk.write_off_months", s.risk.write_off_months, [(s.start_index - 1) // 12, *years], "number of months", " (the opening's year and every simulated year)")
+            raise ScenarioError(f"{f}.small_micro_outside", bank.small_micro_outside, f"with initial_balance must be ≤ all_loans ({amount_text(bank.all_loans)})")
+        _check_by_year(f"{f}.rate", bank.rate, [(s.start_index - 1) // 12, *years], "rate", unused, " (the opening's year and every simulated year)")
+        _check_by_year(f"{f}.other_npl_ratio", bank.other_npl_ratio, [(s.start_index - 1) // 12, *years], "ratio", unused, " (the opening's year and every simulated year)")
+    _check_by_year("demand.growth", s.demand.growth, years, "rate", unused)
+    _check_by_year("risk.write_off_months", s.risk.write_off_months, [(s.start_index - 1) // 12, *years], "number of months", unused, " (the opening's year and every simulated year)")
     for key, months in (s.risk.write_off_months.items() if isinstance(s.risk.write_off_months, dict) else [(None, s.risk.write_off_months)]):
         if months < s.risk.recovery_lag_months:
             raise ScenarioError("risk.write_off_months" + (f".{key}" if key else ""), months, f"must be ≥ risk.recovery_lag_months ({s.risk.recovery_lag_months})")
@@ -118,10 +120,11 @@ def check_rules(s: Scenario) -> None:
             raise ScenarioError(f"campaign.channels.{name}.line_scale", channel.line_scale, "must be > 0")
     if s.campaign.start and s.campaign.end and month_index(s.campaign.end) < month_index(s.campaign.start):
         raise ScenarioError("campaign.end", s.campaign.end, f"must not be before campaign.start ({s.campaign.start})")
+    _check_ends(s)
     _check_relief(s)
     _check_pressure(s, years)
     _check_guarantees(s)
-    _check_assessment(s)
+    _check_assessment(s, years, unused)
     _check_targets(s)
     _check_assumptions(s)
     opening_write_off = rates_by_year(s.risk.write_off_months, [(s.start_index - 1) // 12])[0]
@@ -136,6 +139,7 @@ def check_rules(s: Scenario) -> None:
             if bank.loan_tape is not None and start.tapes.borrowers[..., j].sum() > 0 and in_sample.borrowers[..., j].sum() == 0:
                 raise ScenarioError("sample", s.sample, f"leaves none of the {start.tapes.borrowers[..., j].sum()} performing firms of "
                                                         f"banks.{name}.loan_tape in the sample")
+    _warn_unused(s, unused)
 
 
 def _check_loan_tapes(s: Scenario, tapes: OpeningTapes) -> None:
@@ -146,11 +150,24 @@ def _check_loan_tapes(s: Scenario, tapes: OpeningTapes) -> None:
             continue
         book = tapes.balance[j] + tapes.npl_balance[j]
         if book > bank.all_loans:
-            raise ScenarioError(f"banks.{name}.all_loans", bank.all_loans, f"must be ≥ the loan tape's balance ({format_amount(book)}: "
-                                                                          f"{format_amount(tapes.balance[j])} performing, {format_amount(tapes.npl_balance[j])} npl)")
+            raise ScenarioError(f"banks.{name}.all_loans", bank.all_loans, f"must be ≥ the loan tape's balance ({amount_text(book)}: "
+                                                                          f"{amount_text(tapes.balance[j])} performing, {amount_text(tapes.npl_balance[j])} npl)")
         if bank.small_micro_outside + book > bank.all_loans:
             raise ScenarioError(f"banks.{name}.small_micro_outside", bank.small_micro_outside,
-                                f"with the loan tape's balance ({format_amount(book)}) must be ≤ all_loans ({format_amount(bank.all_loans)})")
+                                f"with the loan tape's balance ({amount_text(book)}) must be ≤ all_loans ({amount_text(bank.all_loans)})")
+
+
+def _check_ends(s: Scenario) -> None:
+    """A date that ends a measure must not come before the run starts: the measure would be off all along, which the
+    scenario should say by leaving it out."""
+    ends = [("campaign.end", s.campaign.end, "the campaign", "leave out its channels")]
+    if s.renewal is not None and s.renewal.enabled:
+        ends.append(("renewal.until", s.renewal.until, "renewal", "leave out [renewal] or set renewal.enabled = false"))
+        ends += [(f"renewal.until_by_segment.{name}", until, f"renewal for segment {name}", "leave the segment out of renewal.segments")
+                 for name, until in s.renewal.until_by_segment.items()]
+    for field, month, measure, instead in ends:
+        if month is not None and month_index(month) < s.start_index:
+            raise ScenarioError(field, month, f"is before the run starts ({s.calendar.start}), which would switch {measure} off all along; to do that, {instead}")
 
 
 def _check_relief(s: Scenario) -> None:
@@ -251,7 +268,7 @@ def _check_guarantees(s: Scenario) -> None:
         _check_names(f"{f}.banks", g.banks, list(s.banks), "bank")
         _check_names(f"{f}.segments", g.segments, list(s.firms.segments), "segment")
         if g.top_up is not None and g.top_up.to <= g.top_up.below:
-            raise ScenarioError(f"{f}.top_up.to", g.top_up.to, f"must be above top_up.below ({g.top_up.below:g})")
+            raise ScenarioError(f"{f}.top_up.to", g.top_up.to, f"must be above top_up.below ({amount_text(g.top_up.below)})")
     for name, pool in s.pools.items():
         f = f"pools.{name}"
         if pool.leverage > MAX_POOL_LEVERAGE:
@@ -277,8 +294,9 @@ def _check_guarantees(s: Scenario) -> None:
                 raise ScenarioError("interest_subsidy.rate", sub.rate, f"must not exceed the rate of bank {name} ({lowest:g}, its lowest)")
 
 
-def _check_by_year(field: str, value: float | dict[str, float], years: Sequence[int], what: str, which: str = "") -> None:
-    """A rate given as a table by year must be keyed by years ('2021') and cover ``years``."""
+def _check_by_year(field: str, value: float | dict[str, float], years: Sequence[int], what: str, unused: dict[str, list[str]], which: str = "") -> None:
+    """A rate given as a table by year must be keyed by years ('2021') and cover ``years``; the years it gives
+    outside them are noted in ``unused``."""
     if not isinstance(value, dict):
         return
     for key in value:
@@ -287,9 +305,28 @@ def _check_by_year(field: str, value: float | dict[str, float], years: Sequence[
     missing = [str(y) for y in dict.fromkeys(years) if str(y) not in value]
     if missing:
         raise ScenarioError(field, _MISSING, f"has no {what} for year {missing[0]}{which}")
+    if outside := [key for key in value if int(key) not in years]:
+        unused[field] = outside
 
 
-def _check_assessment(s: Scenario) -> None:
+def _warn_unused(s: Scenario, unused: dict[str, list[str]]) -> None:
+    """Warn of what a valid scenario holds that the run does not reach: the years of tables by year outside it (one
+    warning for them all), and capital injections dated outside it (which are not made)."""
+    last = month_label(s.start_index + s.calendar.months - 1)
+    if unused:
+        fields = list(unused)
+        years = sorted({year for found in unused.values() for year in found})
+        others = f" and {len(fields) - 1} other table{'s' if len(fields) > 2 else ''} by year" if len(fields) > 1 else ""
+        warnings.warn(f"{fields[0]}{others}: give{'' if others else 's'} years outside the run ({s.calendar.start} to {last}), which are not used: "
+                      f"{', '.join(years)}", ScenarioWarning, stacklevel=3)
+    for name, g in s.guarantors.items():
+        for i, injection in enumerate(g.injections):
+            if not s.calendar.start <= injection.date <= last:
+                warnings.warn(f"guarantors.{name}.injections.{i}.date = {injection.date!r}: is outside the run ({s.calendar.start} to {last}), "
+                              "so the injection is not made", ScenarioWarning, stacklevel=3)
+
+
+def _check_assessment(s: Scenario, years: Sequence[int], unused: dict[str, list[str]]) -> None:
     rule = s.assessment.rule
     if isinstance(rule, dict):
         if not rule:
@@ -297,6 +334,8 @@ def _check_assessment(s: Scenario) -> None:
         for key in rule:
             if not (_ascii_digits(key) and len(key) == 4):
                 raise ScenarioError(f"assessment.rule.{key}", rule[key], "keys must be years such as '2021'")
+        if outside := [key for key in rule if int(key) not in years]:
+            unused["assessment.rule"] = outside
 
 
 def _check_targets(s: Scenario) -> None:

@@ -26,7 +26,7 @@ __all__ = [
     "admitted", "json_digest", "Scenario", "Calendar", "Segment", "Firms", "Bank", "Demand", "StressPoint", "Risk", "Liquidity",
     "Renewal", "Deferral", "ReliefLending", "Relief", "Campaign", "Channel", "Guarantor", "Reguarantor", "Injection", "TopUp", "Pool", "InterestSubsidy", "Target",
     "Assessment", "LoanTape", "MEASURES", "TWO_INCREASES_RULES", "PRODUCTS", "PRODUCT_NAMES", "TAPE_COLUMNS", "TAPE_REQUIRED", "TAPE_STATUSES",
-    "MAX_TAPE_LOANS", "FACTOR_MONTHS", "SCALED", "WHOLE",
+    "MAX_TAPE_LOANS", "MAX_RATES", "FACTOR_MONTHS", "SCALED", "WHOLE", "model_at", "field_at", "is_amount",
 ]
 
 #: Loan products: 信用 (credit, unsecured), 担保 (guaranteed), 抵押/质押 (collateral).
@@ -45,12 +45,44 @@ def _probability(value: object) -> float:
     return rate
 
 
+#: The most each kind of annual rate can plausibly be: above it a value is refused as a slip of units, a
+#: percentage written as a fraction (0.5 for 0.5%), with the value probably meant. An interest rate (a loan's rate,
+#: the all-in price, a subsidy, the discount rate): 30%, above every legal lending rate in China (the courts' ceiling
+#: on private lending was 24% until 2020, four times the LPR since). A fee or cost rate (guarantee and re-guarantee
+#: fees, a guarantor's operating cost): 10%, where policy guarantees charge 1–2% and commercial ones 2–4%. A growth
+#: rate: 1000%.
+MAX_RATES: dict[str, float] = {"interest rate": 0.30, "fee rate": 0.10, "growth rate": MAX_GROWTH}
+
+
+def _plausible(value: object, kind: str, least: float = 0.0) -> float:
+    """A rate of a kind of :data:`MAX_RATES`, from ``least`` to the most the kind can plausibly be.
+
+    >>> _plausible(0.5, "interest rate")
+    Traceback (most recent call last):
+    ValueError: is 50% a year, more than any interest rate (at most 30%); did you mean '0.5%'?
+    """
+    rate, most = parse_rate(value), MAX_RATES[kind]
+    if rate > most:
+        written_as_fraction = not isinstance(value, str) and 0 <= rate / 100 <= most
+        hint = f"; did you mean '{rate:g}%'?" if written_as_fraction else ""
+        raise ValueError(f"is {100 * rate:.4g}% a year, more than any {kind} (at most {100 * most:.4g}%){hint}")
+    if rate < least:
+        raise ValueError(f"must be ≥ {100 * least:.4g}%")
+    return rate
+
+
+def _interest_rate(value: object) -> float:
+    return _plausible(value, "interest rate")
+
+
+def _fee_rate(value: object) -> float:
+    return _plausible(value, "fee rate")
+
+
 def _growth(value: object) -> float:
-    rate = parse_rate(value)
+    rate = _plausible(value, "growth rate", least=-math.inf)
     if rate <= -1.0:
         raise ValueError("must be > -100%")
-    if rate > MAX_GROWTH:
-        raise ValueError(f"must be at most {MAX_GROWTH:.0%} a year; a rate is a fraction: 30% is 0.3 or '30%'")
     return rate
 
 
@@ -92,6 +124,8 @@ PositiveAmount = Annotated[float, BeforeValidator(_positive_amount)]
 Count = Annotated[float, BeforeValidator(parse_count)]
 Probability = Annotated[float, BeforeValidator(_probability)]
 Growth = Annotated[float, BeforeValidator(_growth)]
+InterestRate = Annotated[float, BeforeValidator(_interest_rate)]
+FeeRate = Annotated[float, BeforeValidator(_fee_rate)]
 NonNegative = Annotated[float, BeforeValidator(_non_negative)]
 WriteOffMonths = Annotated[int, BeforeValidator(_write_off_months)]
 Month = Annotated[str, BeforeValidator(parse_month)]
@@ -336,7 +370,7 @@ class Bank(_Model):
     all_loans: PositiveAmount = Field(description="Initial balance of all the bank's loans (各项贷款), inclusive ones included, CNY.", json_schema_extra=SCALED)
     non_inclusive_growth: Growth | dict[str, Growth] = Field(description="Annual growth of the bank's loans outside the inclusive book: one rate, or a table by year ('2021' = '8%') covering every simulated year.")
     max_pd: Probability = Field(description="Risk appetite: the highest annual PD the bank lends to.")
-    rate: Probability | dict[str, Probability] = Field(description="Annual interest rate of its new inclusive loans before the risk premium: one rate, or a table by year ('2020' = '5.9%') covering the opening's year and every simulated year. A loan keeps the rate of the year it was made (the opening book: the opening's year) until it ends; a renewal or a new loan takes the year's rate.")
+    rate: InterestRate | dict[str, InterestRate] = Field(description="Annual interest rate of its new inclusive loans before the risk premium: one rate, or a table by year ('2020' = '5.9%') covering the opening's year and every simulated year. A loan keeps the rate of the year it was made (the opening book: the opening's year) until it ends; a renewal or a new loan takes the year's rate.")
     rate_per_pd: NonNegative = Field(0.0, description="Risk-based pricing: the rate rises by rate_per_pd × the PD the bank believes the firm has (at most 10).")
     renewal_uptake: Probability = Field(0.0, description="Share of the firms with eligible maturing loans whose loans the bank renews without principal repayment (无还本续贷).")
     term_mix: dict[str, Probability] = Field(description="Share of new loans by term in months, e.g. {12 = 0.6, 24 = 0.3, 36 = 0.1}; sums to 1. Loans repay at maturity (bullet).")
@@ -512,12 +546,12 @@ class Guarantor(_Model):
     capital_floor: Amount = Field(0.0, description="No new guarantees while capital is below this, CNY.", json_schema_extra=SCALED)
     single_borrower_share: Probability = Field(0.1, description="A borrower's guarantee liability may not exceed this share of capital (Art. 16: 10%).")
     coverage: Probability = Field(description="Share of a guaranteed loan's loss the guarantor takes; the bank keeps the rest (at least 20%).")
-    fee_rate: Probability = Field(description="Annual guarantee fee (担保费率) on the loan amount guaranteed: the principal of the guaranteed loans, not the guarantor's coverage × principal. The borrower's all-in price adds it to the loan rate.")
-    fee_cap: Probability = Field(0.01, description="Highest fee rate allowed (国办发〔2019〕6号: average ≤ 1%).")
-    fee_subsidy: Probability = Field(0.0, description="Part of the annual fee rate paid by government (降费奖补); the borrower pays the rest.")
-    cost_rate: Probability = Field(0.0, description="Annual operating cost as a share of the outstanding guarantee liability.")
+    fee_rate: FeeRate = Field(description="Annual guarantee fee (担保费率) on the loan amount guaranteed: the principal of the guaranteed loans, not the guarantor's coverage × principal. The borrower's all-in price adds it to the loan rate.")
+    fee_cap: FeeRate = Field(0.01, description="Highest fee rate allowed (国办发〔2019〕6号: average ≤ 1%).")
+    fee_subsidy: FeeRate = Field(0.0, description="Part of the annual fee rate paid by government (降费奖补); the borrower pays the rest.")
+    cost_rate: FeeRate = Field(0.0, description="Annual operating cost as a share of the outstanding guarantee liability.")
     take_up_elasticity: NonNegative = Field(0.0, description="Price response of demand for the guarantee: a borrower takes it with probability exp(−take_up_elasticity × (all-in price − reference_price)) when its all-in price (loan rate + fee − fee subsidy, a year) is above reference_price, always otherwise (0: always).")
-    reference_price: Probability = Field(0.06, description="All-in annual price at or below which every borrower offered the guarantee takes it.")
+    reference_price: InterestRate = Field(0.06, description="All-in annual price at or below which every borrower offered the guarantee takes it.")
     reguarantee: dict[str, Probability] = Field(default_factory=dict, description="Share of each claim passed to each re-guarantor, by re-guarantor name (e.g. a 2:4:2:2 split with coverage 0.8 is {provincial = 0.25, national_fund = 0.25}).")
     banks: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Banks whose loans it guarantees (default all).")
     segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Eligible segments (default all).")
@@ -533,8 +567,8 @@ class Reguarantor(_Model):
     label: str = Field("", description="Display name.")
     capital: PositiveAmount = Field(description="Net assets at the start, CNY.", json_schema_extra=SCALED)
     government_share: Probability = Field(1.0, description="Share of the starting capital put up by government; counted in the initial fiscal cost.")
-    fee_rate: Probability = Field(description="Annual re-guarantee fee on its share of the outstanding liability (国家融资担保基金: 0.5%).")
-    fee_rate_small: Probability | None = Field(None, description="Fee rate on loans of at most 500万 (国家融资担保基金: 0.3%; default fee_rate).")
+    fee_rate: FeeRate = Field(description="Annual re-guarantee fee on its share of the outstanding liability (国家融资担保基金: 0.5%).")
+    fee_rate_small: FeeRate | None = Field(None, description="Fee rate on loans of at most 500万 (国家融资担保基金: 0.3%; default fee_rate).")
 
 
 class Pool(_Model):
@@ -561,7 +595,7 @@ class Pool(_Model):
 class InterestSubsidy(_Model):
     """An interest subsidy (贷款贴息): government pays part of the interest on eligible loans, within a budget."""
 
-    rate: Probability = Field(description="Annual interest paid by government on an eligible loan's balance (e.g. 0.01: one percentage point); the borrower pays the bank's rate less this.")
+    rate: InterestRate = Field(description="Annual interest paid by government on an eligible loan's balance (e.g. 0.01: one percentage point); the borrower pays the bank's rate less this.")
     first_time_only: bool = Field(False, description="Only loans to 首贷户.")
     segments: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Eligible segments (default all).")
     banks: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] | None = Field(None, description="Eligible banks (default all).")
@@ -591,7 +625,7 @@ class Target(_Model):
     metric: str = Field(description="The metric measured (see docs/reference/metrics.md).")
     measure: Literal["stock", "increase", "cumulative", "average", "ratio"] = Field(description="How the metric is measured: stock (余额) or ratio at a date, increase (新增), cumulative flow (累计) or average over a period.")
     comparison: Annotated[Literal[">=", "<=", ">", "<"], BeforeValidator(_comparison)] = Field(">=", description="How the measured value must compare with the threshold: '>=', '<=', '>' or '<' (≥ and ≤ accepted).")
-    threshold: float | str = Field(description="The target value in the metric's unit: an amount for money ('1000亿'), a count for firms or loans (15000, '1.5万户'), a rate for a fraction ('1%'); may be negative.")
+    threshold: float | str = Field(description="The target value in the metric's unit: an amount for money, with its unit ('1000亿'; in a file a bare number other than 0 is refused), a count for firms or loans (15000, '1.5万户'), a rate for a fraction ('1%'); may be negative.")
     date: Month | None = Field(None, description="The date of a stock or ratio target, 'YYYY-MM' (month end); the opening month (before calendar.start) is allowed. A target outside the run is reported as not assessed.")
     start: Month | None = Field(None, description="First month of the period of an increase, cumulative or average target.")
     end: Month | None = Field(None, description="Last month of the period of an increase, cumulative or average target.")
@@ -673,7 +707,7 @@ class Scenario(_Model):
     reguarantors: dict[Annotated[str, BeforeValidator(_name)], Reguarantor] = Field(default_factory=dict, description="Re-guarantors, keyed by name (default none).")
     pools: dict[Annotated[str, BeforeValidator(_name)], Pool] = Field(default_factory=dict, description="Risk compensation pools, keyed by name (default none).")
     interest_subsidy: InterestSubsidy | None = Field(None, description="Interest subsidy on eligible loans (default none).")
-    discount_rate: Probability = Field(0.03, description="Annual rate at which fiscal costs are discounted to the start for their net present value.")
+    discount_rate: InterestRate = Field(0.03, description="Annual rate at which fiscal costs are discounted to the start for their net present value.")
     assessment: Assessment = Field(default_factory=Assessment, description="How 两增 and 两控 are assessed (default: the rule in force each year, NPL margin 3pp).")
     targets: dict[Annotated[str, BeforeValidator(_name)], Target] = Field(default_factory=dict, description="The plan's targets, keyed by name (default none).")
     assumptions: Annotated[tuple[Assumption, ...], BeforeValidator(_as_tuple)] = Field((), description="Documented assumptions with their plausible ranges (default none): what creditsim sensitivity varies and run --parameter-uncertainty draws.")
@@ -714,9 +748,11 @@ class Scenario(_Model):
         return self.model_dump(mode="json")
 
     def to_toml(self, header: str = "") -> str:
-        """The scenario as TOML that :func:`load_scenario` reads back to an equal scenario (amounts in CNY, rates
-        as fractions); ``header`` lines are written first as comments."""
+        """The scenario as TOML that :func:`load_scenario` reads back to an equal scenario (amounts with their unit,
+        rates as fractions); ``header`` lines are written first as comments."""
         import tomli_w
+
+        from .written import with_units
 
         def present(value: Any) -> Any:
             if isinstance(value, dict):
@@ -726,7 +762,7 @@ class Scenario(_Model):
             return value
 
         comments = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
-        return comments + tomli_w.dumps(present(self.to_dict()))
+        return comments + tomli_w.dumps(present(with_units(self.to_dict())))
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON form: equal digests mean equal scenarios."""
@@ -769,6 +805,61 @@ def key_fields(numeric: dict[str, float | list[float]], key: str) -> tuple[tuple
     set as one number."""
     fields = tuple(f for f in numeric if fnmatch.fnmatchcase(f, key))
     return fields, bool(fields) and ("*" in key or len(fields) > 1 or isinstance(numeric[fields[0]], list))
+
+
+def model_at(steps: Sequence[str | int]) -> type[BaseModel] | None:
+    """The model of the table at a place in scenario data (the steps of a dotted key, as
+    :func:`creditsim.scenario.key_path` gives them): ``["banks", "big_bank"]`` gives :class:`Bank`, ``[]`` the
+    :class:`Scenario`; None where the schema has no table (a field's value, a name not yet followed by a field)."""
+    model: type[BaseModel] = Scenario
+    rest = iter(steps)
+    for step in rest:
+        info = model.model_fields.get(step) if isinstance(step, str) else None
+        inner = None if info is None else model_of(info.annotation)
+        if inner is None:
+            return None
+        if getattr(info.annotation, "__origin__", None) in (dict, tuple) and next(rest, None) is None:  # type: ignore[union-attr]
+            return None  # the table of banks (or list of tables) itself, not one of them
+        model = inner
+    return model
+
+
+def field_at(steps: Sequence[str | int]) -> tuple[type[BaseModel], str] | None:
+    """The model and field a place in scenario data belongs to: ``["banks", "big_bank", "rate", "2021"]`` gives
+    (:class:`Bank`, ``"rate"``); None for a place the schema does not have."""
+    for depth in range(len(steps) - 1, -1, -1):
+        model = model_at(steps[:depth])
+        if model is not None:
+            name = steps[depth]
+            return (model, name) if isinstance(name, str) and name in model.model_fields else None
+    return None
+
+
+def field_kind(model: type[BaseModel], name: str) -> str:
+    """What a field's numbers are, from the parsers of its type: ``"CNY"`` (amounts), ``"%"`` (rates, shares and
+    growth), ``"count"``, ``"sample"`` (the sample share), or ``""`` (plain numbers, text, months, true/false, tables)."""
+    info = model.model_fields[name]
+    parsers = _parsers([info.annotation, *info.metadata])
+    for kinds, kind in (((parse_amount, _positive_amount), "CNY"), ((_probability, _growth, _interest_rate, _fee_rate, parse_rate), "%"), ((parse_count,), "count"),
+                        ((_sample,), "sample")):
+        if any(parser in kinds for parser in parsers):
+            return kind
+    return ""
+
+
+def is_amount(model: type[BaseModel], name: str) -> bool:
+    """Whether a field holds amounts of money, in CNY (its values are parsed by :func:`parse_amount`)."""
+    return field_kind(model, name) == "CNY"
+
+
+def _parsers(annotations: Sequence[Any]) -> list[Any]:
+    """The functions of the BeforeValidators in type annotations, however nested (in unions, Annotated, tables)."""
+    found = []
+    for item in annotations:
+        if isinstance(item, BeforeValidator):
+            found.append(item.func)
+        found += _parsers([*getattr(item, "__metadata__", ()), *getattr(item, "__args__", ())])
+    return found
 
 
 def model_of(annotation: Any) -> Any:

@@ -9,6 +9,10 @@ Examples
 1100000000000.0
 >>> parse_amount("800万元")
 8000000.0
+>>> parse_amount("5千万")
+50000000.0
+>>> amount_text(5.5e10)
+'550亿'
 >>> parse_rate("0.8%")
 0.008
 >>> month_index("2021-03") - month_index("2020-12")
@@ -34,10 +38,11 @@ __all__ = [
     "month_label",
     "format_amount",
     "format_value",
+    "amount_text",
 ]
 
-#: Chinese magnitude units accepted in amounts and counts (longest first, so 万亿 wins over 亿).
-UNIT_MULTIPLIERS: dict[str, float] = {"万亿": 1e12, "亿": 1e8, "万": 1e4}
+#: Chinese magnitude units accepted in amounts and counts (longest first, so 万亿 wins over 亿 and 千万 over 千).
+UNIT_MULTIPLIERS: dict[str, float] = {"万亿": 1e12, "千万": 1e7, "百万": 1e6, "亿": 1e8, "万": 1e4, "千": 1e3}
 #: The largest amount accepted, CNY: 1000万亿, four times the loans of every bank in China. A larger amount is a
 #: slip of units, and sums of such amounts in fen would no longer be exact.
 MAX_AMOUNT = 1e15
@@ -45,8 +50,9 @@ MAX_AMOUNT = 1e15
 MAX_COUNT = 1e9
 
 _NUMBER = r"[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
-_AMOUNT_RE = re.compile(rf"^\s*({_NUMBER})\s*(万亿|亿|万)?\s*(元)?\s*$")
-_COUNT_RE = re.compile(rf"^\s*({_NUMBER})\s*(万亿|亿|万)?\s*(户|家|个|笔)?\s*$")
+_UNITS = "|".join(UNIT_MULTIPLIERS)
+_AMOUNT_RE = re.compile(rf"^\s*({_NUMBER})\s*({_UNITS})?\s*(元)?\s*$")
+_COUNT_RE = re.compile(rf"^\s*({_NUMBER})\s*({_UNITS})?\s*(户|家|个|笔)?\s*$")
 _RATE_RE = re.compile(rf"^\s*(-?{_NUMBER})\s*(%)?\s*$")
 _MONTH_RE = re.compile(r"^\s*([0-9]{4})-([0-9]{2})\s*$")
 
@@ -68,8 +74,8 @@ def parse_number(value: object, example: str = "1.5") -> float:
 
 
 def _with_units(value: object, pattern: re.Pattern[str], rule: str, example: str, most: float, most_text: str) -> float:
-    """A number in [0, ``most``], plain or a string matching ``pattern`` (number, optional 万/亿/万亿, optional
-    suffix)."""
+    """A number in [0, ``most``], plain or a string matching ``pattern`` (number, optional unit of
+    :data:`UNIT_MULTIPLIERS`, optional suffix)."""
     if isinstance(value, str):
         match = pattern.match(value)
         if match is None:
@@ -93,14 +99,15 @@ def parse_amount(value: object) -> float:
     ----------
     value : int, float or str
         A plain number of CNY, or a string with a Chinese unit: ``"300亿"``, ``"1.1万亿"``, ``"50万"``,
-        ``"800万元"``, ``"1200元"``.
+        ``"800万元"``, ``"5千万"``, ``"3百万"``, ``"1200元"``. (A scenario file or ``--set`` must give the unit of a
+        number other than 0: :func:`creditsim.scenario.written.refuse_bare_amounts`.)
 
     Returns
     -------
     float
         The amount in CNY, in [0, :data:`MAX_AMOUNT`].
     """
-    rule = "must be an amount such as 5000000, '50万', '300亿' or '1.1万亿' (units 万, 亿, 万亿, 元)"
+    rule = "must be an amount such as '50万', '300亿' or '1.1万亿' (units 万, 亿, 万亿, 千万, 百万, 千, 元)"
     return _with_units(value, _AMOUNT_RE, rule, "'300亿'", MAX_AMOUNT, "1000万亿 (1e15 CNY)")
 
 
@@ -206,3 +213,14 @@ def format_amount(cny: float) -> str:
     if size >= 1e4:
         return f"{cny / 1e4:,.1f}万"
     return f"{cny:,.0f}"
+
+
+def amount_text(cny: float, digits: int = 12, small: str = "元") -> str:
+    """An amount as a scenario file writes it, to ``digits`` significant digits in the largest of 万亿, 亿 and 万 it
+    reaches: ``550亿``, ``3000万``, ``1.2万亿``, ``1200元`` (errors show amounts so); ``small`` is the suffix below
+    1万 (``""`` for a count: ``53万``, ``800``)."""
+    if not math.isfinite(cny):
+        return str(cny)
+    size = abs(cny)
+    unit = next((u for u in ("万亿", "亿", "万") if size >= UNIT_MULTIPLIERS[u]), small)
+    return f"{'-' if cny < 0 else ''}{size / UNIT_MULTIPLIERS.get(unit, 1.0):.{digits}g}{unit}"
