@@ -10,13 +10,12 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
+from ..results.budget import paired_ratio
 from ..results.results import Results
-from ..results.targets import Z95, wilson_interval
+from ..results.targets import wilson_interval
 from .compare import Comparison
 
 __all__ = ["fiscal_costs", "instrument_events", "per_fiscal_cost"]
@@ -109,14 +108,6 @@ def per_fiscal_cost(comparison: Comparison, metric: str = "disbursed", total: bo
     a, b = comparison.base, comparison.variant
     dm = (b.cumulative(metric) - a.cumulative(metric)) if total else (b.values(metric)[:, -1] - a.values(metric)[:, -1])
     dc = fiscal_costs(b)["total"].to_numpy() - fiscal_costs(a)["total"].to_numpy()  # start-up money included
-    n = dm.shape[0]
-    mean_m, mean_c = dm.mean(), dc.mean()
-    ratio = mean_m / mean_c if mean_c != 0 else math.nan
-    if n > 1 and mean_c != 0:
-        cov = np.cov(dm, dc, ddof=1)
-        var = (cov[0, 0] - 2 * ratio * cov[0, 1] + ratio**2 * cov[1, 1]) / (mean_c**2 * n)
-        se = math.sqrt(max(var, 0.0))
-    else:
-        se = math.nan
-    return pd.Series({"extra": mean_m, "extra_fiscal_cost": mean_c, "per_cny": ratio, "se": se,
-                      "ci_low": ratio - Z95 * se, "ci_high": ratio + Z95 * se})
+    ratio = paired_ratio(dm, dc)
+    return pd.Series({"extra": ratio["mean_numerator"], "extra_fiscal_cost": ratio["mean_denominator"], "per_cny": ratio["ratio"],
+                      "se": ratio["se"], "ci_low": ratio["ci_low"], "ci_high": ratio["ci_high"]})
