@@ -24,7 +24,7 @@ REFERENCE = Path(__file__).resolve().parent / "reference"
 API: dict[str, list[str]] = {
     "creditsim": [
         "load_scenario", "Scenario", "simulate", "Results", "compare", "Comparison", "sweep", "Sweep", "solve", "Solution",
-        "instrument_events", "fiscal_costs", "per_fiscal_cost", "Backend", "METRICS",
+        "instrument_events", "fiscal_costs", "per_fiscal_cost", "budget", "Budget", "baseline_scenario", "bank_table", "Backend", "METRICS",
         "CreditsimError", "ScenarioError", "ScenarioWarning", "ResultsError", "BackendError",
     ],
     "creditsim.present.plots": ["fan_chart", "target_chart", "two_increases_chart", "loss_chart", "capital_chart", "sweep_figure"],

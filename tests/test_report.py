@@ -114,6 +114,25 @@ def test_report_is_self_contained_and_holds_every_section(results, tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["report.html"]  # no temporary file left behind
 
 
+def test_report_has_the_budget_each_bank_and_the_instruments_limits(results):
+    """The budget by instrument and year with its bottom lines, each bank's book and 两增 at each year-end, and
+    how likely each instrument is to become insolvent, as sections with their tables and figures from the run."""
+    html = report_html(results)
+    sections = re.findall(r"<h2>(.*?)</h2>", html)
+    for title in ("Each bank 分银行", "Budget 财政预算", "Limits and insolvency 偿付能力"):
+        assert title in sections, title
+    text = lambda title: html.split(f"<h2>{title}</h2>")[1].split("<h2>")[0]  # noqa: E731
+    spent = text("Budget 财政预算")
+    assert "fund</td><td class=\"l\">start-up capital</td><td class=\"l\">one-off" in spent and "<b>2.0亿</b>" in spent
+    assert "pool</td><td class=\"l\">start-up capital" in spent and "net cost" in spent and "left at the end" in spent
+    banks = text("Each bank 分银行")
+    for bank in results.banks:
+        assert f"<h3>{bank}</h3>" in banks
+    assert "两增 P(pass)" in banks and "两增 loan_growth margin" in banks and "first_time_borrowers" in banks
+    limits = text("Limits and insolvency 偿付能力")
+    assert "insolvent (claims left unpaid)" in limits and "leverage cap reached" in limits and "depleted (compensation left unpaid)" in limits
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -152,7 +171,9 @@ def test_report_renders_in_headless_chromium(results, tmp_path):
         errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
         assert errors == []
         tables = driver.find_elements(By.TAG_NAME, "table")
-        assert len(tables) >= 4 and all(t.is_displayed() and t.size["width"] > 0 for t in tables)
+        assert len(tables) >= 8 and all(t.is_displayed() and t.size["width"] > 0 for t in tables)
+        titles = [h.text for h in driver.find_elements(By.TAG_NAME, "h2")]
+        assert {"Each bank 分银行", "Budget 财政预算", "Limits and insolvency 偿付能力"} <= set(titles)
         images = driver.find_elements(By.TAG_NAME, "img")
         assert len(images) >= 10
         for image in images:
@@ -178,28 +199,51 @@ def test_report_renders_in_headless_chromium(results, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ exports
-def test_excel_workbook_holds_the_same_numbers_as_the_tables(results, tmp_path):
+def test_excel_workbook_holds_every_table_in_its_units_with_bilingual_headers(results, tmp_path):
+    """Every table of Results.tables() is a sheet. Amounts are in 亿元 (the table's CNY ÷ 1e8) and say so, in a
+    unit column where rows mix units (targets, banks, summary) or in the header (budget); fractions and
+    probabilities keep their value in a percentage format; headers carry English and Chinese."""
+    from openpyxl import load_workbook
+
+    from creditsim.results.exports import HEADERS
+
     path = results.to_excel(tmp_path / "book.xlsx")
     book = pd.read_excel(path, sheet_name=None)
-    assert list(book) == ["targets", "two_increases", "summary"]
-    for name, table in results.tables().items():
-        read = book[name]
-        assert list(read.columns) == list(table.columns)
-        for column in table.columns:
-            if pd.api.types.is_numeric_dtype(table[column]):
-                np.testing.assert_allclose(read[column].to_numpy(float), table[column].to_numpy(float), rtol=1e-12, equal_nan=True, err_msg=f"{name}.{column}")
-            else:
-                assert _text(read[column]) == _text(table[column]), f"{name}.{column}"
+    tables = results.tables()
 
+    def column(sheet: pd.DataFrame, name: str) -> np.ndarray:
+        """The sheet's column for the table's ``name``: its header is the bilingual one, with a fixed unit in brackets."""
+        [found] = [c for c in sheet.columns if c == HEADERS[name] or c.startswith(HEADERS[name] + " [")]
+        return sheet[found].to_numpy()
 
-def _text(column: pd.Series) -> list[str]:
-    """A column as text, empty where missing (an all-empty text column reads back from Excel as NaN)."""
-    return ["" if pd.isna(v) else str(v) for v in column.astype(object)]
+    assert list(book) == ["targets", "two_increases", "banks", "budget", "budget_totals", "instruments", "summary"]
+    targets, read = tables["targets"], book["targets"]
+    assert [c.split(" [")[0] for c in read.columns] == [HEADERS.get(c, c) for c in targets.columns]
+    money = (targets["unit"] == "CNY").to_numpy()
+    assert money.any() and (~money).any()
+    np.testing.assert_allclose(column(read, "threshold")[money].astype(float), targets["threshold"].to_numpy(float)[money] / 1e8, rtol=1e-12)
+    np.testing.assert_allclose(column(read, "median")[~money].astype(float), targets["median"].to_numpy(float)[~money], rtol=1e-12, equal_nan=True)
+    assert set(column(read, "unit")[money]) == {"亿元 (100M CNY)"}
+    assert HEADERS["probability"] + " [% (probability)]" in read.columns
+    np.testing.assert_allclose(column(read, "probability").astype(float), targets["probability"].to_numpy(float), equal_nan=True)
+    spent = tables["budget"]
+    assert HEADERS["median"] + " [亿元 (100M CNY)]" in book["budget"].columns
+    np.testing.assert_allclose(column(book["budget"], "median").astype(float), spent["median"].to_numpy(float) / 1e8, rtol=1e-12)
+    banks = tables["banks"]
+    money = (banks["unit"] == "CNY").to_numpy()
+    np.testing.assert_allclose(column(book["banks"], "median")[money].astype(float), banks["median"].to_numpy(float)[money] / 1e8, rtol=1e-12)
+    summary, read = tables["summary"], book["summary"]
+    assert len(read) == len(summary) and set(column(read, "unit")) >= {"亿元 (100M CNY)", "% (share)", "户 (firms)"}
+    cells = load_workbook(path)["targets"]
+    letter = {cell.value.split(" [")[0]: cell.column_letter for cell in cells[1]}
+    first_money = int(np.flatnonzero(targets["unit"] == "CNY")[0]) + 2
+    assert cells[f"{letter[HEADERS['median']]}{first_money}"].number_format == "#,##0.00"
+    assert cells[f"{letter[HEADERS['probability']]}2"].number_format == "0.0%"
 
 
 def test_csv_and_parquet_exports_round_trip(results, tmp_path):
     csv_dir, parquet_dir = results.to_csv(tmp_path / "csv"), results.to_parquet(tmp_path / "parquet")
-    names = ["metrics", "summary", "targets", "two_increases"]
+    names = ["metrics", "summary", "targets", "two_increases", "banks", "budget", "budget_totals", "instruments"]
     assert sorted(p.name for p in csv_dir.iterdir()) == sorted(f"{n}.csv" for n in names)
     tables = {"metrics": results.metrics, **results.tables()}
     for name in names:

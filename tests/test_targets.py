@@ -342,7 +342,7 @@ def test_loan_cost_half_against_the_year_before():
     table = hand_built(two_bank_data(months=24), 1, fill).two_increases().set_index(["bank", "date", "check"])
     for date, margin in (("2022-03", 0.005), ("2022-06", -0.0025), ("2022-12", 0.00375)):
         assert table.loc[("a", date, "loan_cost"), "median_margin"] == pytest.approx(margin)
-        assert table.loc[("a", date, "loan_cost"), "margin_unit"] == "rate points"
+        assert table.loc[("a", date, "loan_cost"), "margin_unit"] == "fraction"  # a rate difference: 0.003 is 0.3 points
         assert table.loc[("a", date, "两控"), "probability"] == float(margin > 0)
         assert table.loc[("a", date, "npl_ratio"), "probability"] == 1.0
     assert ("a", "2021-12", "loan_cost") not in table.index and table.loc[("a", "2021-12", "两控"), "probability"] == 1.0

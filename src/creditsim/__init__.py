@@ -17,7 +17,7 @@ from .analysis.summaries import fiscal_costs, instrument_events, per_fiscal_cost
 from .analysis.sweeps import Sweep, sweep
 from .errors import BackendError, CreditsimError, ResultsError, ScenarioError, ScenarioWarning
 from .metrics import METRICS
-from .results import Results
+from .results import Budget, Results, bank_table, baseline_scenario, budget
 from .run import Backend, simulate
 from .scenario import Scenario, load_scenario
 
@@ -39,6 +39,10 @@ __all__ = [
     "fiscal_costs",
     "instrument_events",
     "per_fiscal_cost",
+    "budget",
+    "Budget",
+    "baseline_scenario",
+    "bank_table",
     "load_scenario",
     "Scenario",
     "Results",

@@ -11,13 +11,12 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
+from ..results.budget import paired_ratio
 from ..results.results import Results
-from ..results.targets import Z95, wilson_interval
+from ..results.targets import wilson_interval
 from .compare import Comparison, paired_stats
 
 __all__ = ["fiscal_costs", "instrument_events", "per_fiscal_cost"]
@@ -122,19 +121,12 @@ def per_fiscal_cost(comparison: Comparison, metric: str = "disbursed", total: bo
     before, after = (a.cumulative(metric), b.cumulative(metric)) if total else (a.values(metric)[:, -1], b.values(metric)[:, -1])
     cost_a, cost_b = fiscal_costs(a)["total"].to_numpy(), fiscal_costs(b)["total"].to_numpy()  # start-up money included
     dm, dc = after - before, cost_b - cost_a
-    n = dm.shape[0]
-    mean_m, mean_c = dm.mean(), dc.mean()
-    ratio = mean_m / mean_c if mean_c != 0 else math.nan
-    if n > 1 and mean_c != 0:
-        cov = np.cov(dm, dc, ddof=1)
-        var = (cov[0, 0] - 2 * ratio * cov[0, 1] + ratio**2 * cov[1, 1]) / (mean_c**2 * n)
-        se = math.sqrt(max(var, 0.0))
-    else:
-        se = math.nan
+    ratio = paired_ratio(dm, dc)
     extra, cost = paired_stats(before, after), paired_stats(cost_a, cost_b)
-    return pd.Series({"extra": mean_m, "extra_low": float(extra["ci_low"]), "extra_high": float(extra["ci_high"]),
-                      "extra_fiscal_cost": mean_c, "extra_fiscal_cost_low": float(cost["ci_low"]), "extra_fiscal_cost_high": float(cost["ci_high"]),
-                      "per_cny": ratio, "se": se, "ci_low": ratio - Z95 * se, "ci_high": ratio + Z95 * se,
+    return pd.Series({"extra": ratio["mean_numerator"], "extra_low": float(extra["ci_low"]), "extra_high": float(extra["ci_high"]),
+                      "extra_fiscal_cost": ratio["mean_denominator"], "extra_fiscal_cost_low": float(cost["ci_low"]),
+                      "extra_fiscal_cost_high": float(cost["ci_high"]), "per_cny": ratio["ratio"], "se": ratio["se"], "ci_low": ratio["ci_low"],
+                      "ci_high": ratio["ci_high"],
                       "note": _ratio_note(metric, _sign(extra), _sign(cost), bool((dc == 0).all()))}, dtype=object)
 
 

@@ -39,14 +39,17 @@ from .. import __version__
 from ..analysis.calibrate import Calibration, against_data, backtest, calibrate, read_observations
 from ..analysis.compare import UNCHANGED, Comparison, compare
 from ..analysis.search import Solution, solve
-from ..analysis.summaries import fiscal_costs, instrument_events, per_fiscal_cost
+from ..analysis.summaries import instrument_events, per_fiscal_cost
 from ..analysis.sweeps import KEY_METRICS, Sweep, field_value, resume_sweep, sweep
 from ..analysis.uncertainty import Sensitivity, sensitivity, simulate_uncertain
 from ..errors import CreditsimError, ResultsError, ScenarioError, ScenarioWarning, one_line
 from ..files import write_file
 from ..metrics import metric
+from ..results.banks import bank_table
+from ..results.budget import Budget, baseline_scenario, budget
+from ..results.exports import ROW, Sheet, write_workbook
 from ..results.results import ALL, Results
-from ..results.targets import SIGNS
+from ..results.targets import SIGNS, Z95
 from ..run.api import simulate
 from ..run.checkpoint import read_manifest
 from ..scenario import Scenario, load_scenario, scenario_from_dict
@@ -147,7 +150,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--csv", metavar="DIR", help="write the metrics and the summary, target and 两增 tables as CSV files to a new DIR")
     run.add_argument("--parameter-uncertainty", action="store_true",
                      help="draw each path's values of the scenario's [[assumptions]] from their ranges, so the bands carry the parameters' uncertainty too")
+    run.add_argument("--bank", dest="banks", action="append", default=[], metavar="NAME",
+                     help="also print this bank's book and 两增 at each year-end (repeat for several; 'all' for the banks together)")
     run.set_defaults(handler=_run)
+
+    bud = commands.add_parser("budget", help="the government's money by instrument and year, and its cost per extra 亿 of lending against a baseline")
+    bud.add_argument("scenario", nargs="?", help="scenario TOML file (default: the bundled default scenario)")
+    bud.add_argument("--paths", type=_positive_int, default=DEFAULT_PATHS, help=f"Monte Carlo paths (default {DEFAULT_PATHS})")
+    bud.add_argument("--seed", type=_non_negative_int, default=0, help=_SEED_HELP)
+    bud.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field of the scenario")
+    bud.add_argument("--baseline", metavar="FILE", help="the baseline scenario (default: the scenario without its instruments, or with --set-baseline)")
+    bud.add_argument("--set-baseline", dest="baseline_overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a field of the baseline; without --baseline, the baseline is then the scenario with these changes")
+    bud.add_argument("--xlsx", metavar="FILE", help="write the budget tables as an Excel workbook")
+    bud.add_argument("--csv", metavar="FILE", help="write the budget by instrument, item and year as a CSV file")
+    _backend_arguments(bud)
+    bud.set_defaults(handler=_budget)
 
     sens = commands.add_parser("sensitivity", help="which documented assumption would move each target's P(met) most")
     sens.add_argument("scenario", nargs="?", help="scenario TOML file with [[assumptions]] (default: the bundled default scenario)")
@@ -320,6 +338,9 @@ def _run(args: argparse.Namespace) -> int:
         _check_file(args.xlsx, (".xlsx",))
     if args.csv and Path(args.csv).exists():
         raise ResultsError(f"{args.csv}: already exists; refusing to overwrite it")
+    for name in args.banks:
+        if name not in (*scenario.bank_names, ALL):
+            raise ScenarioError("--bank", name, f"is not a bank of the scenario ({', '.join(scenario.bank_names)}, or {ALL})")
     if args.parameter_uncertainty:
         _alone_with_uncertainty(args)
         results, drawn = simulate_uncertain(scenario, paths=args.paths, seed=args.seed)
@@ -328,6 +349,10 @@ def _run(args: argparse.Namespace) -> int:
     else:
         results = simulate(scenario, paths=args.paths, seed=args.seed, checkpoint=args.checkpoint, trace=args.trace or (), **_backend(args))
         print(format_summary(results))
+    if args.banks:
+        table = bank_table(results)
+        for name in dict.fromkeys(args.banks):
+            print("\n" + format_bank(table, name))
     written = []
     if args.out:
         written.append(f"results: {results.save(args.out)}")
@@ -819,9 +844,7 @@ def _instrument_lines(results: Results, last: str) -> list[str]:
     for name in s.pools:
         lines.append(_line(f"{name}.pool_balance", results.values("pool_balance", name)[:, -1], unit="CNY"))
         lines.append(_line(f"{name}.payouts (total)", results.cumulative("pool_payouts", name), unit="CNY"))
-    costs = fiscal_costs(results)
-    lines.append(_line("fiscal cost incl. start-up (total)", costs["total"].to_numpy(), unit="CNY"))
-    lines.append(_line(f"  … present value at {100 * s.discount_rate:g}%", costs["npv"].to_numpy(), unit="CNY"))
+    lines += _budget_lines(budget(results))
     events = instrument_events(results)
     if len(events):
         lines += ["", f"{'limits reached by ' + last:<50}{'probability':>12}   {'95% CI':<14}first month (median)"]
@@ -839,6 +862,127 @@ def _line(name: str, values: np.ndarray, unit: str | None = None) -> str:
         return f"{name:<38}{'n/a':>14}"
     p5, p50, p95 = np.percentile(values, [5, 50, 95])
     return f"{name:<38}{format_value(p50, unit):>14}   [{format_value(p5, unit)}, {format_value(p95, unit)}]"
+
+
+#: How the bottom lines of a budget (:attr:`creditsim.Budget.totals`) are labelled.
+BOTTOM_LINES = {
+    "one-off": "one-off (start-up capital, scheduled injections)", "recurring": "recurring (budgets, top-ups, subsidies)",
+    "outlay": "outlay", "outlay (present value)": "  … present value at {rate:g}%", "left at the end": "left in the instruments at the end",
+    "net cost": "net cost (outlay − what is left)", "net cost (present value)": "  … present value at {rate:g}%",
+}
+_BUDGET_WIDTH = 52
+
+
+def _budget_lines(result: Budget, by_year: bool = False) -> list[str]:
+    """The government's money for the instruments: each instrument's items over the run (and by year), one-off and
+    recurring, the outlay at present value, what is left in the instruments at the end and the net cost."""
+    if result.items.empty:
+        return []
+    years = [y for y in dict.fromkeys(result.items["year"]) if y != "total"]
+    year_columns = "".join(f"{y:>12}" for y in years) if by_year else ""
+    lines = ["", f"{'budget (government money), median':<{_BUDGET_WIDTH}}{year_columns}{'total':>12}   5%–95% band"]
+    for (instrument, item, timing), rows in result.items.groupby(["instrument", "item", "timing"], sort=False):
+        rows = rows.set_index("year")
+        cells = "".join(f"{format_value(rows.loc[y, 'median'], 'CNY'):>12}" for y in years) if by_year else ""
+        total = rows.loc["total"]
+        lines.append(_stat_line(f"{instrument}: {item} ({timing})", (total["median"], total["p5"], total["p95"]), cells))
+    pad = " " * (12 * len(years)) if by_year else ""
+    lines += [_stat_line(BOTTOM_LINES[row.line].format(rate=100 * result.discount_rate), (row.median, row.p5, row.p95), pad)
+              for row in result.totals.itertuples()]
+    return lines
+
+
+def _stat_line(name: str, stats: tuple[float, float, float], cells: str = "") -> str:
+    """``name``, then ``cells``, then the median and the 5–95% band of an amount (``stats``: median, p5, p95)."""
+    median, p5, p95 = stats
+    return f"{_pad(name, _BUDGET_WIDTH)}{cells}{format_value(median, 'CNY'):>12}   [{format_value(p5, 'CNY')}, {format_value(p95, 'CNY')}]"
+
+
+def _budget(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario, args.overrides)
+    if args.baseline is not None:
+        base = load_scenario(args.baseline, args.baseline_overrides)
+    elif args.baseline_overrides:
+        base = load_scenario(args.scenario, args.overrides + args.baseline_overrides)
+    else:
+        base = baseline_scenario(scenario)
+    if args.xlsx:
+        _check_file(args.xlsx, (".xlsx",))
+    if args.csv:
+        _check_file(args.csv, (".csv",))
+    comparison = compare(base, scenario, paths=args.paths, seed=args.seed, **_backend(args))
+    result = budget(comparison.variant, baseline=comparison.base)
+    print(format_budget(comparison.variant, result))
+    written = []
+    if args.xlsx:
+        written.append(f"workbook: {write_budget_workbook(result, args.xlsx)}")
+    if args.csv:
+        written.append(f"table: {write_file(Path(args.csv), lambda tmp: result.items.to_csv(tmp, index=False, encoding='utf-8-sig'), 'table')}")
+    if written:
+        print("\nwritten: " + "; ".join(written))
+    return 0
+
+
+def format_budget(results: Results, result: Budget) -> str:
+    """The text ``creditsim budget`` prints: the budget by instrument, item and year, its bottom lines, and the
+    fiscal cost per extra 亿 of lending against the baseline."""
+    s = results.scenario
+    lines = [f"creditsim {__version__} · budget of {s.name} · {results.paths} paths · seed {results.seed} · "
+             f"{results.dates[1]} → {results.dates[-1]} · common random numbers"]
+    if result.items.empty:
+        lines.append("\nthe scenario has no guarantor, re-guarantor, pool or interest subsidy: the government spends nothing on it")
+    lines += _budget_lines(result, by_year=True)
+    per = result.per_extra_lending
+    if per is not None:
+        lines += ["", f"against the baseline {per['baseline']} (same seed and paths), lending measured as the balance increase (新增) over the run:",
+                  f"{_pad('extra lending (mean)', _BUDGET_WIDTH)}{format_value(per['extra_lending'], 'CNY'):>12}   "
+                  f"± {format_value(Z95 * per['extra_lending_se'], 'CNY')} (95%)"]
+        for name, label in (("outlay", "outlay"), ("net_cost", "net cost")):
+            lines.append(f"{_pad(f'extra {label} (mean)', _BUDGET_WIDTH)}{format_value(per[f'extra_{name}'], 'CNY'):>12}")
+            head = _pad(f"{label} per extra 亿 of lending", _BUDGET_WIDTH)
+            if per[f"{name}_note"]:
+                lines.append(f"{head}{'–':>12}   not given: {per[f'{name}_note']}")
+            else:
+                lines.append(f"{head}{format_value(per[f'{name}_per_yi'], 'CNY'):>12}   "
+                             f"[{format_value(per[f'{name}_per_yi_ci_low'], 'CNY')}, {format_value(per[f'{name}_per_yi_ci_high'], 'CNY')}] (95%)")
+    return "\n".join(lines)
+
+
+def write_budget_workbook(result: Budget, path: str | Path) -> Path:
+    """The budget as an Excel workbook: ``budget`` (by instrument, item and year), ``bottom line`` and, against a
+    baseline, ``per extra lending`` (amounts, and costs per extra 亿, in 亿元); amounts in 亿元 with their unit."""
+    money = dict.fromkeys(("median", "p5", "p95", "mean", "mcse"), "CNY")
+    sheets = {"budget": Sheet(result.items, money), "bottom line": Sheet(result.totals, money)}
+    per = result.per_extra_lending
+    if per is not None:
+        rows = [(key, per[key], "CNY") for key in per.index if key.startswith("extra_") or (key.endswith("per_yi") or "_per_yi_" in key)]
+        rows += [(key, per[key], "") for key in ("baseline", "outlay_note", "net_cost_note", "note")]
+        sheets["per extra lending"] = Sheet(pd.DataFrame(rows, columns=["item", "value", "unit"]), {"value": ROW})
+    return write_workbook(path, sheets)
+
+
+def format_bank(table: pd.DataFrame, bank: str) -> str:
+    """One bank's rows of :func:`creditsim.bank_table`: each item at each year-end (and the last date) as the
+    median, with the 5–95% band at the last date (for 两增 P(pass), its 95% interval)."""
+    rows = table[table["bank"] == bank]
+    dates = list(dict.fromkeys(rows["date"]))
+    lines = [f"bank {bank}: median at" + " " * 18 + "".join(f"{d:>14}" for d in dates) + f"   band at {dates[-1]}"]
+    for item, group in rows.groupby("item", sort=False):
+        group = group.set_index("date")
+        unit = group["unit"].iloc[0]
+        cells = "".join(f"{(_bank_cell(group.loc[d, 'median'], unit) if d in group.index else '–'):>14}" for d in dates)
+        last = group.loc[dates[-1]] if dates[-1] in group.index else None
+        band = "" if last is None else f"   [{_bank_cell(last['p5'], unit)}, {_bank_cell(last['p95'], unit)}]"
+        lines.append(f"{_pad(item, 40)}{cells}{band}")
+    return "\n".join(lines)
+
+
+def _bank_cell(value: float, unit: str) -> str:
+    if unit == "points":
+        return f"{value:+.2f} pts"
+    if unit == "probability":
+        return f"{100 * value:.0f}%"
+    return format_value(value, unit)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,6 +21,8 @@ import numpy as np
 from ..files import write_file
 from ..metrics import metric
 from ..results.assessment import CHECKS
+from ..results.banks import bank_table
+from ..results.budget import budget
 from ..results.targets import SIGNS
 from ..scenario.units import format_amount, format_value
 from . import plots
@@ -87,6 +89,12 @@ def report_html(results: Results, command: str | None = None) -> str:
         *[_figure(plots.fan_chart(results, name), f"{name}: median, 25–75% and 5–95% of {results.paths} paths") for name in KEY_METRICS],
         "</div>",
         _instrument_section(results),
+        "<h2>Each bank 分银行</h2>",
+        _banks_section(results),
+        "<h2>Budget 财政预算</h2>",
+        _budget_section(results),
+        "<h2>Limits and insolvency 偿付能力</h2>",
+        _limits_section(results),
         "<h2>Scenario 情景</h2>",
         _scenario_section(results),
         "<h2>How this was produced</h2>",
@@ -183,6 +191,80 @@ def _instrument_section(results: Results) -> str:
     if capital is not None:
         charts.append(_figure(capital, "Guarantor capital and pool balances: median and 5–95% band"))
     return "<h2>Who bears the losses; instruments 风险分担</h2>" + '<div class="grid">' + "".join(charts) + "</div>"
+
+
+def _banks_section(results: Results) -> str:
+    table = bank_table(results)
+    dates = list(dict.fromkeys(table["date"]))
+    parts = [f"<p>Each bank's inclusive book at each year-end (and {_e(dates[-1])}): the median over paths, with the 5–95% band "
+             "at the last date; flows (首贷户, first loans, renewals) are summed over the calendar year to date. 两增's margins are "
+             "how far the bank clears each check (loan growth in percentage points, borrowers in firms); P(pass) with its "
+             "95% Wilson interval.</p>"]
+    header = '<tr><th class="l">item</th>' + "".join(f"<th>{_e(d)}</th>" for d in dates) + f"<th>5–95% band at {_e(dates[-1])}</th></tr>"
+    for bank in results.banks:
+        rows = []
+        for item, group in table[table["bank"] == bank].groupby("item", sort=False):
+            group = group.set_index("date")
+            unit = group["unit"].iloc[0]
+            cells = "".join(f"<td>{_e(_bank_value(group.loc[d, 'median'], unit)) if d in group.index else '–'}</td>" for d in dates)
+            band = (f"{_e(_bank_value(group.loc[dates[-1], 'p5'], unit))} – {_e(_bank_value(group.loc[dates[-1], 'p95'], unit))}"
+                    if dates[-1] in group.index else "–")
+            rows.append(f'<tr><td class="l">{_e(item)}</td>{cells}<td>{band}</td></tr>')
+        parts.append(f'<h3>{_e(bank)}</h3><div class="wrap"><table>{header}{"".join(rows)}</table></div>')
+    return "".join(parts)
+
+
+def _bank_value(value: float, unit: str) -> str:
+    if unit == "points":
+        return f"{value:+.2f} pts"
+    if unit == "probability":
+        return f"{100 * value:.0f}%"
+    return format_value(value, unit)
+
+
+def _budget_section(results: Results) -> str:
+    spent = budget(results)
+    if spent.items.empty:
+        return "<p>The scenario has no guarantor, re-guarantor, pool or interest subsidy: the government spends nothing on it.</p>"
+    years = [y for y in dict.fromkeys(spent.items["year"]) if y != "total"]
+    rows = []
+    for (instrument, item, timing), group in spent.items.groupby(["instrument", "item", "timing"], sort=False):
+        group = group.set_index("year")
+        cells = "".join(f"<td>{_e(format_amount(group.loc[y, 'median']))}</td>" for y in years)
+        total = group.loc["total"]
+        rows.append(f'<tr><td class="l">{_e(instrument)}</td><td class="l">{_e(item)}</td><td class="l">{_e(timing)}</td>{cells}'
+                    f"<td><b>{_e(format_amount(total['median']))}</b></td><td>{_e(format_amount(total['p5']))} – {_e(format_amount(total['p95']))}</td></tr>")
+    header = ('<tr><th class="l">instrument</th><th class="l">item</th><th class="l">kind</th>' + "".join(f"<th>{_e(y)}</th>" for y in years)
+              + "<th>total</th><th>5–95% band</th></tr>")
+    bottom = "".join(
+        f'<tr><td class="l">{_e(row.line)}</td><td><b>{_e(format_amount(row.median))}</b></td><td>{_e(format_amount(row.p5))} – '
+        f"{_e(format_amount(row.p95))}</td></tr>" for row in spent.totals.itertuples())
+    note = (f"<p>The government's money for the instruments by year (median over paths; start-up money in the first year), one-off "
+            f"(start-up capital, scheduled injections) and recurring (budgets, top-ups, fee and interest subsidies). Present values "
+            f"at {100 * spent.discount_rate:g}% a year; what is left is the government's share of the instruments' capital and "
+            "balances at the end, and the net cost is the outlay less it. The cost per extra 亿 of lending against a baseline: "
+            "<code>creditsim budget</code>.</p>")
+    return (f'{note}<div class="wrap"><table>{header}{"".join(rows)}</table></div>'
+            f'<div class="wrap"><table><tr><th class="l">bottom line</th><th>median</th><th>5–95% band</th></tr>{bottom}</table></div>')
+
+
+def _limits_section(results: Results) -> str:
+    from ..analysis.summaries import instrument_events
+
+    events = instrument_events(results)
+    if events.empty:
+        return "<p>The scenario has no guarantor, re-guarantor or pool.</p>"
+    rows = "".join(
+        f'<tr><td class="l">{_e(r.entity)}</td><td class="l">{_e(r.event)}</td>'
+        f'<td class="{"fail" if r.probability >= 0.5 else "risk" if r.probability >= 0.1 else "ok"}">{100 * r.probability:.0f}%</td>'
+        f"<td>{100 * r.ci_low:.0f}–{100 * r.ci_high:.0f}%</td><td>{_e(r.date_median if isinstance(r.date_median, str) else '–')}</td>"
+        f"<td>{_e(r.date_p5 if isinstance(r.date_p5, str) else '–')} – {_e(r.date_p95 if isinstance(r.date_p95, str) else '–')}</td></tr>"
+        for r in events.itertuples())
+    header = ('<tr><th class="l">instrument</th><th class="l">event</th><th>probability</th><th>95% CI</th><th>first month (median)</th>'
+              "<th>first month (5–95%)</th></tr>")
+    note = ("<p>The share of paths on which each guarantor, re-guarantor and pool reaches each limit within the run (insolvent: "
+            "claims, reimbursements or compensation left unpaid), with its Wilson 95% interval, and when it first happens.</p>")
+    return f'{note}<div class="wrap"><table>{header}{rows}</table></div>'
 
 
 def _scenario_section(results: Results) -> str:

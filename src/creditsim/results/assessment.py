@@ -39,8 +39,9 @@ RULES: dict[str, tuple[str, tuple[str, ...]]] = {
 #: The rows of each assessment date: 两增 (all the rule's checks) and each of its checks, 两控 (both halves) and each
 #: half.
 CHECKS: tuple[str, ...] = ("两增", "loan_growth", "borrowers", "两控", "npl_ratio", "loan_cost")
-#: Units of each check's margin.
-MARGIN_UNITS: dict[str, str] = {"loan_growth": "growth points", "borrowers": "firms", "npl_ratio": "NPL ratio points", "loan_cost": "rate points"}
+#: Units of each check's margin, as the metrics' units: a growth, NPL ratio or rate difference is a fraction (0.0288 is
+#: 2.88 percentage points), the borrowers' a count of firms.
+MARGIN_UNITS: dict[str, str] = {"loan_growth": "fraction", "borrowers": "firms", "npl_ratio": "fraction", "loan_cost": "fraction"}
 
 
 def _npl_control_applies(assessment: Assessment, year: int) -> bool:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ResultsError, ScenarioError
-from ..files import INCOMPLETE, new_directory, write_directory, write_file
+from ..files import INCOMPLETE, new_directory, write_directory
 from ..metrics import METRICS, SCOPE_METRICS, SCOPES, entities, ratio_values
 from ..model.state import TRACE
 from ..scenario import Scenario, json_digest, scenario_from_dict
@@ -49,6 +49,7 @@ _MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 METRIC_SCOPE = {m.name: m.scope for m in METRICS}
 METRIC_KIND = {m.name: m.kind for m in METRICS}
+METRIC_UNIT = {m.name: m.unit for m in METRICS}
 
 
 class Results:
@@ -158,7 +159,8 @@ class Results:
         Returns
         -------
         DataFrame
-            One row per target: ``target, label, metric, measure, scope, when, comparison, threshold``; the
+            One row per target: ``target, label, metric, measure, scope, when, comparison, threshold, unit`` (the
+            metric's unit, which the threshold and the measured values are in: CNY, fraction, firms …); the
             share of paths on which it is met (``probability``) and its Wilson 95% interval (``ci_low``,
             ``ci_high``); the median and 5–95% band of the measured value (``median, p5, p95``); the median
             shortfall over the paths that miss it (``median_shortfall``, NaN when none does); ``paths``,
@@ -182,8 +184,8 @@ class Results:
             NPL ratio ≤ overall NPL ratio + the margin; ``loan_cost``: the year's loans so far at a lower average
             rate than the whole year before's, from the run's second calendar year), ``rule``, the share of paths
             passing (``probability``) with its Wilson 95% interval (``ci_low``, ``ci_high``), and the median margin
-            (``median_margin``, in ``margin_unit``: growth points as a fraction, firms, NPL ratio points or rate
-            points as a fraction; NaN for the combined 两增 and 两控 rows).
+            (``median_margin``, in ``margin_unit``: ``fraction`` for the growth, NPL ratio and rate differences, 0.0288
+            being 2.88 percentage points; ``firms`` for borrowers; NaN for the combined 两增 and 两控 rows).
         """
         from .assessment import two_increases_table
 
@@ -224,7 +226,8 @@ class Results:
         Returns
         -------
         DataFrame
-            Columns ``metric, date, bank, mean, mcse, p5, p25, p50, p75, p95``. ``mcse`` is the sample standard
+            Columns ``metric, date, bank, unit, mean, mcse, p5, p25, p50, p75, p95`` (``unit``: the metric's, e.g.
+            CNY or fraction). ``mcse`` is the sample standard
             deviation over paths divided by sqrt(paths) (NaN with one path). NaN values (a ratio with a zero
             denominator) are left out of that cell's statistics.
         """
@@ -235,7 +238,7 @@ class Results:
             for entity in results.entities[scope]
         ], ignore_index=True))
 
-    def _table(self, name: str, build: Callable[[Results], pd.DataFrame]) -> pd.DataFrame:
+    def _table(self, name: str, build: Callable[[Results], pd.DataFrame] | None) -> pd.DataFrame:
         """A copy of the table ``name``, built by ``build(self)`` the first time it is asked for."""
         if name not in self._tables:
             self._tables[name] = build(self)
@@ -304,14 +307,25 @@ class Results:
 
     # ------------------------------------------------------------------------------------------ exports
     def tables(self) -> dict[str, pd.DataFrame]:
-        """The tables the exports write: ``summary`` (:meth:`summary`), ``targets`` (:meth:`targets`) and
-        ``two_increases`` (:meth:`two_increases`), each computed once (results do not change) and returned as copies."""
-        return {"summary": self.summary(), "targets": self.targets(), "two_increases": self.two_increases()}
+        """The tables the exports write, each computed once (results do not change) and returned as copies:
+        ``summary`` (:meth:`summary`), ``targets`` (:meth:`targets`), ``two_increases`` (:meth:`two_increases`),
+        ``banks`` (:func:`creditsim.bank_table`), ``budget`` and ``budget_totals`` (:func:`creditsim.budget`, its
+        ``items`` and ``totals``) and ``instruments`` (:func:`creditsim.instrument_events`)."""
+        from ..analysis.summaries import instrument_events
+        from .banks import bank_table
+        from .budget import budget
+
+        if "budget" not in self._tables:
+            spent = budget(self)
+            self._tables.update(budget=spent.items, budget_totals=spent.totals)
+        return {"summary": self.summary(), "targets": self.targets(), "two_increases": self.two_increases(),
+                "banks": self._table("banks", bank_table), "budget": self._table("budget", None), "budget_totals": self._table("budget_totals", None),
+                "instruments": self._table("instruments", instrument_events)}
 
     def to_csv(self, directory: str | Path) -> Path:
-        """Write ``metrics.csv`` (the tidy metrics) and ``summary.csv``, ``targets.csv``, ``two_increases.csv``
-        (UTF-8 with a byte-order mark, so spreadsheet programs read the Chinese text) to a new directory,
-        atomically. Raises :class:`ResultsError` when ``directory`` exists."""
+        """Write ``metrics.csv`` (the tidy metrics) and each of :meth:`tables` as ``NAME.csv`` (UTF-8 with a
+        byte-order mark, so spreadsheet programs read the Chinese text; amounts in CNY, each row's unit in its
+        ``unit`` column) to a new directory, atomically. Raises :class:`ResultsError` when ``directory`` exists."""
         def write(staging: Path) -> None:
             for name, table in {"metrics": self.metrics, **self.tables()}.items():
                 table.to_csv(staging / f"{name}.csv", index=False, encoding="utf-8-sig")
@@ -319,7 +333,7 @@ class Results:
         return write_directory(new_directory(directory), write)
 
     def to_parquet(self, directory: str | Path) -> Path:
-        """Write the same four tables as :meth:`to_csv` as Parquet files to a new directory, atomically."""
+        """Write the same tables as :meth:`to_csv` as Parquet files to a new directory, atomically."""
         def write(staging: Path) -> None:
             for name, table in {"metrics": self.metrics, **self.tables()}.items():
                 table.to_parquet(staging / f"{name}.parquet", index=False)
@@ -327,15 +341,24 @@ class Results:
         return write_directory(new_directory(directory), write)
 
     def to_excel(self, path: str | Path) -> Path:
-        """Write an Excel workbook with the sheets ``targets``, ``two_increases`` and ``summary`` (the file
-        written atomically; an existing file is replaced)."""
-        def write(temporary: Path) -> None:
-            tables = self.tables()
-            with pd.ExcelWriter(temporary, engine="openpyxl") as book:
-                for name in ("targets", "two_increases", "summary"):
-                    tables[name].to_excel(book, sheet_name=name, index=False)
+        """Write an Excel workbook of :meth:`tables` (the file written atomically; an existing file is replaced):
+        amounts in 亿元, each value with its unit (a ``unit`` column, or the header) and number format, headers in
+        English and Chinese (:mod:`creditsim.results.exports`)."""
+        from .exports import ROW, Sheet, write_workbook
 
-        return write_file(Path(path), write, "workbook")
+        tables = self.tables()
+        chance = {"probability": "probability", "ci_low": "probability", "ci_high": "probability"}
+        money = dict.fromkeys(("median", "p5", "p95", "mean", "mcse"), "CNY")
+        sheets = {
+            "targets": Sheet(tables["targets"], {**chance, **dict.fromkeys(("threshold", "median", "p5", "p95", "median_shortfall"), ROW)}),
+            "two_increases": Sheet(tables["two_increases"].rename(columns={"margin_unit": "unit"}), {**chance, "median_margin": ROW}),
+            "banks": Sheet(tables["banks"], dict.fromkeys(("median", "p5", "p95"), ROW)),
+            "budget": Sheet(tables["budget"], money),
+            "budget_totals": Sheet(tables["budget_totals"], money),
+            "instruments": Sheet(tables["instruments"], chance),
+            "summary": Sheet(tables["summary"], dict.fromkeys(("mean", "mcse", *(f"p{p}" for p in PERCENTILES)), ROW)),
+        }
+        return write_workbook(path, sheets)
 
     @classmethod
     def load(cls, directory: str | Path) -> Results:
@@ -467,7 +490,7 @@ def _describe(v: np.ndarray, metric: str, bank: str, dates: list[str]) -> pd.Dat
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN cell is reported as NaN
         q = np.nanpercentile(v, PERCENTILES, axis=0)
-    frame = pd.DataFrame({"metric": metric, "date": dates, "bank": bank, "mean": mean, "mcse": mcse})
+    frame = pd.DataFrame({"metric": metric, "date": dates, "bank": bank, "unit": METRIC_UNIT[metric], "mean": mean, "mcse": mcse})
     for pct, row in zip(PERCENTILES, q, strict=True):
         frame[f"p{pct}"] = row
     return frame

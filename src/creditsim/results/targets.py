@@ -185,7 +185,8 @@ def targets_table(results: Runs) -> pd.DataFrame:
             "target": name, "label": target.label, "metric": target.metric, "measure": target.measure,
             "scope": target.scope if isinstance(target.scope, str) else "+".join(target.scope),
             "when": target.date if target.date else f"{target.start}–{target.end}",
-            "comparison": target.comparison, "threshold": target.value, "paths": results.paths, "source": target.source,
+            "comparison": target.comparison, "threshold": target.value, "unit": metric(target.metric).unit, "paths": results.paths,
+            "source": target.source,
         }
         why = outside(target, results.dates[0], results.dates[-1])
         if why is not None:
@@ -202,6 +203,6 @@ def targets_table(results: Runs) -> pd.DataFrame:
             gap = float(np.nanmedian(missed)) if missed.size and not np.isnan(missed).all() else math.nan
         rows.append({**described, "probability": k / n, "ci_low": float(low), "ci_high": float(high), "median": p50, "p5": p5, "p95": p95,
                      "median_shortfall": gap, "note": ""})
-    columns = ["target", "label", "metric", "measure", "scope", "when", "comparison", "threshold", "probability", "ci_low", "ci_high",
+    columns = ["target", "label", "metric", "measure", "scope", "when", "comparison", "threshold", "unit", "probability", "ci_low", "ci_high",
                "median", "p5", "p95", "median_shortfall", "paths", "source", "note"]
     return pd.DataFrame(rows, columns=columns)
