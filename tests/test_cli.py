@@ -324,14 +324,15 @@ def test_unwritable_out_is_refused_before_the_run(tmp_path, capsys):
 
 
 def test_run_reports_instruments_and_their_limits(capsys):
-    """With a guarantor, the summary shows its position, the fiscal cost with start-up money and its present
+    """With a guarantor, the summary shows its position, the budget with its start-up money apart and its present
     value, and the probability of each limit with a 95% interval."""
     from pathlib import Path
 
     taizhou = Path(__file__).resolve().parents[1] / "scenarios" / "taizhou-guarantee-fund.toml"
     assert main(["run", str(taizhou), "--paths", "3", "--set", "calendar.months=8"]) == 0
     out = capsys.readouterr().out
-    for text in ("taizhou_fund.guarantee_outstanding", "fiscal cost incl. start-up", "present value", "leverage cap reached", "95% CI"):
+    for text in ("taizhou_fund.guarantee_outstanding", "taizhou_fund: start-up capital (one-off)", "present value", "leverage cap reached",
+                 "leverage above its cap (claims cut its capital)", "95% CI"):
         assert text in out, text
 
 

@@ -295,6 +295,26 @@ def test_instrument_summaries():
     assert per_fiscal_cost(c, "interest_income")["per_cny"] == 0.0  # the bank earns its full rate either way
 
 
+def test_a_guarantor_full_to_its_cap_that_pays_claims_ends_above_it_and_is_flagged_with_the_month():
+    """A guarantor issues guarantees only within leverage_cap × capital, but claims paid later cut the capital
+    behind guarantees already issued: its leverage then ends a month above the cap. instrument_events flags that
+    breach apart from reaching the cap, with the first month it happens on each path (recomputed here from the
+    recorded leverage)."""
+    from creditsim import instrument_events
+
+    data = guarantee_data(firms=60, pd=0.3, capital=1e6, months=12, **{"guarantors.fund.claim_lag_months": 1})
+    r = simulate(scenario_from_dict(data), paths=4, seed=3)
+    leverage = r.values("guarantee_leverage", "fund")
+    above = leverage[:, 1:] > 10 * (1 + 1e-6)
+    assert above.any(axis=1).all()
+    events = instrument_events(r).set_index(["entity", "event"])
+    breach = events.loc[("fund", "leverage above its cap (claims cut its capital)")]
+    assert breach["probability"] == 1.0
+    first = np.sort(np.argmax(above, axis=1) + 1)
+    assert breach["date_median"] == r.dates[int(first[min(3, int(0.5 * 3 + 0.5))])]
+    assert events.loc[("fund", "leverage cap reached"), "probability"] == 1.0
+
+
 def test_costs_and_fees_never_push_capital_below_zero():
     """An insolvent guarantor whose costs exceed its fees, and one paying the highest re-guarantee fee: capital stays at
     or above 0 (fees and costs are paid out of what it has) and still rolls forward exactly."""

@@ -131,6 +131,7 @@ def test_report_has_the_budget_each_bank_and_the_instruments_limits(results):
     assert "两增 P(pass)" in banks and "两增 loan_growth margin" in banks and "first_time_borrowers" in banks
     limits = text("Limits and insolvency 偿付能力")
     assert "insolvent (claims left unpaid)" in limits and "leverage cap reached" in limits and "depleted (compensation left unpaid)" in limits
+    assert "leverage above its cap (claims cut its capital)" in limits and "No guarantee is issued beyond" in limits
 
 
 def _umask() -> int:

@@ -1,8 +1,9 @@
 """Summaries of what the instruments cost and how they fail, across paths.
 
 - :func:`instrument_events`: for each guarantor and pool, the probability (with a Wilson 95% interval) that it
-  becomes insolvent, reaches its leverage cap, cannot pay a pool compensation in full or is suspended, and the
-  distribution of the month it first happens;
+  becomes insolvent, reaches its leverage cap, ends a month above it (claims cutting the capital behind guarantees
+  issued within it), cannot pay a pool compensation in full or is suspended, and the distribution of the month it
+  first happens;
 - :func:`fiscal_costs`: the fiscal cost of each path, in total and as a net present value;
 - :func:`per_fiscal_cost`: the extra lending (or any other metric) a policy brings per extra CNY of fiscal cost,
   from a :class:`~creditsim.analysis.compare.Comparison`, with a delta-method confidence interval, and whether the
@@ -28,7 +29,11 @@ def _events(results: Results) -> list[tuple[str, str, np.ndarray]]:
     out = []
     for name, g in s.guarantors.items():
         out.append((name, "insolvent (claims left unpaid)", results.values("guarantee_unpaid_claims", name) > 0))
-        out.append((name, "leverage cap reached", results.values("guarantee_leverage", name) >= g.leverage_cap * (1 - 1e-6)))
+        leverage = results.values("guarantee_leverage", name)
+        out.append((name, "leverage cap reached", leverage >= g.leverage_cap * (1 - 1e-6)))
+        # never by issuing (a guarantee is issued only within the cap), but when claims cut the capital behind
+        # guarantees already issued: a breach the regulator would see at the month end
+        out.append((name, "leverage above its cap (claims cut its capital)", leverage > g.leverage_cap * (1 + 1e-6)))
         if g.capital_floor > 0:
             out.append((name, "capital below its floor", results.values("guarantor_capital", name) < g.capital_floor))
     for name in s.reguarantors:

@@ -263,7 +263,9 @@ def _limits_section(results: Results) -> str:
     header = ('<tr><th class="l">instrument</th><th class="l">event</th><th>probability</th><th>95% CI</th><th>first month (median)</th>'
               "<th>first month (5–95%)</th></tr>")
     note = ("<p>The share of paths on which each guarantor, re-guarantor and pool reaches each limit within the run (insolvent: "
-            "claims, reimbursements or compensation left unpaid), with its Wilson 95% interval, and when it first happens.</p>")
+            "claims, reimbursements or compensation left unpaid), with its Wilson 95% interval, and when it first happens. No "
+            "guarantee is issued beyond a guarantor's leverage cap; <i>leverage above its cap</i> is a month that ends above it "
+            "because claims paid after the guarantees were issued cut the capital behind them.</p>")
     return f'{note}<div class="wrap"><table>{header}{rows}</table></div>'
 
 
