@@ -87,4 +87,5 @@ def test_budget_command_gives_years_and_the_cost_per_extra_yi(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "not given: the extra lending is not clearly positive" in out
     assert main([*common, "--baseline", str(tmp_path / "missing.toml")]) == 2
-    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    errors = [line for line in capsys.readouterr().err.strip().splitlines() if line.startswith("creditsim: error:")]
+    assert len(errors) == 1 and "missing.toml: cannot read the file" in errors[0]

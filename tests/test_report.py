@@ -105,7 +105,9 @@ def test_report_is_self_contained_and_holds_every_section(results, tmp_path):
     assert not re.search(r"""(src|href)=["']?(https?:|//)""", html), "a resource would be fetched from the network"
     images = re.findall(r'<img [^>]*src="([^"]+)"', html)
     assert len(images) >= 10 and all(src.startswith("data:image/png;base64,") for src in images)
-    for text in ("Targets", "两增 and 两控", "new_lending", "004_a4906bae605cc669.txt", "How this was produced", "creditsim run test",
+    # a target's source is the plan's title, issuer and year with the clause, not the document's file name
+    assert "嘉兴市小微企业三年成长计划(2021—2023年) · 嘉兴市人民政府办公室, 2021 · 一(三)" in html and "004_a4906bae605cc669.txt" not in html.split("The scenario in full")[0]
+    for text in ("Targets", "两增 and 两控", "new_lending", "How this was produced", "creditsim run test",
                  results.scenario.digest(), "The scenario in full", "@media print"):
         assert text in html, text
     path = write_report(results, tmp_path / "r" / "report.html")

@@ -221,6 +221,43 @@ def test_solve_finds_the_closed_form_answer(pool, target, largest, exact):
     assert beyond.set_index("value").loc[nearest, "probability"] < 0.9
 
 
+def test_sequential_solve_adds_paths_only_where_undecided_and_agrees_with_the_fixed_design(pool):
+    """The sequential design runs every value on the same first paths and adds paths (doubling, up to ``paths``)
+    only while the value's Wilson interval holds the level: each value ends either decided (the level outside its
+    interval) or on every path. Values far from the answer stop early; the answer's own value and its interval's
+    undecided values have every path, so the answer is the fixed design's (every value on every path) within the
+    tolerance, for fewer runs of a path."""
+    common = dict(largest=True, confidence=0.95, paths=200, seed=4)
+    sequential = creditsim.solve(pool, "few_defaults", PD_KEY, "0.5%:5%", 0.9, **common)
+    fixed = creditsim.solve(pool, "few_defaults", PD_KEY, "0.5%:5%", 0.9, initial_paths=200, **common)
+    tried = sequential.evaluations
+    decided = (tried["ci_low"] >= 0.9) | (tried["ci_high"] < 0.9)
+    assert (decided | (tried["paths"] == 200)).all()
+    assert set(tried["paths"]) <= {25, 50, 100, 200} and (tried["paths"] < 200).any()
+    assert tried.set_index("value").loc[sequential.value, "paths"] == 200
+    assert (fixed.evaluations["paths"] == 200).all()
+    assert abs(sequential.value - fixed.value) <= 4.5 / 64 + 1e-12
+    assert tried["paths"].sum() < 0.8 * fixed.evaluations["paths"].sum()  # 1,975 runs of a path against 2,600 here
+    truth = 100 * brentq(lambda pd: p_few(pd) - 0.9, 0.001, 0.2)
+    assert sequential.ci_low <= truth <= sequential.ci_high
+
+
+def test_an_end_of_the_range_that_clearly_meets_is_shown_to_meet():
+    """At a PD so low that no path has more than a few defaults, every path meets the target: 25 paths (all met)
+    cannot show P ≥ 0.9 at 95% (Wilson's lower bound is 0.87), so the fixed design on 25 paths says the interval
+    runs past the range's end; the sequential design adds paths there until the bound passes the level (50 paths)
+    and gives the interval's end inside the range."""
+    pool = _pool()
+    common = dict(largest=True, confidence=0.95, seed=4, tolerance="0.25%")
+    fixed = creditsim.solve(pool, "few_defaults", PD_KEY, "0.1%:5%", 0.9, paths=25, **common)
+    assert fixed.ci_low is None and fixed.ci_text.startswith("[below 0.1%")
+    sequential = creditsim.solve(pool, "few_defaults", PD_KEY, "0.1%:5%", 0.9, paths=400, **common)
+    low_end = sequential.evaluations.iloc[0]  # sorted by value: the range's low end, 0.1%
+    assert low_end["value"] == pytest.approx(0.1)
+    assert low_end["probability"] == 1.0 and low_end["ci_low"] >= 0.9 and low_end["paths"] == 50
+    assert sequential.ci_low is not None and not sequential.ci_text.startswith("[below")
+
+
 def test_solve_not_reachable_and_range_ends(pool):
     out = creditsim.solve(pool, "few_defaults", PD_KEY, "3%:5%", 0.99, largest=True, paths=60, seed=4)
     assert not out.reachable and out.value is None and out.message.startswith("not reachable in range")
@@ -251,6 +288,8 @@ def test_solve_bad_input(pool):
         args = {"target": "few_defaults", "vary": PD_KEY, "range_": "1%:2%", "probability": 0.9, "tolerance": None, **kwargs}
         with pytest.raises(ScenarioError, match=rule):
             creditsim.solve(pool, args["target"], args["vary"], args["range_"], args["probability"], tolerance=args["tolerance"], paths=2)
+    with pytest.raises(ScenarioError, match=r"--initial-paths = 30: must be a whole number in \[1, 20\]"):
+        creditsim.solve(pool, "few_defaults", PD_KEY, "1%:2%", 0.9, paths=20, initial_paths=30)
 
 
 # ------------------------------------------------------------------------------------------ command line

@@ -350,3 +350,19 @@ def test_loan_cost_half_against_the_year_before():
     unassessed = hand_built(two_bank_data(months=24, assessment={"loan_cost": False}), 1, fill).two_increases()
     assert "loan_cost" not in set(unassessed["check"])
     assert unassessed.set_index(["bank", "date", "check"]).loc[("a", "2022-06", "两控"), "probability"] == 1.0
+
+
+def test_a_targets_source_reads_as_the_plan_with_its_issuer_year_and_clause():
+    """Every target of the bundled plan scenarios names one of the five documents (../shared/seeds), and cite()
+    gives its title, issuer and year with the clause; a source naming no known document stays as written."""
+    from pathlib import Path
+
+    from creditsim.scenario import load_scenario
+    from creditsim.scenario.sources import PLANS, cite
+
+    assert cite("004_a4906bae605cc669.txt 一(三)") == "嘉兴市小微企业三年成长计划(2021—2023年) · 嘉兴市人民政府办公室, 2021 · 一(三)"
+    assert cite("003_bb91904e8da33d94.txt, 一、主要目标").startswith("浙江省“小微企业三年成长计划”(2018—2020年) · 浙江省人民政府办公厅, 浙政办发〔2018〕34号, 2018 · 一")
+    assert cite("a bank's own plan, 2024") == "a bank's own plan, 2024"
+    scenarios = sorted((Path(__file__).resolve().parents[1] / "scenarios").glob("*.toml"))
+    sources = [t.source for path in scenarios for t in load_scenario(path).targets.values()]
+    assert sources and all(any(file in source for file in PLANS) for source in sources if source)

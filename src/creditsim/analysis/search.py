@@ -13,6 +13,13 @@ three boundaries at once, all on the same runs:
 Each boundary is located to within ``tolerance`` (default 1/64 of the range; whole numbers for an integer
 field). When P̂ stays below the level across the range the answer is "not reachable in range"; when the values
 tried show P̂ moving both ways, the message says so.
+
+The design is sequential: a value is first run on ``initial_paths`` paths, and more paths (doubling, up to
+``paths``, always the same path numbers first, so common random numbers hold throughout) are added only while the
+level lies inside its Wilson interval, i.e. while the paths cannot yet tell on which side of the level the value
+lies. Values far from the answer are decided on a few paths; the values that bound the answer and its interval
+get the full ``paths``, and an end of the range that clearly meets the level gets the paths it needs to show it.
+``initial_paths = paths`` is the fixed design (every value on every path).
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ __all__ = ["Solution", "solve"]
 
 #: How many values a search may need at most (two ends and three bisections); a tolerance needing more is refused.
 MAX_EVALUATIONS = 40
+#: The paths a value is first run on, unless ``initial_paths`` says otherwise.
+INITIAL_PATHS = 25
 
 
 @dataclass
@@ -69,8 +78,9 @@ class Solution:
         P̂ at the answer (or at the favourable end when not reachable) and its Wilson interval.
     confidence : float
     evaluations : DataFrame
-        Every value tried: ``value, probability, ci_low, ci_high``, sorted by value.
+        Every value tried: ``value, probability, ci_low, ci_high`` and the ``paths`` it was run on, sorted by value.
     paths, seed : int
+        The most paths a value was run on, and the seed.
     message : str
         One line for people.
     """
@@ -106,8 +116,9 @@ def solve(
     largest: bool = False,
     tolerance: float | str | None = None,
     confidence: float = 0.95,
-    paths: int | Iterable[int] = 200,
+    paths: int | Iterable[int] = 400,
     seed: int = 0,
+    initial_paths: int | None = None,
     progress: ProgressArg = None,
     backend: str | Backend | None = None,
     workers: int | None = None,
@@ -140,8 +151,13 @@ def solve(
         written with the unit (``"0.05%"``); default (hi − lo) / 64, at least 1 for an integer field.
     confidence : float
         Level of the Wilson intervals that give the answer's interval.
-    paths, seed, progress, backend, workers, client, scheduler, threads, chunk_size
-        As for :func:`creditsim.simulate`; every value tried runs the same paths, on one backend.
+    paths : int or iterable of int
+        The most paths a value is run on (the path numbers as for :func:`creditsim.simulate`).
+    initial_paths : int, optional
+        The paths a value is first run on (default the smaller of 25 and ``paths``); more are added while its
+        Wilson interval holds the level. ``paths`` gives the fixed design.
+    seed, progress, backend, workers, client, scheduler, threads, chunk_size
+        As for :func:`creditsim.simulate`; every value runs the same first paths, on one backend.
     checkpoint : str or Path, optional
         A directory of per-value checkpoints (``x-VALUE`` subdirectories), so a rerun skips what is done.
 
@@ -192,8 +208,11 @@ def solve(
     if 2 + 3 * steps > MAX_EVALUATIONS:  # two ends, then up to three bisections
         raise ScenarioError("--tolerance", tolerance, f"would need up to {2 + 3 * steps} values tried (at most {MAX_EVALUATIONS}); give a larger one")
     path_ids = path_numbers(paths, seed)
+    first = min(INITIAL_PATHS, len(path_ids)) if initial_paths is None else int(initial_paths)
+    if not 1 <= first <= len(path_ids):
+        raise ScenarioError("--initial-paths", initial_paths, f"must be a whole number in [1, {len(path_ids)}] (at most --paths)")
     z = float(norm.ppf(0.5 + confidence / 2))
-    tried: dict[float, tuple[int, int]] = {}
+    tried: dict[float, np.ndarray] = {}  # per value, whether the target is met on each path run so far (in path order)
     digits = max(0, 1 - math.floor(math.log10(tolerance)))  # decimals shown: the tolerance's first two digits
 
     def x_of(t: float) -> float:
@@ -205,22 +224,30 @@ def solve(
 
     with backend_for(backend, workers, client, scheduler, threads) as runner:
 
+        def run(x: float, upto: int) -> None:
+            """Run value x on the path numbers up to ``upto`` it has not run yet."""
+            done = tried.get(x, np.zeros(0, dtype=bool))
+            text_x = written(x, unit)
+            scenario_x = variant(base, parse_overrides([f"{vary}={text_x}"]))  # read as --set reads it: "12" is a number
+            (values,) = run_scenarios([scenario_x], path_ids[done.size:upto], int(seed), runner, summary=_summary, chunk_size=chunk_size,
+                                      progress=progress, description=f"{vary} = {shown(x)} (paths {done.size}–{upto - 1})",
+                                      checkpoint=None if checkpoint is None else Path(checkpoint) / f"x-{text_x}-{done.size}-{upto}")
+            tried[x] = np.concatenate([done, met(values[f"target:{target}"], scenario_x.targets[target])])
+
         def evaluate(x: float) -> tuple[float, float, float]:
-            if x not in tried:
-                text_x = written(x, unit)
-                scenario_x = variant(base, parse_overrides([f"{vary}={text_x}"]))  # read as --set reads it: "12" is a number
-                (values,) = run_scenarios([scenario_x], path_ids, int(seed), runner, summary=_summary, chunk_size=chunk_size, progress=progress,
-                                          description=f"{vary} = {shown(x)}",
-                                          checkpoint=None if checkpoint is None else Path(checkpoint) / f"x-{text_x}")
-                hit = met(values[f"target:{target}"], scenario_x.targets[target])
-                tried[x] = (int(hit.sum()), hit.size)
-            k, n = tried[x]
-            low, high = wilson_interval(k, n, z)
-            return k / n, float(low), float(high)
+            n = tried[x].size if x in tried else first
+            while True:
+                if x not in tried or tried[x].size < n:
+                    run(x, n)
+                k = int(tried[x].sum())
+                low, high = (float(v) for v in wilson_interval(k, n, z))
+                if not low < probability <= high or n == len(path_ids):  # decided, or on every path there is
+                    return k / n, low, high
+                n = min(2 * n, len(path_ids))
 
         tests = {"answer": lambda r: r[0] >= probability, "reach": lambda r: r[2] >= probability, "sure": lambda r: r[1] >= probability}
         brackets = {name: _bracket(holds, evaluate, x_of, tolerance) for name, holds in tests.items()}
-    evaluations = pd.DataFrame([{"value": x, **dict(zip(("probability", "ci_low", "ci_high"), evaluate(x), strict=True))}
+    evaluations = pd.DataFrame([{"value": x, **dict(zip(("probability", "ci_low", "ci_high"), evaluate(x), strict=True)), "paths": tried[x].size}
                                 for x in sorted(tried)])
     direction = "largest" if largest else "smallest"
     label = f"P({target}) ≥ {probability:.0%}"
@@ -249,7 +276,8 @@ def solve(
     if (np.diff(ordered) < 0).any():
         notes.append("P does not move in one direction over the values tried, so this is one crossing of the level, not necessarily the only one")
     message = (f"{direction} {vary} with {label}: {shown(value)}; {confidence:.0%} CI {ci_text}; "
-               f"P = {p:.3f} [{p_low:.3f}, {p_high:.3f}] there ({len(path_ids)} paths, seed {seed}, located to ±{shown(tolerance)})"
+               f"P = {p:.3f} [{p_low:.3f}, {p_high:.3f}] there ({tried[value].size} paths; {len(tried)} values tried on "
+               f"{sum(hits.size for hits in tried.values())} runs of a path, at most {len(path_ids)} each; seed {seed}; located to ±{shown(tolerance)})"
                + "".join(f"; note: {n}" for n in notes))
     return Solution(target, vary, probability, direction, True, value, ci_low, ci_high, shown(value), ci_text, unit, p, p_low, p_high,
                     confidence, evaluations, len(path_ids), int(seed), message)

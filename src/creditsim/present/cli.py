@@ -217,7 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     so.add_argument("--largest", action="store_true", help="find the largest value (for a parameter that lowers the probability)")
     so.add_argument("--tolerance", metavar="X", help="locate the answer to within X, in the range's unit, e.g. 0.05%% (default range/64)")
     so.add_argument("--confidence", type=_probability, default=0.95, help="level of the answer's interval (default 0.95)")
-    so.add_argument("--paths", type=_positive_int, default=200, help="paths per value tried (default 200; the same paths every time)")
+    so.add_argument("--paths", type=_positive_int, default=400,
+                    help="the most paths a value is run on (default 400; the same path numbers first every time)")
+    so.add_argument("--initial-paths", type=_positive_int, metavar="N",
+                    help="paths a value is first run on (default 25); more are added while its interval holds the level (N = --paths: a fixed design)")
     so.add_argument("--seed", type=_non_negative_int, default=0, help=_SEED_HELP)
     so.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field first")
     so.add_argument("--checkpoint", metavar="DIR", help="keep each value's finished tasks in DIR; the same command continues from them")
@@ -530,18 +533,19 @@ def _folded(names: list[str], where: str) -> list[str]:
 def _solve(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     answer = solve(scenario, args.target, args.vary, args.range_, args.probability, largest=args.largest, tolerance=args.tolerance,
-                   confidence=args.confidence, paths=args.paths, seed=args.seed, checkpoint=args.checkpoint, **_backend(args))
+                   confidence=args.confidence, paths=args.paths, seed=args.seed, initial_paths=args.initial_paths, checkpoint=args.checkpoint,
+                   **_backend(args))
     print(format_solution(answer))
     return 0
 
 
 def format_solution(answer: Solution) -> str:
     """The text ``creditsim solve`` prints: every value tried with its probability, then the answer."""
-    lines = [f"creditsim {__version__} · solve · {answer.key} for P({answer.target}) ≥ {answer.level:.0%} · {answer.paths} paths · "
-             f"seed {answer.seed} · common random numbers", "", f"{answer.key:<28}{'P(met)':>8}   {f'{answer.confidence:.0%} CI':<16}"]
+    lines = [f"creditsim {__version__} · solve · {answer.key} for P({answer.target}) ≥ {answer.level:.0%} · at most {answer.paths} paths a value · "
+             f"seed {answer.seed} · common random numbers", "", f"{answer.key:<28}{'P(met)':>8}   {f'{answer.confidence:.0%} CI':<18}{'paths':>6}"]
     for row in answer.evaluations.itertuples():
         written = f"{row.value:.6g}{answer.unit}"
-        lines.append(f"{written:<28}{100 * row.probability:>7.1f}%   [{100 * row.ci_low:.1f}%, {100 * row.ci_high:.1f}%]")
+        lines.append(f"{written:<28}{100 * row.probability:>7.1f}%   {f'[{100 * row.ci_low:.1f}%, {100 * row.ci_high:.1f}%]':<18}{row.paths:>6}")
     lines += ["", answer.message]
     return "\n".join(lines)
 

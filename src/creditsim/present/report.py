@@ -24,6 +24,7 @@ from ..results.assessment import CHECKS
 from ..results.banks import bank_table
 from ..results.budget import budget
 from ..results.targets import SIGNS
+from ..scenario.sources import cite
 from ..scenario.units import format_amount, format_value
 from . import plots
 
@@ -132,13 +133,13 @@ def _targets_section(results: Results) -> str:
         head = (f'<td class="l"><b>{_e(r.target)}</b>{label}</td><td class="l">{_e(r.metric)}<br><small>{_e(r.measure)} · {_e(r.scope)} · '
                 f'{_e(r.when)}</small></td><td>{_e(SIGNS[r.comparison])} {_e(format_value(r.threshold, unit))}</td>')
         if r.note:
-            rows.append(f'<tr>{head}<td class="l" colspan="5">{_e(r.note)}</td><td class="l src">{_e(r.source)}</td></tr>')
+            rows.append(f'<tr>{head}<td class="l" colspan="5">{_e(r.note)}</td><td class="l src">{_e(cite(r.source))}</td></tr>')
             continue
         css = "ok" if r.probability >= 0.9 else "risk" if r.probability >= 0.5 else "fail"
         rows.append(
             f'<tr>{head}<td class="{css}">{100 * r.probability:.0f}%</td><td>{100 * r.ci_low:.0f}–{100 * r.ci_high:.0f}%</td>'
             f"<td>{_e(format_value(r.median, unit))}</td><td>{_e(format_value(r.p5, unit))} – {_e(format_value(r.p95, unit))}</td>"
-            f'<td>{_e(format_value(r.median_shortfall, unit))}</td><td class="l src">{_e(r.source)}</td></tr>'
+            f'<td>{_e(format_value(r.median_shortfall, unit))}</td><td class="l src">{_e(cite(r.source))}</td></tr>'
         )
     header = ('<tr><th class="l">target</th><th class="l">measured</th>'
               "<th>threshold</th><th>P(met)</th><th>95% CI</th><th>median</th><th>5–95% band</th><th>median shortfall</th>"

@@ -98,7 +98,7 @@ def _prepared(sheet: Sheet) -> tuple[pd.DataFrame, dict[str, tuple[int, list[str
         units = [_unit_of(u, column_unit) for u in row_units]
         amounts = np.array([u == "CNY" for u in units], dtype=bool)
         if amounts.any():  # only the amounts change; text in a mixed column (a name, a note) stays as it is
-            values = frame[column].astype(object).to_numpy()
+            values = frame[column].astype(object).to_numpy(copy=True)
             values[amounts] = pd.to_numeric(frame[column][amounts], errors="coerce").to_numpy(dtype=float) / _YI
             frame[column] = pd.Series(values, index=frame.index).infer_objects()
         formats[column] = [_UNITS.get(u, ("", None))[1] for u in units]
