@@ -347,3 +347,16 @@ def test_every_command_prints_its_help(capsys):
         assert stopped.value.code == 0 and out.startswith("usage: creditsim") and not err, argv
         if not argv:  # the root help lists every command, its help texts rendered
             assert all(name in out for name in subparsers.choices) and "median and 90% band" in out
+
+
+def test_a_sampled_run_says_it_is_scaled_back_and_which_xinzeng_is_which(capsys):
+    """The bundled 嘉兴 scenario is simulated as a 1:10 sample: the summary says its figures are scaled back; its
+    balance increase is the inclusive book's, and the plan's 新增 target is measured on all small-micro loans,
+    which the summary says beside the targets."""
+    assert main(["run", "--paths", "2", "--set", "calendar.months=14"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1] == "simulated as a 1:10 sample of the firms; every count and amount below is scaled back to the whole"
+    assert "balance increase (新增, inclusive book)" in out
+    assert "新增 targets measure the increase of their own metric, not the inclusive book's balance increase above: new_lending on small_micro_balance" in out
+    assert main(["run", "--paths", "1", "--set", "calendar.months=2", "--set", "sample=1"]) == 0
+    assert "simulated as a" not in capsys.readouterr().out

@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.ticker import ScalarFormatter
 
 import creditsim
 from creditsim.present import plots
@@ -80,6 +81,23 @@ def test_with_a_chinese_font_the_charts_are_in_chinese_and_draw_every_glyph(resu
         assert missing == [], name
         assert any(CJK.search(t) for t in texts), name
     assert plots.label("median") == "中位数"
+
+
+def test_with_a_chinese_font_without_the_minus_sign_charts_write_a_hyphen(results, monkeypatch):
+    """WenQuanYi Zen Hei (Debian's fonts-wqy-zenhei) has no U+2212, which matplotlib writes for negative numbers:
+    with such a font every label and tick label writes '-' instead, so no glyph is missing (here the installed
+    font is taken to lack it)."""
+    if plots.cjk_font() is None:
+        pytest.skip("no font with Chinese characters is installed (.ci/run installs fonts-wqy-microhei)")
+    monkeypatch.setattr(plots, "_has_minus_sign", lambda family: False)
+    for name, fig in all_charts(results).items():
+        missing, texts = render(fig)
+        assert missing == [] and not any("\u2212" in t for t in texts), name
+        formatters = [axis.get_major_formatter() for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)]
+        assert not any(type(f) is ScalarFormatter for f in formatters), name  # every numeric axis writes '-
+    margins = plots.two_increases_chart(results)
+    render(margins)
+    assert any("-" in t.get_text() for t in margins.findobj(lambda a: hasattr(a, "get_text") and callable(a.get_text)))
 
 
 def test_target_path_runs_from_the_start_of_the_period_to_the_measured_value(results):

@@ -756,15 +756,14 @@ def format_summary(results: Results) -> str:
     median and the 5–95% band across paths."""
     s = results.scenario
     first, last = results.dates[1], results.dates[-1]
-    lines = [
-        f"creditsim {__version__} · {s.name} · {results.paths} paths · seed {results.seed} · {first} → {last}",
-        "",
-        f"{'at ' + last:<38}{'median':>14}   {'5%–95% band':<28}",
-    ]
+    lines = [f"creditsim {__version__} · {s.name} · {results.paths} paths · seed {results.seed} · {first} → {last}"]
+    if s.sample < 1:
+        lines.append(f"simulated as a {_sample_text(s.sample)} sample of the firms; every count and amount below is scaled back to the whole")
+    lines += ["", f"{'at ' + last:<38}{'median':>14}   {'5%–95% band':<28}"]
     for name in END_STOCKS:
         lines.append(_line(name, results.values(name, ALL)[:, -1]))
     opening = results.values("balance", ALL)[:, 0]
-    lines.append(_line("balance increase (新增)", results.values("balance", ALL)[:, -1] - opening, unit="CNY"))
+    lines.append(_line("balance increase (新增, inclusive book)", results.values("balance", ALL)[:, -1] - opening, unit="CNY"))
     lines += ["", f"{'total ' + first + ' → ' + last:<38}"]
     for name in TOTAL_FLOWS:
         lines.append(_line(name, results.cumulative(name, ALL)))
@@ -772,6 +771,12 @@ def format_summary(results: Results) -> str:
     lines += _target_lines(results)
     lines += _assessment_lines(results)
     return "\n".join(lines)
+
+
+def _sample_text(share: float) -> str:
+    """A sample share as scenario files write it: ``1:10``, or a percentage when it is not one in a whole number."""
+    inverse = 1.0 / share
+    return f"1:{round(inverse)}" if abs(inverse - round(inverse)) < 1e-9 else f"{100 * share:g}%"
 
 
 def _pad(text: str, width: int) -> str:
@@ -800,6 +805,10 @@ def _target_lines(results: Results) -> list[str]:
         ci = f"[{100 * row.ci_low:.0f}%, {100 * row.ci_high:.0f}%]"
         band = f"[{format_value(row.p5, unit)}, {format_value(row.p95, unit)}]"
         lines.append(f"{_pad(name, 56)}{100 * row.probability:>7.0f}%   {ci:<12}{format_value(row.median, unit):>12}   {band}")
+    own = table[(table["measure"] == "increase") & (table["metric"] != "balance")]
+    if len(own):
+        lines.append("新增 targets measure the increase of their own metric, not the inclusive book's balance increase above: "
+                     + ", ".join(f"{row.target} on {row.metric}" for row in own.itertuples()))
     return lines
 
 

@@ -17,6 +17,7 @@ from matplotlib import font_manager
 from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 from matplotlib.text import Text
+from matplotlib.ticker import ScalarFormatter
 
 from ..metrics import metric as metric_info
 from ..results.assessment import evaluations
@@ -128,16 +129,39 @@ def _figure(width: float = 6.0, height: float = 3.4) -> Figure:
     return Figure(figsize=(width, height), dpi=150, layout="constrained")
 
 
+class _HyphenMinus(ScalarFormatter):
+    """Tick labels with '-' for negative numbers, for a font without the minus sign U+2212 (WenQuanYi Zen Hei)."""
+
+    def fix_minus(self, s: str) -> str:  # type: ignore[override]
+        return s
+
+
 def _finish(fig: Figure) -> Figure:
-    """Give every text of the figure the CJK font when there is one (matplotlib's settings stay untouched);
-    without one, replace any character the default font lacks (in a user's names) by '?'."""
+    """Give every text of the figure the CJK font when there is one (matplotlib's settings stay untouched), with
+    '-' for the minus sign, in labels and tick labels alike, when that font lacks U+2212; without one, replace any
+    character the default font lacks (in a user's names) by '?'."""
     family = cjk_font()
+    hyphen = family is not None and not _has_minus_sign(family)
     for text in fig.findobj(Text):
         if family:
             text.set_fontfamily(family)
+            if hyphen:
+                text.set_text(text.get_text().replace("\u2212", "-"))
         else:
             text.set_text(_drawable(text.get_text()))
+    if hyphen:
+        for ax in fig.axes:
+            for axis in (ax.xaxis, ax.yaxis):
+                if type(axis.get_major_formatter()) is ScalarFormatter:
+                    axis.set_major_formatter(_HyphenMinus())
     return fig
+
+
+@functools.cache
+def _has_minus_sign(family: str) -> bool:
+    """Whether the font ``family`` draws U+2212 (matplotlib writes it for negative tick labels)."""
+    path = font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
+    return 0x2212 in FT2Font(path).get_charmap()
 
 
 @functools.cache
