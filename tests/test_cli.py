@@ -357,6 +357,9 @@ def test_a_sampled_run_says_it_is_scaled_back_and_which_xinzeng_is_which(capsys)
     out = capsys.readouterr().out
     assert out.splitlines()[1] == "simulated as a 1:10 sample of the firms; every count and amount below is scaled back to the whole"
     assert "balance increase (新增, inclusive book)" in out
+    plans = [line for line in out.splitlines() if line.startswith("set by ")]
+    assert plans == ["set by 嘉兴市小微企业三年成长计划(2021—2023年) · 嘉兴市人民政府办公室, 2021 · " + ", ".join(
+        dict.fromkeys(t.source.split(" ", 1)[1] for t in creditsim.load_scenario().targets.values()))]
     assert "新增 targets measure the increase of their own metric, not the inclusive book's balance increase above: new_lending on small_micro_balance" in out
     assert main(["run", "--paths", "1", "--set", "calendar.months=2", "--set", "sample=1"]) == 0
     assert "simulated as a" not in capsys.readouterr().out

@@ -54,6 +54,7 @@ from ..run.api import simulate
 from ..run.checkpoint import read_manifest
 from ..scenario import Scenario, load_scenario, scenario_from_dict
 from ..scenario.changes import written
+from ..scenario.sources import cited_plans
 from ..scenario.units import format_value, parse_rate
 from .plots import sweep_figure
 from .report import write_report
@@ -805,6 +806,9 @@ def _target_lines(results: Results) -> list[str]:
         ci = f"[{100 * row.ci_low:.0f}%, {100 * row.ci_high:.0f}%]"
         band = f"[{format_value(row.p5, unit)}, {format_value(row.p95, unit)}]"
         lines.append(f"{_pad(name, 56)}{100 * row.probability:>7.0f}%   {ci:<12}{format_value(row.median, unit):>12}   {band}")
+    plans = cited_plans(list(table["source"]))
+    if plans:
+        lines.append("set by " + "; ".join(plans))
     own = table[(table["measure"] == "increase") & (table["metric"] != "balance")]
     if len(own):
         lines.append("新增 targets measure the increase of their own metric, not the inclusive book's balance increase above: "

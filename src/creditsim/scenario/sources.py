@@ -8,7 +8,7 @@ issuing body and year as the document itself gives them, and keeps the clause: `
 
 from __future__ import annotations
 
-__all__ = ["PLANS", "cite"]
+__all__ = ["PLANS", "cite", "cited_plans"]
 
 #: The five policy documents by file: title, issuing body (and document number) and year, as the texts state them.
 PLANS: dict[str, tuple[str, str, str]] = {
@@ -27,3 +27,23 @@ def cite(source: str) -> str:
             clause = source.replace(file, "").strip(" ,;·")
             return " · ".join(part for part in (title, f"{issuer}, {year}", clause) if part)
     return source
+
+
+def cited_plans(sources: list[str]) -> list[str]:
+    """The plans a list of targets' sources cite, once each with the clauses cited (in order), as lines for people:
+    ``嘉兴市小微企业三年成长计划(2021—2023年) · 嘉兴市人民政府办公室, 2021 · 一(三), 二(三)9``; a source naming no
+    known document is its own line."""
+    clauses: dict[str, list[str]] = {}
+    for source in sources:
+        if not source:
+            continue
+        file = next((f for f in PLANS if f in source), None)
+        if file is None:
+            clauses.setdefault(source, [])
+            continue
+        title, issuer, year = PLANS[file]
+        clause = source.replace(file, "").strip(" ,;·")
+        found = clauses.setdefault(f"{title} · {issuer}, {year}", [])
+        if clause and clause not in found:
+            found.append(clause)
+    return [f"{plan} · {', '.join(items)}" if items else plan for plan, items in clauses.items()]
