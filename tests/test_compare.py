@@ -13,7 +13,7 @@ from creditsim.present.cli import main
 from creditsim.results.assessment import evaluations
 from creditsim.results.targets import measure, met, paired_difference_interval, wilson_interval
 from creditsim.scenario import load_scenario, scenario_from_dict
-from creditsim.scenario.changes import changed_fields, field_unit, written
+from creditsim.scenario.changes import changed_fields, field_text, field_unit
 from helpers import small_default, with_changes
 from test_first_loans_and_renewal import pool_data
 
@@ -46,7 +46,7 @@ def test_changed_fields_come_from_both_scenarios_in_their_units():
     b = load_scenario(overrides={"renewal.enabled": False, "guarantors.county.fee_rate": 0.005, "firms.segments.micro.pd[0]": "1%",
                                  "banks.big_bank.rate.2021": "4%", "sample": "1:20", "pools.ip_pledge.size": 2e8,
                                  "firms.segments.micro.firms": "25万", "description": "another text"})
-    shown = {key: (written(key, x), written(key, y)) for key, x, y in changed_fields(a, b)}
+    shown = {key: (field_text(key, x), field_text(key, y)) for key, x, y in changed_fields(a, b)}
     assert shown == {
         "sample": ("1:10", "1:20"),
         "firms.segments.micro.firms": ("20万", "25万"),
@@ -60,7 +60,7 @@ def test_changed_fields_come_from_both_scenarios_in_their_units():
     # a table on one side only is listed field by field, the absent side as none
     no_renewal = scenario_from_dict(with_changes(a.to_dict(), {"renewal": None}))
     assert ("renewal.max_term_months", 12, None) in changed_fields(a, no_renewal)
-    assert written("guarantors.county.top_up", {"below": 1.45e9, "to": 1.5e9}) == "{below = 14.5亿, to = 15亿}"  # each field in its unit
+    assert field_text("guarantors.county.top_up", {"below": 1.45e9, "to": 1.5e9}) == "{below = 14.5亿, to = 15亿}"  # each field in its unit
     assert [field_unit(k) for k in ("demand.growth", "banks.big_bank.all_loans", "calendar.months", "banks.big_bank.term_mix.12", "no.such")] == [
         "%", "CNY", "", "%", ""]
 

@@ -31,7 +31,7 @@ from ..run.api import backend_for, path_numbers
 from ..run.backends import Backend, run_scenarios
 from ..run.progress import ProgressArg
 from ..scenario import Scenario, load_scenario
-from ..scenario.changes import changed_fields, written
+from ..scenario.changes import changed_fields, field_text
 
 __all__ = ["UNCHANGED", "Comparison", "compare", "paired_probabilities", "paired_stats", "unchanged"]
 
@@ -106,7 +106,7 @@ class Comparison:
             validated values: amounts in CNY, rates as fractions; None where absent) and ``a_text``, ``b_text`` (as
             a scenario file writes them: ``"1.2%"``, ``"5000万"``, ``"true"``).
         """
-        rows = [{"key": key, "a": a, "b": b, "a_text": written(key, a), "b_text": written(key, b)}
+        rows = [{"key": key, "a": a, "b": b, "a_text": field_text(key, a), "b_text": field_text(key, b)}
                 for key, a, b in changed_fields(self.base.scenario, self.variant.scenario)]
         return pd.DataFrame(rows, columns=["key", "a", "b", "a_text", "b_text"])
 

@@ -36,7 +36,7 @@ from ..run.backends import Arrays, Backend, run_scenarios
 from ..run.checkpoint import read_manifest
 from ..run.progress import ProgressArg
 from ..scenario import Scenario, load_scenario, parse_overrides, scenario_from_dict, value_at
-from ..scenario.changes import written as written_value
+from ..scenario.changes import field_text
 from ..scenario.units import month_label
 from ..scenario.written import refuse_bare_amounts
 from .compare import UNCHANGED, paired_stats, unchanged
@@ -256,7 +256,7 @@ class Sweep:
     def varied(self) -> dict[str, list[str]]:
         """Each swept key's values, in the order the variants take them, as a scenario file writes them in the field's
         unit (``{"guarantors.county.fee_rate": ["0.8%", "1%", "1.2%"]}``)."""
-        return {key: list(dict.fromkeys(written_value(key, field_value(s, key)) for s in self.scenarios)) for key in self.keys}
+        return {key: list(dict.fromkeys(field_text(key, field_value(s, key)) for s in self.scenarios)) for key in self.keys}
 
     def not_assessed(self) -> dict[str, str]:
         """The targets left out of some variant because they lie outside its run, with the reason."""

@@ -45,7 +45,7 @@ from ..analysis.uncertainty import Sensitivity, sensitivity, simulate_uncertain
 from ..errors import CreditsimError, ResultsError, ScenarioError, ScenarioWarning, one_line
 from ..files import write_file
 from ..metrics import metric
-from ..results.banks import bank_table
+from ..results.banks import bank_table, bank_view
 from ..results.budget import Budget, baseline_scenario, budget
 from ..results.exports import ROW, Sheet, write_workbook
 from ..results.results import ALL, Results
@@ -53,7 +53,7 @@ from ..results.targets import SIGNS, Z95
 from ..run.api import simulate
 from ..run.checkpoint import read_manifest
 from ..scenario import Scenario, load_scenario, scenario_from_dict
-from ..scenario.changes import written
+from ..scenario.changes import field_text
 from ..scenario.sources import cited_plans
 from ..scenario.units import format_value, parse_rate
 from .plots import sweep_figure
@@ -487,7 +487,7 @@ def format_sweep(result: Sweep, targets: pd.DataFrame, table: pd.DataFrame, all_
              "common random numbers"]
     lines += [f"varied: {key} = {', '.join(values)}" for key, values in result.varied().items()]
     width = max(12, *(len(k) + 2 for k in keys))
-    shown = [[written(k, field_value(s, k)) for k in keys] for s in result.scenarios]
+    shown = [[field_text(k, field_value(s, k)) for k in keys] for s in result.scenarios]
 
     def head(title: str, columns: str) -> None:
         lines.extend(["", title, "".join(f"{k:<{width}}" for k in keys) + columns])
@@ -759,7 +759,7 @@ def format_summary(results: Results) -> str:
     first, last = results.dates[1], results.dates[-1]
     lines = [f"creditsim {__version__} · {s.name} · {results.paths} paths · seed {results.seed} · {first} → {last}"]
     if s.sample < 1:
-        lines.append(f"simulated as a {_sample_text(s.sample)} sample of the firms; every count and amount below is scaled back to the whole")
+        lines.append(f"simulated as a {field_text('sample', s.sample)} sample of the firms; every count and amount below is scaled back to the whole")
     lines += ["", f"{'at ' + last:<38}{'median':>14}   {'5%–95% band':<28}"]
     for name in END_STOCKS:
         lines.append(_line(name, results.values(name, ALL)[:, -1]))
@@ -772,12 +772,6 @@ def format_summary(results: Results) -> str:
     lines += _target_lines(results)
     lines += _assessment_lines(results)
     return "\n".join(lines)
-
-
-def _sample_text(share: float) -> str:
-    """A sample share as scenario files write it: ``1:10``, or a percentage when it is not one in a whole number."""
-    inverse = 1.0 / share
-    return f"1:{round(inverse)}" if abs(inverse - round(inverse)) < 1e-9 else f"{100 * share:g}%"
 
 
 def _pad(text: str, width: int) -> str:
@@ -895,14 +889,12 @@ def _budget_lines(result: Budget, by_year: bool = False) -> list[str]:
     recurring, the outlay at present value, what is left in the instruments at the end and the net cost."""
     if result.items.empty:
         return []
-    years = [y for y in dict.fromkeys(result.items["year"]) if y != "total"]
-    year_columns = "".join(f"{y:>12}" for y in years) if by_year else ""
-    lines = ["", f"{'budget (government money), median':<{_BUDGET_WIDTH}}{year_columns}{'total':>12}   5%–95% band"]
-    for (instrument, item, timing), rows in result.items.groupby(["instrument", "item", "timing"], sort=False):
-        rows = rows.set_index("year")
-        cells = "".join(f"{format_value(rows.loc[y, 'median'], 'CNY'):>12}" for y in years) if by_year else ""
-        total = rows.loc["total"]
-        lines.append(_stat_line(f"{instrument}: {item} ({timing})", (total["median"], total["p5"], total["p95"]), cells))
+    lines_by = result.by_line()
+    years = result.years if by_year else []
+    lines = ["", f"{'budget (government money), median':<{_BUDGET_WIDTH}}{''.join(f'{y:>12}' for y in years)}{'total':>12}   5%–95% band"]
+    for row in lines_by.to_dict("records"):
+        cells = "".join(f"{format_value(row[y], 'CNY'):>12}" for y in years)
+        lines.append(_stat_line(f"{row['instrument']}: {row['item']} ({row['timing']})", (row["median"], row["p5"], row["p95"]), cells))
     pad = " " * (12 * len(years)) if by_year else ""
     lines += [_stat_line(BOTTOM_LINES[row.line].format(rate=100 * result.discount_rate), (row.median, row.p5, row.p95), pad)
               for row in result.totals.itertuples()]
@@ -979,27 +971,14 @@ def write_budget_workbook(result: Budget, path: str | Path) -> Path:
 
 
 def format_bank(table: pd.DataFrame, bank: str) -> str:
-    """One bank's rows of :func:`creditsim.bank_table`: each item at each year-end (and the last date) as the
-    median, with the 5–95% band at the last date (for 两增 P(pass), its 95% interval)."""
-    rows = table[table["bank"] == bank]
-    dates = list(dict.fromkeys(rows["date"]))
+    """One bank's rows of :func:`creditsim.bank_table` (:func:`creditsim.results.banks.bank_view`): each item at each
+    year-end (and the last date) as the median, with the 5–95% band at the last date (for 两增 P(pass), its 95%
+    interval)."""
+    dates, rows = bank_view(table, bank)
     lines = [f"bank {bank}: median at" + " " * 18 + "".join(f"{d:>14}" for d in dates) + f"   band at {dates[-1]}"]
-    for item, group in rows.groupby("item", sort=False):
-        group = group.set_index("date")
-        unit = group["unit"].iloc[0]
-        cells = "".join(f"{(_bank_cell(group.loc[d, 'median'], unit) if d in group.index else '–'):>14}" for d in dates)
-        last = group.loc[dates[-1]] if dates[-1] in group.index else None
-        band = "" if last is None else f"   [{_bank_cell(last['p5'], unit)}, {_bank_cell(last['p95'], unit)}]"
-        lines.append(f"{_pad(item, 40)}{cells}{band}")
+    for item, medians, band in rows:
+        lines.append(f"{_pad(item, 40)}{''.join(f'{m:>14}' for m in medians)}" + ("" if band is None else f"   [{band[0]}, {band[1]}]"))
     return "\n".join(lines)
-
-
-def _bank_cell(value: float, unit: str) -> str:
-    if unit == "points":
-        return f"{value:+.2f} pts"
-    if unit == "probability":
-        return f"{100 * value:.0f}%"
-    return format_value(value, unit)
 
 
 if __name__ == "__main__":  # pragma: no cover

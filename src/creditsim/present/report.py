@@ -21,7 +21,7 @@ import numpy as np
 from ..files import write_file
 from ..metrics import metric
 from ..results.assessment import CHECKS
-from ..results.banks import bank_table
+from ..results.banks import bank_table, bank_view
 from ..results.budget import budget
 from ..results.targets import SIGNS
 from ..scenario.sources import cite
@@ -203,38 +203,24 @@ def _banks_section(results: Results) -> str:
              "95% Wilson interval.</p>"]
     header = '<tr><th class="l">item</th>' + "".join(f"<th>{_e(d)}</th>" for d in dates) + f"<th>5–95% band at {_e(dates[-1])}</th></tr>"
     for bank in results.banks:
-        rows = []
-        for item, group in table[table["bank"] == bank].groupby("item", sort=False):
-            group = group.set_index("date")
-            unit = group["unit"].iloc[0]
-            cells = "".join(f"<td>{_e(_bank_value(group.loc[d, 'median'], unit)) if d in group.index else '–'}</td>" for d in dates)
-            band = (f"{_e(_bank_value(group.loc[dates[-1], 'p5'], unit))} – {_e(_bank_value(group.loc[dates[-1], 'p95'], unit))}"
-                    if dates[-1] in group.index else "–")
-            rows.append(f'<tr><td class="l">{_e(item)}</td>{cells}<td>{band}</td></tr>')
+        _, view = bank_view(table, bank)
+        rows = [f'<tr><td class="l">{_e(item)}</td>' + "".join(f"<td>{_e(m)}</td>" for m in medians)
+                + f"<td>{'–' if band is None else f'{_e(band[0])} – {_e(band[1])}'}</td></tr>" for item, medians, band in view]
         parts.append(f'<h3>{_e(bank)}</h3><div class="wrap"><table>{header}{"".join(rows)}</table></div>')
     return "".join(parts)
-
-
-def _bank_value(value: float, unit: str) -> str:
-    if unit == "points":
-        return f"{value:+.2f} pts"
-    if unit == "probability":
-        return f"{100 * value:.0f}%"
-    return format_value(value, unit)
 
 
 def _budget_section(results: Results) -> str:
     spent = budget(results)
     if spent.items.empty:
         return "<p>The scenario has no guarantor, re-guarantor, pool or interest subsidy: the government spends nothing on it.</p>"
-    years = [y for y in dict.fromkeys(spent.items["year"]) if y != "total"]
+    lines_by = spent.by_line()
+    years = spent.years
     rows = []
-    for (instrument, item, timing), group in spent.items.groupby(["instrument", "item", "timing"], sort=False):
-        group = group.set_index("year")
-        cells = "".join(f"<td>{_e(format_amount(group.loc[y, 'median']))}</td>" for y in years)
-        total = group.loc["total"]
-        rows.append(f'<tr><td class="l">{_e(instrument)}</td><td class="l">{_e(item)}</td><td class="l">{_e(timing)}</td>{cells}'
-                    f"<td><b>{_e(format_amount(total['median']))}</b></td><td>{_e(format_amount(total['p5']))} – {_e(format_amount(total['p95']))}</td></tr>")
+    for row in lines_by.to_dict("records"):
+        cells = "".join(f"<td>{_e(format_amount(row[y]))}</td>" for y in years)
+        rows.append(f'<tr><td class="l">{_e(row["instrument"])}</td><td class="l">{_e(row["item"])}</td><td class="l">{_e(row["timing"])}</td>{cells}'
+                    f"<td><b>{_e(format_amount(row['median']))}</b></td><td>{_e(format_amount(row['p5']))} – {_e(format_amount(row['p95']))}</td></tr>")
     header = ('<tr><th class="l">instrument</th><th class="l">item</th><th class="l">kind</th>' + "".join(f"<th>{_e(y)}</th>" for y in years)
               + "<th>total</th><th>5–95% band</th></tr>")
     bottom = "".join(

@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import metric
+from ..scenario.units import format_value
 from .assessment import evaluations
 from .results import Results
 from .targets import wilson_interval
 
-__all__ = ["BANK_ITEMS", "bank_table"]
+__all__ = ["BANK_ITEMS", "bank_table", "bank_view", "shown"]
 
 #: The items of the table: (metric, how it is read: "stock" at the date or "year" summed over the year to date).
 BANK_ITEMS: tuple[tuple[str, str], ...] = (
@@ -75,3 +76,36 @@ def bank_table(results: Results) -> pd.DataFrame:
                 rows.append({"bank": bank, "date": date, "item": "两增 P(pass)", "unit": "probability", "median": float(passed.mean()),
                              "p5": float(low), "p95": float(high)})
     return pd.DataFrame(rows, columns=["bank", "date", "item", "unit", "median", "p5", "p95"])
+
+
+def shown(value: float, unit: str) -> str:
+    """One value of :func:`bank_table` for people: margins in points as ``+1.23 pts``, probabilities as ``95%``,
+    the rest by :func:`creditsim.scenario.units.format_value`."""
+    if unit == "points":
+        return f"{value:+.2f} pts"
+    if unit == "probability":
+        return f"{100 * value:.0f}%"
+    return format_value(value, unit)
+
+
+def bank_view(table: pd.DataFrame, bank: str) -> tuple[list[str], list[tuple[str, list[str], tuple[str, str] | None]]]:
+    """One bank's rows of :func:`bank_table` as text, the way the CLI and the report show them.
+
+    Returns
+    -------
+    dates : list of str
+        The table's dates, in order.
+    rows : list of (item, medians, band)
+        Per item: its median at each date ("–" where it has none) and its 5–95% band at the last date (for
+        ``两增 P(pass)``, the 95% interval), None where it has none there.
+    """
+    rows = table[table["bank"] == bank]
+    dates = list(dict.fromkeys(rows["date"]))
+    view = []
+    for item, group in rows.groupby("item", sort=False):
+        group = group.set_index("date")
+        unit = group["unit"].iloc[0]
+        medians = [shown(group.loc[d, "median"], unit) if d in group.index else "–" for d in dates]
+        band = (shown(group.loc[dates[-1], "p5"], unit), shown(group.loc[dates[-1], "p95"], unit)) if dates[-1] in group.index else None
+        view.append((item, medians, band))
+    return dates, view

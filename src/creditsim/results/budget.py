@@ -39,7 +39,7 @@ import pandas as pd
 from ..errors import _MISSING, ScenarioError
 from ..scenario import Scenario, scenario_from_dict
 from ..scenario.units import month_index
-from .results import ALL, Results
+from .results import ALL, Results, mean_and_mcse
 from .targets import Z95
 
 __all__ = ["Budget", "budget", "budget_items", "baseline_scenario", "paired_ratio", "YI"]
@@ -139,11 +139,9 @@ def left_at_end(results: Results) -> np.ndarray:
 
 
 def _describe(values: np.ndarray) -> dict[str, float]:
-    n = values.size
-    out = {column: float(np.quantile(values, q)) for column, q in _QUANTILES.items()}
-    out["mean"] = float(values.mean())
-    out["mcse"] = float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-    return out
+    """Median, 5th and 95th percentiles, mean and its Monte Carlo standard error of per-path amounts."""
+    mean, mcse = mean_and_mcse(values)
+    return {**{column: float(np.quantile(values, q)) for column, q in _QUANTILES.items()}, "mean": float(mean), "mcse": float(mcse)}
 
 
 @dataclass(frozen=True)
@@ -173,6 +171,19 @@ class Budget:
     totals: pd.DataFrame
     per_extra_lending: pd.Series | None
     discount_rate: float
+
+    @property
+    def years(self) -> list[str]:
+        """The calendar years of the run, in order (the columns of :meth:`by_line`)."""
+        return [y for y in dict.fromkeys(self.items["year"]) if y != "total"]
+
+    def by_line(self) -> pd.DataFrame:
+        """:attr:`items` one row per line of the budget (``instrument, item, timing``, in order): the median of
+        each year in a column named by the year (:attr:`years`), then the total's ``median, p5, p95``."""
+        years = self.years
+        medians = self.items.pivot_table(index=["instrument", "item", "timing"], columns="year", values="median", sort=False)[years]
+        total = self.items[self.items["year"] == "total"].set_index(["instrument", "item", "timing"])[["median", "p5", "p95"]]
+        return medians.join(total).reset_index()
 
 
 def budget(results: Results, baseline: Results | None = None, discount_rate: float | None = None) -> Budget:

@@ -1,7 +1,7 @@
 """What differs between two scenarios, field by field, and a field's value as a scenario file writes it.
 
 :func:`changed_fields` compares two validated scenarios (their :meth:`~creditsim.scenario.Scenario.to_dict`) and
-lists every dotted key whose value differs, with both values; :func:`written` shows a value in the unit its field is
+lists every dotted key whose value differs, with both values; :func:`field_text` shows a value in the unit its field is
 written in (amounts in 万/亿, rates and shares in %, counts in 万), from the field's type in the schema. So a
 comparison or a sweep can say what it changed however the scenarios were made: two files, ``--set``, or Python.
 """
@@ -16,7 +16,7 @@ from .loading import key_path
 from .schema import Scenario, field_at, field_kind
 from .units import amount_text
 
-__all__ = ["changed_fields", "field_unit", "written"]
+__all__ = ["changed_fields", "field_text", "field_unit"]
 
 #: Fields that only describe (prose and display names): they change no number, so a difference in them is not listed.
 PROSE = frozenset({"description", "label", "source", "note"})
@@ -76,22 +76,22 @@ def field_unit(key: str) -> str:
     return "" if found is None else field_kind(*found)
 
 
-def written(key: str, value: Any) -> str:
+def field_text(key: str, value: Any) -> str:
     """A field's value as a scenario file would write it, in its unit (:func:`field_unit`): ``"1亿"``, ``"0.5%"``,
     ``"53万"``, ``"1:10"``, ``true``; a list or table item by item, each in its own field's unit; ``none`` for an
     absent value.
 
     Examples
     --------
-    >>> written("guarantors.county.fee_rate", 0.005), written("pools.fund.size", 2e8), written("renewal.enabled", False)
+    >>> field_text("guarantors.county.fee_rate", 0.005), field_text("pools.fund.size", 2e8), field_text("renewal.enabled", False)
     ('0.5%', '2亿', 'false')
-    >>> written("guarantors.county.top_up", {"below": 1.45e9, "to": 1.5e9})
+    >>> field_text("guarantors.county.top_up", {"below": 1.45e9, "to": 1.5e9})
     '{below = 14.5亿, to = 15亿}'
     """
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {written(f'{key}.{k}', v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{k} = {field_text(f'{key}.{k}', v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
-        return f"[{', '.join(written(f'{key}[{i}]', v) for i, v in enumerate(value))}]" if len(value) <= ITEMWISE else f"{len(value)} values"
+        return f"[{', '.join(field_text(f'{key}[{i}]', v) for i, v in enumerate(value))}]" if len(value) <= ITEMWISE else f"{len(value)} values"
     return _shown(value, field_unit(key))
 
 
