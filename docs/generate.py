@@ -31,6 +31,7 @@ API: dict[str, list[str]] = {
     "creditsim.present.report": ["write_report"],
     "creditsim.analysis.calibrate": ["read_observations", "Observation", "parameters", "Parameter", "calibrate", "backtest", "Calibration",
                                      "fit_paths", "Fit", "sandwich"],
+    "creditsim.scenario": ["with_tests"],
     "creditsim.results.targets": ["wilson_interval", "paired_difference_interval"],
 }
 _SECTIONS_WITH_ENTRIES = {"Parameters", "Returns", "Yields", "Raises", "Attributes", "Other Parameters"}

@@ -66,6 +66,27 @@ def test_run_prints_summary(capsys):
     assert "Traceback" not in err
 
 
+def test_run_sweep_and_compare_take_a_banks_test_as_a_target(capsys):
+    """--target TEST:BANK:YEAR adds the regulator's test for a bank to the targets: `run` prints its P(pass), the
+    same as the 两增 table's; `sweep` and `compare` show it per variant; a mistyped one is one line, exit 2."""
+    code, out, err = run_cli(capsys, ["run", "--paths", "4", "--seed", "1", "--target", "两增:big_bank:2021-06", "--target", "两控:all:2021-06", *SHORT])
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if line.startswith("两增:big_bank:2021-06 passes 两增 (2021-06)"))
+    table = creditsim.simulate(creditsim.load_scenario(None, overrides={"calendar.months": 6}), paths=4, seed=1).two_increases()
+    row = table[(table["bank"] == "big_bank") & (table["date"] == "2021-06") & (table["check"] == "两增")].iloc[0]
+    assert line.split()[4] == f"{100 * row.probability:.0f}%"
+    assert any(line.startswith("两控:all:2021-06 passes 两控 (2021-06)") for line in out.splitlines())
+    code, out, err = run_cli(capsys, ["sweep", "--set", "banks.big_bank.non_inclusive_growth=10%,40%", "--paths", "4", "--all-targets",
+                                      "--target", "两增:big_bank:2021-06", *SHORT])
+    assert code == 0, err
+    assert "target 两增:big_bank:2021-06: passes 两增" in out
+    code, out, err = run_cli(capsys, ["compare", "--set", "banks.big_bank.non_inclusive_growth=40%", "--paths", "4", "--all-targets",
+                                      "--target", "两增:big_bank:2021-06", *SHORT, "--set-base", "calendar.months=6"])
+    assert code == 0, err
+    assert any(line.startswith("两增:big_bank:2021-06 ") for line in out.splitlines())
+    assert_one_line_error(*run_cli(capsys, ["run", "--paths", "2", "--target", "两增:nobank:2021", *SHORT]), "--target", "unknown bank 'nobank'", "big_bank")
+
+
 def test_run_same_seed_same_output(capsys, seed1_output):
     """The same seed gives identical printed output."""
     code, out, _ = run_cli(capsys, ["run", "--paths", "3", "--seed", "1", *SHORT])

@@ -23,7 +23,7 @@ from creditsim.present.cli import main
 from creditsim.present.plots import sweep_figure
 from creditsim.results.targets import paired_difference_interval
 from creditsim.scenario import scenario_from_dict
-from helpers import assert_same_bits, default_count_cdf, pool_scenario
+from helpers import BASE_TOML, assert_same_bits, default_count_cdf, pool_scenario
 
 N, RHO = 2000, 0.12
 FEW, SOME = 80, 10  # targets: at most FEW defaults in 2021, at least SOME
@@ -160,6 +160,7 @@ def test_sweep_resumes_from_its_checkpoint(pool, tmp_path):
     kept = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ck").glob("task-*.npz")}
     again = resume_sweep(tmp_path / "ck", workers=2)
     assert again.keys == whole.keys and again.settings == whole.settings
+    assert again.fixed == whole.fixed and whole.fixed["firms.segments.only.rho"] == ("10%", "12%")  # the key set, shown as before
     assert all(a[k].tobytes() == b[k].tobytes() for a, b in zip(whole.values, again.values, strict=True) for k in a)
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ck").glob("task-*.npz") if p.name in kept} == kept  # not redone
     creditsim.simulate(pool, paths=2, checkpoint=tmp_path / "run-ck")
@@ -258,6 +259,26 @@ def test_an_end_of_the_range_that_clearly_meets_is_shown_to_meet():
     assert sequential.ci_low is not None and not sequential.ci_text.startswith("[below")
 
 
+def test_solve_for_a_banks_two_increases_test():
+    """A bank planner's question: how fast may the big bank's other loans grow with P(it passes 两增 at the end of
+    2022) ≥ 0.9? The target is written TEST:BANK:YEAR; P at the answer is the 两增 table's P(pass) of a run of
+    that variant on the same paths, and the next value tried beyond the answer falls below the level."""
+    two_years = {"calendar.months": 24}  # 2021 and 2022
+    city = creditsim.load_scenario(BASE_TOML, overrides=two_years)
+    key = "banks.big_bank.non_inclusive_growth"
+    answer = creditsim.solve(city, "两增:big_bank:2022", key, "0%:6%", 0.9, largest=True, tolerance="1.5%", paths=40, seed=3)
+    assert answer.reachable and answer.unit == "%" and answer.target == "两增:big_bank:2022"
+    tried = answer.evaluations.set_index("value")
+    paths = int(tried.loc[answer.value, "paths"])
+    run = creditsim.simulate(creditsim.load_scenario(BASE_TOML, overrides={**two_years, key: answer.text}), paths=paths, seed=3)
+    two = run.two_increases().set_index(["bank", "date", "check"])
+    assert two.loc[("big_bank", "2022-12", "两增"), "probability"] == pytest.approx(answer.probability) and answer.probability >= 0.9
+    beyond = tried[tried.index > answer.value]
+    assert len(beyond) and beyond["probability"].iloc[0] < 0.9
+    with pytest.raises(ScenarioError, match=r"--target = '两增:big_bank:2023': cannot be solved for: it is not assessed in the run \(2023-12 is outside"):
+        creditsim.solve(city, "两增:big_bank:2023", key, "0%:6%")
+
+
 def test_solve_not_reachable_and_range_ends(pool):
     out = creditsim.solve(pool, "few_defaults", PD_KEY, "3%:5%", 0.99, largest=True, paths=60, seed=4)
     assert not out.reachable and out.value is None and out.message.startswith("not reachable in range")
@@ -281,7 +302,7 @@ def test_solve_integer_field(pool):
 
 
 def test_solve_bad_input(pool):
-    for kwargs, rule in (({"target": "nope"}, "not a target"), ({"vary": "risk.lgd"}, "one number"), ({"vary": "risk.bogus"}, "unknown field"),
+    for kwargs, rule in (({"target": "nope"}, "must name a target of the scenario"), ({"vary": "risk.lgd"}, "one number"), ({"vary": "risk.bogus"}, "unknown field"),
                          ({"range_": "5%:1%"}, "lo < hi"), ({"range_": "1%:2"}, "same unit"), ({"probability": 1.0}, r"\(0, 1\)"),
                          ({"tolerance": float("inf")}, "width of the range"), ({"tolerance": 1e-9}, "give a larger one"),
                          ({"tolerance": "0.1亿"}, "the range's unit"), ({"tolerance": "fine"}, "the range's unit")):
@@ -315,7 +336,8 @@ def test_cli_sweep_and_solve(pool, tmp_path, capsys):
 
 
 def test_sweep_header_lists_the_varied_input_and_folds_targets_that_do_not_move(pool, tmp_path, capsys):
-    """The header names each varied key with its values in the field's unit; a target whose P(met) moves by less
+    """The header names each varied key with its values in the field's unit and the scenario's value (a key given
+    one value as set); a target whose P(met) moves by less
     than a point across the variants, every paired interval holding 0, is folded into one line unless --all-targets."""
     data = pool.to_dict()
     data["targets"]["anything"] = {"metric": "defaults", "measure": "cumulative", "start": "2021-01", "end": "2021-12", "threshold": 0}
@@ -329,13 +351,16 @@ def test_sweep_header_lists_the_varied_input_and_folds_targets_that_do_not_move(
     path.write_text(scenario.to_toml(), encoding="utf-8")
     assert main(["sweep", str(path), "--set", f"{PD_KEY}=0.01,0.03", "--paths", "20", "--seed", "1"]) == 0
     out = capsys.readouterr().out
-    assert f"varied: {PD_KEY} = 1%, 3%" in out.splitlines()
+    assert f"varied: {PD_KEY} = 1%, 3% (the scenario: 3%)" in out.splitlines()
     assert "target few_defaults:" in out and "target anything:" not in out
     assert out[out.index("\n1 target unchanged across the variants"):].split("\n\n")[0].endswith(": anything")
     assert main(["sweep", str(path), "--set", f"{PD_KEY}=0.01,0.03", "--paths", "20", "--seed", "1", "--all-targets"]) == 0
     out = capsys.readouterr().out
     assert "target anything:" in out and "unchanged across" not in out
     assert any(line.startswith("3%") for line in out.splitlines())  # each variant's row in the field's unit too
+    # a key given one value is set for every variant, beside the scenario's value
+    assert main(["sweep", str(path), "--set", f"{PD_KEY}=0.01,0.03", "--set", "calendar.months=6", "--paths", "3", "--seed", "1"]) == 0
+    assert "set: calendar.months = 6 (the scenario: 12)" in capsys.readouterr().out.splitlines()
 
 
 def test_threads_leave_sweep_solve_and_compare_unchanged(pool, tmp_path, capsys):

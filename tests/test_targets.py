@@ -13,7 +13,7 @@ from creditsim import Results
 from creditsim.errors import ScenarioError
 from creditsim.metrics import SCOPE_METRICS, SCOPES, entities
 from creditsim.results.targets import paired_difference_interval, wilson_interval
-from creditsim.scenario import Assessment, scenario_from_dict
+from creditsim.scenario import Assessment, scenario_from_dict, with_tests
 from helpers import default_data
 
 BANK = SCOPE_METRICS["bank"]
@@ -238,7 +238,7 @@ def test_rule_in_force_by_year():
     assert Assessment(rule={"2021": "2024"}).rule_in(2021) == "2024" and Assessment(rule={"2021": "2024"}).rule_in(2022) == "none"
 
 
-def two_increase_paths(rule: str) -> Results:
+def two_increase_paths(rule: str | dict[str, str], targets: dict[str, Any] | None = None) -> Results:
     """One path, 2021-01 to 2022-12 (dates 0..24, date 0 = 2020-12), all loans flat at 1000.
 
     Bank a: balance 100 through 2021-06, then 80, then from 2022-01 rising 2 a month (2022-06: 92); growth
@@ -252,7 +252,7 @@ def two_increase_paths(rule: str) -> Results:
     b = 100.0 * 1.01 ** np.arange(dates)
     flat = np.full((1, dates), 1000.0)
     borrowers_b = 500.0 - np.arange(dates)
-    data = two_bank_data(months=24, assessment={"rule": rule})
+    data = two_bank_data(months=24, assessment={"rule": rule}, targets=targets or {})
     return hand_built(data, 1, {
         ("balance", "a"): a[None], ("balance", "b"): b[None], ("all_loans_balance", "a"): flat, ("all_loans_balance", "b"): flat,
         ("borrowers", "a"): np.full((1, dates), 300.0), ("borrowers", "b"): borrowers_b[None],
@@ -294,6 +294,86 @@ def test_two_increases_for_all_banks_use_the_sums():
     growth = (104 + b[24]) / (80 + b[12]) - 1
     assert table.loc[("all", "2022-12", "loan_growth"), "median_margin"] == pytest.approx(growth)
     assert table.loc[("all", "2022-12", "borrowers"), "median_margin"] == pytest.approx(-12)
+
+
+def test_a_test_target_is_met_where_the_bank_passes_the_test():
+    """A test target is met on a path where its bank passes its test at its date, as the hand-built paths above
+    pass or fail (bank a: 两增 fails at 2021-09 and passes at 2022-06 since the start of the year; bank b passes
+    loan growth at 2022-12 and fails borrowers, so 两增), and has no value, band or threshold to show."""
+    def test(check: str, bank: str, date: str) -> dict[str, str]:
+        return {"metric": check, "measure": "test", "scope": bank, "date": date}
+
+    targets = {"a_2021q3": test("两增", "a", "2021-09"), "a_2022q2": test("两增", "a", "2022-06"), "b_growth": test("loan_growth", "b", "2022-12"),
+               "b_borrowers": test("borrowers", "b", "2022-12"), "b": test("两增", "b", "2022-12"), "all": test("两增", "all", "2022-12")}
+    table = two_increase_paths("2019", targets).targets().set_index("target")
+    assert table["probability"].to_dict() == {"a_2021q3": 0.0, "a_2022q2": 1.0, "b_growth": 1.0, "b_borrowers": 0.0, "b": 0.0, "all": 0.0}
+    assert (table["note"] == "").all() and table[["threshold", "median", "p5", "p95", "median_shortfall"]].isna().all().all()
+    assert (table["unit"] == "").all() and table.loc["b", "when"] == "2022-12"
+
+
+def test_a_test_target_not_assessed_at_its_date_says_why():
+    """Where the rule makes no such test at the date, the target is not assessed, with the reason."""
+    def test(check: str, date: str, bank: str = "a") -> dict[str, str]:
+        return {"metric": check, "measure": "test", "scope": bank, "date": date}
+
+    targets = {"before_run": test("两增", "2021-06"), "no_borrowers": test("borrowers", "2022-12"), "late": test("两增", "2023-12"),
+               "cost": test("loan_cost", "2021-12"), "cost_2022": test("loan_cost", "2022-12"), "npl": test("npl_ratio", "2021-03")}
+    notes = two_increase_paths("2018", targets).targets().set_index("target")["note"]
+    assert notes["before_run"] == "not assessed: its comparison date lies before the run's opening (2020-12)"
+    assert notes["late"] == "not assessed: 2023-12 is outside the run (2020-12 to 2022-12)"
+    assert notes["cost"] == "not assessed: the whole year before 2021 must lie inside the run"
+    assert notes["cost_2022"] == notes["npl"] == notes["no_borrowers"] == ""
+    by_year = two_increase_paths({"2021": "none", "2022": "2024"}, targets).targets().set_index("target")["note"]
+    assert by_year["no_borrowers"] == "not assessed: the 2024 rule of 两增 does not check borrowers"
+    assert by_year["before_run"] == "not assessed: 两增 has no numeric test in 2021 (rule 'none')"
+    assert by_year["npl"] == "not assessed: 两控 is not assessed in 2021"
+
+
+def test_test_target_fields_are_checked():
+    base = {"metric": "两增", "measure": "test", "date": "2022-12", "scope": "a"}
+    cases = [
+        ({"metric": "load_cost"}, "targets.t.metric = 'load_cost': unknown test (did you mean 'loan_cost'?)"),
+        ({"metric": "balance"}, "targets.t.metric = 'balance': unknown test; a test target names one of 两增, loan_growth, borrowers, 两控, npl_ratio, loan_cost"),
+        ({"date": None}, "targets.t.date: is required for a test target (the quarter- or year-end it is assessed at)"),
+        ({"date": "2022-11"}, "targets.t.date = '2022-11': must be a quarter-end (March, June, September or December): the tests are assessed there"),
+        ({"threshold": "1%"}, "targets.t.threshold = '1%': does not apply to a test target (it is met where the test passes)"),
+        ({"start": "2022-01"}, "targets.t.start = '2022-01': does not apply to a test target (it is met where the test passes)"),
+        ({"comparison": "<"}, "targets.t.comparison = '<': does not apply to a test target (it is met where the test passes)"),
+        ({"scope": ["a", "b"]}, "targets.t.scope = ['a', 'b']: a test is assessed for one bank or all of them: a, b, all"),
+        ({"scope": "c"}, "targets.t.scope = 'c': a test is assessed for one bank or all of them: a, b, all"),
+        ({"measure": "stock"}, "targets.t.threshold: is required for a stock target"),
+    ]
+    for change, message in cases:
+        target = {k: v for k, v in {**base, **change}.items() if v is not None}
+        with pytest.raises(ScenarioError) as error:
+            scenario_from_dict(two_bank_data(targets={"t": target}))
+        assert str(error.value) == message
+
+
+def test_tests_written_on_the_command_line():
+    """``TEST:BANK:YEAR`` adds a test target named so, at the year-end (or the quarter-end written); a text that is
+    not so written, or names an unknown test or bank, is refused naming --target."""
+    s = scenario_from_dict(two_bank_data())
+    added = with_tests(s, ["两增:a:2022", "两控:all:2021-06", "两增:a:2022"])
+    assert list(added.targets)[-2:] == ["两增:a:2022", "两控:all:2021-06"]
+    assert added.targets["两增:a:2022"].model_dump(include={"metric", "measure", "scope", "date"}) == {"metric": "两增", "measure": "test", "scope": "a", "date": "2022-12"}
+    assert added.targets["两控:all:2021-06"].date == "2021-06"
+    targets = ", ".join(s.targets)
+    cases = [
+        ("new_lending", None),  # a target of the scenario: left as it is
+        ("两增:a", f"--target = '两增:a': must name a target of the scenario ({targets}) or a test written TEST:BANK:YEAR, e.g. 两增:a:2023"),
+        ("borrower:a:2022", "--target = 'borrower:a:2022': unknown test 'borrower' (did you mean 'borrowers'?)"),
+        ("两增:c:2022", "--target = '两增:c:2022': unknown bank 'c'; banks are a, b, all"),
+        ("两增:a:22", "--target = '两增:a:22': must end in a year (its year-end, e.g. 2023) or a quarter-end YYYY-MM"),
+        ("两增:a:2022-05", "--target = '2022-05': must be a quarter-end (March, June, September or December): the tests are assessed there"),
+    ]
+    for text, message in cases:
+        if message is None:
+            assert with_tests(s, [text]).targets == s.targets
+            continue
+        with pytest.raises(ScenarioError) as error:
+            with_tests(s, [text])
+        assert str(error.value) == message
 
 
 def test_npl_control_against_the_overall_ratio_plus_three_points():

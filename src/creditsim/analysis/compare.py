@@ -135,7 +135,7 @@ class Comparison:
             if ta is None or tb is None:
                 rows.append({"target": name, "label": label, "note": f"a target of {'B' if ta is None else 'A'} only"})
                 continue
-            why = outside(ta, a.dates[0], a.dates[-1]) or outside(tb, b.dates[0], b.dates[-1])
+            why = outside(ta, a.scenario) or outside(tb, b.scenario)
             if why is not None:
                 rows.append({"target": name, "label": label, "note": f"not assessed: {why}"})
                 continue

@@ -41,9 +41,9 @@ from ..results.targets import met, outside, wilson_interval
 from ..run.api import backend_for, path_numbers
 from ..run.backends import Backend, run_scenarios
 from ..run.progress import ProgressArg
-from ..scenario import Scenario, load_scenario, parse_overrides
+from ..scenario import Scenario, load_scenario, parse_overrides, with_tests
 from ..scenario.written import refuse_bare_amounts
-from .sweeps import field_value, parse_range, path_summary, run_dates, value_and_unit, variant, written
+from .sweeps import field_value, parse_range, path_summary, value_and_unit, variant, written
 
 __all__ = ["Solution", "solve"]
 
@@ -136,7 +136,9 @@ def solve(
     scenario : Scenario, str or Path, optional
         The base scenario (None: the bundled default).
     target : str
-        A target of the scenario.
+        A target of the scenario, or one of the regulator's tests for a bank written ``TEST:BANK:YEAR`` (e.g.
+        ``"两增:big_bank:2023"``, see :func:`creditsim.scenario.with_tests`): P(target) is then the probability of
+        passing it.
     vary : str
         A dotted key naming one number (e.g. ``pools.fund.size``).
     range_ : str or (lo, hi)
@@ -170,11 +172,10 @@ def solve(
     ScenarioError
         For an unknown target or key, a bad range, level or tolerance.
     """
-    base = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-    if target not in base.targets:
-        raise ScenarioError("--target", target, f"is not a target of the scenario (targets: {', '.join(base.targets) or 'none'})")
-    if outside(base.targets[target], *run_dates(base)) is not None:
-        raise ScenarioError(f"targets.{target}", target, "lies outside the run, so it cannot be solved for")
+    base = with_tests(scenario if isinstance(scenario, Scenario) else load_scenario(scenario), [target])
+    why = outside(base.targets[target], base)
+    if why is not None:
+        raise ScenarioError("--target", target, f"cannot be solved for: it is not assessed in the run ({why})")
     if not 0.0 < probability < 1.0:
         raise ScenarioError("--probability", probability, "must be in (0, 1)")
     if not 0.0 < confidence < 1.0:

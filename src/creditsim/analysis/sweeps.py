@@ -37,12 +37,11 @@ from ..run.checkpoint import read_manifest
 from ..run.progress import ProgressArg
 from ..scenario import Scenario, load_scenario, parse_overrides, scenario_from_dict, value_at
 from ..scenario.changes import field_text
-from ..scenario.units import month_label
 from ..scenario.written import refuse_bare_amounts
 from .compare import UNCHANGED, paired_stats, unchanged
 from .summaries import fiscal_costs
 
-__all__ = ["KEY_METRICS", "Sweep", "sweep", "resume_sweep", "run_dates", "field_value", "parse_grid", "parse_range", "path_summary", "value_and_unit", "variant", "written"]
+__all__ = ["KEY_METRICS", "Sweep", "sweep", "resume_sweep", "field_value", "parse_grid", "parse_range", "path_summary", "value_and_unit", "variant", "written"]
 
 #: Metrics a sweep reports per variant besides the targets: stocks and ratios at the end date, flows summed
 #: over the run (``fiscal_cost`` includes the government's start-up money).
@@ -165,7 +164,7 @@ def path_summary(results: Results, metrics: tuple[str, ...]) -> Arrays:
     with the start-up money), on all banks. Runs where the paths ran, so only these numbers travel."""
     out: Arrays = {}
     for name, target in results.scenario.targets.items():
-        if outside(target, results.dates[0], results.dates[-1]) is None:
+        if outside(target, results.scenario) is None:
             out[f"target:{name}"] = measure(results, target)
     for name in metrics:
         if name == "fiscal_cost":
@@ -197,6 +196,9 @@ class Sweep:
     values : list of dict of str to ndarray
         Per variant, ``target:NAME`` and ``metric:NAME`` arrays over paths.
     metrics : tuple of str
+    fixed : dict of str to (str, str)
+        The keys given one value, set in ``scenario`` for every variant: their value and the value they had before,
+        as a scenario file writes them (``{"calendar.months": ("6", "12")}``).
     """
 
     scenario: Scenario
@@ -207,6 +209,7 @@ class Sweep:
     path_ids: list[int]
     values: list[Arrays]
     metrics: tuple[str, ...] = field(default=KEY_METRICS)
+    fixed: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def _neighbour(self, i: int) -> int | None:
         """The variant before ``i`` along the last key with the other keys the same, if any."""
@@ -217,7 +220,7 @@ class Sweep:
 
     def targets(self) -> pd.DataFrame:
         """Per variant and target: the probability of meeting it with its Wilson 95% interval, the median measured
-        value, and the change in probability from the neighbouring variant (the previous value of the last key)
+        value (NaN for a test target), and the change in probability from the neighbouring variant (the previous value of the last key)
         with a paired score 95% interval (:func:`creditsim.results.targets.paired_difference_interval`). Targets outside
         the run are left out (see :meth:`not_assessed`).
 
@@ -235,10 +238,12 @@ class Sweep:
                 values = self.values[i].get(f"target:{name}")
                 if values is None:
                     continue
-                hit = met(values, self.scenarios[i].targets[name])
+                target = self.scenarios[i].targets[name]
+                hit = met(values, target)
                 low, high = wilson_interval(int(hit.sum()), hit.size)
+                valued = target.measure != "test" and not np.isnan(values).all()  # a test has pass or fail only
                 row = {"variant": i, **settings, "target": name, "probability": float(hit.mean()), "ci_low": float(low),
-                       "ci_high": float(high), "median": float(np.nanmedian(values)) if not np.isnan(values).all() else math.nan}
+                       "ci_high": float(high), "median": float(np.nanmedian(values)) if valued else math.nan}
                 j = self._neighbour(i)
                 before = met(self.values[j][f"target:{name}"], self.scenarios[j].targets[name]) if j is not None else None
                 row.update(_change_columns(None if before is None else paired_difference_interval(before, hit)))
@@ -263,7 +268,7 @@ class Sweep:
         found: dict[str, str] = {}
         for i, scenario in enumerate(self.scenarios):
             for name, target in scenario.targets.items():
-                why = outside(target, *run_dates(scenario))
+                why = outside(target, scenario)
                 if why is not None and name not in found:
                     found[name] = why if len(self.scenarios) == 1 else f"{why} (variant {i})"
         return found
@@ -288,12 +293,6 @@ class Sweep:
                 rows.append({"variant": i, **settings, "metric": name, "unit": metric(name).unit, "mean": mean,
                              "ci_low": mean - Z95 * se, "ci_high": mean + Z95 * se, **_change_columns(change)})
         return pd.DataFrame(rows)
-
-
-def run_dates(scenario: Scenario) -> tuple[str, str]:
-    """The opening month and the last simulated month of a scenario (the first and last of its results' dates)."""
-    first = scenario.start_index - 1
-    return month_label(first), month_label(first + scenario.calendar.months)
 
 
 def _change_columns(change: tuple[float, float, float] | None) -> dict[str, float]:
@@ -357,9 +356,13 @@ def sweep(
         if not values:
             raise ScenarioError(key, values, "needs one or more values")
     fixed = {key: values[0] for key, values in table.items() if len(values) == 1}
+    given = base
     if len(fixed) < len(table):  # keys with one value set the base; the others are swept
         base = variant(base, fixed)
         table = {key: values for key, values in table.items() if key not in fixed}
+    else:
+        fixed = {}
+    shown = {key: (field_text(key, field_value(base, key)), field_text(key, field_value(given, key))) for key in fixed}
     for name in metrics:
         if name != "fiscal_cost" and (name not in {m.name for m in METRICS} or metric(name).scope != "bank"):
             raise ScenarioError("metrics", name, "must be a bank metric (see the metric table) or fiscal_cost")
@@ -369,10 +372,10 @@ def sweep(
     path_ids = path_numbers(paths, seed)
     summary = functools.partial(path_summary, metrics=tuple(metrics))
     with backend_for(backend, workers, client, scheduler, threads) as runner:
-        about = {"sweep": {"base": base.to_dict(), "keys": keys, "settings": settings, "metrics": list(metrics)}}
+        about = {"sweep": {"base": given.to_dict(), "fixed": fixed, "keys": keys, "settings": settings, "metrics": list(metrics)}}
         values = run_scenarios(scenarios, path_ids, int(seed), runner, summary=summary, chunk_size=chunk_size, progress=progress,
                                description=f"{len(scenarios)} variants", checkpoint=checkpoint, about=about)
-    return Sweep(base, keys, settings, scenarios, int(seed), path_ids, values, tuple(metrics))
+    return Sweep(base, keys, settings, scenarios, int(seed), path_ids, values, tuple(metrics), shown)
 
 
 def resume_sweep(directory: str | os.PathLike[str], progress: ProgressArg = None, *, backend: str | Backend | None = None,
@@ -389,5 +392,6 @@ def resume_sweep(directory: str | os.PathLike[str], progress: ProgressArg = None
     if not isinstance(about, dict):
         raise ResultsError(f"{directory}: is the checkpoint of a run, not of a sweep; continue it with creditsim run --resume {directory}")
     grid = {key: list({json.dumps(s[key], sort_keys=True): s[key] for s in about["settings"]}.values()) for key in about["keys"]}
+    grid.update({key: [value] for key, value in about.get("fixed", {}).items()})  # keys set for every variant
     return sweep(scenario_from_dict(about["base"]), grid, run["paths"], run["seed"], progress, metrics=about["metrics"], backend=backend,
                  workers=workers, client=client, scheduler=scheduler, threads=threads, chunk_size=run["chunk_size"], checkpoint=directory)

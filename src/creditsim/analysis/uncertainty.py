@@ -38,7 +38,7 @@ from ..run.backends import Backend, run_scenarios
 from ..run.progress import ProgressArg
 from ..scenario import Assumption, Scenario, scenario_from_dict
 from .calibrate import Parameter, apply, parameters
-from .sweeps import path_summary, run_dates
+from .sweeps import path_summary
 
 __all__ = ["Range", "Sensitivity", "ranges", "sensitivity", "draws", "simulate_uncertain"]
 
@@ -175,7 +175,7 @@ def sensitivity(scenario: Scenario, paths: int | Sequence[int] = 200, seed: int 
     """
     if not scenario.assumptions:
         raise ScenarioError("assumptions", [], "lists none: write each assumption and its plausible range as [[assumptions]] (key, low, high, note)")
-    assessed = [name for name, t in scenario.targets.items() if outside(t, *run_dates(scenario)) is None]
+    assessed = [name for name, t in scenario.targets.items() if outside(t, scenario) is None]
     if not assessed:
         raise ScenarioError("targets", list(scenario.targets), "has no target inside the run: sensitivity reports how each target's P(met) moves")
     found = ranges(scenario)

@@ -49,10 +49,10 @@ from ..results.banks import bank_table, bank_view
 from ..results.budget import Budget, baseline_scenario, budget
 from ..results.exports import ROW, Sheet, write_workbook
 from ..results.results import ALL, Results
-from ..results.targets import SIGNS, Z95
+from ..results.targets import Z95, condition
 from ..run.api import simulate
 from ..run.checkpoint import read_manifest
-from ..scenario import Scenario, load_scenario, scenario_from_dict
+from ..scenario import Scenario, load_scenario, scenario_from_dict, with_tests
 from ..scenario.changes import field_text
 from ..scenario.sources import cited_plans
 from ..scenario.units import format_value, parse_rate
@@ -125,6 +125,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 _SEED_HELP = "seed of every random number (default 0): with the path number it fixes a path"
+_TARGET_HELP = ("also assess one of the regulator's tests for a bank as a target, written TEST:BANK:YEAR (e.g. 两增:big_bank:2023, its year-end; "
+                "or a quarter-end 2023-06; BANK may be 'all'); repeat for several. A target on a metric is written with --set targets.NAME.FIELD=…")
 _ALL_TARGETS_HELP = "show every target, also those whose P(met) moves by less than a point with a paired 95%% interval holding 0 (folded into one line otherwise)"
 
 
@@ -151,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--csv", metavar="DIR", help="write the metrics and the summary, target and 两增 tables as CSV files to a new DIR")
     run.add_argument("--parameter-uncertainty", action="store_true",
                      help="draw each path's values of the scenario's [[assumptions]] from their ranges, so the bands carry the parameters' uncertainty too")
+    run.add_argument("--target", dest="targets", action="append", default=[], metavar="TEST:BANK:YEAR", help=_TARGET_HELP)
     run.add_argument("--bank", dest="banks", action="append", default=[], metavar="NAME",
                      help="also print this bank's book and 两增 at each year-end (repeat for several; 'all' for the banks together)")
     run.set_defaults(handler=_run)
@@ -189,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--seed", type=_non_negative_int, default=0, help=_SEED_HELP)
     comp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field of scenario B")
     comp.add_argument("--set-base", dest="base_overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field of scenario A")
+    comp.add_argument("--target", dest="targets", action="append", default=[], metavar="TEST:BANK:YEAR", help=_TARGET_HELP)
     comp.add_argument("--all-targets", action="store_true", help=_ALL_TARGETS_HELP)
     _backend_arguments(comp)
     comp.set_defaults(handler=_compare)
@@ -201,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--seed", type=_non_negative_int, help=_SEED_HELP)
     sw.add_argument("--metrics", metavar="M,M", help=f"metrics per variant (default {','.join(KEY_METRICS)})")
     sw.add_argument("--plot", metavar="FILE.png", help="write a chart of each target's probability against the first key")
+    sw.add_argument("--target", dest="targets", action="append", default=[], metavar="TEST:BANK:YEAR", help=_TARGET_HELP)
     sw.add_argument("--all-targets", action="store_true", help=_ALL_TARGETS_HELP)
     sw.add_argument("--csv", metavar="FILE.csv", help="write the table of targets and metrics per variant")
     kept = sw.add_mutually_exclusive_group()
@@ -211,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     so = commands.add_parser("solve", help="find the smallest (or largest) parameter value meeting a target with a probability")
     so.add_argument("scenario", nargs="?", help="scenario TOML file (default: the bundled default scenario)")
-    so.add_argument("--target", required=True, metavar="ID", help="a target of the scenario")
+    so.add_argument("--target", required=True, metavar="ID", help="a target of the scenario, or a test for a bank written TEST:BANK:YEAR (e.g. 两增:big_bank:2023)")
     so.add_argument("--probability", type=_probability, default=0.9, help="the probability asked for (default 0.9)")
     so.add_argument("--vary", required=True, metavar="KEY", help="the dotted key of one number, e.g. pools.fund.size")
     so.add_argument("--range", dest="range_", required=True, metavar="LO:HI", help="where to look, both ends in one unit, e.g. 1亿:10亿")
@@ -326,7 +331,7 @@ def _run(args: argparse.Namespace) -> int:
         scenario, args.paths, args.seed, args.chunk_size, args.trace = _resumed(args)
         args.checkpoint = args.resume
     else:
-        scenario = load_scenario(args.scenario, args.overrides)
+        scenario = with_tests(load_scenario(args.scenario, args.overrides), args.targets)
         args.paths = DEFAULT_PATHS if args.paths is None else args.paths
         args.seed = 0 if args.seed is None else args.seed
     if args.trace and not args.out:
@@ -430,7 +435,7 @@ def format_sensitivity(result: Sensitivity, table: pd.DataFrame) -> str:
 def _resumed(args: argparse.Namespace) -> tuple[Scenario, int | list[int], int, int, list[int]]:
     """The scenario, paths, seed, chunk size and traced paths of the run checkpointed in ``--resume DIR``."""
     _fixed_by_checkpoint(args, {"SCENARIO": args.scenario, "--set": args.overrides, "--paths": args.paths, "--seed": args.seed,
-                                "--chunk-size": args.chunk_size, "--trace": args.trace})
+                                "--chunk-size": args.chunk_size, "--trace": args.trace, "--target": args.targets})
     run = read_manifest(args.resume)["run"]
     if run.get("summary") is not None or len(run.get("scenarios", [])) != 1:
         raise ResultsError(f"{args.resume}: is the checkpoint of a sweep or comparison, not of a run; rerun that command with --checkpoint {args.resume}")
@@ -450,7 +455,7 @@ def _sweep(args: argparse.Namespace) -> int:
             _check_file(getattr(args, name), suffixes)
     if args.resume:
         _fixed_by_checkpoint(args, {"SCENARIO": args.scenario, "--set": args.grid, "--paths": args.paths, "--seed": args.seed,
-                                    "--metrics": args.metrics, "--chunk-size": args.chunk_size})
+                                    "--metrics": args.metrics, "--chunk-size": args.chunk_size, "--target": args.targets})
         backend = _backend(args)
         backend.pop("chunk_size")
         result = resume_sweep(args.resume, **backend)
@@ -458,7 +463,7 @@ def _sweep(args: argparse.Namespace) -> int:
         if not args.grid:
             raise ScenarioError("--set", "", "a sweep needs at least one --set key=v1,v2 or key=a:b:n")
         metrics = [m.strip() for m in (args.metrics or ",".join(KEY_METRICS)).split(",") if m.strip()]
-        result = sweep(load_scenario(args.scenario), args.grid, paths=DEFAULT_PATHS if args.paths is None else args.paths,
+        result = sweep(with_tests(load_scenario(args.scenario), args.targets), args.grid, paths=DEFAULT_PATHS if args.paths is None else args.paths,
                        seed=args.seed or 0, metrics=metrics, checkpoint=args.checkpoint, **_backend(args))
     targets, key_metrics = result.targets(), result.key_metrics()
     print(format_sweep(result, targets, key_metrics, all_targets=args.all_targets))
@@ -478,14 +483,16 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def format_sweep(result: Sweep, targets: pd.DataFrame, table: pd.DataFrame, all_targets: bool = False) -> str:
     """The text ``creditsim sweep`` prints from the sweep's ``targets()`` and ``key_metrics()`` tables: the keys varied
-    and their values; per target, each variant's probability with its 95% interval and the paired change from the
+    and their values, and the keys set (given one value), each beside the scenario's value; per target, each variant's probability with its 95% interval and the paired change from the
     previous value of the last key, the targets that do not move (``unchanged``) folded into one line unless
     ``all_targets``; then the key metrics' means."""
     keys = result.keys
     n = len(result.path_ids)
     lines = [f"creditsim {__version__} · sweep of {result.scenario.name} · {len(result.settings)} variants × {n} paths · seed {result.seed} · "
              "common random numbers"]
-    lines += [f"varied: {key} = {', '.join(values)}" for key, values in result.varied().items()]
+    lines += [f"varied: {key} = {', '.join(values)} (the scenario: {field_text(key, field_value(result.scenario, key))})"
+              for key, values in result.varied().items()]
+    lines += [f"set: {key} = {now} (the scenario: {before})" for key, (now, before) in result.fixed.items()]
     width = max(12, *(len(k) + 2 for k in keys))
     shown = [[field_text(k, field_value(s, k)) for k in keys] for s in result.scenarios]
 
@@ -502,8 +509,9 @@ def format_sweep(result: Sweep, targets: pd.DataFrame, table: pd.DataFrame, all_
         if name in folded:
             continue
         t = result.scenario.targets[name]
-        unit = metric(t.metric).unit
-        head(f"target {name}: {t.metric} {SIGNS[t.comparison]} {format_value(t.value, unit)}" + (f" ({t.label})" if t.label else ""),
+        unit = t.unit
+        asked = condition(t.measure, t.metric, t.comparison, t.value, unit)
+        head(f"target {name}: " + (asked if t.measure == "test" else f"{t.metric} {asked}") + (f" ({t.label})" if t.label else ""),
              f"{'P(met)':>8}   {'95% CI':<14}{'median':>12}   {'change in P [95% CI]':<26}")
         for row in targets[targets["target"] == name].itertuples():
             ci = f"[{100 * row.ci_low:.0f}%, {100 * row.ci_high:.0f}%]"
@@ -655,8 +663,8 @@ def _command_line() -> str:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    base = load_scenario(args.base, args.base_overrides)
-    variant = load_scenario(args.variant if args.variant is not None else args.base, args.overrides)
+    base = with_tests(load_scenario(args.base, args.base_overrides), args.targets)
+    variant = with_tests(load_scenario(args.variant if args.variant is not None else args.base, args.overrides), args.targets)
     comparison = compare(base, variant, paths=args.paths, seed=args.seed, **_backend(args))
     print(format_comparison(comparison, all_targets=args.all_targets))
     return 0
@@ -791,13 +799,15 @@ def _target_lines(results: Results) -> list[str]:
         return []
     lines = ["", f"{'targets':<56}{'P(met)':>8}   {'95% CI':<12}{'median':>12}   5%–95% band"]
     for row in table.itertuples():
-        unit = metric(row.metric).unit
-        sign = SIGNS[row.comparison]
-        name = f"{row.target} {sign} {format_value(row.threshold, unit)} ({row.when})"
+        unit = row.unit
+        name = f"{row.target} {condition(row.measure, row.metric, row.comparison, row.threshold, unit)} ({row.when})"
         if row.note:
             lines.append(f"{_pad(name, 56)}{row.note}")
             continue
         ci = f"[{100 * row.ci_low:.0f}%, {100 * row.ci_high:.0f}%]"
+        if row.measure == "test":  # pass or fail: no value to show
+            lines.append(f"{_pad(name, 56)}{100 * row.probability:>7.0f}%   {ci}")
+            continue
         band = f"[{format_value(row.p5, unit)}, {format_value(row.p95, unit)}]"
         lines.append(f"{_pad(name, 56)}{100 * row.probability:>7.0f}%   {ci:<12}{format_value(row.median, unit):>12}   {band}")
     plans = cited_plans(list(table["source"]))

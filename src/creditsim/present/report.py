@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..files import write_file
-from ..metrics import metric
 from ..results.assessment import CHECKS
 from ..results.banks import bank_table, bank_view
 from ..results.budget import budget
-from ..results.targets import SIGNS
+from ..results.targets import condition
 from ..scenario.sources import cite
 from ..scenario.units import format_amount, format_value
 from . import plots
@@ -128,10 +127,10 @@ def _targets_section(results: Results) -> str:
         return "<p>The scenario lists no targets.</p>"
     rows = []
     for r in table.itertuples():
-        unit = metric(r.metric).unit
+        unit = r.unit
         label = f"<br><small>{_e(r.label)}</small>" if r.label else ""
         head = (f'<td class="l"><b>{_e(r.target)}</b>{label}</td><td class="l">{_e(r.metric)}<br><small>{_e(r.measure)} · {_e(r.scope)} · '
-                f'{_e(r.when)}</small></td><td>{_e(SIGNS[r.comparison])} {_e(format_value(r.threshold, unit))}</td>')
+                f'{_e(r.when)}</small></td><td>{_e(condition(r.measure, r.metric, r.comparison, r.threshold, unit))}</td>')
         if r.note:
             rows.append(f'<tr>{head}<td class="l" colspan="5">{_e(r.note)}</td><td class="l src">{_e(cite(r.source))}</td></tr>')
             continue
@@ -146,7 +145,7 @@ def _targets_section(results: Results) -> str:
               '<th class="l">source</th></tr>')
     charts = [_figure(plots.target_chart(results), "Probability each target is met, with its Wilson 95% interval")]
     charts += [_figure(plots.fan_chart(results, "", target=name), f"{name}: what the target measures over time, against its threshold")
-               for name in table.loc[table["note"] == "", "target"]]
+               for name in table.loc[(table["note"] == "") & (table["measure"] != "test"), "target"]]  # a test has no path to chart
     return f'<div class="wrap"><table>{header}{"".join(rows)}</table></div><div class="grid">{"".join(charts)}</div>'
 
 

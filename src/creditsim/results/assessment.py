@@ -28,7 +28,7 @@ from ..scenario.growth import rates_by_year
 from ..scenario.units import month_index
 from .targets import Runs, wilson_interval
 
-__all__ = ["CHECKS", "MARGIN_UNITS", "RULES", "evaluations", "two_increases_table"]
+__all__ = ["CHECKS", "MARGIN_UNITS", "RULES", "evaluations", "not_assessed", "passed", "two_increases_table"]
 
 #: Per rule: the comparison date ("start_of_year" or "same_date_last_year") and the 两增 checks it makes.
 RULES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -50,16 +50,58 @@ def _npl_control_applies(assessment: Assessment, year: int) -> bool:
     return year >= 2019 if assessment.rule == "in_force" else assessment.rule_in(year) != "none"
 
 
-def evaluations(results: Runs) -> Iterator[tuple[str, int, str, str, str, np.ndarray, np.ndarray | None]]:
-    """Every test on every path: ``(bank, year, date, check, rule, passed, margin)`` per bank (and "all"),
-    assessment date and check, ``passed`` and ``margin`` of shape (paths,) (``margin`` None for the combined
-    两增 and 两控 checks; see :meth:`creditsim.Results.two_increases` for the units)."""
+def _reference(basis: str, column: int, calendar_month: int) -> int:
+    """The column a 两增 assessment at ``column`` (calendar month ``calendar_month``, 0 = January) compares with:
+    the same month a year earlier, or the end of the year before (the start of this year)."""
+    return column - 12 if basis == "same_date_last_year" else column - (calendar_month + 1)
+
+
+def not_assessed(assessment: Assessment, check: str, date: str, first_date: str) -> str | None:
+    """Why ``check`` (one of :data:`CHECKS`) is not assessed at the quarter-end ``date`` of a run whose opening
+    month is ``first_date`` (the run reaching ``date``), or None when :func:`evaluations` assesses it there."""
+    year, calendar_month = divmod(month_index(date), 12)
+    column = month_index(date) - month_index(first_date)
+    if column < 1:
+        return f"{date} is not a simulated month"
+    if check in ("两增", "loan_growth", "borrowers"):
+        rule = assessment.rule_in(year)
+        if rule not in RULES:
+            return f"两增 has no numeric test in {year} (rule '{rule}')"
+        basis, checks = RULES[rule]
+        if check != "两增" and check not in checks:
+            return f"the {rule} rule of 两增 does not check {check}"
+        if _reference(basis, column, calendar_month) < 0:
+            return f"its comparison date lies before the run's opening ({first_date})"
+        return None
+    if not _npl_control_applies(assessment, year):
+        return f"两控 is not assessed in {year}"
+    if check == "loan_cost":
+        if not assessment.loan_cost:
+            return "assessment.loan_cost is false"
+        if column - calendar_month - 12 < 1:
+            return f"the whole year before {year} must lie inside the run"
+    return None
+
+
+def passed(results: Runs, check: str, bank: str, date: str) -> np.ndarray:
+    """Whether ``bank`` (or "all") passes ``check`` at ``date`` on each path, shape (paths,) (the check assessed
+    there, see :func:`not_assessed`)."""
+    for _, _, label, name, _, ok, _ in evaluations(results, entities=(bank,)):
+        if label == date and name == check:
+            return ok
+    raise ValueError(f"{check} is not assessed for {bank} at {date}")
+
+
+def evaluations(results: Runs, entities: tuple[str, ...] | None = None) -> Iterator[tuple[str, int, str, str, str, np.ndarray, np.ndarray | None]]:
+    """Every test on every path: ``(bank, year, date, check, rule, passed, margin)`` per bank (and "all"; or only
+    ``entities``), assessment date and check, ``passed`` and ``margin`` of shape (paths,) (``margin`` None for the
+    combined 两增 and 两控 checks; see :meth:`creditsim.Results.two_increases` for the units)."""
     s = results.scenario
     first = month_index(results.dates[0])
     years = (first + np.arange(len(results.dates))) // 12
     other_npl = {bank: rates_by_year(s.banks[bank].other_npl_ratio, years) * (results.values("all_loans_balance", bank) - results.values("balance", bank))
                  for bank in s.bank_names}
-    for entity in results.banks:
+    for entity in results.banks if entities is None else entities:
         balance, all_loans = results.values("balance", entity), results.values("all_loans_balance", entity)
         borrowers = results.values("borrowers", entity)
         inclusive_npl = results.values("npl_ratio", entity)
@@ -74,7 +116,7 @@ def evaluations(results: Runs) -> Iterator[tuple[str, int, str, str, str, np.nda
             rule = s.assessment.rule_in(year)
             if rule in RULES:
                 basis, checks = RULES[rule]
-                reference = column - 12 if basis == "same_date_last_year" else column - (calendar_month + 1)
+                reference = _reference(basis, column, calendar_month)
                 if reference >= 0:
                     with np.errstate(invalid="ignore", divide="ignore"):
                         margins = {

@@ -164,8 +164,9 @@ class Results:
             share of paths on which it is met (``probability``) and its Wilson 95% interval (``ci_low``,
             ``ci_high``); the median and 5–95% band of the measured value (``median, p5, p95``); the median
             shortfall over the paths that miss it (``median_shortfall``, NaN when none does); ``paths``,
-            ``source``; and ``note``, which says why a target whose date or period lies outside the run is not
-            assessed (its figures are then NaN).
+            ``source``; and ``note``, which says why a target whose date or period lies outside the run (or a
+            test not assessed at its date) is not assessed (its figures are then NaN). A test target (``measure``
+            "test") has the probability of passing and its interval only: no threshold, unit or value.
         """
         from .targets import targets_table
 

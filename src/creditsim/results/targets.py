@@ -18,9 +18,9 @@ import pandas as pd
 
 from ..metrics import metric, ratio_values
 from ..scenario import Scenario, Target
-from ..scenario.units import month_index
+from ..scenario.units import month_index, month_label
 
-__all__ = ["Runs", "SIGNS", "Z95", "measure", "met", "outside", "paired_difference_interval", "shortfall", "target_path", "targets_table",
+__all__ = ["Runs", "SIGNS", "Z95", "condition", "measure", "met", "outside", "paired_difference_interval", "shortfall", "target_path", "targets_table",
            "wilson_interval"]
 
 
@@ -113,6 +113,8 @@ def target_path(results: Runs, target: Target) -> tuple[list[str], np.ndarray]:
         From the opening (stock, ratio) or the month before ``start`` to the target's date or ``end``.
     values : ndarray, shape (paths, len(dates))
     """
+    if target.measure == "test":
+        raise ValueError(f"a test target ({target.metric}) is measured at its date only, it has no path")
     if target.baseline == "year_before":
         dates, values = target_path(results, target.model_copy(update={"baseline": "none"}))
         return dates, values - measure(results, target.year_before())[:, None]
@@ -142,7 +144,13 @@ def target_path(results: Runs, target: Target) -> tuple[list[str], np.ndarray]:
 
 
 def measure(results: Runs, target: Target) -> np.ndarray:
-    """The value a target measures on each path, shape (paths,): the last column of :func:`target_path`."""
+    """The value a target measures on each path, shape (paths,): the last column of :func:`target_path`; for a test
+    target 1 where the test passes and 0 where it fails."""
+    if target.measure == "test":
+        from .assessment import passed
+
+        assert isinstance(target.scope, str) and target.date is not None
+        return passed(results, target.metric, target.scope, target.date).astype(float)
     return target_path(results, target)[1][:, -1]
 
 
@@ -150,15 +158,31 @@ def measure(results: Runs, target: Target) -> np.ndarray:
 SIGNS = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}
 
 
-def outside(target: Target, first_date: str, last_date: str) -> str | None:
-    """Why a target cannot be measured on a run from ``first_date`` (the opening) to ``last_date``, or None."""
+def condition(measure: str, metric_name: str, comparison: str, threshold: float, unit: str) -> str:
+    """What a target asks, for people: ``≥ 100.0亿``; for a test target ``passes 两增``."""
+    from ..scenario.units import format_value
+
+    return f"passes {metric_name}" if measure == "test" else f"{SIGNS[comparison]} {format_value(threshold, unit)}"
+
+
+def outside(target: Target, scenario: Scenario) -> str | None:
+    """Why a target cannot be measured on a run of ``scenario`` (from its opening month to its last month), or
+    None. A test target must also be assessed at its date (see :func:`creditsim.results.assessment.not_assessed`)."""
     if target.baseline == "year_before":
-        why = outside(target.year_before(), first_date, last_date)
+        why = outside(target.year_before(), scenario)
         if why is not None:
             return f"the year before: {why}"
-    first, last = month_index(first_date), month_index(last_date)
+    first = scenario.start_index - 1
+    last = first + scenario.calendar.months
+    first_date, last_date = month_label(first), month_label(last)
     if target.date is not None:
-        return None if first <= month_index(target.date) <= last else f"{target.date} is outside the run ({first_date} to {last_date})"
+        if not first <= month_index(target.date) <= last:
+            return f"{target.date} is outside the run ({first_date} to {last_date})"
+        if target.measure == "test":
+            from .assessment import not_assessed  # it measures with this module's tools
+
+            return not_assessed(scenario.assessment, target.metric, target.date, first_date)
+        return None
     assert target.start is not None and target.end is not None
     if month_index(target.start) <= first:
         return f"starts at {target.start}, before the first simulated month"
@@ -185,10 +209,11 @@ def targets_table(results: Runs) -> pd.DataFrame:
             "target": name, "label": target.label, "metric": target.metric, "measure": target.measure,
             "scope": target.scope if isinstance(target.scope, str) else "+".join(target.scope),
             "when": target.date if target.date else f"{target.start}–{target.end}",
-            "comparison": target.comparison, "threshold": target.value, "unit": metric(target.metric).unit, "paths": results.paths,
+            "comparison": target.comparison, "threshold": math.nan if target.measure == "test" else target.value, "unit": target.unit,
+            "paths": results.paths,
             "source": target.source,
         }
-        why = outside(target, results.dates[0], results.dates[-1])
+        why = outside(target, results.scenario)
         if why is not None:
             rows.append({**described, "note": f"not assessed: {why}"})
             continue
@@ -196,6 +221,8 @@ def targets_table(results: Runs) -> pd.DataFrame:
         ok = met(values, target)
         k, n = int(ok.sum()), values.shape[0]
         low, high = wilson_interval(k, n)
+        if target.measure == "test":
+            values = np.full(n, math.nan)  # a test measures pass or fail only: no value, band or shortfall
         missed = shortfall(values[~ok], target)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN values give NaN statistics

@@ -10,11 +10,21 @@ scenario, :mod:`.growth` turns rates by year into growth paths, and
 :mod:`.document` writes the field reference (``docs/reference/scenario.md``) from the schema.
 """
 
-from .loading import DEFAULT_SCENARIO, MAX_SCENARIO_BYTES, key_path, load_scenario, parse_overrides, scenario_from_dict, value_at
+from .loading import (
+    DEFAULT_SCENARIO,
+    MAX_SCENARIO_BYTES,
+    key_path,
+    load_scenario,
+    parse_overrides,
+    scenario_from_dict,
+    value_at,
+    with_tests,
+)
 from .schema import (
     FACTOR_MONTHS,
     MEASURES,
     PRODUCTS,
+    TESTS,
     TWO_INCREASES_RULES,
     Assessment,
     Assumption,
@@ -49,8 +59,8 @@ from .schema import (
 )
 
 __all__ = [
-    "DEFAULT_SCENARIO", "MAX_SCENARIO_BYTES", "FACTOR_MONTHS", "MEASURES", "PRODUCTS", "TWO_INCREASES_RULES", "Assessment", "Assumption", "Bank", "Calendar",
+    "DEFAULT_SCENARIO", "MAX_SCENARIO_BYTES", "FACTOR_MONTHS", "MEASURES", "PRODUCTS", "TESTS", "TWO_INCREASES_RULES", "Assessment", "Assumption", "Bank", "Calendar",
     "Campaign", "Channel", "Deferral", "Demand", "Firms", "Guarantor", "Injection", "InterestSubsidy", "Liquidity", "LoanTape", "Pool", "Pressure", "Reguarantor", "Relief",
     "ReliefLending", "Renewal", "Risk", "Scenario", "Segment", "StressPoint", "Target", "TopUp", "admitted", "json_digest", "key_fields", "key_path", "load_scenario", "numeric_fields",
-    "parse_overrides", "scenario_from_dict", "value_at",
+    "parse_overrides", "scenario_from_dict", "value_at", "with_tests",
 ]

@@ -134,7 +134,7 @@ def _toml_default(info: Any, amount: bool) -> str:
 
 def _type_name(annotation: Any, metadata: list[Any]) -> str:
     text = repr(annotation) + repr(metadata)
-    if annotation == (float | str):
+    if annotation in (float | str, float | str | None):  # a target's threshold
         return "number, amount ('1000亿'), count ('1.5万户') or rate ('1%')"
     if (text.startswith("typing.Union[typing.Annotated[float") or text.startswith("typing.Union[typing.Annotated[int")) and "dict[" in text:
         return _type_name(annotation.__args__[0], []) + ", or a table of them by year"

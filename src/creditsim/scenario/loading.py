@@ -20,11 +20,11 @@ from pydantic import ValidationError
 from ..errors import _MISSING, ScenarioError
 from .loan_tape import read_loan_tape
 from .rules import check_rules
-from .schema import Scenario, field_at, is_amount, model_at
+from .schema import TESTS, Scenario, field_at, is_amount, model_at
 from .units import amount_text
 from .written import refuse_bare_amounts_in
 
-__all__ = ["DEFAULT_SCENARIO", "MAX_SCENARIO_BYTES", "load_scenario", "parse_overrides", "scenario_from_dict", "key_path", "value_at"]
+__all__ = ["DEFAULT_SCENARIO", "MAX_SCENARIO_BYTES", "load_scenario", "parse_overrides", "scenario_from_dict", "key_path", "value_at", "with_tests"]
 
 #: The bundled default scenario, run by ``creditsim run`` with no file.
 DEFAULT_SCENARIO = "default.toml"
@@ -100,6 +100,39 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         except RecursionError:
             raise ScenarioError(key, _MISSING, "nests arrays or tables too deeply") from None
     return parsed
+
+
+def with_tests(scenario: Scenario, written: Sequence[str], field: str = "--target") -> Scenario:
+    """``scenario`` with a test target added for each text written ``TEST:BANK:WHEN``: one of the regulator's
+    tests (两增, 两控 or one of their checks, :data:`~creditsim.scenario.TESTS`), a bank or ``all``, and a year (its
+    year-end) or a quarter-end ``YYYY-MM``, e.g. ``两增:big_bank:2023``. The target is named by the text as
+    written; a text naming a target the scenario has already is left as it is.
+
+    Raises
+    ------
+    ScenarioError
+        Naming ``field`` when a text is not written so, or names an unknown test or bank.
+    """
+    data = scenario.to_dict()
+    for text in written:
+        if text in data["targets"]:
+            continue
+        parts = [part.strip() for part in text.split(":")]
+        if len(parts) != 3 or not all(parts):
+            raise ScenarioError(field, text, f"must name a target of the scenario ({', '.join(scenario.targets) or 'none'}) or a test written TEST:BANK:YEAR, e.g. 两增:{scenario.bank_names[0]}:2023")
+        test, bank, when = parts
+        if test not in TESTS:
+            hint = difflib.get_close_matches(test, TESTS, n=1)
+            raise ScenarioError(field, text, f"unknown test {test!r}" + (f" (did you mean '{hint[0]}'?)" if hint else f"; tests are {', '.join(TESTS)}"))
+        if bank not in (*scenario.bank_names, "all"):
+            raise ScenarioError(field, text, f"unknown bank {bank!r}; banks are {', '.join([*scenario.bank_names, 'all'])}")
+        if not re.fullmatch(r"\d{4}(-\d{2})?", when):
+            raise ScenarioError(field, text, "must end in a year (its year-end, e.g. 2023) or a quarter-end YYYY-MM")
+        data["targets"][text] = {"metric": test, "measure": "test", "scope": bank, "date": when if "-" in when else f"{when}-12"}
+    try:
+        return scenario_from_dict(data)
+    except ScenarioError as exc:
+        raise ScenarioError(field, exc.value, exc.rule) from None
 
 
 def scenario_from_dict(data: dict[str, Any], overrides: dict[str, Any] | None = None, base: str | Path | None = None) -> Scenario:

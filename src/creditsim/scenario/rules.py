@@ -14,7 +14,7 @@ from .growth import application_growth, rates_by_year
 from .loan_tape import OpeningTapes
 from .opening import initial_population
 from .sampling import sampled
-from .schema import PRODUCTS, Scenario, key_fields, numeric_fields
+from .schema import PRODUCTS, TESTS, Scenario, Target, key_fields, numeric_fields
 from .units import MAX_COUNT, amount_text, month_index, month_label, parse_quantity
 
 __all__ = ["check_rules", "MAX_SEGMENT_FIRMS", "MAX_POOL_LEVERAGE", "MAX_LOANS_PER_BORROWER", "MAX_RATE_PER_PD", "MIN_LGD_SD"]
@@ -346,6 +346,11 @@ def _check_targets(s: Scenario) -> None:
     kinds = {m.name: m for m in METRICS}
     for name, target in s.targets.items():
         f = f"targets.{name}"
+        if target.measure == "test":
+            _check_test(s, f, target)
+            continue
+        if target.threshold is None:
+            raise ScenarioError(f"{f}.threshold", _MISSING, f"is required for a {target.measure} target")
         m = kinds.get(target.metric)
         if m is None:
             hint = difflib.get_close_matches(target.metric, list(kinds), n=1)
@@ -377,6 +382,29 @@ def _check_targets(s: Scenario) -> None:
             raise ScenarioError(f"{f}.scope", list(scope), "'all' cannot be part of a list")
         if len(set(scope)) < len(scope):
             raise ScenarioError(f"{f}.scope", list(scope), "names an entity twice")
+
+
+def _check_test(s: Scenario, f: str, target: Target) -> None:
+    """A test target names one of the regulator's tests, a date, and one bank or 'all'; it has no threshold, period
+    or baseline. (Whether the test is assessed at that date is reported with the results, as for a date outside the
+    run.)"""
+    if target.metric not in TESTS:
+        hint = difflib.get_close_matches(target.metric, TESTS, n=1)
+        raise ScenarioError(f"{f}.metric", target.metric, "unknown test" + (f" (did you mean '{hint[0]}'?)" if hint else f"; a test target names one of {', '.join(TESTS)}"))
+    if target.date is None:
+        raise ScenarioError(f"{f}.date", _MISSING, "is required for a test target (the quarter- or year-end it is assessed at)")
+    if (month_index(target.date) + 1) % 3:
+        raise ScenarioError(f"{f}.date", target.date, "must be a quarter-end (March, June, September or December): the tests are assessed there")
+    for field, value in (("start", target.start), ("end", target.end), ("threshold", target.threshold)):
+        if value is not None:
+            raise ScenarioError(f"{f}.{field}", value, "does not apply to a test target (it is met where the test passes)")
+    if target.comparison != ">=":
+        raise ScenarioError(f"{f}.comparison", target.comparison, "does not apply to a test target (it is met where the test passes)")
+    if target.baseline != "none":
+        raise ScenarioError(f"{f}.baseline", target.baseline, "does not apply to a test target")
+    if not isinstance(target.scope, str) or target.scope not in (*s.bank_names, "all"):
+        scope = target.scope if isinstance(target.scope, str) else list(target.scope)
+        raise ScenarioError(f"{f}.scope", scope, f"a test is assessed for one bank or all of them: {', '.join([*s.bank_names, 'all'])}")
 
 
 def _measures_for(kind: str) -> str:

@@ -25,7 +25,7 @@ from .units import month_index, month_label, parse_amount, parse_count, parse_mo
 __all__ = [
     "admitted", "json_digest", "Scenario", "Calendar", "Segment", "Firms", "Bank", "Demand", "StressPoint", "Risk", "Liquidity",
     "Renewal", "Deferral", "ReliefLending", "Relief", "Campaign", "Channel", "Guarantor", "Reguarantor", "Injection", "TopUp", "Pool", "InterestSubsidy", "Target",
-    "Assessment", "LoanTape", "MEASURES", "TWO_INCREASES_RULES", "PRODUCTS", "PRODUCT_NAMES", "TAPE_COLUMNS", "TAPE_REQUIRED", "TAPE_STATUSES",
+    "Assessment", "LoanTape", "MEASURES", "TESTS", "TWO_INCREASES_RULES", "PRODUCTS", "PRODUCT_NAMES", "TAPE_COLUMNS", "TAPE_REQUIRED", "TAPE_STATUSES",
     "MAX_TAPE_LOANS", "MAX_RATES", "FACTOR_MONTHS", "SCALED", "WHOLE", "model_at", "field_at", "is_amount",
 ]
 
@@ -607,7 +607,10 @@ def _comparison(value: object) -> object:
 
 
 #: How a target measures its metric (see :class:`Target`).
-MEASURES: tuple[str, ...] = ("stock", "increase", "cumulative", "average", "ratio")
+MEASURES: tuple[str, ...] = ("stock", "increase", "cumulative", "average", "ratio", "test")
+#: The regulator's tests a ``test`` target can name: 两增 and its checks, 两控 and its halves (see
+#: :mod:`creditsim.results.assessment`).
+TESTS: tuple[str, ...] = ("两增", "loan_growth", "borrowers", "两控", "npl_ratio", "loan_cost")
 
 
 class Target(_Model):
@@ -617,19 +620,21 @@ class Target(_Model):
     less the stock at the end of the month before ``start``; ``cumulative`` (累计) sums a flow over the months
     ``start`` to ``end``; ``average`` is the mean of the monthly values over those months; ``ratio`` is a ratio
     metric at the end of ``date``. Over several banks (``scope`` a list) stocks and flows are summed and ratios
-    recomputed from the sums.
+    recomputed from the sums. ``test`` is one of the regulator's tests (``metric`` 两增, 两控 or one of their
+    checks, see :data:`TESTS`) at the quarter- or year-end ``date``, for one bank or ``all``: met on a path
+    when it passes there; it has no threshold.
     """
 
     label: str = Field("", description="The target as the plan words it, e.g. '新增小微企业贷款1000亿元'.")
     source: str = Field("", description="Where the plan sets it: document and clause, e.g. '004_a4906bae605cc669.txt 一(三)'.")
-    metric: str = Field(description="The metric measured (see docs/reference/metrics.md).")
-    measure: Literal["stock", "increase", "cumulative", "average", "ratio"] = Field(description="How the metric is measured: stock (余额) or ratio at a date, increase (新增), cumulative flow (累计) or average over a period.")
+    metric: str = Field(description="The metric measured (see docs/reference/metrics.md); for a test target, the test: 两增, loan_growth, borrowers, 两控, npl_ratio or loan_cost.")
+    measure: Literal["stock", "increase", "cumulative", "average", "ratio", "test"] = Field(description="How the metric is measured: stock (余额) or ratio at a date, increase (新增), cumulative flow (累计) or average over a period; test: passing the regulator's test named by metric at date.")
     comparison: Annotated[Literal[">=", "<=", ">", "<"], BeforeValidator(_comparison)] = Field(">=", description="How the measured value must compare with the threshold: '>=', '<=', '>' or '<' (≥ and ≤ accepted).")
-    threshold: float | str = Field(description="The target value in the metric's unit: an amount for money, with its unit ('1000亿'; in a file a bare number other than 0 is refused), a count for firms or loans (15000, '1.5万户'), a rate for a fraction ('1%'); may be negative.")
-    date: Month | None = Field(None, description="The date of a stock or ratio target, 'YYYY-MM' (month end); the opening month (before calendar.start) is allowed. A target outside the run is reported as not assessed.")
+    threshold: float | str | None = Field(None, description="The target value in the metric's unit: an amount for money, with its unit ('1000亿'; in a file a bare number other than 0 is refused), a count for firms or loans (15000, '1.5万户'), a rate for a fraction ('1%'); may be negative. Required, except for a test target, which has none.")
+    date: Month | None = Field(None, description="The date of a stock, ratio or test target, 'YYYY-MM' (month end; a quarter-end for a test); the opening month (before calendar.start) is allowed for a stock or ratio. A target outside the run, or a test not assessed at its date, is reported as not assessed.")
     start: Month | None = Field(None, description="First month of the period of an increase, cumulative or average target.")
     end: Month | None = Field(None, description="Last month of the period of an increase, cumulative or average target.")
-    scope: Annotated[str | tuple[str, ...], BeforeValidator(_as_tuple)] = Field("all", description="Whom it is measured on: 'all', one bank (or guarantor, re-guarantor, pool for their metrics), or a list of them summed.")
+    scope: Annotated[str | tuple[str, ...], BeforeValidator(_as_tuple)] = Field("all", description="Whom it is measured on: 'all', one bank (or guarantor, re-guarantor, pool for their metrics), or a list of them summed; for a test target one bank, or 'all' (the banks together, as the regulator's aggregate).")
     baseline: Literal["none", "year_before"] = Field("none", description="'year_before': the target compares the change from the same measure twelve months earlier with the threshold (e.g. 申贷获得率不低于上年: the approval rate averaged over 2020 less its 2019 average, ≥ 0); 'none': the measure itself.")
 
     def year_before(self) -> Target:
@@ -641,10 +646,19 @@ class Target(_Model):
 
     @property
     def value(self) -> float:
-        """The threshold as a number in the metric's unit (CNY, firms, loans or a fraction)."""
+        """The threshold as a number in the metric's unit (CNY, firms, loans or a fraction); for a test target 1, what
+        a path that passes measures (one that fails measures 0)."""
+        if self.measure == "test":
+            return 1.0
+        assert self.threshold is not None, "validated: a target other than a test has a threshold"
+        return parse_quantity(self.threshold, self.unit)
+
+    @property
+    def unit(self) -> str:
+        """The unit of what the target measures: its metric's ('CNY', 'firms', 'fraction', …); '' for a test."""
         from ..metrics import metric
 
-        return parse_quantity(self.threshold, metric(self.metric).unit)
+        return "" if self.measure == "test" else metric(self.metric).unit
 
 
 def _year_text(value: object) -> object:
