@@ -33,7 +33,7 @@ from ..results.results import ALL, Results, mean_and_mcse
 from ..results.targets import Z95, measure, met, outside, paired_difference_interval, wilson_interval
 from ..run.api import backend_for, path_numbers
 from ..run.backends import Arrays, Backend, run_scenarios
-from ..run.checkpoint import read_manifest
+from ..run.checkpoint import MANIFEST, checkpointed_scenario, read_manifest
 from ..run.progress import ProgressArg
 from ..scenario import Scenario, load_scenario, parse_overrides, scenario_from_dict, value_at
 from ..scenario.changes import field_text
@@ -391,7 +391,12 @@ def resume_sweep(directory: str | os.PathLike[str], progress: ProgressArg = None
     about = run.get("sweep")
     if not isinstance(about, dict):
         raise ResultsError(f"{directory}: is the checkpoint of a run, not of a sweep; continue it with creditsim run --resume {directory}")
-    grid = {key: list({json.dumps(s[key], sort_keys=True): s[key] for s in about["settings"]}.values()) for key in about["keys"]}
-    grid.update({key: [value] for key, value in about.get("fixed", {}).items()})  # keys set for every variant
-    return sweep(scenario_from_dict(about["base"]), grid, run["paths"], run["seed"], progress, metrics=about["metrics"], backend=backend,
+    keys, settings, metrics, fixed = about.get("keys"), about.get("settings"), about.get("metrics"), about.get("fixed")
+    if not (isinstance(about.get("base"), dict) and isinstance(keys, list) and all(isinstance(k, str) for k in keys) and isinstance(settings, list)
+            and all(isinstance(s, dict) and s.keys() == set(keys) for s in settings) and isinstance(metrics, list)
+            and all(isinstance(m, str) for m in metrics) and isinstance(fixed, dict) and all(isinstance(k, str) for k in fixed)):
+        raise ResultsError(f"{Path(directory) / MANIFEST}: run.sweep is not a sweep's description (base, keys set, keys, settings of each key, metrics)")
+    grid = {key: list({json.dumps(s[key], sort_keys=True): s[key] for s in settings}.values()) for key in keys}
+    grid.update({key: [value] for key, value in fixed.items()})  # keys set for every variant
+    return sweep(checkpointed_scenario(directory, about["base"]), grid, run["paths"], run["seed"], progress, metrics=metrics, backend=backend,
                  workers=workers, client=client, scheduler=scheduler, threads=threads, chunk_size=run["chunk_size"], checkpoint=directory)

@@ -51,8 +51,8 @@ from ..results.exports import ROW, Sheet, write_workbook
 from ..results.results import ALL, Results
 from ..results.targets import Z95, condition
 from ..run.api import simulate
-from ..run.checkpoint import read_manifest
-from ..scenario import Scenario, load_scenario, scenario_from_dict, with_tests
+from ..run.checkpoint import checkpointed_scenario, read_manifest
+from ..scenario import Scenario, load_scenario, with_tests
 from ..scenario.changes import field_text
 from ..scenario.sources import cited_plans
 from ..scenario.units import format_value, parse_rate
@@ -437,9 +437,9 @@ def _resumed(args: argparse.Namespace) -> tuple[Scenario, int | list[int], int, 
     _fixed_by_checkpoint(args, {"SCENARIO": args.scenario, "--set": args.overrides, "--paths": args.paths, "--seed": args.seed,
                                 "--chunk-size": args.chunk_size, "--trace": args.trace, "--target": args.targets})
     run = read_manifest(args.resume)["run"]
-    if run.get("summary") is not None or len(run.get("scenarios", [])) != 1:
+    if run["summary"] is not None or len(run["scenarios"]) != 1:
         raise ResultsError(f"{args.resume}: is the checkpoint of a sweep or comparison, not of a run; rerun that command with --checkpoint {args.resume}")
-    return scenario_from_dict(run["scenarios"][0]), run["paths"], int(run["seed"]), int(run["chunk_size"]), list(run.get("trace", []))
+    return checkpointed_scenario(args.resume, run["scenarios"][0]), run["paths"], run["seed"], run["chunk_size"], run["trace"]
 
 
 def _fixed_by_checkpoint(args: argparse.Namespace, flags: dict[str, object]) -> None:

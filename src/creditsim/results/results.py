@@ -7,7 +7,14 @@ A results directory holds ``metrics.parquet``, ``trace.parquet`` (the loans of t
 the manifest itself); results saved by another version of creditsim are refused. It is written to a
 temporary directory, marked incomplete, and renamed into place when complete, so a run killed while writing leaves no
 directory at its place, only a hidden temporary one that :meth:`Results.load` refuses. Loading checks the manifest's
-digest, its structure and the data file's hash before reading anything else; nothing is unpickled.
+digest, its entries and their ranges, and the data files' hashes before reading anything else, then what the numbers
+mean (:mod:`creditsim.results.stored`); nothing is unpickled.
+
+The digests have no key: they catch an accident (a damaged or truncated file, results of another run copied in) and
+an edit that was not re-signed, not someone who edits a file and recomputes the digests. Against that the checks of
+what the numbers mean refuse whatever is not self-consistent (labels out of order, impossible values, an aggregate
+that is not the sum of its entities); results that must be trusted across people are kept where only their author
+can write, or signed by other means.
 """
 
 from __future__ import annotations
@@ -23,15 +30,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import ResultsError, ScenarioError
-from ..files import INCOMPLETE, new_directory, write_directory
+from ..errors import ResultsError, ScenarioError, one_line
+from ..files import INCOMPLETE, new_directory, open_regular, read_regular, write_directory
 from ..metrics import METRICS, SCOPE_METRICS, SCOPES, entities, ratio_values
 from ..model.state import TRACE
 from ..scenario import Scenario, json_digest, scenario_from_dict
 from ..scenario.units import month_label
-from .trace import COLUMNS, trace_table
+from .stored import read_metrics, read_trace
+from .trace import trace_table
 
-__all__ = ["Results", "ALL", "PERCENTILES", "mean_and_mcse"]
+__all__ = ["Results", "ALL", "PERCENTILES", "mean_and_mcse", "result_dates"]
 
 #: Name of the aggregate over banks in the ``bank`` column.
 ALL = "all"
@@ -44,8 +52,8 @@ _FORMAT = 2
 _SELF_DIGEST = "manifest_sha256"
 #: What a manifest must hold, with the JSON type of each entry.
 _MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "format": int, "creditsim_version": str, "seed": int, "path_ids": list, "traced": list, "dates": list, "scenario": dict,
-    "scenario_sha256": str, "entities": dict, "files": dict,
+    "format": int, "creditsim_version": str, "seed": int, "paths": int, "path_ids": list, "traced": list, "dates": list,
+    "scenario": dict, "scenario_sha256": str, "entities": dict, "files": dict,
 }
 METRIC_SCOPE = {m.name: m.scope for m in METRICS}
 METRIC_KIND = {m.name: m.kind for m in METRICS}
@@ -97,8 +105,7 @@ class Results:
         self.groups = {
             scope: groups[scope] if scope == "population" else _with_aggregate(scope, groups[scope], scenario) for scope in SCOPES
         }
-        start = scenario.start_index - 1
-        self.dates = [month_label(start + t) for t in range(groups["bank"].shape[1])]
+        self.dates = result_dates(scenario)
         self.banks = self.entities["bank"]
         self._tables: dict[str, pd.DataFrame] = {}  # summary, targets and 两增, built once (results do not change)
 
@@ -363,15 +370,27 @@ class Results:
 
     @classmethod
     def load(cls, directory: str | Path) -> Results:
-        """Read results written by :meth:`save`, checking the data against the manifest."""
+        """Read results written by :meth:`save`, checking them before they are used.
+
+        The manifest must be unchanged (its digest), complete and in range (seed ≥ 0, as many paths as path
+        numbers, traced paths among them, this creditsim's version and format); each data file must be a regular
+        file with its recorded SHA-256; the scenario must be valid with its recorded digest, and its entities and
+        calendar those of the manifest. Then what the numbers mean is checked (:mod:`creditsim.results.stored`):
+        the row counts from the files' metadata before any row is read, every row's labels, every value's type
+        and range, the aggregate "all" against the sum of its entities, and every loan of the trace.
+
+        Raises
+        ------
+        ResultsError
+            Naming the file and the first thing that breaks a rule.
+        """
         source = Path(directory)
         if (source / INCOMPLETE).exists():
             raise ResultsError(f"{source}: was not completely written (a run was stopped while saving it)")
         manifest = _read_manifest(source)
-        data = source / _DATA
         for name in (_DATA, _TRACE):
-            if not (source / name).is_file() or _sha256(source / name) != manifest["files"].get(name):
-                raise ResultsError(f"{source}: {name} is missing or does not match the manifest's hash")
+            if _sha256(source / name, "results data file") != manifest["files"][name]:
+                raise ResultsError(f"{source}: {name} does not match the manifest's hash")
         try:
             scenario = scenario_from_dict(manifest["scenario"])
         except ScenarioError as exc:
@@ -381,30 +400,29 @@ class Results:
         entity_lists = manifest["entities"]
         if entity_lists != {scope: [*entities(scope, scenario), ALL] for scope in SCOPES}:
             raise ResultsError(f"{source}: the entities in the manifest do not match its scenario")
-        try:
-            frame = pd.read_parquet(data, columns=["metric", "value"])
-        except (OSError, ValueError, KeyError) as exc:  # pyarrow's errors derive from these
-            raise ResultsError(f"{source}: {_DATA} is not readable ({' '.join(str(exc).split())})") from None
-        if frame["value"].dtype != np.float64:
-            raise ResultsError(f"{source}: {_DATA} holds {frame['value'].dtype} values, not float64 numbers")
-        all_metrics = [m for scope in SCOPES for m in SCOPE_METRICS[scope]]
-        if not isinstance(frame["metric"].dtype, pd.CategoricalDtype) or list(frame["metric"].cat.categories) != all_metrics:
-            raise ResultsError(f"{source}: the metrics differ from this version of creditsim")
-        p, d = len(manifest["path_ids"]), scenario.calendar.months + 1
-        values = frame["value"].to_numpy()
-        sizes = [p * d * len(entity_lists[scope]) * len(SCOPE_METRICS[scope]) for scope in SCOPES]
-        if sum(sizes) != values.shape[0]:
-            raise ResultsError(f"{source}: {_DATA} has {values.shape[0]} rows, the manifest implies {sum(sizes)}")
-        groups, offset = {}, 0
-        for scope, size in zip(SCOPES, sizes, strict=True):
-            block = values[offset : offset + size].reshape(p, d, len(entity_lists[scope]), len(SCOPE_METRICS[scope]))
-            offset += size
-            groups[scope] = np.ascontiguousarray(block if scope == "population" else block[:, :, :-1, :])
-        results = cls(scenario, manifest["seed"], manifest["path_ids"], groups, traced=manifest["traced"])
-        if results.dates != manifest["dates"]:
+        if manifest["dates"] != result_dates(scenario):
             raise ResultsError(f"{source}: the manifest's dates do not match its scenario's calendar")
-        results._trace = _read_trace(source / _TRACE, results)
+        stored = read_metrics(source / _DATA, scenario, manifest["path_ids"], entity_lists, manifest["dates"])
+        results = cls(scenario, manifest["seed"], manifest["path_ids"], {
+            scope: values if scope == "population" else np.ascontiguousarray(values[:, :, :-1, :]) for scope, values in stored.items()
+        }, traced=manifest["traced"])
+        for scope in SCOPES:
+            same = (results.groups[scope] == stored[scope]) | (np.isnan(results.groups[scope]) & np.isnan(stored[scope]))
+            if not same.all():
+                p, d, e, k = np.unravel_index(int(np.argmin(same)), same.shape)
+                raise ResultsError(f"{source / _DATA}: {SCOPE_METRICS[scope][k]} of all on path {results.path_ids[p]} at {results.dates[d]} "
+                                   f"is {float(stored[scope][p, d, e, k])!r}, not {float(results.groups[scope][p, d, e, k])!r}, "
+                                   "what its entities add up to")
+        del stored
+        results._trace = read_trace(source / _TRACE, scenario, results.traced)
         return results
+
+
+def result_dates(scenario: Scenario) -> list[str]:
+    """The months 'YYYY-MM' of a run's results: the opening position (the month before ``calendar.start``), then each
+    simulated month."""
+    start = scenario.start_index - 1
+    return [month_label(start + t) for t in range(scenario.calendar.months + 1)]
 
 
 def _is_results(directory: Path) -> bool:
@@ -420,10 +438,10 @@ def _is_results(directory: Path) -> bool:
 
 
 def _read_manifest(source: Path) -> dict[str, Any]:
-    """The manifest of a results directory, checked against its own digest and for its entries' types."""
+    """The manifest of a results directory, checked against its own digest, for its entries and their ranges."""
     try:
-        manifest = json.loads((source / _MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:
+        manifest = json.loads(read_regular(source / _MANIFEST, "results manifest"))
+    except (ValueError, RecursionError) as exc:
         raise ResultsError(f"{source}: no readable {_MANIFEST} ({' '.join(str(exc).split()) or 'nested too deeply'})") from None
     if not isinstance(manifest, dict):
         raise ResultsError(f"{source}: {_MANIFEST} is not a creditsim results manifest")
@@ -438,26 +456,33 @@ def _read_manifest(source: Path) -> dict[str, Any]:
     recorded = manifest.pop(_SELF_DIGEST, None)
     if recorded != json_digest(manifest):
         raise ResultsError(f"{source}: {_MANIFEST} has been changed since it was written (its digest does not match)")
+    for key in manifest.keys() - _MANIFEST_FIELDS.keys():
+        raise ResultsError(f"{source}: {_MANIFEST} holds {key!r}, which a results manifest does not")
     for key, kind in _MANIFEST_FIELDS.items():
         if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool):
             raise ResultsError(f"{source}: {_MANIFEST} has no valid {key!r}")
-    ids = manifest["path_ids"]
-    if not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in ids) or len(set(ids)) != len(ids):
-        raise ResultsError(f"{source}: {_MANIFEST} has no valid 'path_ids' (distinct path numbers ≥ 0)")
+
+    def whole(x: object) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**63
+
+    ids, traced, files = manifest["path_ids"], manifest["traced"], manifest["files"]
+    rules: tuple[tuple[str, Callable[[], bool], str], ...] = (  # in order: a rule may rely on those before it
+        ("seed", lambda: whole(manifest["seed"]), "a whole number ≥ 0 and below 2^63"),
+        ("path_ids", lambda: bool(ids) and all(whole(p) for p in ids) and len(set(ids)) == len(ids), "distinct path numbers ≥ 0 and below 2^63"),
+        ("paths", lambda: manifest["paths"] == len(ids), f"the number of path_ids ({len(ids)})"),
+        ("traced", lambda: all(whole(p) for p in traced) and traced == sorted(set(traced)) and set(traced) <= set(ids), "distinct path_ids, in order"),
+        ("files", lambda: files.keys() == {_DATA, _TRACE} and all(isinstance(h, str) for h in files.values()), f"the SHA-256 of {_DATA} and {_TRACE}"),
+        ("dates", lambda: all(isinstance(x, str) for x in manifest["dates"]), "months written 'YYYY-MM'"),
+    )
+    for key, ok, rule in rules:
+        if not ok():
+            raise ResultsError(f"{source}: {_MANIFEST} has no valid {key!r} ({one_line(_shown(manifest[key]))}; must be {rule})")
     return manifest
 
 
-def _read_trace(path: Path, results: Results) -> pd.DataFrame:
-    """The trace table of a results directory, checked against its results: the columns, and only traced paths."""
-    try:
-        frame = pd.read_parquet(path)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ResultsError(f"{path}: not readable ({' '.join(str(exc).split())})") from None
-    if list(frame.columns) != list(COLUMNS):
-        raise ResultsError(f"{path}: its columns are not the trace's ({', '.join(COLUMNS)})")
-    if not set(frame["path"].unique().tolist()) <= set(results.traced):
-        raise ResultsError(f"{path}: holds loans of paths that were not traced")
-    return frame
+def _shown(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _entity_categories(entity_lists: dict[str, list[str]]) -> list[str]:
@@ -497,9 +522,10 @@ def _describe(v: np.ndarray, metric: str, bank: str, dates: list[str]) -> pd.Dat
     return frame
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: Path, what: str = "file") -> str:
+    """The SHA-256 of the regular file ``path`` (anything else is refused, see :func:`creditsim.files.open_regular`)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path, what) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

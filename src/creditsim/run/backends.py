@@ -37,10 +37,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendError
-from ..results.results import Results
+from ..errors import BackendError, ResultsError
+from ..metrics import SCOPE_METRICS, SCOPES, entities
+from ..model.state import TRACE
+from ..results.results import ALL, Results, result_dates
+from ..results.stored import check_metric_values, check_trace
 from ..scenario import Scenario
-from .checkpoint import MANIFEST, Checkpoint, read_manifest
+from .checkpoint import MANIFEST, Checkpoint, Layout, read_manifest
 from .memory import check_memory
 from .progress import Progress, ProgressArg
 
@@ -387,8 +390,8 @@ def run_scenarios(
     if engine is None:
         from ..model.engine import run_task as engine
     _check_count("chunk_size", chunk_size)
-    if chunk_size is None and checkpoint is not None and (Path(checkpoint) / MANIFEST).exists():
-        chunk_size = int(read_manifest(checkpoint)["run"].get("chunk_size", 0)) or None  # continue as it was cut
+    if chunk_size is None and checkpoint is not None and os.path.lexists(Path(checkpoint) / MANIFEST):
+        chunk_size = read_manifest(checkpoint)["run"]["chunk_size"]  # continue as it was cut
     size = chunk_size or default_chunk_size(len(path_ids), backend.slots())
     chunks = [list(path_ids[i : i + size]) for i in range(0, len(path_ids), size)]
     tasks = [(scenario, int(seed), chunk) for scenario in scenarios for chunk in chunks]
@@ -400,15 +403,19 @@ def run_scenarios(
                "paths": len(path_ids) if contiguous else [int(p) for p in path_ids], "chunk_size": size,
                "engine": f"{engine.__module__}.{engine.__qualname__}", "summary": _name_of(summary),
                "trace": sorted(int(p) for p in trace), **(about or {})}
-        store = Checkpoint(checkpoint, run, [t[2] for t in tasks], package_versions())
+        layouts = [_layout(scenario, chunk, summary, trace) for scenario, _, chunk in tasks]
+        store = Checkpoint(checkpoint, run, [t[2] for t in tasks], package_versions(), layouts)
         for index in range(len(tasks)):
             arrays = store.load(index)
             if arrays is not None:
                 results[index] = arrays
     pending = [i for i in range(len(tasks)) if i not in results]
+    kept = set(results)
 
     def done(position: int, arrays: Arrays) -> None:
         index = pending[position]
+        if summary is None:
+            arrays.setdefault("trace", np.zeros(0, TRACE))  # an engine that traces nothing (the reference) returns none
         if store is not None:
             store.save(index, arrays)
         results[index] = arrays
@@ -419,9 +426,42 @@ def run_scenarios(
         backend.run(engine, [tasks[i] for i in pending], summary, done, bar, trace)
     out = []
     for k in range(len(scenarios)):
-        parts = [results[k * len(chunks) + c] for c in range(len(chunks))]
-        out.append({name: np.concatenate([part[name] for part in parts]) for name in parts[0]})
+        indices = range(k * len(chunks), (k + 1) * len(chunks))
+        names = sorted(results[min(indices, key=lambda i: i in kept)])  # a task run now, if any, says what a task returns
+        for i in indices:
+            if sorted(results[i]) != names:
+                assert store is not None and i in kept  # tasks run now all return the same arrays
+                raise ResultsError(f"{store.task_file(i)}: holds {', '.join(sorted(results[i]))}, not {', '.join(names)} as the run's other tasks "
+                                   "do; delete it to run that task again")
+        out.append({name: np.concatenate([results[i][name] for i in indices]) for name in names})
     return out
+
+
+def _layout(scenario: Scenario, paths: Sequence[int], summary: Summary | None, trace: Sequence[int]) -> Layout:
+    """What the checkpoint file of a task running ``paths`` of ``scenario`` holds: with no ``summary``, per scope
+    the metrics, float64 of shape (paths, M + 1, entities, metrics), and ``"trace"``, the traced paths' loan
+    records, each checked as results are when loaded (:mod:`creditsim.results.stored`); with a summary, its
+    float64 arrays of one number a path, none of them infinite."""
+    n = len(paths)
+    if summary is not None:
+        def finite_or_nan(arrays: Arrays) -> None:
+            for name, values in arrays.items():
+                if np.isinf(values).any():
+                    raise ResultsError(f"{name} holds an infinite value")
+
+        return Layout({None: (np.dtype(np.float64), (n,))}, finite_or_nan)
+    dates = result_dates(scenario)
+    names = {scope: [ALL] if scope == "population" else entities(scope, scenario) for scope in SCOPES}
+    traced = set(trace)
+    mine = [p for p in paths if p in traced]
+
+    def check(arrays: Arrays) -> None:
+        for scope in SCOPES:
+            check_metric_values(scope, arrays[scope], names[scope], paths, dates)
+        check_trace(arrays["trace"], scenario, mine)
+
+    shapes = {scope: (np.dtype(np.float64), (n, len(dates), len(names[scope]), len(SCOPE_METRICS[scope]))) for scope in SCOPES}
+    return Layout({**shapes, "trace": (TRACE, (None,))}, check)
 
 
 def _name_of(summary: Summary | None) -> Any:
