@@ -30,7 +30,7 @@ import textwrap
 import threading
 import unicodedata
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -125,29 +125,29 @@ class _Held(logging.Handler):
 
 
 @contextlib.contextmanager
-def _library_logs(args: argparse.Namespace) -> Any:
-    """Hold the records of :data:`LIBRARY_LOGGERS` while a command runs: dropped when it ends with creditsim's own
-    one-line error or an interruption (which say what happened, alone), written as the libraries would have written
-    them otherwise (the command finished, or failed in a way creditsim did not foresee)."""
+def _library_logs(args: argparse.Namespace) -> Iterator[None]:
+    """Hold the records of :data:`LIBRARY_LOGGERS` while a command runs: dropped when it ends with creditsim's one-line
+    error or an interruption (which say what happened, alone), written as the libraries would have written them
+    otherwise (the command finished, or failed in a way creditsim did not foresee)."""
     if getattr(args, "scheduler", None) is not None:
         with contextlib.suppress(ImportError):  # without Dask the backend says so, in one line
             import distributed  # noqa: F401  (Dask sets up its loggers when first imported: before they are held, not over it)
-    held = _Held()
     names = [name for name in (*LIBRARY_LOGGERS, *logging.root.manager.loggerDict) if name.split(".")[0] in LIBRARY_LOGGERS]
     loggers = [logging.getLogger(name) for name in dict.fromkeys(names)]  # Dask gives some of its loggers handlers of their own
     saved = [(logger.handlers[:], logger.propagate) for logger in loggers]
+    held = _Held()
     for logger in loggers:
         logger.handlers, logger.propagate = [held], False
-    clean = False
+    quiet = False
     try:
         yield
     except (CreditsimError, KeyboardInterrupt, BrokenPipeError):
-        clean = True
+        quiet = True
         raise
     finally:
         for logger, (handlers, propagate) in zip(loggers, saved, strict=True):
             logger.handlers, logger.propagate = handlers, propagate
-        if not clean:
+        if not quiet:
             for record in held.records:
                 logging.getLogger(record.name).handle(record)
 

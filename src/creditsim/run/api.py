@@ -129,7 +129,7 @@ def trace_numbers(trace: Iterable[int], path_ids: Sequence[int]) -> list[int]:
     if isinstance(trace, (str, bytes)) or not isinstance(trace, Iterable):
         raise ScenarioError("trace", trace, "must be a list of path numbers")
     numbers = []
-    for p in trace:
+    for p in itertools.islice(trace, len(path_ids) + 1):  # one more than the paths already names one twice
         if isinstance(p, bool) or not isinstance(p, (int, np.integer)):
             raise ScenarioError("trace", p, "must be whole path numbers")
         numbers.append(int(p))
