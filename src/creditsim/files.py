@@ -1,13 +1,22 @@
-"""Writing outputs atomically, and reading back only regular files.
+"""Reading inputs with a bound, and writing outputs atomically: a file or a directory is either complete at its place
+or absent.
+
+An input file must be a regular file (a FIFO, a socket, a device or a directory is refused before anything is read
+from it, so nothing blocks or reads without end) of at most the size its kind may have (:func:`input_file`,
+:func:`read_input`).
 
 A file or a directory is either complete at its place or absent. Each is written beside its target under a
 temporary name and renamed into place; it gets the permissions a plain file or directory would (the umask's), not
 the private ones of a temporary file. A directory of results is marked :data:`INCOMPLETE` until it has been renamed
 into place, so a writer killed at any moment leaves nothing that passes for complete.
 
-What creditsim reads back (results, checkpoints) is opened with :func:`open_regular`: a FIFO, a device such as
+What creditsim reads back (results, checkpoints, unbounded in size but checked before use) is opened with
+:func:`open_regular`: a FIFO, a device such as
 ``/dev/zero`` or a socket put (or linked) in a file's place is refused instead of blocking or being read without
 end, and a regular file is read up to the size it had when opened.
+
+Before a command spends time on a run, :func:`check_destination` tries each of its outputs the way the writer will (the name, the directory, a
+temporary beside the target), so an output that cannot be written is refused first.
 """
 
 from __future__ import annotations
@@ -20,9 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import ResultsError
+from .errors import CreditsimError, ResultsError
 
-__all__ = ["INCOMPLETE", "new_directory", "open_regular", "read_regular", "write_directory", "write_file"]
+__all__ = ["INCOMPLETE", "check_destination", "input_file", "new_directory", "open_regular", "read_input", "read_regular", "write_directory", "write_file"]
 
 #: A file in a directory being written, removed once the directory is in place: a directory holding it was not
 #: completely written (its writer was killed), whatever else it holds.
@@ -35,6 +44,95 @@ def _umask() -> int:
     return mask
 
 
+#: The most characters of a target's name its temporary's name repeats, so that any name the file system takes for the
+#: target leaves room for the temporary's (``.NAME.`` and eight random characters).
+_NAME_IN_TEMPORARY = 40
+
+
+def input_file(path: str | os.PathLike[str], most: int, what: str, error: Callable[[str], CreditsimError]) -> BinaryIO:
+    """An input file opened for reading in binary, after checking that it is a regular file of at most ``most`` bytes.
+
+    Parameters
+    ----------
+    path : str or path
+    most : int
+        The most bytes the file may hold.
+    what : str
+        What the file is, for the error about its size ("a scenario file").
+    error : callable
+        Makes the error to raise from the rule the file breaks (``"is larger than 1 MiB, …"``).
+
+    Raises
+    ------
+    CreditsimError
+        From ``error``: for a file that cannot be opened, one that is not a regular file (a FIFO, socket, device or
+        directory, which could block or never end: refused before anything is read from it) or one larger than
+        ``most``.
+    """
+    try:
+        # non-blocking, so that opening a FIFO with no writer returns at once (to be refused below)
+        handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        raise error(f"cannot read the file: {getattr(exc, 'strerror', None) or exc}") from None
+    status = os.fstat(handle)
+    rule = ("is not a regular file (a directory, FIFO, socket or device); give a file" if not stat.S_ISREG(status.st_mode)
+            else f"is larger than {most / 1024**2:g} MiB, the most {what} may be" if status.st_size > most else None)
+    if rule is not None:
+        os.close(handle)
+        raise error(rule)
+    return os.fdopen(handle, "rb")
+
+
+def read_input(path: str | os.PathLike[str], most: int, what: str, error: Callable[[str], CreditsimError]) -> bytes:
+    """The bytes of an input file, checked as :func:`input_file` does and read with the bound (a file that grows
+    while it is read is refused too)."""
+    with input_file(path, most, what, error) as file:
+        try:
+            content = file.read(most + 1)
+        except OSError as exc:
+            raise error(f"cannot read the file: {exc.strerror or exc}") from None
+    if len(content) > most:
+        raise error(f"is larger than {most / 1024**2:g} MiB, the most {what} may be")
+    return content
+
+
+def check_destination(target: str | os.PathLike[str], what: str, directory: bool = False) -> Path:
+    """Refuse, before any work, an output that :func:`write_file` (or, with ``directory``, :func:`write_directory`)
+    could not write: an empty path, a name the file system does not take (too long, say), a place whose parent
+    cannot be created, or a directory where a temporary file (directory) beside the target cannot be made — tried by
+    making one and removing it, so read-only places, full quotas and permissions are found as the writer would.
+    The target's parent directories are created.
+
+    Raises
+    ------
+    ResultsError
+        Naming the target and the reason.
+    """
+    if not str(target):
+        raise ResultsError(f"the {what}'s path is empty; give a file or directory name")
+    path = Path(target)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.lstat(path)  # a name too long, or a file where a directory is needed on the way, fails here
+        except FileNotFoundError:
+            pass
+        made = _temporary(path, directory)
+        (os.rmdir if directory else os.unlink)(made)
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot write the {what} there ({exc.strerror or exc})") from None
+    return path
+
+
+def _temporary(target: Path, directory: bool) -> Path:
+    """A new temporary file (or directory) beside ``target``, named after it: ``.NAME.XXXXXXXX``."""
+    if directory:
+        return Path(tempfile.mkdtemp(prefix=f".{target.name[:_NAME_IN_TEMPORARY]}.", dir=target.parent))
+    handle, name = tempfile.mkstemp(prefix=f".{target.stem[:_NAME_IN_TEMPORARY]}.", suffix=target.suffix, dir=target.parent)
+    os.close(handle)
+    return Path(name)
+
+
 def write_file(target: Path, write: Callable[[Path], None], what: str) -> Path:
     """Write ``target`` by calling ``write`` on a temporary path beside it, then renaming it into place (an
     existing file is replaced). ``what`` names the output in errors.
@@ -45,11 +143,9 @@ def write_file(target: Path, write: Callable[[Path], None], what: str) -> Path:
     """
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
-        os.close(handle)
+        temporary = _temporary(target, directory=False)
     except OSError as exc:
         raise ResultsError(f"{target}: cannot write the {what} ({exc.strerror or exc})") from None
-    temporary = Path(name)
     try:
         write(temporary)
         os.chmod(temporary, 0o666 & ~_umask())
@@ -61,15 +157,12 @@ def write_file(target: Path, write: Callable[[Path], None], what: str) -> Path:
     return target
 
 
-def new_directory(directory: str | Path) -> Path:
-    """``directory`` as a target for :func:`write_directory`: it must not exist; its parent is created."""
-    target = Path(directory)
+def new_directory(directory: str | Path, what: str = "tables") -> Path:
+    """``directory`` as a target for :func:`write_directory`: it must not exist, and must be writable where it is
+    (:func:`check_destination`; its parent is created)."""
+    target = check_destination(directory, what, directory=True)
     if target.exists():
         raise ResultsError(f"{target}: already exists; refusing to overwrite it")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ResultsError(f"{target}: cannot create its parent directory ({exc.strerror or exc})") from None
     return target
 
 
@@ -84,7 +177,7 @@ def write_directory(target: Path, write: Callable[[Path], None], replace: bool =
     ResultsError
     """
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        staging = _temporary(target, directory=True)
     except OSError as exc:
         raise ResultsError(f"{target}: cannot write there ({exc.strerror or exc})") from None
     try:
@@ -93,7 +186,7 @@ def write_directory(target: Path, write: Callable[[Path], None], replace: bool =
         write(staging)
         os.chmod(staging, 0o777 & ~_umask())
         if replace and target.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            retired = Path(tempfile.mkdtemp(prefix=f".{target.name[:_NAME_IN_TEMPORARY]}.old.", dir=target.parent))
             os.replace(target, retired / "old")
             os.replace(staging, target)
             shutil.rmtree(retired)

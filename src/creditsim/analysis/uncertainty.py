@@ -179,9 +179,9 @@ def sensitivity(scenario: Scenario, paths: int | Sequence[int] = 200, seed: int 
     if not assessed:
         raise ScenarioError("targets", list(scenario.targets), "has no target inside the run: sensitivity reports how each target's P(met) moves")
     found = ranges(scenario)
+    ids = path_numbers(paths, seed, variants=1 + 2 * len(found))
     base = _without_assumptions(scenario)
     variants = [base] + [_variant(base, r, value) for r in found for value in (r.low, r.high)]
-    ids = path_numbers(paths, seed)
     with backend_for(backend, workers, client, scheduler, threads) as runner:
         arrays = run_scenarios(variants, ids, seed, runner, summary=functools.partial(path_summary, metrics=()), chunk_size=chunk_size, progress=progress,
                                description=f"paths × {len(variants)} variants")

@@ -8,6 +8,7 @@ each sheet gains a ``unit`` column naming what its cells are in, and headers car
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,12 +68,15 @@ def write_workbook(path: str | Path, sheets: Mapping[str, Sheet]) -> Path:
     """Write ``sheets`` to an Excel workbook at ``path`` atomically (an existing file is replaced).
 
     Amounts are converted to 亿元 and every value column is given its number format; the ``unit`` column says
-    each row's unit (one per value column with a fixed unit: the header then names it).
+    each row's unit (one per value column with a fixed unit: the header then names it). The workbook (a zip) is
+    built in memory and then written at once, so a disk that fills up fails the write, not the zip half-way (whose
+    unclosed remains would print errors after the clean one).
     """
     prepared = {name: _prepared(sheet) for name, sheet in sheets.items()}
 
     def write(temporary: Path) -> None:
-        with pd.ExcelWriter(temporary, engine="openpyxl") as book:
+        workbook = io.BytesIO()
+        with pd.ExcelWriter(workbook, engine="openpyxl") as book:
             for name, (frame, formats) in prepared.items():
                 frame.to_excel(book, sheet_name=name[:31], index=False)
                 cells = book.sheets[name[:31]]
@@ -85,6 +89,7 @@ def write_workbook(path: str | Path, sheets: Mapping[str, Sheet]) -> Path:
                     width = max(len(str(column)), *(len(str(v)) for v in frame[column].head(200))) if len(frame) else len(str(column))
                     cells.column_dimensions[cells.cell(row=1, column=index).column_letter].width = min(max(10, width + 2), 60)
                 cells.freeze_panes = "A2"
+        temporary.write_bytes(workbook.getvalue())
 
     return write_file(Path(path), write, "workbook")
 

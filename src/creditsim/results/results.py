@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ResultsError, ScenarioError, one_line
-from ..files import INCOMPLETE, new_directory, open_regular, read_regular, write_directory
+from ..files import INCOMPLETE, check_destination, new_directory, open_regular, read_regular, write_directory
 from ..metrics import METRICS, SCOPE_METRICS, SCOPES, entities, ratio_values
 from ..model.state import TRACE
 from ..scenario import Scenario, json_digest, scenario_from_dict
@@ -276,21 +275,16 @@ class Results:
         """Check that results can be written to ``directory`` (before spending time on a run).
 
         It may be missing, empty, or an earlier results directory (which :meth:`save` replaces); anything
-        else is refused. Its parent must be a directory that can be created and written to.
+        else is refused. It must be writable where it is (:func:`creditsim.files.check_destination`: its parent
+        is created).
 
         Raises
         ------
         ResultsError
         """
-        target = Path(directory)
+        target = check_destination(directory, "results", directory=True)
         if target.exists() and not (target.is_dir() and (_is_results(target) or not any(target.iterdir()))):
             raise ResultsError(f"{target}: exists and is not a creditsim results directory; refusing to overwrite it")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ResultsError(f"{target}: cannot create its parent directory ({exc.strerror or exc})") from None
-        if not os.access(target.parent, os.W_OK):
-            raise ResultsError(f"{target}: its parent directory is not writable")
         return target
 
     def save(self, directory: str | Path) -> Path:

@@ -50,6 +50,9 @@ from .progress import Progress, ProgressArg
 __all__ = ["BACKENDS", "Backend", "Summary", "default_chunk_size", "run_task", "run_scenarios"]
 
 BACKENDS = ("serial", "processes", "dask")
+#: The protocols of a Dask scheduler's address creditsim connects over: plain TCP or websockets, or either encrypted
+#: with the TLS settings of Dask's configuration (``distributed.comm.tls``); an address without one is TCP.
+SCHEDULER_PROTOCOLS = ("tcp", "ws", "tls", "wss")
 #: Paths per task at most when the chunk size is left to :func:`default_chunk_size`.
 MAX_CHUNK = 32
 
@@ -147,6 +150,8 @@ class Backend:
         self.threads = threads
         if backend != "dask" and (client is not None or scheduler):
             raise BackendError(f"a Dask client or scheduler needs backend 'dask', not {backend!r}")
+        if scheduler is not None:
+            _check_scheduler(scheduler)
         self.name = backend
         self.workers = workers or (1 if backend == "serial" else len(os.sched_getaffinity(0)))
         self._client, self._scheduler = client, scheduler
@@ -244,7 +249,7 @@ class Backend:
                 try:
                     arrays = future.result()
                 except (distributed.KilledWorker, distributed.comm.CommClosedError, distributed.client.FutureCancelledError) as exc:
-                    raise BackendError(f"the Dask cluster lost a task ({type(exc).__name__}: {exc}); finished tasks kept in a "
+                    raise BackendError(f"the Dask cluster lost a task ({type(exc).__name__}: {' '.join(str(exc).split())}); finished tasks kept in a "
                                        "checkpoint are not lost") from None
                 future.release()
                 done(index, arrays)
@@ -273,6 +278,20 @@ class Backend:
         self._client = client
         _check_worker_versions(client)
         return client
+
+
+def _check_scheduler(address: object) -> None:
+    """Refuse a scheduler address creditsim cannot connect to, before anything runs: not a text, empty, or of a
+    protocol other than :data:`SCHEDULER_PROTOCOLS` (``ucx://`` needs UCX-Py, ``inproc://`` is within one process:
+    pass its ``client``), or an encrypted one without Dask's TLS settings."""
+    if not isinstance(address, str) or not address.strip():
+        raise BackendError(f"scheduler {address!r}: must be the address of a running dask.distributed scheduler, e.g. tcp://10.0.0.5:8786")
+    protocol = address.partition("://")[0] if "://" in address else "tcp"
+    if protocol not in SCHEDULER_PROTOCOLS:
+        raise BackendError(f"scheduler {address}: creditsim connects over {', '.join(p + '://' for p in SCHEDULER_PROTOCOLS)}, not {protocol}://")
+    if protocol in ("tls", "wss") and _dask().security.Security().get_connection_args("client")["ssl_context"] is None:
+        raise BackendError(f"scheduler {address}: {protocol}:// needs Dask's TLS settings (distributed.comm.tls.ca-file and "
+                           "distributed.comm.tls.client.cert/key in the Dask configuration); none are set")
 
 
 def package_versions() -> dict[str, str]:
