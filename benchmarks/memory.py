@@ -7,7 +7,8 @@ does, step by step, in a fresh Python process per repetition: ``simulate`` (the 
 gathers), the printed summary, ``Results.save``, the HTML report, the Excel workbook and the CSV tables. Reported
 per step: the main process's peak resident memory during it (``VmHWM``, reset before the step through
 ``/proc/self/clear_refs``) and that peak less its resident memory before the step; the largest peak of any worker
-(``RUSAGE_CHILDREN``, read after the workers have exited); the results' bytes; and where this creditsim has them the
+(``RUSAGE_CHILDREN``, read once the workers have exited, before the report runs ``fc-list``, whose peak is counted
+as the main process's resident memory when it was started); the results' bytes; and where this creditsim has them the
 estimates of :mod:`creditsim.run.memory` (``BYTES_PER_PROCESS + main_bytes`` for the main process, ``engine_bytes``
 for a worker). With ``--repeat`` the medians. The bundled default scenario when ``--scenario`` is not given.
 """
@@ -62,8 +63,9 @@ def measure(paths: int, scenario_file: str | None, workers: int) -> dict[str, An
             record[f"{step}_peak"] = _status("VmHWM")
             record[f"{step}_rise"] = record[f"{step}_peak"] - before
             record[f"{step}_s"] = round(time.perf_counter() - start, 1)
+            if step == "simulate":  # the workers have exited; later children (the report's fc-list) are forks of this process
+                record["worker_peak"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     record["main_peak"] = max(record[f"{step}_peak"] for step in ("import", *STEPS))
-    record["worker_peak"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     if hasattr(memory, "main_bytes"):
         record["main_estimate"] = memory.BYTES_PER_PROCESS + memory.main_bytes([scenario], paths, traced=1)
         record["worker_estimate"] = memory.engine_bytes(scenario, 1, traced=True)
