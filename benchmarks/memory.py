@@ -9,7 +9,7 @@ per step: the main process's peak resident memory during it (``VmHWM``, reset be
 ``/proc/self/clear_refs``) and that peak less its resident memory before the step; the largest peak of any worker
 (``RUSAGE_CHILDREN``, read once the workers have exited, before the report runs ``fc-list``, whose peak is counted
 as the main process's resident memory when it was started); the results' bytes; and where this creditsim has them the
-estimates of :mod:`creditsim.run.memory` (``BYTES_PER_PROCESS + main_bytes`` for the main process, ``engine_bytes``
+estimates of :mod:`creditsim.run.memory` (``MAIN_BYTES + main_bytes`` for the main process, ``engine_bytes``
 for a worker). With ``--repeat`` the medians. The bundled default scenario when ``--scenario`` is not given.
 """
 
@@ -67,7 +67,7 @@ def measure(paths: int, scenario_file: str | None, workers: int) -> dict[str, An
                 record["worker_peak"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     record["main_peak"] = max(record[f"{step}_peak"] for step in ("import", *STEPS))
     if hasattr(memory, "main_bytes"):
-        record["main_estimate"] = memory.BYTES_PER_PROCESS + memory.main_bytes([scenario], paths, traced=1)
+        record["main_estimate"] = memory.MAIN_BYTES + memory.main_bytes([scenario], paths, traced=1)
         record["worker_estimate"] = memory.engine_bytes(scenario, 1, traced=True)
     return record
 

@@ -158,7 +158,7 @@ def test_a_population_too_large_for_the_workers_is_refused_naming_sample():
     scenario = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "zhejiang-2018.toml", overrides={"sample": 1})
     need = MAIN_BYTES + main_bytes([scenario], 10) + 4 * engine_bytes(scenario)
     available = int(need / RUN_SHARE) - 1
-    with pytest.raises(creditsim.ScenarioError, match=rf"^sample = 1\.0: leaves about {tables(scenario).firms:,} firms and .* for 4 simulating process"):
+    with pytest.raises(creditsim.ScenarioError, match=rf"^sample = 1\.0: leaves about {tables(scenario).firms:,} firms and .* \(4 simulating on 1 thread"):
         check_memory([scenario], 10, workers=4, here=False, available=available)
     check_memory([scenario], 10, workers=3, here=False, available=available)
     check_memory([scenario_from_dict(scenario.to_dict(), {"sample": "1:100"})], 10, workers=4, here=False, available=available)

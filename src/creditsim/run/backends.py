@@ -395,7 +395,7 @@ def run_scenarios(
     size = chunk_size or default_chunk_size(len(path_ids), backend.slots())
     chunks = [list(path_ids[i : i + size]) for i in range(0, len(path_ids), size)]
     tasks = [(scenario, int(seed), chunk) for scenario in scenarios for chunk in chunks]
-    gathered = _Gathered(len(scenarios), len(path_ids), size)
+    gathered = Gathered(len(scenarios), len(path_ids), size)
     store = None
     if checkpoint is not None:
         contiguous = list(path_ids) == list(range(len(path_ids)))
@@ -427,7 +427,7 @@ def run_scenarios(
 RECORDS = "trace"
 
 
-class _Gathered:
+class Gathered:
     """Each scenario's per-path arrays, filled in place as tasks finish (in any order): a scenario's array of a name
     is made when its first task comes back, and each task's rows are copied to its chunk's place, so gathering holds
     the results once and the tasks in flight, not every task's arrays besides the joined ones. The :data:`RECORDS`

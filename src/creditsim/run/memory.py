@@ -137,8 +137,8 @@ def check_memory(scenarios: list[Scenario], paths: int, workers: int = 0, thread
     process (:data:`MAIN_BYTES` and :func:`main_bytes`, and an engine's state when it simulates) and ``workers`` local
     worker processes (:func:`engine_bytes` each). The error names ``paths`` when what the main process keeps for the
     paths outweighs the simulating and fewer paths would fit, else ``trace`` when the traced paths alone do not fit,
-    else ``workers`` when the processes' fixed parts are the larger part, else ``sample`` (``paths`` again when
-    nothing simulates here and not even one path fits).
+    else ``sample`` when the simulating states outweigh the processes' fixed parts, else ``workers`` when there are
+    workers, else ``paths`` (not even one path fits beside the main process's fixed part).
 
     Parameters
     ----------
@@ -185,16 +185,15 @@ def check_memory(scenarios: list[Scenario], paths: int, workers: int = 0, thread
         if traced and processes + main_bytes(scenarios, 1, 0) <= limit:
             raise ScenarioError("trace", traced, f"{traced} traced path(s) would need about {sum(trace_bytes(s, traced) for s in scenarios) / gib:.1f} "
                                                  f"GiB for their loans' records {beside}; trace fewer paths")
-    size = tables(biggest)
-    if workers and 2 * (MAIN_BYTES + workers * BYTES_PER_PROCESS) >= processes:  # the processes themselves, not the firms
+    size, fixed = tables(biggest), MAIN_BYTES + workers * BYTES_PER_PROCESS
+    if processes - fixed > fixed:  # the simulating states, not the processes themselves
+        raise ScenarioError("sample", biggest.sample, f"leaves about {size.firms:,} firms and {size.borrowers:,} borrower rows a path to simulate, "
+                                                      f"{processes / gib:.1f} GiB for the processes ({workers + int(here)} simulating on {threads} thread(s)) "
+                                                      f"besides {kept / gib:.1f} GiB of results, more than {RUN_SHARE:.0%} of the {available / gib:.1f} GiB "
+                                                      "available; simulate a sample of the firms (e.g. sample = '1:100') or use fewer workers")
+    if workers:
         raise ScenarioError("workers", workers, f"would need about {processes / gib:.1f} GiB ({BYTES_PER_PROCESS / 1024**2:.0f} MiB a process "
                                                 f"and {size.firms:,} firms a path) besides {kept / gib:.1f} GiB of results, "
                                                 f"more than {RUN_SHARE:.0%} of the {available / gib:.1f} GiB available; use fewer workers")
-    simulating = workers + (1 if here else 0)
-    if not simulating:  # every path runs elsewhere: the main process alone does not fit, with one path
-        raise ScenarioError("paths", paths, f"would need about {(processes + main_bytes(scenarios, 1, traced)) / gib:.1f} GiB in the main "
-                                            f"process even for one path, more than {RUN_SHARE:.0%} of the {available / gib:.1f} GiB available")
-    raise ScenarioError("sample", biggest.sample, f"leaves about {size.firms:,} firms and {size.borrowers:,} borrower rows a path to simulate, "
-                                                  f"{processes / gib:.1f} GiB for {simulating} simulating process(es) of {threads} thread(s) besides "
-                                                  f"{kept / gib:.1f} GiB of results, more than {RUN_SHARE:.0%} of the {available / gib:.1f} GiB "
-                                                  "available; simulate a sample of the firms (e.g. sample = '1:100') or use fewer workers")
+    raise ScenarioError("paths", paths, f"would need about {(processes + main_bytes(scenarios, 1, traced)) / gib:.1f} GiB in this process "
+                                        f"even for one path, more than {RUN_SHARE:.0%} of the {available / gib:.1f} GiB available")
