@@ -2,7 +2,8 @@
 
 Metrics are held as arrays (paths × dates × banks × metrics) and shown as a tidy DataFrame with columns
 ``path, date, bank, metric, value``; bank ``"all"`` is the aggregate (sums; ratios recomputed from sums).
-A results directory holds ``metrics.parquet``, ``trace.parquet`` (the loans of the traced paths) and ``manifest.json``
+A results directory holds ``metrics.parquet`` (the tidy metrics, written a block of rows at a time, so that saving
+holds no copy of the results), ``trace.parquet`` (the loans of the traced paths) and ``manifest.json``
 (scenario, its digest, seed, paths, traced paths, creditsim version, the SHA-256 of the data files, and a digest of
 the manifest itself); results saved by another version of creditsim are refused. It is written to a
 temporary directory, marked incomplete, and renamed into place when complete, so a run killed while writing leaves no
@@ -22,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,11 @@ _MANIFEST = "manifest.json"
 _DATA = "metrics.parquet"
 _TRACE = "trace.parquet"
 _FORMAT = 2
+#: Rows of the tidy metrics built at a time when they are written: writing holds the results and a block of rows
+#: (and a Parquet file a row group of them), whatever the number of paths.
+BLOCK_ROWS = 64 * 1024
+#: Rows of a row group of the metrics' Parquet file (pyarrow's default, so that the file is the one pandas writes).
+ROW_GROUP = 1024 * 1024
 _SELF_DIGEST = "manifest_sha256"
 #: What a manifest must hold, with the JSON type of each entry.
 _MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -113,9 +119,13 @@ class Results:
     def trace(self) -> pd.DataFrame:
         """Every loan of the traced paths (``simulate(..., trace=[...])``), one row each, from its start to how and
         when it ended (see :func:`creditsim.results.trace.trace_table`); no rows when no path was traced."""
+        return self._trace_table().copy()
+
+    def _trace_table(self) -> pd.DataFrame:
+        """The trace table itself (not a copy), built from the engine's records the first time it is asked for."""
         if not isinstance(self._trace, pd.DataFrame):
             self._trace = trace_table(self._trace, self.scenario)
-        return self._trace.copy()
+        return self._trace
 
     @property
     def paths(self) -> int:
@@ -206,26 +216,46 @@ class Results:
     def metrics(self) -> pd.DataFrame:
         """Tidy DataFrame: one row per path, date, entity and metric. The ``bank`` column names the entity the
         row describes: a bank, a guarantor, a re-guarantor, or "all"."""
+        return self._metric_rows(0, self._metric_count())
+
+    def _metric_count(self) -> int:
+        """The rows of :attr:`metrics`."""
+        return sum(values.size for values in self.groups.values())
+
+    def _metric_rows(self, start: int, stop: int) -> pd.DataFrame:
+        """Rows ``start`` … ``stop − 1`` of :attr:`metrics`: scope by scope, each scope's array in its order (path,
+        date, entity, metric), so that the rows can be built and written a block at a time."""
         all_entities = _entity_categories(self.entities)
         all_metrics = [m for scope in SCOPES for m in SCOPE_METRICS[scope]]
-        frames = []
+        path_ids = np.asarray(self.path_ids, dtype=np.int64)
+        columns: dict[str, list[np.ndarray]] = {"path": [], "date": [], "bank": [], "metric": [], "value": []}
+        offset = 0
         for scope in SCOPES:
             values = self.groups[scope]
-            p, d, e, k = values.shape
+            _, d, e, k = values.shape
+            rows = np.arange(max(start - offset, 0), max(min(stop - offset, values.size), 0))
+            offset += values.size
+            path, rest = np.divmod(rows, d * e * k)
+            date, rest = np.divmod(rest, e * k)
+            entity, metric = np.divmod(rest, k)
             codes = np.array([all_entities.index(name) for name in self.entities[scope]])
-            first_metric = all_metrics.index(SCOPE_METRICS[scope][0])
-            frames.append(pd.DataFrame({
-                "path": np.repeat(np.asarray(self.path_ids, dtype=np.int64), d * e * k),
-                "date": np.tile(np.repeat(np.arange(d), e * k), p),
-                "bank": np.tile(np.repeat(codes, k), p * d),
-                "metric": np.tile(np.arange(first_metric, first_metric + k), p * d * e),
-                "value": values.ravel(),
-            }))
-        frame = pd.concat(frames, ignore_index=True)
-        frame["date"] = pd.Categorical.from_codes(frame["date"], categories=self.dates)
-        frame["bank"] = pd.Categorical.from_codes(frame["bank"], categories=all_entities)
-        frame["metric"] = pd.Categorical.from_codes(frame["metric"], categories=all_metrics)
-        return frame
+            for column, part in (("path", path_ids[path]), ("date", date), ("bank", codes[entity]),
+                                 ("metric", all_metrics.index(SCOPE_METRICS[scope][0]) + metric), ("value", values[path, date, entity, metric])):
+                columns[column].append(part)
+        return pd.DataFrame({
+            "path": np.concatenate(columns["path"]),
+            "date": pd.Categorical.from_codes(np.concatenate(columns["date"]), categories=self.dates),
+            "bank": pd.Categorical.from_codes(np.concatenate(columns["bank"]), categories=all_entities),
+            "metric": pd.Categorical.from_codes(np.concatenate(columns["metric"]), categories=all_metrics),
+            "value": np.concatenate(columns["value"]),
+        })
+
+    def _metric_blocks(self, start: int = 0, stop: int | None = None) -> Iterator[pd.DataFrame]:
+        """Rows ``start`` … ``stop − 1`` of :attr:`metrics` (all of them by default) in blocks of :data:`BLOCK_ROWS`
+        rows, in order."""
+        stop = self._metric_count() if stop is None else stop
+        for first in range(start, stop, BLOCK_ROWS):
+            yield self._metric_rows(first, min(first + BLOCK_ROWS, stop))
 
     def summary(self) -> pd.DataFrame:
         """Per metric, date and entity: mean, Monte Carlo standard error of the mean and percentiles.
@@ -298,14 +328,34 @@ class Results:
             When the target is refused by :meth:`check_target` or writing fails.
         """
         def write(staging: Path) -> None:
-            self.metrics.to_parquet(staging / _DATA, index=False)
-            self.trace.to_parquet(staging / _TRACE, index=False)
+            self._write_metrics_parquet(staging / _DATA)
+            self._trace_table().to_parquet(staging / _TRACE, index=False)
             manifest = self.manifest()
             manifest["files"] = {_DATA: _sha256(staging / _DATA), _TRACE: _sha256(staging / _TRACE)}
             manifest[_SELF_DIGEST] = json_digest(manifest)
             (staging / _MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
 
         return write_directory(self.check_target(directory), write, replace=True)
+
+    def _write_metrics_parquet(self, path: Path) -> None:
+        """Write :attr:`metrics` to a Parquet file a row group at a time, each built a block of rows at a time: the
+        file ``metrics.to_parquet(path, index=False)`` writes (same schema, pandas metadata and row groups), while
+        holding only a row group's columns besides the results."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = self._metric_count()
+        writer = None
+        try:
+            for first in range(0, rows, ROW_GROUP):
+                blocks = self._metric_blocks(first, min(first + ROW_GROUP, rows))
+                group = pa.concat_tables([pa.Table.from_pandas(block, preserve_index=False) for block in blocks])
+                if writer is None:
+                    writer = pq.ParquetWriter(path, group.schema, compression="snappy")
+                writer.write_table(group, row_group_size=ROW_GROUP)
+        finally:
+            if writer is not None:
+                writer.close()
 
     # ------------------------------------------------------------------------------------------ exports
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -329,7 +379,10 @@ class Results:
         byte-order mark, so spreadsheet programs read the Chinese text; amounts in CNY, each row's unit in its
         ``unit`` column) to a new directory, atomically. Raises :class:`ResultsError` when ``directory`` exists."""
         def write(staging: Path) -> None:
-            for name, table in {"metrics": self.metrics, **self.tables()}.items():
+            with open(staging / "metrics.csv", "w", encoding="utf-8-sig", newline="") as handle:  # the byte-order mark once
+                for number, block in enumerate(self._metric_blocks()):
+                    block.to_csv(handle, header=number == 0, index=False)
+            for name, table in self.tables().items():
                 table.to_csv(staging / f"{name}.csv", index=False, encoding="utf-8-sig")
 
         return write_directory(new_directory(directory), write)
@@ -337,7 +390,8 @@ class Results:
     def to_parquet(self, directory: str | Path) -> Path:
         """Write the same tables as :meth:`to_csv` as Parquet files to a new directory, atomically."""
         def write(staging: Path) -> None:
-            for name, table in {"metrics": self.metrics, **self.tables()}.items():
+            self._write_metrics_parquet(staging / "metrics.parquet")
+            for name, table in self.tables().items():
                 table.to_parquet(staging / f"{name}.parquet", index=False)
 
         return write_directory(new_directory(directory), write)
@@ -486,12 +540,17 @@ def _entity_categories(entity_lists: dict[str, list[str]]) -> list[str]:
 
 
 def _with_aggregate(scope: str, values: np.ndarray, scenario: Scenario) -> np.ndarray:
-    """Append the aggregate over a scope's entities: sums, with the ratios recomputed from the sums."""
+    """Append the aggregate over a scope's entities: sums, with the ratios recomputed from the sums. The sums are
+    made in their place in the new array, so that nothing but it is allocated besides ``values``."""
     names = SCOPE_METRICS[scope]
-    total = values.sum(axis=2, keepdims=True)
+    p, d, e, k = values.shape
+    out = np.empty((p, d, e + 1, k))
+    out[:, :, :e] = values
+    total = out[:, :, e]
+    np.sum(values, axis=2, out=total)
     for name, ratio in ratio_values(scope, lambda m: total[..., names.index(m)], scenario).items():
         total[..., names.index(name)] = ratio
-    return np.concatenate([values, total], axis=2)
+    return out
 
 
 def mean_and_mcse(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

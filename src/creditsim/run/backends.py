@@ -164,8 +164,9 @@ class Backend:
 
     @property
     def local_workers(self) -> int:
-        """Processes of this machine that simulate at once: the workers, or none on a remote Dask cluster."""
-        return 0 if self._client is not None or self._scheduler else self.workers
+        """Worker processes of this machine that simulate besides this one: the workers, or none for a serial run
+        (which simulates in this process) or on a remote Dask cluster."""
+        return 0 if self.name == "serial" or self._client is not None or self._scheduler else self.workers
 
     def slots(self) -> int:
         """How many tasks run at once: the local workers, or the threads of the Dask cluster's workers (connecting
@@ -402,10 +403,12 @@ def run_scenarios(
     Raises
     ------
     ScenarioError
-        Before anything runs, when every path's metrics (kept without a ``summary``) or the local workers' engines
-        would not fit in memory (:func:`creditsim.run.memory.check_memory`).
+        Before anything runs, when the run's processes would not fit in memory: the main process with every path's
+        metrics (kept without a ``summary``), gathered, summarised and written, and the local workers' engines
+        (:func:`creditsim.run.memory.check_memory`).
     """
-    check_memory(list(scenarios), len(path_ids) if summary is None else 0, backend.local_workers, backend.threads, traced=len(trace))
+    check_memory(list(scenarios), len(path_ids) if summary is None else 0, backend.local_workers, backend.threads, traced=len(trace),
+                 here=backend.name == "serial")
     if engine is None:
         from ..model.engine import run_task as engine
     _check_count("chunk_size", chunk_size)
@@ -414,7 +417,7 @@ def run_scenarios(
     size = chunk_size or default_chunk_size(len(path_ids), backend.slots())
     chunks = [list(path_ids[i : i + size]) for i in range(0, len(path_ids), size)]
     tasks = [(scenario, int(seed), chunk) for scenario in scenarios for chunk in chunks]
-    results: dict[int, Arrays] = {}
+    gathered = Gathered(len(scenarios), len(path_ids), size)
     store = None
     if checkpoint is not None:
         contiguous = list(path_ids) == list(range(len(path_ids)))
@@ -427,9 +430,9 @@ def run_scenarios(
         for index in range(len(tasks)):
             arrays = store.load(index)
             if arrays is not None:
-                results[index] = arrays
-    pending = [i for i in range(len(tasks)) if i not in results]
-    kept = set(results)
+                gathered.place(index, arrays)
+    pending = [i for i in range(len(tasks)) if i not in gathered.done]
+    kept = set(gathered.done)
 
     def done(position: int, arrays: Arrays) -> None:
         index = pending[position]
@@ -437,23 +440,66 @@ def run_scenarios(
             arrays.setdefault("trace", np.zeros(0, TRACE))  # an engine that traces nothing (the reference) returns none
         if store is not None:
             store.save(index, arrays)
-        results[index] = arrays
+        gathered.place(index, arrays)
 
     with Progress(progress, len(path_ids) * len(scenarios), description) as bar:
-        if results:  # tasks done before, from the checkpoint
-            bar.advance(sum(len(tasks[i][2]) for i in results))
+        if gathered.done:  # tasks done before, from the checkpoint
+            bar.advance(sum(len(tasks[i][2]) for i in gathered.done))
         backend.run(engine, [tasks[i] for i in pending], summary, done, bar, trace)
-    out = []
     for k in range(len(scenarios)):
         indices = range(k * len(chunks), (k + 1) * len(chunks))
-        names = sorted(results[min(indices, key=lambda i: i in kept)])  # a task run now, if any, says what a task returns
+        names = gathered.names[min(indices, key=lambda i: i in kept)]  # a task run now, if any, says what a task returns
         for i in indices:
-            if sorted(results[i]) != names:
+            if gathered.names[i] != names:
                 assert store is not None and i in kept  # tasks run now all return the same arrays
-                raise ResultsError(f"{store.task_file(i)}: holds {', '.join(sorted(results[i]))}, not {', '.join(names)} as the run's other tasks "
+                raise ResultsError(f"{store.task_file(i)}: holds {', '.join(gathered.names[i])}, not {', '.join(names)} as the run's other tasks "
                                    "do; delete it to run that task again")
-        out.append({name: np.concatenate([results[i][name] for i in indices]) for name in names})
-    return out
+    return gathered.arrays()
+
+
+#: The array of a task's results that is not per path: the records of its traced paths' loans, any number a path.
+RECORDS = "trace"
+
+
+class Gathered:
+    """Each scenario's per-path arrays, filled in place as tasks finish (in any order): a scenario's array of a name
+    is made when its first task comes back, and each task's rows are copied to its chunk's place, so gathering holds
+    the results once and the tasks in flight, not every task's arrays besides the joined ones. The :data:`RECORDS`
+    are kept per task and joined in task order at the end."""
+
+    def __init__(self, scenarios: int, paths: int, chunk_size: int) -> None:
+        self._paths, self._chunk_size = paths, chunk_size
+        self._chunks = math.ceil(paths / chunk_size)
+        self._arrays: list[Arrays] = [{} for _ in range(scenarios)]
+        self._records: list[dict[int, np.ndarray]] = [{} for _ in range(scenarios)]
+        self.done: set[int] = set()
+        self.names: dict[int, list[str]] = {}  # per task, the names of the arrays it returned
+
+    def place(self, index: int, arrays: Arrays) -> None:
+        """Put the arrays of task ``index`` (scenario ``index // chunks``, chunk ``index % chunks``) in place."""
+        k, chunk = divmod(index, self._chunks)
+        start = chunk * self._chunk_size
+        stop = min(start + self._chunk_size, self._paths)
+        for name, array in arrays.items():
+            if name == RECORDS:
+                self._records[k][chunk] = array
+                continue
+            target = self._arrays[k].get(name)
+            if target is None:
+                target = self._arrays[k][name] = np.empty((self._paths, *array.shape[1:]), array.dtype)
+            if array.shape != (stop - start, *target.shape[1:]):
+                raise BackendError(f"task {index} returned {name} of shape {array.shape}, not {(stop - start, *target.shape[1:])} "
+                                   f"(a row for each of its {stop - start} paths)")
+            target[start:stop] = array
+        self.names[index] = sorted(arrays)
+        self.done.add(index)
+
+    def arrays(self) -> list[Arrays]:
+        """Each scenario's arrays, once every task is in place."""
+        for arrays, records in zip(self._arrays, self._records, strict=True):
+            if records:
+                arrays[RECORDS] = np.concatenate([records[chunk] for chunk in sorted(records)])
+        return self._arrays
 
 
 def _layout(scenario: Scenario, paths: Sequence[int], summary: Summary | None, trace: Sequence[int]) -> Layout:

@@ -70,10 +70,11 @@ def reference_markdown() -> str:
         "starts (`renewal.until`, `campaign.end`) is refused; a table by year giving years outside the run, and a capital",
         "injection dated outside it, are warned of (`ScenarioWarning`): they are not used.",
         "",
-        "Before a run starts, its memory is estimated (`creditsim.run.memory`): the results of every path and, for each",
-        "thread of each local worker, the engine's tables for a path (a row for every firm of the run, and the borrower",
-        "and loan rows it starts with). A run that would not fit in the memory available is refused, naming `paths`,",
-        "`sample` or `workers`.",
+        "Before a run starts, the memory of each of its processes is estimated (`creditsim.run.memory`): for each thread",
+        "of each simulating process, the engine's tables for a path (a row for every firm of the run, and the borrower",
+        "and loan rows it starts with); for the main process, the results of every path, the traced paths' loans, and the",
+        "larger of what gathering the results and summarising and writing them (`--out`, `--report`, `--xlsx`, `--csv`)",
+        "add. A run that would not fit in the memory available is refused, naming `paths`, `trace`, `sample` or `workers`.",
         "",
     ]
     sections: list[tuple[str, type[BaseModel]]] = [
