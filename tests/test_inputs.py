@@ -193,9 +193,9 @@ def test_the_memory_check_comes_before_any_path_list(monkeypatch):
     monkeypatch.setattr("creditsim.run.memory.available_bytes", lambda: 1024**3)
     scenario = creditsim.load_scenario(BASE_TOML)
     with peak_memory() as check, pytest.raises(ScenarioError, match="run at most about"):
-        check_memory([scenario], MAX_PATHS, traced=1)  # what the check itself takes
+        check_memory([scenario], MAX_PATHS)  # what the check itself takes
     with peak_memory() as peak, pytest.raises(ScenarioError, match="run at most about"):
-        creditsim.simulate(scenario, paths=MAX_PATHS, trace=[0])
+        creditsim.simulate(scenario, paths=MAX_PATHS)
     assert peak[0] < check[0] + 4 * 1024**2  # a list of a million path numbers alone takes 36 MB
 
 
@@ -294,6 +294,13 @@ def test_an_empty_path_or_address_is_refused(capsys, no_work, flag):
 def test_a_name_too_long_is_refused_before_the_run(capsys, no_work, tmp_path, monkeypatch, argv, name):
     monkeypatch.chdir(tmp_path)
     cli_error(capsys, [argv[0], str(BASE_TOML), *argv[1:]], name, "too long")
+
+
+@pytest.mark.parametrize("argv", [["report", LONG], ["report", LONG + "/x"], ["compare", LONG, LONG], ["run", "--resume", LONG],
+                                  ["sweep", "--resume", LONG], ["validate", LONG + ".toml"]])
+def test_a_name_too_long_to_read_is_one_line(capsys, tmp_path, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    cli_error(capsys, argv, LONG)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import creditsim
-from creditsim.metrics import SCOPE_METRICS, SCOPES, entities
+from creditsim.metrics import METRICS, SCOPE_METRICS, SCOPES, entities
 from creditsim.results import results as results_module
 from creditsim.run.memory import (
     BYTES_PER_PROCESS,
@@ -186,6 +186,9 @@ def test_a_million_paths_is_refused_by_the_command_line_in_one_line(capsys):
     assert err.startswith("creditsim: error: paths = 1000000: would need about") and err.count("\n") == 1
 
 
+METRIC = {m.name: m for m in METRICS}
+
+
 def _synthetic_results(paths: int, months: int = 36) -> creditsim.Results:
     """Results of the default scenario's shape holding random numbers (no engine run): what writing them costs does
     not depend on the values."""
@@ -193,6 +196,9 @@ def _synthetic_results(paths: int, months: int = 36) -> creditsim.Results:
     rng = np.random.default_rng(7)
     groups = {scope: rng.random((paths, months + 1, len(entities(scope, scenario)) if scope != "population" else 1, len(SCOPE_METRICS[scope])))
               for scope in SCOPES}
+    for scope, values in groups.items():  # a flag is 0 or 1, as loading checks
+        flags = [k for k, name in enumerate(SCOPE_METRICS[scope]) if METRIC[name].unit == "flag"]
+        values[..., flags] = np.round(values[..., flags])
     return creditsim.Results(scenario, 0, list(range(paths)), groups)
 
 

@@ -1,19 +1,16 @@
 """Reading inputs with a bound, and writing outputs atomically: a file or a directory is either complete at its place
 or absent.
 
-An input file must be a regular file (a FIFO, a socket, a device or a directory is refused before anything is read
-from it, so nothing blocks or reads without end) of at most the size its kind may have (:func:`input_file`,
-:func:`read_input`).
+Every file creditsim reads is opened with :func:`open_regular` (or read with :func:`read_regular`): a FIFO, a
+device such as ``/dev/zero``, a socket or a directory put (or linked) in a file's place is refused before anything
+is read from it, so nothing blocks or reads without end; an input (a scenario, observations, a loan tape) must be
+at most the size its kind may have, and what creditsim reads back (results, checkpoints, checked as they are read)
+is read up to the size it had when opened.
 
 A file or a directory is either complete at its place or absent. Each is written beside its target under a
 temporary name and renamed into place; it gets the permissions a plain file or directory would (the umask's), not
 the private ones of a temporary file. A directory of results is marked :data:`INCOMPLETE` until it has been renamed
 into place, so a writer killed at any moment leaves nothing that passes for complete.
-
-What creditsim reads back (results, checkpoints, unbounded in size but checked before use) is opened with
-:func:`open_regular`: a FIFO, a device such as
-``/dev/zero`` or a socket put (or linked) in a file's place is refused instead of blocking or being read without
-end, and a regular file is read up to the size it had when opened.
 
 Before a command spends time on a run, :func:`check_destination` tries each of its outputs the way the writer will (the name, the directory, a
 temporary beside the target), so an output that cannot be written is refused first.
@@ -31,7 +28,7 @@ from typing import BinaryIO
 
 from .errors import CreditsimError, ResultsError
 
-__all__ = ["INCOMPLETE", "check_destination", "input_file", "new_directory", "open_regular", "read_input", "read_regular", "write_directory", "write_file"]
+__all__ = ["INCOMPLETE", "check_destination", "new_directory", "open_regular", "read_regular", "write_directory", "write_file"]
 
 #: A file in a directory being written, removed once the directory is in place: a directory holding it was not
 #: completely written (its writer was killed), whatever else it holds.
@@ -47,53 +44,6 @@ def _umask() -> int:
 #: The most characters of a target's name its temporary's name repeats, so that any name the file system takes for the
 #: target leaves room for the temporary's (``.NAME.`` and eight random characters).
 _NAME_IN_TEMPORARY = 40
-
-
-def input_file(path: str | os.PathLike[str], most: int, what: str, error: Callable[[str], CreditsimError]) -> BinaryIO:
-    """An input file opened for reading in binary, after checking that it is a regular file of at most ``most`` bytes.
-
-    Parameters
-    ----------
-    path : str or path
-    most : int
-        The most bytes the file may hold.
-    what : str
-        What the file is, for the error about its size ("a scenario file").
-    error : callable
-        Makes the error to raise from the rule the file breaks (``"is larger than 1 MiB, …"``).
-
-    Raises
-    ------
-    CreditsimError
-        From ``error``: for a file that cannot be opened, one that is not a regular file (a FIFO, socket, device or
-        directory, which could block or never end: refused before anything is read from it) or one larger than
-        ``most``.
-    """
-    try:
-        # non-blocking, so that opening a FIFO with no writer returns at once (to be refused below)
-        handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
-        raise error(f"cannot read the file: {getattr(exc, 'strerror', None) or exc}") from None
-    status = os.fstat(handle)
-    rule = ("is not a regular file (a directory, FIFO, socket or device); give a file" if not stat.S_ISREG(status.st_mode)
-            else f"is larger than {most / 1024**2:g} MiB, the most {what} may be" if status.st_size > most else None)
-    if rule is not None:
-        os.close(handle)
-        raise error(rule)
-    return os.fdopen(handle, "rb")
-
-
-def read_input(path: str | os.PathLike[str], most: int, what: str, error: Callable[[str], CreditsimError]) -> bytes:
-    """The bytes of an input file, checked as :func:`input_file` does and read with the bound (a file that grows
-    while it is read is refused too)."""
-    with input_file(path, most, what, error) as file:
-        try:
-            content = file.read(most + 1)
-        except OSError as exc:
-            raise error(f"cannot read the file: {exc.strerror or exc}") from None
-    if len(content) > most:
-        raise error(f"is larger than {most / 1024**2:g} MiB, the most {what} may be")
-    return content
 
 
 def check_destination(target: str | os.PathLike[str], what: str, directory: bool = False) -> Path:
@@ -203,40 +153,66 @@ def write_directory(target: Path, write: Callable[[Path], None], replace: bool =
     return target
 
 
-def open_regular(path: Path, what: str) -> BinaryIO:
-    """``path`` opened for reading in binary, when it is a regular file (a symbolic link is followed).
+def open_regular(path: str | os.PathLike[str], what: str, *, most: int | None = None,
+                 error: Callable[[str], CreditsimError] | None = None) -> BinaryIO:
+    """``path`` opened for reading in binary, when it is a regular file (a symbolic link is followed) of at most
+    ``most`` bytes.
 
     Anything else at its place is refused before a byte is read: a FIFO (which would block until a writer came), a
     device (``/dev/zero`` never ends), a socket or a directory.
 
+    Parameters
+    ----------
+    path : str or path
+    what : str
+        What the file is, for the errors ("scenario file", "results manifest").
+    most : int, optional
+        The most bytes the file may hold; no bound when None (a file creditsim checks as it reads it).
+    error : callable, optional
+        Makes the error to raise from the rule the file breaks (``"the scenario file is larger than 1 MiB, …"``);
+        by default a :class:`ResultsError` naming ``path``.
+
     Raises
     ------
-    ResultsError
-        Naming the file and ``what`` it should be.
+    CreditsimError
+        From ``error``: for a file that cannot be opened, that is not a regular file or that is larger than ``most``.
     """
+    fail = error or _naming(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise ResultsError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
-    mode = os.fstat(fd).st_mode
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)  # a FIFO with no writer: at once
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        raise fail(f"cannot read the file: {getattr(exc, 'strerror', None) or exc}") from None
+    status = os.fstat(fd)
+    mode = status.st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
         kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
-        raise ResultsError(f"{path}: the {what} is {kind}, not a regular file; refusing to read it")
+        raise fail(f"the {what} is {kind}, not a regular file; refusing to read it")
+    if most is not None and status.st_size > most:
+        os.close(fd)
+        raise fail(f"the {what} is larger than {most / 1024**2:g} MiB, the most it may be")
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
 
 
-def read_regular(path: Path, what: str) -> bytes:
-    """The bytes of the regular file ``path`` (see :func:`open_regular`), at most as many as it had when opened.
+def read_regular(path: str | os.PathLike[str], what: str, *, most: int | None = None,
+                 error: Callable[[str], CreditsimError] | None = None) -> bytes:
+    """The bytes of the regular file ``path``, checked as :func:`open_regular` does and read up to the size it had
+    when opened (so a file that grows while it is read adds nothing).
 
     Raises
     ------
-    ResultsError
+    CreditsimError
+        See :func:`open_regular`.
     """
-    with open_regular(path, what) as handle:
+    with open_regular(path, what, most=most, error=error) as handle:
         size = os.fstat(handle.fileno()).st_size
         try:
             return handle.read(size)
         except OSError as exc:
-            raise ResultsError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+            raise (error or _naming(path))(f"cannot read the file: {exc.strerror or exc}") from None
+
+
+def _naming(path: str | os.PathLike[str]) -> Callable[[str], CreditsimError]:
+    """The error of a file creditsim reads back: a :class:`ResultsError` naming it."""
+    return lambda rule: ResultsError(f"{path}: {rule}")

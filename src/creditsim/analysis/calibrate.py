@@ -38,7 +38,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from ..errors import DataError, ScenarioError
-from ..files import read_input
+from ..files import read_regular
 from ..results.results import METRIC_KIND, Results
 from ..run.api import simulate
 from ..scenario import Scenario, key_fields, numeric_fields, scenario_from_dict
@@ -94,7 +94,7 @@ def read_observations(path: str | Path) -> list[Observation]:
         Naming the file, row and column of the first problem.
     """
     source = Path(path)
-    content = read_input(source, MAX_DATA_BYTES, "an observations file", lambda rule: DataError(f"{source}: {rule}"))
+    content = read_regular(source, "observations file", most=MAX_DATA_BYTES, error=lambda rule: DataError(f"{source}: {rule}"))
     try:
         rows = list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"), newline="")))
     except UnicodeDecodeError:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -433,7 +434,7 @@ class Results:
             Naming the file and the first thing that breaks a rule.
         """
         source = Path(directory)
-        if (source / INCOMPLETE).exists():
+        if os.path.lexists(source / INCOMPLETE):  # not Path.exists, which raises for a name too long
             raise ResultsError(f"{source}: was not completely written (a run was stopped while saving it)")
         manifest = _read_manifest(source)
         for name in (_DATA, _TRACE):

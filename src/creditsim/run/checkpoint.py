@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,9 @@ _SELF_DIGEST = "manifest_sha256"
 #: What every task file holds besides the task's arrays: its path numbers, the digest of its run, and its binding.
 _PATHS, _RUN, _BINDING = "__paths__", "__run__", "__binding__"
 _DIGEST = np.dtype("<U64")
+#: The temporary file of a manifest or a task file being written (:func:`creditsim.files.write_file`): all that a kill
+#: can leave in a checkpoint directory of an earlier creditsim whose manifest was not yet in place.
+_LEFTOVER = re.compile(r"\.(checkpoint|task-\d{5})\.[a-z0-9_]{8}\.(json|npz)")
 #: The entries of a run's description every checkpoint has, each with the rule it must meet.
 _RUN_ENTRIES = ("scenarios", "seed", "paths", "chunk_size", "engine", "summary", "trace")
 #: Bytes a path number takes at least while a run is set up (in its list of path numbers).
@@ -212,8 +216,11 @@ class Checkpoint:
                     raise ResultsError(f"{self.directory}: holds a checkpoint of another run (its {', '.join(differ)} differ); "
                                        "resume it with the same settings or use a new directory")
                 return
-            if any(self.directory.iterdir()):
+            entries = list(self.directory.iterdir())
+            if any(not _LEFTOVER.fullmatch(entry.name) for entry in entries):
                 raise ResultsError(f"{self.directory}: exists and is not a creditsim checkpoint; refusing to use it")
+            for entry in entries:  # a checkpoint killed while its manifest was first written: begin it again
+                entry.unlink()
         try:
             self.directory.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

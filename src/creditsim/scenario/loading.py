@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import _MISSING, ScenarioError
-from ..files import read_input
+from ..files import read_regular
 from .loan_tape import read_loan_tape
 from .rules import check_rules
 from .schema import TESTS, Scenario, field_at, is_amount, model_at, nesting
@@ -66,7 +66,7 @@ def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | li
         source = DEFAULT_SCENARIO
     else:
         source = str(path)
-        raw_bytes = read_input(path, MAX_SCENARIO_BYTES, "a scenario file", lambda rule: ScenarioError(source, _MISSING, rule))
+        raw_bytes = read_regular(path, "scenario file", most=MAX_SCENARIO_BYTES, error=lambda rule: ScenarioError(source, _MISSING, rule))
         if not raw_bytes.strip():
             raise ScenarioError(source, _MISSING, "is empty")
         try:

@@ -40,7 +40,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import ScenarioError
-from ..files import input_file
+from ..files import open_regular
 from .growth import rates_by_year
 from .schema import MAX_TAPE_LOANS, PRODUCTS, LoanTape, Scenario, admitted, tape_error
 from .units import amount_text, month_index, month_label
@@ -88,7 +88,7 @@ def read_loan_tape(name: str, base: str | Path | None, field: str) -> dict[str, 
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise ScenarioError(field, name, "must name a loan tape file ending in .csv or .parquet")
-    with input_file(path, MAX_TAPE_BYTES, "a loan tape", lambda rule: ScenarioError(field, name, rule)) as file:
+    with open_regular(path, "loan tape", most=MAX_TAPE_BYTES, error=lambda rule: ScenarioError(field, name, rule)) as file:
         try:
             columns = _read_csv(file, name) if suffix == ".csv" else _read_parquet(file, name)
         except OSError as exc:
