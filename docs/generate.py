@@ -23,12 +23,14 @@ REFERENCE = Path(__file__).resolve().parent / "reference"
 #: The documented public API: module, then its names in reading order.
 API: dict[str, list[str]] = {
     "creditsim": [
-        "load_scenario", "Scenario", "simulate", "Results", "compare", "Comparison", "sweep", "Sweep", "solve", "Solution",
+        "load_scenario", "Scenario", "simulate", "Results", "compare", "Comparison", "explore", "sweep", "Sweep", "solve", "Solution",
         "instrument_events", "fiscal_costs", "per_fiscal_cost", "budget", "Budget", "baseline_scenario", "bank_table", "Backend", "METRICS",
         "CreditsimError", "ScenarioError", "ScenarioWarning", "ResultsError", "BackendError",
     ],
     "creditsim.present.plots": ["fan_chart", "target_chart", "two_increases_chart", "loss_chart", "capital_chart", "sweep_figure"],
     "creditsim.present.report": ["write_report"],
+    "creditsim.present.explorer": ["Explorer"],
+    "creditsim.present.levers": ["Lever", "levers"],
     "creditsim.analysis.calibrate": ["read_observations", "Observation", "parameters", "Parameter", "calibrate", "backtest", "Calibration",
                                      "fit_paths", "Fit", "sandwich"],
     "creditsim.scenario": ["with_tests"],

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
+import shutil
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from scipy import stats
 from scipy.special import ndtr, ndtri
 
@@ -276,3 +281,45 @@ def fuzz_signed_json(path: Path, rng: random.Random) -> str:
     data["manifest_sha256"] = json_digest(data)
     path.write_text(json.dumps(data), encoding="utf-8")
     return f"{path.name}: {key!r} = {node[key]!r}"
+
+
+#: .ci/run sets this: there a missing browser is a failure, elsewhere the browser tests are skipped.
+BROWSER_REQUIRED = os.environ.get("CREDITSIM_BROWSER_TESTS") == "required"
+
+
+@contextlib.contextmanager
+def headless_chromium(profile: Path, downloads: Path | None = None) -> Iterator[Any]:
+    """A selenium driver of headless Chromium at laptop size (1366×900), logging the browser console, with its
+    profile in ``profile`` and files it downloads put in ``downloads``; the test is skipped when Chromium or its
+    driver is missing (failed where :data:`BROWSER_REQUIRED`)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        if BROWSER_REQUIRED:
+            pytest.fail("chromium and chromedriver are required here (apt-get install chromium chromium-driver)")
+        pytest.skip("chromium and chromedriver are not installed")
+    selenium = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = selenium.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}", "--window-size=1366,900"):
+        options.add_argument(flag)
+    if downloads is not None:
+        options.add_experimental_option("prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = selenium.Chrome(service=Service(driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def not_blank(screenshot: Path) -> None:
+    """A screenshot shows text, tables and charts: not one flat colour, and some dark (text) pixels."""
+    from matplotlib.image import imread
+
+    pixels = imread(screenshot)[:, :, :3]
+    assert pixels.std() > 0.05
+    assert (pixels.min(axis=2) < 0.5).mean() > 0.01

@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
 
 from .analysis.compare import Comparison, compare
 from .analysis.search import Solution, solve
@@ -20,6 +22,23 @@ from .metrics import METRICS
 from .results import Budget, Results, bank_table, baseline_scenario, budget
 from .run import Backend, simulate
 from .scenario import Scenario, load_scenario
+
+
+def explore(scenario: str | Path | None = None, paths: int = 200, seed: int = 0, threads: int = 2) -> Any:
+    """The explorer of a scenario file (None: the bundled default) in a notebook: its levers, and every target's
+    P(met), a fan chart, 两增 by bank, the budget and who bears the losses, baseline against the variant the levers
+    make, updated as they move (the page ``creditsim explore`` serves; see :mod:`creditsim.present.app`). Shown
+    inline when it is the last value of a cell.
+
+    Raises
+    ------
+    ScenarioError
+        When the scenario is not valid.
+    """
+    from .present.app import explore as page
+
+    return page(scenario, paths, seed, threads)
+
 
 try:
     __version__ = version("creditsim")
@@ -36,6 +55,7 @@ __all__ = [
     "Backend",
     "compare",
     "Comparison",
+    "explore",
     "fiscal_costs",
     "instrument_events",
     "per_fiscal_cost",

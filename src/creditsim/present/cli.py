@@ -308,6 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
                           help="draw each path's values of the scenario's [[assumptions]], so the bands carry the parameters' uncertainty too")
     observed.set_defaults(handler=_observed)
 
+    ex = commands.add_parser("explore", help="a local web page to move the scenario's levers and watch P(target), 两增 and the budget respond")
+    ex.add_argument("scenario", type=_path, nargs="?", help="scenario TOML file (default: the bundled default scenario)")
+    ex.add_argument("--port", type=_port, default=5006, help="the port on 127.0.0.1 (default 5006)")
+    ex.add_argument("--no-browser", action="store_true", help="serve the page without opening it in a browser")
+    ex.add_argument("--paths", type=_positive_int, default=200, help="paths of each run, the baseline's and each variant's (default 200)")
+    ex.add_argument("--seed", type=_non_negative_int, default=0, help=_SEED_HELP)
+    ex.add_argument("--threads", type=_positive_int, default=len(os.sched_getaffinity(0)), help="threads the paths run on (default: the usable cores)")
+    ex.set_defaults(handler=_explore)
+
     validate = commands.add_parser("validate", help="check a scenario file and say what is wrong")
     validate.add_argument("scenario", type=_path, help="scenario TOML file")
     validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field before checking")
@@ -363,6 +372,13 @@ def _non_negative_int(text: str) -> int:
     return _whole_number(text, least=0)
 
 
+def _port(text: str) -> int:
+    port = _whole_number(text, least=1)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: must be from 1 to 65535")
+    return port
+
+
 def _whole_number(text: str, least: int) -> int:
     """A whole number of at least ``least``; anything else is refused with the one rule (-5 and 0 alike)."""
     try:
@@ -377,6 +393,21 @@ def _whole_number(text: str, least: int) -> int:
 def _path_list(text: str) -> list[int]:
     """Path numbers separated by commas, e.g. ``0,3``."""
     return [_non_negative_int(part.strip()) for part in text.split(",")]
+
+
+def _explore(args: argparse.Namespace) -> int:
+    import socket
+
+    from .app import serve
+
+    with socket.socket() as probe:  # a port in use is refused before the scenario is read and the page built
+        try:
+            probe.bind(("127.0.0.1", args.port))
+        except OSError as exc:
+            raise CreditsimError(f"--port {args.port}: cannot serve there ({exc.strerror or exc}); choose another port") from None
+    serve(args.scenario, args.port, not args.no_browser, args.paths, args.seed, args.threads,
+          ready=lambda url: print(f"creditsim explore: serving {url} (Ctrl-C to stop)", flush=True))
+    return 0
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -40,6 +40,7 @@ _CJK_FILE = re.compile(r"cjk|wqy|hei|han|ming|song|kai|droid|uming|ukai|noto.*(s
 #: Chinese and English text of every label the charts use.
 _TEXT: dict[str, tuple[str, str]] = {
     "median": ("中位数", "median"),
+    "baseline": ("基准", "baseline"),
     "band50": ("25%–75%", "25–75%"),
     "band90": ("5%–95%", "5–95%"),
     "target": ("目标", "target"),
@@ -189,7 +190,8 @@ def _unit_scale(unit: str) -> tuple[float, str]:
     return 1.0, label("firms") if unit == "firms" else label("loans") if unit == "loans" else unit
 
 
-def fan_chart(results: Results, metric: str, scope: str | tuple[str, ...] = "all", target: str | None = None) -> Figure:
+def fan_chart(results: Results, metric: str, scope: str | tuple[str, ...] = "all", target: str | None = None,
+              baseline: Results | None = None) -> Figure:
     """Fan chart of a metric over the run: the median and the 25–75% and 5–95% bands across paths.
 
     Parameters
@@ -202,7 +204,12 @@ def fan_chart(results: Results, metric: str, scope: str | tuple[str, ...] = "all
     target : str, optional
         A target of the scenario: chart the quantity it measures (see :func:`creditsim.results.targets.target_path`) with the
         threshold as a line and the target date marked.
+    baseline : Results, optional
+        Another run of the same dates (a variant's baseline): its median and 5–95% band drawn as lines over the fan.
     """
+    def quantity(run: Results) -> np.ndarray:
+        return target_path(run, run.scenario.targets[target])[1] if target is not None else run.series(metric, scope)
+
     if target is not None:
         t = results.scenario.targets[target]
         dates, values = target_path(results, t)
@@ -215,12 +222,15 @@ def fan_chart(results: Results, metric: str, scope: str | tuple[str, ...] = "all
     fig = _figure()
     ax = fig.add_subplot()
     x = np.arange(len(dates))
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a month where the quantity is undefined on every path
-        q = np.nanpercentile(values / scale, [5, 25, 50, 75, 95], axis=0) if values.size else np.zeros((5, len(dates)))
+    q = _fan(values / scale, len(dates))
     ax.fill_between(x, q[0], q[4], color="#9ecae1", alpha=0.6, lw=0, label=label("band90"))
     ax.fill_between(x, q[1], q[3], color="#4292c6", alpha=0.7, lw=0, label=label("band50"))
     ax.plot(x, q[2], color="#08306b", lw=1.6, label=label("median"))
+    if baseline is not None:
+        b = _fan(quantity(baseline) / scale, len(dates))
+        ax.plot(x, b[2], color="#525252", lw=1.3, ls="--", label=f"{label('baseline')}: {label('median')}")
+        ax.plot(x, b[0], color="#525252", lw=0.8, ls=":", label=f"{label('baseline')}: {label('band90')}")
+        ax.plot(x, b[4], color="#525252", lw=0.8, ls=":")
     if target is not None:
         t = results.scenario.targets[target]
         level = t.value / scale
@@ -234,6 +244,13 @@ def fan_chart(results: Results, metric: str, scope: str | tuple[str, ...] = "all
     ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
     return _finish(fig)
+
+
+def _fan(values: np.ndarray, dates: int) -> np.ndarray:
+    """The 5th, 25th, 50th, 75th and 95th percentiles of each month over the paths (rows of ``values``)."""
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a month where the quantity is undefined on every path
+        return np.nanpercentile(values, [5, 25, 50, 75, 95], axis=0) if values.size else np.zeros((5, dates))
 
 
 def target_chart(results: Results) -> Figure:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..files import write_file
 
-__all__ = ["ROW", "Sheet", "write_workbook", "HEADERS"]
+__all__ = ["ROW", "Sheet", "write_workbook", "workbook_bytes", "HEADERS"]
 
 #: Read the unit of each row from its ``unit`` column.
 ROW = "row"
@@ -67,34 +67,43 @@ def _unit_of(row_unit: object, column_unit: str) -> str:
 
 
 def write_workbook(path: str | Path, sheets: Mapping[str, Sheet]) -> Path:
-    """Write ``sheets`` to an Excel workbook at ``path`` atomically (an existing file is replaced).
-
-    Amounts are converted to 亿元 and every value column is given its number format; the ``unit`` column says
-    each row's unit (one per value column with a fixed unit: the header then names it). The workbook (a zip) is
-    built in memory and then written at once, so a disk that fills up fails the write, not the zip half-way (whose
-    unclosed remains would print errors after the clean one).
-    """
-    prepared = {name: _prepared(sheet) for name, sheet in sheets.items()}
-
+    """Write ``sheets`` to an Excel workbook at ``path`` atomically (an existing file is replaced): the bytes of
+    :func:`workbook_bytes`, written at once, so a disk that fills up fails the write, not the zip half-way (whose
+    unclosed remains would print errors after the clean one)."""
     def write(temporary: Path) -> None:
-        # openpyxl writes each sheet through a temporary file of its own: when that write fails (a full disk) its
-        # unfinished sheet writers are finalized after the clean error and print tracebacks, so they are finalized
-        # here, with unraisable errors dropped, and the failure raised afterwards without them
-        hook, sys.unraisablehook = sys.unraisablehook, lambda unraisable: None
-        failure = None
-        try:
-            workbook = _workbook(prepared)
-        except OSError as exc:
-            failure = OSError(exc.errno, exc.strerror, exc.filename)
-        finally:
-            if failure is not None:
-                gc.collect()
-            sys.unraisablehook = hook
-        if failure is not None:
-            raise failure
-        temporary.write_bytes(workbook.getvalue())
+        temporary.write_bytes(workbook_bytes(sheets))
 
     return write_file(Path(path), write, "workbook")
+
+
+def workbook_bytes(sheets: Mapping[str, Sheet]) -> bytes:
+    """An Excel workbook of ``sheets``, built in memory.
+
+    Amounts are converted to 亿元 and every value column is given its number format; the ``unit`` column says
+    each row's unit (one per value column with a fixed unit: the header then names it).
+
+    Raises
+    ------
+    OSError
+        When openpyxl's temporary files cannot be written (a full disk), with nothing printed after it.
+    """
+    prepared = {name: _prepared(sheet) for name, sheet in sheets.items()}
+    # openpyxl writes each sheet through a temporary file of its own: when that write fails (a full disk) its
+    # unfinished sheet writers are finalized after the clean error and print tracebacks, so they are finalized
+    # here, with unraisable errors dropped, and the failure raised afterwards without them
+    hook, sys.unraisablehook = sys.unraisablehook, lambda unraisable: None
+    failure = None
+    try:
+        workbook = _workbook(prepared)
+    except OSError as exc:
+        failure = OSError(exc.errno, exc.strerror, exc.filename)
+    finally:
+        if failure is not None:
+            gc.collect()
+        sys.unraisablehook = hook
+    if failure is not None:
+        raise failure
+    return workbook.getvalue()
 
 
 def _workbook(prepared: Mapping[str, tuple[pd.DataFrame, dict[str, tuple[int, list[str | None]]]]]) -> io.BytesIO:

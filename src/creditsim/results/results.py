@@ -401,12 +401,24 @@ class Results:
         """Write an Excel workbook of :meth:`tables` (the file written atomically; an existing file is replaced):
         amounts in 亿元, each value with its unit (a ``unit`` column, or the header) and number format, headers in
         English and Chinese (:mod:`creditsim.results.exports`)."""
-        from .exports import ROW, Sheet, write_workbook
+        from .exports import write_workbook
+
+        return write_workbook(path, self._sheets())
+
+    def excel_bytes(self) -> bytes:
+        """The workbook :meth:`to_excel` writes, as bytes (for a download)."""
+        from .exports import workbook_bytes
+
+        return workbook_bytes(self._sheets())
+
+    def _sheets(self) -> dict[str, Any]:
+        """The sheets of the workbook: each of :meth:`tables` with the unit of each value column."""
+        from .exports import ROW, Sheet
 
         tables = self.tables()
         chance = {"probability": "probability", "ci_low": "probability", "ci_high": "probability"}
         money = dict.fromkeys(("median", "p5", "p95", "mean", "mcse"), "CNY")
-        sheets = {
+        return {
             "targets": Sheet(tables["targets"], {**chance, **dict.fromkeys(("threshold", "median", "p5", "p95", "median_shortfall"), ROW)}),
             "two_increases": Sheet(tables["two_increases"].rename(columns={"margin_unit": "unit"}), {**chance, "median_margin": ROW}),
             "banks": Sheet(tables["banks"], dict.fromkeys(("median", "p5", "p95"), ROW)),
@@ -415,7 +427,6 @@ class Results:
             "instruments": Sheet(tables["instruments"], chance),
             "summary": Sheet(tables["summary"], dict.fromkeys(("mean", "mcse", *(f"p{p}" for p in PERCENTILES)), ROW)),
         }
-        return write_workbook(path, sheets)
 
     @classmethod
     def load(cls, directory: str | Path) -> Results:

@@ -27,7 +27,7 @@ __all__ = [
     "admitted", "json_digest", "Scenario", "Calendar", "Segment", "Firms", "Bank", "Demand", "StressPoint", "Risk", "Liquidity",
     "Renewal", "Deferral", "ReliefLending", "Relief", "Campaign", "Channel", "Guarantor", "Reguarantor", "Injection", "TopUp", "Pool", "InterestSubsidy", "Target",
     "Assessment", "LoanTape", "MEASURES", "TESTS", "TWO_INCREASES_RULES", "PRODUCTS", "PRODUCT_NAMES", "TAPE_COLUMNS", "TAPE_REQUIRED", "TAPE_STATUSES",
-    "MAX_TAPE_LOANS", "MAX_RATES", "FACTOR_MONTHS", "SCALED", "WHOLE", "RESERVED_NAMES", "MAX_NAME", "model_at", "field_at", "is_amount",
+    "MAX_TAPE_LOANS", "MAX_RATES", "FACTOR_MONTHS", "SCALED", "WHOLE", "RESERVED_NAMES", "MAX_NAME", "model_at", "field_at", "field_range", "is_amount",
     "nesting",
 ]
 
@@ -885,6 +885,18 @@ def field_kind(model: type[BaseModel], name: str) -> str:
         if any(parser in kinds for parser in parsers):
             return kind
     return ""
+
+
+def field_range(model: type[BaseModel], name: str) -> tuple[float, float] | None:
+    """The values a rate or share field admits, as fractions, from the parser of its type: a probability or share
+    (0, 1), a fee rate (0, 10%) or an interest rate (0, 30%) (:data:`MAX_RATES`), a growth rate (−100%, 1000%);
+    None for any other field."""
+    parsers = _parsers([model.model_fields[name].annotation, *model.model_fields[name].metadata])
+    for parser, span in ((_probability, (0.0, 1.0)), (_fee_rate, (0.0, MAX_RATES["fee rate"])), (_interest_rate, (0.0, MAX_RATES["interest rate"])),
+                         (_growth, (-1.0, MAX_RATES["growth rate"]))):
+        if parser in parsers:
+            return span
+    return None
 
 
 def is_amount(model: type[BaseModel], name: str) -> bool:
