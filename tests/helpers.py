@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import random
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from scipy.special import ndtr, ndtri
 
 import creditsim
 from creditsim import Results, reference
-from creditsim.scenario import Scenario, scenario_from_dict
+from creditsim.scenario import Scenario, json_digest, scenario_from_dict
 
 #: The tests' base scenario: an illustrative city of about 70,000 borrowers with three segments and three banks,
 #: a campaign and renewal but no guarantors, pools or targets, which tests add when they need them.
@@ -250,3 +252,27 @@ def run_engine(engine: str, scenario: Scenario, paths: int, seed: int) -> Result
     if engine == "fast":
         return creditsim.simulate(scenario, paths=paths, seed=seed, progress=False)
     return reference.simulate(scenario, paths=paths, seed=seed)
+
+
+# ------------------------------------------------------------------------------------------------ fuzzing stored files
+#: What a fuzzed entry of a manifest becomes: a value of every JSON kind, out of range, malformed or nested.
+ODD_JSON = (None, -5, 0, 10**30, 1.5, float("nan"), True, "x", "2021-13", [], {}, [[[[0]]]], [0, 0], [1], ["all"])
+
+
+def fuzz_signed_json(path: Path, rng: random.Random) -> str:
+    """Replace one entry, anywhere, of a signed JSON file (a results manifest or checkpoint.json, its digest under
+    ``manifest_sha256``) by one of :data:`ODD_JSON`, and re-sign it, as a deliberate edit would; returns what changed."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data.pop("manifest_sha256")
+    places, stack = [], [data]
+    while stack:
+        node = stack.pop()
+        for key in (node if isinstance(node, dict) else range(len(node))):
+            places.append((node, key))
+            if isinstance(node[key], (dict, list)):
+                stack.append(node[key])
+    node, key = rng.choice(places)
+    node[key] = rng.choice(ODD_JSON)
+    data["manifest_sha256"] = json_digest(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return f"{path.name}: {key!r} = {node[key]!r}"

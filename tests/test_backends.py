@@ -189,6 +189,13 @@ def test_checkpoint_of_another_run_is_refused(scenario, tmp_path):
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(ResultsError, match="not a creditsim checkpoint"):
         creditsim.simulate(scenario, paths=2, seed=5, checkpoint=tmp_path / "other")
+    (tmp_path / "other" / ".checkpoint.k1ll_3d0.json").write_bytes(b"")  # an earlier creditsim killed writing its manifest
+    with pytest.raises(ResultsError, match="not a creditsim checkpoint"):  # still refused: notes.txt is not creditsim's
+        creditsim.simulate(scenario, paths=2, seed=5, checkpoint=tmp_path / "other")
+    (tmp_path / "other" / "notes.txt").unlink()
+    assert_same_bits(creditsim.simulate(scenario, paths=2, seed=5, checkpoint=tmp_path / "other"),
+                     creditsim.simulate(scenario, paths=2, seed=5))
+    assert not [p.name for p in (tmp_path / "other").iterdir() if p.name.startswith(".")]  # the leftover is gone
 
 
 def _cli(*args: str, **kwargs) -> subprocess.Popen:

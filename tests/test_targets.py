@@ -309,9 +309,9 @@ def test_a_test_target_is_met_where_the_bank_passes_the_test():
         return {"metric": check, "measure": "test", "scope": bank, "date": date}
 
     targets = {"a_2021q3": test("两增", "a", "2021-09"), "a_2022q2": test("两增", "a", "2022-06"), "b_growth": test("loan_growth", "b", "2022-12"),
-               "b_borrowers": test("borrowers", "b", "2022-12"), "b": test("两增", "b", "2022-12"), "all": test("两增", "all", "2022-12")}
+               "b_borrowers": test("borrowers", "b", "2022-12"), "b": test("两增", "b", "2022-12"), "banks": test("两增", "all", "2022-12")}
     table = two_increase_paths("2019", targets).targets().set_index("target")
-    assert table["probability"].to_dict() == {"a_2021q3": 0.0, "a_2022q2": 1.0, "b_growth": 1.0, "b_borrowers": 0.0, "b": 0.0, "all": 0.0}
+    assert table["probability"].to_dict() == {"a_2021q3": 0.0, "a_2022q2": 1.0, "b_growth": 1.0, "b_borrowers": 0.0, "b": 0.0, "banks": 0.0}
     assert (table["note"] == "").all() and table[["threshold", "median", "p5", "p95", "median_shortfall"]].isna().all().all()
     assert (table["unit"] == "").all() and table.loc["b", "when"] == "2022-12"
 

@@ -135,3 +135,15 @@ def test_the_commands_print_the_sensitivity_and_refuse_what_uncertainty_cannot_h
     assert main(["run", str(path), "--paths", "3", "--parameter-uncertainty", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("creditsim: error: --parameter-uncertainty") and "leave out --out" in err and err.count("\n") == 1
+
+
+def test_parameter_uncertainty_that_would_not_fit_in_memory_is_refused_before_any_path(monkeypatch):
+    """Every path's metrics stay in this process: a run whose paths would not fit is refused naming paths before the
+    first path is simulated."""
+    def never(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a path ran")
+
+    monkeypatch.setattr("creditsim.run.memory.available_bytes", lambda: 1024**3)
+    monkeypatch.setattr("creditsim.analysis.uncertainty.simulate", never)
+    with pytest.raises(ScenarioError, match=r"^paths = 100000: would need about .* GiB for the results .* run at most about [\d,]+ paths"):
+        simulate_uncertain(_scenario(), paths=100_000, seed=1)

@@ -26,6 +26,7 @@ others pulls the fit harder when the residuals are large (a fit that cannot matc
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,16 +38,20 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from ..errors import DataError, ScenarioError
+from ..files import read_regular
 from ..results.results import METRIC_KIND, Results
 from ..run.api import simulate
 from ..scenario import Scenario, key_fields, numeric_fields, scenario_from_dict
 from ..scenario.units import month_index, parse_amount, parse_month, parse_rate
 
-__all__ = ["DEFAULT_RELATIVE_SD", "DIFF_STEP", "Calibration", "Fit", "Observation", "Parameter", "calibrate", "backtest", "against_data",
+__all__ = ["DEFAULT_RELATIVE_SD", "DIFF_STEP", "MAX_DATA_BYTES", "Calibration", "Fit", "Observation", "Parameter", "calibrate", "backtest", "against_data",
            "fit_paths", "model_values", "parameters", "read_observations", "sandwich"]
 
 #: Standard deviation of an observation given without one, as a share of its value.
 DEFAULT_RELATIVE_SD = 0.02
+#: The largest observations file read, bytes (16 MiB: a hundred thousand rows); a larger file (or a FIFO, device or
+#: directory) is refused before it is read.
+MAX_DATA_BYTES = 16 * 1024**2
 #: Bounds of a multiplier.
 SCALE_BOUNDS = (0.1, 10.0)
 #: Step of the finite differences, as a share of the parameter's value: the optimiser's Jacobian and the paths'
@@ -89,11 +94,13 @@ def read_observations(path: str | Path) -> list[Observation]:
         Naming the file, row and column of the first problem.
     """
     source = Path(path)
+    content = read_regular(source, "observations file", most=MAX_DATA_BYTES, error=lambda rule: DataError(f"{source}: {rule}"))
     try:
-        with open(source, newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{source}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+        rows = list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"), newline="")))
+    except UnicodeDecodeError:
+        raise DataError(f"{source}: is not UTF-8 text") from None
+    except csv.Error as exc:
+        raise DataError(f"{source}: is not a CSV file ({exc})") from None
     if not rows:
         raise DataError(f"{source}: holds no observations")
     missing = {"date", "quantity", "value"} - set(rows[0])
@@ -165,8 +172,10 @@ def parameters(scenario: Scenario, keys: list[str]) -> list[Parameter]:
     Raises
     ------
     ScenarioError
-        For a key that matches no numeric field.
+        For no key, or a key that matches no numeric field.
     """
+    if not keys:
+        raise ScenarioError("--fit", "", "names no key: give the dotted keys to fit, e.g. demand.growth,banks.*.max_pd")
     numeric = numeric_fields(scenario.to_dict())
     out = []
     for key in keys:

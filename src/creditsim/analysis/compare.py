@@ -201,7 +201,7 @@ def compare(
     b = variant if isinstance(variant, Scenario) else load_scenario(variant)
     if a.calendar != b.calendar or a.bank_names != b.bank_names:
         raise ScenarioError("calendar", b.calendar.start, "the two scenarios must share the calendar and the bank names to be compared")
-    path_ids = path_numbers(paths, seed)
+    path_ids = path_numbers(paths, seed, variants=2)
     with backend_for(backend, workers, client, scheduler, threads) as runner:
         groups = run_scenarios([a, b], path_ids, seed, runner, chunk_size=chunk_size, progress=progress)
     return Comparison(Results(a, seed, path_ids, groups[0]), Results(b, seed, path_ids, groups[1]))

@@ -33,7 +33,7 @@ from ..results.results import ALL, Results, mean_and_mcse
 from ..results.targets import Z95, measure, met, outside, paired_difference_interval, wilson_interval
 from ..run.api import backend_for, path_numbers
 from ..run.backends import Arrays, Backend, run_scenarios
-from ..run.checkpoint import read_manifest
+from ..run.checkpoint import MANIFEST, checkpointed_scenario, read_manifest
 from ..run.progress import ProgressArg
 from ..scenario import Scenario, load_scenario, parse_overrides, scenario_from_dict, value_at
 from ..scenario.changes import field_text
@@ -41,11 +41,14 @@ from ..scenario.written import refuse_bare_amounts
 from .compare import UNCHANGED, paired_stats, unchanged
 from .summaries import fiscal_costs
 
-__all__ = ["KEY_METRICS", "Sweep", "sweep", "resume_sweep", "field_value", "parse_grid", "parse_range", "path_summary", "value_and_unit", "variant", "written"]
+__all__ = ["KEY_METRICS", "MAX_VARIANTS", "Sweep", "sweep", "resume_sweep", "field_value", "parse_grid", "parse_range", "path_summary", "value_and_unit", "variant", "written"]
 
 #: Metrics a sweep reports per variant besides the targets: stocks and ratios at the end date, flows summed
 #: over the run (``fiscal_cost`` includes the government's start-up money).
 KEY_METRICS: tuple[str, ...] = ("balance", "borrowers", "npl_ratio", "disbursed", "first_time_borrowers", "fiscal_cost")
+#: The most variants a sweep runs (and values a range a:b:n gives): each is validated as a scenario (about 10 ms and
+#: 40 KB each) and run on every path. A larger grid is refused before any value is made.
+MAX_VARIANTS = 1000
 
 _NUMBER = r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
 _RANGE = re.compile(r"^\s*([^:,]+?)\s*:\s*([^:,]+?)\s*:\s*([0-9]+)\s*$")
@@ -60,21 +63,25 @@ def parse_range(text: str, field_name: str, count: int | None = None) -> list[st
     Raises
     ------
     ScenarioError
-        Naming ``field_name`` when the ends are not numbers in one unit or n < 2.
+        Naming ``field_name`` when the ends are not finite numbers in one unit, or n is not in [2, :data:`MAX_VARIANTS`]
+        (checked before any value is made).
     """
     parts = [p.strip() for p in text.split(":")]
     if count is None:
         if len(parts) != 3 or not (parts[2].isascii() and parts[2].isdigit()):
             raise ScenarioError(field_name, text, "a range must be written a:b:n, e.g. 1亿:5亿:5")
-        count = int(parts[2])
+        count = int(parts[2]) if len(parts[2]) <= len(str(MAX_VARIANTS)) else MAX_VARIANTS + 1
     elif len(parts) != 2:
         raise ScenarioError(field_name, text, "a range must be written lo:hi, e.g. 1亿:5亿")
     ends = [value_and_unit(p) for p in parts[:2]]
     if ends[0] is None or ends[1] is None or ends[0][1] != ends[1][1]:
         raise ScenarioError(field_name, text, "both ends of a range must be numbers in the same unit, e.g. 1亿:5亿 or 0.5%:2%")
-    if count < 2:
-        raise ScenarioError(field_name, text, "a range needs n ≥ 2 values")
-    return [written(v, ends[0][1]) for v in np.linspace(ends[0][0], ends[1][0], count)]
+    (a, unit), (b, _) = ends
+    if not math.isfinite(b - a):  # an end beyond a float's range (1e400), or ends whose distance is
+        raise ScenarioError(field_name, text, "the ends of a range must be finite numbers, less than 1e308 apart")
+    if not 2 <= count <= MAX_VARIANTS:
+        raise ScenarioError(field_name, text, f"a range needs n ≥ 2 values, and at most {MAX_VARIANTS:,} (MAX_VARIANTS)")
+    return [written(v, unit) for v in np.linspace(a, b, count)]
 
 
 def value_and_unit(text: str) -> tuple[float, str] | None:
@@ -355,6 +362,11 @@ def sweep(
     for key, values in table.items():
         if not values:
             raise ScenarioError(key, values, "needs one or more values")
+    size = math.prod(len(values) for values in table.values())
+    if size > MAX_VARIANTS:
+        raise ScenarioError("--set", " × ".join(str(len(values)) for values in table.values()),
+                            f"makes {size:,} variants, more than a sweep runs ({MAX_VARIANTS:,}, MAX_VARIANTS); sweep fewer values, or in parts")
+    path_ids = path_numbers(paths, seed, variants=size)
     fixed = {key: values[0] for key, values in table.items() if len(values) == 1}
     given = base
     if len(fixed) < len(table):  # keys with one value set the base; the others are swept
@@ -369,13 +381,12 @@ def sweep(
     keys = list(table)
     settings = [dict(zip(keys, combination, strict=True)) for combination in itertools.product(*table.values())]
     scenarios = [variant(base, s) for s in settings]
-    path_ids = path_numbers(paths, seed)
     summary = functools.partial(path_summary, metrics=tuple(metrics))
     with backend_for(backend, workers, client, scheduler, threads) as runner:
         about = {"sweep": {"base": given.to_dict(), "fixed": fixed, "keys": keys, "settings": settings, "metrics": list(metrics)}}
         values = run_scenarios(scenarios, path_ids, int(seed), runner, summary=summary, chunk_size=chunk_size, progress=progress,
                                description=f"{len(scenarios)} variants", checkpoint=checkpoint, about=about)
-    return Sweep(base, keys, settings, scenarios, int(seed), path_ids, values, tuple(metrics), shown)
+    return Sweep(base, keys, settings, scenarios, int(seed), list(path_ids), values, tuple(metrics), shown)
 
 
 def resume_sweep(directory: str | os.PathLike[str], progress: ProgressArg = None, *, backend: str | Backend | None = None,
@@ -391,7 +402,12 @@ def resume_sweep(directory: str | os.PathLike[str], progress: ProgressArg = None
     about = run.get("sweep")
     if not isinstance(about, dict):
         raise ResultsError(f"{directory}: is the checkpoint of a run, not of a sweep; continue it with creditsim run --resume {directory}")
-    grid = {key: list({json.dumps(s[key], sort_keys=True): s[key] for s in about["settings"]}.values()) for key in about["keys"]}
-    grid.update({key: [value] for key, value in about.get("fixed", {}).items()})  # keys set for every variant
-    return sweep(scenario_from_dict(about["base"]), grid, run["paths"], run["seed"], progress, metrics=about["metrics"], backend=backend,
+    keys, settings, metrics, fixed = about.get("keys"), about.get("settings"), about.get("metrics"), about.get("fixed")
+    if not (isinstance(about.get("base"), dict) and isinstance(keys, list) and all(isinstance(k, str) for k in keys) and isinstance(settings, list)
+            and all(isinstance(s, dict) and s.keys() == set(keys) for s in settings) and isinstance(metrics, list)
+            and all(isinstance(m, str) for m in metrics) and isinstance(fixed, dict) and all(isinstance(k, str) for k in fixed)):
+        raise ResultsError(f"{Path(directory) / MANIFEST}: run.sweep is not a sweep's description (base, keys set, keys, settings of each key, metrics)")
+    grid = {key: list({json.dumps(s[key], sort_keys=True): s[key] for s in settings}.values()) for key in keys}
+    grid.update({key: [value] for key, value in fixed.items()})  # keys set for every variant
+    return sweep(checkpointed_scenario(directory, about["base"]), grid, run["paths"], run["seed"], progress, metrics=metrics, backend=backend,
                  workers=workers, client=client, scheduler=scheduler, threads=threads, chunk_size=run["chunk_size"], checkpoint=directory)

@@ -34,7 +34,8 @@ from ..errors import ScenarioError
 from ..results.results import Results
 from ..results.targets import met, outside, paired_difference_interval, wilson_interval
 from ..run.api import backend_for, path_numbers, simulate
-from ..run.backends import Backend, run_scenarios
+from ..run.backends import Backend, Gathered, run_scenarios
+from ..run.memory import check_memory
 from ..run.progress import ProgressArg
 from ..scenario import Assumption, Scenario, scenario_from_dict
 from .calibrate import Parameter, apply, parameters
@@ -179,9 +180,9 @@ def sensitivity(scenario: Scenario, paths: int | Sequence[int] = 200, seed: int 
     if not assessed:
         raise ScenarioError("targets", list(scenario.targets), "has no target inside the run: sensitivity reports how each target's P(met) moves")
     found = ranges(scenario)
+    ids = path_numbers(paths, seed, variants=1 + 2 * len(found))
     base = _without_assumptions(scenario)
     variants = [base] + [_variant(base, r, value) for r in found for value in (r.low, r.high)]
-    ids = path_numbers(paths, seed)
     with backend_for(backend, workers, client, scheduler, threads) as runner:
         arrays = run_scenarios(variants, ids, seed, runner, summary=functools.partial(path_summary, metrics=()), chunk_size=chunk_size, progress=progress,
                                description=f"paths × {len(variants)} variants")
@@ -234,20 +235,27 @@ def simulate_uncertain(scenario: Scenario, paths: int | Sequence[int] = 100, see
         instruments are those of every variant).
     values : DataFrame
         Each path's drawn values (:func:`draws`).
+
+    Raises
+    ------
+    ScenarioError
+        For a scenario without assumptions; before any path runs, when this process could not simulate the paths
+        and hold their metrics (:func:`creditsim.run.memory.check_memory`).
     """
     if not scenario.assumptions:
         raise ScenarioError("assumptions", [], "lists none: parameter uncertainty draws each path's values from [[assumptions]]")
     found = ranges(scenario)
     values = _draws(found, path_numbers(paths, seed), seed)
     base = _without_assumptions(scenario)
-    per_path = []
     ids = list(values.index)
+    check_memory([scenario], len(ids))  # this process simulates every path and keeps its metrics
+    gathered = Gathered(1, len(ids), 1)  # each path's metrics in their place, without the aggregates Results adds
     for n, k in enumerate(ids):
         variant = apply(base, [r.parameter for r in found], values.loc[k, [r.assumption.key for r in found]].to_numpy(dtype=float))
-        per_path.append(simulate(variant, paths=[k], seed=seed, progress=False))
+        one = simulate(variant, paths=[k], seed=seed, progress=False)
+        gathered.place(n, {scope: array if scope == "population" else array[:, :, :-1] for scope, array in one.groups.items()})
         if callable(progress):
             progress(n + 1, len(ids))
-    groups = {scope: np.concatenate([r.groups[scope] if scope == "population" else r.groups[scope][:, :, :-1] for r in per_path])
-              for scope in per_path[0].groups}
+    (groups,) = gathered.arrays()
     return Results(scenario, seed, ids, groups), values
 

@@ -21,6 +21,8 @@ traceback), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import signal
 import sys
@@ -28,7 +30,7 @@ import textwrap
 import threading
 import unicodedata
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -43,7 +45,7 @@ from ..analysis.summaries import instrument_events, per_fiscal_cost
 from ..analysis.sweeps import KEY_METRICS, Sweep, field_value, resume_sweep, sweep
 from ..analysis.uncertainty import Sensitivity, sensitivity, simulate_uncertain
 from ..errors import CreditsimError, ResultsError, ScenarioError, ScenarioWarning, one_line
-from ..files import write_file
+from ..files import check_destination, new_directory, write_file
 from ..metrics import metric
 from ..results.banks import bank_table, bank_view
 from ..results.budget import Budget, baseline_scenario, budget
@@ -51,8 +53,8 @@ from ..results.exports import ROW, Sheet, write_workbook
 from ..results.results import ALL, Results
 from ..results.targets import Z95, condition
 from ..run.api import simulate
-from ..run.checkpoint import read_manifest
-from ..scenario import Scenario, load_scenario, scenario_from_dict, with_tests
+from ..run.checkpoint import checkpointed_scenario, read_manifest
+from ..scenario import Scenario, load_scenario, with_tests
 from ..scenario.changes import field_text
 from ..scenario.sources import cited_plans
 from ..scenario.units import format_value, parse_rate
@@ -81,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if previous is not None:
         signal.signal(signal.SIGTERM, _terminated)  # a batch system's stop is handled like Ctrl-C
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _library_logs(args):
             warnings.showwarning = _show_warning
             return int(args.handler(args))
     except CreditsimError as exc:
@@ -104,6 +106,50 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _terminated(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+#: Loggers of the libraries a command may run on (Dask's, and the event loop under it), which log what they see of a
+#: failure (a lost scheduler: dozens of lines of traceback) before creditsim says what it means in one line.
+LIBRARY_LOGGERS = ("distributed", "tornado", "asyncio")
+
+
+class _Held(logging.Handler):
+    """Keeps log records instead of writing them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def _library_logs(args: argparse.Namespace) -> Iterator[None]:
+    """Hold the records of :data:`LIBRARY_LOGGERS` while a command runs: dropped when it ends with creditsim's one-line
+    error or an interruption (which say what happened, alone), written as the libraries would have written them
+    otherwise (the command finished, or failed in a way creditsim did not foresee)."""
+    if getattr(args, "scheduler", None) is not None:
+        with contextlib.suppress(ImportError):  # without Dask the backend says so, in one line
+            import distributed  # noqa: F401  (Dask sets up its loggers when first imported: before they are held, not over it)
+    names = [name for name in (*LIBRARY_LOGGERS, *logging.root.manager.loggerDict) if name.split(".")[0] in LIBRARY_LOGGERS]
+    loggers = [logging.getLogger(name) for name in dict.fromkeys(names)]  # Dask gives some of its loggers handlers of their own
+    saved = [(logger.handlers[:], logger.propagate) for logger in loggers]
+    held = _Held()
+    for logger in loggers:
+        logger.handlers, logger.propagate = [held], False
+    quiet = False
+    try:
+        yield
+    except (CreditsimError, KeyboardInterrupt, BrokenPipeError):
+        quiet = True
+        raise
+    finally:
+        for logger, (handlers, propagate) in zip(loggers, saved, strict=True):
+            logger.handlers, logger.propagate = handlers, propagate
+        if not quiet:
+            for record in held.records:
+                logging.getLogger(record.name).handle(record)
 
 
 _python_showwarning = warnings.showwarning
@@ -137,20 +183,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run a scenario and print its key metrics")
-    run.add_argument("scenario", nargs="?", help="scenario TOML file (default: the bundled default scenario)")
+    run.add_argument("scenario", type=_path, nargs="?", help="scenario TOML file (default: the bundled default scenario)")
     run.add_argument("--paths", type=_positive_int, help=f"Monte Carlo paths (default {DEFAULT_PATHS})")
     run.add_argument("--seed", type=_non_negative_int, help=_SEED_HELP)
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field, e.g. banks.city_bank.max_pd=0.05")
     _backend_arguments(run)
     kept = run.add_mutually_exclusive_group()
-    kept.add_argument("--checkpoint", metavar="DIR", help="keep finished tasks in DIR, so that an interrupted run can continue")
-    kept.add_argument("--resume", metavar="DIR", help="continue the run checkpointed in DIR (its scenario, seed, paths and traced paths)")
-    run.add_argument("--out", metavar="DIR", help="write the results (metrics.parquet, manifest.json) to DIR")
+    kept.add_argument("--checkpoint", type=_path, metavar="DIR", help="keep finished tasks in DIR, so that an interrupted run can continue")
+    kept.add_argument("--resume", type=_path, metavar="DIR", help="continue the run checkpointed in DIR (its scenario, seed, paths and traced paths)")
+    run.add_argument("--out", type=_path, metavar="DIR", help="write the results (metrics.parquet, manifest.json) to DIR")
     run.add_argument("--trace", type=_path_list, metavar="PATHS",
                      help="record every loan of these paths, e.g. 0,3, and write them to DIR/trace.parquet (needs --out)")
-    run.add_argument("--report", metavar="FILE", help="write a self-contained HTML report to FILE")
-    run.add_argument("--xlsx", metavar="FILE", help="write the target, 两增 and summary tables as an Excel workbook")
-    run.add_argument("--csv", metavar="DIR", help="write the metrics and the summary, target and 两增 tables as CSV files to a new DIR")
+    run.add_argument("--report", type=_path, metavar="FILE", help="write a self-contained HTML report to FILE")
+    run.add_argument("--xlsx", type=_path, metavar="FILE", help="write the target, 两增 and summary tables as an Excel workbook")
+    run.add_argument("--csv", type=_path, metavar="DIR", help="write the metrics and the summary, target and 两增 tables as CSV files to a new DIR")
     run.add_argument("--parameter-uncertainty", action="store_true",
                      help="draw each path's values of the scenario's [[assumptions]] from their ranges, so the bands carry the parameters' uncertainty too")
     run.add_argument("--target", dest="targets", action="append", default=[], metavar="TEST:BANK:YEAR", help=_TARGET_HELP)
@@ -159,35 +205,35 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     bud = commands.add_parser("budget", help="the government's money by instrument and year, and its cost per extra 亿 of lending against a baseline")
-    bud.add_argument("scenario", nargs="?", help="scenario TOML file (default: the bundled default scenario)")
+    bud.add_argument("scenario", type=_path, nargs="?", help="scenario TOML file (default: the bundled default scenario)")
     bud.add_argument("--paths", type=_positive_int, default=DEFAULT_PATHS, help=f"Monte Carlo paths (default {DEFAULT_PATHS})")
     bud.add_argument("--seed", type=_non_negative_int, default=0, help=_SEED_HELP)
     bud.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field of the scenario")
-    bud.add_argument("--baseline", metavar="FILE", help="the baseline scenario (default: the scenario without its instruments, or with --set-baseline)")
+    bud.add_argument("--baseline", type=_path, metavar="FILE", help="the baseline scenario (default: the scenario without its instruments, or with --set-baseline)")
     bud.add_argument("--set-baseline", dest="baseline_overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a field of the baseline; without --baseline, the baseline is then the scenario with these changes")
-    bud.add_argument("--xlsx", metavar="FILE", help="write the budget tables as an Excel workbook")
-    bud.add_argument("--csv", metavar="FILE", help="write the budget by instrument, item and year as a CSV file")
+    bud.add_argument("--xlsx", type=_path, metavar="FILE", help="write the budget tables as an Excel workbook")
+    bud.add_argument("--csv", type=_path, metavar="FILE", help="write the budget by instrument, item and year as a CSV file")
     _backend_arguments(bud)
     bud.set_defaults(handler=_budget)
 
     sens = commands.add_parser("sensitivity", help="which documented assumption would move each target's P(met) most")
-    sens.add_argument("scenario", nargs="?", help="scenario TOML file with [[assumptions]] (default: the bundled default scenario)")
+    sens.add_argument("scenario", type=_path, nargs="?", help="scenario TOML file with [[assumptions]] (default: the bundled default scenario)")
     sens.add_argument("--paths", type=_positive_int, default=200, help="paths per variant (default 200; the same paths every variant)")
     sens.add_argument("--seed", type=_non_negative_int, default=0, help=_SEED_HELP)
     sens.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field first")
-    sens.add_argument("--csv", metavar="FILE.csv", help="write the table of every target and assumption")
+    sens.add_argument("--csv", type=_path, metavar="FILE.csv", help="write the table of every target and assumption")
     _backend_arguments(sens)
     sens.set_defaults(handler=_sensitivity)
 
     report = commands.add_parser("report", help="write the HTML report of saved results")
-    report.add_argument("results", help="a results directory written by run --out")
-    report.add_argument("-o", "--output", metavar="FILE", default="report.html", help="the HTML file (default report.html)")
+    report.add_argument("results", type=_path, help="a results directory written by run --out")
+    report.add_argument("-o", "--output", type=_path, metavar="FILE", default="report.html", help="the HTML file (default report.html)")
     report.set_defaults(handler=_report)
 
     comp = commands.add_parser("compare", help="compare two policies with common random numbers")
-    comp.add_argument("base", nargs="?", help="scenario A (default: the bundled default scenario)")
-    comp.add_argument("variant", nargs="?", help="scenario B (default: scenario A, changed by --set)")
+    comp.add_argument("base", type=_path, nargs="?", help="scenario A (default: the bundled default scenario)")
+    comp.add_argument("variant", type=_path, nargs="?", help="scenario B (default: scenario A, changed by --set)")
     comp.add_argument("--paths", type=_positive_int, default=DEFAULT_PATHS, help=f"Monte Carlo paths (default {DEFAULT_PATHS})")
     comp.add_argument("--seed", type=_non_negative_int, default=0, help=_SEED_HELP)
     comp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field of scenario B")
@@ -198,24 +244,24 @@ def build_parser() -> argparse.ArgumentParser:
     comp.set_defaults(handler=_compare)
 
     sw = commands.add_parser("sweep", help="run a grid of policy variants on common random numbers")
-    sw.add_argument("scenario", nargs="?", help="scenario TOML file (default: the bundled default scenario)")
+    sw.add_argument("scenario", type=_path, nargs="?", help="scenario TOML file (default: the bundled default scenario)")
     sw.add_argument("--set", dest="grid", action="append", default=[], metavar="KEY=V1,V2|A:B:N",
                     help="a key and its values: a list (50万,100万) or a range a:b:n; one value fixes the key")
     sw.add_argument("--paths", type=_positive_int, help=f"paths per variant (default {DEFAULT_PATHS})")
     sw.add_argument("--seed", type=_non_negative_int, help=_SEED_HELP)
     sw.add_argument("--metrics", metavar="M,M", help=f"metrics per variant (default {','.join(KEY_METRICS)})")
-    sw.add_argument("--plot", metavar="FILE.png", help="write a chart of each target's probability against the first key")
+    sw.add_argument("--plot", type=_path, metavar="FILE.png", help="write a chart of each target's probability against the first key")
     sw.add_argument("--target", dest="targets", action="append", default=[], metavar="TEST:BANK:YEAR", help=_TARGET_HELP)
     sw.add_argument("--all-targets", action="store_true", help=_ALL_TARGETS_HELP)
-    sw.add_argument("--csv", metavar="FILE.csv", help="write the table of targets and metrics per variant")
+    sw.add_argument("--csv", type=_path, metavar="FILE.csv", help="write the table of targets and metrics per variant")
     kept = sw.add_mutually_exclusive_group()
-    kept.add_argument("--checkpoint", metavar="DIR", help="keep finished tasks in DIR, so that an interrupted sweep can continue")
-    kept.add_argument("--resume", metavar="DIR", help="continue the sweep checkpointed in DIR (its scenario, grid, seed and paths)")
+    kept.add_argument("--checkpoint", type=_path, metavar="DIR", help="keep finished tasks in DIR, so that an interrupted sweep can continue")
+    kept.add_argument("--resume", type=_path, metavar="DIR", help="continue the sweep checkpointed in DIR (its scenario, grid, seed and paths)")
     _backend_arguments(sw)
     sw.set_defaults(handler=_sweep)
 
     so = commands.add_parser("solve", help="find the smallest (or largest) parameter value meeting a target with a probability")
-    so.add_argument("scenario", nargs="?", help="scenario TOML file (default: the bundled default scenario)")
+    so.add_argument("scenario", type=_path, nargs="?", help="scenario TOML file (default: the bundled default scenario)")
     so.add_argument("--target", required=True, metavar="ID", help="a target of the scenario, or a test for a bank written TEST:BANK:YEAR (e.g. 两增:big_bank:2023)")
     so.add_argument("--probability", type=_probability, default=0.9, help="the probability asked for (default 0.9)")
     so.add_argument("--vary", required=True, metavar="KEY", help="the dotted key of one number, e.g. pools.fund.size")
@@ -229,15 +275,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="paths a value is first run on (default 25); more are added while its interval holds the level (N = --paths: a fixed design)")
     so.add_argument("--seed", type=_non_negative_int, default=0, help=_SEED_HELP)
     so.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field first")
-    so.add_argument("--checkpoint", metavar="DIR", help="keep each value's finished tasks in DIR; the same command continues from them")
+    so.add_argument("--checkpoint", type=_path, metavar="DIR", help="keep each value's finished tasks in DIR; the same command continues from them")
     _backend_arguments(so)
     so.set_defaults(handler=_solve)
 
     for name, helptext in (("calibrate", "fit scenario parameters to observed series"),
                            ("backtest", "fit on the years up to --train-until and project the rest")):
         cal = commands.add_parser(name, help=helptext)
-        cal.add_argument("scenario", help="scenario TOML file")
-        cal.add_argument("--data", required=True, metavar="FILE.csv", help="observations: date, quantity, value[, scope, sd]")
+        cal.add_argument("scenario", type=_path, help="scenario TOML file")
+        cal.add_argument("--data", type=_path, required=True, metavar="FILE.csv", help="observations: date, quantity, value[, scope, sd]")
         cal.add_argument("--fit", required=True, metavar="KEY,KEY", help="dotted scenario keys to fit (with * a common multiplier)")
         cal.add_argument("--paths", type=_positive_int, default=40, help="paths per model run (default 40; the same paths every run)")
         cal.add_argument("--seed", type=_non_negative_int, default=0, help="seed (default 0)")
@@ -245,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="most objective evaluations (default 80); each Jacobian adds one model run per fitted key")
         cal.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field first")
         if name == "calibrate":
-            cal.add_argument("-o", "--output", metavar="FILE.toml", help="write the calibrated scenario here")
+            cal.add_argument("-o", "--output", type=_path, metavar="FILE.toml", help="write the calibrated scenario here")
             cal.set_defaults(handler=_calibrate)
         else:
             cal.add_argument("--train-until", type=_non_negative_int, required=True, metavar="YEAR", help="fit on observations up to the end of YEAR")
@@ -253,8 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
             cal.set_defaults(handler=_backtest)
 
     observed = commands.add_parser("observed", help="each observation of a data file against the scenario's median and 90%% band")
-    observed.add_argument("scenario", help="scenario TOML file")
-    observed.add_argument("--data", required=True, metavar="FILE.csv", help="observations: date, quantity, value[, scope, sd], at full scale")
+    observed.add_argument("scenario", type=_path, help="scenario TOML file")
+    observed.add_argument("--data", type=_path, required=True, metavar="FILE.csv", help="observations: date, quantity, value[, scope, sd], at full scale")
     observed.add_argument("--paths", type=_positive_int, default=200, help="paths (default 200)")
     observed.add_argument("--seed", type=_non_negative_int, default=0, help=_SEED_HELP)
     observed.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field first")
@@ -263,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     observed.set_defaults(handler=_observed)
 
     validate = commands.add_parser("validate", help="check a scenario file and say what is wrong")
-    validate.add_argument("scenario", help="scenario TOML file")
+    validate.add_argument("scenario", type=_path, help="scenario TOML file")
     validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field before checking")
     validate.set_defaults(handler=_validate)
     return parser
@@ -272,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _backend_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--workers", type=_positive_int, default=1, help="local worker processes (default 1: this process)")
-    where.add_argument("--scheduler", metavar="ADDRESS", help="run on the dask.distributed scheduler at ADDRESS, e.g. tcp://10.0.0.5:8786")
+    where.add_argument("--scheduler", type=_address, metavar="ADDRESS", help="run on the dask.distributed scheduler at ADDRESS, e.g. tcp://10.0.0.5:8786")
     parser.add_argument("--threads", type=_positive_int, default=1, metavar="N",
                         help="threads that run a process's paths at once (default 1; the numbers do not depend on it)")
     parser.add_argument("--chunk-size", type=_positive_int, metavar="N", help="paths per task (default: about 8 tasks per worker, ≤ 32)")
@@ -280,7 +326,7 @@ def _backend_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _backend(args: argparse.Namespace) -> dict[str, Any]:
     """The backend keyword arguments of the run functions, from the command line."""
-    if args.scheduler:
+    if args.scheduler is not None:
         return {"backend": "dask", "scheduler": args.scheduler, "threads": args.threads, "chunk_size": args.chunk_size}
     return {"backend": "processes" if args.workers > 1 else "serial", "workers": args.workers, "threads": args.threads, "chunk_size": args.chunk_size}
 
@@ -293,6 +339,20 @@ def _probability(text: str) -> float:
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text!r}")
     return value
+
+
+def _path(text: str) -> str:
+    """A file or directory name: anything but the empty string (``--out ''`` must not quietly mean no output)."""
+    if not text:
+        raise argparse.ArgumentTypeError("must be a file or directory name, got ''")
+    return text
+
+
+def _address(text: str) -> str:
+    """A scheduler's address: not empty (``--scheduler ''`` must not quietly mean this machine)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must be the address of a dask.distributed scheduler, e.g. tcp://10.0.0.5:8786, got {text!r}")
+    return text
 
 
 def _positive_int(text: str) -> int:
@@ -339,14 +399,16 @@ def _run(args: argparse.Namespace) -> int:
         if args.resume:
             raise ScenarioError("--resume", args.resume, f"continues a run that traces paths {paths}; give --out DIR, where the trace is written")
         raise ScenarioError("--trace", paths, "needs --out DIR, where the trace is written")
+    if args.checkpoint and not args.resume:
+        check_destination(args.checkpoint, "checkpoint", directory=True)
     if args.out:
         Results.check_target(args.out)
     if args.report:
         _check_file(args.report, (".html", ".htm"))
     if args.xlsx:
         _check_file(args.xlsx, (".xlsx",))
-    if args.csv and Path(args.csv).exists():
-        raise ResultsError(f"{args.csv}: already exists; refusing to overwrite it")
+    if args.csv:
+        new_directory(args.csv)
     for name in args.banks:
         if name not in (*scenario.bank_names, ALL):
             raise ScenarioError("--bank", name, f"is not a bank of the scenario ({', '.join(scenario.bank_names)}, or {ALL})")
@@ -437,9 +499,9 @@ def _resumed(args: argparse.Namespace) -> tuple[Scenario, int | list[int], int, 
     _fixed_by_checkpoint(args, {"SCENARIO": args.scenario, "--set": args.overrides, "--paths": args.paths, "--seed": args.seed,
                                 "--chunk-size": args.chunk_size, "--trace": args.trace, "--target": args.targets})
     run = read_manifest(args.resume)["run"]
-    if run.get("summary") is not None or len(run.get("scenarios", [])) != 1:
+    if run["summary"] is not None or len(run["scenarios"]) != 1:
         raise ResultsError(f"{args.resume}: is the checkpoint of a sweep or comparison, not of a run; rerun that command with --checkpoint {args.resume}")
-    return scenario_from_dict(run["scenarios"][0]), run["paths"], int(run["seed"]), int(run["chunk_size"]), list(run.get("trace", []))
+    return checkpointed_scenario(args.resume, run["scenarios"][0]), run["paths"], run["seed"], run["chunk_size"], run["trace"]
 
 
 def _fixed_by_checkpoint(args: argparse.Namespace, flags: dict[str, object]) -> None:
@@ -462,7 +524,9 @@ def _sweep(args: argparse.Namespace) -> int:
     else:
         if not args.grid:
             raise ScenarioError("--set", "", "a sweep needs at least one --set key=v1,v2 or key=a:b:n")
-        metrics = [m.strip() for m in (args.metrics or ",".join(KEY_METRICS)).split(",") if m.strip()]
+        if args.checkpoint:
+            check_destination(args.checkpoint, "checkpoint", directory=True)
+        metrics = _items("--metrics", args.metrics, "balance,npl_ratio") if args.metrics is not None else list(KEY_METRICS)
         result = sweep(with_tests(load_scenario(args.scenario), args.targets), args.grid, paths=DEFAULT_PATHS if args.paths is None else args.paths,
                        seed=args.seed or 0, metrics=metrics, checkpoint=args.checkpoint, **_backend(args))
     targets, key_metrics = result.targets(), result.key_metrics()
@@ -541,6 +605,8 @@ def _folded(names: list[str], where: str) -> list[str]:
 
 def _solve(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
+    if args.checkpoint:
+        check_destination(args.checkpoint, "checkpoint", directory=True)
     answer = solve(scenario, args.target, args.vary, args.range_, args.probability, largest=args.largest, tolerance=args.tolerance,
                    confidence=args.confidence, paths=args.paths, seed=args.seed, initial_paths=args.initial_paths, checkpoint=args.checkpoint,
                    **_backend(args))
@@ -563,7 +629,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     if args.output:
         _check_file(args.output, (".toml",))
-    keys = _fit_keys(args.fit)
+    keys = _items("--fit", args.fit, "demand.growth,banks.*.max_pd")
     fit = calibrate(scenario, read_observations(args.data), keys, paths=args.paths, seed=args.seed, max_evaluations=args.max_evaluations,
                     progress=_fit_progress)
     print(format_calibration(fit))
@@ -580,7 +646,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 def _backtest(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
-    keys = _fit_keys(args.fit)
+    keys = _items("--fit", args.fit, "demand.growth,banks.*.max_pd")
     fit, projection = backtest(scenario, read_observations(args.data), keys, args.train_until, paths=args.paths, seed=args.seed,
                                projection_paths=args.projection_paths, max_evaluations=args.max_evaluations)
     print(format_calibration(fit))
@@ -611,9 +677,13 @@ def format_against_data(table: pd.DataFrame, what: str) -> str:
     return "\n".join(lines)
 
 
-def _fit_keys(text: str) -> list[str]:
-    """The keys of ``--fit KEY,KEY``."""
-    return [key.strip() for key in text.split(",") if key.strip()]
+def _items(flag: str, text: str, example: str) -> list[str]:
+    """The items of a list flag, ``--fit KEY,KEY`` or ``--metrics M,M``: each one named (an empty item, as in
+    ``--fit ,``, is refused, not dropped)."""
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise ScenarioError(flag, text, f"must name one or more items separated by commas, none empty, e.g. {example}")
+    return items
 
 
 def _fit_progress(evaluations: int, cost: float) -> None:
@@ -647,15 +717,14 @@ def _report(args: argparse.Namespace) -> int:
 
 def _check_file(path: str, suffixes: tuple[str, ...]) -> None:
     """Refuse an output file early (before a run): one without the expected suffix (so ``--report city.toml``
-    cannot overwrite a scenario), a directory, or one whose directory cannot be written."""
+    cannot overwrite a scenario), a directory, or one that cannot be written where it is
+    (:func:`creditsim.files.check_destination`)."""
     target = Path(path)
     if target.suffix.lower() not in suffixes:
         raise ResultsError(f"{target}: must end in {' or '.join(suffixes)}")
+    check_destination(target, "file")
     if target.is_dir():
         raise ResultsError(f"{target}: is a directory, not a file")
-    parent = target.parent if str(target.parent) else Path(".")
-    if parent.exists() and not os.access(parent, os.W_OK):
-        raise ResultsError(f"{target}: its directory is not writable")
 
 
 def _command_line() -> str:

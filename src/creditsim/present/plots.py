@@ -138,17 +138,16 @@ class _HyphenMinus(ScalarFormatter):
 
 def _finish(fig: Figure) -> Figure:
     """Give every text of the figure the CJK font when there is one (matplotlib's settings stay untouched), with
-    '-' for the minus sign, in labels and tick labels alike, when that font lacks U+2212; without one, replace any
-    character the default font lacks (in a user's names) by '?'."""
+    '-' for the minus sign, in labels and tick labels alike, when that font lacks U+2212; and replace any character
+    the font in use lacks (in a user's names and labels) by '?', so that nothing is drawn as a box with a warning."""
     family = cjk_font()
     hyphen = family is not None and not _has_minus_sign(family)
     for text in fig.findobj(Text):
         if family:
             text.set_fontfamily(family)
-            if hyphen:
-                text.set_text(text.get_text().replace("\u2212", "-"))
-        else:
-            text.set_text(_drawable(text.get_text()))
+        if hyphen:
+            text.set_text(text.get_text().replace("\u2212", "-"))
+        text.set_text(_drawable(text.get_text()))
     if hyphen:
         for ax in fig.axes:
             for axis in (ax.xaxis, ax.yaxis):
@@ -157,28 +156,28 @@ def _finish(fig: Figure) -> Figure:
     return fig
 
 
-@functools.cache
 def _has_minus_sign(family: str) -> bool:
     """Whether the font ``family`` draws U+2212 (matplotlib writes it for negative tick labels)."""
-    path = font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
-    return 0x2212 in FT2Font(path).get_charmap()
+    return 0x2212 in _charmap(family)
 
 
 @functools.cache
-def _default_charmap() -> frozenset[int]:
-    return frozenset(FT2Font(font_manager.findfont(font_manager.FontProperties())).get_charmap())
+def _charmap(family: str | None) -> frozenset[int]:
+    """The characters the font of ``family`` draws (None: matplotlib's default font)."""
+    properties = font_manager.FontProperties() if family is None else font_manager.FontProperties(family=family)
+    return frozenset(FT2Font(font_manager.findfont(properties, fallback_to_default=family is None)).get_charmap())
 
 
 def _drawable(text: str) -> str:
-    """``text`` with every character the default font cannot draw replaced by '?'."""
-    charmap = _default_charmap()
+    """``text`` with every character the font in use (the CJK font, else the default) cannot draw replaced by '?'."""
+    charmap = _charmap(cjk_font())
     return "".join(c if ord(c) in charmap or c.isspace() else "?" for c in text)
 
 
 def _name(text: str) -> str:
-    """A user's name (bank, target, guarantor …) as it can be drawn: as it is with a CJK font, else with the
-    characters the default font lacks replaced."""
-    return text if cjk_font() else _drawable(text)
+    """A user's text (a name, a label, a value as written) as it can be drawn: the characters the font in use lacks
+    replaced, and each '$' escaped, so that matplotlib draws it as it is rather than as mathtext (``$\\frac$``)."""
+    return _drawable(text).replace("$", r"\$")
 
 
 def _unit_scale(unit: str) -> tuple[float, str]:
@@ -207,7 +206,7 @@ def fan_chart(results: Results, metric: str, scope: str | tuple[str, ...] = "all
     if target is not None:
         t = results.scenario.targets[target]
         dates, values = target_path(results, t)
-        metric, title = t.metric, f"{target}: {t.label}" if t.label and cjk_font() else _name(target)
+        metric, title = t.metric, _name(f"{target}: {t.label}" if t.label and cjk_font() else target)
         zh, en = _MEASURE[t.measure]
         title = f"{title} ({zh if cjk_font() else en})" if (zh if cjk_font() else en) else title
     else:

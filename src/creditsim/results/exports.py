@@ -8,6 +8,9 @@ each sheet gains a ``unit`` column naming what its cells are in, and headers car
 
 from __future__ import annotations
 
+import gc
+import io
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,26 +70,50 @@ def write_workbook(path: str | Path, sheets: Mapping[str, Sheet]) -> Path:
     """Write ``sheets`` to an Excel workbook at ``path`` atomically (an existing file is replaced).
 
     Amounts are converted to 亿元 and every value column is given its number format; the ``unit`` column says
-    each row's unit (one per value column with a fixed unit: the header then names it).
+    each row's unit (one per value column with a fixed unit: the header then names it). The workbook (a zip) is
+    built in memory and then written at once, so a disk that fills up fails the write, not the zip half-way (whose
+    unclosed remains would print errors after the clean one).
     """
     prepared = {name: _prepared(sheet) for name, sheet in sheets.items()}
 
     def write(temporary: Path) -> None:
-        with pd.ExcelWriter(temporary, engine="openpyxl") as book:
-            for name, (frame, formats) in prepared.items():
-                frame.to_excel(book, sheet_name=name[:31], index=False)
-                cells = book.sheets[name[:31]]
-                for index, per_row in formats.values():
-                    letter = cells.cell(row=1, column=index + 1).column_letter
-                    for r, number_format in enumerate(per_row, start=2):
-                        if number_format:
-                            cells[f"{letter}{r}"].number_format = number_format
-                for index, column in enumerate(frame.columns, start=1):
-                    width = max(len(str(column)), *(len(str(v)) for v in frame[column].head(200))) if len(frame) else len(str(column))
-                    cells.column_dimensions[cells.cell(row=1, column=index).column_letter].width = min(max(10, width + 2), 60)
-                cells.freeze_panes = "A2"
+        # openpyxl writes each sheet through a temporary file of its own: when that write fails (a full disk) its
+        # unfinished sheet writers are finalized after the clean error and print tracebacks, so they are finalized
+        # here, with unraisable errors dropped, and the failure raised afterwards without them
+        hook, sys.unraisablehook = sys.unraisablehook, lambda unraisable: None
+        failure = None
+        try:
+            workbook = _workbook(prepared)
+        except OSError as exc:
+            failure = OSError(exc.errno, exc.strerror, exc.filename)
+        finally:
+            if failure is not None:
+                gc.collect()
+            sys.unraisablehook = hook
+        if failure is not None:
+            raise failure
+        temporary.write_bytes(workbook.getvalue())
 
     return write_file(Path(path), write, "workbook")
+
+
+def _workbook(prepared: Mapping[str, tuple[pd.DataFrame, dict[str, tuple[int, list[str | None]]]]]) -> io.BytesIO:
+    """The workbook of the prepared sheets, built in memory."""
+    workbook = io.BytesIO()
+    with pd.ExcelWriter(workbook, engine="openpyxl") as book:
+        for name, (frame, formats) in prepared.items():
+            frame.to_excel(book, sheet_name=name[:31], index=False)
+            cells = book.sheets[name[:31]]
+            for index, per_row in formats.values():
+                letter = cells.cell(row=1, column=index + 1).column_letter
+                for r, number_format in enumerate(per_row, start=2):
+                    if number_format:
+                        cells[f"{letter}{r}"].number_format = number_format
+            for index, column in enumerate(frame.columns, start=1):
+                width = max(len(str(column)), *(len(str(v)) for v in frame[column].head(200))) if len(frame) else len(str(column))
+                cells.column_dimensions[cells.cell(row=1, column=index).column_letter].width = min(max(10, width + 2), 60)
+            cells.freeze_panes = "A2"
+    return workbook
 
 
 def _prepared(sheet: Sheet) -> tuple[pd.DataFrame, dict[str, tuple[int, list[str | None]]]]:

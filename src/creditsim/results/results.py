@@ -2,12 +2,20 @@
 
 Metrics are held as arrays (paths × dates × banks × metrics) and shown as a tidy DataFrame with columns
 ``path, date, bank, metric, value``; bank ``"all"`` is the aggregate (sums; ratios recomputed from sums).
-A results directory holds ``metrics.parquet``, ``trace.parquet`` (the loans of the traced paths) and ``manifest.json``
+A results directory holds ``metrics.parquet`` (the tidy metrics, written a block of rows at a time, so that saving
+holds no copy of the results), ``trace.parquet`` (the loans of the traced paths) and ``manifest.json``
 (scenario, its digest, seed, paths, traced paths, creditsim version, the SHA-256 of the data files, and a digest of
 the manifest itself); results saved by another version of creditsim are refused. It is written to a
 temporary directory, marked incomplete, and renamed into place when complete, so a run killed while writing leaves no
 directory at its place, only a hidden temporary one that :meth:`Results.load` refuses. Loading checks the manifest's
-digest, its structure and the data file's hash before reading anything else; nothing is unpickled.
+digest, its entries and their ranges, and the data files' hashes before reading anything else, then what the numbers
+mean (:mod:`creditsim.results.stored`); nothing is unpickled.
+
+The digests have no key: they catch an accident (a damaged or truncated file, results of another run copied in) and
+an edit that was not re-signed, not someone who edits a file and recomputes the digests. Against that the checks of
+what the numbers mean refuse whatever is not self-consistent (labels out of order, impossible values, an aggregate
+that is not the sum of its entities); results that must be trusted across people are kept where only their author
+can write, or signed by other means.
 """
 
 from __future__ import annotations
@@ -16,22 +24,23 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..errors import ResultsError, ScenarioError
-from ..files import INCOMPLETE, new_directory, write_directory
+from ..errors import ResultsError, ScenarioError, one_line
+from ..files import INCOMPLETE, check_destination, new_directory, open_regular, read_regular, write_directory
 from ..metrics import METRICS, SCOPE_METRICS, SCOPES, entities, ratio_values
 from ..model.state import TRACE
 from ..scenario import Scenario, json_digest, scenario_from_dict
 from ..scenario.units import month_label
-from .trace import COLUMNS, trace_table
+from .stored import read_metrics, read_trace
+from .trace import trace_table
 
-__all__ = ["Results", "ALL", "PERCENTILES", "mean_and_mcse"]
+__all__ = ["Results", "ALL", "PERCENTILES", "mean_and_mcse", "result_dates"]
 
 #: Name of the aggregate over banks in the ``bank`` column.
 ALL = "all"
@@ -41,11 +50,16 @@ _MANIFEST = "manifest.json"
 _DATA = "metrics.parquet"
 _TRACE = "trace.parquet"
 _FORMAT = 2
+#: Rows of the tidy metrics built at a time when they are written: writing holds the results and a block of rows
+#: (and a Parquet file a row group of them), whatever the number of paths.
+BLOCK_ROWS = 64 * 1024
+#: Rows of a row group of the metrics' Parquet file (pyarrow's default, so that the file is the one pandas writes).
+ROW_GROUP = 1024 * 1024
 _SELF_DIGEST = "manifest_sha256"
 #: What a manifest must hold, with the JSON type of each entry.
 _MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "format": int, "creditsim_version": str, "seed": int, "path_ids": list, "traced": list, "dates": list, "scenario": dict,
-    "scenario_sha256": str, "entities": dict, "files": dict,
+    "format": int, "creditsim_version": str, "seed": int, "paths": int, "path_ids": list, "traced": list, "dates": list,
+    "scenario": dict, "scenario_sha256": str, "entities": dict, "files": dict,
 }
 METRIC_SCOPE = {m.name: m.scope for m in METRICS}
 METRIC_KIND = {m.name: m.kind for m in METRICS}
@@ -97,8 +111,7 @@ class Results:
         self.groups = {
             scope: groups[scope] if scope == "population" else _with_aggregate(scope, groups[scope], scenario) for scope in SCOPES
         }
-        start = scenario.start_index - 1
-        self.dates = [month_label(start + t) for t in range(groups["bank"].shape[1])]
+        self.dates = result_dates(scenario)
         self.banks = self.entities["bank"]
         self._tables: dict[str, pd.DataFrame] = {}  # summary, targets and 两增, built once (results do not change)
 
@@ -107,9 +120,13 @@ class Results:
     def trace(self) -> pd.DataFrame:
         """Every loan of the traced paths (``simulate(..., trace=[...])``), one row each, from its start to how and
         when it ended (see :func:`creditsim.results.trace.trace_table`); no rows when no path was traced."""
+        return self._trace_table().copy()
+
+    def _trace_table(self) -> pd.DataFrame:
+        """The trace table itself (not a copy), built from the engine's records the first time it is asked for."""
         if not isinstance(self._trace, pd.DataFrame):
             self._trace = trace_table(self._trace, self.scenario)
-        return self._trace.copy()
+        return self._trace
 
     @property
     def paths(self) -> int:
@@ -200,26 +217,46 @@ class Results:
     def metrics(self) -> pd.DataFrame:
         """Tidy DataFrame: one row per path, date, entity and metric. The ``bank`` column names the entity the
         row describes: a bank, a guarantor, a re-guarantor, or "all"."""
+        return self._metric_rows(0, self._metric_count())
+
+    def _metric_count(self) -> int:
+        """The rows of :attr:`metrics`."""
+        return sum(values.size for values in self.groups.values())
+
+    def _metric_rows(self, start: int, stop: int) -> pd.DataFrame:
+        """Rows ``start`` … ``stop − 1`` of :attr:`metrics`: scope by scope, each scope's array in its order (path,
+        date, entity, metric), so that the rows can be built and written a block at a time."""
         all_entities = _entity_categories(self.entities)
         all_metrics = [m for scope in SCOPES for m in SCOPE_METRICS[scope]]
-        frames = []
+        path_ids = np.asarray(self.path_ids, dtype=np.int64)
+        columns: dict[str, list[np.ndarray]] = {"path": [], "date": [], "bank": [], "metric": [], "value": []}
+        offset = 0
         for scope in SCOPES:
             values = self.groups[scope]
-            p, d, e, k = values.shape
+            _, d, e, k = values.shape
+            rows = np.arange(max(start - offset, 0), max(min(stop - offset, values.size), 0))
+            offset += values.size
+            path, rest = np.divmod(rows, d * e * k)
+            date, rest = np.divmod(rest, e * k)
+            entity, metric = np.divmod(rest, k)
             codes = np.array([all_entities.index(name) for name in self.entities[scope]])
-            first_metric = all_metrics.index(SCOPE_METRICS[scope][0])
-            frames.append(pd.DataFrame({
-                "path": np.repeat(np.asarray(self.path_ids, dtype=np.int64), d * e * k),
-                "date": np.tile(np.repeat(np.arange(d), e * k), p),
-                "bank": np.tile(np.repeat(codes, k), p * d),
-                "metric": np.tile(np.arange(first_metric, first_metric + k), p * d * e),
-                "value": values.ravel(),
-            }))
-        frame = pd.concat(frames, ignore_index=True)
-        frame["date"] = pd.Categorical.from_codes(frame["date"], categories=self.dates)
-        frame["bank"] = pd.Categorical.from_codes(frame["bank"], categories=all_entities)
-        frame["metric"] = pd.Categorical.from_codes(frame["metric"], categories=all_metrics)
-        return frame
+            for column, part in (("path", path_ids[path]), ("date", date), ("bank", codes[entity]),
+                                 ("metric", all_metrics.index(SCOPE_METRICS[scope][0]) + metric), ("value", values[path, date, entity, metric])):
+                columns[column].append(part)
+        return pd.DataFrame({
+            "path": np.concatenate(columns["path"]),
+            "date": pd.Categorical.from_codes(np.concatenate(columns["date"]), categories=self.dates),
+            "bank": pd.Categorical.from_codes(np.concatenate(columns["bank"]), categories=all_entities),
+            "metric": pd.Categorical.from_codes(np.concatenate(columns["metric"]), categories=all_metrics),
+            "value": np.concatenate(columns["value"]),
+        })
+
+    def _metric_blocks(self, start: int = 0, stop: int | None = None) -> Iterator[pd.DataFrame]:
+        """Rows ``start`` … ``stop − 1`` of :attr:`metrics` (all of them by default) in blocks of :data:`BLOCK_ROWS`
+        rows, in order."""
+        stop = self._metric_count() if stop is None else stop
+        for first in range(start, stop, BLOCK_ROWS):
+            yield self._metric_rows(first, min(first + BLOCK_ROWS, stop))
 
     def summary(self) -> pd.DataFrame:
         """Per metric, date and entity: mean, Monte Carlo standard error of the mean and percentiles.
@@ -269,21 +306,16 @@ class Results:
         """Check that results can be written to ``directory`` (before spending time on a run).
 
         It may be missing, empty, or an earlier results directory (which :meth:`save` replaces); anything
-        else is refused. Its parent must be a directory that can be created and written to.
+        else is refused. It must be writable where it is (:func:`creditsim.files.check_destination`: its parent
+        is created).
 
         Raises
         ------
         ResultsError
         """
-        target = Path(directory)
+        target = check_destination(directory, "results", directory=True)
         if target.exists() and not (target.is_dir() and (_is_results(target) or not any(target.iterdir()))):
             raise ResultsError(f"{target}: exists and is not a creditsim results directory; refusing to overwrite it")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ResultsError(f"{target}: cannot create its parent directory ({exc.strerror or exc})") from None
-        if not os.access(target.parent, os.W_OK):
-            raise ResultsError(f"{target}: its parent directory is not writable")
         return target
 
     def save(self, directory: str | Path) -> Path:
@@ -297,14 +329,34 @@ class Results:
             When the target is refused by :meth:`check_target` or writing fails.
         """
         def write(staging: Path) -> None:
-            self.metrics.to_parquet(staging / _DATA, index=False)
-            self.trace.to_parquet(staging / _TRACE, index=False)
+            self._write_metrics_parquet(staging / _DATA)
+            self._trace_table().to_parquet(staging / _TRACE, index=False)
             manifest = self.manifest()
             manifest["files"] = {_DATA: _sha256(staging / _DATA), _TRACE: _sha256(staging / _TRACE)}
             manifest[_SELF_DIGEST] = json_digest(manifest)
             (staging / _MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
 
         return write_directory(self.check_target(directory), write, replace=True)
+
+    def _write_metrics_parquet(self, path: Path) -> None:
+        """Write :attr:`metrics` to a Parquet file a row group at a time, each built a block of rows at a time: the
+        file ``metrics.to_parquet(path, index=False)`` writes (same schema, pandas metadata and row groups), while
+        holding only a row group's columns besides the results."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = self._metric_count()
+        writer = None
+        try:
+            for first in range(0, rows, ROW_GROUP):
+                blocks = self._metric_blocks(first, min(first + ROW_GROUP, rows))
+                group = pa.concat_tables([pa.Table.from_pandas(block, preserve_index=False) for block in blocks])
+                if writer is None:
+                    writer = pq.ParquetWriter(path, group.schema, compression="snappy")
+                writer.write_table(group, row_group_size=ROW_GROUP)
+        finally:
+            if writer is not None:
+                writer.close()
 
     # ------------------------------------------------------------------------------------------ exports
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -328,7 +380,10 @@ class Results:
         byte-order mark, so spreadsheet programs read the Chinese text; amounts in CNY, each row's unit in its
         ``unit`` column) to a new directory, atomically. Raises :class:`ResultsError` when ``directory`` exists."""
         def write(staging: Path) -> None:
-            for name, table in {"metrics": self.metrics, **self.tables()}.items():
+            with open(staging / "metrics.csv", "w", encoding="utf-8-sig", newline="") as handle:  # the byte-order mark once
+                for number, block in enumerate(self._metric_blocks()):
+                    block.to_csv(handle, header=number == 0, index=False)
+            for name, table in self.tables().items():
                 table.to_csv(staging / f"{name}.csv", index=False, encoding="utf-8-sig")
 
         return write_directory(new_directory(directory), write)
@@ -336,7 +391,8 @@ class Results:
     def to_parquet(self, directory: str | Path) -> Path:
         """Write the same tables as :meth:`to_csv` as Parquet files to a new directory, atomically."""
         def write(staging: Path) -> None:
-            for name, table in {"metrics": self.metrics, **self.tables()}.items():
+            self._write_metrics_parquet(staging / "metrics.parquet")
+            for name, table in self.tables().items():
                 table.to_parquet(staging / f"{name}.parquet", index=False)
 
         return write_directory(new_directory(directory), write)
@@ -363,15 +419,27 @@ class Results:
 
     @classmethod
     def load(cls, directory: str | Path) -> Results:
-        """Read results written by :meth:`save`, checking the data against the manifest."""
+        """Read results written by :meth:`save`, checking them before they are used.
+
+        The manifest must be unchanged (its digest), complete and in range (seed ≥ 0, as many paths as path
+        numbers, traced paths among them, this creditsim's version and format); each data file must be a regular
+        file with its recorded SHA-256; the scenario must be valid with its recorded digest, and its entities and
+        calendar those of the manifest. Then what the numbers mean is checked (:mod:`creditsim.results.stored`):
+        the row counts from the files' metadata before any row is read, every row's labels, every value's type
+        and range, the aggregate "all" against the sum of its entities, and every loan of the trace.
+
+        Raises
+        ------
+        ResultsError
+            Naming the file and the first thing that breaks a rule.
+        """
         source = Path(directory)
-        if (source / INCOMPLETE).exists():
+        if os.path.lexists(source / INCOMPLETE):  # not Path.exists, which raises for a name too long
             raise ResultsError(f"{source}: was not completely written (a run was stopped while saving it)")
         manifest = _read_manifest(source)
-        data = source / _DATA
         for name in (_DATA, _TRACE):
-            if not (source / name).is_file() or _sha256(source / name) != manifest["files"].get(name):
-                raise ResultsError(f"{source}: {name} is missing or does not match the manifest's hash")
+            if _sha256(source / name, "results data file") != manifest["files"][name]:
+                raise ResultsError(f"{source}: {name} does not match the manifest's hash")
         try:
             scenario = scenario_from_dict(manifest["scenario"])
         except ScenarioError as exc:
@@ -381,30 +449,29 @@ class Results:
         entity_lists = manifest["entities"]
         if entity_lists != {scope: [*entities(scope, scenario), ALL] for scope in SCOPES}:
             raise ResultsError(f"{source}: the entities in the manifest do not match its scenario")
-        try:
-            frame = pd.read_parquet(data, columns=["metric", "value"])
-        except (OSError, ValueError, KeyError) as exc:  # pyarrow's errors derive from these
-            raise ResultsError(f"{source}: {_DATA} is not readable ({' '.join(str(exc).split())})") from None
-        if frame["value"].dtype != np.float64:
-            raise ResultsError(f"{source}: {_DATA} holds {frame['value'].dtype} values, not float64 numbers")
-        all_metrics = [m for scope in SCOPES for m in SCOPE_METRICS[scope]]
-        if not isinstance(frame["metric"].dtype, pd.CategoricalDtype) or list(frame["metric"].cat.categories) != all_metrics:
-            raise ResultsError(f"{source}: the metrics differ from this version of creditsim")
-        p, d = len(manifest["path_ids"]), scenario.calendar.months + 1
-        values = frame["value"].to_numpy()
-        sizes = [p * d * len(entity_lists[scope]) * len(SCOPE_METRICS[scope]) for scope in SCOPES]
-        if sum(sizes) != values.shape[0]:
-            raise ResultsError(f"{source}: {_DATA} has {values.shape[0]} rows, the manifest implies {sum(sizes)}")
-        groups, offset = {}, 0
-        for scope, size in zip(SCOPES, sizes, strict=True):
-            block = values[offset : offset + size].reshape(p, d, len(entity_lists[scope]), len(SCOPE_METRICS[scope]))
-            offset += size
-            groups[scope] = np.ascontiguousarray(block if scope == "population" else block[:, :, :-1, :])
-        results = cls(scenario, manifest["seed"], manifest["path_ids"], groups, traced=manifest["traced"])
-        if results.dates != manifest["dates"]:
+        if manifest["dates"] != result_dates(scenario):
             raise ResultsError(f"{source}: the manifest's dates do not match its scenario's calendar")
-        results._trace = _read_trace(source / _TRACE, results)
+        stored = read_metrics(source / _DATA, scenario, manifest["path_ids"], entity_lists, manifest["dates"])
+        results = cls(scenario, manifest["seed"], manifest["path_ids"], {
+            scope: values if scope == "population" else np.ascontiguousarray(values[:, :, :-1, :]) for scope, values in stored.items()
+        }, traced=manifest["traced"])
+        for scope in SCOPES:
+            same = (results.groups[scope] == stored[scope]) | (np.isnan(results.groups[scope]) & np.isnan(stored[scope]))
+            if not same.all():
+                p, d, e, k = np.unravel_index(int(np.argmin(same)), same.shape)
+                raise ResultsError(f"{source / _DATA}: {SCOPE_METRICS[scope][k]} of all on path {results.path_ids[p]} at {results.dates[d]} "
+                                   f"is {float(stored[scope][p, d, e, k])!r}, not {float(results.groups[scope][p, d, e, k])!r}, "
+                                   "what its entities add up to")
+        del stored
+        results._trace = read_trace(source / _TRACE, scenario, results.traced)
         return results
+
+
+def result_dates(scenario: Scenario) -> list[str]:
+    """The months 'YYYY-MM' of a run's results: the opening position (the month before ``calendar.start``), then each
+    simulated month."""
+    start = scenario.start_index - 1
+    return [month_label(start + t) for t in range(scenario.calendar.months + 1)]
 
 
 def _is_results(directory: Path) -> bool:
@@ -420,10 +487,10 @@ def _is_results(directory: Path) -> bool:
 
 
 def _read_manifest(source: Path) -> dict[str, Any]:
-    """The manifest of a results directory, checked against its own digest and for its entries' types."""
+    """The manifest of a results directory, checked against its own digest, for its entries and their ranges."""
     try:
-        manifest = json.loads((source / _MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:
+        manifest = json.loads(read_regular(source / _MANIFEST, "results manifest"))
+    except (ValueError, RecursionError) as exc:
         raise ResultsError(f"{source}: no readable {_MANIFEST} ({' '.join(str(exc).split()) or 'nested too deeply'})") from None
     if not isinstance(manifest, dict):
         raise ResultsError(f"{source}: {_MANIFEST} is not a creditsim results manifest")
@@ -438,26 +505,33 @@ def _read_manifest(source: Path) -> dict[str, Any]:
     recorded = manifest.pop(_SELF_DIGEST, None)
     if recorded != json_digest(manifest):
         raise ResultsError(f"{source}: {_MANIFEST} has been changed since it was written (its digest does not match)")
+    for key in manifest.keys() - _MANIFEST_FIELDS.keys():
+        raise ResultsError(f"{source}: {_MANIFEST} holds {key!r}, which a results manifest does not")
     for key, kind in _MANIFEST_FIELDS.items():
         if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool):
             raise ResultsError(f"{source}: {_MANIFEST} has no valid {key!r}")
-    ids = manifest["path_ids"]
-    if not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in ids) or len(set(ids)) != len(ids):
-        raise ResultsError(f"{source}: {_MANIFEST} has no valid 'path_ids' (distinct path numbers ≥ 0)")
+
+    def whole(x: object) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**63
+
+    ids, traced, files = manifest["path_ids"], manifest["traced"], manifest["files"]
+    rules: tuple[tuple[str, Callable[[], bool], str], ...] = (  # in order: a rule may rely on those before it
+        ("seed", lambda: whole(manifest["seed"]), "a whole number ≥ 0 and below 2^63"),
+        ("path_ids", lambda: bool(ids) and all(whole(p) for p in ids) and len(set(ids)) == len(ids), "distinct path numbers ≥ 0 and below 2^63"),
+        ("paths", lambda: manifest["paths"] == len(ids), f"the number of path_ids ({len(ids)})"),
+        ("traced", lambda: all(whole(p) for p in traced) and traced == sorted(set(traced)) and set(traced) <= set(ids), "distinct path_ids, in order"),
+        ("files", lambda: files.keys() == {_DATA, _TRACE} and all(isinstance(h, str) for h in files.values()), f"the SHA-256 of {_DATA} and {_TRACE}"),
+        ("dates", lambda: all(isinstance(x, str) for x in manifest["dates"]), "months written 'YYYY-MM'"),
+    )
+    for key, ok, rule in rules:
+        if not ok():
+            raise ResultsError(f"{source}: {_MANIFEST} has no valid {key!r} ({one_line(_shown(manifest[key]))}; must be {rule})")
     return manifest
 
 
-def _read_trace(path: Path, results: Results) -> pd.DataFrame:
-    """The trace table of a results directory, checked against its results: the columns, and only traced paths."""
-    try:
-        frame = pd.read_parquet(path)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ResultsError(f"{path}: not readable ({' '.join(str(exc).split())})") from None
-    if list(frame.columns) != list(COLUMNS):
-        raise ResultsError(f"{path}: its columns are not the trace's ({', '.join(COLUMNS)})")
-    if not set(frame["path"].unique().tolist()) <= set(results.traced):
-        raise ResultsError(f"{path}: holds loans of paths that were not traced")
-    return frame
+def _shown(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _entity_categories(entity_lists: dict[str, list[str]]) -> list[str]:
@@ -467,12 +541,17 @@ def _entity_categories(entity_lists: dict[str, list[str]]) -> list[str]:
 
 
 def _with_aggregate(scope: str, values: np.ndarray, scenario: Scenario) -> np.ndarray:
-    """Append the aggregate over a scope's entities: sums, with the ratios recomputed from the sums."""
+    """Append the aggregate over a scope's entities: sums, with the ratios recomputed from the sums. The sums are
+    made in their place in the new array, so that nothing but it is allocated besides ``values``."""
     names = SCOPE_METRICS[scope]
-    total = values.sum(axis=2, keepdims=True)
+    p, d, e, k = values.shape
+    out = np.empty((p, d, e + 1, k))
+    out[:, :, :e] = values
+    total = out[:, :, e]
+    np.sum(values, axis=2, out=total)
     for name, ratio in ratio_values(scope, lambda m: total[..., names.index(m)], scenario).items():
         total[..., names.index(name)] = ratio
-    return np.concatenate([values, total], axis=2)
+    return out
 
 
 def mean_and_mcse(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -497,9 +576,10 @@ def _describe(v: np.ndarray, metric: str, bank: str, dates: list[str]) -> pd.Dat
     return frame
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: Path, what: str = "file") -> str:
+    """The SHA-256 of the regular file ``path`` (anything else is refused, see :func:`creditsim.files.open_regular`)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path, what) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,12 @@ from ..scenario import Scenario, load_scenario
 from .backends import Backend, Engine, run_scenarios
 from .progress import ProgressArg
 
-__all__ = ["simulate", "path_numbers", "trace_numbers", "backend_for"]
+__all__ = ["MAX_PATHS", "simulate", "path_numbers", "trace_numbers", "backend_for"]
+
+#: The most runs of a path one command makes (a sweep's: its variants × paths): a million. The Monte Carlo error of a
+#: probability is then below 0.05 points; more is run in batches of path numbers. A larger count is refused before
+#: anything is allocated or run.
+MAX_PATHS = 1_000_000
 
 
 def simulate(
@@ -112,7 +118,7 @@ def backend_for(backend: str | Backend | None, workers: int | None = None, clien
     return Backend(backend, workers, client, scheduler, threads)
 
 
-def trace_numbers(trace: Iterable[int], path_ids: list[int]) -> list[int]:
+def trace_numbers(trace: Iterable[int], path_ids: Sequence[int]) -> list[int]:
     """The path numbers to trace, checked: distinct numbers among the run's paths.
 
     Raises
@@ -123,11 +129,11 @@ def trace_numbers(trace: Iterable[int], path_ids: list[int]) -> list[int]:
     if isinstance(trace, (str, bytes)) or not isinstance(trace, Iterable):
         raise ScenarioError("trace", trace, "must be a list of path numbers")
     numbers = []
-    for p in trace:
+    for p in itertools.islice(trace, len(path_ids) + 1):  # one more than the paths already names one twice
         if isinstance(p, bool) or not isinstance(p, (int, np.integer)):
             raise ScenarioError("trace", p, "must be whole path numbers")
         numbers.append(int(p))
-    known = set(path_ids)
+    known = path_ids if isinstance(path_ids, range) else set(path_ids)
     for p in numbers:
         if p not in known:
             raise ScenarioError("trace", p, "is not one of the run's paths")
@@ -136,24 +142,41 @@ def trace_numbers(trace: Iterable[int], path_ids: list[int]) -> list[int]:
     return sorted(numbers)
 
 
-def path_numbers(paths: int | Iterable[int], seed: int) -> list[int]:
-    """The path numbers a ``paths`` argument names, after checking it and the seed.
+def path_numbers(paths: int | Iterable[int], seed: int, variants: int = 1) -> Sequence[int]:
+    """The path numbers a ``paths`` argument names, after checking it and the seed: for a count, a ``range`` (nothing
+    is allocated before the run's memory is checked), else the numbers as a list.
+
+    Parameters
+    ----------
+    paths : int or iterable of int
+    seed : int
+    variants : int
+        The scenarios run on every path (a sweep's grid), which the runs of a path are counted over.
 
     Raises
     ------
     ScenarioError
         For a seed that is not a whole number in [0, 2^63), or paths that are not a count ≥ 1 or distinct numbers in
-        [0, 2^63).
+        [0, 2^63), or more than :data:`MAX_PATHS` runs of a path in all.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise ScenarioError("seed", seed, "must be a whole number ≥ 0 and below 2^63")
     if isinstance(paths, bool):
         raise ScenarioError("paths", paths, "must be a whole number ≥ 1 or a list of path numbers")
+    most = MAX_PATHS // variants
+    rule = f"must be at most {MAX_PATHS:,} (MAX_PATHS); run more in batches of path numbers"
+    if variants > 1:
+        rule = (f"must be at most {most:,} for {variants:,} variants: a command runs a path at most {MAX_PATHS:,} times (MAX_PATHS); "
+                "run more in batches of path numbers")
     if isinstance(paths, (int, np.integer)):
         if paths < 1:
             raise ScenarioError("paths", paths, "must be ≥ 1")
-        return list(range(int(paths)))
-    path_ids = [int(p) for p in paths]
+        if paths > most:
+            raise ScenarioError("paths", paths, rule)
+        return range(int(paths))
+    path_ids = [int(p) for p in itertools.islice(paths, most + 1)]
+    if len(path_ids) > most:
+        raise ScenarioError("paths", f"{most + 1:,} or more path numbers", rule)
     if not path_ids or min(path_ids) < 0 or max(path_ids) >= 2**63 or len(set(path_ids)) != len(path_ids):
         raise ScenarioError("paths", path_ids, "must be distinct path numbers ≥ 0 and below 2^63")
     return path_ids

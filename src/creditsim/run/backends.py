@@ -37,16 +37,22 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendError
-from ..results.results import Results
+from ..errors import BackendError, ResultsError
+from ..metrics import SCOPE_METRICS, SCOPES, entities
+from ..model.state import TRACE
+from ..results.results import ALL, Results, result_dates
+from ..results.stored import check_metric_values, check_trace
 from ..scenario import Scenario
-from .checkpoint import MANIFEST, Checkpoint, read_manifest
+from .checkpoint import MANIFEST, Checkpoint, Layout, read_manifest
 from .memory import check_memory
 from .progress import Progress, ProgressArg
 
 __all__ = ["BACKENDS", "Backend", "Summary", "default_chunk_size", "run_task", "run_scenarios"]
 
 BACKENDS = ("serial", "processes", "dask")
+#: The protocols of a Dask scheduler's address creditsim connects over: plain TCP or websockets, or either encrypted
+#: with the TLS settings of Dask's configuration (``distributed.comm.tls``); an address without one is TCP.
+SCHEDULER_PROTOCOLS = ("tcp", "ws", "tls", "wss")
 #: Paths per task at most when the chunk size is left to :func:`default_chunk_size`.
 MAX_CHUNK = 32
 
@@ -144,6 +150,8 @@ class Backend:
         self.threads = threads
         if backend != "dask" and (client is not None or scheduler):
             raise BackendError(f"a Dask client or scheduler needs backend 'dask', not {backend!r}")
+        if scheduler is not None:
+            _check_scheduler(scheduler)
         self.name = backend
         self.workers = workers or (1 if backend == "serial" else len(os.sched_getaffinity(0)))
         self._client, self._scheduler = client, scheduler
@@ -156,8 +164,9 @@ class Backend:
 
     @property
     def local_workers(self) -> int:
-        """Processes of this machine that simulate at once: the workers, or none on a remote Dask cluster."""
-        return 0 if self._client is not None or self._scheduler else self.workers
+        """Worker processes of this machine that simulate besides this one: the workers, or none for a serial run
+        (which simulates in this process) or on a remote Dask cluster."""
+        return 0 if self.name == "serial" or self._client is not None or self._scheduler else self.workers
 
     def slots(self) -> int:
         """How many tasks run at once: the local workers, or the threads of the Dask cluster's workers (connecting
@@ -241,7 +250,7 @@ class Backend:
                 try:
                     arrays = future.result()
                 except (distributed.KilledWorker, distributed.comm.CommClosedError, distributed.client.FutureCancelledError) as exc:
-                    raise BackendError(f"the Dask cluster lost a task ({type(exc).__name__}: {exc}); finished tasks kept in a "
+                    raise BackendError(f"the Dask cluster lost a task ({type(exc).__name__}: {' '.join(str(exc).split())}); finished tasks kept in a "
                                        "checkpoint are not lost") from None
                 future.release()
                 done(index, arrays)
@@ -270,6 +279,20 @@ class Backend:
         self._client = client
         _check_worker_versions(client)
         return client
+
+
+def _check_scheduler(address: object) -> None:
+    """Refuse a scheduler address creditsim cannot connect to, before anything runs: not a text, empty, or of a
+    protocol other than :data:`SCHEDULER_PROTOCOLS` (``ucx://`` needs UCX-Py, ``inproc://`` is within one process:
+    pass its ``client``), or an encrypted one without Dask's TLS settings."""
+    if not isinstance(address, str) or not address.strip():
+        raise BackendError(f"scheduler {address!r}: must be the address of a running dask.distributed scheduler, e.g. tcp://10.0.0.5:8786")
+    protocol = address.partition("://")[0] if "://" in address else "tcp"
+    if protocol not in SCHEDULER_PROTOCOLS:
+        raise BackendError(f"scheduler {address}: creditsim connects over {', '.join(p + '://' for p in SCHEDULER_PROTOCOLS)}, not {protocol}://")
+    if protocol in ("tls", "wss") and _dask().security.Security().get_connection_args("client")["ssl_context"] is None:
+        raise BackendError(f"scheduler {address}: {protocol}:// needs Dask's TLS settings (distributed.comm.tls.ca-file and "
+                           "distributed.comm.tls.client.cert/key in the Dask configuration); none are set")
 
 
 def package_versions() -> dict[str, str]:
@@ -380,19 +403,21 @@ def run_scenarios(
     Raises
     ------
     ScenarioError
-        Before anything runs, when every path's metrics (kept without a ``summary``) or the local workers' engines
-        would not fit in memory (:func:`creditsim.run.memory.check_memory`).
+        Before anything runs, when the run's processes would not fit in memory: the main process with every path's
+        metrics (kept without a ``summary``), gathered, summarised and written, and the local workers' engines
+        (:func:`creditsim.run.memory.check_memory`).
     """
-    check_memory(list(scenarios), len(path_ids) if summary is None else 0, backend.local_workers, backend.threads, traced=len(trace))
+    check_memory(list(scenarios), len(path_ids) if summary is None else 0, backend.local_workers, backend.threads, traced=len(trace),
+                 here=backend.name == "serial")
     if engine is None:
         from ..model.engine import run_task as engine
     _check_count("chunk_size", chunk_size)
-    if chunk_size is None and checkpoint is not None and (Path(checkpoint) / MANIFEST).exists():
-        chunk_size = int(read_manifest(checkpoint)["run"].get("chunk_size", 0)) or None  # continue as it was cut
+    if chunk_size is None and checkpoint is not None and os.path.lexists(Path(checkpoint) / MANIFEST):
+        chunk_size = read_manifest(checkpoint)["run"]["chunk_size"]  # continue as it was cut
     size = chunk_size or default_chunk_size(len(path_ids), backend.slots())
     chunks = [list(path_ids[i : i + size]) for i in range(0, len(path_ids), size)]
     tasks = [(scenario, int(seed), chunk) for scenario in scenarios for chunk in chunks]
-    results: dict[int, Arrays] = {}
+    gathered = Gathered(len(scenarios), len(path_ids), size)
     store = None
     if checkpoint is not None:
         contiguous = list(path_ids) == list(range(len(path_ids)))
@@ -400,28 +425,108 @@ def run_scenarios(
                "paths": len(path_ids) if contiguous else [int(p) for p in path_ids], "chunk_size": size,
                "engine": f"{engine.__module__}.{engine.__qualname__}", "summary": _name_of(summary),
                "trace": sorted(int(p) for p in trace), **(about or {})}
-        store = Checkpoint(checkpoint, run, [t[2] for t in tasks], package_versions())
+        layouts = [_layout(scenario, chunk, summary, trace) for scenario, _, chunk in tasks]
+        store = Checkpoint(checkpoint, run, [t[2] for t in tasks], package_versions(), layouts)
         for index in range(len(tasks)):
             arrays = store.load(index)
             if arrays is not None:
-                results[index] = arrays
-    pending = [i for i in range(len(tasks)) if i not in results]
+                gathered.place(index, arrays)
+    pending = [i for i in range(len(tasks)) if i not in gathered.done]
+    kept = set(gathered.done)
 
     def done(position: int, arrays: Arrays) -> None:
         index = pending[position]
+        if summary is None:
+            arrays.setdefault("trace", np.zeros(0, TRACE))  # an engine that traces nothing (the reference) returns none
         if store is not None:
             store.save(index, arrays)
-        results[index] = arrays
+        gathered.place(index, arrays)
 
     with Progress(progress, len(path_ids) * len(scenarios), description) as bar:
-        if results:  # tasks done before, from the checkpoint
-            bar.advance(sum(len(tasks[i][2]) for i in results))
+        if gathered.done:  # tasks done before, from the checkpoint
+            bar.advance(sum(len(tasks[i][2]) for i in gathered.done))
         backend.run(engine, [tasks[i] for i in pending], summary, done, bar, trace)
-    out = []
     for k in range(len(scenarios)):
-        parts = [results[k * len(chunks) + c] for c in range(len(chunks))]
-        out.append({name: np.concatenate([part[name] for part in parts]) for name in parts[0]})
-    return out
+        indices = range(k * len(chunks), (k + 1) * len(chunks))
+        names = gathered.names[min(indices, key=lambda i: i in kept)]  # a task run now, if any, says what a task returns
+        for i in indices:
+            if gathered.names[i] != names:
+                assert store is not None and i in kept  # tasks run now all return the same arrays
+                raise ResultsError(f"{store.task_file(i)}: holds {', '.join(gathered.names[i])}, not {', '.join(names)} as the run's other tasks "
+                                   "do; delete it to run that task again")
+    return gathered.arrays()
+
+
+#: The array of a task's results that is not per path: the records of its traced paths' loans, any number a path.
+RECORDS = "trace"
+
+
+class Gathered:
+    """Each scenario's per-path arrays, filled in place as tasks finish (in any order): a scenario's array of a name
+    is made when its first task comes back, and each task's rows are copied to its chunk's place, so gathering holds
+    the results once and the tasks in flight, not every task's arrays besides the joined ones. The :data:`RECORDS`
+    are kept per task and joined in task order at the end."""
+
+    def __init__(self, scenarios: int, paths: int, chunk_size: int) -> None:
+        self._paths, self._chunk_size = paths, chunk_size
+        self._chunks = math.ceil(paths / chunk_size)
+        self._arrays: list[Arrays] = [{} for _ in range(scenarios)]
+        self._records: list[dict[int, np.ndarray]] = [{} for _ in range(scenarios)]
+        self.done: set[int] = set()
+        self.names: dict[int, list[str]] = {}  # per task, the names of the arrays it returned
+
+    def place(self, index: int, arrays: Arrays) -> None:
+        """Put the arrays of task ``index`` (scenario ``index // chunks``, chunk ``index % chunks``) in place."""
+        k, chunk = divmod(index, self._chunks)
+        start = chunk * self._chunk_size
+        stop = min(start + self._chunk_size, self._paths)
+        for name, array in arrays.items():
+            if name == RECORDS:
+                self._records[k][chunk] = array
+                continue
+            target = self._arrays[k].get(name)
+            if target is None:
+                target = self._arrays[k][name] = np.empty((self._paths, *array.shape[1:]), array.dtype)
+            if array.shape != (stop - start, *target.shape[1:]):
+                raise BackendError(f"task {index} returned {name} of shape {array.shape}, not {(stop - start, *target.shape[1:])} "
+                                   f"(a row for each of its {stop - start} paths)")
+            target[start:stop] = array
+        self.names[index] = sorted(arrays)
+        self.done.add(index)
+
+    def arrays(self) -> list[Arrays]:
+        """Each scenario's arrays, once every task is in place."""
+        for arrays, records in zip(self._arrays, self._records, strict=True):
+            if records:
+                arrays[RECORDS] = np.concatenate([records[chunk] for chunk in sorted(records)])
+        return self._arrays
+
+
+def _layout(scenario: Scenario, paths: Sequence[int], summary: Summary | None, trace: Sequence[int]) -> Layout:
+    """What the checkpoint file of a task running ``paths`` of ``scenario`` holds: with no ``summary``, per scope
+    the metrics, float64 of shape (paths, M + 1, entities, metrics), and ``"trace"``, the traced paths' loan
+    records, each checked as results are when loaded (:mod:`creditsim.results.stored`); with a summary, its
+    float64 arrays of one number a path, none of them infinite."""
+    n = len(paths)
+    if summary is not None:
+        def finite_or_nan(arrays: Arrays) -> None:
+            for name, values in arrays.items():
+                if np.isinf(values).any():
+                    raise ResultsError(f"{name} holds an infinite value")
+
+        return Layout({None: (np.dtype(np.float64), (n,))}, finite_or_nan)
+    dates = result_dates(scenario)
+    names = {scope: [ALL] if scope == "population" else entities(scope, scenario) for scope in SCOPES}
+    traced = set(trace)
+    mine = [p for p in paths if p in traced]
+
+    def check(arrays: Arrays) -> None:
+        for scope in SCOPES:
+            check_metric_values(scope, arrays[scope], names[scope], paths, dates)
+        check_trace(arrays["trace"], scenario, mine)
+
+    shapes = {scope: (np.dtype(np.float64), (n, len(dates), len(names[scope]), len(SCOPE_METRICS[scope]))) for scope in SCOPES}
+    return Layout({**shapes, "trace": (TRACE, (None,))}, check)
 
 
 def _name_of(summary: Summary | None) -> Any:

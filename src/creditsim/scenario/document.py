@@ -7,9 +7,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .loading import MAX_SCENARIO_BYTES
+from .loading import MAX_DEPTH, MAX_SCENARIO_BYTES
 from .schema import (
+    MAX_NAME,
     MAX_RATES,
+    RESERVED_NAMES,
     Assessment,
     Assumption,
     Bank,
@@ -54,7 +56,12 @@ def reference_markdown() -> str:
         "amount, likewise); from Python (`scenario_from_dict`, a dict of overrides) a plain number is CNY. Rates and shares",
         "accept `0.008` or `\"0.8%\"`; counts accept `15000` or `\"1.5万\"`; months are `\"YYYY-MM\"`. Unknown keys, wrong",
         "types, NaN/inf and values out of range are errors naming the dotted field. A scenario file is UTF-8 TOML (a",
-        f"byte-order mark allowed) of at most {MAX_SCENARIO_BYTES // 1024**2} MiB (`MAX_SCENARIO_BYTES`); it is only parsed as data, never executed.",
+        f"byte-order mark allowed) of at most {MAX_SCENARIO_BYTES // 1024**2} MiB (`MAX_SCENARIO_BYTES`), a regular file (a FIFO, device or directory is",
+        "refused unread); it is only parsed as data, never executed. Its tables and lists, with a `--set` key's steps,",
+        f"nest at most {MAX_DEPTH} levels (`MAX_DEPTH`: the deepest field, a loan tape's column, is {MAX_DEPTH - 2}), and an integer has at",
+        "most the digits Python converts (4300). A segment, bank, guarantor, re-guarantor, pool, target or channel is",
+        f"named with 1 to {MAX_NAME} letters (Chinese ones too), digits, `_` and `-`, so that a name is one step of a dotted key",
+        f"and one item of a list; {', '.join(f'`{n}`' for n in RESERVED_NAMES)}, the aggregate of every entity, is no entity's name.",
         "Amounts may be at most 1000万亿 (`MAX_AMOUNT`, four times China's bank loans) and counts at most 10亿",
         "(`MAX_COUNT`). A rate above what its kind can plausibly be (`MAX_RATES`) is a slip of units, refused with the value",
         "probably meant (0.5 for 0.5%): an interest rate (a loan's rate, the all-in price, an interest subsidy, the",
@@ -63,10 +70,11 @@ def reference_markdown() -> str:
         "starts (`renewal.until`, `campaign.end`) is refused; a table by year giving years outside the run, and a capital",
         "injection dated outside it, are warned of (`ScenarioWarning`): they are not used.",
         "",
-        "Before a run starts, its memory is estimated (`creditsim.run.memory`): the results of every path and, for each",
-        "thread of each local worker, the engine's tables for a path (a row for every firm of the run, and the borrower",
-        "and loan rows it starts with). A run that would not fit in the memory available is refused, naming `paths`,",
-        "`sample` or `workers`.",
+        "Before a run starts, the memory of each of its processes is estimated (`creditsim.run.memory`): for each thread",
+        "of each simulating process, the engine's tables for a path (a row for every firm of the run, and the borrower",
+        "and loan rows it starts with); for the main process, the results of every path, the traced paths' loans, and the",
+        "larger of what gathering the results and summarising and writing them (`--out`, `--report`, `--xlsx`, `--csv`)",
+        "add. A run that would not fit in the memory available is refused, naming `paths`, `trace`, `sample` or `workers`.",
         "",
     ]
     sections: list[tuple[str, type[BaseModel]]] = [

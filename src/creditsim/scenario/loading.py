@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import sys
 import tomllib
 from collections.abc import Sequence
 from importlib import resources
@@ -18,18 +19,24 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import _MISSING, ScenarioError
+from ..files import read_regular
 from .loan_tape import read_loan_tape
 from .rules import check_rules
-from .schema import TESTS, Scenario, field_at, is_amount, model_at
+from .schema import TESTS, Scenario, field_at, is_amount, model_at, nesting
 from .units import amount_text
 from .written import refuse_bare_amounts_in
 
-__all__ = ["DEFAULT_SCENARIO", "MAX_SCENARIO_BYTES", "load_scenario", "parse_overrides", "scenario_from_dict", "key_path", "value_at", "with_tests"]
+__all__ = ["DEFAULT_SCENARIO", "MAX_DEPTH", "MAX_SCENARIO_BYTES", "load_scenario", "parse_overrides", "scenario_from_dict", "key_path", "value_at", "with_tests"]
 
 #: The bundled default scenario, run by ``creditsim run`` with no file.
 DEFAULT_SCENARIO = "default.toml"
 #: The largest scenario file read, in bytes (the plans' files are 15–25 KB); a larger file is refused unread.
 MAX_SCENARIO_BYTES = 1024**2
+#: The most levels of tables and lists scenario data may nest, counting a dotted key's steps (``banks.NAME.rate.2021``
+#: is four): the deepest place of the schema (a loan tape's column, ``banks.NAME.loan_tape.amount[0]``, is five) and
+#: two more, so that a key a little too deep is still named by its field's own rule. Deeper data is refused before
+#: anything else reads it.
+MAX_DEPTH = nesting(Scenario) + 2
 
 
 def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | list[str] | None = None) -> Scenario:
@@ -59,13 +66,7 @@ def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | li
         source = DEFAULT_SCENARIO
     else:
         source = str(path)
-        try:
-            with open(path, "rb") as file:
-                raw_bytes = file.read(MAX_SCENARIO_BYTES + 1)  # never more than the limit, whatever the file
-        except OSError as exc:
-            raise ScenarioError(source, _MISSING, f"cannot read the file: {exc.strerror or exc}") from None
-        if len(raw_bytes) > MAX_SCENARIO_BYTES:
-            raise ScenarioError(source, _MISSING, f"is larger than {MAX_SCENARIO_BYTES // 1024**2} MiB, the most a scenario file may be")
+        raw_bytes = read_regular(path, "scenario file", most=MAX_SCENARIO_BYTES, error=lambda rule: ScenarioError(source, _MISSING, rule))
         if not raw_bytes.strip():
             raise ScenarioError(source, _MISSING, "is empty")
         try:
@@ -75,11 +76,9 @@ def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | li
         if "\x00" in text:
             raise ScenarioError(source, _MISSING, "is binary, not a TOML text file")
     try:
-        data = tomllib.loads(text)
+        data = _toml(text, source)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(source, _MISSING, f"is not valid TOML: {exc}") from None
-    except RecursionError:
-        raise ScenarioError(source, _MISSING, "nests arrays or tables too deeply") from None
     written = parse_overrides(overrides) if isinstance(overrides, list) else {}
     given = overrides if isinstance(overrides, dict) else {}
     return _validated(data, written, given, None if path is None else Path(path).parent, text=True)
@@ -94,12 +93,53 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise ScenarioError("--set", item, "must be written dotted.key=value")
         try:
-            parsed[key] = tomllib.loads(f"v = {value.strip()}")["v"]
+            parsed[key] = _toml(f"v = {value.strip()}", key)["v"]
         except tomllib.TOMLDecodeError:
             parsed[key] = value.strip()
-        except RecursionError:
-            raise ScenarioError(key, _MISSING, "nests arrays or tables too deeply") from None
+        check_depth(parsed[key], key_path(key))
     return parsed
+
+
+def _toml(text: str, where: str) -> dict[str, Any]:
+    """``text`` parsed as TOML (a malformed text raises ``tomllib.TOMLDecodeError``).
+
+    Raises
+    ------
+    ScenarioError
+        Naming ``where``, for arrays or tables nested deeper than the parser can go, or an integer of more digits
+        than Python converts (``sys.get_int_max_str_digits()``, 4300 by default).
+    """
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        raise
+    except RecursionError:
+        raise ScenarioError(where, _MISSING, "nests arrays or tables too deeply") from None
+    except ValueError:  # the only other error of tomllib: an integer longer than int() converts
+        raise ScenarioError(where, _MISSING, f"holds an integer of more than {sys.get_int_max_str_digits()} digits") from None
+
+
+def check_depth(data: Any, steps: Sequence[str | int] = ()) -> None:
+    """Refuse scenario data (or a value set at the key of ``steps``) that nests deeper than :data:`MAX_DEPTH`,
+    walking it without recursion, so that no later step (a copy, the schema) recurses past Python's limit.
+
+    Raises
+    ------
+    ScenarioError
+        Naming the first place too deep, e.g. ``zz.a.a.a.a.a.a.a…: nests 8 levels of tables or lists …``.
+    """
+    pending: list[tuple[list[str | int], Any]] = [(list(steps), data)]
+    while pending:
+        place, node = pending.pop()
+        if len(place) > MAX_DEPTH:
+            shown = _shown_key(place[: MAX_DEPTH + 1])
+            shown = shown if len(shown) <= 80 else shown[:79] + "…"
+            raise ScenarioError(shown, _MISSING, f"nests more than {MAX_DEPTH} levels of tables or lists; no field of a scenario is deeper "
+                                                 f"than {MAX_DEPTH - 2} (e.g. banks.NAME.loan_tape.amount[0])")
+        if isinstance(node, dict):
+            pending += [([*place, key], value) for key, value in node.items()]
+        elif isinstance(node, list | tuple):
+            pending += [([*place, i], value) for i, value in enumerate(node)]
 
 
 def with_tests(scenario: Scenario, written: Sequence[str], field: str = "--target") -> Scenario:
@@ -150,6 +190,9 @@ def _validated(data: dict[str, Any], written: dict[str, Any], given: dict[str, A
     With ``text`` the data and the written overrides are a file's text, whose amounts must carry their units
     (:mod:`creditsim.scenario.written`); Python's values are taken as they are.
     """
+    check_depth(data)
+    for key, value in (*written.items(), *given.items()):
+        check_depth(value, key_path(key))
     data = json.loads(json.dumps(data, default=str))  # a deep copy that the overrides may change
     made_up = [entity for key, value in written.items() for entity in _set_dotted(data, key, value)]
     if text:

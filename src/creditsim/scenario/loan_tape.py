@@ -31,19 +31,25 @@ The rules (docs/how-to/load-a-loan-tape.md):
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from ..errors import ScenarioError
+from ..files import open_regular
 from .growth import rates_by_year
 from .schema import MAX_TAPE_LOANS, PRODUCTS, LoanTape, Scenario, admitted, tape_error
 from .units import amount_text, month_index, month_label
 
-__all__ = ["MAX_FIRM_LOANS", "MAX_TERM", "OpeningTapes", "read_loan_tape", "opening_tapes", "sampled_tape"]
+__all__ = ["MAX_FIRM_LOANS", "MAX_TAPE_BYTES", "MAX_TERM", "OpeningTapes", "read_loan_tape", "opening_tapes", "sampled_tape"]
+
+#: The largest loan tape file read, bytes: 1 GiB, room for MAX_TAPE_LOANS rows of 200 bytes; a larger file (or a
+#: FIFO, device or directory) is refused before it is read.
+MAX_TAPE_BYTES = 1024**3
 
 #: The most loans one firm of a loan tape may hold (as ``demand.loans_per_borrower``'s limit).
 MAX_FIRM_LOANS = 100
@@ -82,16 +88,17 @@ def read_loan_tape(name: str, base: str | Path | None, field: str) -> dict[str, 
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise ScenarioError(field, name, "must name a loan tape file ending in .csv or .parquet")
-    try:
-        columns = _read_csv(path, name) if suffix == ".csv" else _read_parquet(path, name)
-    except OSError as exc:
-        raise ScenarioError(field, name, f"cannot read the file: {exc.strerror or exc}") from None
+    with open_regular(path, "loan tape", most=MAX_TAPE_BYTES, error=lambda rule: ScenarioError(field, name, rule)) as file:
+        try:
+            columns = _read_csv(file, name) if suffix == ".csv" else _read_parquet(file, name)
+        except OSError as exc:
+            raise ScenarioError(field, name, f"cannot read the file: {exc.strerror or exc}") from None
     return {"file": name, **columns}
 
 
-def _read_csv(path: Path, name: str) -> dict[str, list[str]]:
+def _read_csv(file: BinaryIO, name: str) -> dict[str, list[str]]:
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
+        with io.TextIOWrapper(file, newline="", encoding="utf-8-sig") as handle:
             records = csv.reader(handle)
             header = next(records, None)
             if header is None:
@@ -113,20 +120,21 @@ def _read_csv(path: Path, name: str) -> dict[str, list[str]]:
     return columns
 
 
-def _read_parquet(path: Path, name: str) -> dict[str, list[Any]]:
+def _read_parquet(file: BinaryIO, name: str) -> dict[str, list[Any]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        parquet = pq.ParquetFile(file)
+        if parquet.metadata.num_rows > MAX_TAPE_LOANS:  # from the footer, before the rows are read
+            raise tape_error(name, None, None, f"holds {parquet.metadata.num_rows:,} loans, more than {MAX_TAPE_LOANS:,}")
+        table = parquet.read()
     except (pa.ArrowException, ValueError) as exc:
-        if isinstance(exc, OSError) and not path.is_file():
+        if isinstance(exc, ScenarioError):
             raise
         raise tape_error(name, None, None, f"is not a Parquet file ({' '.join(str(exc).split())})") from None
     header = [column.strip() for column in table.column_names]
     _check_header(header, name)
-    if table.num_rows > MAX_TAPE_LOANS:
-        raise tape_error(name, None, None, f"holds {table.num_rows:,} loans, more than {MAX_TAPE_LOANS:,}")
     return {column: table.column(k).to_pylist() for k, column in enumerate(header)}
 
 

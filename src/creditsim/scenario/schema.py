@@ -14,8 +14,9 @@ import fnmatch
 import hashlib
 import json
 import math
+import re
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -26,7 +27,8 @@ __all__ = [
     "admitted", "json_digest", "Scenario", "Calendar", "Segment", "Firms", "Bank", "Demand", "StressPoint", "Risk", "Liquidity",
     "Renewal", "Deferral", "ReliefLending", "Relief", "Campaign", "Channel", "Guarantor", "Reguarantor", "Injection", "TopUp", "Pool", "InterestSubsidy", "Target",
     "Assessment", "LoanTape", "MEASURES", "TESTS", "TWO_INCREASES_RULES", "PRODUCTS", "PRODUCT_NAMES", "TAPE_COLUMNS", "TAPE_REQUIRED", "TAPE_STATUSES",
-    "MAX_TAPE_LOANS", "MAX_RATES", "FACTOR_MONTHS", "SCALED", "WHOLE", "model_at", "field_at", "is_amount",
+    "MAX_TAPE_LOANS", "MAX_RATES", "FACTOR_MONTHS", "SCALED", "WHOLE", "RESERVED_NAMES", "MAX_NAME", "model_at", "field_at", "is_amount",
+    "nesting",
 ]
 
 #: Loan products: 信用 (credit, unsecured), 担保 (guaranteed), 抵押/质押 (collateral).
@@ -108,9 +110,33 @@ def _positive_amount(value: object) -> float:
     return amount
 
 
+#: Names the program gives its own rows and scopes, which no segment, bank, guarantor, re-guarantor, pool, target or
+#: channel may take: ``all``, the aggregate (``Results.values("balance", "all")``, ``--bank all``, a target's scope).
+RESERVED_NAMES: tuple[str, ...] = ("all",)
+#: The longest name (characters).
+MAX_NAME = 64
+_NAME = re.compile(rf"[\w-]{{1,{MAX_NAME}}}")
+_TARGET_NAME = re.compile(rf"[\w:-]{{1,{MAX_NAME}}}")
+
+
 def _name(value: object) -> str:
-    if not isinstance(value, str) or not value or any(c in value for c in ". \t\n=,"):
-        raise ValueError("names must be non-empty and contain no dots, spaces, '=' or ','")
+    """A name of a segment, bank, guarantor, re-guarantor, pool, target or channel: letters (Chinese ones too), digits,
+    '_' and '-', so that it is one step of a dotted key, one item of a list on the command line (``--bank``, a target's
+    scope joined by '+') and plain text wherever it is drawn or written; and not a name of :data:`RESERVED_NAMES`."""
+    return _checked_name(value, _NAME, "")
+
+
+def _target_name(value: object) -> str:
+    """A target's name: as :func:`_name`, and ':' too, as in the names ``--target`` gives tests
+    (``两增:big_bank:2022``)."""
+    return _checked_name(value, _TARGET_NAME, ", ':'")
+
+
+def _checked_name(value: object, pattern: re.Pattern[str], also: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise ValueError(f"a name must be 1 to {MAX_NAME} letters, digits, '_'{also} or '-' (e.g. city_bank or 城商行)")
+    if value in RESERVED_NAMES:
+        raise ValueError(f"is reserved: creditsim names the aggregate of every entity {value!r}; choose another name")
     return value
 
 
@@ -723,7 +749,7 @@ class Scenario(_Model):
     interest_subsidy: InterestSubsidy | None = Field(None, description="Interest subsidy on eligible loans (default none).")
     discount_rate: InterestRate = Field(0.03, description="Annual rate at which fiscal costs are discounted to the start for their net present value.")
     assessment: Assessment = Field(default_factory=Assessment, description="How 两增 and 两控 are assessed (default: the rule in force each year, NPL margin 3pp).")
-    targets: dict[Annotated[str, BeforeValidator(_name)], Target] = Field(default_factory=dict, description="The plan's targets, keyed by name (default none).")
+    targets: dict[Annotated[str, BeforeValidator(_target_name)], Target] = Field(default_factory=dict, description="The plan's targets, keyed by name (default none).")
     assumptions: Annotated[tuple[Assumption, ...], BeforeValidator(_as_tuple)] = Field((), description="Documented assumptions with their plausible ranges (default none): what creditsim sensitivity varies and run --parameter-uncertainty draws.")
 
     # ------------------------------------------------------------------ derived views used by the engine
@@ -874,6 +900,15 @@ def _parsers(annotations: Sequence[Any]) -> list[Any]:
             found.append(item.func)
         found += _parsers([*getattr(item, "__metadata__", ()), *getattr(item, "__args__", ())])
     return found
+
+
+def nesting(annotation: Any) -> int:
+    """The most levels of tables and lists data of a type can nest, i.e. the most steps of a dotted key into it:
+    ``nesting(Scenario)`` is 5 (``banks.NAME.loan_tape.amount[0]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return 1 + max((nesting(info.annotation) for info in annotation.model_fields.values()), default=0)
+    inner = max((nesting(arg) for arg in get_args(annotation) if arg is not Ellipsis), default=0)
+    return inner + 1 if get_origin(annotation) in (dict, tuple, list) else inner
 
 
 def model_of(annotation: Any) -> Any:

@@ -133,6 +133,8 @@ def parse_quantity(value: object, unit: str) -> float:
         if rest.lstrip().startswith(("-", "+")):
             raise ValueError("must have one sign at most")
         return -parse_quantity(rest, unit)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:  # a number's sign, as a text's
+        return -parse_quantity(-value, unit)
     if isinstance(value, str) and value.strip().endswith("%") and unit != "fraction":
         raise ValueError("a percentage only suits a fraction")
     if unit == "fraction":
