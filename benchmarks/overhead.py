@@ -49,7 +49,7 @@ def compiled_code_cost() -> dict[str, float]:
     cache that run wrote (loaded)."""
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache, "PYTHONPATH": str(Path(__file__).resolve().parent)}
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent), *filter(None, [os.environ.get("PYTHONPATH")])])}
         for label in ("compile", "load"):
             run = subprocess.run([sys.executable, "-c", _FIRST_PATH], env=env, capture_output=True, text=True, check=True)
             imported, first_path = (float(v) for v in run.stdout.split())

@@ -193,6 +193,15 @@ def test_paired_difference_interval_has_nominal_exact_coverage(n):
     assert min(coverage(walds, *cell) for cell in cells) <= 0.90
 
 
+def assert_refused(base: dict[str, Any], cases: list[tuple[dict[str, Any], str]]) -> None:
+    """Each change to the target ``base`` (a None value removes the field) is refused with exactly its message."""
+    for change, message in cases:
+        target = {k: v for k, v in {**base, **change}.items() if v is not None}
+        with pytest.raises(ScenarioError) as error:
+            scenario_from_dict(two_bank_data(targets={"t": target}))
+        assert str(error.value) == message
+
+
 def test_target_fields_are_checked():
     base = {"metric": "balance", "measure": "increase", "start": "2021-01", "end": "2022-12", "threshold": "100亿"}
     cases = [
@@ -208,11 +217,7 @@ def test_target_fields_are_checked():
         ({"scope": ["a", "all"]}, "targets.t.scope = ['a', 'all']: 'all' cannot be part of a list"),
         ({"metric": "npl_ratio", "measure": "ratio", "start": None, "end": None, "date": "2022-12", "threshold": 3}, "targets.t.threshold = 3.0: must be a fraction such as 0.03 or '3%' (npl_ratio is in fraction)"),
     ]
-    for change, message in cases:
-        target = {k: v for k, v in {**base, **change}.items() if v is not None}
-        with pytest.raises(ScenarioError) as error:
-            scenario_from_dict(two_bank_data(targets={"t": target}))
-        assert str(error.value) == message
+    assert_refused(base, cases)
 
 
 def test_a_target_outside_the_run_is_reported_as_not_assessed():
@@ -343,11 +348,7 @@ def test_test_target_fields_are_checked():
         ({"scope": "c"}, "targets.t.scope = 'c': a test is assessed for one bank or all of them: a, b, all"),
         ({"measure": "stock"}, "targets.t.threshold: is required for a stock target"),
     ]
-    for change, message in cases:
-        target = {k: v for k, v in {**base, **change}.items() if v is not None}
-        with pytest.raises(ScenarioError) as error:
-            scenario_from_dict(two_bank_data(targets={"t": target}))
-        assert str(error.value) == message
+    assert_refused(base, cases)
 
 
 def test_tests_written_on_the_command_line():
