@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import io
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,9 @@ __all__ = ["ExplorerPage", "explore", "serve"]
 
 #: How often the page looks for a newer answer from the run's thread, milliseconds.
 REFRESH_MS = 200
+#: While a run is under way, the page is redrawn at most this often (seconds) after its first batch: each redraw takes
+#: the cores from the run.
+REDRAW_S = 2.0
 #: The most paths a page may ask for (each run is kept in memory).
 MAX_PAGE_PATHS = 10_000
 #: The parties that bear credit losses, each a metric of losses over all its entities.
@@ -73,6 +77,7 @@ class ExplorerPage:
         self._answer: tuple[int, Comparison, bool] | None = None  # the newest (generation, comparison, complete) to show
         self._failure: tuple[int, str] | None = None
         self._shown: tuple[int, int] | None = None  # (generation, paths) on the page
+        self._drawn = 0.0  # when it was drawn (time.monotonic)
         self._lock = threading.Lock()
         s = explorer.scenario
 
@@ -202,7 +207,9 @@ class ExplorerPage:
         if answer is None or self._shown == (answer[0], answer[1].variant.paths):
             return
         generation, comparison, complete = answer
-        self._shown = (generation, comparison.variant.paths)
+        if not complete and self._shown is not None and self._shown[0] == generation and time.monotonic() - self._drawn < REDRAW_S:
+            return  # a later batch of the run on the page: the next one will do, and the paths run meanwhile
+        self._shown, self._drawn = (generation, comparison.variant.paths), time.monotonic()
         self.show(comparison, complete)
 
     def show(self, comparison: Comparison, complete: bool) -> None:

@@ -102,7 +102,7 @@ class Explorer:
             run = self._runs.get((scenario.digest(), self.seed if seed is None else seed))
         return 0 if run is None else len(run["bank"])
 
-    def run(self, scenario: Scenario, update: Callable[[Results], None] | None = None, cancelled: Callable[[], bool] = lambda: False,
+    def run(self, scenario: Scenario, update: Callable[[Results], None] | None = None, cancelled: Callable[[], bool] | None = None,
             paths: int | None = None, seed: int | None = None) -> Results:
         """The first ``paths`` paths (default the explorer's) of ``scenario``, from the cache as far as they are kept,
         the rest run a batch at a time; ``update`` is called with the results so far after each batch (and at once
@@ -119,7 +119,7 @@ class Explorer:
         if done and update is not None and done < paths:
             update(self._results(scenario, seed, done))
         while done < paths:
-            if cancelled():
+            if cancelled is not None and cancelled():
                 raise Cancelled
             stop = min(paths, FIRST_PATHS if done == 0 else done + BATCH_PATHS)
             arrays = run_scenarios([scenario], range(done, stop), seed, self._backend, progress=False)[0]
@@ -137,7 +137,7 @@ class Explorer:
         return results
 
     def compare(self, variant: Scenario, update: Callable[[Comparison, bool], None] | None = None,
-                cancelled: Callable[[], bool] = lambda: False, paths: int | None = None, seed: int | None = None) -> Comparison:
+                cancelled: Callable[[], bool] | None = None, paths: int | None = None, seed: int | None = None) -> Comparison:
         """The variant against the baseline (the scenario) on the same paths (default the explorer's) and seed: the
         baseline's paths first (kept after the first time), then the variant's a batch at a time,
         ``update(comparison, complete)`` called after each batch with the paths both have.
