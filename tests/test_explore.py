@@ -130,6 +130,26 @@ def test_a_cancelled_run_stops_at_its_next_batch_and_keeps_what_it_did(small_fil
     assert batches == [3] and explorer.cached(explorer.scenario) == 3
 
 
+def test_runs_of_one_scenario_at_once_are_one_run(small_file, monkeypatch):
+    """Two threads asking for the same paths (a page's older request, another tab) take turns a run at a time, so the
+    paths kept are those of one run, bit for bit."""
+    monkeypatch.setattr(explorer_module, "FIRST_PATHS", 2)
+    monkeypatch.setattr(explorer_module, "BATCH_PATHS", 3)
+    explorer = Explorer(small_file, paths=11, seed=SEED)
+    variant = explorer.variant({"guarantors.county.fee_rate": "0.9%"})
+    got: list = []
+    threads = [threading.Thread(target=lambda: got.append(explorer.compare(variant))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    expected = creditsim.compare(explorer.scenario, variant, paths=11, seed=SEED)
+    for comparison in got:
+        assert_same_bits(comparison.base, expected.base)
+        assert_same_bits(comparison.variant, expected.variant)
+    assert explorer.cached(variant) == 11
+
+
 def test_the_runs_kept_are_bounded(small_file, monkeypatch):
     """Within CACHE_BYTES the least recently used run goes first; a run seen again moves to the front."""
     explorer = Explorer(small_file, paths=3, seed=SEED)
@@ -212,14 +232,14 @@ def test_the_saved_variant_reproduces_the_numbers_shown(small_file, tmp_path):
     _settle(page)
     shown = page.comparison.targets()
     saved = tmp_path / "variant.toml"
-    saved.write_bytes(page.variant_toml().getvalue())
+    saved.write_bytes(page.save_variant().getvalue())
     text = saved.read_text(encoding="utf-8")
     assert "creditsim run THIS_FILE --paths 8 --seed 3" in text and "levers moved: risk.stress=" in text
     rerun = creditsim.simulate(load_scenario(saved), paths=8, seed=SEED).targets()
     assessed = shown["note"] == ""
     np.testing.assert_array_equal(rerun.loc[assessed.to_numpy(), "probability"].to_numpy(), shown.loc[assessed, "p_b"].to_numpy())
-    assert b"<!DOCTYPE html>" in page.report_html().getvalue()[:100]
-    assert page.workbook_bytes().getvalue()[:2] == b"PK"  # a zip: the workbook
+    assert b"<!DOCTYPE html>" in page.export_report().getvalue()[:100]
+    assert page.export_workbook().getvalue()[:2] == b"PK"  # a zip: the workbook
 
 
 # ------------------------------------------------------------------------------------------------ the command

@@ -24,11 +24,11 @@ from .run import Backend, simulate
 from .scenario import Scenario, load_scenario
 
 
-def explore(scenario: str | Path | None = None, paths: int = 200, seed: int = 0, threads: int = 2) -> Any:
+def explore(scenario: str | Path | None = None, paths: int = 200, seed: int = 0, threads: int | None = None) -> Any:
     """The explorer of a scenario file (None: the bundled default) in a notebook: its levers, and every target's
     P(met), a fan chart, 两增 by bank, the budget and who bears the losses, baseline against the variant the levers
-    make, updated as they move (the page ``creditsim explore`` serves; see :mod:`creditsim.present.app`). Shown
-    inline when it is the last value of a cell.
+    make, updated as they move (the page ``creditsim explore`` serves; see :func:`creditsim.present.app.explore` for
+    the parameters). Shown inline when it is the last value of a cell.
 
     Raises
     ------

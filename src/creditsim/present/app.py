@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import io
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -74,7 +75,9 @@ class ExplorerPage:
 
         self.explorer = explorer
         self._generation = 0
-        self._answer: tuple[int, Comparison, bool] | None = None  # the newest (generation, comparison, complete) to show
+        self._answer: tuple[int, Comparison, bool, list[str]] | None = None  # the newest (generation, comparison, complete, moved)
+        self.comparison: Comparison | None = None  # the comparison on the page, made by the --set texts self.moved
+        self.moved: list[str] = []
         self._failure: tuple[int, str] | None = None
         self._shown: tuple[int, int] | None = None  # (generation, paths) on the page
         self._drawn = 0.0  # when it was drawn (time.monotonic)
@@ -114,10 +117,10 @@ class ExplorerPage:
         self.budget = pn.pane.HTML("", stylesheets=[_STYLE], css_classes=["cs-table", "budget-table"], sizing_mode="stretch_width")
         self.losses = pn.pane.HTML("", stylesheets=[_STYLE], css_classes=["cs-table", "losses-table"], sizing_mode="stretch_width")
 
-        self.save = pn.widgets.FileDownload(callback=self.variant_toml, filename=f"{s.name}-variant.toml", label="save this variant 保存方案",
+        self.save = pn.widgets.FileDownload(callback=self.save_variant, filename=f"{s.name}-variant.toml", label="save this variant 保存方案",
                                             color="primary", width=220)
-        self.report = pn.widgets.FileDownload(callback=self.report_html, filename=f"{s.name}-report.html", label="export report 导出报告", width=200)
-        self.workbook = pn.widgets.FileDownload(callback=self.workbook_bytes, filename=f"{s.name}.xlsx", label="export workbook 导出Excel", width=200)
+        self.report = pn.widgets.FileDownload(callback=self.export_report, filename=f"{s.name}-report.html", label="export report 导出报告", width=200)
+        self.workbook = pn.widgets.FileDownload(callback=self.export_workbook, filename=f"{s.name}.xlsx", label="export workbook 导出Excel", width=200)
 
         levers = pn.Column(*(pn.Card(*items, title=group, collapsed=False, sizing_mode="stretch_width") for group, items in groups.items()),
                            width=360, scroll=True, max_height=1400)
@@ -151,21 +154,23 @@ class ExplorerPage:
         return {key: _text(lever, self.inputs[key].value) for key, lever in ((lever.key, lever) for lever in self.explorer.levers)}
 
     def changed(self, key: str | None) -> None:
-        """A lever (``key``), the paths or the seed moved: check the levers and run the variant, or show why not."""
+        """A lever (``key``), the paths or the seed moved: check the levers and run the variant, or show why not.
+        Either way the run under way stops at its next batch."""
         for pane in (*self.errors.values(), self.run_error):
             pane.object = ""
-        try:
-            variant = self.explorer.variant(self.values())
-            paths, seed = _whole(self.paths.value, "paths", 1, MAX_PAGE_PATHS), _whole(self.seed.value, "seed", 0, None)
-        except ScenarioError as exc:
-            self._refuse(str(exc), key)
-            return
         with self._lock:
             self._generation += 1
             generation = self._generation
+        try:
+            values = self.values()
+            variant, moved = self.explorer.variant(values), self.explorer.overrides(values)
+            paths, seed = _whole(self.paths.value, "paths", 1, MAX_PAGE_PATHS), _whole(self.seed.value, "seed", 0, None)
+        except ScenarioError as exc:
+            self._refuse(exc, key)
+            return
         self.progress.max = paths
         self.status.object = f"running {paths} paths…"
-        threading.Thread(target=self._run, args=(generation, variant, paths, seed), daemon=True, name=f"explore-{generation}").start()
+        threading.Thread(target=self._run, args=(generation, variant, moved, paths, seed), daemon=True, name=f"explore-{generation}").start()
 
     def stop(self) -> None:
         """Stop the run at its next batch; what is shown stays, marked as cut short."""
@@ -173,54 +178,61 @@ class ExplorerPage:
             self._generation += 1
         self.status.object = f"{self.status.object} · cancelled 已取消" if self.status.object else "cancelled 已取消"
 
-    def _refuse(self, message: str, key: str | None) -> None:
-        """Show a lever's error beside the lever it names (the one moved when it names none) and run nothing."""
-        field = message.split(" = ", 1)[0].split(":", 1)[0]
-        named = next((k for k in self.errors if field == k or field.startswith(k + ".")), None) or key
-        (self.errors[named] if named in self.errors else self.run_error).object = _error(message)
-        self.status.object = "not run: a lever's value is refused (see beside it)"
+    def _refuse(self, error: ScenarioError, key: str | None) -> None:
+        """Show a lever's error beside the lever its field belongs to (``risk.stress[0].date`` to the macro lever), an
+        error of no lever (the paths, the seed) above the answer, and run nothing."""
+        field = error.field
+        named = next((k for k in self.errors if field == k or field.startswith((k + ".", k + "["))), None)
+        (self.errors[named] if named is not None else self.run_error).object = _error(str(error))
+        self.status.object = "not run: a value is refused (see beside it)"
 
-    def _run(self, generation: int, variant: Scenario, paths: int, seed: int) -> None:
-        """The run of one request, in its own thread: each batch's comparison kept for :meth:`refresh` to show."""
+    def _run(self, generation: int, variant: Scenario, moved: list[str], paths: int, seed: int) -> None:
+        """The run of one request, in its own thread: each batch's comparison kept for :meth:`refresh` to show, with
+        the levers moved that made it."""
         def update(comparison: Comparison, complete: bool) -> None:
             with self._lock:
                 if generation == self._generation:
-                    self._answer = (generation, comparison, complete)
+                    self._answer = (generation, comparison, complete, moved)
 
         try:
             self.explorer.compare(variant, update, lambda: generation != self._generation, paths, seed)
         except Cancelled:
-            pass
+            return
         except CreditsimError as exc:
-            self._failure = (generation, str(exc))
+            failure = str(exc)
         except Exception as exc:  # the page must keep answering whatever a run raises; the reason is shown
-            self._failure = (generation, f"the run failed: {type(exc).__name__}: {exc}")
+            failure = f"the run failed: {type(exc).__name__}: {exc}"
+        else:
+            return
+        with self._lock:
+            self._failure = (generation, failure)
 
     # ------------------------------------------------------------------------------------------ showing
     def refresh(self) -> None:
-        """Show the newest answer if it is not on the page yet (called every :data:`REFRESH_MS` on the page's thread)."""
+        """Show the newest answer of the current request if it is not on the page yet (called every
+        :data:`REFRESH_MS` on the page's thread)."""
         with self._lock:
             answer, failure, current = self._answer, self._failure, self._generation
+            self._failure = None
         if failure is not None and failure[0] == current:
             self.run_error.object = _error(failure[1])
-            self._failure = None
-        if answer is None or self._shown == (answer[0], answer[1].variant.paths):
+            self.status.object = "not run to the end: see the error above"
+        if answer is None or answer[0] != current or self._shown == (answer[0], answer[1].variant.paths):
             return
-        generation, comparison, complete = answer
+        generation, comparison, complete, moved = answer
         if not complete and self._shown is not None and self._shown[0] == generation and time.monotonic() - self._drawn < REDRAW_S:
             return  # a later batch of the run on the page: the next one will do, and the paths run meanwhile
         self._shown, self._drawn = (generation, comparison.variant.paths), time.monotonic()
-        self.show(comparison, complete)
+        self.show(comparison, complete, moved)
 
-    def show(self, comparison: Comparison, complete: bool) -> None:
-        """Put a comparison on the page."""
+    def show(self, comparison: Comparison, complete: bool, moved: list[str]) -> None:
+        """Put a comparison on the page, made by the ``--set`` texts ``moved``."""
         paths = comparison.variant.paths
         self.progress.value = min(paths, self.progress.max)
-        changed = self.explorer.overrides(self.values())
-        what = "the scenario as it is" if not changed else "variant: " + html.escape(", ".join(changed))
+        what = "the scenario as it is" if not moved else "variant: " + html.escape(", ".join(moved))
         mark = "" if complete else f" <b class='partial'>partial 部分结果: {paths} of {self.progress.max} paths</b>"
         self.status.object = f"<span class='{'complete' if complete else 'partial'}'>{paths} paths, seed {comparison.base.seed} · {what}</span>{mark}"
-        self.comparison = comparison
+        self.comparison, self.moved = comparison, moved
         self.targets.object = targets_html(comparison)
         self.two_increases.object = two_increases_html(comparison)
         self.budget.object = budget_html(comparison)
@@ -229,7 +241,7 @@ class ExplorerPage:
 
     def redraw_chart(self) -> None:
         """Draw the chosen metric or target for the chosen bank, the baseline over the variant's fan."""
-        comparison = getattr(self, "comparison", None)
+        comparison = self.comparison
         if comparison is None:
             return
         kind, name = self._choices[self.quantity.value]
@@ -243,32 +255,30 @@ class ExplorerPage:
             old.clear()
 
     # ------------------------------------------------------------------------------------------ downloads
-    def variant_toml(self) -> io.BytesIO:
-        """The variant as a scenario file, headed by the command that reproduces the numbers shown."""
-        comparison = getattr(self, "comparison", None)
-        scenario = self.explorer.variant(self.values())
-        paths, seed = (comparison.variant.paths, comparison.variant.seed) if comparison is not None else (self.paths.value, self.seed.value)
-        moved = self.explorer.overrides(self.values())
+    def save_variant(self) -> io.BytesIO:
+        """The variant on the page as a scenario file, headed by the levers moved and the command that reproduces
+        the numbers shown (before anything is shown: the scenario as it is)."""
+        comparison = self.comparison
+        scenario = self.explorer.scenario if comparison is None else comparison.variant.scenario
+        paths, seed = (self.explorer.paths, self.explorer.seed) if comparison is None else (comparison.variant.paths, comparison.variant.seed)
         header = (f"{scenario.name}: a variant saved by creditsim explore\n"
-                  f"levers moved: {', '.join(moved) or 'none'}\n"
+                  f"levers moved: {', '.join(self.moved) or 'none'}\n"
                   f"creditsim run THIS_FILE --paths {paths} --seed {seed}   reproduces the numbers shown")
         return io.BytesIO(scenario.to_toml(header).encode("utf-8"))
 
-    def report_html(self) -> io.BytesIO:
-        """The HTML report of the variant's run shown."""
-        comparison = self._complete()
-        command = f"creditsim explore (variant: {', '.join(self.explorer.overrides(self.values())) or 'none'})"
-        return io.BytesIO(report_html(comparison.variant, command).encode("utf-8"))
+    def export_report(self) -> io.BytesIO:
+        """The HTML report of the variant's run on the page."""
+        command = f"creditsim explore (variant: {', '.join(self.moved) or 'none'})"
+        return io.BytesIO(report_html(self._shown_run().variant, command).encode("utf-8"))
 
-    def workbook_bytes(self) -> io.BytesIO:
-        """The Excel workbook of the variant's run shown."""
-        return io.BytesIO(self._complete().variant.excel_bytes())
+    def export_workbook(self) -> io.BytesIO:
+        """The Excel workbook of the variant's run on the page."""
+        return io.BytesIO(self._shown_run().variant.excel_bytes())
 
-    def _complete(self) -> Comparison:
-        comparison = getattr(self, "comparison", None)
-        if comparison is None:
+    def _shown_run(self) -> Comparison:
+        if self.comparison is None:
             raise CreditsimError("nothing has been run yet")
-        return comparison
+        return self.comparison
 
 
 # ---------------------------------------------------------------------------------------------- tables
@@ -362,7 +372,7 @@ def _widget(pn: Any, lever: Lever) -> Any:
                                               css_classes=["lever", _css(lever.key)], sizing_mode="stretch_width")
     if lever.unit == "bool":
         return pn.widgets.Checkbox(label=lever.label, value=lever.value == "true", css_classes=["lever", _css(lever.key)])
-    placeholder = {"month": "YYYY-MM (blank: none)", "stress": "1.5 from 2022-01"}.get(lever.unit, "")
+    placeholder = {"month": "YYYY-MM (blank: as the scenario)", "stress": "1.5 from 2022-01"}.get(lever.unit, "")
     return pn.widgets.TextInput(label=lever.label, value=lever.value, placeholder=placeholder, css_classes=["lever", _css(lever.key)],
                                 sizing_mode="stretch_width")
 
@@ -395,9 +405,19 @@ def _scope(comparison: Comparison, metric: str, entity: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- entry points
-def explore(scenario: str | Path | None = None, paths: int = 200, seed: int = 0, threads: int = 2) -> Any:
-    """The explorer of ``scenario`` (a file; None for the bundled default) as a Panel layout, shown inline when it
-    is the last value of a notebook cell.
+def explore(scenario: str | Path | None = None, paths: int = 200, seed: int = 0, threads: int | None = None) -> Any:
+    """The explorer of ``scenario`` as a Panel layout, shown inline when it is the last value of a notebook cell.
+
+    Parameters
+    ----------
+    scenario : str, Path or None
+        A scenario file; None for the bundled default.
+    paths : int
+        Paths of each run (the baseline's and each variant's).
+    seed : int
+        The seed the baseline and every variant share.
+    threads : int, optional
+        Threads the paths run on; default the usable cores.
 
     Raises
     ------
@@ -407,32 +427,50 @@ def explore(scenario: str | Path | None = None, paths: int = 200, seed: int = 0,
     import panel as pn
 
     pn.extension()
-    page = ExplorerPage(Explorer(scenario, paths, seed, threads))
+    page = ExplorerPage(Explorer(scenario, paths, seed, threads or len(os.sched_getaffinity(0))))
     page.start()
     return page.view
 
 
-def serve(scenario: str | Path | None, port: int, show: bool, paths: int = 200, seed: int = 0, threads: int = 2,
+def serve(scenario: str | Path | None, port: int, show: bool, paths: int = 200, seed: int = 0, threads: int | None = None,
           ready: Callable[[str], None] | None = None) -> None:
-    """Serve the explorer on http://127.0.0.1:PORT until interrupted (each browser tab a page of its own, sharing the
-    runs kept); with ``show`` open it in the browser. Every script and style is served from the installed packages.
+    """Serve the explorer on http://127.0.0.1:PORT until interrupted: each browser tab a page of its own, sharing the
+    runs kept; a tab's run stops when the tab closes. Every script and style is served from the installed packages.
+
+    Parameters
+    ----------
+    scenario, paths, seed, threads
+        As for :func:`explore`.
+    port : int
+        The port on 127.0.0.1.
+    show : bool
+        Open the page in the browser once the server listens.
+    ready : callable, optional
+        Called with the page's address once the server listens.
 
     Raises
     ------
     ScenarioError
         When the scenario is not valid (before the server starts).
     """
+    import webbrowser
+
     import panel as pn
 
-    explorer = Explorer(scenario, paths, seed, threads)
+    explorer = Explorer(scenario, paths, seed, threads or len(os.sched_getaffinity(0)))
 
     def page() -> Any:
         made = ExplorerPage(explorer)
         pn.state.onload(made.start)
+        pn.state.on_session_destroyed(lambda context: made.stop())
         return made.view
 
     url = f"http://127.0.0.1:{port}/"
+    server = pn.serve({"/": page}, port=port, address="127.0.0.1", show=False, start=False, title=f"{explorer.scenario.name} · creditsim explore",
+                      websocket_origin=[f"127.0.0.1:{port}", f"localhost:{port}"], print_url=False, verbose=False)
+    server.start()  # listening from here
     if ready is not None:
         ready(url)
-    pn.serve({"/": page}, port=port, address="127.0.0.1", show=show, title=f"{explorer.scenario.name} · creditsim explore",
-             websocket_origin=[f"127.0.0.1:{port}", f"localhost:{port}"], threaded=False, print_url=False)
+    if show:
+        webbrowser.open(url)
+    server.io_loop.start()

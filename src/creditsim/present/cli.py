@@ -401,6 +401,7 @@ def _explore(args: argparse.Namespace) -> int:
     from .app import serve
 
     with socket.socket() as probe:  # a port in use is refused before the scenario is read and the page built
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: a port just freed is free
         try:
             probe.bind(("127.0.0.1", args.port))
         except OSError as exc:

@@ -67,12 +67,8 @@ class Explorer:
         self.paths, self.seed = paths, seed
         self._backend = Backend("serial", threads=threads)
         self._runs: OrderedDict[tuple[str, int], dict[str, np.ndarray]] = OrderedDict()  # per (digest, seed): paths 0..n-1
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        """Let the runs go."""
-        self._backend.close()
-        self._runs.clear()
+        self._running: dict[tuple[str, int], threading.Lock] = {}  # per run, held while its paths are run (one thread at a time)
+        self._lock = threading.Lock()  # guards both
 
     # ------------------------------------------------------------------------------------------ variants
     def changed(self, values: Mapping[str, str]) -> dict[str, str]:
@@ -115,23 +111,26 @@ class Explorer:
         """
         paths, seed = self.paths if paths is None else paths, self.seed if seed is None else seed
         key = (scenario.digest(), seed)
-        done = self.cached(scenario, seed)
-        if done and update is not None and done < paths:
-            update(self._results(scenario, seed, done))
-        while done < paths:
-            if cancelled is not None and cancelled():
-                raise Cancelled
-            stop = min(paths, FIRST_PATHS if done == 0 else done + BATCH_PATHS)
-            arrays = run_scenarios([scenario], range(done, stop), seed, self._backend, progress=False)[0]
-            arrays.pop("trace", None)
-            with self._lock:
-                kept = self._runs.pop(key, None)
-                self._runs[key] = arrays if kept is None else {name: np.concatenate([kept[name], arrays[name]]) for name in arrays}
-                self._evict()
-            done = stop
-            if update is not None and done < paths:
+        with self._lock:
+            running = self._running.setdefault(key, threading.Lock())
+        with running:  # another thread running these paths (a page's older request, another tab) finishes its batch first
+            done = self.cached(scenario, seed)
+            if done and update is not None and done < paths:
                 update(self._results(scenario, seed, done))
-        results = self._results(scenario, seed, paths)
+            while done < paths:
+                if cancelled is not None and cancelled():
+                    raise Cancelled
+                stop = min(paths, FIRST_PATHS if done == 0 else done + BATCH_PATHS)
+                arrays = run_scenarios([scenario], range(done, stop), seed, self._backend, progress=False)[0]
+                arrays.pop("trace", None)
+                with self._lock:
+                    kept = self._runs.pop(key, None)  # never evicted while it runs (see _evict)
+                    self._runs[key] = arrays if kept is None else {name: np.concatenate([kept[name], arrays[name]]) for name in arrays}
+                    self._evict()
+                done = stop
+                if update is not None and done < paths:
+                    update(self._results(scenario, seed, done))
+            results = self._results(scenario, seed, paths)
         if update is not None:
             update(results)
         return results
@@ -163,9 +162,13 @@ class Explorer:
         return Results(scenario, seed, list(range(paths)), groups)
 
     def _evict(self) -> None:
-        """Drop the least recently used runs until the rest fit in :data:`CACHE_BYTES` (the newest is always kept)."""
-        while len(self._runs) > 1 and sum(a.nbytes for run in self._runs.values() for a in run.values()) > CACHE_BYTES:
-            self._runs.popitem(last=False)
+        """Drop the least recently used runs until the rest fit in :data:`CACHE_BYTES`; a run whose paths are being run
+        (and so the newest) is kept whatever its size. Called with the lock held."""
+        for key in list(self._runs):
+            if sum(a.nbytes for run in self._runs.values() for a in run.values()) <= CACHE_BYTES:
+                return
+            if not self._running[key].locked():
+                del self._runs[key]
 
 
 def _first(results: Results, paths: int) -> Results:
