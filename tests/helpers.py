@@ -7,6 +7,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -323,3 +324,19 @@ def not_blank(screenshot: Path) -> None:
     pixels = imread(screenshot)[:, :, :3]
     assert pixels.std() > 0.05
     assert (pixels.min(axis=2) < 0.5).mean() > 0.01
+
+
+@contextlib.contextmanager
+def within(seconds: float, raised: type[BaseException] = TimeoutError) -> Iterator[None]:
+    """Fail instead of hanging: raise ``raised`` (a TimeoutError by default) when the block takes longer than
+    ``seconds`` (a SIGALRM timer, so the main thread only)."""
+    def expired(signum: int, frame: object) -> None:
+        raise raised(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -68,7 +68,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import string
 import subprocess
 import sys
@@ -90,7 +89,7 @@ from creditsim import CreditsimError, Results
 from creditsim.metrics import SCOPE_METRICS
 from creditsim.present.cli import main
 from creditsim.scenario import json_digest
-from helpers import BASE_TOML
+from helpers import BASE_TOML, within
 
 SEED = int(os.environ.get("CREDITSIM_FUZZ_SEED", "22"))
 #: Cases drawn of each kind of mutation.
@@ -151,20 +150,6 @@ class Hung(BaseException):
 
 
 @contextlib.contextmanager
-def _alarm(seconds: float) -> Iterator[None]:
-    def ring(signum: int, frame: object) -> None:
-        raise Hung
-
-    previous = signal.signal(signal.SIGALRM, ring)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-@contextlib.contextmanager
 def _as_a_user_sees_it() -> Iterator[tuple[io.StringIO, io.StringIO, list[warnings.WarningMessage]]]:
     """stdout and stderr captured; the warnings Python would print (each the first time: here every time, as the
     registry of earlier cases must not hide one), recorded, since under pytest they reach no stream; library logs
@@ -189,7 +174,7 @@ def _in_process(run: Callable[[], Any], seconds: float) -> Outcome:
     code, escaped, hung = None, None, False
     with _as_a_user_sees_it() as (out, err, shown):
         try:
-            with _alarm(seconds):
+            with within(seconds, Hung):
                 try:
                     code = run()
                 except SystemExit as exit_:  # argparse's usage errors

@@ -51,7 +51,7 @@ from creditsim.run.memory import check_memory
 from creditsim.scenario import scenario_from_dict
 from creditsim.scenario.loading import MAX_DEPTH
 from creditsim.scenario.schema import Scenario, nesting
-from helpers import BASE_TOML, small_default
+from helpers import BASE_TOML, small_default, within
 
 DEFAULT = Path(str(package_files.files("creditsim").joinpath("scenarios", "default.toml")))
 BASE: dict[str, Any] = tomllib.loads(DEFAULT.read_text(encoding="utf-8"))
@@ -107,21 +107,6 @@ def no_work(monkeypatch):
 
     for name in ("simulate", "sweep", "solve", "calibrate", "compare"):
         monkeypatch.setattr(cli, name, started)
-
-
-@contextlib.contextmanager
-def within(seconds: float) -> Iterator[None]:
-    """Fail instead of hanging: raise TimeoutError when the block takes longer than ``seconds``."""
-    def expired(signum: int, frame: object) -> None:
-        raise TimeoutError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @contextlib.contextmanager
