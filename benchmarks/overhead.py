@@ -16,14 +16,12 @@ Prints
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-from run import benchmark_scenario
+from run import benchmark_scenario, child_env
 
 from creditsim.model.engine import run_task
 from creditsim.model.month import month, start_path
@@ -49,7 +47,7 @@ def compiled_code_cost() -> dict[str, float]:
     cache that run wrote (loaded)."""
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        env = child_env(NUMBA_CACHE_DIR=cache)
         for label in ("compile", "load"):
             run = subprocess.run([sys.executable, "-c", _FIRST_PATH], env=env, capture_output=True, text=True, check=True)
             imported, first_path = (float(v) for v in run.stdout.split())

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
+from run import child_env
 
 
 def measure(config: str, borrowers: int, paths: int) -> dict[str, Any]:
@@ -57,7 +57,7 @@ def measure(config: str, borrowers: int, paths: int) -> dict[str, Any]:
 
 def measure_in_child(config: str, borrowers: int, paths: int) -> dict[str, Any]:
     args = [sys.executable, str(Path(__file__).resolve()), "--config", config, "--borrowers", str(borrowers), "--paths", str(paths)]
-    out = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])])})
+    out = subprocess.run(args, capture_output=True, text=True, env=child_env())
     if out.returncode != 0:
         raise SystemExit(f"{config} failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -263,10 +263,16 @@ def measure(case: Case) -> dict[str, Any]:
     return record
 
 
+def child_env(**more: str) -> dict[str, str]:
+    """The environment of a benchmark's child process: this one's and ``more``, with the benchmarks directory put
+    before the caller's ``PYTHONPATH`` (so a worktree's benchmark measures that worktree's creditsim)."""
+    return {**os.environ, **more, "PYTHONPATH": os.pathsep.join([str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
 def measure_in_child(case: Case) -> dict[str, Any]:
     """Run one case in a fresh Python process (so peak memory is the case's own)."""
     args = [sys.executable, str(Path(__file__).resolve()), "--case", json.dumps(case.__dict__)]
-    out = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])])})
+    out = subprocess.run(args, capture_output=True, text=True, env=child_env())
     if out.returncode != 0:
         raise SystemExit(f"benchmark case {case.name} failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
     return json.loads(out.stdout.strip().splitlines()[-1])
