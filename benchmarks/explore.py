@@ -7,7 +7,9 @@ The page of ``creditsim explore`` on the bundled 嘉兴 plan (its sample, 1:10),
 drives it: the baseline is run first (and kept); then the county guarantor's fee is set to a new value each time
 (1.1%, 1.0%, … — never a variant run before), and the clock runs from setting the lever to the page showing the first
 batch (tables and chart drawn, marked partial) and to the page showing every path. Going back to a variant seen
-before is timed too. The browser's share (a websocket message each way on 127.0.0.1) is not counted.
+before is timed too, and so are the two shares of the time: the engine alone (new variants' paths run without the
+page, on the same threads and on one) and a redraw of the page. The browser's share (a websocket message each way
+on 127.0.0.1) is not counted.
 """
 
 from __future__ import annotations
@@ -64,7 +66,23 @@ def main(argv: list[str] | None = None) -> int:
     page.inputs[LEVER].value = 1.1  # seen before: kept
     shown(page, f"{LEVER}=1.1%", complete=True)
     back = time.perf_counter() - t0
+    redraws = []
+    for _ in range(3):  # the page's share: a redraw of every table and the chart, all paths in
+        t0 = time.perf_counter()
+        page.show(page.comparison, True, page.moved)
+        redraws.append(time.perf_counter() - t0)
+    engine = []
+    for fee in ("0.55%", "0.45%"):  # the engine's share: new variants' paths run without the page
+        t0 = time.perf_counter()
+        explorer.run(explorer.variant({LEVER: fee}))
+        engine.append(time.perf_counter() - t0)
+    one = Explorer(None, paths=args.paths, seed=0, threads=1)
+    t0 = time.perf_counter()
+    one.run(one.variant({LEVER: "0.35%"}), paths=50)
+    per_path = (time.perf_counter() - t0) / 50
     result = {
+        "engine_s": [round(v, 2) for v in engine], "one_thread_ms_per_path": round(1000 * per_path, 1),
+        "redraw_median_s": round(statistics.median(redraws), 3),
         "scenario": explorer.scenario.name, "paths": args.paths, "first_paths": FIRST_PATHS, "threads": threads, "baseline_s": round(warm, 2),
         "baseline_paths": baseline.paths, "first_s": [round(v, 3) for v in first], "complete_s": [round(v, 3) for v in complete],
         "first_median_s": round(statistics.median(first), 3), "complete_median_s": round(statistics.median(complete), 3), "back_s": round(back, 3),
@@ -76,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lever → first {FIRST_PATHS} paths shown: median {result['first_median_s']:.2f} s (min {min(first):.2f}, max {max(first):.2f}) over {args.repeats}")
         print(f"lever → all {args.paths} paths shown:  median {result['complete_median_s']:.2f} s (min {min(complete):.2f}, max {max(complete):.2f})")
         print(f"back to a variant seen before: {back:.3f} s")
+        print(f"the engine alone, all {args.paths} paths of a new variant: {', '.join(f'{v:.2f}' for v in engine)} s; "
+              f"one thread: {1000 * per_path:.0f} ms a path (50 paths)")
+        print(f"a redraw of the page, all paths in: median {result['redraw_median_s']:.2f} s of 3")
     return 0
 
 
