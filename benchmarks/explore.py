@@ -7,7 +7,8 @@ The page of ``creditsim explore`` on the bundled 嘉兴 plan (its sample, 1:10),
 drives it: the baseline is run first (and kept); then the county guarantor's fee is set to a new value each time
 (1.1%, 1.0%, … — never a variant run before), and the clock runs from setting the lever to the page showing the first
 batch (tables and chart drawn, marked partial) and to the page showing every path. Going back to a variant seen
-before is timed too, and so are the two shares of the time: the engine alone (new variants' paths run without the
+before is timed too, and so is a change of seed (nothing kept: the baseline's and the variant's paths run in the
+same batches), and so are the two shares of the time: the engine alone (new variants' paths run without the
 page, on the same threads and on one) and a redraw of the page. The browser's share (a websocket message each way
 on 127.0.0.1) is not counted.
 """
@@ -27,14 +28,14 @@ from creditsim.present.explorer import FIRST_PATHS, Explorer
 LEVER = "guarantors.county.fee_rate"
 
 
-def shown(page: ExplorerPage, variant: str, complete: bool, timeout: float = 600.0) -> None:
+def shown(page: ExplorerPage, variant: str, complete: bool, seed: int = 0, timeout: float = 600.0) -> None:
     """Refresh the page as its periodic callback does (every 10 ms here) until it shows a first batch of the variant
-    made by the ``--set`` text ``variant`` (or every path of it, with ``complete``)."""
+    made by the ``--set`` text ``variant`` with ``seed`` (or every path of it, with ``complete``)."""
     start = time.perf_counter()
     while True:
         page.refresh()
         text = page.status.object or ""
-        if f"variant: {variant}" in text and ("partial" not in text if complete else True):
+        if f"seed {seed} · variant: {variant}" in text and ("partial" not in text if complete else True):
             return
         if time.perf_counter() - start > timeout:
             raise TimeoutError(f"the page still says {text!r}")
@@ -66,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     page.inputs[LEVER].value = 1.1  # seen before: kept
     shown(page, f"{LEVER}=1.1%", complete=True)
     back = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    page.seed.value = 1  # a new seed: neither the baseline nor the variant is kept, and both run in the same batches
+    shown(page, f"{LEVER}=1.1%", complete=False, seed=1)
+    seed_first = time.perf_counter() - t0
+    shown(page, f"{LEVER}=1.1%", complete=True, seed=1)
+    seed_complete = time.perf_counter() - t0
     redraws = []
     for _ in range(3):  # the page's share: a redraw of every table and the chart, all paths in
         t0 = time.perf_counter()
@@ -86,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         "scenario": explorer.scenario.name, "paths": args.paths, "first_paths": FIRST_PATHS, "threads": threads, "baseline_s": round(warm, 2),
         "baseline_paths": baseline.paths, "first_s": [round(v, 3) for v in first], "complete_s": [round(v, 3) for v in complete],
         "first_median_s": round(statistics.median(first), 3), "complete_median_s": round(statistics.median(complete), 3), "back_s": round(back, 3),
+        "new_seed_first_s": round(seed_first, 3), "new_seed_complete_s": round(seed_complete, 3),
     }
     if args.json:
         print(json.dumps(result))
@@ -94,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lever → first {FIRST_PATHS} paths shown: median {result['first_median_s']:.2f} s (min {min(first):.2f}, max {max(first):.2f}) over {args.repeats}")
         print(f"lever → all {args.paths} paths shown:  median {result['complete_median_s']:.2f} s (min {min(complete):.2f}, max {max(complete):.2f})")
         print(f"back to a variant seen before: {back:.3f} s")
+        print(f"a new seed (baseline and variant both run): first {FIRST_PATHS} paths shown {seed_first:.2f} s, all {args.paths} {seed_complete:.2f} s")
         print(f"the engine alone, all {args.paths} paths of a new variant: {', '.join(f'{v:.2f}' for v in engine)} s; "
               f"one thread: {1000 * per_path:.0f} ms a path (50 paths)")
         print(f"a redraw of the page, all paths in: median {result['redraw_median_s']:.2f} s of 3")

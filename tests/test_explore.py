@@ -96,28 +96,34 @@ def test_lever_values_are_read_as_set_reads_them(small_file):
 
 
 # ------------------------------------------------------------------------------------------------ runs
-def test_runs_come_in_batches_that_are_the_paths_of_one_run(small_file, monkeypatch):
+@pytest.fixture
+def ran(monkeypatch) -> list[tuple[str, list[int]]]:
+    """The explorer's runs from here on: (the scenario's digest, the path numbers) of each."""
+    calls: list[tuple[str, list[int]]] = []
+    real = explorer_module.run_scenarios
+
+    def counted(scenarios, path_ids, *args, **kwargs):
+        calls.extend((scenario.digest(), list(path_ids)) for scenario in scenarios)
+        return real(scenarios, path_ids, *args, **kwargs)
+
+    monkeypatch.setattr(explorer_module, "run_scenarios", counted)
+    return calls
+
+
+def test_runs_come_in_batches_that_are_the_paths_of_one_run(small_file, monkeypatch, ran):
     """The first batch is FIRST_PATHS paths, the rest BATCH_PATHS at a time; the paths are bit for bit those of one
     simulate() of all of them; a run asked again runs nothing, and asked for more paths runs only the new ones."""
     monkeypatch.setattr(explorer_module, "FIRST_PATHS", 4)
     monkeypatch.setattr(explorer_module, "BATCH_PATHS", 5)
     explorer = Explorer(small_file, paths=12, seed=SEED)
-    ran: list[list[int]] = []
-    real = explorer_module.run_scenarios
-
-    def counted(scenarios, path_ids, *args, **kwargs):
-        ran.append(list(path_ids))
-        return real(scenarios, path_ids, *args, **kwargs)
-
-    monkeypatch.setattr(explorer_module, "run_scenarios", counted)
     seen: list[int] = []
     results = explorer.run(explorer.scenario, lambda r: seen.append(r.paths))
-    assert ran == [[0, 1, 2, 3], [4, 5, 6, 7, 8], [9, 10, 11]] and seen == [4, 9, 12]
+    assert [paths for _, paths in ran] == [[0, 1, 2, 3], [4, 5, 6, 7, 8], [9, 10, 11]] and seen == [4, 9, 12]
     assert_same_bits(results, creditsim.simulate(explorer.scenario, paths=12, seed=SEED))
     ran.clear()
     assert_same_bits(explorer.run(explorer.scenario), results) and ran == []
     more = explorer.run(explorer.scenario, paths=14)
-    assert ran == [[12, 13]]
+    assert [paths for _, paths in ran] == [[12, 13]]
     assert_same_bits(more, creditsim.simulate(explorer.scenario, paths=14, seed=SEED))
 
 
@@ -163,13 +169,18 @@ def test_the_runs_kept_are_bounded(small_file, monkeypatch):
     assert [explorer.cached(v) for v in variants] == [3, 0, 3]
 
 
-def test_a_variant_is_paired_with_the_baseline_as_compare_pairs_them(small_file, monkeypatch):
+def test_a_variant_is_paired_with_the_baseline_as_compare_pairs_them(small_file, monkeypatch, ran):
+    """With neither run kept (a page's first load), the baseline's and the variant's paths run in the same batches,
+    so the first answer comes after the first batch of each; the answer is creditsim.compare()'s, bit for bit."""
     monkeypatch.setattr(explorer_module, "FIRST_PATHS", 4)
+    monkeypatch.setattr(explorer_module, "BATCH_PATHS", 5)
     explorer = Explorer(small_file, paths=10, seed=SEED)
     variant = explorer.variant({"guarantors.county.fee_rate": "0.5%", STRESS: "2 from 2021-06"})
     updates: list[tuple[int, int, bool]] = []
     shown = explorer.compare(variant, lambda c, complete: updates.append((c.base.paths, c.variant.paths, complete)))
-    assert updates[0] == (4, 4, False) and updates[-1] == (10, 10, True)
+    assert updates == [(4, 4, False), (9, 9, False), (10, 10, True)]
+    base, other = explorer.scenario.digest(), variant.digest()
+    assert ran == [(base, [0, 1, 2, 3]), (other, [0, 1, 2, 3]), (base, [4, 5, 6, 7, 8]), (other, [4, 5, 6, 7, 8]), (base, [9]), (other, [9])]
     expected = creditsim.compare(explorer.scenario, variant, paths=10, seed=SEED)
     got, want = shown.targets(), expected.targets()
     np.testing.assert_array_equal(got[["p_a", "p_b", "change"]].to_numpy(), want[["p_a", "p_b", "change"]].to_numpy())

@@ -4,7 +4,8 @@ An :class:`Explorer` holds a scenario (a file, or the bundled default), its :fun
 the number of paths and the seed. :meth:`Explorer.variant` makes the scenario with some levers moved, reading each
 value as ``--set`` reads it (so a bad value is the command line's one-line error). :meth:`Explorer.run` runs a
 scenario's paths in batches — the first few paths first, so that a first, partial answer comes at once — calling
-back after each batch with the paths so far, until all are done or the run is cancelled. Runs are kept by scenario and
+back after each batch with the paths so far, until all are done or the run is cancelled; :meth:`Explorer.compare`
+runs the paths the variant and the baseline lack in the same batches. Runs are kept by scenario and
 seed, the most recently used first, within :data:`CACHE_BYTES`: going back to a variant seen before costs nothing,
 and a run asked for more paths continues from those it has. Path k of every run is the same path whatever the batch
 (creditsim's reproducibility), so the variant and the baseline are paired path by path (common random numbers) and
@@ -14,7 +15,7 @@ the numbers shown after the last batch are those of ``creditsim run`` with the s
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -67,8 +68,9 @@ class Explorer:
         self.paths, self.seed = paths, seed
         self._backend = Backend("serial", threads=threads)
         self._runs: OrderedDict[tuple[str, int], dict[str, np.ndarray]] = OrderedDict()  # per (digest, seed): paths 0..n-1
-        self._running: dict[tuple[str, int], threading.Lock] = {}  # per run, held while its paths are run (one thread at a time)
-        self._lock = threading.Lock()  # guards both
+        self._running: dict[tuple[str, int], threading.Lock] = {}  # per run, held while a batch of its paths runs
+        self._using: Counter[tuple[str, int]] = Counter()  # per run, the calls that need it (it is not evicted meanwhile)
+        self._lock = threading.Lock()  # guards the three
 
     # ------------------------------------------------------------------------------------------ variants
     def changed(self, values: Mapping[str, str]) -> dict[str, str]:
@@ -94,9 +96,7 @@ class Explorer:
     # ------------------------------------------------------------------------------------------ runs
     def cached(self, scenario: Scenario, seed: int | None = None) -> int:
         """How many paths of ``scenario`` (with ``seed``, default the explorer's) are kept."""
-        with self._lock:
-            run = self._runs.get((scenario.digest(), self.seed if seed is None else seed))
-        return 0 if run is None else len(run["bank"])
+        return self._kept((scenario.digest(), self.seed if seed is None else seed))
 
     def run(self, scenario: Scenario, update: Callable[[Results], None] | None = None, cancelled: Callable[[], bool] | None = None,
             paths: int | None = None, seed: int | None = None) -> Results:
@@ -109,71 +109,93 @@ class Explorer:
         Cancelled
             When ``cancelled()`` returned True; the batches done are kept.
         """
-        paths, seed = self.paths if paths is None else paths, self.seed if seed is None else seed
-        key = (scenario.digest(), seed)
-        with self._lock:
-            running = self._running.setdefault(key, threading.Lock())
-        with running:  # another thread running these paths (a page's older request, another tab) finishes its batch first
-            done = self.cached(scenario, seed)
-            if done and update is not None and done < paths:
-                update(self._results(scenario, seed, done))
-            while done < paths:
-                if cancelled is not None and cancelled():
-                    raise Cancelled
-                stop = min(paths, FIRST_PATHS if done == 0 else done + BATCH_PATHS)
-                arrays = run_scenarios([scenario], range(done, stop), seed, self._backend, progress=False)[0]
-                arrays.pop("trace", None)
-                with self._lock:
-                    kept = self._runs.pop(key, None)  # never evicted while it runs (see _evict)
-                    self._runs[key] = arrays if kept is None else {name: np.concatenate([kept[name], arrays[name]]) for name in arrays}
-                    self._evict()
-                done = stop
-                if update is not None and done < paths:
-                    update(self._results(scenario, seed, done))
-            results = self._results(scenario, seed, paths)
-        if update is not None:
-            update(results)
+        (results,) = self._together([scenario], None if update is None else lambda runs, complete: update(runs[0]), cancelled, paths, seed)
         return results
 
     def compare(self, variant: Scenario, update: Callable[[Comparison, bool], None] | None = None,
                 cancelled: Callable[[], bool] | None = None, paths: int | None = None, seed: int | None = None) -> Comparison:
-        """The variant against the baseline (the scenario) on the same paths (default the explorer's) and seed: the
-        baseline's paths first (kept after the first time), then the variant's a batch at a time,
-        ``update(comparison, complete)`` called after each batch with the paths both have.
+        """The variant against the baseline (the scenario) on the same paths (default the explorer's) and seed, the
+        paths either lacks run in the same batches (so the first answer comes after one batch even when neither is
+        kept), ``update(comparison, complete)`` called after each batch with the paths both have.
 
         Raises
         ------
         Cancelled
         """
-        paths = self.paths if paths is None else paths
-        base = self.run(self.scenario, cancelled=cancelled, paths=paths, seed=seed)
-
-        def paired(results: Results) -> None:
+        def paired(runs: list[Results], complete: bool) -> None:
             if update is not None:
-                update(Comparison(_first(base, results.paths), results), results.paths == paths)
+                update(Comparison(*runs), complete)
 
-        return Comparison(base, self.run(variant, paired, cancelled, paths, seed))
+        return Comparison(*self._together([self.scenario, variant], paired, cancelled, paths, seed))
 
-    def _results(self, scenario: Scenario, seed: int, paths: int) -> Results:
+    def _together(self, scenarios: list[Scenario], update: Callable[[list[Results], bool], None] | None, cancelled: Callable[[], bool] | None,
+                  paths: int | None, seed: int | None) -> list[Results]:
+        """The first ``paths`` paths of each of ``scenarios`` (the same paths, the same seed): a batch at a time, each
+        batch the paths the scenario that has fewest kept lacks, run for every scenario that lacks them;
+        ``update(runs, complete)`` is called with the paths all have, at once when some are kept and after each batch."""
+        paths, seed = self.paths if paths is None else paths, self.seed if seed is None else seed
+        keys = [(scenario.digest(), seed) for scenario in scenarios]
+        distinct = dict(zip(keys, scenarios, strict=True))
         with self._lock:
-            run = self._runs[(scenario.digest(), seed)]
-            self._runs.move_to_end((scenario.digest(), seed))
+            for key in distinct:
+                self._using[key] += 1  # kept from eviction while this call needs it
+        try:
+            shown = -1
+            while True:
+                have = min(paths, *(self._kept(key) for key in distinct))
+                if update is not None and 0 < have < paths and have != shown:
+                    update([self._results(key, scenario, have) for key, scenario in zip(keys, scenarios, strict=True)], False)
+                shown = have
+                if have >= paths:
+                    break
+                stop = min(paths, FIRST_PATHS if have == 0 else have + BATCH_PATHS)
+                for key, scenario in distinct.items():
+                    if cancelled is not None and cancelled():
+                        raise Cancelled
+                    self._extend(key, scenario, stop)
+            results = [self._results(key, scenario, paths) for key, scenario in zip(keys, scenarios, strict=True)]
+        finally:
+            with self._lock:
+                for key in distinct:
+                    self._using[key] -= 1
+        if update is not None:
+            update(results, True)
+        return results
+
+    def _extend(self, key: tuple[str, int], scenario: Scenario, stop: int) -> None:
+        """Run the paths of ``scenario`` up to ``stop`` that are not kept, as one task split over the threads. Runs of
+        one scenario and seed take turns (a page's older request, another tab), so the paths kept are one run's."""
+        with self._lock:
+            running = self._running.setdefault(key, threading.Lock())
+        with running:
+            done = self._kept(key)
+            if done >= stop:
+                return
+            arrays = run_scenarios([scenario], range(done, stop), key[1], self._backend, chunk_size=stop - done, progress=False)[0]
+            arrays.pop("trace", None)
+            with self._lock:
+                kept = self._runs.pop(key, None)
+                self._runs[key] = arrays if kept is None else {name: np.concatenate([kept[name], arrays[name]]) for name in arrays}
+                self._evict()
+
+    def _kept(self, key: tuple[str, int]) -> int:
+        with self._lock:
+            run = self._runs.get(key)
+        return 0 if run is None else len(run["bank"])
+
+    def _results(self, key: tuple[str, int], scenario: Scenario, paths: int) -> Results:
+        """The first ``paths`` paths kept of a run (the most recently used run from now)."""
+        with self._lock:
+            run = self._runs[key]
+            self._runs.move_to_end(key)
             groups = {name: values[:paths] for name, values in run.items()}
-        return Results(scenario, seed, list(range(paths)), groups)
+        return Results(scenario, key[1], list(range(paths)), groups)
 
     def _evict(self) -> None:
-        """Drop the least recently used runs until the rest fit in :data:`CACHE_BYTES`; a run whose paths are being run
-        (and so the newest) is kept whatever its size. Called with the lock held."""
+        """Drop the least recently used runs until the rest fit in :data:`CACHE_BYTES`; a run that a call is still
+        running or reading is kept whatever its size. Called with the lock held."""
         for key in list(self._runs):
             if sum(a.nbytes for run in self._runs.values() for a in run.values()) <= CACHE_BYTES:
                 return
-            if not self._running[key].locked():
+            if not self._using[key]:
                 del self._runs[key]
-
-
-def _first(results: Results, paths: int) -> Results:
-    """The first ``paths`` paths of ``results``."""
-    if paths == results.paths:
-        return results
-    groups = {scope: values[:paths, :, :-1] if scope != "population" else values[:paths] for scope, values in results.groups.items()}
-    return Results(results.scenario, results.seed, results.path_ids[:paths], groups)
