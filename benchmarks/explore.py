@@ -10,7 +10,8 @@ batch (tables and chart drawn, marked partial) and to the page showing every pat
 before is timed too, and so is a change of seed (nothing kept: the baseline's and the variant's paths run in the
 same batches), and so are the two shares of the time: the engine alone (new variants' paths run without the
 page, on the same threads and on one) and a redraw of the page. The browser's share (a websocket message each way
-on 127.0.0.1) is not counted.
+on 127.0.0.1) is not counted. numpy's uniform rate, measured before and after, says how fast the shared machine was
+meanwhile (see RESULTS.md, "Machine").
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import os
 import statistics
 import sys
 import time
+
+from run import uniform_rate
 
 from creditsim.present.app import ExplorerPage
 from creditsim.present.explorer import FIRST_PATHS, Explorer
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     threads = len(os.sched_getaffinity(0))
+    rates = [uniform_rate()]  # the machine's speed (shared, it moves): numpy's uniform rate before and after
     explorer = Explorer(None, paths=args.paths, seed=0, threads=threads)
     page = ExplorerPage(explorer)
     start = time.perf_counter()
@@ -87,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     one.run(one.variant({LEVER: "0.35%"}), paths=50)
     per_path = (time.perf_counter() - t0) / 50
+    rates.append(uniform_rate())
     result = {
+        "uniform_rate_M_per_s": [round(r / 1e6) for r in rates],
         "engine_s": [round(v, 2) for v in engine], "one_thread_ms_per_path": round(1000 * per_path, 1),
         "redraw_median_s": round(statistics.median(redraws), 3),
         "scenario": explorer.scenario.name, "paths": args.paths, "first_paths": FIRST_PATHS, "threads": threads, "baseline_s": round(warm, 2),
@@ -98,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['scenario']}, {args.paths} paths, {threads} threads; the baseline (compiling on a first run) {warm:.1f} s")
+        print(f"{result['scenario']}, {args.paths} paths, {threads} threads; the baseline (compiling on a first run) {warm:.1f} s; "
+              f"numpy's uniform rate {rates[0] / 1e6:.0f} M/s before, {rates[1] / 1e6:.0f} M/s after")
         print(f"lever → first {FIRST_PATHS} paths shown: median {result['first_median_s']:.2f} s (min {min(first):.2f}, max {max(first):.2f}) over {args.repeats}")
         print(f"lever → all {args.paths} paths shown:  median {result['complete_median_s']:.2f} s (min {min(complete):.2f}, max {max(complete):.2f})")
         print(f"back to a variant seen before: {back:.3f} s")
