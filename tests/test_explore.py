@@ -136,8 +136,30 @@ def test_a_cancelled_run_stops_at_its_next_batch_and_keeps_what_it_did(small_fil
     assert batches == [3] and explorer.cached(explorer.scenario) == 3
 
 
+def test_a_request_cancelled_while_it_waits_for_its_turn_runs_nothing(small_file, ran):
+    """A request waiting for another's batch of the same run is asked whether it is still wanted once its turn comes."""
+    explorer = Explorer(small_file, paths=4, seed=SEED)
+    turn = explorer._running.setdefault((explorer.scenario.digest(), SEED), threading.Lock())
+    over = threading.Event()
+    outcome: list[str] = []
+
+    def request() -> None:
+        try:
+            explorer.run(explorer.scenario, cancelled=over.is_set)
+        except Cancelled:
+            outcome.append("cancelled")
+
+    with turn:  # another request's batch of this run is under way
+        waiting = threading.Thread(target=request)
+        waiting.start()
+        time.sleep(0.3)  # the request has asked (not cancelled yet) and waits for its turn
+        over.set()  # a newer request replaces it
+    waiting.join()
+    assert outcome == ["cancelled"] and ran == [] and explorer.cached(explorer.scenario) == 0
+
+
 def test_runs_of_one_scenario_at_once_are_one_run(small_file, monkeypatch):
-    """Two threads asking for the same paths (a page's older request, another tab) take turns a run at a time, so the
+    """Threads asking for the same paths (a page's older request, another tab) take turns a batch at a time, so the
     paths kept are those of one run, bit for bit."""
     monkeypatch.setattr(explorer_module, "FIRST_PATHS", 2)
     monkeypatch.setattr(explorer_module, "BATCH_PATHS", 3)

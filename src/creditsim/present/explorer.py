@@ -150,9 +150,7 @@ class Explorer:
                     break
                 stop = min(paths, FIRST_PATHS if have == 0 else have + BATCH_PATHS)
                 for key, scenario in distinct.items():
-                    if cancelled is not None and cancelled():
-                        raise Cancelled
-                    self._extend(key, scenario, stop)
+                    self._extend(key, scenario, stop, cancelled)
             results = [self._results(key, scenario, paths) for key, scenario in zip(keys, scenarios, strict=True)]
         finally:
             with self._lock:
@@ -162,15 +160,18 @@ class Explorer:
             update(results, True)
         return results
 
-    def _extend(self, key: tuple[str, int], scenario: Scenario, stop: int) -> None:
-        """Run the paths of ``scenario`` up to ``stop`` that are not kept, as one task split over the threads. Runs of
-        one scenario and seed take turns (a page's older request, another tab), so the paths kept are one run's."""
+    def _extend(self, key: tuple[str, int], scenario: Scenario, stop: int, cancelled: Callable[[], bool] | None) -> None:
+        """Run the paths of ``scenario`` up to ``stop`` that are not kept, as one task split over the threads, unless
+        ``cancelled()`` says the request is over (asked once the run's turn has come). Batches of one scenario and seed
+        take turns (a page's older request, another tab), so the paths kept are one run's."""
         with self._lock:
             running = self._running.setdefault(key, threading.Lock())
         with running:
             done = self._kept(key)
             if done >= stop:
                 return
+            if cancelled is not None and cancelled():
+                raise Cancelled
             arrays = run_scenarios([scenario], range(done, stop), key[1], self._backend, chunk_size=stop - done, progress=False)[0]
             arrays.pop("trace", None)
             with self._lock:
