@@ -62,13 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.repeats):
         fee = round(1.1 - 0.1 * i, 2)
         t0 = time.perf_counter()
-        page.inputs[LEVER].value = fee  # the watcher checks the levers and starts the run, as a browser's change does
+        page.move(LEVER, fee)  # checks the levers and starts the run, as letting the slider go in the browser does
         shown(page, f"{LEVER}={fee:g}%", complete=False)
         first.append(time.perf_counter() - t0)
         shown(page, f"{LEVER}={fee:g}%", complete=True)
         complete.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
-    page.inputs[LEVER].value = 1.1  # seen before: kept
+    page.move(LEVER, 1.1)  # seen before: kept
     shown(page, f"{LEVER}=1.1%", complete=True)
     back = time.perf_counter() - t0
     t0 = time.perf_counter()

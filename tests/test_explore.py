@@ -244,7 +244,7 @@ def test_random_lever_values_never_break_the_page(small_file):
         _settle(page)
     assert refused > 5 and ran > 5
     page.inputs["renewal.enabled"].value = False
-    page.inputs["guarantors.county.fee_rate"].value = 0.5
+    page.move("guarantors.county.fee_rate", 0.5)
     _settle(page)
     assert "variant: " in page.status.object and "renewal.enabled=false" in page.status.object and "partial" not in page.status.object
 
@@ -255,6 +255,24 @@ def test_random_lever_values_never_break_the_page(small_file):
     page.inputs["pools.ip_pledge.size"].value = "1亿"
     _settle(page)
     assert "the run failed: RuntimeError: a disk fell off" in page.run_error.object
+
+
+def test_a_slider_runs_when_it_is_let_go_not_at_each_step_of_a_drag(small_file):
+    """A slider's value moves at each step of a drag: only letting it go (value_throttled, which a typed value sets
+    too) checks the levers and runs."""
+    import param
+
+    page = ExplorerPage(Explorer(small_file, paths=3, seed=SEED))
+    key = "guarantors.county.fee_rate"
+    slider = page.inputs[key]
+    for step in (0.9, 0.8, 0.7):  # dragging
+        slider.value = step
+    assert page._generation == 0 and not any(t.name.startswith("explore-") for t in threading.enumerate())
+    with param.edit_constant(slider):
+        slider.value_throttled = 0.7  # let go (as the browser's slider or a typed value sets it)
+    assert page._generation == 1
+    _settle(page)
+    assert f"variant: {key}=0.7%" in page.status.object and "partial" not in page.status.object
 
 
 def test_the_saved_variant_reproduces_the_numbers_shown(small_file, tmp_path):

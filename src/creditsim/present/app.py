@@ -87,9 +87,12 @@ class ExplorerPage:
         self.inputs: dict[str, Any] = {}
         self.errors: dict[str, Any] = {}
         groups: dict[str, list[Any]] = {}
+        self._sliders: set[str] = set()  # levers whose run starts when the slider is let go, not at each step of a drag
         for lever in explorer.levers:
             widget = _widget(pn, lever)
-            widget.param.watch(lambda event, key=lever.key: self.changed(key), "value")
+            if isinstance(widget, pn.widgets.EditableFloatSlider):
+                self._sliders.add(lever.key)
+            widget.param.watch(lambda event, key=lever.key: self.changed(key), "value_throttled" if lever.key in self._sliders else "value")
             self.inputs[lever.key] = widget
             self.errors[lever.key] = pn.pane.HTML("", stylesheets=[_STYLE], css_classes=["lever-error"], margin=(0, 10), sizing_mode="stretch_width")
             help_icon = pn.widgets.TooltipIcon(value=lever.help, width=20, margin=(30, 0, 0, 0))
@@ -148,6 +151,12 @@ class ExplorerPage:
         if self._periodic is None:
             self._periodic = pn.state.add_periodic_callback(self.refresh, period=REFRESH_MS)
         self.changed(None)
+
+    def move(self, key: str, value: object) -> None:
+        """Move lever ``key`` to ``value`` as the page's user does (a slider as if let go there), from Python."""
+        self.inputs[key].value = value
+        if key in self._sliders:
+            self.changed(key)
 
     def values(self) -> dict[str, str]:
         """Every lever's value as written (``"0.75%"``, ``"15亿"``, ``"true"``)."""
