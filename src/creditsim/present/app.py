@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import html
 import io
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -31,13 +30,14 @@ import pandas as pd
 from ..analysis.compare import Comparison
 from ..errors import CreditsimError, ScenarioError
 from ..metrics import METRICS
+from ..metrics import metric as metric_info
 from ..results.budget import YI, budget
 from ..results.targets import condition
 from ..scenario import Scenario
 from . import plots
 from .explorer import Cancelled, Explorer
 from .levers import Lever
-from .report import report_html
+from .report import STANDING_CSS, report_html, standing
 
 __all__ = ["ExplorerPage", "explore", "serve"]
 
@@ -48,15 +48,12 @@ REFRESH_MS = 200
 REDRAW_S = 2.0
 #: The most paths a page may ask for (each run is kept in memory).
 MAX_PAGE_PATHS = 10_000
-#: The parties that bear credit losses, each a metric of losses over all its entities.
-LOSSES = (("loss_bank", "银行 banks"), ("loss_guarantor", "担保机构 guarantors"), ("loss_reguarantor", "再担保 re-guarantors"),
-          ("loss_pool", "风险补偿资金池 risk pools"))
 
 _STYLE = """
 table { border-collapse: collapse; font-size: 0.82rem; width: 100%; }
 th, td { border: 1px solid #ddd; padding: 0.2rem 0.4rem; text-align: right; vertical-align: top; }
 th { background: #f2f4f7; } td.l, th.l { text-align: left; }
-.ok { color: #1a7f37; } .risk { color: #b35900; } .fail { color: #c62828; font-weight: 600; }
+""" + STANDING_CSS + """
 .up { color: #1a7f37; } .down { color: #c62828; } .error { color: #c62828; font-size: 0.8rem; }
 """
 
@@ -160,7 +157,7 @@ class ExplorerPage:
 
     def values(self) -> dict[str, str]:
         """Every lever's value as written (``"0.75%"``, ``"15亿"``, ``"true"``)."""
-        return {key: _text(lever, self.inputs[key].value) for key, lever in ((lever.key, lever) for lever in self.explorer.levers)}
+        return {lever.key: _text(lever, self.inputs[lever.key].value) for lever in self.explorer.levers}
 
     def changed(self, key: str | None) -> None:
         """A lever (``key``), the paths or the seed moved: check the levers and run the variant, or show why not.
@@ -296,8 +293,7 @@ def _error(message: str) -> str:
 
 
 def _p(p: float, low: float, high: float) -> str:
-    css = "ok" if p >= 0.9 else "risk" if p >= 0.5 else "fail"
-    return f'<span class="{css}">{100 * p:.0f}%</span> <small>[{100 * low:.0f}, {100 * high:.0f}]</small>'
+    return f'<span class="{standing(p)}">{100 * p:.0f}%</span> <small>[{100 * low:.0f}, {100 * high:.0f}]</small>'
 
 
 def _change(change: float, low: float, high: float) -> str:
@@ -360,9 +356,9 @@ def budget_html(comparison: Comparison) -> str:
 def losses_html(comparison: Comparison) -> str:
     """Net credit losses over the run by who bears them: mean over paths, baseline and variant, and the paired change."""
     rows = []
-    for metric, name in LOSSES:
+    for metric in plots.LOSS_METRICS:
         d = comparison.difference(metric, "all", total=True)
-        rows.append([name, _yi(d["mean_a"]), _yi(d["mean_b"]), f'{_yi(d["diff"])} <small>[{_yi(d["ci_low"])}, {_yi(d["ci_high"])}]</small>'])
+        rows.append([plots.both_languages(metric), _yi(d["mean_a"]), _yi(d["mean_b"]), f'{_yi(d["diff"])} <small>[{_yi(d["ci_low"])}, {_yi(d["ci_high"])}]</small>'])
     return _html_table(["borne by 承担方", "baseline 基准", "variant 方案", "change (paired, 95% CI)"], rows)
 
 
@@ -409,8 +405,7 @@ def _whole(value: object, name: str, least: int, most: int | None) -> int:
 
 def _scope(comparison: Comparison, metric: str, entity: str) -> str:
     """The entity a metric is charted for: the bank chosen for a bank metric, else all of the metric's scope."""
-    scope = next(m.scope for m in METRICS if m.name == metric)
-    return entity if scope == "bank" and entity in comparison.variant.banks else "all"
+    return entity if metric_info(metric).scope == "bank" and entity in comparison.variant.banks else "all"
 
 
 # ---------------------------------------------------------------------------------------------- entry points
@@ -436,7 +431,7 @@ def explore(scenario: str | Path | None = None, paths: int = 200, seed: int = 0,
     import panel as pn
 
     pn.extension()
-    page = ExplorerPage(Explorer(scenario, paths, seed, threads or len(os.sched_getaffinity(0))))
+    page = ExplorerPage(Explorer(scenario, paths, seed, threads))
     page.start()
     return page.view
 
@@ -466,7 +461,7 @@ def serve(scenario: str | Path | None, port: int, show: bool, paths: int = 200, 
 
     import panel as pn
 
-    explorer = Explorer(scenario, paths, seed, threads or len(os.sched_getaffinity(0)))
+    explorer = Explorer(scenario, paths, seed, threads)
 
     def page() -> Any:
         made = ExplorerPage(explorer)

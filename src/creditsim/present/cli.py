@@ -314,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--no-browser", action="store_true", help="serve the page without opening it in a browser")
     ex.add_argument("--paths", type=_positive_int, default=200, help="paths of each run, the baseline's and each variant's (default 200)")
     ex.add_argument("--seed", type=_non_negative_int, default=0, help=_SEED_HELP)
-    ex.add_argument("--threads", type=_positive_int, default=len(os.sched_getaffinity(0)), help="threads the paths run on (default: the usable cores)")
+    ex.add_argument("--threads", type=_positive_int, help="threads the paths run on (default: the usable cores)")
     ex.set_defaults(handler=_explore)
 
     validate = commands.add_parser("validate", help="check a scenario file and say what is wrong")

@@ -14,6 +14,7 @@ the numbers shown after the last batch are those of ``creditsim run`` with the s
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
@@ -52,8 +53,8 @@ class Explorer:
         Paths of each run (numbered 0..paths-1).
     seed : int
         The seed of every run: the variant and the baseline share it, so their paths are paired.
-    threads : int
-        Threads the paths run on (in this process).
+    threads : int, optional
+        Threads the paths run on (in this process); default the usable cores.
 
     Raises
     ------
@@ -61,12 +62,12 @@ class Explorer:
         When the scenario is not valid.
     """
 
-    def __init__(self, scenario: str | Path | None = None, paths: int = 200, seed: int = 0, threads: int = 2) -> None:
+    def __init__(self, scenario: str | Path | None = None, paths: int = 200, seed: int = 0, threads: int | None = None) -> None:
         self.source = None if scenario is None else Path(scenario)
         self.scenario = load_scenario(self.source)
         self.levers: list[Lever] = levers(self.scenario)
         self.paths, self.seed = paths, seed
-        self._backend = Backend("serial", threads=threads)
+        self._backend = Backend("serial", threads=threads or len(os.sched_getaffinity(0)))
         self._runs: OrderedDict[tuple[str, int], dict[str, np.ndarray]] = OrderedDict()  # per (digest, seed): paths 0..n-1
         self._running: dict[tuple[str, int], threading.Lock] = {}  # per run, held while a batch of its paths runs
         self._using: Counter[tuple[str, int]] = Counter()  # per run, the calls that need it (it is not evicted meanwhile)

@@ -104,8 +104,7 @@ def _lever(key: str, group: str, value: object) -> Lever:
 def _stress_lever(scenario: Scenario) -> Lever:
     """The macro lever: a PD multiplier on every firm from a month on, written ``1.5 from 2022-01`` (``1`` is none)."""
     points = scenario.risk.stress
-    value = f"{points[0].pd_multiplier:g} from {points[0].date}" if len(points) == 1 else "" if not points else "; ".join(
-        f"{p.pd_multiplier:g} from {p.date}" for p in points)
+    value = "; ".join(f"{p.pd_multiplier:g} from {p.date}" for p in points)
     return Lever(STRESS, "risk", f"{_ZH[STRESS]} macro stress", "stress", value or f"1 from {scenario.calendar.start}", None, None,
                  "Every firm's annual PD is multiplied by this factor from the month given on (e.g. '1.5 from 2022-01'; several "
                  "steps separated by ';'). The scenario's risk.stress path, in the form a person writes it here.")

@@ -27,8 +27,10 @@ if TYPE_CHECKING:
     from ..analysis.sweeps import Sweep
     from ..results.results import Results
 
-__all__ = ["capital_chart", "cjk_font", "fan_chart", "label", "loss_chart", "sweep_figure", "target_chart", "two_increases_chart"]
+__all__ = ["LOSS_METRICS", "both_languages", "capital_chart", "cjk_font", "fan_chart", "label", "loss_chart", "sweep_figure", "target_chart", "two_increases_chart"]
 
+#: The parties that bear credit losses, each a metric of its net losses (over all its entities).
+LOSS_METRICS = ("loss_bank", "loss_guarantor", "loss_reguarantor", "loss_pool")
 #: Characters a font must have to be used for Chinese labels.
 _PROBE = "两增首贷户余额新增累计不良率担保资金池银行年月"
 #: Font names tried first (in order); any other installed font that has every probe character also qualifies.
@@ -120,6 +122,12 @@ def label(key: str) -> str:
     return zh if cjk_font() else en
 
 
+def both_languages(key: str) -> str:
+    """The chart text ``key`` in Chinese and English (for a page or table that shows both)."""
+    zh, en = _TEXT[key]
+    return f"{zh} {en}"
+
+
 def metric_label(name: str) -> str:
     """A metric's display name: Chinese where known and a CJK font is installed, else its name."""
     return _METRIC_ZH.get(name, name) if cjk_font() else name
@@ -207,17 +215,18 @@ def fan_chart(results: Results, metric: str, scope: str | tuple[str, ...] = "all
     baseline : Results, optional
         Another run of the same dates (a variant's baseline): its median and 5–95% band drawn as lines over the fan.
     """
-    def quantity(run: Results) -> np.ndarray:
-        return target_path(run, run.scenario.targets[target])[1] if target is not None else run.series(metric, scope)
+    def quantity(run: Results) -> tuple[list[str], np.ndarray]:
+        """The dates and the per-path values charted for a run."""
+        return target_path(run, run.scenario.targets[target]) if target is not None else (run.dates, run.series(metric, scope))
 
+    dates, values = quantity(results)
     if target is not None:
         t = results.scenario.targets[target]
-        dates, values = target_path(results, t)
         metric, title = t.metric, _name(f"{target}: {t.label}" if t.label and cjk_font() else target)
         zh, en = _MEASURE[t.measure]
         title = f"{title} ({zh if cjk_font() else en})" if (zh if cjk_font() else en) else title
     else:
-        dates, values, title = results.dates, results.series(metric, scope), metric_label(metric)
+        title = metric_label(metric)
     scale, unit = _unit_scale(metric_info(metric).unit)
     fig = _figure()
     ax = fig.add_subplot()
@@ -227,7 +236,7 @@ def fan_chart(results: Results, metric: str, scope: str | tuple[str, ...] = "all
     ax.fill_between(x, q[1], q[3], color="#4292c6", alpha=0.7, lw=0, label=label("band50"))
     ax.plot(x, q[2], color="#08306b", lw=1.6, label=label("median"))
     if baseline is not None:
-        b = _fan(quantity(baseline) / scale, len(dates))
+        b = _fan(quantity(baseline)[1] / scale, len(dates))
         ax.plot(x, b[2], color="#525252", lw=1.3, ls="--", label=f"{label('baseline')}: {label('median')}")
         ax.plot(x, b[0], color="#525252", lw=0.8, ls=":", label=f"{label('baseline')}: {label('band90')}")
         ax.plot(x, b[4], color="#525252", lw=0.8, ls=":")
@@ -299,15 +308,14 @@ def two_increases_chart(results: Results) -> Figure:
 
 def loss_chart(results: Results) -> Figure:
     """Net credit losses by who bears them, cumulative over the run (mean over paths, so the parts add up)."""
-    parties = [("loss_bank", "all"), ("loss_guarantor", "all"), ("loss_reguarantor", "all"), ("loss_pool", "all")]
     fig = _figure()
     ax = fig.add_subplot()
     x = np.arange(len(results.dates))
     stacks, names = [], []
-    for name, scope in parties:
+    for name in LOSS_METRICS:
         if name != "loss_bank" and len(results.entities[metric_info(name).scope]) <= 1:
             continue  # no guarantor, re-guarantor or pool
-        stacks.append(np.cumsum(np.nanmean(results.values(name, scope), axis=0)) / 1e8)
+        stacks.append(np.cumsum(np.nanmean(results.values(name, "all"), axis=0)) / 1e8)
         names.append(label(name))
     ax.stackplot(x, *stacks, labels=names, alpha=0.85)
     step = max(1, len(x) // 8)

@@ -32,10 +32,13 @@ if TYPE_CHECKING:
 
     from ..results.results import Results
 
-__all__ = ["KEY_METRICS", "report_html", "write_report"]
+__all__ = ["KEY_METRICS", "STANDING_CSS", "report_html", "standing", "write_report"]
 
 #: Metrics shown as fan charts in every report.
 KEY_METRICS: tuple[str, ...] = ("balance", "borrowers", "npl_ratio", "credit_loan_balance", "renewal_balance", "first_time_borrowers")
+
+#: The colours of a probability's standing (:func:`standing`).
+STANDING_CSS = ".ok { color: #1a7f37; } .risk { color: #b35900; } .fail { color: #c62828; font-weight: 600; }"
 
 _STYLE = """
 body { font-family: "Noto Sans CJK SC", "WenQuanYi Micro Hei", "PingFang SC", "Microsoft YaHei", system-ui, sans-serif;
@@ -49,7 +52,7 @@ th { background: #f2f4f7; } td.l, th.l { text-align: left; }
 figure { margin: 1rem 0; break-inside: avoid; page-break-inside: avoid; }
 figure img { max-width: 100%; height: auto; display: block; }
 figcaption { font-size: 0.85rem; color: #555; }
-.ok { color: #1a7f37; } .risk { color: #b35900; } .fail { color: #c62828; font-weight: 600; }
+""" + STANDING_CSS + """
 pre { background: #f6f8fa; padding: 0.75rem; overflow-x: auto; font-size: 0.8rem; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(26rem, 100%), 1fr)); gap: 0 1.5rem; }
 td.src { overflow-wrap: anywhere; min-width: 6rem; }
@@ -134,7 +137,7 @@ def _targets_section(results: Results) -> str:
         if r.note:
             rows.append(f'<tr>{head}<td class="l" colspan="5">{_e(r.note)}</td><td class="l src">{_e(cite(r.source))}</td></tr>')
             continue
-        css = "ok" if r.probability >= 0.9 else "risk" if r.probability >= 0.5 else "fail"
+        css = standing(r.probability)
         rows.append(
             f'<tr>{head}<td class="{css}">{100 * r.probability:.0f}%</td><td>{100 * r.ci_low:.0f}–{100 * r.ci_high:.0f}%</td>'
             f"<td>{_e(format_value(r.median, unit))}</td><td>{_e(format_value(r.p5, unit))} – {_e(format_value(r.p95, unit))}</td>"
@@ -147,6 +150,11 @@ def _targets_section(results: Results) -> str:
     charts += [_figure(plots.fan_chart(results, "", target=name), f"{name}: what the target measures over time, against its threshold")
                for name in table.loc[(table["note"] == "") & (table["measure"] != "test"), "target"]]  # a test has no path to chart
     return f'<div class="wrap"><table>{header}{"".join(rows)}</table></div><div class="grid">{"".join(charts)}</div>'
+
+
+def standing(p: float) -> str:
+    """The CSS class of a probability of being met or passed: "ok" from 90%, "risk" from 50%, else "fail"."""
+    return "ok" if p >= 0.9 else "risk" if p >= 0.5 else "fail"
 
 
 def _assessment_section(results: Results) -> str:
@@ -167,7 +175,7 @@ def _assessment_section(results: Results) -> str:
                     cells.append("<td>–</td>")
                     continue
                 r = found.loc[y]
-                css = "ok" if r.probability >= 0.9 else "risk" if r.probability >= 0.5 else "fail"
+                css = standing(r.probability)
                 margin = "" if np.isnan(r.median_margin) else f"<br><small>margin {_margin(r.median_margin, r.margin_unit)}</small>"
                 cells.append(f'<td class="{css}">{100 * r.probability:.0f}% <small>({100 * r.ci_low:.0f}–{100 * r.ci_high:.0f})</small>{margin}</td>')
             rows.append(f'<tr><td class="l">{_e(check)}</td><td class="l">{_e(bank)}</td>{"".join(cells)}</tr>')
