@@ -17,10 +17,11 @@ import pytest
 import creditsim
 from creditsim.errors import ScenarioError
 from creditsim.present import explorer as explorer_module
-from creditsim.present.app import ExplorerPage
+from creditsim.present.app import ExplorerPage, budget_html
 from creditsim.present.cli import main
 from creditsim.present.explorer import Cancelled, Explorer
 from creditsim.present.levers import STRESS, levers, setting
+from creditsim.results.budget import YI, budget_items
 from creditsim.scenario import load_scenario, scenario_from_dict
 from creditsim.scenario.changes import field_text
 from creditsim.scenario.loading import value_at
@@ -209,6 +210,16 @@ def test_a_variant_is_paired_with_the_baseline_as_compare_pairs_them(small_file,
     assert_same_bits(shown.base, expected.base)
     assert_same_bits(shown.variant, expected.variant)
     assert shown.difference("defaults", total=True)["ci_low"] > 0  # twice the PDs from mid-2021: more defaults on the same paths
+
+
+def test_the_budget_total_is_the_median_outlay_over_paths(small_file):
+    """The total line is the median over paths of every item summed on the path (not the sum of the items' medians)."""
+    explorer = Explorer(small_file, paths=9, seed=SEED)
+    comparison = explorer.compare(explorer.variant({"pools.ip_pledge.size": "20亿"}))
+    page = budget_html(comparison)
+    for run in (comparison.base, comparison.variant):
+        outlay = sum(line.amounts.sum(axis=1) for line in budget_items(run))
+        assert f"<b>{np.median(outlay) / YI:,.3f}</b>" in page
 
 
 # ------------------------------------------------------------------------------------------------ the page, in Python

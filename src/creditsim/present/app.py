@@ -337,19 +337,20 @@ def two_increases_html(comparison: Comparison) -> str:
 
 
 def budget_html(comparison: Comparison) -> str:
-    """The government's outlay by instrument and item over the run (median over paths), baseline and variant."""
-    def totals(run: Any) -> pd.Series:
-        items = budget(run).items
-        items = items[items["year"] == "total"]
-        return items.set_index(["instrument", "item"])["median"]
+    """The government's outlay by instrument and item over the run, baseline and variant: the median over paths of
+    each item and of the whole outlay (the median of the sum, which is not the sum of the medians)."""
+    def medians(run: Any) -> tuple[pd.Series, float]:
+        b = budget(run)
+        items = b.items[b.items["year"] == "total"].set_index(["instrument", "item"])["median"]
+        return items, float(b.totals.set_index("line").loc["outlay", "median"])
 
-    a, b = totals(comparison.base), totals(comparison.variant)
+    (a, a_total), (b, b_total) = medians(comparison.base), medians(comparison.variant)
     lines = list(dict.fromkeys([*a.index, *b.index]))
     if not lines:
         return "<p>No instrument costs the budget anything in this scenario.</p>"
     rows = [[html.escape(f"{instrument}: {item}"), _yi(a.get((instrument, item), np.nan)), _yi(b.get((instrument, item), np.nan))]
             for instrument, item in lines]
-    rows.append(["<b>total 合计</b>", f"<b>{_yi(a.sum())}</b>", f"<b>{_yi(b.sum())}</b>"])
+    rows.append(["<b>total outlay 合计</b>", f"<b>{_yi(a_total)}</b>", f"<b>{_yi(b_total)}</b>"])
     return _html_table(["instrument: item", "baseline 基准", "variant 方案"], rows)
 
 
