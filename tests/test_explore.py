@@ -96,6 +96,17 @@ def test_lever_values_are_read_as_set_reads_them(small_file):
         assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
 
 
+def test_variants_are_of_the_file_as_it_was_read(small_file, tmp_path):
+    """The scenario file is read once: editing it while the page is open moves neither the baseline nor a variant."""
+    copy = tmp_path / "edited.toml"
+    copy.write_bytes(small_file.read_bytes())
+    explorer = Explorer(copy, paths=4)
+    copy.write_text(load_scenario(copy, ["calendar.months=6"]).to_toml(), encoding="utf-8")
+    variant = explorer.variant({"guarantors.county.fee_rate": "0.5%"})
+    assert variant.calendar.months == explorer.scenario.calendar.months == 12
+    assert variant.digest() == load_scenario(small_file, ["guarantors.county.fee_rate=0.5%"]).digest()
+
+
 # ------------------------------------------------------------------------------------------------ runs
 @pytest.fixture
 def ran(monkeypatch) -> list[tuple[str, list[int]]]:

@@ -25,7 +25,8 @@ import numpy as np
 from ..analysis.compare import Comparison
 from ..results import Results
 from ..run.backends import Backend, run_scenarios
-from ..scenario import Scenario, load_scenario
+from ..scenario import Scenario
+from ..scenario.loading import read_scenario_file, scenario_setting
 from .levers import Lever, levers, setting
 
 __all__ = ["Explorer", "Cancelled", "CACHE_BYTES", "FIRST_PATHS", "BATCH_PATHS"]
@@ -64,7 +65,8 @@ class Explorer:
 
     def __init__(self, scenario: str | Path | None = None, paths: int = 200, seed: int = 0, threads: int | None = None) -> None:
         self.source = None if scenario is None else Path(scenario)
-        self.scenario = load_scenario(self.source)
+        self._file = read_scenario_file(self.source)  # read once: every variant is of the file as it was then
+        self.scenario = scenario_setting(*self._file, [])
         self.levers: list[Lever] = levers(self.scenario)
         self.paths, self.seed = paths, seed
         self._backend = Backend("serial", threads=threads or len(os.sched_getaffinity(0)))
@@ -88,7 +90,7 @@ class Explorer:
             The one-line error ``--set`` gives for the first value a field refuses.
         """
         changed = self.changed(values)
-        return load_scenario(self.source, setting(changed)) if changed else self.scenario
+        return scenario_setting(*self._file, setting(changed)) if changed else self.scenario
 
     def overrides(self, values: Mapping[str, str]) -> list[str]:
         """The ``--set`` texts of the levers moved: with the scenario file, the command that reproduces the variant."""

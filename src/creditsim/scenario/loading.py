@@ -26,7 +26,7 @@ from .schema import TESTS, Scenario, field_at, is_amount, model_at, nesting
 from .units import amount_text
 from .written import refuse_bare_amounts_in
 
-__all__ = ["DEFAULT_SCENARIO", "MAX_DEPTH", "MAX_SCENARIO_BYTES", "load_scenario", "parse_overrides", "scenario_from_dict", "key_path", "value_at", "with_tests"]
+__all__ = ["DEFAULT_SCENARIO", "MAX_DEPTH", "MAX_SCENARIO_BYTES", "load_scenario", "parse_overrides", "read_scenario_file", "scenario_from_dict", "scenario_setting", "key_path", "value_at", "with_tests"]
 
 #: The bundled default scenario, run by ``creditsim run`` with no file.
 DEFAULT_SCENARIO = "default.toml"
@@ -61,6 +61,22 @@ def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | li
     ScenarioError
         When the file cannot be read or parsed, or any field or rule is violated.
     """
+    data, base = read_scenario_file(path)
+    written = parse_overrides(overrides) if isinstance(overrides, list) else {}
+    given = overrides if isinstance(overrides, dict) else {}
+    return _validated(data, written, given, base, text=True)
+
+
+def read_scenario_file(path: str | Path | None = None) -> tuple[dict[str, Any], Path | None]:
+    """A scenario file's TOML data (the bundled default's when ``path`` is None), read and parsed but not validated,
+    and the folder its loan tapes are read from: :func:`scenario_setting` makes scenarios of it without reading the
+    file again.
+
+    Raises
+    ------
+    ScenarioError
+        When the file cannot be read or parsed.
+    """
     if path is None:
         text = resources.files("creditsim").joinpath("scenarios", DEFAULT_SCENARIO).read_text(encoding="utf-8")
         source = DEFAULT_SCENARIO
@@ -79,9 +95,19 @@ def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | li
         data = _toml(text, source)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(source, _MISSING, f"is not valid TOML: {exc}") from None
-    written = parse_overrides(overrides) if isinstance(overrides, list) else {}
-    given = overrides if isinstance(overrides, dict) else {}
-    return _validated(data, written, given, None if path is None else Path(path).parent, text=True)
+    return data, None if path is None else Path(path).parent
+
+
+def scenario_setting(data: dict[str, Any], base: Path | None, settings: list[str]) -> Scenario:
+    """The scenario of a file's data (:func:`read_scenario_file`) with the ``--set`` texts ``settings``, checked as
+    :func:`load_scenario` checks the file with them.
+
+    Raises
+    ------
+    ScenarioError
+        For the first field or rule violated.
+    """
+    return _validated(data, parse_overrides(settings), {}, base, text=True)
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
