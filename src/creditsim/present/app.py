@@ -457,6 +457,8 @@ def serve(scenario: str | Path | None, port: int, show: bool, paths: int = 200, 
     ------
     ScenarioError
         When the scenario is not valid (before the server starts).
+    CreditsimError
+        When the port cannot be served (in use, or not this user's to bind).
     """
     import webbrowser
 
@@ -471,9 +473,12 @@ def serve(scenario: str | Path | None, port: int, show: bool, paths: int = 200, 
         return made.view
 
     url = f"http://127.0.0.1:{port}/"
-    server = pn.serve({"/": page}, port=port, address="127.0.0.1", show=False, start=False, title=f"{explorer.scenario.name} · creditsim explore",
-                      websocket_origin=[f"127.0.0.1:{port}", f"localhost:{port}"], print_url=False, verbose=False)
-    server.start()  # listening from here
+    try:  # the server binds its port here, as it is made
+        server = pn.serve({"/": page}, port=port, address="127.0.0.1", show=False, start=False, title=f"{explorer.scenario.name} · creditsim explore",
+                          websocket_origin=[f"127.0.0.1:{port}", f"localhost:{port}"], print_url=False, verbose=False)
+    except OSError as exc:
+        raise CreditsimError(f"--port {port}: cannot serve there ({exc.strerror or exc}); choose another port") from None
+    server.start()
     if ready is not None:
         ready(url)
     if show:

@@ -396,16 +396,8 @@ def _path_list(text: str) -> list[int]:
 
 
 def _explore(args: argparse.Namespace) -> int:
-    import socket
-
     from .app import serve
 
-    with socket.socket() as probe:  # a port in use is refused before the scenario is read and the page built
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: a port just freed is free
-        try:
-            probe.bind(("127.0.0.1", args.port))
-        except OSError as exc:
-            raise CreditsimError(f"--port {args.port}: cannot serve there ({exc.strerror or exc}); choose another port") from None
     serve(args.scenario, args.port, not args.no_browser, args.paths, args.seed, args.threads,
           ready=lambda url: print(f"creditsim explore: serving {url} (Ctrl-C to stop)", flush=True))
     return 0
