@@ -9,7 +9,7 @@ drives it: the baseline is run first (and kept); then the county guarantor's fee
 batch (tables and chart drawn, marked partial) and to the page showing every path. Going back to a variant seen
 before is timed too, and so is a change of seed (nothing kept: the baseline's and the variant's paths run in the
 same batches), and so are the two shares of the time: the engine alone (new variants' paths run without the
-page, on the same threads and on one) and a redraw of the page. The browser's share (a websocket message each way
+page, on the same threads and on one), a lever check and a redraw of the page. The browser's share (a websocket message each way
 on 127.0.0.1) is not counted. numpy's uniform rate, measured before and after, says how fast the shared machine was
 meanwhile (see RESULTS.md, "Machine").
 """
@@ -77,6 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     seed_first = time.perf_counter() - t0
     shown(page, f"{LEVER}=1.1%", complete=True, seed=1)
     seed_complete = time.perf_counter() - t0
+    checks = []
+    for i in range(10):  # a lever check, as the page makes one when a lever is let go: every lever read as --set reads it
+        values = {**page.values(), LEVER: f"{0.4 + 0.01 * i:g}%"}
+        t0 = time.perf_counter()
+        explorer.variant(values)
+        explorer.overrides(values)
+        checks.append(time.perf_counter() - t0)
     redraws = []
     for _ in range(3):  # the page's share: a redraw of every table and the chart, all paths in
         t0 = time.perf_counter()
@@ -95,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "uniform_rate_M_per_s": [round(r / 1e6) for r in rates],
         "engine_s": [round(v, 2) for v in engine], "one_thread_ms_per_path": round(1000 * per_path, 1),
-        "redraw_median_s": round(statistics.median(redraws), 3),
+        "redraw_median_s": round(statistics.median(redraws), 3), "lever_check_median_ms": round(1000 * statistics.median(checks), 1),
         "scenario": explorer.scenario.name, "paths": args.paths, "first_paths": FIRST_PATHS, "threads": threads, "baseline_s": round(warm, 2),
         "baseline_paths": baseline.paths, "first_s": [round(v, 3) for v in first], "complete_s": [round(v, 3) for v in complete],
         "first_median_s": round(statistics.median(first), 3), "complete_median_s": round(statistics.median(complete), 3), "back_s": round(back, 3),
@@ -113,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the engine alone, all {args.paths} paths of a new variant: {', '.join(f'{v:.2f}' for v in engine)} s; "
               f"one thread: {1000 * per_path:.0f} ms a path (50 paths)")
         print(f"a redraw of the page, all paths in: median {result['redraw_median_s']:.2f} s of 3")
+        print(f"a lever check (every lever read as --set reads it): median {result['lever_check_median_ms']:.0f} ms of 10")
     return 0
 
 
